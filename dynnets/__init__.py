@@ -1,0 +1,12 @@
+"""dynnets: structure-preserving neural networks as compositions of numerical-integrator steps.
+
+    import dynnets as dn
+    step = dn.Step(dn.fields.Dense(4, 16), dn.methods.Euler(), h=0.1)
+    net = dn.Flow.repeat(step, 10)
+"""
+
+from . import errors, fields, methods, structure, testing
+from .step import Flow, Step
+
+__version__ = "0.1.0"
+__all__ = ["Flow", "Step", "errors", "fields", "methods", "structure", "testing", "__version__"]

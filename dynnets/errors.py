@@ -1,0 +1,33 @@
+"""Typed errors. Each names the offending value and the rule it broke."""
+
+
+class DynnetsError(Exception):
+    """Base class of every error raised by dynnets."""
+
+
+class IncompatibleFieldError(DynnetsError, TypeError):
+    """A method cannot integrate a field (e.g. a partitioned method on an unpartitioned field)."""
+
+
+class NotInvertibleError(DynnetsError, TypeError):
+    """An explicit inverse was asked of a step or flow that has none."""
+
+
+class TableauError(DynnetsError, ValueError):
+    """A Butcher tableau is malformed, not explicit, or inconsistent."""
+
+
+class StepSizeError(DynnetsError, ValueError):
+    """A step size is not positive and finite, or lies outside a scheme's stability region."""
+
+
+class ShapeError(DynnetsError, ValueError):
+    """An input does not have the shape a field expects."""
+
+
+class NotCertifiedError(DynnetsError, TypeError):
+    """No certified (exactly computed) bound is available for a layer."""
+
+
+class ConfigError(DynnetsError, ValueError):
+    """A configuration value (option, size, name) breaks its documented rule."""

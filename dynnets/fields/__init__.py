@@ -1,0 +1,7 @@
+"""Parametrised vector-field families F_theta (torch Modules). See DESIGN.md's guarantee table."""
+
+from .activations import ACTIVATIONS, get_activation
+from .base import Field
+from .dense import Dense
+
+__all__ = ["ACTIVATIONS", "Field", "Dense", "get_activation"]

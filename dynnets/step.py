@@ -1,0 +1,180 @@
+"""Step (one integrator step as a layer) and Flow (a network: a composition of steps)."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import structure
+from .errors import ConfigError, NotInvertibleError, StepSizeError
+from .methods.base import Method
+
+
+def _check_step_size(h) -> float:
+    try:
+        value = float(h)
+    except (TypeError, ValueError):
+        raise StepSizeError(f"step size h must be a real number, got {h!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise StepSizeError(f"step size h must be positive and finite, got h={value}")
+    return value
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class Step(nn.Module):
+    """x -> Psi^h_F(x): one step of ``method`` applied to the vector field ``field``.
+
+    ``h`` is a fixed positive float, or, with ``learn_h=True``, a trainable parameter kept positive by
+    construction: h = softplus(rho), or h = h_max * sigmoid(rho) when ``h_max`` is given (so the step
+    size can never leave (0, h_max), whatever training does).
+
+    A method that cannot integrate the field is refused here with ``IncompatibleFieldError``.
+    """
+
+    def __init__(self, field: nn.Module, method: Method, h: float, *, learn_h: bool = False,
+                 h_max: float | None = None):
+        super().__init__()
+        if not isinstance(field, nn.Module):
+            raise TypeError(f"field must be a torch.nn.Module, got {type(field).__name__}")
+        if not isinstance(method, Method):
+            raise TypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
+        method.check(field)
+        self.field = field
+        self.method = method
+        h0 = _check_step_size(h)
+        self.h_max = None if h_max is None else _check_step_size(h_max)
+        if self.h_max is not None and h0 >= self.h_max:
+            raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
+        self.learn_h = bool(learn_h)
+        if self.learn_h:
+            if self.h_max is None:
+                rho = _inverse_softplus(h0)
+            else:
+                rho = math.log(h0 / (self.h_max - h0))
+            self.h_raw = nn.Parameter(torch.tensor(rho))
+        else:
+            self._h = h0
+
+    @property
+    def h(self):
+        """The step size: a float when fixed, a 0-d tensor (differentiable) when learned."""
+        if not self.learn_h:
+            return self._h
+        if self.h_max is None:
+            return F.softplus(self.h_raw)
+        return self.h_max * torch.sigmoid(self.h_raw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.method.step(self.field, x, self.h)
+
+    @property
+    def guarantees(self) -> frozenset:
+        return self.method.guarantees(self.field, self.h)
+
+    @property
+    def invertible(self) -> bool:
+        return self.method.invertible(self.field)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return self.method.inverse(self.field, y, self.h)
+
+    def lipschitz_bound(self) -> float:
+        """Certified upper bound of this step's Lipschitz constant (exact norms only)."""
+        return float(self.method.lipschitz_bound(self.field, self.h))
+
+    def extra_repr(self) -> str:
+        h = f"{float(self.h):.4g}" + (" (learned)" if self.learn_h else "")
+        return f"method={self.method!r}, h={h}"
+
+
+class Flow(nn.Module):
+    """x -> s_M(...s_1(x)): a discrete flow (network) of Steps (or nested Flows).
+
+    ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step.
+    A Flow's guarantees are derived from its steps (``structure.compose``).
+    """
+
+    def __init__(self, steps: Iterable[nn.Module]):
+        super().__init__()
+        steps = list(steps)
+        if not steps:
+            raise ConfigError("a Flow needs at least one step, got an empty list")
+        for i, s in enumerate(steps):
+            if not isinstance(s, (Step, Flow)):
+                raise TypeError(f"Flow step {i} must be a dynnets Step or Flow, got {type(s).__name__}")
+        unique: list[nn.Module] = []
+        index = []
+        for s in steps:
+            for k, u in enumerate(unique):
+                if u is s:
+                    index.append(k)
+                    break
+            else:
+                index.append(len(unique))
+                unique.append(s)
+        self.layers = nn.ModuleList(unique)
+        self._index = tuple(index)
+
+    @classmethod
+    def repeat(cls, step: nn.Module, n: int) -> "Flow":
+        """n applications of one weight-tied step."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"Flow.repeat needs a positive integer count, got n={n!r}")
+        return cls([step] * n)
+
+    @property
+    def steps(self) -> Sequence[nn.Module]:
+        """The steps in the order they are applied (weight-tied steps appear repeatedly)."""
+        return tuple(self.layers[i] for i in self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = list(self.layers)
+        for i in self._index:
+            x = layers[i](x)
+        return x
+
+    @property
+    def guarantees(self) -> frozenset:
+        per_layer = [layer.guarantees for layer in self.layers]
+        return structure.compose(per_layer[i] for i in self._index)
+
+    @property
+    def invertible(self) -> bool:
+        return all(layer.invertible for layer in self.layers)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """The exact inverse map, composed from each step's explicit inverse in reverse order."""
+        for k, layer in enumerate(self.layers):
+            if not layer.invertible:
+                where = [pos for pos, i in enumerate(self._index) if i == k]
+                what = (f"{type(layer.field).__name__} with {layer.method.name}" if isinstance(layer, Step)
+                        else "a nested Flow")
+                raise NotInvertibleError(
+                    f"Flow.inverse needs every step explicitly invertible; step {where[0]} "
+                    f"({what}) is not"
+                )
+        layers = list(self.layers)
+        for i in reversed(self._index):
+            y = layers[i].inverse(y)
+        return y
+
+    def lipschitz_bound(self) -> float:
+        """Product of the steps' certified bounds (each from exact norms)."""
+        per_layer = [layer.lipschitz_bound() for layer in self.layers]
+        bound = 1.0
+        for i in self._index:
+            bound *= per_layer[i]
+        return bound
+
+    def extra_repr(self) -> str:
+        return f"steps={len(self)}, distinct={len(self.layers)}"

@@ -1,0 +1,124 @@
+"""Measuring structural claims numerically, in float64, with torch.func.
+
+Every function takes a map ``f`` (a callable on batches, e.g. a Step or Flow) and a batch of points,
+and returns a non-negative float defect; none of them asserts anything. A torch Module is evaluated on
+a float64 copy of itself (the caller's module is left untouched); points are converted to float64.
+Jacobians are exact (reverse-mode autodiff with ``torch.func.jacrev``), batched with ``vmap``.
+
+Typical use in a test: ``assert symplecticity_defect(net, x) <= C * n * torch.finfo(torch.float64).eps``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+__all__ = [
+    "as_float64", "jacobian", "symplecticity_defect", "volume_defect", "invariant_drift", "norm_drift",
+    "lipschitz_ratio", "inverse_defect", "EPS64",
+]
+
+EPS64 = torch.finfo(torch.float64).eps
+
+
+def as_float64(f):
+    """A float64 version of f: a deep copy converted to float64 for Modules, f itself otherwise."""
+    if isinstance(f, nn.Module):
+        if all(p.dtype == torch.float64 for p in f.parameters()) and all(
+            b.dtype == torch.float64 for b in f.buffers() if b.is_floating_point()
+        ):
+            return f
+        return copy.deepcopy(f).to(torch.float64)
+    return f
+
+
+def _points(x) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.dim() < 2:
+        raise ValueError(f"points must be a batch of shape (batch, ...), got shape {tuple(x.shape)}")
+    return x.to(torch.float64)
+
+
+def jacobian(f, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """Batched Jacobian D f(x_i), shape (batch, m, n) with states flattened to vectors."""
+    f = as_float64(f)
+    x = _points(x)
+    shape = x.shape[1:]
+
+    def single(z):
+        return f(z.reshape(1, *shape)).reshape(-1)
+
+    return vmap(jacrev(single), chunk_size=chunk_size)(x.reshape(x.shape[0], -1)).detach()
+
+
+def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
+    """max_i || J_i^T Omega J_i - Omega ||_F, J_i = D f(x_i), Omega = [[0, I], [-I, 0]] on x = (q, p)."""
+    J = jacobian(f, x, chunk_size)
+    n2 = J.shape[-1]
+    if n2 % 2 or J.shape[-2] != n2:
+        raise ValueError(f"symplecticity needs a map of R^2n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
+    n = n2 // 2
+    eye = torch.eye(n, dtype=J.dtype, device=J.device)
+    zero = torch.zeros_like(eye)
+    omega = torch.cat([torch.cat([zero, eye], 1), torch.cat([-eye, zero], 1)], 0)
+    defect = J.transpose(-1, -2) @ omega @ J - omega
+    return float(torch.linalg.matrix_norm(defect).max())
+
+
+def volume_defect(f, x, chunk_size: int | None = None) -> float:
+    """max_i | det D f(x_i) - 1 |."""
+    J = jacobian(f, x, chunk_size)
+    if J.shape[-1] != J.shape[-2]:
+        raise ValueError(f"volume needs a map of R^n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
+    return float((torch.linalg.det(J) - 1).abs().max())
+
+
+@torch.no_grad()
+def invariant_drift(f, x, c) -> float:
+    """max_i | c^T f(x_i) - c^T x_i | / max(1, |c^T x_i|)."""
+    f = as_float64(f)
+    x = _points(x)
+    c = torch.as_tensor(c, dtype=torch.float64, device=x.device).reshape(-1)
+    flat = x.reshape(x.shape[0], -1)
+    if c.numel() != flat.shape[1]:
+        raise ValueError(f"c has {c.numel()} entries but states have {flat.shape[1]}")
+    before = flat @ c
+    after = f(x).reshape(x.shape[0], -1) @ c
+    return float(((after - before).abs() / before.abs().clamp_min(1.0)).max())
+
+
+@torch.no_grad()
+def norm_drift(f, x) -> float:
+    """max_i | ||f(x_i)|| - ||x_i|| | / max(1, ||x_i||)."""
+    f = as_float64(f)
+    x = _points(x)
+    before = x.reshape(x.shape[0], -1).norm(dim=1)
+    after = f(x).reshape(x.shape[0], -1).norm(dim=1)
+    return float(((after - before).abs() / before.clamp_min(1.0)).max())
+
+
+@torch.no_grad()
+def lipschitz_ratio(f, x, y) -> float:
+    """max_i ||f(x_i) - f(y_i)|| / ||x_i - y_i|| over paired rows (a lower bound of Lip(f))."""
+    f = as_float64(f)
+    x, y = _points(x), _points(y)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    num = (f(x) - f(y)).reshape(x.shape[0], -1).norm(dim=1)
+    den = (x - y).reshape(x.shape[0], -1).norm(dim=1)
+    if bool((den == 0).any()):
+        raise ValueError("lipschitz_ratio needs x_i != y_i for every pair")
+    return float((num / den).max())
+
+
+@torch.no_grad()
+def inverse_defect(f, f_inverse, x) -> float:
+    """max_i || f_inverse(f(x_i)) - x_i || / max(1, ||x_i||): the round-trip error."""
+    f, f_inverse = as_float64(f), as_float64(f_inverse)
+    x = _points(x)
+    back = f_inverse(f(x))
+    err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
+    return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
