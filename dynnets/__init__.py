@@ -9,4 +9,4 @@ from . import errors, fields, methods, structure, testing
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "errors", "fields", "methods", "structure", "testing", "__version__"]
+__all__ = ["Flow", "Step", "__version__", "errors", "fields", "methods", "structure", "testing"]

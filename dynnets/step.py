@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,7 @@ class Flow(nn.Module):
         self._index = tuple(index)
 
     @classmethod
-    def repeat(cls, step: nn.Module, n: int) -> "Flow":
+    def repeat(cls, step: nn.Module, n: int) -> Flow:
         """n applications of one weight-tied step."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"Flow.repeat needs a positive integer count, got n={n!r}")

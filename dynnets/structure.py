@@ -16,14 +16,24 @@ which multiply (``compose``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 
 __all__ = [
-    "Property", "Symplectic", "VolumePreserving", "NormPreserving", "LinearInvariant", "Lipschitz",
-    "Trait", "Partitioned", "SeparableHamiltonian", "SkewProduct", "ConservesLinear", "compose",
+    "ConservesLinear",
+    "LinearInvariant",
+    "Lipschitz",
+    "NormPreserving",
+    "Partitioned",
+    "Property",
+    "SeparableHamiltonian",
+    "SkewProduct",
+    "Symplectic",
+    "Trait",
+    "VolumePreserving",
+    "compose",
 ]
 
 
@@ -69,7 +79,7 @@ class LinearInvariant(Property):
         object.__setattr__(self, "c", _as_vector(c))
 
     @classmethod
-    def ones(cls, dim: int) -> "LinearInvariant":
+    def ones(cls, dim: int) -> LinearInvariant:
         return cls((1.0,) * dim)
 
     def vector(self, dtype=torch.float64, device=None) -> torch.Tensor:

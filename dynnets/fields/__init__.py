@@ -3,5 +3,6 @@
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
 from .dense import Dense
+from .linear import Linear
 
-__all__ = ["ACTIVATIONS", "Field", "Dense", "get_activation"]
+__all__ = ["ACTIVATIONS", "Dense", "Field", "Linear", "get_activation"]

@@ -2,9 +2,19 @@
 
 from .base import Method
 from .rk import RK4, Euler, ExplicitRK, Heun
-from .tableau import EULER, HEUN, MIDPOINT, RK4 as RK4_TABLEAU, SSPRK3, ButcherTableau
+from .tableau import EULER, HEUN, MIDPOINT, SSPRK3, ButcherTableau
+from .tableau import RK4 as RK4_TABLEAU
 
 __all__ = [
-    "Method", "ExplicitRK", "Euler", "Heun", "RK4", "ButcherTableau",
-    "EULER", "HEUN", "MIDPOINT", "SSPRK3", "RK4_TABLEAU",
+    "EULER",
+    "HEUN",
+    "MIDPOINT",
+    "RK4",
+    "RK4_TABLEAU",
+    "SSPRK3",
+    "ButcherTableau",
+    "Euler",
+    "ExplicitRK",
+    "Heun",
+    "Method",
 ]
