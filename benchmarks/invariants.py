@@ -22,12 +22,12 @@ from ._common import machine, write_json
 POINTS = 8
 
 
-def _time(fn, repeats):
-    fn()  # warm-up
+def _time(fn, args, repeats):
+    fn(*args)  # warm-up
     best = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         best.append(time.perf_counter() - t0)
     return float(np.median(best))
 
@@ -44,14 +44,14 @@ def main(argv=None) -> dict:
         y = x + 1e-3 * torch.randn_like(x)
         c = torch.ones(d, dtype=torch.float64)
         repeats = 5 if d <= 300 else 2
-        row = {
-            "dim": d,
-            "volume_defect": _time(lambda: dn.testing.volume_defect(net, x), repeats),
-            "invariant_drift": _time(lambda: dn.testing.invariant_drift(net, x, c), repeats),
-            "lipschitz_ratio": _time(lambda: dn.testing.lipschitz_ratio(net, x, y), repeats),
+        checks = {
+            "volume_defect": (dn.testing.volume_defect, (net, x)),
+            "invariant_drift": (dn.testing.invariant_drift, (net, x, c)),
+            "lipschitz_ratio": (dn.testing.lipschitz_ratio, (net, x, y)),
         }
         if d % 2 == 0:
-            row["symplecticity_defect"] = _time(lambda: dn.testing.symplecticity_defect(net, x), repeats)
+            checks["symplecticity_defect"] = (dn.testing.symplecticity_defect, (net, x))
+        row = {"dim": d, **{name: _time(fn, fargs, repeats) for name, (fn, fargs) in checks.items()}}
         rows.append(row)
         print(f"dim {d}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in row.items() if k != "dim"))
     cols = ["volume_defect", "symplecticity_defect", "invariant_drift", "lipschitz_ratio"]
