@@ -37,27 +37,29 @@ _MAX_HEADER = 4096
 _TMP_TAG = ".tmp-"
 
 # What torch.load(weights_only=True) can rebuild; checked at save time so that a checkpoint that could
-# not be read back is refused when it is written, not when a run tries to resume from it.
-_LEAVES = (torch.Tensor, int, float, complex, bool, str, bytes, type(None), torch.dtype, torch.device,
-           torch.Size)
+# not be read back is refused when it is written, not when a run tries to resume from it. Exact types:
+# subclasses (a str subclass such as torch.__version__, a namedtuple, a defaultdict) are not rebuilt.
+_LEAF_TYPES = (int, float, complex, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
+_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 def check_payload(obj, where: str = "payload") -> None:
     """Raise CheckpointError if ``obj`` holds anything but tensors, numbers, strings and containers."""
-    if isinstance(obj, _LEAVES):
+    kind = type(obj)
+    if kind in _LEAF_TYPES or kind in _TENSOR_TYPES:
         return
-    if isinstance(obj, (dict, OrderedDict)):
+    if kind in (dict, OrderedDict):
         for key, value in obj.items():
-            if not isinstance(key, (str, int)):
+            if type(key) not in (str, int):
                 raise CheckpointError(f"checkpoint key {key!r} at {where} has type {type(key).__name__}; "
                                       "keys must be str or int")
             check_payload(value, f"{where}.{key}")
         return
-    if isinstance(obj, (list, tuple)):
+    if kind in (list, tuple):
         for i, value in enumerate(obj):
             check_payload(value, f"{where}[{i}]")
         return
-    raise CheckpointError(f"checkpoint value at {where} has type {type(obj).__name__}, which "
+    raise CheckpointError(f"checkpoint value at {where} has type {kind.__module__}.{kind.__qualname__}, which "
                           "torch.load(weights_only=True) cannot read; store tensors, numbers, strings and "
                           "dict/list/tuple containers only")
 

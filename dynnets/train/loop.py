@@ -140,9 +140,9 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
     use_ddp = info.world_size > 1 if ddp is None else ddp
     dev = D.local_device(cfg.device)
 
-    model.to(device=dev, dtype=cfg.dtype)
     opt = _make_optimizer(cfg, model)
-    scheduler = _make_scheduler(schedule, opt)
+    scheduler = _make_scheduler(schedule, opt)  # may still refuse the schedule: convert the model after it
+    model.to(device=dev, dtype=cfg.dtype)  # in place: the optimizer keeps the same Parameter objects
     is_lbfgs = isinstance(opt, torch.optim.LBFGS)
     source = BatchSource(data)
     if cfg.checkpoint is not None:  # refuse now a state that could not be written/read back later

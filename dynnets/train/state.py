@@ -30,7 +30,7 @@ def build_payload(*, step, model, optimizer, scheduler, losses, world_size, rank
         "losses": torch.tensor(losses, dtype=torch.float64),
         "world_size": int(world_size),
         "ranks": ranks,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 
