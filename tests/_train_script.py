@@ -2,6 +2,7 @@
 
     python tests/_train_script.py resume --checkpoint F --steps 2N --every N [--slow-after N]
     python tests/_train_script.py ddp --out F --steps K [--control-out G]     # also under torchrun
+        [--split-out H --split-checkpoint C --stop-at S]
 
 `resume` trains a float64 MLP with dropout on shuffled mini-batches (DataLoader with a seeded generator,
 epochs that do not divide the step count), Adam + StepLR + gradient clipping, and a loss that also draws
@@ -82,6 +83,17 @@ def run_ddp(args) -> None:
         save_checkpoint(args.out, {"params": dict(model.state_dict()),
                                    "losses": torch.tensor(result.losses, dtype=torch.float64),
                                    "world_size": info.world_size})
+    if args.split_out:
+        # the same run stopped at --stop-at and resumed from its checkpoint with fresh objects
+        for stop in (args.stop_at, args.steps):
+            split = make_model(7, dropout=0.0)
+            split_result = fit(split, mse, shard_loader(dataset, global_batch_size=32, seed=6), steps=stop,
+                               optimizer="sgd", lr=0.1, progress=False, checkpoint=args.split_checkpoint,
+                               checkpoint_every=1000)
+        if info.is_main:
+            save_checkpoint(args.split_out, {"params": dict(split.state_dict()),
+                                             "losses": torch.tensor(split_result.losses, dtype=torch.float64),
+                                             "resumed_from": split_result.resumed_from})
     if args.control_out and info.world_size == 1:
         # negative control: what one rank would learn from its own half of each global batch, i.e. DDP
         # without gradient averaging
@@ -107,6 +119,9 @@ def main() -> None:
     d.add_argument("--steps", type=int, required=True)
     d.add_argument("--checkpoint", default=None)
     d.add_argument("--control-out", default=None)
+    d.add_argument("--split-out", default=None)
+    d.add_argument("--split-checkpoint", default=None)
+    d.add_argument("--stop-at", type=int, default=None)
     args = parser.parse_args()
     {"resume": run_resume, "ddp": run_ddp}[args.mode](args)
 

@@ -32,11 +32,18 @@ def _env():
     return env
 
 
+def _start(command):
+    # own session: on a timeout the whole process group (torchrun and its workers) is killed, so no
+    # orphaned worker keeps the pipes open or a port busy
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True)
+
+
 def _finish(proc, what):
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"{what} did not finish within {TIMEOUT} s\n{out}\n{err}")
     assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{out}\n{err}"
@@ -52,9 +59,8 @@ def test_sigkill_after_checkpoint_then_resume_is_bitwise_identical(tmp_path):
         return [sys.executable, SCRIPT, "resume", "--checkpoint", str(path), "--steps", str(2 * n),
                 "--every", str(n), *extra]
 
-    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    reference = subprocess.Popen(command(full), **pipes)
-    victim = subprocess.Popen(command(killed, "--slow-after", str(n)), **pipes)
+    reference = _start(command(full))
+    victim = _start(command(killed, "--slow-after", str(n)))
     try:
         deadline = time.monotonic() + TIMEOUT
         while not killed.exists():  # appears atomically, once, at step n (the next write is at 2n)
@@ -66,11 +72,11 @@ def test_sigkill_after_checkpoint_then_resume_is_bitwise_identical(tmp_path):
         victim.communicate(timeout=TIMEOUT)
     finally:
         if victim.poll() is None:
-            victim.kill()
+            os.killpg(victim.pid, signal.SIGKILL)
     assert victim.returncode == -signal.SIGKILL
     assert load_checkpoint(killed)["step"] == n, "the kill did not land between the checkpoints at n and 2n"
 
-    resumed = subprocess.Popen(command(killed), **pipes)
+    resumed = _start(command(killed))
     assert "resumed_from 30" in _finish(resumed, "resumed run")
     assert "resumed_from None" in _finish(reference, "reference run")
 
@@ -93,16 +99,17 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     vs one process. Tolerance: C * K * eps * scale with C = 8 and scale = max(1, max |theta|): the two runs
     differ only in the order of floating-point sums (local means averaged over ranks vs one mean).
     Negative control: one rank training alone on its half of every global batch (DDP without gradient
-    averaging) ends >= 1e6 times further away."""
+    averaging) ends >= 1e6 times further away. The same torchrun job also stops a second run at step 13 and
+    resumes it from its checkpoint: the result equals the straight DDP run bitwise."""
     k = 20
     ddp_out, single_out, control_out = tmp_path / "ddp.ckpt", tmp_path / "single.ckpt", tmp_path / "control.ckpt"
-    run_ckpt = tmp_path / "run.ckpt"
-    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    torchrun = subprocess.Popen(
+    run_ckpt, split_out = tmp_path / "run.ckpt", tmp_path / "split-result.ckpt"
+    torchrun = _start(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-         SCRIPT, "ddp", "--out", str(ddp_out), "--steps", str(k), "--checkpoint", str(run_ckpt)], **pipes)
-    single = subprocess.Popen([sys.executable, SCRIPT, "ddp", "--out", str(single_out), "--steps", str(k),
-                               "--control-out", str(control_out)], **pipes)
+         SCRIPT, "ddp", "--out", str(ddp_out), "--steps", str(k), "--checkpoint", str(run_ckpt),
+         "--split-out", str(split_out), "--split-checkpoint", str(tmp_path / "split.ckpt"), "--stop-at", "13"])
+    single = _start([sys.executable, SCRIPT, "ddp", "--out", str(single_out), "--steps", str(k),
+                     "--control-out", str(control_out)])
     _finish(single, "single-process run")
     _finish(torchrun, "torchrun")
 
@@ -120,3 +127,8 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     assert run["step"] == k and run["world_size"] == 2 and len(run["ranks"]) == 2
     assert [r["data"]["epoch"] for r in run["ranks"]] == [4, 4]
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    # DDP resume is exact too: stopped at step 13 (mid-epoch) and resumed to k == straight k, bitwise
+    split = load_checkpoint(split_out)
+    assert split["resumed_from"] == 13
+    assert all(torch.equal(split["params"][n], ddp["params"][n]) for n in ddp["params"])
+    assert torch.equal(split["losses"], ddp["losses"])

@@ -158,6 +158,17 @@ def broadcast_flag(flag: bool) -> bool:
     return bool(t.item())
 
 
+def all_agree(ok: bool) -> bool:
+    """True on every rank iff ``ok`` is True on every rank; also a barrier (every rank must call it)."""
+    info = current()
+    if not (info.active and info.world_size > 1):
+        return ok
+    device = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else torch.device("cpu")
+    t = torch.tensor([1 if ok else 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def gather_objects(obj) -> list:
     """``obj`` from every rank, as a list indexed by rank (a single-element list without a process group)."""
     info = current()

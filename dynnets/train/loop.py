@@ -154,8 +154,19 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
 
     losses: list[float] = []
     start, resumed_from = 0, None
-    if cfg.checkpoint is not None and cfg.resume and cfg.checkpoint.exists():
-        start, losses = _resume(cfg, model, opt, scheduler, source, info)
+    # rank 0 decides whether to resume, so that all ranks take the same path even while a file system
+    # catches up; every rank then checks the checkpoint and they agree before anyone applies it
+    if D.broadcast_flag(cfg.checkpoint is not None and cfg.resume and cfg.checkpoint.exists()):
+        error, apply = None, None
+        try:
+            apply = _prepare_resume(cfg, model, opt, scheduler, source, info)
+        except CheckpointError as e:
+            error = e
+        if not D.all_agree(error is None):
+            if apply is not None:
+                apply.undo()
+            raise error or CheckpointError(f"checkpoint {cfg.checkpoint}: another rank could not use it")
+        start, losses = apply()
         resumed_from = start
     elif cfg.seed is not None:
         seed_everything(cfg.seed)
@@ -172,12 +183,19 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
 
     def write_checkpoint():
         records = D.gather_objects({"rng": capture_rng(), "data": source.state()})
+        error = None
         if info.is_main:
-            save_checkpoint(cfg.checkpoint, build_payload(step=step, model=model, optimizer=opt,
-                                                          scheduler=scheduler, losses=losses,
-                                                          world_size=info.world_size, ranks=records))
-            if on_checkpoint is not None:
-                on_checkpoint(step, cfg.checkpoint)
+            try:
+                save_checkpoint(cfg.checkpoint, build_payload(step=step, model=model, optimizer=opt,
+                                                              scheduler=scheduler, losses=losses,
+                                                              world_size=info.world_size, ranks=records))
+            except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                error = e
+        # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists
+        if not D.all_agree(error is None):
+            raise error or CheckpointError(f"checkpoint {cfg.checkpoint}: rank 0 failed to write it")
+        if info.is_main and on_checkpoint is not None:
+            on_checkpoint(step, cfg.checkpoint)
 
     try:
         while step < cfg.steps:
@@ -243,8 +261,24 @@ def _take_step(net, loss_fn, batch, opt, is_lbfgs: bool, cfg: FitConfig, step: i
     return value
 
 
-def _resume(cfg: FitConfig, model, opt, scheduler, source: BatchSource, info: D.DistInfo):
-    """Check everything, replay the data, then apply: a checkpoint that does not fit changes nothing."""
+class _PreparedResume:
+    """A checked checkpoint whose data position has been replayed; calling it applies the rest."""
+
+    def __init__(self, payload, record, rng_before, model, opt, scheduler):
+        self.payload, self.record, self.rng_before = payload, record, rng_before
+        self.model, self.opt, self.scheduler = model, opt, scheduler
+
+    def undo(self) -> None:
+        restore_rng(self.rng_before)
+
+    def __call__(self):
+        losses = apply_payload(self.payload, model=self.model, optimizer=self.opt, scheduler=self.scheduler)
+        restore_rng(self.record["rng"])
+        return self.payload["step"], losses
+
+
+def _prepare_resume(cfg: FitConfig, model, opt, scheduler, source: BatchSource, info: D.DistInfo):
+    """Check everything and replay the data; nothing of model/optimizer/scheduler is touched yet."""
     path = cfg.checkpoint
     payload = load_checkpoint(path, map_location="cpu")
     check_payload_fits(payload, path=path, model=model, optimizer=opt, scheduler=scheduler, steps=cfg.steps)
@@ -261,6 +295,4 @@ def _resume(cfg: FitConfig, model, opt, scheduler, source: BatchSource, info: D.
     except BaseException:
         restore_rng(before)
         raise
-    losses = apply_payload(payload, model=model, optimizer=opt, scheduler=scheduler)
-    restore_rng(record["rng"])
-    return payload["step"], losses
+    return _PreparedResume(payload, record, before, model, opt, scheduler)
