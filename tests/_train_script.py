@@ -14,6 +14,7 @@ With --slow-after N it sleeps 50 ms per step after step N, so a test can SIGKILL
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -73,7 +74,10 @@ def run_resume(args) -> None:
 
 
 def run_ddp(args) -> None:
-    info = init_distributed(device="cpu")
+    if args.pid_dir:  # torchrun starts workers in their own sessions: the test kills them by pid on timeout
+        with open(os.path.join(args.pid_dir, f"worker-{os.getpid()}.pid"), "w") as f:
+            f.write(str(os.getpid()))
+    info = init_distributed(device="cpu", timeout=60.0)
     dataset = make_data(128, 5)
     loader = shard_loader(dataset, global_batch_size=32, seed=6)
     model = make_model(7, dropout=0.0)
@@ -122,6 +126,7 @@ def main() -> None:
     d.add_argument("--split-out", default=None)
     d.add_argument("--split-checkpoint", default=None)
     d.add_argument("--stop-at", type=int, default=None)
+    d.add_argument("--pid-dir", default=None)
     args = parser.parse_args()
     {"resume": run_resume, "ddp": run_ddp}[args.mode](args)
 

@@ -234,3 +234,20 @@ def test_corrupt_checkpoint_stops_fit_and_resume_false_starts_over(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     result = fit(model, _mse, _data(), steps=8, checkpoint=path, resume=False, progress=False)
     assert result.resumed_from is None and load_checkpoint(path)["step"] == 8
+
+
+def test_a_checkpoint_in_use_by_a_live_run_is_refused(tmp_path):
+    """Two live runs must not write one checkpoint; the lock dies with its holder, so a killed run never
+    blocks the next one (tests/test_train_processes.py resumes right after a SIGKILL)."""
+    from dynnets.train.checkpoint import RunLock
+
+    path = tmp_path / "run.ckpt"
+    held = RunLock(path)
+    held.acquire()
+    try:
+        with pytest.raises(CheckpointError, match="in use by another running process"):
+            fit(_mlp(), _mse, _data(), steps=2, checkpoint=path, progress=False)
+        assert not path.exists()
+    finally:
+        held.release()
+    assert fit(_mlp(), _mse, _data(), steps=2, checkpoint=path, progress=False).steps_done == 2

@@ -39,11 +39,24 @@ def _start(command):
                             start_new_session=True)
 
 
-def _finish(proc, what):
+def _kill_all(proc, pid_dir=None):
+    """SIGKILL the process group we started and any torchrun workers (own sessions) that wrote pid files."""
+    for pid_file in Path(pid_dir).glob("worker-*.pid") if pid_dir else []:
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _finish(proc, what, pid_dir=None):
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_all(proc, pid_dir)
         out, err = proc.communicate()
         pytest.fail(f"{what} did not finish within {TIMEOUT} s\n{out}\n{err}")
     assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{out}\n{err}"
@@ -107,11 +120,12 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     torchrun = _start(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
          SCRIPT, "ddp", "--out", str(ddp_out), "--steps", str(k), "--checkpoint", str(run_ckpt),
-         "--split-out", str(split_out), "--split-checkpoint", str(tmp_path / "split.ckpt"), "--stop-at", "13"])
+         "--split-out", str(split_out), "--split-checkpoint", str(tmp_path / "split.ckpt"), "--stop-at", "13",
+         "--pid-dir", str(tmp_path)])
     single = _start([sys.executable, SCRIPT, "ddp", "--out", str(single_out), "--steps", str(k),
                      "--control-out", str(control_out)])
     _finish(single, "single-process run")
-    _finish(torchrun, "torchrun")
+    _finish(torchrun, "torchrun", pid_dir=tmp_path)
 
     ddp, one, control = (load_checkpoint(p) for p in (ddp_out, single_out, control_out))
     assert ddp["world_size"] == 2 and one["world_size"] == 1

@@ -116,6 +116,38 @@ def remove_stale_temp_files(path) -> list[Path]:
     return removed
 
 
+class RunLock:
+    """An exclusive advisory lock on ``<path>.lock`` so that two live runs never write one checkpoint.
+
+    Uses ``fcntl.flock``: the kernel drops the lock when the holder exits, however it dies (SIGKILL
+    included), so a killed run never blocks the next one. A no-op where fcntl does not exist (Windows).
+    """
+
+    def __init__(self, path):
+        self.path = Path(str(path) + ".lock")
+        self._fd = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise CheckpointError(f"checkpoint {str(self.path)[:-5]} is in use by another running process "
+                                  f"(it holds the lock {self.path}); wait for it or use another path") from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
 def save_checkpoint(path, payload: dict) -> None:
     """Serialise ``payload`` (tensors, numbers, strings, dict/list/tuple) and write it atomically to ``path``."""
     if not isinstance(payload, dict):

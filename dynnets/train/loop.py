@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError, NonFiniteLossError, ShapeError
 from . import distributed as D
-from .checkpoint import check_payload, load_checkpoint, remove_stale_temp_files, save_checkpoint
+from .checkpoint import RunLock, check_payload, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import FitConfig, validate_fit_config
 from .data import BatchSource, move_batch
 from .rng import capture_rng, restore_rng, seed_everything
@@ -152,6 +152,25 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
         except CheckpointError as e:
             raise ConfigError(str(e)) from None
 
+    lock = RunLock(cfg.checkpoint) if cfg.checkpoint is not None and info.is_main else None
+    lock_error = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except CheckpointError as e:
+            lock_error = e
+    if cfg.checkpoint is not None and not D.all_agree(lock_error is None):
+        raise lock_error or CheckpointError(f"checkpoint {cfg.checkpoint}: rank 0 could not lock it")
+    try:
+        return _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfgs, source,
+                           on_step, on_checkpoint)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfgs, source, on_step,
+                on_checkpoint) -> FitResult:
     losses: list[float] = []
     start, resumed_from = 0, None
     # rank 0 decides whether to resume, so that all ranks take the same path even while a file system
