@@ -251,3 +251,20 @@ def test_a_checkpoint_in_use_by_a_live_run_is_refused(tmp_path):
     finally:
         held.release()
     assert fit(_mlp(), _mse, _data(), steps=2, checkpoint=path, progress=False).steps_done == 2
+
+
+def test_model_that_cannot_be_deep_copied_is_checked_structurally(tmp_path):
+    class Holder(torch.nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.net = _mlp(width)
+            self.handle = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - a file handle cannot be deep-copied
+
+        def forward(self, x):
+            return self.net(x)
+
+    path = tmp_path / "run.ckpt"
+    fit(Holder(8), _mse, _data(), steps=3, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="has shape"):
+        fit(Holder(16), _mse, _data(), steps=6, checkpoint=path, progress=False)
+    assert fit(Holder(8), _mse, _data(), steps=6, checkpoint=path, progress=False).resumed_from == 3

@@ -79,7 +79,11 @@ def check_payload_fits(payload: dict, *, path, model, optimizer, scheduler, step
                 and value.dtype != state[name].dtype:
             raise CheckpointError(f"{where}: {name} is stored as {state[name].dtype} but the model holds "
                                   f"{value.dtype} (rule: resume with the dtype the run was started with)")
-    trial_model, trial_opt, trial_sched = copy.deepcopy((model, optimizer, scheduler))
+    try:
+        trial_model, trial_opt, trial_sched = copy.deepcopy((model, optimizer, scheduler))
+    except Exception:  # noqa: BLE001 - an object that cannot be copied: check the structure instead
+        _check_structure(where, own, state, optimizer, payload["optimizer"])
+        return
     try:
         trial_model.load_state_dict(state)
         trial_opt.load_state_dict(payload["optimizer"])
@@ -88,6 +92,22 @@ def check_payload_fits(payload: dict, *, path, model, optimizer, scheduler, step
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
         msg = " ".join(str(e).split())
         raise CheckpointError(f"{where}: does not fit this model/optimizer/schedule: {msg}") from None
+
+
+def _check_structure(where, own: dict, state: dict, optimizer, opt_state) -> None:
+    """What load_state_dict would check, for models or optimizers that cannot be deep-copied."""
+    if set(own) != set(state):
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        raise CheckpointError(f"{where}: does not fit this model: missing keys {missing[:5]}, unexpected keys "
+                              f"{extra[:5]}")
+    for name, value in own.items():
+        if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(getattr(state[name], "shape", ())):
+            raise CheckpointError(f"{where}: {name} has shape {tuple(state[name].shape)} in the checkpoint, "
+                                  f"{tuple(value.shape)} in the model")
+    groups = opt_state.get("param_groups") if isinstance(opt_state, dict) else None
+    if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != \
+            [len(g["params"]) for g in optimizer.param_groups]:
+        raise CheckpointError(f"{where}: optimizer state does not match this optimizer's parameter groups")
 
 
 def apply_payload(payload: dict, *, model, optimizer, scheduler) -> list[float]:
