@@ -229,6 +229,7 @@ def test_stop_and_resume_matches_an_uninterrupted_run_bitwise(tmp_path, kind):
     assert resumed_result.resumed_from == 11
     assert _equal(_params(full), _params(resumed))
     assert resumed_result.losses == full_result.losses
+    assert resumed_result.lr_history == full_result.lr_history and len(full_result.lr_history) == 17
     a, b = load_checkpoint(tmp_path / "full.ckpt"), load_checkpoint(tmp_path / "split.ckpt")
     assert torch.equal(a["losses"], b["losses"])
     assert str(a["optimizer"]) == str(b["optimizer"])

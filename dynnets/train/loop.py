@@ -30,6 +30,8 @@ class FitResult:
     steps_done:   the step counter at exit (== steps unless time_budget stopped the run early).
     seconds:      wall time of this call.
     resumed_from: the checkpoint's step when this call resumed, else None.
+    stopped_early: True when time_budget ended the run before ``steps``.
+    lr_history:   learning rate used by every step, over the whole run like ``losses``.
     """
 
     losses: list[float]
@@ -147,7 +149,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
     source = BatchSource(data)
     if cfg.checkpoint is not None:  # refuse now a state that could not be written/read back later
         try:
-            check_payload(build_payload(step=0, model=model, optimizer=opt, scheduler=scheduler, losses=[],
+            check_payload(build_payload(step=0, model=model, optimizer=opt, scheduler=scheduler, losses=[], lrs=[],
                                         world_size=info.world_size, ranks=[{"rng": capture_rng(), "data": {}}]))
         except CheckpointError as e:
             raise ConfigError(str(e)) from None
@@ -172,6 +174,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, steps: int, opt
 def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfgs, source, on_step,
                 on_checkpoint) -> FitResult:
     losses: list[float] = []
+    lr_history: list[float] = []
     start, resumed_from = 0, None
     # rank 0 decides whether to resume, so that all ranks take the same path even while a file system
     # catches up; every rank then checks the checkpoint and they agree before anyone applies it
@@ -185,7 +188,7 @@ def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfg
             if apply is not None:
                 apply.undo()
             raise error or CheckpointError(f"checkpoint {cfg.checkpoint}: another rank could not use it")
-        start, losses = apply()
+        start, losses, lr_history = apply()
         resumed_from = start
     elif cfg.seed is not None:
         seed_everything(cfg.seed)
@@ -194,7 +197,6 @@ def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfg
 
     model.train()
     net = D.wrap_ddp(model, dev) if use_ddp else model
-    lr_history: list[float] = []
     t0 = time.perf_counter()
     step, stopped_early = start, False
     bar = tqdm(total=cfg.steps, initial=start, desc=cfg.desc or "fit", unit="step", dynamic_ncols=True,
@@ -206,7 +208,7 @@ def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfg
         if info.is_main:
             try:
                 save_checkpoint(cfg.checkpoint, build_payload(step=step, model=model, optimizer=opt,
-                                                              scheduler=scheduler, losses=losses,
+                                                              scheduler=scheduler, losses=losses, lrs=lr_history,
                                                               world_size=info.world_size, ranks=records))
             except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = e
@@ -291,9 +293,9 @@ class _PreparedResume:
         restore_rng(self.rng_before)
 
     def __call__(self):
-        losses = apply_payload(self.payload, model=self.model, optimizer=self.opt, scheduler=self.scheduler)
+        losses, lrs = apply_payload(self.payload, model=self.model, optimizer=self.opt, scheduler=self.scheduler)
         restore_rng(self.record["rng"])
-        return self.payload["step"], losses
+        return self.payload["step"], losses, lrs
 
 
 def _prepare_resume(cfg: FitConfig, model, opt, scheduler, source: BatchSource, info: D.DistInfo):

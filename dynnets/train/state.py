@@ -3,7 +3,7 @@
 Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_only=True)`` reads it)::
 
     kind="dynnets.train.fit", step, model (state_dict), optimizer (state_dict), optimizer_class,
-    scheduler (state_dict or None), losses (float64 tensor, one entry per step done), world_size,
+    scheduler (state_dict or None), losses and lrs (float64 tensors, one entry per step done), world_size,
     ranks (list, one per rank: {"rng": global RNG states, "data": data position}), torch_version
 """
 
@@ -19,7 +19,7 @@ from .rng import check_rng
 KIND = "dynnets.train.fit"
 
 
-def build_payload(*, step, model, optimizer, scheduler, losses, world_size, ranks) -> dict:
+def build_payload(*, step, model, optimizer, scheduler, losses, lrs, world_size, ranks) -> dict:
     return {
         "kind": KIND,
         "step": int(step),
@@ -28,6 +28,7 @@ def build_payload(*, step, model, optimizer, scheduler, losses, world_size, rank
         "optimizer_class": type(optimizer).__name__,
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "losses": torch.tensor(losses, dtype=torch.float64),
+        "lrs": torch.tensor(lrs, dtype=torch.float64),
         "world_size": int(world_size),
         "ranks": ranks,
         "torch_version": str(torch.__version__),
@@ -44,7 +45,7 @@ def check_payload_fits(payload: dict, *, path, model, optimizer, scheduler, step
     if payload.get("kind") != KIND:
         raise CheckpointError(f"{where}: not a training checkpoint written by dynnets.train.fit "
                               f"(kind={payload.get('kind')!r})")
-    missing = [k for k in ("step", "model", "optimizer", "optimizer_class", "scheduler", "losses", "ranks",
+    missing = [k for k in ("step", "model", "optimizer", "optimizer_class", "scheduler", "losses", "lrs", "ranks",
                            "world_size") if k not in payload]
     if missing:
         raise CheckpointError(f"{where}: missing entries {missing}")
@@ -54,9 +55,10 @@ def check_payload_fits(payload: dict, *, path, model, optimizer, scheduler, step
     if step > steps:
         raise CheckpointError(f"{where}: it is at step {step}, past this run's steps={steps} (rule: resume "
                               "with steps >= the checkpoint's step, or pass resume=False to start over)")
-    losses = payload["losses"]
-    if not isinstance(losses, torch.Tensor) or losses.dim() != 1 or losses.numel() != step:
-        raise CheckpointError(f"{where}: loss history does not have one entry per step ({step} steps)")
+    for key in ("losses", "lrs"):
+        history = payload[key]
+        if not isinstance(history, torch.Tensor) or history.dim() != 1 or history.numel() != step:
+            raise CheckpointError(f"{where}: {key} history does not have one entry per step ({step} steps)")
     if payload["optimizer_class"] != type(optimizer).__name__:
         raise CheckpointError(f"{where}: written with optimizer {payload['optimizer_class']}, this run uses "
                               f"{type(optimizer).__name__}")
@@ -110,10 +112,10 @@ def _check_structure(where, own: dict, state: dict, optimizer, opt_state) -> Non
         raise CheckpointError(f"{where}: optimizer state does not match this optimizer's parameter groups")
 
 
-def apply_payload(payload: dict, *, model, optimizer, scheduler) -> list[float]:
-    """Load model, optimizer and scheduler states (already checked); returns the loss history."""
+def apply_payload(payload: dict, *, model, optimizer, scheduler) -> tuple[list[float], list[float]]:
+    """Load model, optimizer and scheduler states (already checked); returns the loss and lr histories."""
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
-    return [float(v) for v in payload["losses"].tolist()]
+    return [float(v) for v in payload["losses"].tolist()], [float(v) for v in payload["lrs"].tolist()]
