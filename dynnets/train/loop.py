@@ -182,7 +182,7 @@ def _fit_locked(cfg, info, use_ddp, dev, model, loss_fn, opt, scheduler, is_lbfg
         error, apply = None, None
         try:
             apply = _prepare_resume(cfg, model, opt, scheduler, source, info)
-        except CheckpointError as e:
+        except Exception as e:  # noqa: BLE001 - re-raised below, once every rank knows (no rank left waiting)
             error = e
         if not D.all_agree(error is None):
             if apply is not None:
