@@ -8,7 +8,7 @@
 epochs that do not divide the step count), Adam + StepLR + gradient clipping, and a loss that also draws
 from numpy's and python's global generators, so every piece of state a resume must restore is exercised.
 It prints "checkpoint S" after each checkpoint write and "resumed_from S" at the end.
-With --slow-after N it sleeps 50 ms per step after step N, so a test can SIGKILL it mid-training.
+With --slow-after N it sleeps 100 ms per step after step N, so a test can SIGKILL it mid-training.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_resume(args) -> None:
 
     def on_step(step, loss):
         if args.slow_after is not None and step > args.slow_after:
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     def on_checkpoint(step, path):
         print(f"checkpoint {step}", flush=True)

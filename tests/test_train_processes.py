@@ -80,7 +80,7 @@ def test_sigkill_after_checkpoint_then_resume_is_bitwise_identical(tmp_path):
             assert victim.poll() is None, f"victim exited early:\n{victim.communicate()}"
             assert time.monotonic() < deadline, "no checkpoint within the timeout"
             time.sleep(0.02)
-        time.sleep(0.3)  # let it run a few of the (slowed) steps after n
+        time.sleep(0.3)  # let it run a few of the (100 ms) steps after n; it would need 3 s to reach 2n
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=TIMEOUT)
     finally:
