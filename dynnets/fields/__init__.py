@@ -2,6 +2,23 @@
 
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
+from .conserve import ConserveLinear
 from .dense import Dense
+from .gradient import Gradient
+from .hamiltonian import Hamiltonian
+from .mass import MassPreserving
+from .sphere import SpherePreserving
+from .volume import VolumePreserving
 
-__all__ = ["ACTIVATIONS", "Field", "Dense", "get_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "ConserveLinear",
+    "Dense",
+    "Field",
+    "Gradient",
+    "Hamiltonian",
+    "MassPreserving",
+    "SpherePreserving",
+    "VolumePreserving",
+    "get_activation",
+]
