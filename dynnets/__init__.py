@@ -6,6 +6,7 @@
 """
 
 from . import errors, fields, methods, structure, testing
+from . import systems
 from .step import Flow, Step
 
 __version__ = "0.1.0"
