@@ -30,6 +30,7 @@ SUBSTEPS = 20     # RK4 steps per DT for the reference
 LAYERS = 4        # Euler steps per network (each with its own field), h = DT / LAYERS
 WIDTH = 32
 ROLLOUT = 1000
+BOUND = 3.0       # reference trajectories must stay in |y|_inf <= BOUND (see trajectories)
 QUICK = {"train_traj": 24, "test_traj": 8, "traj_len": 20, "epochs": 60, "batch": 64, "lr": 5e-3,
          "plot_steps": 100}
 FULL = {"train_traj": 128, "test_traj": 32, "traj_len": 40, "epochs": 600, "batch": 256, "lr": 5e-3,
@@ -54,9 +55,22 @@ SYSTEMS = {
 }
 
 
-def trajectories(field, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """Reference states at times 0, DT, ..., steps DT: shape (steps + 1, batch, 3), float64."""
-    return common.rollout(common.reference_flow(field.double(), DT, SUBSTEPS), x0, steps)
+def trajectories(field, sample, n: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """Reference states at times 0, DT, ..., steps DT of n trajectories: shape (steps + 1, n, 3), float64.
+
+    The slides' 3-D system blows up in finite time from some states (y1' = y3 (y2 - y1^2) grows
+    like y1^2), so initial states whose reference trajectory leaves the box |y|_inf <= BOUND within the
+    horizon are discarded and redrawn; SIR never leaves the simplex.
+    """
+    flow = common.reference_flow(field.double(), DT, SUBSTEPS)
+    kept = []
+    for _ in range(20):
+        traj = common.rollout(flow, sample(2 * n, gen), steps)
+        bounded = torch.isfinite(traj).all(dim=(0, 2)) & (traj.abs().amax(dim=(0, 2)) <= BOUND)
+        kept.append(traj[:, bounded])
+        if sum(k.shape[1] for k in kept) >= n:
+            return torch.cat(kept, dim=1)[:, :n]
+    raise ValueError(f"could not draw {n} initial states whose reference trajectories stay in |y| <= {BOUND}")
 
 
 def pairs(traj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,11 +85,8 @@ def network(make_field, dtype, device) -> dn.Flow:
 def run_system(name: str, cfg: dict, args, device, dtype) -> tuple[dict, dict]:
     field, sample = SYSTEMS[name]
     gen = torch.Generator().manual_seed(args.seed)
-    train_traj = trajectories(field, sample(cfg["train_traj"], gen), cfg["traj_len"])
-    test_traj = trajectories(field, sample(cfg["test_traj"], gen), cfg["traj_len"])
-    for label, traj in (("train", train_traj), ("test", test_traj)):
-        if not torch.isfinite(traj).all():
-            raise ValueError(f"{name}: the reference {label} trajectories are not finite")
+    train_traj = trajectories(field, sample, cfg["train_traj"], cfg["traj_len"], gen)
+    test_traj = trajectories(field, sample, cfg["test_traj"], cfg["traj_len"], gen)
     x_tr, y_tr = (t.to(device, dtype) for t in pairs(train_traj))
     x_te, y_te = (t.to(device, dtype) for t in pairs(test_traj))
 
@@ -122,7 +133,9 @@ def plot(curves_by_system: dict, out, dtype) -> list[str]:
 
     fig, axes = plt.subplots(1, len(curves_by_system), figsize=(5.5 * len(curves_by_system), 3.8))
     for ax, (name, curves) in zip(axes, curves_by_system.items()):
-        ref = curves["reference"].numpy()
+        ref = curves["reference"].clone()
+        ref[~(ref.abs() <= 2 * BOUND)] = float("nan")  # the reference may blow up after the data horizon
+        ref = ref.numpy()
         t = [k * DT for k in range(ref.shape[0])]
         for j in range(3):
             ax.plot(t, ref[:, j], color=f"C{j}", lw=2, alpha=0.35, label=f"x{j + 1} reference")
