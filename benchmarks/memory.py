@@ -12,10 +12,14 @@ gradients and the input:
     counted once per storage, parameters excluded, through the backward so that the reversible mode's
     local recomputation counts). Not defined for checkpoint mode (torch.utils.checkpoint keeps its
     tensors under its own hooks, invisible to the meter).
-  * ``rss``: peak resident set size of a fresh subprocess (``resource.getrusage(...).ru_maxrss``) during
-    one forward + backward, minus its peak after building the model and running one warm-up step on a
-    batch of 8 (so code paths, thread pools and parameter gradients are already allocated). It includes
-    allocator overhead and every transient tensor, and is the honest total.
+  * ``rss``: growth of the peak resident set size of a fresh subprocess during one forward + backward:
+    after building the model and one warm-up step on a batch of 8 (code paths, thread pool and
+    parameter gradients allocated), the kernel's peak mark is reset (``echo 5 > /proc/self/clear_refs``)
+    and VmHWM - VmRSS is read afterwards. It includes every transient tensor and allocator overhead.
+    Measured twice: with ``MALLOC_MMAP_THRESHOLD_=65536`` (``rss_bytes``: glibc maps every block
+    >= 64 KiB separately and unmaps it on free, so RSS follows the live bytes) and with glibc's default
+    settings (``rss_bytes_default_malloc``: what a default process shows, including the heap's caching;
+    this inflates checkpoint mode, whose short-lived recomputed tensors fragment the heap).
 Time: median seconds of forward + backward and of the backward alone, modes timed round-robin in one
 process with alternating order. Accuracy: relative difference of the reversible gradients from plain
 ones in float32 at depth 1000, and the round-trip error of reconstructing x_0 from x_1000.
@@ -29,8 +33,9 @@ process made every mode 10-20x slower and the timings meaningless.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -59,28 +64,50 @@ def loss_of(flow, x):
     return flow(x).sin().sum()
 
 
+def _vm(field: str) -> int:
+    """VmRSS / VmHWM of this process in bytes (Linux /proc)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
 def child(mode: str, depth: int, batch: int) -> dict:
     """Run in a fresh process: peak-RSS growth of one forward + backward, and the saved-tensor peak."""
     flow = build(depth, mode)
     x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
     loss_of(flow, x[:8]).backward()  # warm-up: code paths, thread pool, parameter .grad buffers
     flow.zero_grad(set_to_none=False)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    # reset the kernel's peak-RSS mark (VmHWM) to the current RSS, so that the import's and the warm-up's
+    # transients do not hide the growth we measure
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _vm("VmRSS")
     loss_of(flow, x).backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = _vm("VmHWM") - base
     saved = None
     if mode != "checkpoint":
         with SavedTensorMeter(exclude=flow.parameters()) as meter:
             loss_of(flow, x).backward()
         saved = meter.peak
-    return {"rss_bytes": (peak - base) * 1024, "saved_bytes": saved}  # ru_maxrss is in KiB on Linux
+    return {"rss_bytes": rss, "saved_bytes": saved}
 
 
-def measure_memory(mode: str, depth: int, batch: int) -> dict:
+def measure_memory(mode: str, depth: int, batch: int, allocator: str) -> dict:
+    env = dict(os.environ)
+    if allocator == "mmap":
+        # glibc serves every block >= 64 KiB with its own mmap and unmaps it on free (this also turns
+        # off the dynamic threshold), so RSS follows the bytes actually live instead of the heap's
+        # high-water mark
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    else:
+        env.pop("MALLOC_MMAP_THRESHOLD_", None)
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", "--threads", str(torch.get_num_threads()),
          "--child", mode, str(depth), str(batch)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
     )
     if out.returncode != 0:
         raise RuntimeError(f"child {mode} depth={depth} failed:\n{out.stderr}")
@@ -147,7 +174,10 @@ def main(argv=None) -> dict:
     memory = {}
     for mode in MODES:
         for depth in depths:
-            memory[f"{mode}/{depth}"] = measure_memory(mode, depth, batch)
+            mm = measure_memory(mode, depth, batch, "mmap")
+            default = measure_memory(mode, depth, batch, "default")
+            memory[f"{mode}/{depth}"] = {"saved_bytes": mm["saved_bytes"], "rss_bytes": mm["rss_bytes"],
+                                         "rss_bytes_default_malloc": default["rss_bytes"]}
             print(f"  measured memory {mode:<10} depth {depth:>4}", file=sys.stderr)
     times = measure_times(deep, batch, args.repeats)
     accuracy = measure_accuracy(deep, batch)
@@ -172,6 +202,10 @@ def main(argv=None) -> dict:
                 ratio(f"reversible/{deep}", f"plain/{shallow}", "saved_bytes"),
             f"plain_{deep}_vs_plain_{shallow}_rss": ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes"),
             f"plain_{deep}_vs_plain_{shallow}_saved": ratio(f"plain/{deep}", f"plain/{shallow}", "saved_bytes"),
+            f"reversible_{deep}_vs_plain_{shallow}_rss_default_malloc":
+                ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
+            f"plain_{deep}_vs_plain_{shallow}_rss_default_malloc":
+                ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
             f"checkpoint_{deep}_vs_plain_{shallow}_rss":
                 ratio(f"checkpoint/{deep}", f"plain/{shallow}", "rss_bytes"),
             "reversible_vs_plain_fwd_bwd_time": times["reversible"]["fwd_bwd_s"] / times["plain"]["fwd_bwd_s"],
@@ -185,11 +219,12 @@ def main(argv=None) -> dict:
 
     mib = 2.0 ** 20
     print(f"weight-tied Hamiltonian/SymplecticEuler, state dim {2 * Q_DIM}, width {WIDTH}, batch {batch}, float32")
-    print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'peak RSS (MiB)':>16}")
+    print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'peak RSS (MiB)':>16}{'default malloc':>16}")
     for key, m in memory.items():
         mode, depth = key.split("/")
         saved = "-" if m["saved_bytes"] is None else f"{m['saved_bytes'] / mib:.2f}"
-        print(f"{mode:<12}{depth:>6}{saved:>13}{m['rss_bytes'] / mib:>16.1f}")
+        print(f"{mode:<12}{depth:>6}{saved:>13}{m['rss_bytes'] / mib:>16.1f}"
+              f"{m['rss_bytes_default_malloc'] / mib:>16.1f}")
     print(f"\ndepth {deep}: {'mode':<12}{'fwd+bwd (s)':>12}{'bwd (s)':>10}")
     for mode in MODES:
         print(f"{'':>{len(str(deep)) + 8}}{mode:<12}{times[mode]['fwd_bwd_s']:>12.3f}{times[mode]['bwd_s']:>10.3f}")
