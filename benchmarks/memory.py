@@ -230,7 +230,7 @@ def main(argv=None) -> dict:
         print(f"{'':>{len(str(deep)) + 8}}{mode:<12}{times[mode]['fwd_bwd_s']:>12.3f}{times[mode]['bwd_s']:>10.3f}")
     print()
     for key, value in result["ratios"].items():
-        print(f"{key:<42}{value:>10.3f}")
+        print(f"{key:<52}{value:>10.3f}")
     print(f"reversible vs plain gradient, float32, depth {deep}: relative difference "
           f"{accuracy['grad_rel_diff_float32']:.2e}; reconstruction error {accuracy['reconstruction_rel_err_float32']:.2e}")
     path = write_json("memory_quick" if args.quick else "memory", result)

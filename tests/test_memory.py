@@ -112,8 +112,8 @@ def x():
 
 @pytest.mark.parametrize("tied", [False, True], ids=["distinct", "weight-tied"])
 @pytest.mark.parametrize("mode", ["reversible", "checkpoint"])
-def test_gradients_match_plain_backprop_after_200_steps(mode, tied, x):
-    n = 200  # 500 steps on the library's own pairs: tests/test_memory_pairs.py
+def test_gradients_match_plain_backprop_after_100_steps(mode, tied, x):
+    n = 100  # 500 steps on the library's own pairs: tests/test_memory_pairs.py
     steps = coupling_steps(1) * n if tied else coupling_steps(n)
     plain = dn.Flow(steps)
     other = dn.Flow(steps, memory=mode)

@@ -89,3 +89,19 @@ def test_negative_control_wrong_inverse_fails_by_orders_of_magnitude():
 def test_euler_dense_refused():
     with pytest.raises(dn.errors.NotInvertibleError, match=r"step 0 \(Dense with Euler\)"):
         dn.Flow.repeat(dn.Step(dn.fields.Dense(6, 8), dn.methods.Euler(), H), 10, memory="reversible")
+
+
+def test_reconstruction_error_reports_ill_conditioning():
+    """reconstruction_error is at round-off for gentle steps and exposes the float32 failure of strongly
+    expanding ones (the situation in which reversible gradients cannot be trusted)."""
+    from dynnets.memory import reconstruction_error
+
+    def flow(scale, h, dtype, n=200):
+        torch.manual_seed(0)
+        return dn.Flow([dn.Step(dn.fields.VolumePreserving(3, 8, init_scale=scale), dn.methods.SymplecticEuler(),
+                                h).to(dtype) for _ in range(n)])
+
+    x64 = torch.randn(4, 6, dtype=torch.float64)
+    gentle = reconstruction_error(flow(0.5, 0.01, torch.float64), x64)
+    assert gentle <= C * 200 * EPS64
+    assert reconstruction_error(flow(5.0, 0.2, torch.float32), x64.float()) >= 1e6 * gentle
