@@ -5,8 +5,9 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import errors, fields, memory, methods, structure, testing
+from . import errors, fields, memory, methods, structure, systems, testing
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "__version__", "errors", "fields", "memory", "methods", "structure", "testing"]
+__all__ = ["Flow", "Step", "__version__", "errors", "fields", "memory", "methods", "structure", "systems",
+           "testing"]
