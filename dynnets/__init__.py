@@ -5,8 +5,9 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import errors, fields, methods, structure, systems, testing, train
+from . import errors, fields, memory, methods, structure, systems, testing, train
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "errors", "fields", "methods", "structure", "systems", "testing", "train", "__version__"]
+__all__ = ["Flow", "Step", "__version__", "errors", "fields", "memory", "methods", "structure", "systems",
+           "testing", "train"]
