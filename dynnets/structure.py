@@ -5,8 +5,8 @@ A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``Vo
 
 A *trait* is what a vector-field family is: ``Partitioned()`` (state (q, v), F = (f(v), g(q))),
 ``SeparableHamiltonian()`` (additionally f = grad T, g = -grad V), ``SkewProduct()`` (F(x) = S(x) x
-with S(x) skew), or ``ConservesLinear(c)`` (c^T F(x) = 0 for all x). Methods turn traits into
-properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into LinearInvariant(c)), so a
+with S(x) skew), ``ConservesLinear(c)`` (c^T F(x) = 0 for all x) or ``Affine()`` (F(x) = M x + c).
+Methods turn traits into properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into LinearInvariant(c)), so a
 Step's guarantees come from the pair (field, method) and fields and methods never import each other.
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
@@ -23,7 +23,8 @@ import torch
 
 __all__ = [
     "Property", "Symplectic", "VolumePreserving", "NormPreserving", "LinearInvariant", "Lipschitz",
-    "Trait", "Partitioned", "SeparableHamiltonian", "SkewProduct", "ConservesLinear", "compose",
+    "Trait", "Partitioned", "SeparableHamiltonian", "SkewProduct", "ConservesLinear", "Affine",
+    "compose",
 ]
 
 
@@ -118,6 +119,13 @@ class ConservesLinear(Trait):
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
+
+
+@dataclass(frozen=True)
+class Affine(Trait):
+    """F(x) = M x + c with constant M and c (e.g. a semi-discretised linear PDE with boundary data).
+    The field exposes ``affine_parts(dtype, device) -> (M, c)``, so implicit linear methods (Crank-
+    Nicolson) can solve with M instead of iterating."""
 
 
 def compose(guarantee_sets: Iterable[frozenset]) -> frozenset:
