@@ -5,12 +5,15 @@ A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``Vo
 
 A *trait* is what a vector-field family is: ``Partitioned()`` (state (q, v), F = (f(v), g(q))),
 ``SeparableHamiltonian()`` (additionally f = grad T, g = -grad V), ``SkewProduct()`` (F(x) = S(x) x
-with S(x) skew), ``ConservesLinear(c)`` (c^T F(x) = 0 for all x) or ``Affine()`` (F(x) = M x + c).
-Methods turn traits into properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into LinearInvariant(c)), so a
+with S(x) skew), or ``ConservesLinear(c)`` (c^T F(x) = 0 for all x). Methods turn traits into
+properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into LinearInvariant(c)), so a
 Step's guarantees come from the pair (field, method) and fields and methods never import each other.
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
 which multiply (``compose``).
+
+``Affine()`` (F(x) = M x + c, constant M, c) is a trait that tells implicit linear methods
+(Crank-Nicolson) they may solve with M.
 """
 
 from __future__ import annotations
