@@ -72,12 +72,16 @@ ACTIVATION_JETS = {"tanh": _tanh_jet, "sigmoid": _sigmoid_jet, "sin": _sin_jet, 
 
 class TrialNetwork(nn.Module):
     """N(z) = P(Flow(L z)): L = Linear(in_dim, width); ``depth`` Euler steps v <- v + h Dense(v)
-    (distinct weights, h = 1/depth so the flow covers unit time); P = Linear(width, 1).
+    (distinct weights, h = 1/depth so the flow covers unit time); P = Linear(width, 1) times a fixed
+    ``output_scale`` (the expected size of N, so that the trained weights stay O(1)).
     Input (batch, in_dim), output (batch,)."""
 
     def __init__(self, in_dim: int = 2, width: int = 20, depth: int = 3, activation: str = "tanh",
-                 *, init_scale: float = 0.5):
+                 *, init_scale: float = 0.5, output_scale: float = 1.0):
         super().__init__()
+        if not (math.isfinite(output_scale) and output_scale > 0):
+            raise ConfigError(f"output_scale must be positive and finite, got {output_scale!r}")
+        self.output_scale = float(output_scale)
         self.in_dim = check_size("in_dim", in_dim)
         self.width = check_size("width", width)
         self.depth = check_size("depth", depth)
@@ -90,7 +94,7 @@ class TrialNetwork(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_dim:
             raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}")
-        return self.project(self.flow(self.lift(z))).squeeze(-1)
+        return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
 
     @property
     def has_jet(self) -> bool:
@@ -125,7 +129,7 @@ class TrialNetwork(nn.Module):
             out = torch.cat([s, s1 * p1, s2 * p1_sec.square() + s1 * p2], 0) @ f.B.T
             o0, o1, o2 = torch.split(out, [1, k1, k2])
             v, d1, d2 = v + h * o0[0], d1 + h * o1, d2 + h * o2
-        P, q = self.project.weight[0], self.project.bias[0]
+        P, q = self.output_scale * self.project.weight[0], self.output_scale * self.project.bias[0]
         return v @ P + q, dict(zip(first, d1 @ P)), dict(zip(second, d2 @ P))
 
 
@@ -245,17 +249,24 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
 
 
 def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequence[float],
-                dtype=torch.float64, interior: bool = True) -> torch.Tensor:
+                dtype=torch.float64, interior: bool = True,
+                grading: Sequence[float] | None = None) -> torch.Tensor:
     """Tensor-product collocation points on a box, shape (prod n, d). With ``interior=True`` the
-    points are cell midpoints (the faces, where the trial form already holds the data, are not
-    sampled); otherwise the uniform grid including the faces (the seed's linspace grid)."""
+    points are cell midpoints s = (i + 1/2)/n (the faces, where the trial form already holds the
+    data, are not sampled); otherwise s = i/(n - 1), the uniform grid with its faces (the seed's
+    linspace grid). ``grading`` (one exponent p >= 1 per axis) maps s -> s^p, clustering the points
+    at the lower face (e.g. near t = 0, where a decaying solution changes fastest)."""
+    grading = [1.0] * len(n_per_axis) if grading is None else list(grading)
+    if len(grading) != len(n_per_axis) or not all(math.isfinite(p) and p >= 1 for p in grading):
+        raise ConfigError(f"grading needs one exponent >= 1 per axis, got {grading!r}")
     axes = []
-    for n, lo, hi in zip(n_per_axis, lower, upper):
+    for n, lo, hi, p in zip(n_per_axis, lower, upper, grading):
         n = check_size("points per axis", n)
         if interior:
-            axes.append(lo + (hi - lo) * (torch.arange(n, dtype=dtype) + 0.5) / n)
+            s = (torch.arange(n, dtype=dtype) + 0.5) / n
         else:
-            axes.append(torch.linspace(lo, hi, n, dtype=dtype))
+            s = torch.linspace(0.0, 1.0, n, dtype=dtype)
+        axes.append(lo + (hi - lo) * s**p)
     mesh = torch.meshgrid(*axes, indexing="ij")
     return torch.stack([m.reshape(-1) for m in mesh], dim=1)
 
@@ -264,15 +275,27 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
               adam_lr: float = 1e-2, lbfgs_steps: int = 5000, lbfgs_history: int = 50,
               time_budget: float | None = None, log_every: float = 0.5,
               monitor: Callable[[nn.Module], float] | None = None, fast: bool | None = None,
+              timer: str = "wall", restart_stalled: bool = True, reduction: str = "mean",
               progress: bool = False) -> list[dict]:
-    """Minimise mean(r(z)^2) over the collocation ``points``: ``adam_steps`` Adam updates (lr
+    """Minimise mean(r(z)^2) (or the sum, ``reduction="sum"``, the seed's eq. 14) over the collocation ``points``: ``adam_steps`` Adam updates (lr
     ``adam_lr``), then up to ``lbfgs_steps`` L-BFGS iterations (strong Wolfe, history ``lbfgs_history``),
     stopping when ``time_budget`` seconds of training have elapsed. The parameters with the lowest
     loss seen at a check point are restored at the end; a non-finite loss stops training.
 
     Returns a history of dicts {seconds, phase, iteration, loss[, monitor]}; ``monitor(solution)`` is
     evaluated about every ``log_every`` seconds of training with the clock stopped (not training time).
+    ``timer="wall"`` measures wall-clock seconds, ``"cpu"`` this process's CPU seconds (equal to wall
+    time on an idle machine with one thread; robust to other processes sharing the cores).
+    ``restart_stalled`` restarts L-BFGS with an empty memory when a 10-iteration chunk leaves the
+    loss unchanged to 4 digits.
     """
+    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+    if timer not in clocks:
+        raise ConfigError(f"timer must be one of {sorted(clocks)}, got {timer!r}")
+    now_fn = clocks[timer]
+    started = now_fn()
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if points.dim() != 2:
         raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
     for name, v in (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)):
@@ -284,14 +307,15 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
     residual = residual_function(solution, pde, points, fast)
 
     def loss_fn() -> torch.Tensor:
-        return residual().square().mean()
+        r2 = residual().square()
+        return r2.mean() if reduction == "mean" else r2.sum()
 
     history: list[dict] = []
-    clock = {"spent": 0.0, "start": time.perf_counter(), "next_log": 0.0}
+    clock = {"spent": 0.0, "start": started, "next_log": 0.0}  # the residual set-up counts too
     best = {"loss": math.inf, "state": None}
 
     def elapsed() -> float:
-        return clock["spent"] + time.perf_counter() - clock["start"]
+        return clock["spent"] + now_fn() - clock["start"]
 
     def record(phase: str, it: int, loss: float, force: bool = False) -> None:
         if loss < best["loss"]:
@@ -305,7 +329,7 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
             with torch.no_grad():
                 entry["monitor"] = float(monitor(solution))
         history.append(entry)
-        clock["start"] = time.perf_counter()
+        clock["start"] = now_fn()
 
     def out_of_time() -> bool:
         return time_budget is not None and elapsed() >= time_budget
@@ -313,7 +337,20 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=adam_steps + lbfgs_steps, desc="trial fit", leave=False)
+        # with a time budget the bar counts training seconds, otherwise iterations
+        bar = tqdm(total=time_budget if time_budget is not None else adam_steps + lbfgs_steps,
+                   desc="trial fit", unit="s" if time_budget is not None else "it", leave=False,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}" if time_budget is not None else None)
+
+    def advance(count: int) -> None:
+        if bar is None:
+            return
+        if time_budget is not None:
+            bar.n = min(elapsed(), time_budget)
+            bar.set_postfix_str(f"loss {best['loss']:.2e}", refresh=False)
+            bar.refresh()
+        else:
+            bar.update(count)
     record("start", 0, float(loss_fn().detach()), force=True)
     finite = True
     if adam_steps:
@@ -329,13 +366,17 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
             opt.step()
             if it % 25 == 0 or it == adam_steps:
                 record("adam", it, value)
-            if bar is not None:
-                bar.update(1)
+            if it % 25 == 0:
+                advance(25)
             if out_of_time():
                 break
     if lbfgs_steps and finite and not out_of_time():
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=lbfgs_history,
-                                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+        def new_lbfgs():
+            return torch.optim.LBFGS(params, lr=1.0, max_iter=10, history_size=lbfgs_history,
+                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+        opt = new_lbfgs()
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -343,34 +384,25 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
             loss.backward()
             return loss
 
-        done = 0
+        done, previous = 0, math.inf
         while done < lbfgs_steps and not out_of_time():
             chunk = min(10, lbfgs_steps - done)
             opt.param_groups[0]["max_iter"] = chunk
             opt.param_groups[0]["max_eval"] = chunk * 5 // 4
             value = float(opt.step(closure).detach())  # loss before this chunk's first update
             done += chunk
-            if bar is not None:
-                bar.update(chunk)
+            advance(chunk)
             if not math.isfinite(value):
                 break
             record("lbfgs", done, value)
+            # a stalled L-BFGS (curvature pairs that no longer describe the landscape: the loss
+            # stays put to 4 digits over a whole chunk) is restarted with an empty memory
+            if restart_stalled and value > previous * (1.0 - 1e-4):
+                opt = new_lbfgs()
+            previous = value
     if bar is not None:
         bar.close()
     if best["state"] is not None:
         solution.load_state_dict(best["state"])
     record("end", -1, float(loss_fn().detach()), force=True)
     return history
-
-
-def heat_sine_trial(network: nn.Module, alpha: float = 1.0) -> tuple[TrialSolution, LinearPDE]:
-    """The seed's problem: u_t = alpha u_xx on [0, 1] x [0, T], u(x, 0) = sin(pi x), u(0, t) = u(1, t) = 0,
-    in the trial form u = (1 - t) sin(pi x) + x (1 - x) t N(x, t) (inputs z = (x, t))."""
-
-    def particular(z):
-        return (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0])
-
-    def distance(z):
-        return z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]
-
-    return TrialSolution(network, particular, distance), LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt")
