@@ -91,7 +91,8 @@ def main(argv=None):
         "fd": fd,
         "nn_max_abs_error_by_seconds": {k: {f"{c:g}": v for c, v in d.items()} for k, d in table.items()},
         "nn_max_abs_error": statistics.median(r["max_abs_error"] for r in runs),
-        "nn_runs": [{"seed": r["seed"], "max_abs_error": r["max_abs_error"], "train_seconds": r["train_seconds"],
+        "nn_runs": [{"seed": r["seed"], "max_abs_error": r["max_abs_error"],
+                     "train_seconds": r["train_seconds"],
                      "wall_seconds": r["wall_seconds"]} for r in runs],
         "paper_recipe_max_abs_error": paper["max_abs_error"],
         "paper_recipe_train_seconds": paper["train_seconds"],
@@ -99,7 +100,8 @@ def main(argv=None):
     write_json(args.out, result)
     print(f"finite differences (max abs error at t = 0.1, 0.3; {args.timer} seconds to reach t = 0.3)")
     for row in fd:
-        print(f"  {row['scheme']:<18} dx={row['dx']:<6g} error {row['max_abs_error']:.2e}  {row['seconds']:.3f} s")
+        print(f"  {row['scheme']:<18} dx={row['dx']:<6g} error {row['max_abs_error']:.2e}  "
+              f"{row['seconds']:.3f} s")
     print(f"trial-function network: max abs error at t = 0.1, 0.3 after s {args.timer} seconds of training")
     print("  " + f"{'recipe':<18}" + "".join(f"{c:>10g}" for c in checkpoints))
     for name, row in table.items():

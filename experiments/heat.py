@@ -174,7 +174,8 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
                    help="dtype of the dynnets recipe (the paper recipe is float32, as in the seed)")
-    p.add_argument("--budget", type=float, default=None, help="training seconds per seed (default 20, --quick 4)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="training seconds per seed (default 20, --quick 4)")
     p.add_argument("--paper-recipe", action="store_true", help="also run the seed's recipe (one seed)")
     p.add_argument("--paper-budget", type=float, default=None,
                    help="training seconds of the paper recipe (default 100, --quick 3)")
@@ -272,7 +273,8 @@ def print_table(m: dict) -> None:
                 cells.append("refused" if v is None else f"{v:.3g}")
             print(f"{name:<24}{dx:>7}{cells[0]:>12}{cells[1]:>12}")
     print(f"{'seed (reported)':<24}{'0.01':>7}{'~0.02':>12}{'~0.06':>12}")
-    print(f"network (dynnets recipe): median max abs error {m['nn_max_abs_error']:.3g} over {m['seeds']} seed(s), "
+    print(f"network (dynnets recipe): median max abs error {m['nn_max_abs_error']:.3g} over "
+          f"{m['seeds']} seed(s), "
           f"{m['nn_train_seconds']:.1f} s {m['timer']} ({m['nn_wall_seconds']:.1f} s wall) per seed")
     for r in m["nn_runs"]:
         print(f"  seed {r['seed']}: {r['max_abs_error']:.3g} in {r['train_seconds']:.1f} s")

@@ -50,6 +50,8 @@ def test_ftcs_refuses_dt_over_dx2_above_half_with_named_values():
     with pytest.raises(StepSizeError):
         solve_heat(f, sine, [0.1], 2e-4)
     ftcs(f, 0.5e-4, 10)  # exactly at the limit is allowed
+    with pytest.raises(StepSizeError):  # a learned step size is checked at its upper bound h_max
+        dn.Step(f, dn.methods.Euler(), 0.4e-4, learn_h=True, h_max=0.6e-4)
 
 
 def test_stability_limits_of_other_explicit_methods_come_from_their_tableaux():

@@ -73,7 +73,9 @@ class UniformGrid1D:
                 values = values[1:-1]
         if not torch.isfinite(values).all():
             bad = int((~torch.isfinite(values)).nonzero()[0])
-            raise ValueError(f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}")
+            raise ValueError(
+                f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}"
+            )
         return values.to(dtype=dtype, device=device)
 
     def __repr__(self) -> str:

@@ -61,7 +61,9 @@ class HeatField1D(Field):
             raise TypeError(f"grid must be a dynnets.pde.UniformGrid1D, got {type(grid).__name__}")
         alpha = _finite("alpha", alpha)
         if alpha <= 0:
-            raise ConfigError(f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}")
+            raise ConfigError(
+                f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}"
+            )
         self.grid = grid
         self.dim = grid.interior_size
         self.dx = grid.dx
@@ -98,7 +100,8 @@ class HeatField1D(Field):
             raise StepSizeError(
                 f"{method_name} on the heat equation is unstable for dt={h:.6g}, dx={self.dx:.6g}"
                 f"{'' if alpha == 1.0 else f', alpha={alpha:.6g}'}: alpha*dt/dx^2 = {ratio:.6g} exceeds the "
-                f"limit {_nice(limit)} (real stability interval {interval:.6g} of {method_name} divided by 4); "
+                f"limit {_nice(limit)} (real stability interval {interval:.6g} of {method_name} "
+                f"divided by 4); "
                 f"use dt <= {self.max_explicit_step(interval):.6g} or an implicit method (CrankNicolson)"
             )
 

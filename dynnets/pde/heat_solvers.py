@@ -42,7 +42,9 @@ def step_count(t: float, dt: float) -> int:
     ratio = float(t) / float(dt)
     n = round(ratio)
     if n < 0 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
-        raise ConfigError(f"time t={t} must be a non-negative multiple of the step dt={dt}, got t/dt = {ratio}")
+        raise ConfigError(
+            f"time t={t} must be a non-negative multiple of the step dt={dt}, got t/dt = {ratio}"
+        )
     return n
 
 

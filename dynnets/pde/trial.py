@@ -93,7 +93,9 @@ class TrialNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_dim:
-            raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}")
+            raise ShapeError(
+                f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}"
+            )
         return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
 
     @property
@@ -277,7 +279,8 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
               monitor: Callable[[nn.Module], float] | None = None, fast: bool | None = None,
               timer: str = "wall", restart_stalled: bool = True, reduction: str = "mean",
               progress: bool = False) -> list[dict]:
-    """Minimise mean(r(z)^2) (or the sum, ``reduction="sum"``, the seed's eq. 14) over the collocation ``points``: ``adam_steps`` Adam updates (lr
+    """Minimise mean(r(z)^2) (or the sum, ``reduction="sum"``, the seed's eq. 14) over the
+    collocation ``points``: ``adam_steps`` Adam updates (lr
     ``adam_lr``), then up to ``lbfgs_steps`` L-BFGS iterations (strong Wolfe, history ``lbfgs_history``),
     stopping when ``time_budget`` seconds of training have elapsed. The parameters with the lowest
     loss seen at a check point are restored at the end; a non-finite loss stops training.
@@ -338,9 +341,10 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
     if progress:
         from tqdm.auto import tqdm
         # with a time budget the bar counts training seconds, otherwise iterations
-        bar = tqdm(total=time_budget if time_budget is not None else adam_steps + lbfgs_steps,
-                   desc="trial fit", unit="s" if time_budget is not None else "it", leave=False,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}" if time_budget is not None else None)
+        timed = time_budget is not None
+        bar = tqdm(total=time_budget if timed else adam_steps + lbfgs_steps, desc="trial fit",
+                   unit="s" if timed else "it", leave=False,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}" if timed else None)
 
     def advance(count: int) -> None:
         if bar is None:
