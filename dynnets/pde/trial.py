@@ -285,8 +285,9 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
     stopping when ``time_budget`` seconds of training have elapsed. The parameters with the lowest
     loss seen at a check point are restored at the end; a non-finite loss stops training.
 
-    Returns a history of dicts {seconds, phase, iteration, loss[, monitor]}; ``monitor(solution)`` is
-    evaluated about every ``log_every`` seconds of training with the clock stopped (not training time).
+    Returns a history of dicts {seconds, phase, iteration, loss[, monitor]} (``loss`` is that of the
+    parameters after ``iteration`` updates of the phase); ``monitor(solution)`` of the current
+    parameters is evaluated about every ``log_every`` seconds with the clock stopped (not training time).
     ``timer="wall"`` measures wall-clock seconds, ``"cpu"`` this process's CPU seconds (equal to wall
     time on an idle machine with one thread; robust to other processes sharing the cores).
     ``restart_stalled`` restarts L-BFGS with an empty memory when a 10-iteration chunk leaves the
@@ -320,9 +321,11 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
     def elapsed() -> float:
         return clock["spent"] + now_fn() - clock["start"]
 
-    def record(phase: str, it: int, loss: float, force: bool = False) -> None:
+    def record(phase: str, it: int, loss: float, force: bool = False, state=None) -> None:
+        """Log ``loss``, the loss of the parameters ``state`` (default: the current ones)."""
         if loss < best["loss"]:
-            best["loss"], best["state"] = loss, copy.deepcopy(solution.state_dict())
+            best["loss"] = loss
+            best["state"] = state if state is not None else copy.deepcopy(solution.state_dict())
         now = elapsed()
         if not (force or now >= clock["next_log"]):
             return
@@ -367,9 +370,9 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
             if not math.isfinite(value):
                 finite = False
                 break
-            opt.step()
             if it % 25 == 0 or it == adam_steps:
-                record("adam", it, value)
+                record("adam", it - 1, value)  # the loss of the parameters before this update
+            opt.step()
             if it % 25 == 0:
                 advance(25)
             if out_of_time():
@@ -393,17 +396,22 @@ def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam
             chunk = min(10, lbfgs_steps - done)
             opt.param_groups[0]["max_iter"] = chunk
             opt.param_groups[0]["max_eval"] = chunk * 5 // 4
-            value = float(opt.step(closure).detach())  # loss before this chunk's first update
-            done += chunk
+            before = copy.deepcopy(solution.state_dict())
+            value = float(opt.step(closure).detach())  # the loss of ``before``
             advance(chunk)
             if not math.isfinite(value):
                 break
-            record("lbfgs", done, value)
+            record("lbfgs", done, value, state=before)
+            done += chunk
             # a stalled L-BFGS (curvature pairs that no longer describe the landscape: the loss
             # stays put to 4 digits over a whole chunk) is restarted with an empty memory
             if restart_stalled and value > previous * (1.0 - 1e-4):
                 opt = new_lbfgs()
             previous = value
+    if finite:
+        value = float(loss_fn().detach())
+        if math.isfinite(value):
+            record("last", -1, value)
     if bar is not None:
         bar.close()
     if best["state"] is not None:
