@@ -29,9 +29,10 @@ CHECKPOINTS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 
 def error_at(history, seconds):
-    """Best monitored error reached within ``seconds`` of training (None before the first record)."""
+    """The error of the parameters held after ``seconds`` of training: the last monitored value at
+    or before that time (not the best one seen, which would need an oracle); None before the first."""
     seen = [h["monitor"] for h in history if "monitor" in h and h["seconds"] <= seconds]
-    return min(seen) if seen else None
+    return seen[-1] if seen else None
 
 
 def fd_timing(timer):
@@ -56,6 +57,7 @@ def write_json(path, data):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".heat.", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

@@ -127,6 +127,7 @@ def network_figure(path: str, runs: dict) -> None:
     axes[0].set(xlabel="x", ylabel="u", title="trial-function network solution")
     axes[1].set(xlabel="x", ylabel="relative error", title="relative error |u - u_true| / |u_true|")
     axes[2].set(xlabel="x", ylabel="absolute error", title="absolute error |u - u_true|")
+    axes[2].set_ylim(bottom=1e-9)  # the end points are exact (the trial form), 0 on a log axis
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -158,6 +159,7 @@ def write_json(path: str, data: dict) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
