@@ -8,8 +8,8 @@ u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
   with lr 0.005 on the *summed* squared residual over a 20 x 20 linspace grid (faces included).
 * ``DYNNETS_RECIPE``: N a ``TrialNetwork`` (lifting Linear(2, 20), a Flow of 3 Euler steps of tanh
   Dense(20, 20) fields with h = 1/3, projection; 2,541 parameters) in float64, mean squared residual
-  on 24 x 24 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
-  decays fastest; 576 points), exact derivatives by Taylor mode, 100 Adam steps
+  on 28 x 28 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
+  decays fastest; 784 points), exact derivatives by Taylor mode, 100 Adam steps
   (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls).
 """
 
@@ -82,7 +82,7 @@ PAPER_RECIPE = HeatTrialRecipe(
 )
 DYNNETS_RECIPE = HeatTrialRecipe(
     name="dynnets", network="flow", dtype=torch.float64, interior_points=True,
-    points_per_axis=24, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
+    points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
     width=20, depth=3,
 )
 RECIPES = {r.name: r for r in (DYNNETS_RECIPE, PAPER_RECIPE)}
