@@ -5,7 +5,9 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import eigen, errors, fields, methods, structure, testing
+from . import errors, fields, methods, structure, testing
+from . import systems
+from . import eigen
 from .step import Flow, Step
 
 __version__ = "0.1.0"

@@ -2,7 +2,25 @@
 
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
+from .conserve import ConserveLinear
 from .dense import Dense
+from .gradient import Gradient
+from .hamiltonian import Hamiltonian
 from .linear import Linear
+from .mass import MassPreserving
+from .sphere import SpherePreserving
+from .volume import VolumePreserving
 
-__all__ = ["ACTIVATIONS", "Dense", "Field", "Linear", "get_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "ConserveLinear",
+    "Dense",
+    "Field",
+    "Gradient",
+    "Hamiltonian",
+    "Linear",
+    "MassPreserving",
+    "SpherePreserving",
+    "VolumePreserving",
+    "get_activation",
+]
