@@ -57,7 +57,7 @@ class TrialMLP(nn.Module):
 
 
 def _make_loss(base: nn.Module, a: torch.Tensor, basis: torch.Tensor, horizon: float, s: torch.Tensor):
-    """Per-network functions of (params, x0): trajectory on the grid s and eq. (22)'s loss."""
+    """Batched (vmap over stacked parameters and starts) eq. (22) loss, end point x(1) and curve x(s)."""
 
     zero = torch.zeros(1, 1, dtype=s.dtype)
 
@@ -86,13 +86,11 @@ def _make_loss(base: nn.Module, a: torch.Tensor, basis: torch.Tensor, horizon: f
     def endpoint(params, x0):
         return curve(params, x0, torch.ones(1, dtype=s.dtype))[0]
 
-    def trajectory(params, x0, grid):
-        return curve(params, x0, grid)
-
-    return vmap(loss, in_dims=(0, 0, None)), vmap(endpoint)
+    return vmap(loss, in_dims=(0, 0, None)), vmap(endpoint), vmap(curve, in_dims=(0, 0, None))
 
 
-def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, bar):
+def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, bar,
+                 deadline=None):
     starts, n = x0.shape
     fast = horizon * float(spread_bound(a))
     rates = np.geomspace(0.5, fast, 12)
@@ -115,10 +113,13 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
     # whose residual sets the end point's accuracy)
     s = torch.cat([torch.linspace(0.0, 1.0, points - points // 2, dtype=torch.float64) ** 2,
                    torch.linspace(0.0, 1.0, points // 2 + 2, dtype=torch.float64)[1:-1]]).sort().values
-    loss_fn, end_fn = _make_loss(base, a, basis, horizon, s)
+    loss_fn, end_fn, _ = _make_loss(base, a, basis, horizon, s)
     opt = torch.optim.Adam(params.values(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(adam_steps, 1), eta_min=lr / 100)
     for _ in range(adam_steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            lbfgs_steps = 0
+            break
         opt.zero_grad()
         loss_fn(params, x0, causality).sum().backward()
         opt.step()
@@ -150,8 +151,10 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
                 progress: bool = False, device=None) -> EigenResult:
     """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
     The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
-    ``time_budget`` (seconds)
-    stops the search between rounds. Returns the pairs found (possibly fewer than n)."""
+    ``time_budget`` (seconds) cuts the running round's Adam phase short and skips its L-BFGS phase, then
+    ends the search after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
+    (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
+    Returns the pairs found (possibly fewer than n)."""
     for name, v in (("starts", starts), ("width", width), ("points", points)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -185,7 +188,7 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             x0 = x0 - (x0 @ basis) @ basis.T
             x0 = x0 / x0.norm(dim=1, keepdim=True)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
-                                        causality, gen, bar)
+                                        causality, gen, bar, None if time_budget is None else t0 + time_budget)
         rho = (ends * (ends @ a)).sum(1)
         res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
         accepted = 0
