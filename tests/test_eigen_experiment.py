@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_experiment_writes_metrics(tmp_path):
     from experiments.eigen import main
 
-    metrics = main(["--quick", "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        metrics = main(["--quick", "--out", str(tmp_path)])
+    finally:  # the experiment pins one intra-op thread; give the rest of the session its setting back
+        torch.set_num_threads(threads)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "trajectories.png").stat().st_size > 0
     assert len(saved["eigenvalues_numpy"]) == 6
@@ -40,19 +44,34 @@ def run_cli(*args):
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize("matrix, words", [
-    (np.triu(np.ones((4, 4))), "symmetric"),
-    (np.ones((3, 4)), "square"),
-    (np.array([[1.0, np.nan], [np.nan, 2.0]]), "finite"),
-])
-def test_bad_matrix_file_is_one_error_line(tmp_path, matrix, words):
+def test_non_symmetric_matrix_file_is_one_error_line(tmp_path):
+    """As a user runs it: a separate process, one 'error:' line, non-zero exit, no traceback."""
     path = tmp_path / "bad.npy"
-    np.save(path, matrix)
+    np.save(path, np.triu(np.ones((4, 4))))
     proc = run_cli("--matrix", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and "symmetric" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("matrix, words", [
+    (np.ones((3, 4)), "square"),
+    (np.array([[1.0, np.nan], [np.nan, 2.0]]), "finite"),
+    (None, "no such file"),
+])
+def test_bad_matrix_inputs_exit_with_one_line(tmp_path, capsys, matrix, words):
+    from dynnets.runs import run_cli as runner
+    from experiments.eigen import main
+
+    path = tmp_path / "bad.npy"
+    if matrix is not None:
+        np.save(path, matrix)
+    with pytest.raises(SystemExit) as info:
+        runner(main, ["--matrix", str(path), "--out", str(tmp_path / "out")])
+    assert info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0], err
 
 
 def test_trial_curve_keeps_initial_condition_norm_and_deflation():
