@@ -76,7 +76,7 @@ def measure(name: str, fn, a: np.ndarray) -> dict:
     seconds = time.perf_counter() - t0
     acc = accuracy(a, lam, vec)
     return {"solver": name, "seconds": seconds, "max_eps": acc["max_eps"], "max_abs_Lambda": acc["max_abs_Lambda"],
-            "pairs": int(np.size(lam)), "work": work}
+            "pairs": len(lam), "work": int(work)}
 
 
 def solvers(a: np.ndarray, seed: int, with_paper: bool, x0=None) -> dict:

@@ -17,7 +17,9 @@ batched computation in float64 (Adam, then L-BFGS on the summed loss: the networ
 the sum's gradient is each network's own). A network's end point x(1) is accepted as a new eigenvector
 when its residual ||A x - rho x|| <= accept_tol ||A||_F and it is not (numerically) in the span of the
 vectors already accepted; accepted vectors are orthonormalised and the next round searches their
-complement. Eigenvalues are Rayleigh quotients (eq. 20) of x(1); nothing is polished afterwards.
+complement. Eigenvalues are Rayleigh quotients (eq. 20) of x(1); nothing is polished afterwards. When
+n - 1 pairs are accepted, the last is the 1-D orthogonal complement (no training; accepted only if its
+residual passes the same test); ``info["rounds"][i]["from_complement"]`` marks that round.
 """
 
 from __future__ import annotations
@@ -210,7 +212,8 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             rest = ends - (ends @ basis) @ basis.T
             keep = rest.norm(dim=1) > 0.5
             x0 = ends
-        history.append({"round": r, "accepted": accepted, "residuals": res.tolist(),
+        history.append({"round": r, "accepted": accepted, "from_complement": ends.shape[0] != starts,
+                        "residuals": res.tolist(),
                         "losses": losses.tolist()})
     seconds = time.perf_counter() - t0
     if bar is not None:
