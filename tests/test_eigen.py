@@ -220,6 +220,16 @@ def test_robust_reports_non_convergence():
         yi_eig(a, seed=0, tol=1e-14, max_steps=50)
 
 
+def test_python_lists_are_read_in_float64():
+    res = yi_eig(SEED_MATRIX, seed=0)  # a tuple of Python floats, not rounded through float32
+    acc = accuracy(A_SEED, res.eigenvalues, res.eigenvectors)
+    assert acc["max_eps"] <= 1e-12 and acc["max_abs_Lambda"] <= 1e-12
+    with pytest.raises(NotSymmetricError, match="real"):
+        check_symmetric([[1.0, 1j], [-1j, 1.0]])
+    with pytest.raises(NotSymmetricError):
+        check_symmetric([["a", "b"], ["c", "d"]])
+
+
 def test_results_follow_input_device_and_are_float64():
     res = yi_eig(torch.tensor(SEED_MATRIX, dtype=torch.float32), seed=0)
     assert res.eigenvalues.dtype == torch.float64 and res.eigenvectors.shape == (6, 6)

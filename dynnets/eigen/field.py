@@ -13,6 +13,7 @@ eigenvectors of A; from any x(0) not orthogonal to the top eigenspace the flow c
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError, StepSizeError
@@ -33,7 +34,13 @@ def check_symmetric(matrix, *, name: str = "A") -> torch.Tensor:
     """Return ``matrix`` as a float64 tensor (device kept) after checking that it is a non-empty square,
     finite matrix, symmetric to round-off: max|A - A^T| <= C n eps max|A| with C = ``SYMMETRY_C`` and
     eps the float64 machine epsilon. Raise ``NotSymmetricError`` naming the value and the rule."""
-    a = torch.as_tensor(matrix)
+    if isinstance(matrix, torch.Tensor):
+        a = matrix.detach()
+    else:  # lists / NumPy: go through float64 (torch.as_tensor of Python floats would give float32)
+        try:
+            a = torch.from_numpy(np.array(matrix, dtype=np.complex128 if np.iscomplexobj(matrix) else np.float64))
+        except (TypeError, ValueError) as err:
+            raise NotSymmetricError(f"{name} must be a real numeric matrix ({err})") from None
     if a.is_complex():
         raise NotSymmetricError(f"{name} must be a real matrix, got dtype {a.dtype}")
     a = a.to(torch.float64)
