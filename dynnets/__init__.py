@@ -5,9 +5,9 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import errors, fields, memory, methods, pde, structure, systems, testing, train
+from . import eigen, errors, fields, memory, methods, pde, structure, systems, testing, train
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "__version__", "errors", "fields", "memory", "methods", "pde", "structure", "systems",
-           "testing", "train"]
+__all__ = ["Flow", "Step", "__version__", "eigen", "errors", "fields", "memory", "methods", "pde", "structure",
+           "systems", "testing", "train"]

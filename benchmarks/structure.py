@@ -1,0 +1,73 @@
+"""Cost of structure: one step of each structured family against a Dense Euler step of the same width.
+
+Time of forward + backward (loss = mean square of the output), float32, batch 1024, state dimension 32,
+hidden width 128; each family with the method that gives its guarantee (Euler for mass and gradient
+fields: the same arithmetic pattern as the ResNet step). Candidates are timed round-robin in one
+process (ABBA order). Goal: no family above 2x the Dense step.
+
+    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import dynnets as dn
+
+from ._common import interleaved_times, machine, write_json
+
+F, M = dn.fields, dn.methods
+
+
+def candidates(dim: int, width: int, batch: int) -> dict:
+    """name -> (step, input). Families whose state is (q, v) or (q, p) use dim/2 per half."""
+    x = torch.randn(batch, dim)
+    half = dim // 2
+    steps = {
+        "Dense / Euler (baseline)": dn.Step(F.Dense(dim, width), M.Euler(), 0.1),
+        "MassPreserving / Euler": dn.Step(F.MassPreserving(dim, width), M.Euler(), 0.1),
+        "VolumePreserving / SymplecticEuler": dn.Step(F.VolumePreserving(half, width), M.SymplecticEuler(), 0.1),
+        "Hamiltonian / StormerVerlet": dn.Step(F.Hamiltonian(half, width), M.StormerVerlet(), 0.1),
+        "SpherePreserving / Cayley": dn.Step(F.SpherePreserving(dim, width), M.Cayley(), 0.1),
+        "Gradient / Euler": dn.Step(F.Gradient(dim, width), M.Euler(), 0.1),
+    }
+    return {name: (step, x) for name, step in steps.items()}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=1024)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    cands = candidates(args.dim, args.width, args.batch)
+
+    def run(step, x):
+        def once():
+            step.zero_grad(set_to_none=True)
+            step(x).square().mean().backward()
+
+        return once
+
+    times = interleaved_times({name: run(*c) for name, c in cands.items()}, repeats=args.repeats)
+    base = times["Dense / Euler (baseline)"]
+    rows = []
+    print(f"{'family / method':<38}{'params':>9}{'fwd+bwd (ms)':>14}{'vs Dense':>10}")
+    for name, (step, _) in cands.items():
+        params = sum(p.numel() for p in step.parameters())
+        ratio = times[name] / base
+        rows.append({"family": name, "params": params, "seconds": times[name], "ratio_vs_dense": ratio})
+        print(f"{name:<38}{params:>9}{1e3 * times[name]:>14.3f}{ratio:>10.2f}")
+    worst = max(rows, key=lambda r: r["ratio_vs_dense"])
+    print(f"worst: {worst['family']} at {worst['ratio_vs_dense']:.2f}x (goal <= 2x)")
+    result = {"config": vars(args), "rows": rows, "goal_max_ratio": 2.0, "machine": machine()}
+    print(f"wrote {write_json('structure', result)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
