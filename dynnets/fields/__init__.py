@@ -2,8 +2,27 @@
 
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
+from .conserve import ConserveLinear
 from .conv_gradient import ConvGradient
 from .dense import Dense
+from .gradient import Gradient
+from .hamiltonian import Hamiltonian
 from .linear import Linear
+from .mass import MassPreserving
+from .sphere import SpherePreserving
+from .volume import VolumePreserving
 
-__all__ = ["ACTIVATIONS", "ConvGradient", "Dense", "Field", "Linear", "get_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "ConserveLinear",
+    "ConvGradient",
+    "Dense",
+    "Field",
+    "Gradient",
+    "Hamiltonian",
+    "Linear",
+    "MassPreserving",
+    "SpherePreserving",
+    "VolumePreserving",
+    "get_activation",
+]

@@ -1,0 +1,53 @@
+"""Make any field conserve a chosen linear quantity c^T x by projecting it onto c's orthogonal complement."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..structure import ConservesLinear
+from .base import Field
+
+
+class ConserveLinear(Field):
+    """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
+
+    ``field`` is any field on (batch, dim) states; ``c`` a non-zero finite vector of length dim. The
+    wrapped field's other traits are dropped (the projection destroys a partition or a skew product),
+    except ``ConservesLinear(c2)`` with c2 exactly orthogonal to c, which the projection keeps: wrapping
+    twice with orthogonal vectors conserves both quantities.
+    """
+
+    def __init__(self, field: nn.Module, c):
+        super().__init__()
+        if not isinstance(field, nn.Module):
+            raise TypeError(f"ConserveLinear wraps a torch.nn.Module field, got {type(field).__name__}")
+        trait = ConservesLinear(c)  # validates: non-empty, finite, non-zero
+        dim = getattr(field, "dim", None)
+        if dim is not None and len(trait.c) != dim:
+            raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={dim}")
+        self.field = field
+        self.dim = len(trait.c)
+        c_t = torch.tensor(trait.c, dtype=torch.float64)
+        self.register_buffer("c", c_t.clone(), persistent=False)
+        self.register_buffer("c_unit", c_t / c_t.dot(c_t), persistent=False)
+        kept = {
+            t for t in getattr(field, "traits", ())
+            if isinstance(t, ConservesLinear) and len(t.c) == self.dim
+            and sum(a * b for a, b in zip(t.c, trait.c)) == 0.0
+        }
+        self.traits = frozenset(kept | {trait})
+        # the buffers follow the field's dtype from the start
+        p = next(field.parameters(), None)
+        if p is not None:
+            self.to(p.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        out = self.field(x)
+        return out - (out @ self.c).unsqueeze(-1) * self.c_unit
+
+    def extra_repr(self) -> str:
+        shown = self.c.tolist() if self.dim <= 6 else self.c[:3].tolist() + ["..."]
+        return f"c={shown}"

@@ -1,0 +1,48 @@
+"""Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022; the seed slides' X and Y).
+
+With sign = -1 it is -grad V for the convex potential V(x) = 1^T Gamma(A x + b), Gamma' = sigma (for
+sigma monotone); explicit Euler of it is then non-expansive for small enough h (the Lipschitz issue
+certifies this). With sign = +1 it is the expansive field W^T sigma(W x + v).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .activations import get_activation
+from .base import Field, check_size
+
+
+class Gradient(Field):
+    """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}.
+
+    Initialisation: A ~ N(0, s^2) entrywise with s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)), so that
+    ||A||_2^2 is about init_scale (the largest singular value of a Gaussian matrix is about
+    s (sqrt(dim) + sqrt(width))); b = 0.
+    """
+
+    def __init__(self, dim: int, width: int, sign: int = -1, activation: str = "relu", *,
+                 init_scale: float = 0.5):
+        super().__init__()
+        self.dim = check_size("dim", dim)
+        self.width = check_size("width", width)
+        if isinstance(sign, bool) or sign not in (-1, 1):
+            raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
+        self.sign = int(sign)
+        self.activation = get_activation(activation)
+        scale = math.sqrt(init_scale) / (math.sqrt(dim) + math.sqrt(width))
+        self.A = nn.Parameter(torch.randn(width, dim) * scale)
+        self.b = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        out = F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.A.t())
+        return out if self.sign == 1 else -out
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, width={self.width}, sign={self.sign:+d}, activation={self.activation.name!r}"

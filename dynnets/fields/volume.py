@@ -1,0 +1,67 @@
+"""Volume-preserving field on a partitioned state (q, v) (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
+
+F(q, v) = (f(v), g(q)), f(v) = C Sigma(A v + a), g(q) = D Sigma(B q + b). Because f does not depend
+on q and g not on v, the symplectic Euler step q' = q + h f(v), v' = v + h g(q') is a composition of two
+shears: det D Psi = 1 exactly and the step is explicitly invertible (trait ``Partitioned``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..structure import Partitioned
+from .activations import get_activation
+from .base import Field, check_size
+
+
+class VolumePreserving(Field):
+    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim).
+
+    A: (width, v_dim), C: (dim, width), B: (width, dim), D: (v_dim, width). The slides' one-layer form
+    Sigma(A v + a) is the case width = dim, C = I; the extra output layer lets q and v have different
+    sizes and the hidden width be chosen freely. Initialisation as ``Dense``.
+
+    ``partition()`` returns (q_dim, f, g), the interface the partitioned methods use.
+    """
+
+    traits = frozenset({Partitioned()})
+
+    def __init__(self, dim: int, width: int, v_dim: int | None = None, activation: str = "tanh", *,
+                 init_scale: float = 0.5):
+        super().__init__()
+        self.q_dim = check_size("dim", dim)
+        self.v_dim = dim if v_dim is None else check_size("v_dim", v_dim)
+        self.width = check_size("width", width)
+        self.dim = self.q_dim + self.v_dim
+        self.activation = get_activation(activation)
+        out = init_scale / math.sqrt(width)
+        self.A = nn.Parameter(torch.randn(width, self.v_dim) / math.sqrt(self.v_dim))
+        self.a = nn.Parameter(torch.zeros(width))
+        self.C = nn.Parameter(torch.randn(self.q_dim, width) * out)
+        self.B = nn.Parameter(torch.randn(width, self.q_dim) / math.sqrt(self.q_dim))
+        self.b = nn.Parameter(torch.zeros(width))
+        self.D = nn.Parameter(torch.randn(self.v_dim, width) * out)
+
+    def f(self, v: torch.Tensor) -> torch.Tensor:
+        """dq/dt = C Sigma(A v + a)."""
+        return F.linear(self.activation.fn(F.linear(v, self.A, self.a)), self.C)
+
+    def g(self, q: torch.Tensor) -> torch.Tensor:
+        """dv/dt = D Sigma(B q + b)."""
+        return F.linear(self.activation.fn(F.linear(q, self.B, self.b)), self.D)
+
+    def partition(self):
+        return self.q_dim, self.f, self.g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
+        return torch.cat([self.f(v), self.g(q)], dim=-1)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.q_dim}, v_dim={self.v_dim}, width={self.width}, "
+                f"activation={self.activation.name!r}")
