@@ -33,6 +33,7 @@ from ..fields.gradient_bounds import SAFETY
 from ..methods.rk import Euler
 from ..step import Flow, Step
 from .bounds import activation_slopes, leaky_relu
+from .norms import conv_spectral_norm
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound
 
 __all__ = ["BoundedLinear", "Chain", "ContractiveStep", "ExpansiveStep", "Normalize", "ZeroPad",
@@ -146,7 +147,7 @@ def _check_seed_conditions(partner: ContractiveStep) -> None:
                           "parametrisation (A^T A = I); use rule='exact' otherwise")
 
 
-def switching_pair(dim: int, width: int, h_c: float = 1.0, *, rule: str = "seed", slope: float = 0.5,
+def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed", slope: float = 0.5,
                    expansive_activation="relu") -> Flow:
     """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
 
@@ -170,11 +171,16 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
     (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
 
-    The contractive kernel is normalised to ||K||_op <= 1 (so the default h_c = 1 is below the limit 2
-    and s_min stays comparable), the expansive one likewise."""
+    The contractive kernel starts near an isometry (identity on the first channels plus 0.1 noise) and is
+    normalised to ||K||_op <= 1, so the default h_c = 1 is below the limit 2 and s_min stays away from 0;
+    the expansive kernel is normalised likewise."""
     from ..fields import ConvGradient
 
     fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
+    with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
+        k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)
+        k[: min(channels, hidden), :, kernel_size // 2, kernel_size // 2] += torch.eye(min(channels, hidden), channels)
+        fc.K.copy_(k)
     parametrize.register_parametrization(fc, "K", ConvSpectralNormBound(1.0, input_size))
     fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
