@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 
 from .. import structure
 from ..errors import ConfigError, NotCertifiedError, ShapeError
-from ..fields.gradient_bounds import SAFETY
+from ..fields.gradient_bounds import SAFETY, shared_bounds
 from ..methods.rk import Euler
 from ..step import Flow, Step
 from .bounds import activation_slopes, leaky_relu
@@ -148,11 +148,12 @@ def _check_seed_conditions(partner: ContractiveStep) -> None:
 
 
 def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed", slope: float = 0.5,
-                   expansive_activation="relu") -> Flow:
+                   expansive_activation="relu", learn_h: bool = False) -> Flow:
     """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
 
-    Contractive: A orthogonal (needs width >= dim), LeakyReLU(slope), fixed h_c (clamped to the exact
-    limit). Expansive: W with ||W||_2 <= 1 (exact), step size derived from h_c by ``rule``.
+    Contractive: A orthogonal (needs width >= dim), LeakyReLU(slope), h_c (clamped to the exact limit;
+    trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
+    h_c by ``rule``.
     """
     from ..fields import Gradient
 
@@ -162,12 +163,12 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     parametrize.register_parametrization(fc, "A", Orthogonal())
     fe = Gradient(dim, width, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "A", SpectralNormBound(1.0))
-    c = ContractiveStep(fc, h_c)
+    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
     return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
 
 
 def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int = 3, h_c: float | None = None,
-                        *, slope: float = 0.5, expansive_activation="relu") -> Flow:
+                        *, slope: float = 0.5, expansive_activation="relu", learn_h: bool = False) -> Flow:
     """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
     (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
 
@@ -184,7 +185,7 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     parametrize.register_parametrization(fc, "K", ConvSpectralNormBound(1.0, input_size))
     fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
-    c = ContractiveStep(fc, 1.0 if h_c is None else h_c)
+    c = ContractiveStep(fc, 1.0 if h_c is None else h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
     return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
 
 
@@ -238,12 +239,14 @@ class ZeroPad(nn.Module):
 
 
 class BoundedLinear(nn.Module):
-    """y = W x.flatten() + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation."""
+    """y = W x.flatten() + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation
+    (``c=None``: unconstrained W, e.g. a baseline's head; its bound is still the exact ||W||_2)."""
 
-    def __init__(self, n_in: int, n_out: int, c: float = 1.0, bias: bool = True):
+    def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True):
         super().__init__()
         self.linear = nn.Linear(n_in, n_out, bias=bias)
-        parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
+        if c is not None:
+            parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
 
     def forward(self, x):
         return self.linear(x.flatten(1))
@@ -266,8 +269,10 @@ class Chain(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        # every parametrised weight (projection, QR, SVD) is evaluated once per forward, not per use
+        with parametrize.cached(), shared_bounds():
+            for layer in self.layers:
+                x = layer(x)
         return x
 
     def lipschitz_bound(self) -> float:

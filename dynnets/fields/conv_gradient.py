@@ -71,7 +71,10 @@ class ConvGradient(GradientBounds, Field):
         out = circular_conv_adjoint(z, self.K)
         return out if self.sign == 1 else -out
 
-    def spectral_bounds(self, dtype=None):
+    def _weight(self):
+        return self.K
+
+    def _spectral_bounds(self, dtype=None):
         from ..constraints.norms import conv_bounds
 
         k = self.K if dtype is None else self.K.to(dtype)

@@ -45,7 +45,10 @@ class Gradient(GradientBounds, Field):
         out = F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.A.t())
         return out if self.sign == 1 else -out
 
-    def spectral_bounds(self, dtype=None):
+    def _weight(self):
+        return self.A
+
+    def _spectral_bounds(self, dtype=None):
         """Exact (s_min, s_max) of A as a map on R^dim (SVD); the certified bounds build on it
         (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, step_limit)."""
         from ..constraints.norms import matrix_bounds

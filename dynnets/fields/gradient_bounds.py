@@ -14,17 +14,48 @@ exposes what explicit Euler needs without fields importing methods:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..errors import NotCertifiedError
 
 SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
 
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def shared_bounds():
+    """Within this context each weight's (s_min, s_max) is computed once (one forward pass: weights do
+    not change). Use together with ``torch.nn.utils.parametrize.cached()``, which makes a parametrised
+    weight the same tensor object at every access."""
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
 
 class GradientBounds:
     sign: int
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
+        if _MEMO is None:
+            return self._spectral_bounds(dtype)
+        w = self._weight()
+        key = (id(w), w._version, dtype)
+        if key not in _MEMO:
+            _MEMO[key] = (w, self._spectral_bounds(dtype))  # keep w alive so its id is not reused
+        return _MEMO[key][1]
+
+    def _weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def _slopes(self):
