@@ -43,7 +43,7 @@ from dynnets.runs import (  # noqa: E402
     write_json,
 )
 
-DIGITS_EPS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
+DIGITS_EPS = [round(0.125 * i, 3) for i in range(13)]  # 0, 0.125, ..., 1.5
 CIFAR_EPS = [0.0, 36 / 255, 0.25, 0.5, 0.75, 1.0]
 
 
@@ -186,10 +186,10 @@ def main(argv=None) -> dict:
         dataset = "digits"
         x_tr, y_tr, x_te, y_te = load_digits(gen, args.quick)
         shape = (1, 8, 8)
-        eps_list = DIGITS_EPS[:5] if args.quick else DIGITS_EPS
+        eps_list = [0.0, 0.25, 0.5, 0.75, 1.0] if args.quick else DIGITS_EPS
         arch = args.arch or "dense"
         cfg = {"pairs": 2 if args.quick else 4, "width": 128, "channels": 8,
-               "epochs": 8 if args.quick else 60, "lr": 2e-3, "margin": 0.7, "batch": 64,
+               "epochs": 8 if args.quick else 60, "lr": 2e-3, "margin": 1.0, "batch": 64,
                "pgd_steps": 10 if args.quick else 50, "pgd_targets": 1 if args.quick else 3}
     else:
         dataset = "cifar10"
