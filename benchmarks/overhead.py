@@ -1,6 +1,8 @@
 """Overhead of dynnets' abstractions: a Flow of 16 Euler Dense steps against a hand-written module
 doing the same arithmetic (x <- x + h B tanh(A x + b)), forward + backward, float32, batch 1024,
-dim = width = 128. Goal: ratio <= 1.05.
+dim = width = 128. Goal: ratio <= 1.05. Also against torchdiffeq's fixed-grid Euler (odeint,
+method="euler", step_size=h) on the same piecewise-constant-in-time field (layer k on [k h, (k+1) h)),
+when torchdiffeq is installed (the `bench` extra).
 
     python -m benchmarks.overhead [--repeats N]
 """
@@ -35,6 +37,26 @@ class HandWritten(nn.Module):
         return x
 
 
+class TorchdiffeqEuler(nn.Module):
+    """The same network as an ODE solved by torchdiffeq's fixed-grid Euler: F(t, x) = F_k(x),
+    k = round(t / h). The grid t_k = k h makes torchdiffeq take exactly one Euler step per layer."""
+
+    def __init__(self, flow: dn.Flow):
+        super().__init__()
+        from torchdiffeq import odeint
+
+        self.odeint = odeint
+        self.fields = nn.ModuleList([s.field for s in flow.steps])
+        self.t = torch.tensor([0.0, DEPTH * H])
+
+    def vector_field(self, t, x):
+        k = min(int(round(float(t) / H)), DEPTH - 1)
+        return self.fields[k](x)
+
+    def forward(self, x):
+        return self.odeint(self.vector_field, x, self.t, method="euler", options={"step_size": H})[-1]
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=60)
@@ -52,19 +74,34 @@ def main(argv=None) -> dict:
 
         return once
 
-    t = interleaved_times({"dynnets": run(flow), "handwritten": run(hand)}, repeats=args.repeats)
+    candidates = {"dynnets": run(flow), "handwritten": run(hand)}
+    try:
+        tdq = TorchdiffeqEuler(flow)
+    except ImportError:
+        tdq = None
+        print("torchdiffeq not installed (pip install -e '.[bench]'): skipping that comparison")
+    else:
+        assert torch.allclose(tdq(x), flow(x), atol=1e-5), "torchdiffeq must compute the same map"
+        candidates["torchdiffeq"] = run(tdq)
+    t = interleaved_times(candidates, repeats=args.repeats)
     result = {
         "config": {"depth": DEPTH, "dim": DIM, "width": WIDTH, "batch": BATCH, "dtype": "float32"},
         "seconds_dynnets": t["dynnets"],
         "seconds_handwritten": t["handwritten"],
         "ratio_vs_handwritten": t["dynnets"] / t["handwritten"],
         "goal_ratio_vs_handwritten": 1.05,
+        "seconds_torchdiffeq": t.get("torchdiffeq"),
+        "ratio_vs_torchdiffeq": t["dynnets"] / t["torchdiffeq"] if "torchdiffeq" in t else None,
         "machine": machine(),
     }
     print(f"{'model':<14}{'fwd+bwd (ms)':>14}")
     print(f"{'dynnets Flow':<14}{1e3 * t['dynnets']:>14.3f}")
     print(f"{'hand-written':<14}{1e3 * t['handwritten']:>14.3f}")
+    if "torchdiffeq" in t:
+        print(f"{'torchdiffeq':<14}{1e3 * t['torchdiffeq']:>14.3f}")
     print(f"ratio dynnets / hand-written = {result['ratio_vs_handwritten']:.3f} (goal <= 1.05)")
+    if result["ratio_vs_torchdiffeq"] is not None:
+        print(f"ratio dynnets / torchdiffeq  = {result['ratio_vs_torchdiffeq']:.3f}")
     path = write_json("overhead", result)
     print(f"wrote {path}")
     return result

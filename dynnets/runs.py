@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import random
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError, DynnetsError
+from .errors import DynnetsError
+from .train.config import resolve_device, resolve_dtype
+from .train.rng import seed_everything as seed_globals
 
 __all__ = ["experiment_parser", "resolve_device", "resolve_dtype", "seed_everything", "write_json",
            "save_figure", "run_cli", "atomic_write"]
@@ -40,25 +41,9 @@ def experiment_parser(name: str, description: str | None = None) -> argparse.Arg
     return parser
 
 
-def resolve_device(name: str) -> torch.device:
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ConfigError(f"unknown device {name!r}; use cpu or cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but no CUDA device is available")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    choices = {"float32": torch.float32, "float64": torch.float64}
-    if name not in choices:
-        raise ConfigError(f"unknown dtype {name!r}; use float32 or float64")
-    return choices[name]
-
-
 def seed_everything(seed: int) -> torch.Generator:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    """Seed every global generator (python, numpy, torch) and return a torch Generator for data."""
+    seed_globals(seed)
     return torch.Generator().manual_seed(seed)
 
 

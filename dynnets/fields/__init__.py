@@ -13,16 +13,6 @@ from .sphere import SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS",
-    "ConserveLinear",
-    "ConvGradient",
-    "Dense",
-    "Field",
-    "Gradient",
-    "Hamiltonian",
-    "Linear",
-    "MassPreserving",
-    "SpherePreserving",
-    "VolumePreserving",
-    "get_activation",
+    "ACTIVATIONS", "ConserveLinear", "ConvGradient", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
+    "MassPreserving", "SpherePreserving", "VolumePreserving", "get_activation",
 ]

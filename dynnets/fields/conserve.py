@@ -35,7 +35,7 @@ class ConserveLinear(Field):
         kept = {
             t for t in getattr(field, "traits", ())
             if isinstance(t, ConservesLinear) and len(t.c) == self.dim
-            and sum(a * b for a, b in zip(t.c, trait.c)) == 0.0
+            and sum(a * b for a, b in zip(t.c, trait.c, strict=True)) == 0.0
         }
         self.traits = frozenset(kept | {trait})
         # the buffers follow the field's dtype from the start

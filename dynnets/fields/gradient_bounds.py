@@ -47,7 +47,7 @@ class GradientBounds:
         if _MEMO is None:
             return self._spectral_bounds(dtype)
         w = self._weight()
-        key = (id(w), w._version, dtype)
+        key = (id(w), w._version, dtype, torch.is_grad_enabled())
         if key not in _MEMO:
             _MEMO[key] = (w, self._spectral_bounds(dtype))  # keep w alive so its id is not reused
         return _MEMO[key][1]
