@@ -189,7 +189,7 @@ def main(argv=None) -> dict:
         eps_list = [0.0, 0.25, 0.5, 0.75, 1.0] if args.quick else DIGITS_EPS
         arch = args.arch or "dense"
         cfg = {"pairs": 2 if args.quick else 4, "width": 128, "channels": 8,
-               "epochs": 8 if args.quick else 60, "lr": 2e-3, "margin": 1.0, "batch": 64,
+               "epochs": 8 if args.quick else 60, "lr": 2e-3, "margin": 1.25, "batch": 64,
                "pgd_steps": 10 if args.quick else 50, "pgd_targets": 1 if args.quick else 3}
     else:
         dataset = "cifar10"
