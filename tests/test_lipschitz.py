@@ -10,6 +10,8 @@ import math
 import pytest
 import torch
 import torch.nn.utils.parametrize as P
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dynnets as dn
 from dynnets import structure
@@ -255,3 +257,20 @@ def test_normalisation_is_in_the_bound():
     assert res.max_excess <= C * 6 * EPS
     with pytest.raises(dn.errors.ConfigError, match="std > 0"):
         Normalize(0.0, torch.tensor([1.0, 0.0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(dim=st.integers(1, 6), width=st.integers(1, 8), h=st.floats(0.01, 3.0), sign=st.sampled_from([-1, 1]),
+       slope=st.floats(0.0, 1.0), scale=st.floats(0.1, 4.0), seed=st.integers(0, 2**16))
+def test_step_bound_dominates_exact_jacobians(dim, width, h, sign, slope, scale, seed):
+    """Property: for random sizes, step sizes, slopes and weight scales, the certified Euler bound is >= the
+    spectral norm of the exact Jacobian at random points."""
+    torch.manual_seed(seed)
+    field = dn.fields.Gradient(dim, width, sign=sign, activation=leaky_relu(slope), init_scale=scale).double()
+    with torch.no_grad():
+        field.b.normal_()
+    step = dn.Step(field, dn.methods.Euler(), h)
+    bound = step.lipschitz_bound()
+    x = 3 * torch.randn(64, dim, dtype=torch.float64)
+    j = dn.testing.jacobian(step, x)
+    assert float(torch.linalg.matrix_norm(j, ord=2).max()) <= bound * (1 + C * dim * EPS) + C * dim * EPS
