@@ -5,9 +5,9 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import constraints, errors, fields, methods, robust, structure, systems, testing, train
+from . import constraints, errors, fields, memory, methods, robust, structure, systems, testing, train
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "constraints", "errors", "fields", "methods", "robust", "structure", "systems", "testing",
-           "train", "__version__"]
+__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "robust",
+           "structure", "systems", "testing", "train"]

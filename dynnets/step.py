@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import memory as _memory
 from . import structure
 from .errors import ConfigError, NotInvertibleError, StepSizeError
 from .methods.base import Method
@@ -90,7 +91,7 @@ class Step(nn.Module):
         return float(self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
-        h = f"{float(self.h):.4g}" + (" (learned)" if self.learn_h else "")
+        h = f"{float(self.h if not self.learn_h else self.h.detach()):.4g}" + (" (learned)" if self.learn_h else "")
         return f"method={self.method!r}, h={h}"
 
 
@@ -99,9 +100,17 @@ class Flow(nn.Module):
 
     ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step.
     A Flow's guarantees are derived from its steps (``structure.compose``).
+
+    ``memory`` chooses how the Flow is backpropagated (``dynnets.memory``; the forward values are the
+    same in every mode): ``"plain"`` (default) keeps every intermediate state; ``"reversible"`` keeps
+    only the output and reconstructs each step's input with its explicit inverse in the backward
+    (memory independent of depth; every step must be invertible, else ``NotInvertibleError``);
+    ``"checkpoint"`` keeps only every ``checkpoint_every``-th state (default ceil(sqrt(len))) and
+    recomputes the segments in between. Under torch.func transforms a Flow always runs plain.
     """
 
-    def __init__(self, steps: Iterable[nn.Module]):
+    def __init__(self, steps: Iterable[nn.Module], *, memory: str = "plain",
+                 checkpoint_every: int | None = None):
         super().__init__()
         steps = list(steps)
         if not steps:
@@ -121,13 +130,17 @@ class Flow(nn.Module):
                 unique.append(s)
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
+        self.memory, every = _memory.check_mode(memory, checkpoint_every)
+        self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
+        if memory == "reversible":
+            self._refuse_non_invertible("memory='reversible'")
 
     @classmethod
-    def repeat(cls, step: nn.Module, n: int) -> Flow:
-        """n applications of one weight-tied step."""
+    def repeat(cls, step: nn.Module, n: int, **options) -> Flow:
+        """n applications of one weight-tied step (``options``: ``memory``, ``checkpoint_every``)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"Flow.repeat needs a positive integer count, got n={n!r}")
-        return cls([step] * n)
+        return cls([step] * n, **options)
 
     @property
     def steps(self) -> Sequence[nn.Module]:
@@ -139,6 +152,10 @@ class Flow(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self.layers)
+        if self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active():
+            if self.memory == "reversible":
+                return _memory.run_reversible(layers, self._index, x)
+            return _memory.run_checkpointed(layers, self._index, x, self.checkpoint_every)
         for i in self._index:
             x = layers[i](x)
         return x
@@ -154,19 +171,22 @@ class Flow(nn.Module):
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The exact inverse map, composed from each step's explicit inverse in reverse order."""
+        self._refuse_non_invertible("Flow.inverse")
+        layers = list(self.layers)
+        for i in reversed(self._index):
+            y = layers[i].inverse(y)
+        return y
+
+    def _refuse_non_invertible(self, what_needs: str) -> None:
         for k, layer in enumerate(self.layers):
             if not layer.invertible:
                 where = [pos for pos, i in enumerate(self._index) if i == k]
                 what = (f"{type(layer.field).__name__} with {layer.method.name}" if isinstance(layer, Step)
                         else "a nested Flow")
                 raise NotInvertibleError(
-                    f"Flow.inverse needs every step explicitly invertible; step {where[0]} "
+                    f"{what_needs} needs every step explicitly invertible; step {where[0]} "
                     f"({what}) is not"
                 )
-        layers = list(self.layers)
-        for i in reversed(self._index):
-            y = layers[i].inverse(y)
-        return y
 
     def lipschitz_bound(self) -> float:
         """Product of the steps' certified bounds (each from exact norms)."""
@@ -177,4 +197,7 @@ class Flow(nn.Module):
         return bound
 
     def extra_repr(self) -> str:
-        return f"steps={len(self)}, distinct={len(self.layers)}"
+        extra = "" if self.memory == "plain" else f", memory={self.memory}"
+        if self.memory == "checkpoint":
+            extra += f", checkpoint_every={self.checkpoint_every}"
+        return f"steps={len(self)}, distinct={len(self.layers)}{extra}"

@@ -1,0 +1,242 @@
+"""Memory and time of backpropagation through deep flows: plain vs reversible vs checkpoint.
+
+A weight-tied flow (``Flow.repeat``: an ODE solver with a fixed step) of Hamiltonian/SymplecticEuler
+steps, state dimension 64 (q, p in R^32), hidden width 64, batch 1024, float32, h = 0.01, loss
+sum(sin(y)). Depths 10, 100, 1000. Targets (issue 10): the 1000-step reversible flow's peak memory at
+most 1.5x that of a 10-step flow (plain backprop grows about 100x); its time per backward at most 2.5x
+plain backprop's.
+
+Two memory measures, both of the extra memory one forward + backward needs beyond the model, its
+gradients and the input:
+  * ``saved``: peak bytes of tensors autograd keeps for the backward (``dynnets.memory.SavedTensorMeter``,
+    counted once per storage, parameters excluded, through the backward so that the reversible mode's
+    local recomputation counts). Not defined for checkpoint mode (torch.utils.checkpoint keeps its
+    tensors under its own hooks, invisible to the meter).
+  * ``rss``: growth of the peak resident set size of a fresh subprocess during one forward + backward:
+    after building the model and one warm-up step on a batch of 8 (code paths, thread pool and
+    parameter gradients allocated), the kernel's peak mark is reset (``echo 5 > /proc/self/clear_refs``)
+    and VmHWM - VmRSS is read afterwards. It includes every transient tensor and allocator overhead.
+    Measured twice: with ``MALLOC_MMAP_THRESHOLD_=65536`` (``rss_bytes``: glibc maps every block
+    >= 64 KiB separately and unmaps it on free, so RSS follows the live bytes) and with glibc's default
+    settings (``rss_bytes_default_malloc``: what a default process shows, including the heap's caching;
+    this inflates checkpoint mode, whose short-lived recomputed tensors fragment the heap).
+Time: median seconds of forward + backward and of the backward alone, modes timed round-robin in one
+process with alternating order. Accuracy: relative difference of the reversible gradients from plain
+ones in float32 at depth 1000, and the round-trip error of reconstructing x_0 from x_1000.
+
+Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads per
+process made every mode 10-20x slower and the timings meaningless.
+
+    python -m benchmarks.memory [--quick] [--repeats N] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import dynnets as dn
+from dynnets.memory import SavedTensorMeter
+
+from ._common import machine, write_json
+
+Q_DIM, WIDTH, BATCH, H = 32, 64, 1024, 0.01
+MODES = ("plain", "reversible", "checkpoint")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(depth: int, mode: str, seed: int = 0) -> dn.Flow:
+    torch.manual_seed(seed)
+    step = dn.Step(dn.fields.Hamiltonian(Q_DIM, WIDTH), dn.methods.SymplecticEuler(), H)
+    return dn.Flow.repeat(step, depth, memory=mode)
+
+
+def loss_of(flow, x):
+    return flow(x).sin().sum()
+
+
+def _vm(field: str) -> int:
+    """VmRSS / VmHWM of this process in bytes (Linux /proc)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def child(mode: str, depth: int, batch: int) -> dict:
+    """Run in a fresh process: peak-RSS growth of one forward + backward, and the saved-tensor peak."""
+    flow = build(depth, mode)
+    x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
+    loss_of(flow, x[:8]).backward()  # warm-up: code paths, thread pool, parameter .grad buffers
+    flow.zero_grad(set_to_none=False)
+    gc.collect()
+    # reset the kernel's peak-RSS mark (VmHWM) to the current RSS, so that the import's and the warm-up's
+    # transients do not hide the growth we measure
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _vm("VmRSS")
+    loss_of(flow, x).backward()
+    rss = _vm("VmHWM") - base
+    saved = None
+    if mode != "checkpoint":
+        with SavedTensorMeter(exclude=flow.parameters()) as meter:
+            loss_of(flow, x).backward()
+        saved = meter.peak
+    return {"rss_bytes": rss, "saved_bytes": saved}
+
+
+def measure_memory(mode: str, depth: int, batch: int, allocator: str) -> dict:
+    env = dict(os.environ)
+    if allocator == "mmap":
+        # glibc serves every block >= 64 KiB with its own mmap and unmaps it on free (this also turns
+        # off the dynamic threshold), so RSS follows the bytes actually live instead of the heap's
+        # high-water mark
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    else:
+        env.pop("MALLOC_MMAP_THRESHOLD_", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--threads", str(torch.get_num_threads()),
+         "--child", mode, str(depth), str(batch)],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"child {mode} depth={depth} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_times(depth: int, batch: int, repeats: int) -> dict:
+    flows = {mode: build(depth, mode) for mode in MODES}
+    x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
+    total = {m: [] for m in MODES}
+    backward = {m: [] for m in MODES}
+    items = list(flows.items())
+    for r in range(repeats + 1):  # round 0 is a warm-up
+        for mode, flow in items if r % 2 == 0 else reversed(items):
+            flow.zero_grad(set_to_none=False)
+            t0 = time.perf_counter()
+            loss = loss_of(flow, x)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            del loss
+            if r:
+                total[mode].append(t2 - t0)
+                backward[mode].append(t2 - t1)
+    return {m: {"fwd_bwd_s": statistics.median(total[m]), "bwd_s": statistics.median(backward[m])}
+            for m in MODES}
+
+
+def measure_accuracy(depth: int, batch: int) -> dict:
+    plain, rev = build(depth, "plain"), build(depth, "reversible")
+    x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
+    grads = {}
+    for name, flow in (("plain", plain), ("reversible", rev)):
+        xr = x.clone().requires_grad_(True)
+        loss_of(flow, xr).backward()
+        grads[name] = [xr.grad] + [p.grad for p in flow.parameters()]
+    rel = max(float((a - b).norm() / b.norm()) for a, b in zip(grads["reversible"], grads["plain"], strict=True))
+    with torch.no_grad():
+        back = plain.inverse(plain(x))
+    return {"grad_rel_diff_float32": rel,
+            "reconstruction_rel_err_float32": float((back - x).norm() / x.norm()),
+            "eps_float32": torch.finfo(torch.float32).eps}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="batch 128, depths 10 and 100 (smoke run)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per mode (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        sys.exit(f"error: --threads must be a positive integer, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(child(args.child[0], int(args.child[1]), int(args.child[2]))))
+        return {}
+    if args.repeats < 1:
+        sys.exit(f"error: --repeats must be a positive integer, got {args.repeats}")
+    batch = 128 if args.quick else BATCH
+    depths = (10, 100) if args.quick else (10, 100, 1000)
+    deep = depths[-1]
+
+    memory = {}
+    for mode in MODES:
+        for depth in depths:
+            mm = measure_memory(mode, depth, batch, "mmap")
+            default = measure_memory(mode, depth, batch, "default")
+            memory[f"{mode}/{depth}"] = {"saved_bytes": mm["saved_bytes"], "rss_bytes": mm["rss_bytes"],
+                                         "rss_bytes_default_malloc": default["rss_bytes"]}
+            print(f"  measured memory {mode:<10} depth {depth:>4}", file=sys.stderr)
+    times = measure_times(deep, batch, args.repeats)
+    accuracy = measure_accuracy(deep, batch)
+
+    def ratio(a, b, key):
+        return memory[a][key] / memory[b][key]
+
+    shallow = depths[0]
+    result = {
+        "config": {"field": "Hamiltonian", "method": "SymplecticEuler", "weight_tied": True,
+                   "state_dim": 2 * Q_DIM, "width": WIDTH, "batch": batch, "h": H, "dtype": "float32",
+                   "depths": list(depths), "checkpoint_every": build(deep, "checkpoint").checkpoint_every,
+                   "quick": args.quick, "torch_threads": args.threads},
+        "memory_bytes": memory,
+        "times_s_at_deepest": times,
+        "accuracy_at_deepest": accuracy,
+        "ratios": {
+            f"reversible_{deep}_vs_plain_{shallow}_rss": ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes"),
+            f"reversible_{deep}_vs_reversible_{shallow}_rss":
+                ratio(f"reversible/{deep}", f"reversible/{shallow}", "rss_bytes"),
+            f"reversible_{deep}_vs_plain_{shallow}_saved":
+                ratio(f"reversible/{deep}", f"plain/{shallow}", "saved_bytes"),
+            f"plain_{deep}_vs_plain_{shallow}_rss": ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes"),
+            f"plain_{deep}_vs_plain_{shallow}_saved": ratio(f"plain/{deep}", f"plain/{shallow}", "saved_bytes"),
+            f"reversible_{deep}_vs_plain_{shallow}_rss_default_malloc":
+                ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
+            f"plain_{deep}_vs_plain_{shallow}_rss_default_malloc":
+                ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
+            f"checkpoint_{deep}_vs_plain_{shallow}_rss":
+                ratio(f"checkpoint/{deep}", f"plain/{shallow}", "rss_bytes"),
+            "reversible_vs_plain_fwd_bwd_time": times["reversible"]["fwd_bwd_s"] / times["plain"]["fwd_bwd_s"],
+            "reversible_vs_plain_bwd_time": times["reversible"]["bwd_s"] / times["plain"]["bwd_s"],
+            "checkpoint_vs_plain_fwd_bwd_time": times["checkpoint"]["fwd_bwd_s"] / times["plain"]["fwd_bwd_s"],
+        },
+        "targets": {"reversible_deep_vs_shallow_memory_max": 1.5, "plain_growth_about": 100,
+                    "reversible_vs_plain_time_max": 2.5},
+        "machine": machine(),
+    }
+
+    mib = 2.0 ** 20
+    print(f"weight-tied Hamiltonian/SymplecticEuler, state dim {2 * Q_DIM}, width {WIDTH}, batch {batch}, float32")
+    print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'peak RSS (MiB)':>16}{'default malloc':>16}")
+    for key, m in memory.items():
+        mode, depth = key.split("/")
+        saved = "-" if m["saved_bytes"] is None else f"{m['saved_bytes'] / mib:.2f}"
+        print(f"{mode:<12}{depth:>6}{saved:>13}{m['rss_bytes'] / mib:>16.1f}"
+              f"{m['rss_bytes_default_malloc'] / mib:>16.1f}")
+    print(f"\ndepth {deep}: {'mode':<12}{'fwd+bwd (s)':>12}{'bwd (s)':>10}")
+    for mode in MODES:
+        print(f"{'':>{len(str(deep)) + 8}}{mode:<12}{times[mode]['fwd_bwd_s']:>12.3f}{times[mode]['bwd_s']:>10.3f}")
+    print()
+    for key, value in result["ratios"].items():
+        print(f"{key:<52}{value:>10.3f}")
+    print(f"reversible vs plain gradient, float32, depth {deep}: relative difference "
+          f"{accuracy['grad_rel_diff_float32']:.2e}; reconstruction error {accuracy['reconstruction_rel_err_float32']:.2e}")
+    path = write_json("memory_quick" if args.quick else "memory", result)
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
