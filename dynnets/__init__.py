@@ -5,9 +5,22 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import eigen, errors, fields, memory, methods, pde, structure, systems, testing, train
+from . import (
+           constraints,
+           eigen,
+           errors,
+           fields,
+           memory,
+           methods,
+           pde,
+           robust,
+           structure,
+           systems,
+           testing,
+           train,
+)
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "__version__", "eigen", "errors", "fields", "memory", "methods", "pde", "structure",
-           "systems", "testing", "train"]
+__all__ = ["Flow", "Step", "__version__", "constraints", "eigen", "errors", "fields", "memory", "methods", "pde",
+           "robust", "structure", "systems", "testing", "train"]

@@ -138,7 +138,9 @@ def test_declared_guarantees_follow_the_table():
         (F.Hamiltonian(2, 4), M.Euler(), set()),
         (F.SpherePreserving(4, 4), M.Cayley(), {st.NormPreserving()}),
         (F.SpherePreserving(4, 4), M.Euler(), set()),
-        (F.Gradient(4, 4), M.Euler(), set()),
+        # Euler of a gradient field: the certified bound of docs/lipschitz.md (issue 8)
+        (g := F.Gradient(4, 4), M.Euler(), {st.Lipschitz(g.euler_lipschitz_bound(0.1))}),
+        (F.Gradient(4, 4), M.Heun(), set()),
     ]
     for field, method, expected in cases:
         assert dn.Step(field, method, 0.1).guarantees == frozenset(expected), (field, method)

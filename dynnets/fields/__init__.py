@@ -3,6 +3,7 @@
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
 from .conserve import ConserveLinear
+from .conv_gradient import ConvGradient
 from .dense import Dense
 from .gradient import Gradient
 from .hamiltonian import Hamiltonian
@@ -12,6 +13,6 @@ from .sphere import SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "ConserveLinear", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
+    "ACTIVATIONS", "ConserveLinear", "ConvGradient", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
     "MassPreserving", "SpherePreserving", "VolumePreserving", "get_activation",
 ]

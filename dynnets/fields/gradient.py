@@ -16,9 +16,10 @@ from torch import nn
 from ..errors import ConfigError
 from .activations import get_activation
 from .base import Field, check_size
+from .gradient_bounds import GradientBounds
 
 
-class Gradient(Field):
+class Gradient(GradientBounds, Field):
     """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}.
 
     Initialisation: A ~ N(0, s^2) entrywise with s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)), so that
@@ -43,6 +44,16 @@ class Gradient(Field):
         self.check_input(x)
         out = F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.A.t())
         return out if self.sign == 1 else -out
+
+    def _weight(self):
+        return self.A
+
+    def _spectral_bounds(self, dtype=None):
+        """Exact (s_min, s_max) of A as a map on R^dim (SVD); the certified bounds build on it
+        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, step_limit)."""
+        from ..constraints.norms import matrix_bounds
+
+        return matrix_bounds(self.A if dtype is None else self.A.to(dtype))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, sign={self.sign:+d}, activation={self.activation.name!r}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..structure import ConservesLinear, LinearInvariant
+from ..structure import ConservesLinear, LinearInvariant, Lipschitz
 from . import tableau as tableaux
 from .base import Method
 from .tableau import ButcherTableau
@@ -62,14 +62,33 @@ class ExplicitRK(Method):
             out = out + _scaled(h, bj) * ks[j]
         return out
 
+    @property
+    def is_euler(self) -> bool:
+        """True when the tableau is explicit Euler (one stage, b = (1)): x' = x + h F(x)."""
+        return len(self._stages) == 1 and self._weights == ((0, 1.0),)
+
+    def _field_euler_bound(self, field, h):
+        """A sharper certified bound of the Euler step that the field itself may expose
+        (``field.euler_lipschitz_bound(h)``, e.g. gradient fields); None otherwise."""
+        hook = getattr(field, "euler_lipschitz_bound", None) if self.is_euler else None
+        return None if hook is None else hook(h)
+
     def guarantees(self, field, h) -> frozenset:
-        return frozenset(
+        props = {
             LinearInvariant(t.c) for t in getattr(field, "traits", ()) if isinstance(t, ConservesLinear)
-        )
+        }
+        sharp = self._field_euler_bound(field, h)
+        if sharp is not None:
+            props.add(Lipschitz(float(sharp)))
+        return frozenset(props)
 
     def lipschitz_bound(self, field, h) -> float:
         """Certified bound from Lip(F) = L: stage i has Lip(x_i) <= 1 + h sum_j |a_ij| L Lip(x_j) and
-        the step 1 + h sum_i |b_i| L Lip(x_i)."""
+        the step 1 + h sum_i |b_i| L Lip(x_i); for Euler, the field's own sharper certified bound of
+        x + h F(x) when it exposes one."""
+        sharp = self._field_euler_bound(field, h)
+        if sharp is not None:
+            return float(sharp)
         L = field.lipschitz_bound()
         h = float(h)
         lips = []

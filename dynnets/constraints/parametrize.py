@@ -1,0 +1,146 @@
+"""Weight constraints as ``torch.nn.utils.parametrize`` parametrisations, enforced by construction.
+
+    import torch.nn.utils.parametrize as P
+    P.register_parametrization(field, "A", SpectralNormBound(1.0))           # ||A||_2 <= 1, exact (SVD)
+    P.register_parametrization(field, "K", ConvSpectralNormBound(1.0, (8, 8)))  # exact FFT-symbol norm
+    P.register_parametrization(field, "A", Orthogonal())                        # A^T A = I (or A A^T = I)
+
+Each parametrisation validates the tensor it is registered on (``right_inverse`` runs at registration
+and raises a typed error naming the shape and the rule), maps any unconstrained tensor into the
+constraint set in ``forward``, and measures membership with ``defect(W)`` (0 inside the set, up to
+round-off). ``certified = True`` marks a parametrisation whose set membership holds by construction
+from exactly computed quantities. The bounds of dynnets never *trust* a parametrisation, though: they
+recompute exact norms of the actual weights, so a wrong or estimated normalisation can only make a
+reported bound larger, never false.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, ShapeError
+from . import norms
+
+__all__ = ["ConvSpectralNormBound", "Orthogonal", "SpectralNormBound", "orthogonality_penalty"]
+
+
+def _check_bound(c) -> float:
+    try:
+        c = float(c)
+    except (TypeError, ValueError):
+        raise ConfigError(f"a spectral-norm bound c must be a positive real number, got {c!r}") from None
+    if not (math.isfinite(c) and c > 0):
+        raise ConfigError(f"a spectral-norm bound c must be positive and finite, got c={c}")
+    return c
+
+
+def _check_finite(name: str, w: torch.Tensor) -> None:
+    if not bool(torch.isfinite(w).all()):
+        raise ConfigError(f"{name} needs a finite tensor, got NaN or inf entries")
+
+
+class SpectralNormBound(nn.Module):
+    """W -> W / max(1, ||W||_2 / c): the exact (SVD) projection onto {||W||_2 <= c} along rays.
+
+    ``right_inverse(W)`` returns W itself: it is a true preimage whenever ||W||_2 <= c, and otherwise
+    ``forward`` rescales it onto the sphere ||W||_2 = c (so a random initialisation can be registered).
+    """
+
+    certified = True
+
+    def __init__(self, c: float = 1.0):
+        super().__init__()
+        self.c = _check_bound(c)
+
+    def _check(self, w: torch.Tensor) -> None:
+        if w.dim() != 2 or w.numel() == 0:
+            raise ShapeError(f"SpectralNormBound needs a non-empty matrix, got shape {tuple(w.shape)}")
+
+    def norm(self, w: torch.Tensor) -> torch.Tensor:
+        return norms.spectral_norm(w)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        self._check(w)
+        return w / torch.clamp(self.norm(w) / self.c, min=1.0)
+
+    def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
+        self._check(w)
+        _check_finite(type(self).__name__, w)
+        return w
+
+    @torch.no_grad()
+    def defect(self, w: torch.Tensor) -> float:
+        """max(0, ||W||_2 - c) / c with the exact norm (float64)."""
+        return max(0.0, float(self.norm(w.detach().double())) - self.c) / self.c
+
+    def extra_repr(self) -> str:
+        return f"c={self.c:g}"
+
+
+class ConvSpectralNormBound(SpectralNormBound):
+    """K -> K / max(1, ||K||_op / c) for a circular convolution kernel (C_out, C_in, k1, k2) acting on an
+    ``input_size`` = (n1, n2) grid; ||K||_op is the exact operator norm from the FFT symbol.
+
+    The operator norm depends on the grid, so the constraint is tied to one ``input_size``; a kernel
+    larger than the grid or of even size is refused at registration.
+    """
+
+    def __init__(self, c: float, input_size):
+        super().__init__(c)
+        self.input_size = norms._grid(input_size)
+
+    def _check(self, w: torch.Tensor) -> None:
+        norms.check_kernel(w, self.input_size)
+
+    def norm(self, w: torch.Tensor) -> torch.Tensor:
+        return norms.conv_spectral_norm(w, self.input_size)
+
+    def extra_repr(self) -> str:
+        return f"c={self.c:g}, input_size={self.input_size}"
+
+
+class Orthogonal(nn.Module):
+    """X -> Q with orthonormal columns (W^T W = I, tall W) or rows (W W^T = I, wide W), by the QR
+    factorisation X = Q R with the signs fixed so that diag R > 0 (a smooth map on full-rank X).
+
+    ``right_inverse(W)`` returns W: for an orthonormal W, QR gives Q = W back (R = I), so it is a true
+    preimage; any other full-rank W is mapped to the orthonormal factor of its QR decomposition.
+    Orthogonality holds to round-off: ``defect(W) = ||W^T W - I||_2`` (or W W^T), about dim * eps.
+    """
+
+    certified = True
+
+    def _check(self, w: torch.Tensor) -> None:
+        if w.dim() != 2 or w.numel() == 0:
+            raise ShapeError(f"Orthogonal needs a non-empty matrix, got shape {tuple(w.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        wide = x.shape[0] < x.shape[1]
+        m = x.T if wide else x
+        q, r = torch.linalg.qr(m)
+        d = torch.diagonal(r)
+        q = q * torch.where(d >= 0, 1.0, -1.0).to(q.dtype)
+        return q.T if wide else q
+
+    def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
+        self._check(w)
+        _check_finite("Orthogonal", w)
+        return w
+
+    @torch.no_grad()
+    def defect(self, w: torch.Tensor) -> float:
+        w = w.detach().double()
+        g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        return float(torch.linalg.matrix_norm(g - torch.eye(g.shape[0], dtype=g.dtype), ord=2))
+
+
+def orthogonality_penalty(w: torch.Tensor) -> torch.Tensor:
+    """||W^T W - I||_F^2: a training penalty that *pushes towards* orthogonality (as in published code).
+
+    A penalty is not a constraint: nothing certified may rely on it."""
+    g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    return (g - torch.eye(g.shape[0], dtype=g.dtype, device=g.device)).square().sum()

@@ -1,0 +1,60 @@
+"""Adversarial search for Lipschitz-bound violations: batched gradient ascent on |f(x) - f(y)| / |x - y|.
+
+Used by the tests to try to *break* a certified bound. Every pair visited during the ascent is checked,
+not only the final ones. In floating point the ratio of a pair carries a round-off error of order
+eps * (|f(x)| + |f(y)|) / |x - y| (cancellation in both differences), so each ratio r_i is compared with
+the bound L through the normalised excess
+
+    e_i = (r_i - L) / (L * (1 + (|x_i| + |y_i|) / |x_i - y_i|)),
+
+which is <= C * n * eps (n the dimension times the depth, C small) when the bound holds to round-off.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    max_ratio: float  # largest |f(x) - f(y)| / |x - y| seen
+    max_excess: float  # largest normalised excess e_i over the bound (negative when all pairs respect it)
+    n_pairs: int  # number of pairs evaluated (starts x ascent iterations)
+
+
+def _frozen64(f):
+    if isinstance(f, nn.Module):
+        f = copy.deepcopy(f).to(torch.float64)
+        for p in f.parameters():
+            p.requires_grad_(False)
+    return f
+
+
+def adversarial_lipschitz_search(f, x: torch.Tensor, y: torch.Tensor, bound: float, *, steps: int = 50,
+                                 lr: float = 0.05) -> SearchResult:
+    """Ascend log(|f(x) - f(y)| / |x - y|) from the starting pairs (x_i, y_i) with Adam, in float64."""
+    f = _frozen64(f)
+    x = x.detach().to(torch.float64).clone().requires_grad_(True)
+    y = y.detach().to(torch.float64).clone().requires_grad_(True)
+    opt = torch.optim.Adam([x, y], lr=lr)
+    max_ratio, max_excess, n = 0.0, -float("inf"), 0
+    bound = float(bound)
+    for _ in range(steps + 1):
+        d_in = (x - y).flatten(1).norm(dim=1)
+        d_out = (f(x) - f(y)).flatten(1).norm(dim=1)
+        ratio = d_out / d_in
+        with torch.no_grad():
+            ok = d_in > 0
+            scale = 1.0 + (x.flatten(1).norm(dim=1) + y.flatten(1).norm(dim=1)) / d_in
+            excess = (ratio - bound) / (bound * scale)
+            max_ratio = max(max_ratio, float(ratio[ok].max()))
+            max_excess = max(max_excess, float(excess[ok].max()))
+            n += int(ok.sum())
+        opt.zero_grad()
+        (-torch.log(ratio[ok]).sum()).backward()
+        opt.step()
+    return SearchResult(max_ratio, max_excess, n)

@@ -1,0 +1,308 @@
+"""Steps and layers whose Lipschitz bound is certified by construction, and the chain that multiplies them.
+
+- ``ContractiveStep(field, h)``: explicit Euler of a contractive gradient field (sign = -1) with the step
+  size clamped by construction, h_eff = min(h, 2 / (beta ||A||_2^2)) (exact SVD / FFT norm, recomputed
+  at every call), so the step is 1-Lipschitz whatever training does to A or h.
+- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field (sign = +1); bound
+  1 + h beta ||A||_2^2. With ``partner=`` (a ContractiveStep) its step size is *derived* from the
+  partner's so that the pair (expansive, then contractive) is 1-Lipschitz by construction:
+    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2) with L_C the partner's exact bound;
+    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2), the seed slides' condition
+                  sqrt(1 - h_C + h_C^2)(1 + h_E ||W||^2 beta_E) <= 1, valid when the partner's A is
+                  orthogonal (``Orthogonal`` parametrisation) and its slopes lie in [1/2, 1] (checked).
+- ``switching_pair`` / ``conv_switching_pair``: such pairs, ready to stack in a ``Flow``.
+- ``Normalize`` (x -> (x - mu) / s, bound 1 / min s), ``ZeroPad`` (isometric lift), ``BoundedLinear``
+  (a linear map with the exact ``SpectralNormBound``) and ``Chain``: a sequence of such layers, Steps
+  and Flows whose ``lipschitz_bound()`` is the product of the exact per-layer bounds.
+
+All bounds are recomputed from the actual weights in float64 (exact norms): a parametrisation or a
+clamp only makes them small, it is never trusted. They certify the real-arithmetic map defined by the
+stored parameters; evaluating it in float32 adds relative round-off of order 1e-7.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .. import structure
+from ..errors import ConfigError, NotCertifiedError, ShapeError
+from ..fields.gradient_bounds import SAFETY, shared_bounds
+from ..methods.rk import Euler
+from ..step import Flow, Step
+from .bounds import activation_slopes, leaky_relu
+from .norms import conv_spectral_norm
+from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound
+
+__all__ = ["BoundedLinear", "Chain", "ContractiveStep", "ExpansiveStep", "Normalize", "ZeroPad",
+           "conv_switching_pair", "switching_pair"]
+
+
+def _weight_name(field) -> str:
+    for name in ("A", "K"):
+        if hasattr(field, name):
+            return name
+    raise ConfigError(f"{type(field).__name__} has no weight A or K")
+
+
+def _check_gradient_field(field, sign: int, who: str) -> None:
+    if not (hasattr(field, "spectral_bounds") and hasattr(field, "euler_lipschitz_bound")):
+        raise ConfigError(f"{who} needs a gradient field (Gradient or ConvGradient), got {type(field).__name__}")
+    if getattr(field, "tied", True) is False:
+        raise ConfigError(f"{who} needs a tied gradient field K^T sigma(K x + b), got tied=False")
+    if field.sign != sign:
+        raise ConfigError(f"{who} needs a field with sign={sign:+d}, got sign={field.sign:+d}")
+    activation_slopes(field.activation)  # NotCertifiedError for non-monotone activations
+
+
+class ContractiveStep(Step):
+    """x -> x - h_eff A^T sigma(A x + b), h_eff = min(h, 2 / (beta ||A||_2^2)): 1-Lipschitz by construction.
+
+    ``h=None`` uses h_eff = 2 / (beta ||A||^2) itself (times 1 - 64 eps); otherwise h may be learned
+    (``learn_h``, ``h_max``) like any Step and is clamped on top. ``step.h`` is the clamped value.
+    """
+
+    def __init__(self, field, h: float | None = None, *, learn_h: bool = False, h_max: float | None = None):
+        _check_gradient_field(field, -1, "ContractiveStep")
+        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h and h is not None,
+                         h_max=h_max)
+        self._at_limit = h is None
+
+    @property
+    def h(self):
+        limit = self.field.step_limit()
+        if self._at_limit:
+            return limit
+        h = Step.h.fget(self)
+        return torch.minimum(torch.as_tensor(h, dtype=torch.float64, device=limit.device), limit)
+
+    def extra_repr(self) -> str:
+        return _repr(self)
+
+
+def _repr(step) -> str:
+    with torch.no_grad():
+        return f"method={step.method!r}, h={float(step.h):.4g} (certified rule)"
+
+
+class ExpansiveStep(Step):
+    """x -> x + h W^T sigma(W x + v), bound 1 + h beta ||W||_2^2 (exact); with ``partner`` the step size
+    is derived from a ContractiveStep so that (this step, then partner) is 1-Lipschitz (module docstring).
+    """
+
+    def __init__(self, field, h: float | None = None, *, partner: ContractiveStep | None = None,
+                 rule: str = "exact", learn_h: bool = False, h_max: float | None = None):
+        _check_gradient_field(field, 1, "ExpansiveStep")
+        if (h is None) == (partner is None):
+            raise ConfigError("ExpansiveStep needs exactly one of h (free step) or partner (derived step)")
+        if rule not in ("exact", "seed"):
+            raise ConfigError(f"unknown switching rule {rule!r}; use 'exact' or 'seed'")
+        if partner is not None:
+            if not isinstance(partner, ContractiveStep):
+                raise ConfigError(f"partner must be a ContractiveStep, got {type(partner).__name__}")
+            if rule == "seed":
+                _check_seed_conditions(partner)
+        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h and h is not None,
+                         h_max=h_max)
+        # stored outside the module tree: the partner is a sibling layer, not a child
+        self._partner = (partner,) if partner is not None else None
+        self.rule = rule
+
+    @property
+    def partner(self):
+        return None if self._partner is None else self._partner[0]
+
+    @property
+    def h(self):
+        if self._partner is None:
+            return Step.h.fget(self)
+        p = self.partner
+        hc = torch.as_tensor(p.h, dtype=torch.float64)
+        if self.rule == "seed":
+            lc = torch.sqrt(1.0 - hc + hc * hc)
+        else:
+            a, beta = activation_slopes(p.field.activation)
+            smin, smax = p.field.spectral_bounds(torch.float64)
+            lc = torch.maximum((1.0 - hc * beta * smax * smax).abs(), (1.0 - hc * a * smin * smin).abs())
+        _, beta_e = activation_slopes(self.field.activation)
+        _, sw = self.field.spectral_bounds(torch.float64)
+        return SAFETY * torch.clamp(1.0 / lc - 1.0, min=0.0) / (beta_e * sw * sw)
+
+    def extra_repr(self) -> str:
+        return _repr(self)
+
+
+def _check_seed_conditions(partner: ContractiveStep) -> None:
+    field = partner.field
+    a, beta = activation_slopes(field.activation)
+    if a < 0.5 or beta > 1.0:
+        raise ConfigError(f"the seed switching rule needs contractive slopes in [1/2, 1], got [{a}, {beta}] "
+                          f"({field.activation.name})")
+    name = _weight_name(field)
+    if not (parametrize.is_parametrized(field, name)
+            and any(isinstance(p, Orthogonal) for p in field.parametrizations[name])):
+        raise ConfigError("the seed switching rule needs the contractive weight A to carry the Orthogonal "
+                          "parametrisation (A^T A = I); use rule='exact' otherwise")
+
+
+def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed", slope: float = 0.5,
+                   expansive_activation="relu", learn_h: bool = False) -> Flow:
+    """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
+
+    Contractive: A orthogonal (needs width >= dim), LeakyReLU(slope), h_c (clamped to the exact limit;
+    trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
+    h_c by ``rule``.
+    """
+    from ..fields import Gradient
+
+    if width < dim:
+        raise ConfigError(f"an orthogonal contractive weight needs width >= dim, got width={width}, dim={dim}")
+    fc = Gradient(dim, width, sign=-1, activation=leaky_relu(slope))
+    parametrize.register_parametrization(fc, "A", Orthogonal())
+    fe = Gradient(dim, width, sign=1, activation=expansive_activation)
+    parametrize.register_parametrization(fe, "A", SpectralNormBound(1.0))
+    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
+    return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
+
+
+def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int = 3, h_c: float | None = None,
+                        *, slope: float = 0.5, expansive_activation="relu", learn_h: bool = False) -> Flow:
+    """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
+    (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
+
+    The contractive kernel starts near an isometry (identity on the first channels plus 0.1 noise) and is
+    normalised to ||K||_op <= 1, so the default h_c = 1 is below the limit 2 and s_min stays away from 0;
+    the expansive kernel is normalised likewise."""
+    from ..fields import ConvGradient
+
+    fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
+    with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
+        k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)
+        k[: min(channels, hidden), :, kernel_size // 2, kernel_size // 2] += torch.eye(min(channels, hidden), channels)
+        fc.K.copy_(k)
+    parametrize.register_parametrization(fc, "K", ConvSpectralNormBound(1.0, input_size))
+    fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
+    parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
+    c = ContractiveStep(fc, 1.0 if h_c is None else h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
+    return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
+
+
+class Normalize(nn.Module):
+    """x -> (x - mu) / s with fixed (buffer) mu and s > 0 (scalar or per feature): bound 1 / min s."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.get_default_dtype())
+        std = torch.as_tensor(std, dtype=torch.get_default_dtype())
+        if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
+            raise ConfigError("Normalize needs finite mean and std")
+        if not bool((std > 0).all()):
+            raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+    def lipschitz_bound(self) -> float:
+        return 1.0 / float(self.std.double().min())
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
+
+
+class ZeroPad(nn.Module):
+    """Lift (batch, n) -> (batch, m), m >= n, or (batch, C, H, W) -> (batch, C', H, W) by zero padding:
+    an isometry, bound 1."""
+
+    def __init__(self, size_in: int, size_out: int):
+        super().__init__()
+        if size_out < size_in:
+            raise ConfigError(f"ZeroPad needs size_out >= size_in, got {size_out} < {size_in}")
+        self.size_in, self.size_out = size_in, size_out
+
+    def forward(self, x):
+        if x.shape[1] != self.size_in:
+            raise ShapeError(f"ZeroPad expects {self.size_in} features/channels in dim 1, got shape {tuple(x.shape)}")
+        pad = [0, 0] * (x.dim() - 2) + [0, self.size_out - self.size_in]
+        return F.pad(x, pad)
+
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset({structure.Lipschitz(1.0)})
+
+
+class BoundedLinear(nn.Module):
+    """y = W x.flatten() + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation
+    (``c=None``: unconstrained W, e.g. a baseline's head; its bound is still the exact ||W||_2)."""
+
+    def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out, bias=bias)
+        if c is not None:
+            parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+    def lipschitz_bound(self) -> float:
+        with torch.no_grad():
+            return float(torch.linalg.matrix_norm(self.linear.weight.double(), ord=2))
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
+
+
+class Chain(nn.Module):
+    """x -> layer_M(...layer_1(x)); ``lipschitz_bound()`` = product of the layers' certified bounds
+    (NotCertifiedError if a layer has none)."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        # every parametrised weight (projection, QR, SVD) is evaluated once per forward, not per use
+        with parametrize.cached(), shared_bounds():
+            for layer in self.layers:
+                x = layer(x)
+        return x
+
+    def lipschitz_bound(self) -> float:
+        bound = 1.0
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "lipschitz_bound"):
+                raise NotCertifiedError(f"Chain layer {i} ({type(layer).__name__}) has no certified Lipschitz bound")
+            bound *= float(layer.lipschitz_bound())
+        return bound
+
+    @property
+    def guarantees(self) -> frozenset:
+        return structure.compose(getattr(layer, "guarantees", frozenset()) for layer in self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+
+def is_certified(module: nn.Module) -> bool:
+    """False if any parametrisation inside ``module`` is not a certified dynnets constraint (e.g. torch's
+    power-iteration ``spectral_norm``). Bounds never depend on this: they always use exact norms."""
+    for m in module.modules():
+        plist = getattr(m, "parametrizations", None)
+        if plist is None:
+            continue
+        for name in plist:
+            for p in plist[name]:
+                if not getattr(p, "certified", False):
+                    return False
+    return True
+
+
+

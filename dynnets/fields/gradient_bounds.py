@@ -1,0 +1,86 @@
+"""Certified bounds shared by the gradient-field families (dense ``Gradient``, circular ``ConvGradient``).
+
+A field F(x) = sign * A^T sigma(A x + b) mixes this in and implements ``spectral_bounds(dtype)``, the
+exact (s_min, s_max) of its linear map A (SVD, or the FFT symbol for circular convolutions). It then
+exposes what explicit Euler needs without fields importing methods:
+
+- ``lipschitz_bound()``: beta ||A||_2^2 (Lip of the field itself);
+- ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (see
+  ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
+- ``step_limit()``: 2 / (beta ||A||_2^2), the largest h for which the contractive step is 1-Lipschitz,
+  as a differentiable float64 tensor, shrunk by a relative 64 eps so that round-off in the SVD cannot
+  push h beta ||A||^2 above 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..errors import NotCertifiedError
+
+SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
+
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def shared_bounds():
+    """Within this context each weight's (s_min, s_max) is computed once (one forward pass: weights do
+    not change). Use together with ``torch.nn.utils.parametrize.cached()``, which makes a parametrised
+    weight the same tensor object at every access."""
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
+class GradientBounds:
+    sign: int
+
+    def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
+        if _MEMO is None:
+            return self._spectral_bounds(dtype)
+        w = self._weight()
+        key = (id(w), w._version, dtype, torch.is_grad_enabled())
+        if key not in _MEMO:
+            _MEMO[key] = (w, self._spectral_bounds(dtype))  # keep w alive so its id is not reused
+        return _MEMO[key][1]
+
+    def _weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _slopes(self):
+        from ..constraints.bounds import activation_slopes
+
+        return activation_slopes(self.activation)
+
+    @torch.no_grad()
+    def lipschitz_bound(self) -> float:
+        smin, smax = self.spectral_bounds(torch.float64)
+        return float(self.activation.lipschitz * smax * smax)
+
+    @torch.no_grad()
+    def euler_lipschitz_bound(self, h) -> float | None:
+        from ..constraints.bounds import gradient_euler_bound
+
+        try:
+            slopes = self._slopes()
+        except NotCertifiedError:
+            return None
+        h = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
+        smin, smax = self.spectral_bounds(torch.float64)
+        return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
+
+    def step_limit(self) -> torch.Tensor:
+        _, beta = self._slopes()
+        _, smax = self.spectral_bounds(torch.float64)
+        return SAFETY * 2.0 / (beta * smax * smax)
