@@ -97,7 +97,11 @@ def init_distributed(device="cpu", backend: str | None = None, timeout: float = 
 
 
 def shutdown_distributed() -> None:
+    """Tear the process group down together: a barrier first, so that no rank destroys its gloo
+    context while another still uses it (seen here as a rank aborting with 'terminate called without
+    an active exception' when rank 0 was still writing its checkpoint)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
