@@ -27,9 +27,12 @@ def machine() -> dict:
 
 
 def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
-    """Median seconds per call of each function, timed round-robin in one process so that load from
-    elsewhere on the machine affects every candidate alike. The order alternates each round (ABBA):
-    whichever candidate runs first in a round was measured up to 20% slower here (allocator state)."""
+    """Seconds per call of each function, timed round-robin in one process so that load from elsewhere
+    on the machine affects every candidate alike. The order alternates each round (ABBA): whichever
+    candidate runs first in a round was measured up to 20% slower here (allocator state).
+
+    Returns {name: {"min": s, "median": s}}; ratios use the minimum (as timeit does: the least disturbed
+    run, robust to other jobs on the machine), the median is reported beside it."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -40,7 +43,7 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: {"min": min(s), "median": statistics.median(s)} for name, s in samples.items()}
 
 
 def write_json(name: str, payload: dict) -> Path:

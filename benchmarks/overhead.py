@@ -83,9 +83,12 @@ def main(argv=None) -> dict:
     else:
         assert torch.allclose(tdq(x), flow(x), atol=1e-5), "torchdiffeq must compute the same map"
         candidates["torchdiffeq"] = run(tdq)
-    t = interleaved_times(candidates, repeats=args.repeats)
+    stats = interleaved_times(candidates, repeats=args.repeats)
+    t = {name: v["min"] for name, v in stats.items()}
     result = {
         "config": {"depth": DEPTH, "dim": DIM, "width": WIDTH, "batch": BATCH, "dtype": "float32"},
+        "timing": "min over interleaved rounds (ABBA order); medians in 'median_seconds'",
+        "median_seconds": {name: v["median"] for name, v in stats.items()},
         "seconds_dynnets": t["dynnets"],
         "seconds_handwritten": t["handwritten"],
         "ratio_vs_handwritten": t["dynnets"] / t["handwritten"],

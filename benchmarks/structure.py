@@ -2,7 +2,9 @@
 
 Time of forward + backward (loss = mean square of the output), float32, batch 1024, state dimension 32,
 hidden width 128; each family with the method that gives its guarantee (Euler for mass and gradient
-fields: the same arithmetic pattern as the ResNet step). Candidates are timed round-robin in one
+fields: the same arithmetic pattern as the ResNet step). A second ratio compares each family with a Dense
+step of the same parameter count (the mass and sphere fields output n(n-1)/2 matrix entries, so at equal
+width they carry about dim/4 times the parameters). Candidates are timed round-robin in one
 process (ABBA order). Goal: no family above 2x the Dense step.
 
     python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B]
@@ -53,15 +55,28 @@ def main(argv=None) -> dict:
 
         return once
 
-    times = interleaved_times({name: run(*c) for name, c in cands.items()}, repeats=args.repeats)
+    # a Dense step with as many parameters as each family (width = params / (2 dim + 1)) separates the
+    # cost of the family's size from the cost of its structure
+    matched = {}
+    for name, (step, x) in cands.items():
+        params = sum(p.numel() for p in step.parameters())
+        width = max(1, round((params - args.dim) / (2 * args.dim + 1)))
+        matched[name] = (dn.Step(F.Dense(args.dim, width), M.Euler(), 0.1), x)
+    fns = {name: run(*c) for name, c in cands.items()}
+    fns.update({f"matched:{name}": run(*c) for name, c in matched.items()})
+    stats = interleaved_times(fns, repeats=args.repeats)
+    times = {name: v["min"] for name, v in stats.items()}
     base = times["Dense / Euler (baseline)"]
     rows = []
-    print(f"{'family / method':<38}{'params':>9}{'fwd+bwd (ms)':>14}{'vs Dense':>10}")
+    print(f"{'family / method':<38}{'params':>9}{'fwd+bwd (ms)':>14}{'vs Dense':>10}{'vs Dense, same params':>23}")
     for name, (step, _) in cands.items():
         params = sum(p.numel() for p in step.parameters())
         ratio = times[name] / base
-        rows.append({"family": name, "params": params, "seconds": times[name], "ratio_vs_dense": ratio})
-        print(f"{name:<38}{params:>9}{1e3 * times[name]:>14.3f}{ratio:>10.2f}")
+        ratio_matched = times[name] / times[f"matched:{name}"]
+        rows.append({"family": name, "params": params, "seconds": times[name],
+                     "median_seconds": stats[name]["median"], "ratio_vs_dense": ratio,
+                     "ratio_vs_dense_same_params": ratio_matched})
+        print(f"{name:<38}{params:>9}{1e3 * times[name]:>14.3f}{ratio:>10.2f}{ratio_matched:>23.2f}")
     worst = max(rows, key=lambda r: r["ratio_vs_dense"])
     print(f"worst: {worst['family']} at {worst['ratio_vs_dense']:.2f}x (goal <= 2x)")
     result = {"config": vars(args), "rows": rows, "goal_max_ratio": 2.0, "machine": machine()}
