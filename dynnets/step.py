@@ -52,6 +52,9 @@ class Step(nn.Module):
         self.h_max = None if h_max is None else _check_step_size(h_max)
         if self.h_max is not None and h0 >= self.h_max:
             raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
+        # a fixed classical field refuses an explicit step outside its stability region; a learned h
+        # can only grow up to h_max, so that is the value to check when it is given
+        method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
         self.learn_h = bool(learn_h)
         if self.learn_h:
             if self.h_max is None:

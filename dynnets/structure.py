@@ -11,6 +11,9 @@ Step's guarantees come from the pair (field, method) and fields and methods neve
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
 which multiply (``compose``).
+
+``Affine()`` (F(x) = M x + c, constant M, c) is a trait that tells implicit linear methods
+(Crank-Nicolson) they may solve with M.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "Affine",
     "ConservesLinear",
     "LinearInvariant",
     "Lipschitz",
@@ -128,6 +132,13 @@ class ConservesLinear(Trait):
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
+
+
+@dataclass(frozen=True)
+class Affine(Trait):
+    """F(x) = M x + c with constant M and c (e.g. a semi-discretised linear PDE with boundary data).
+    The field exposes ``affine_parts(dtype, device) -> (M, c)``, so implicit linear methods (Crank-
+    Nicolson) can solve with M instead of iterating."""
 
 
 def compose(guarantee_sets: Iterable[frozenset]) -> frozenset:

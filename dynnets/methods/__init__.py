@@ -1,6 +1,7 @@
 """One-step methods Psi^h_F. Each declares which field traits it needs and what it guarantees."""
 
 from .base import Method
+from .crank_nicolson import CrankNicolson
 from .rk import RK4, Euler, ExplicitRK, Heun
 from .tableau import EULER, HEUN, MIDPOINT, SSPRK3, ButcherTableau
 from .tableau import RK4 as RK4_TABLEAU
@@ -13,6 +14,7 @@ __all__ = [
     "RK4_TABLEAU",
     "SSPRK3",
     "ButcherTableau",
+    "CrankNicolson",
     "Euler",
     "ExplicitRK",
     "Heun",
