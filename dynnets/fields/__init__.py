@@ -2,7 +2,8 @@
 
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
+from .convfd import ConvFD
 from .dense import Dense
 from .linear import Linear
 
-__all__ = ["ACTIVATIONS", "Dense", "Field", "Linear", "get_activation"]
+__all__ = ["ACTIVATIONS", "ConvFD", "Dense", "Field", "Linear", "get_activation"]
