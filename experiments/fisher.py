@@ -79,8 +79,8 @@ def _field(pde: str, grid: PeriodicGrid2D):
 
 def _make_convfd(kind: str, acts, init_scale: float):
     if kind == "tied":
-        return MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale)
-    return dn.fields.ConvFD(1, len(acts), 3, acts, init="mirrored", init_scale=init_scale)
+        return MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale).to(torch.float64)
+    return dn.fields.ConvFD(1, len(acts), 3, acts, init="mirrored", init_scale=init_scale).to(torch.float64)
 
 
 def _euler_flow(field, substeps: int = 3):
@@ -138,6 +138,16 @@ def _train(model, x, y, iterations, ckpt, desc, time_budget=None):
 
 
 def main(argv=None):
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # every tensor and random draw of the run in float64
+    try:
+        return _main(argv)
+    finally:  # no global side effect when called in-process (tests)
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+
+
+def _main(argv=None):
     args = build_parser().parse_args(argv)
     if args.pde not in ("fisher", "heat"):
         raise ConfigError(f"unknown --pde {args.pde!r}; use fisher or heat")
@@ -168,7 +178,6 @@ def main(argv=None):
             (out / f).unlink(missing_ok=True)
     if args.ddp:
         torch.distributed.barrier()
-    torch.set_default_dtype(torch.float64)
     dn.runs.seed_everything(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
@@ -224,7 +233,7 @@ def main(argv=None):
     exact_field = exact_convfd(ALPHA, DX, "5pt", reaction)
     exact = _euler_flow(exact_field)
     fd_scheme = _euler_flow(field)
-    baseline = CircularCNN(width=4, kernel_size=3)
+    baseline = CircularCNN(width=4, kernel_size=3).to(torch.float64)
 
     t1 = time.perf_counter()
     # multi-start: the loss has poor local minima (a relu channel of the pair that carries the Laplacian
