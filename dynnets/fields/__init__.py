@@ -4,6 +4,7 @@ from .activations import ACTIVATIONS, get_activation
 from .base import Field
 from .conserve import ConserveLinear
 from .conv_gradient import ConvGradient
+from .convfd import ConvFD, MirroredConvFD
 from .dense import Dense
 from .gradient import Gradient
 from .hamiltonian import Hamiltonian
@@ -13,6 +14,6 @@ from .sphere import SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "ConserveLinear", "ConvGradient", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
-    "MassPreserving", "SpherePreserving", "VolumePreserving", "get_activation",
+    "ACTIVATIONS", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
+    "MassPreserving", "MirroredConvFD", "SpherePreserving", "VolumePreserving", "get_activation",
 ]
