@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/python -m experiments.quickstart
+	$(BIN)/python -m experiments.run_all
 
 test: setup
 	$(BIN)/python -m pytest -q
