@@ -9,15 +9,6 @@ import dynnets as dn
 EPS = torch.finfo(torch.float64).eps
 
 
-def single_thread():
-    """Body of a module fixture: one intra-op thread, restored afterwards. These tests evaluate tiny
-    matrices thousands of times, where thread hand-offs cost ~10x the arithmetic on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomize(field: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
     """Redraw every parameter from N(0, scale^2) (float64): far larger than the default initialisation,
     so that deep flows move points a long way and the maps are far from the identity."""

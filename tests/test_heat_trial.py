@@ -22,15 +22,6 @@ from dynnets.pde.trial import (
 EPS = torch.finfo(torch.float64).eps
 
 
-@pytest.fixture
-def one_thread():
-    """Small matrices: one intra-op thread is much faster (and two fight on a shared 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def untrained(seed, **kw):
     torch.manual_seed(seed)
     return TrialNetwork(2, 16, 3, **kw).double()
@@ -103,7 +94,7 @@ def test_linear_pde_residual_vanishes_on_the_exact_solution():
         LinearPDE({"yy": 1.0}, coords="xt")
 
 
-def test_a_short_fit_reduces_the_residual_and_the_error(one_thread):
+def test_a_short_fit_reduces_the_residual_and_the_error():
     sol, pde, points = build_heat_trial(DYNNETS_RECIPE.__class__(**{**vars(DYNNETS_RECIPE), "width": 12}), 0)
     before = residual_function(sol, pde, points)().square().mean().item()
     history = fit_trial(sol, pde, points, adam_steps=50, lbfgs_steps=60)

@@ -31,15 +31,6 @@ EPS = torch.finfo(torch.float64).eps
 C = 10.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny batched ops: one intra-op thread is faster and immune to oversubscription on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pairs(shape, n, gen):
     x = torch.randn(n, *shape, dtype=torch.float64, generator=gen)
     r = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-3), 0.0, generator=gen))

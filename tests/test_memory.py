@@ -19,15 +19,6 @@ EPS64 = torch.finfo(torch.float64).eps
 C = 100  # tolerance C * n * eps, n = number of steps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread is faster, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # A test-local explicitly invertible (field, method) pair: an additive coupling on x = (q, v),
 #     q' = q + h f(v),   v' = v + h g(q'),      inverse:  v = v' - h g(q'),   q = q' - h f(v),
 # with f, g small tanh networks, so that the memory machinery is tested independently of the

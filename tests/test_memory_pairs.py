@@ -15,14 +15,6 @@ N = 500
 H = 0.01
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PAIRS = {
     "Hamiltonian/SymplecticEuler": (lambda: dn.fields.Hamiltonian(3, 8), dn.methods.SymplecticEuler),
     "Hamiltonian/StormerVerlet": (lambda: dn.fields.Hamiltonian(3, 8), dn.methods.StormerVerlet),

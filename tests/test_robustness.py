@@ -13,14 +13,6 @@ from dynnets.errors import ConfigError
 from dynnets.robust import certified, load_cifar10, margins, pgd_l2, read_batch, soundness_violations
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _linear_model():
     torch.manual_seed(0)
     lin = torch.nn.Linear(5, 3).double()

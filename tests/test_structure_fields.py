@@ -7,17 +7,11 @@ import io
 
 import pytest
 import torch
-from structure_cases import EPS, points, randomize, single_thread
+from structure_cases import EPS, points, randomize
 
 import dynnets as dn
 from dynnets import errors
 from dynnets import structure as st
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from single_thread()
-
 
 F = dn.fields
 M = dn.methods

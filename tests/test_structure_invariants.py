@@ -23,18 +23,11 @@ from structure_cases import (
     randomize,
     rollout_linear_drift,
     rollout_norm_drift,
-    single_thread,
 )
 
 import dynnets as dn
 from dynnets import structure as st
 from dynnets import testing as T
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from single_thread()
-
 
 N_DEEP = 50          # layers of a deep flow
 N_LONG = 10_000      # composed steps of a weight-tied rollout

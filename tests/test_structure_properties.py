@@ -10,20 +10,13 @@ separates the two (the negative controls of test_structure_invariants.py show th
 
 from __future__ import annotations
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
-from structure_cases import EPS, deep_flow, max_jacobian_norm, points, rollout_linear_drift, single_thread
+from structure_cases import EPS, deep_flow, max_jacobian_norm, points, rollout_linear_drift
 
 import dynnets as dn
 from dynnets import testing as T
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from single_thread()
-
 
 C = 10
 N = 12  # layers per random flow

@@ -169,14 +169,6 @@ def _mse(model, batch):
     return ((model(batch[0]) - batch[1]) ** 2).mean()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _snapshot(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 

@@ -16,14 +16,6 @@ from dynnets.train import FitResult, fit, load_checkpoint
 EPS = torch.finfo(torch.float64).eps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _data(n=60, seed=1):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g, dtype=torch.float64)
