@@ -5,8 +5,8 @@
     net = dn.Flow.repeat(step, 10)
 """
 
-from . import errors, fields, methods, structure, testing
+from . import errors, fields, methods, pde, structure, testing, train
 from .step import Flow, Step
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "errors", "fields", "methods", "structure", "testing", "__version__"]
+__all__ = ["Flow", "Step", "__version__", "errors", "fields", "methods", "pde", "structure", "testing", "train"]

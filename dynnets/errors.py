@@ -31,3 +31,11 @@ class NotCertifiedError(DynnetsError, TypeError):
 
 class ConfigError(DynnetsError, ValueError):
     """A configuration value (option, size, name) breaks its documented rule."""
+
+
+class CheckpointError(DynnetsError, ValueError):
+    """A checkpoint file is missing, truncated, corrupt, or does not fit the model it is loaded into."""
+
+
+class NonFiniteLossError(DynnetsError, FloatingPointError):
+    """Training produced a NaN or infinite loss; the parameters are left as they were before that step."""

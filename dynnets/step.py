@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,9 @@ class Step(nn.Module):
         self.h_max = None if h_max is None else _check_step_size(h_max)
         if self.h_max is not None and h0 >= self.h_max:
             raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
+        # a fixed classical field refuses an explicit step outside its stability region; a learned h
+        # can only grow up to h_max, so that is the value to check when it is given
+        method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
         self.learn_h = bool(learn_h)
         if self.learn_h:
             if self.h_max is None:
@@ -123,7 +126,7 @@ class Flow(nn.Module):
         self._index = tuple(index)
 
     @classmethod
-    def repeat(cls, step: nn.Module, n: int) -> "Flow":
+    def repeat(cls, step: nn.Module, n: int) -> Flow:
         """n applications of one weight-tied step."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"Flow.repeat needs a positive integer count, got n={n!r}")

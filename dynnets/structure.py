@@ -11,19 +11,33 @@ Step's guarantees come from the pair (field, method) and fields and methods neve
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
 which multiply (``compose``).
+
+``Affine()`` (F(x) = M x + c, constant M, c) is a trait that tells implicit linear methods
+(Crank-Nicolson) they may solve with M.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 
 __all__ = [
-    "Property", "Symplectic", "VolumePreserving", "NormPreserving", "LinearInvariant", "Lipschitz",
-    "Trait", "Partitioned", "SeparableHamiltonian", "SkewProduct", "ConservesLinear", "compose",
+    "Affine",
+    "ConservesLinear",
+    "LinearInvariant",
+    "Lipschitz",
+    "NormPreserving",
+    "Partitioned",
+    "Property",
+    "SeparableHamiltonian",
+    "SkewProduct",
+    "Symplectic",
+    "Trait",
+    "VolumePreserving",
+    "compose",
 ]
 
 
@@ -69,7 +83,7 @@ class LinearInvariant(Property):
         object.__setattr__(self, "c", _as_vector(c))
 
     @classmethod
-    def ones(cls, dim: int) -> "LinearInvariant":
+    def ones(cls, dim: int) -> LinearInvariant:
         return cls((1.0,) * dim)
 
     def vector(self, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -118,6 +132,13 @@ class ConservesLinear(Trait):
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
+
+
+@dataclass(frozen=True)
+class Affine(Trait):
+    """F(x) = M x + c with constant M and c (e.g. a semi-discretised linear PDE with boundary data).
+    The field exposes ``affine_parts(dtype, device) -> (M, c)``, so implicit linear methods (Crank-
+    Nicolson) can solve with M instead of iterating."""
 
 
 def compose(guarantee_sets: Iterable[frozenset]) -> frozenset:

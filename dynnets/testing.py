@@ -11,14 +11,24 @@ Typical use in a test: ``assert symplecticity_defect(net, x) <= C * n * torch.fi
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
+from . import structure
+
 __all__ = [
-    "as_float64", "jacobian", "symplecticity_defect", "volume_defect", "invariant_drift", "norm_drift",
-    "lipschitz_ratio", "inverse_defect", "EPS64",
+    "EPS64",
+    "as_float64",
+    "invariant_drift",
+    "inverse_defect",
+    "jacobian",
+    "lipschitz_ratio",
+    "norm_drift",
+    "symplecticity_defect",
+    "volume_defect",
 ]
 
 EPS64 = torch.finfo(torch.float64).eps
@@ -122,3 +132,49 @@ def inverse_defect(f, f_inverse, x) -> float:
     back = f_inverse(f(x))
     err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
     return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured claim: the property, its measured defect, the round-off tolerance it is held to."""
+
+    property: structure.Property
+    defect: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.defect <= self.tolerance
+
+
+def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """The defect of one property on the points x (y: the partner points for Lipschitz pairs).
+
+    Lipschitz(L) is measured as the relative excess max(0, ratio - L) / L of the observed ratio over
+    the claimed constant, so that, like every other defect, it is 0 when the claim holds."""
+    if isinstance(prop, structure.Symplectic):
+        return symplecticity_defect(f, x)
+    if isinstance(prop, structure.VolumePreserving):
+        return volume_defect(f, x)
+    if isinstance(prop, structure.LinearInvariant):
+        return invariant_drift(f, x, prop.vector())
+    if isinstance(prop, structure.NormPreserving):
+        return norm_drift(f, x)
+    if isinstance(prop, structure.Lipschitz):
+        if y is None:
+            y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))
+        ratio = lipschitz_ratio(f, x, y)
+        return max(0.0, ratio - prop.L) / max(prop.L, EPS64)
+    raise TypeError(f"no measurement is known for property {prop!r}")
+
+
+def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:
+    """Measure every property ``net.guarantees`` claims, in float64, on the points x.
+
+    Each defect is held to C * n * eps with n = (number of steps) * (state dimension): round-off
+    accumulates at most linearly in both for the compositions dynnets builds. The caller decides what
+    to do with a failed check; ``verify`` never asserts."""
+    x = _points(x)
+    steps = len(net) if hasattr(net, "__len__") else 1
+    n = steps * x[0].numel()
+    return [Check(p, measure(net, p, x), C * n * EPS64) for p in sorted(net.guarantees, key=repr)]

@@ -6,6 +6,7 @@ from .conserve import ConserveLinear
 from .dense import Dense
 from .gradient import Gradient
 from .hamiltonian import Hamiltonian
+from .linear import Linear
 from .mass import MassPreserving
 from .sphere import SpherePreserving
 from .volume import VolumePreserving
@@ -17,6 +18,7 @@ __all__ = [
     "Field",
     "Gradient",
     "Hamiltonian",
+    "Linear",
     "MassPreserving",
     "SpherePreserving",
     "VolumePreserving",

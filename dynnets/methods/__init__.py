@@ -2,6 +2,7 @@
 
 from .base import Method
 from .cayley import Cayley
+from .crank_nicolson import CrankNicolson
 from .partitioned import StormerVerlet, SymplecticEuler
 from .rk import RK4, Euler, ExplicitRK, Heun
 from .tableau import EULER, HEUN, MIDPOINT, SSPRK3, ButcherTableau
@@ -16,6 +17,7 @@ __all__ = [
     "SSPRK3",
     "ButcherTableau",
     "Cayley",
+    "CrankNicolson",
     "Euler",
     "ExplicitRK",
     "Heun",

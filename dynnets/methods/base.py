@@ -27,6 +27,11 @@ class Method:
                     f"{type(field).__name__} declares {sorted(type(t).__name__ for t in traits) or 'none'}"
                 )
 
+    def check_step(self, field, h: float) -> None:
+        """Refuse a step size this method cannot use on this field (StepSizeError). The default
+        checks nothing; explicit methods ask fixed classical fields (heat, ...) for their stability
+        limit through the field's ``check_explicit_step`` hook."""
+
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         raise NotImplementedError
 

@@ -37,6 +37,19 @@ class ExplicitRK(Method):
         )
         self._weights = tuple((j, bj) for j, bj in enumerate(tableau.b) if bj != 0.0)
 
+    @property
+    def real_stability_interval(self) -> float:
+        """Length r of the stability interval [-r, 0] on the negative real axis (from the tableau)."""
+        return self.tableau.real_stability_interval
+
+    def check_step(self, field, h: float) -> None:
+        """A fixed field with a known real negative spectrum (e.g. the semi-discrete heat equation)
+        exposes ``check_explicit_step(h, interval, method_name)`` and raises StepSizeError when
+        h * spectral_radius exceeds this method's real stability interval."""
+        hook = getattr(field, "check_explicit_step", None)
+        if hook is not None:
+            hook(float(h), self.real_stability_interval, self.name)
+
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         ks = []
         for row in self._stages:

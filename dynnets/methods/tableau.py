@@ -78,6 +78,45 @@ class ButcherTableau:
     def stages(self) -> int:
         return len(self.b)
 
+    def stability_polynomial(self) -> tuple[float, ...]:
+        """Coefficients (ascending powers) of R(z) = 1 + sum_k z^k b^T A^(k-1) 1, the amplification
+        factor of the method applied to y' = lambda y with z = h lambda (Hairer-Wanner II, IV.2)."""
+        s, a = self.stages, self.a
+        coeffs = [1.0]
+        v = [1.0] * s  # A^(k-1) 1
+        for _ in range(s):
+            coeffs.append(sum(bi * vi for bi, vi in zip(self.b, v)))
+            v = [sum(a[i][j] * v[j] for j in range(s)) for i in range(s)]
+        while len(coeffs) > 1 and coeffs[-1] == 0.0:
+            coeffs.pop()
+        return tuple(coeffs)
+
+    @property
+    def real_stability_interval(self) -> float:
+        """The largest r with |R(-x)| <= 1 for all x in [0, r]: h lambda must lie in [-r, 0] for a
+        real negative eigenvalue lambda. Computed from the roots of R(-x) = +-1 (exact up to root
+        finding): 2 for Euler and Heun, 2.5127 for SSPRK3, 2.7853 for RK4."""
+        import numpy as np
+
+        coeffs = self.stability_polynomial()
+        neg = np.array([c * (-1.0) ** k for k, c in enumerate(coeffs)])  # P(x) = R(-x), ascending
+
+        def amp(x: float) -> float:
+            return abs(float(np.polynomial.polynomial.polyval(x, neg)))
+
+        candidates = []
+        for shift in (1.0, -1.0):
+            shifted = neg.copy()
+            shifted[0] -= shift
+            for root in np.polynomial.polynomial.polyroots(shifted):
+                if abs(root.imag) <= 1e-9 * max(1.0, abs(root.real)) and root.real > 1e-12:
+                    candidates.append(float(root.real))
+        for x in sorted(candidates):
+            # a root where |R| only touches 1 does not end the interval; one where it leaves does
+            if amp(x * (1 + 1e-7) + 1e-12) > 1.0:
+                return x
+        return float("inf")  # |R(-x)| <= 1 on the whole negative axis (not possible for explicit RK)
+
     @property
     def order(self) -> int:
         """Highest p <= 4 for which all order conditions hold (4 means 'at least 4')."""

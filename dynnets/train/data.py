@@ -1,0 +1,146 @@
+"""A batch source for `fit` whose position can be saved and replayed exactly.
+
+``data`` is one of
+
+* ``None``: every step gets ``batch=None`` (full-batch problems such as trial-function PDE losses);
+* a callable ``step -> batch`` (``step`` is the 0-based index of the step being taken);
+* a re-iterable of batches (a list, a DataLoader, ...), cycled epoch after epoch.
+
+Exact resume of an iterable: a shuffled DataLoader draws its permutation from a generator (its own or
+torch's global one) when an epoch starts. At each epoch start the source records the state of the global
+generators (torch, numpy, python) and of every torch.Generator it can see on the loader and its samplers,
+and counts the batches taken since. On resume it sets those states back, starts the epoch again and skips
+the counted batches, which reproduces the permutation and every generator's state; the training loop then
+restores the global generators to their values at the checkpoint. Samplers with ``set_epoch`` (e.g.
+DistributedSampler) are told the epoch number before each epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+from .rng import capture_rng, check_rng, restore_rng
+
+
+def _generators(data) -> list[torch.Generator]:
+    found, seen = [], set()
+    candidates = [data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None),
+                  getattr(getattr(data, "batch_sampler", None), "sampler", None)]
+    for obj in candidates:
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator) and id(g) not in seen:
+            seen.add(id(g))
+            found.append(g)
+    return found
+
+
+def _epoch_setters(data) -> list:
+    samplers = [getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)]
+    out, seen = [], set()
+    for s in samplers:
+        if s is not None and callable(getattr(s, "set_epoch", None)) and id(s) not in seen:
+            seen.add(id(s))
+            out.append(s)
+    return out
+
+
+def move_batch(batch, device: torch.device, dtype: torch.dtype | None):
+    """Move tensors in (nested tuples/lists/dicts of) ``batch`` to ``device``; cast floating ones to ``dtype``."""
+    if isinstance(batch, torch.Tensor):
+        if dtype is not None and batch.is_floating_point():
+            return batch.to(device=device, dtype=dtype)
+        return batch.to(device=device)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(move_batch(b, device, dtype) for b in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_batch(b, device, dtype) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+    return batch
+
+
+class BatchSource:
+    def __init__(self, data):
+        self.data = data
+        self.kind = "none" if data is None else "callable" if callable(data) else "iterable"
+        self.epoch = 0
+        self.position = 0  # batches taken in the current epoch
+        self._iterator = None
+        self._epoch_rng = None
+        self._epoch_generators = None
+
+    def _start_epoch(self) -> None:
+        for sampler in _epoch_setters(self.data):
+            sampler.set_epoch(self.epoch)
+        self._epoch_rng = capture_rng()
+        self._epoch_generators = [g.get_state() for g in _generators(self.data)]
+        self._iterator = iter(self.data)
+        self.position = 0
+
+    def _next_from_iterable(self):
+        if self._iterator is None:
+            self._start_epoch()
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            if self.position == 0:
+                raise ConfigError(f"data ({type(self.data).__name__}) yielded no batch in epoch {self.epoch} "
+                                  "(rule: a non-empty iterable)") from None
+            self.epoch += 1
+            self._start_epoch()
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                raise ConfigError(f"data ({type(self.data).__name__}) yielded no batch in epoch {self.epoch} "
+                                  "(rule: a non-empty iterable)") from None
+        self.position += 1
+        return batch
+
+    def next(self, step: int):
+        if self.kind == "none":
+            return None
+        if self.kind == "callable":
+            return self.data(step)
+        return self._next_from_iterable()
+
+    def state(self) -> dict:
+        if self.kind != "iterable" or self._iterator is None:
+            return {"epoch": self.epoch, "position": 0, "epoch_rng": None, "generators": []}
+        return {"epoch": self.epoch, "position": self.position, "epoch_rng": self._epoch_rng,
+                "generators": list(self._epoch_generators)}
+
+    def check_state(self, state, where: str) -> None:
+        try:
+            epoch, position, rng, gens = state["epoch"], state["position"], state["epoch_rng"], state["generators"]
+        except (KeyError, TypeError):
+            raise CheckpointError(f"{where}: data-position record is malformed") from None
+        if not (isinstance(epoch, int) and isinstance(position, int) and epoch >= 0 and position >= 0):
+            raise CheckpointError(f"{where}: data position epoch={epoch!r}, position={position!r} is invalid")
+        if rng is None:
+            return
+        if self.kind != "iterable":
+            raise CheckpointError(f"{where}: the checkpoint was written while iterating a dataset, but this "
+                                  "run's data is " + ("None" if self.kind == "none" else "a callable"))
+        check_rng(rng, where)
+        if len(gens) != len(_generators(self.data)):
+            raise CheckpointError(f"{where}: the checkpoint records {len(gens)} data generator(s), this run's "
+                                  f"data has {len(_generators(self.data))}")
+
+    def restore(self, state, where: str) -> None:
+        """Replay the data to the recorded position (checked first by :meth:`check_state`)."""
+        if state["epoch_rng"] is None:
+            return
+        self.epoch = state["epoch"]
+        restore_rng(state["epoch_rng"])
+        for g, s in zip(_generators(self.data), state["generators"], strict=True):
+            g.set_state(s)
+        self._start_epoch()
+        for i in range(state["position"]):
+            try:
+                next(self._iterator)
+            except StopIteration:
+                raise CheckpointError(f"{where}: the data yields only {i} batches in epoch {self.epoch}, but "
+                                      f"the checkpoint was taken after batch {state['position']} (was the "
+                                      "dataset or batch size changed?)") from None
+        self.position = state["position"]

@@ -1,0 +1,85 @@
+"""Random-number-generator states as checkpoint payloads made of tensors and plain numbers only.
+
+``torch.load(weights_only=True)`` reads tensors, numbers, strings and dict/list/tuple containers but no
+numpy arrays or arbitrary objects, so each global generator's state is converted to that vocabulary:
+
+    torch CPU    -> uint8 tensor (torch.get_rng_state())
+    CUDA         -> list of uint8 tensors, one per device (only when CUDA is available)
+    numpy legacy -> {"keys": int64 tensor (624,), "pos", "has_gauss", "cached_gaussian"}
+    python       -> {"version", "state": int64 tensor (625,), "gauss_next"}
+
+numpy's ``np.random.default_rng()`` Generators are objects owned by the caller, not global state, and are
+not captured.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_rng() -> dict:
+    """The state of every global generator, as tensors and plain numbers."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    py_version, py_state, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64).copy()),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {
+            "version": int(py_version),
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "cuda": [s.clone() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else None,
+    }
+    return state
+
+
+def check_rng(state, where: str) -> None:
+    """Refuse a malformed RNG record before anything is applied (so a bad file is never half-loaded)."""
+    try:
+        t = state["torch"]
+        ok = isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.shape == torch.get_rng_state().shape
+        npst = state["numpy"]
+        ok = ok and isinstance(npst["keys"], torch.Tensor) and tuple(npst["keys"].shape) == (624,)
+        py = state["python"]
+        ok = ok and isinstance(py["state"], torch.Tensor) and tuple(py["state"].shape) == (625,)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{where}: RNG record is malformed (missing {e})") from None
+    if not ok:
+        raise CheckpointError(f"{where}: RNG record has the wrong types or sizes")
+
+
+def restore_rng(state) -> None:
+    """Apply a record made by :func:`capture_rng` (checked by :func:`check_rng` first)."""
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    cuda = state.get("cuda")
+    if cuda is not None:
+        if torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            warnings.warn("checkpoint holds CUDA RNG states for a different set of devices; they are not "
+                          "restored, so CUDA random draws will differ from the original run", stacklevel=3)
