@@ -6,6 +6,7 @@
 """
 
 from . import errors, fields, methods, pde, structure, testing, train
+from . import approx  # noqa: E402,F401  (Presnov decomposition, issue 11)
 from .step import Flow, Step
 
 __version__ = "0.1.0"
