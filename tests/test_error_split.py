@@ -129,3 +129,11 @@ def test_bad_input_is_refused():
     rk = dn.Flow([dn.Step(dn.fields.SpherePreserving(16, 4), dn.methods.Cayley(), 0.1)])
     with pytest.raises(ConfigError, match="explicit Runge-Kutta"):
         error_split(rk, lambda m: FD(m), states(16), lambda lo, hi: 1.0)
+
+
+def test_figure(tmp_path):
+    from dynnets.pde.error_split import plot_error_split
+    from dynnets.runs import save_figure
+
+    path = save_figure(plot_error_split(split(16, 0.01, 1e-3, count=2)), tmp_path / "split.png")
+    assert path.stat().st_size > 0
