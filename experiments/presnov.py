@@ -174,20 +174,25 @@ def figure(metrics: dict):
     styles = {"presnov": ("o-", "gradient (+/-) / sphere"), "presnov_convex": ("s--", "gradient (-) / sphere"),
               "dense": ("^-", "Dense ResNet")}
     for ax, (tname, rows) in zip(axes[:2], metrics["approximation"].items(), strict=True):
-        steps = sorted(rows)
+        steps = sorted(rows, key=int)  # int keys in memory, str keys after a JSON round trip
         for variant in metrics["config"]["variants"]:
             style, label = styles[variant]
-            ax.loglog(steps, [rows[s][variant]["test_rel_error"] for s in steps], style, label=label,
-                      base=2)
+            ax.plot([int(s) for s in steps], [rows[s][variant]["test_rel_error"] for s in steps], style,
+                    label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xlabel("number of steps")
         ax.set_ylabel("relative test error")
         ax.set_title(tname)
         ax.legend()
     ax = axes[2]
-    pieces = sorted(metrics["trotter_relative_error"])
-    errs = [metrics["trotter_relative_error"][k] for k in pieces]
-    ax.loglog(pieces, errs, "o-", base=2, label="Trotter of exact grad U / X_S flows")
-    ax.loglog(pieces, [errs[0] / k for k in pieces], "k:", base=2, label="slope -1")
+    keys = sorted(metrics["trotter_relative_error"], key=int)
+    errs = [metrics["trotter_relative_error"][k] for k in keys]
+    pieces = [int(k) for k in keys]
+    ax.plot(pieces, errs, "o-", label="Trotter of exact grad U / X_S flows")
+    ax.plot(pieces, [errs[0] / k for k in pieces], "k:", label="slope -1")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xlabel("pieces k")
     ax.set_ylabel("relative error vs time-1 flow")
     ax.set_title("Presnov splitting (constructive proof)")
