@@ -56,7 +56,7 @@ def fit_map(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, adam_st
             return loss
 
         for _ in range(lbfgs_steps):
-            history.append(float(lbfgs.step(closure)))
+            history.append(float(lbfgs.step(closure).detach()))
             if progress is not None:
                 progress(1)
     with torch.no_grad():
