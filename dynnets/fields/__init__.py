@@ -3,6 +3,7 @@
 from .activations import ACTIVATIONS, get_activation
 from .base import Field
 from .conserve import ConserveLinear
+from .convfd import ConvFD
 from .dense import Dense
 from .gradient import Gradient
 from .hamiltonian import Hamiltonian
@@ -14,6 +15,7 @@ from .volume import VolumePreserving
 __all__ = [
     "ACTIVATIONS",
     "ConserveLinear",
+    "ConvFD",
     "Dense",
     "Field",
     "Gradient",

@@ -21,3 +21,13 @@ __all__ = [
     "solve_heat",
     "step_count",
 ]
+
+# 2-D periodic tooling (issue 7): grids, stencils as convolution kernels, heat/Fisher fields, the exact
+# ConvFD construction and reference data live in their own modules.
+from . import construct, data, fisher, periodic2d, stencils2d  # noqa: E402
+from .construct import exact_convfd, polynomial_convfd  # noqa: E402
+from .fisher import FisherField2D, HeatField2D  # noqa: E402
+from .periodic2d import PeriodicGrid2D, apply_stencil, stencil_symbol  # noqa: E402
+
+__all__ += ["FisherField2D", "HeatField2D", "PeriodicGrid2D", "apply_stencil", "construct", "data",
+            "exact_convfd", "fisher", "periodic2d", "polynomial_convfd", "stencil_symbol", "stencils2d"]

@@ -1,0 +1,119 @@
+"""ConvFD: the convolutional vector field F(U) = B * sigma(A * U) of the seed slides (pixel-based learning).
+
+U: (batch, C, H, W). A: (hidden, C, k, k), B: (C, hidden, k, k), both applied by cross-correlation with
+wrap-around (circular padding, periodic boundary conditions, as finite-difference stencils on a torus).
+sigma acts channel by channel, each hidden channel with its own activation ("relu", "relu2" =
+max(0, x)^2, "relu3", "tanh", ...). With relu and relu2 channels this family contains every FD
+right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree <= 2 exactly (``dynnets.pde.construct``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, ShapeError
+from .activations import get_activation
+from .base import Field, check_size
+
+
+class ConvFD(Field):
+    """F(U) = B * sigma(A * U + a) (+ b), circular padding.
+
+    channels:    C, the number of fields in U.
+    hidden:      number of hidden channels.
+    kernel_size: odd k of both A and B.
+    activations: one name for every hidden channel, or a list of ``hidden`` names.
+    bias:        add trainable biases a (hidden) and b (C); default False (an FD right-hand side that is
+                 a homogeneous polynomial needs none).
+    init_scale:  B ~ N(0, init_scale^2 / (hidden k^2)); A ~ N(0, 1/(C k^2)).
+    init:        "random" (independent entries) or "mirrored": within each group of equal activations
+                 relu^p (p = 1..4, even group size) the second half of the channels is the first half
+                 with A -> -A and B -> (-1)^p B, so that at initialisation F is exactly a polynomial
+                 sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017); training then
+                 starts from the polynomial form the exact FD right-hand side has.
+    """
+
+    def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
+                 bias: bool = False, init_scale: float = 0.1, init: str = "random"):
+        super().__init__()
+        self.channels = check_size("channels", channels)
+        self.hidden = check_size("hidden", hidden)
+        k = check_size("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd (a centred stencil), got {k}")
+        self.kernel_size = k
+        names = [activations] * hidden if isinstance(activations, str) else list(activations)
+        if len(names) != hidden:
+            raise ConfigError(f"activations must be one name or a list of hidden={hidden} names, got {len(names)}")
+        self.activations = tuple(get_activation(n) for n in names)
+        # consecutive runs of equal activations, applied as slices (one call per run)
+        self._runs: list[tuple[int, int, object]] = []
+        for i, act in enumerate(self.activations):
+            if self._runs and self._runs[-1][2].name == act.name:
+                s, _, a = self._runs[-1]
+                self._runs[-1] = (s, i + 1, a)
+            else:
+                self._runs.append((i, i + 1, act))
+        self.dim = channels
+        self.A = nn.Parameter(torch.randn(hidden, channels, k, k) / math.sqrt(channels * k * k))
+        self.B = nn.Parameter(torch.randn(channels, hidden, k, k) * (init_scale / math.sqrt(hidden * k * k)))
+        if init == "mirrored":
+            self._mirror()
+        elif init != "random":
+            raise ConfigError(f"init must be 'random' or 'mirrored', got {init!r}")
+        if bias:
+            self.a = nn.Parameter(torch.zeros(hidden))
+            self.b = nn.Parameter(torch.zeros(channels))
+        else:
+            self.register_parameter("a", None)
+            self.register_parameter("b", None)
+
+    def _mirror(self) -> None:
+        powers = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
+        groups: dict[str, list[int]] = {}
+        for i, act in enumerate(self.activations):
+            if act.name not in powers:
+                raise ConfigError(f"init='mirrored' needs relu-power activations (relu, relu2, relu3, relu4), "
+                                  f"got {act.name!r} for hidden channel {i}")
+            groups.setdefault(act.name, []).append(i)
+        with torch.no_grad():
+            for name, idx in groups.items():
+                if len(idx) % 2:
+                    raise ConfigError(f"init='mirrored' needs an even number of {name} channels, got {len(idx)}")
+                half = len(idx) // 2
+                first, second = idx[:half], idx[half:]
+                self.A[second] = -self.A[first]
+                self.B[:, second] = (-1.0) ** powers[name] * self.B[:, first]
+
+    def check_input(self, u: torch.Tensor) -> None:
+        if u.dim() != 4 or u.shape[1] != self.channels:
+            raise ShapeError(f"ConvFD expects input of shape (batch, C={self.channels}, H, W), got {tuple(u.shape)}")
+        r = self.kernel_size // 2
+        if u.shape[-1] < r or u.shape[-2] < r or min(u.shape[-2:]) < 1:
+            raise ShapeError(f"ConvFD with kernel_size={self.kernel_size} needs H, W >= {max(r, 1)} for circular "
+                             f"padding, got {tuple(u.shape[-2:])}")
+
+    def _pad(self, u: torch.Tensor) -> torch.Tensor:
+        r = self.kernel_size // 2
+        return F.pad(u, (r, r, r, r), mode="circular") if r else u
+
+    def hidden_activity(self, u: torch.Tensor) -> torch.Tensor:
+        """sigma(A * U + a): (batch, hidden, H, W)."""
+        z = F.conv2d(self._pad(u), self.A, self.a)
+        if len(self._runs) == 1:
+            return self._runs[0][2].fn(z)
+        return torch.cat([act.fn(z[:, s:e]) for s, e, act in self._runs], dim=1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self.check_input(u)
+        return F.conv2d(self._pad(self.hidden_activity(u)), self.B, self.b)
+
+    def extra_repr(self) -> str:
+        names = [a.name for a in self.activations]
+        acts = names[0] if len(set(names)) == 1 else names
+        return (f"channels={self.channels}, hidden={self.hidden}, kernel_size={self.kernel_size}, "
+                f"activations={acts}, bias={self.a is not None}")

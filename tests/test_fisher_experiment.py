@@ -1,0 +1,42 @@
+"""`python -m experiments.fisher --quick` end to end (32x32 test grid, 24x24 training tiles)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dynnets.errors import ConfigError
+from experiments import fisher
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
+    metrics = fisher.main(["--quick", "--out", str(tmp_path)])
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("rel_error_40", "rel_error_40_out_of_band", "rel_error_40_baseline", "rel_error_40_exact",
+                "train_seconds", "parameters"):
+        assert key in on_disk
+    assert on_disk["parameters"] == 72
+    for key in ("rel_error_40", "rel_error_40_out_of_band", "rel_error_40_exact"):
+        assert math.isfinite(metrics[key])
+    assert metrics["rel_error_40"] < 0.5 * metrics["rel_error_40_initial"]
+    assert metrics["train_losses"][-1] < 0.2 * metrics["train_losses"][0]
+    # the construction is the FD scheme to round-off: 120 Euler substeps of values <= 1
+    assert metrics["exact_vs_fd_scheme_max_abs_40"] <= 4 * 120 * 36 * 2.0**-52
+    assert metrics["rel_error_40_exact"] == pytest.approx(metrics["rel_error_40_fd_scheme"], rel=1e-9)
+    assert (tmp_path / "errors.png").stat().st_size > 0 and (tmp_path / "data.npz").stat().st_size > 0
+
+
+def test_bad_options_give_one_error_line():
+    with pytest.raises(ConfigError, match="unknown --pde 'wave'"):
+        fisher.main(["--quick", "--pde", "wave"])
+    proc = subprocess.run([sys.executable, "-m", "experiments.fisher", "--quick", "--dtype", "float32"],
+                          cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
