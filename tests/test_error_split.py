@@ -137,3 +137,22 @@ def test_figure(tmp_path):
 
     path = save_figure(plot_error_split(split(16, 0.01, 1e-3, count=2)), tmp_path / "split.png")
     assert path.stat().st_size > 0
+
+
+def test_with_the_pde_package_fisher_field():
+    from dynnets.pde import FisherField2D, HeatField2D, PeriodicGrid2D
+    from dynnets.pde.error_split import field_lipschitz
+
+    n, length = 16, 16 * 0.01
+    fisher = FisherField2D(PeriodicGrid2D(n, length), ALPHA)
+    assert field_lipschitz(fisher)(0.0, 1.0) == pytest.approx(ALPHA * 8 / (length / n) ** 2 + 1.0, rel=1e-12)
+    assert field_lipschitz(HeatField2D(PeriodicGrid2D(n, length), ALPHA))(0.0, 1.0) == pytest.approx(
+        ALPHA * 8 / (length / n) ** 2, rel=1e-12)
+    dt = 2.4e-3
+    model = dn.Flow.repeat(dn.Step(fisher, dn.methods.Euler(), dt / 3), 3)
+    u = 0.5 + 0.1 * spectral_refine(states(8, 2) - 0.5, 2)  # a smooth state on the 16x16 grid
+    out = error_split(model, lambda m: FisherField2D(PeriodicGrid2D(m, length), ALPHA), u, reference_steps=8)
+    s = out["summary"]
+    assert s["network_actual"]["max"] == 0.0 and s["bound_holds_every_state"]
+    assert s["dx"] == pytest.approx(length / n)
+    assert abs(s["spatial"]["observed_order_median"] - 2.0) <= 0.2

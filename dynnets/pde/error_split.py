@@ -43,7 +43,7 @@ from ..errors import ConfigError, ShapeError
 from ..methods.rk import ExplicitRK
 
 __all__ = ["spectral_refine", "rk4_flow", "richardson_step", "network_term", "error_split",
-           "diffusion_reaction_lipschitz", "stencil_inf_norm", "fisher_slope", "plot_error_split"]
+           "diffusion_reaction_lipschitz", "stencil_inf_norm", "fisher_slope", "field_lipschitz", "plot_error_split"]
 
 
 def _check_states(u: torch.Tensor) -> None:
@@ -202,15 +202,24 @@ def fisher_slope(lo: float, hi: float) -> float:
     return max(abs(1 - 2 * lo), abs(1 - 2 * hi))
 
 
-TERMS = ("spatial", "classical", "network")
+def field_lipschitz(field) -> Callable[[float, float], float]:
+    """Lip rule in the max-norm for the fixed FD fields alpha K * U (heat) and alpha K * U + U - U^2
+    (Fisher) of ``dynnets.pde`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
+    alpha sum |K_ij| (= 8 alpha/dx^2 for the 5-point Laplacian) + max |1 - 2U| on the value range."""
+    if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
+        raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
+    return diffusion_reaction_lipschitz(float(field.alpha), field.kernel,
+                                        fisher_slope if hasattr(field, "reaction") else None)
 
 
 def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: torch.Tensor,
-                lipschitz: Callable[[float, float], float], *, reference_steps: int = 32,
+                lipschitz: Callable[[float, float], float] | None = None, *, reference_steps: int = 32,
                 space_order: int = 2, next_states: torch.Tensor | None = None) -> dict:
     """Measure the slides' one-step error splitting of ``net`` on ``states`` (batch, 1, n, n), float64.
 
-    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``net`` is the learned
+    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``lipschitz(lo, hi)`` is
+    Lip(F) in the max-norm for values in [lo, hi] (default: ``field_lipschitz`` of the pixel-grid field);
+    ``net`` is the learned
     step (a Flow of explicit RK steps over total time dt). ``next_states`` (the data's U^{n+1}, from the
     dataset's own reference solver) is optional: its distance to the pixel-grid reference is reported.
     Returns per-state tensors and a JSON-ready ``summary``."""
@@ -219,6 +228,8 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
         raise ConfigError(f"reference_steps must be a positive integer, got {reference_steps!r}")
     n = states.shape[-1]
     field = make_field(n)
+    if lipschitz is None:
+        lipschitz = field_lipschitz(field)
     with torch.no_grad():
         net_part = network_term(net, field, states, lipschitz)
         dt = net_part["dt"]
@@ -239,7 +250,7 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
                     "network": float(net_part["actual"].mean())}
     summary = {
         "norm": "max over pixels, per state; sup/mean over the test states",
-        "dt": dt, "dx": 1.0 / n, "states": int(states.shape[0]), "grid": n,
+        "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]), "grid": n,
         "lipschitz": net_part["lipschitz"], "lipschitz_value_range": list(net_part["value_range"]),
         "exp_lip_dt": math.exp(net_part["lipschitz"] * dt),
         "measured_total": {"max": float(total.max()), "mean": float(total.mean())},
