@@ -213,7 +213,7 @@ def field_lipschitz(field) -> Callable[[float, float], float]:
 
 
 def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: torch.Tensor,
-                lipschitz: Callable[[float, float], float] | None = None, *, reference_steps: int = 32,
+                lipschitz: Callable[[float, float], float] | None = None, *, reference_steps: int = 8,
                 space_order: int = 2, next_states: torch.Tensor | None = None) -> dict:
     """Measure the slides' one-step error splitting of ``net`` on ``states`` (batch, 1, n, n), float64.
 
