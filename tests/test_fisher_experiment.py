@@ -34,6 +34,13 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     # the construction is the FD scheme to round-off: 120 Euler substeps of values <= 1
     assert metrics["exact_vs_fd_scheme_max_abs_40"] <= 4 * 120 * 36 * 2.0**-52
     assert metrics["rel_error_40_exact"] == pytest.approx(metrics["rel_error_40_fd_scheme"], rel=1e-9)
+    # the slides' error splitting (issue 11): every term measured, the measured one-step error within their sum
+    split = metrics["error_split"]
+    assert split["bound_holds_every_state"] and split["measured_total"]["max"] <= split["bound_sum"]["max"]
+    for term in ("spatial", "classical", "network_bound"):
+        assert math.isfinite(split[term]["max"]) and split[term]["max"] > 0
+    assert split["dominant_term_bound"] in ("spatial", "classical", "network")
+    assert (tmp_path / "error_split.png").exists()
     assert (tmp_path / "errors.png").stat().st_size > 0 and (tmp_path / "data.npz").stat().st_size > 0
 
 
