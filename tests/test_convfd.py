@@ -140,3 +140,23 @@ def test_relu_power_identities_used_by_the_construction():
     a, b = x, torch.flip(x, [0]) * 0.7
     torch.testing.assert_close(((a + b) ** 2 - (a - b) ** 2) / 4, a * b, rtol=0, atol=16 * EPS)
     assert math.isinf(acts["relu3"].lipschitz)
+
+
+def test_mirrored_convfd_is_the_polynomial_it_claims_and_stays_tied():
+    from dynnets.fields.convfd import MirroredConvFD
+
+    torch.manual_seed(0)
+    net = MirroredConvFD(1, 4, 3, ["relu", "relu", "relu2", "relu2"], init_scale=1.0).double()
+    assert [n for n, _ in net.named_parameters()] == ["A_free", "B_free"]
+    u = torch.randn(2, 1, 9, 9, dtype=torch.float64)
+    pad = lambda v: torch.nn.functional.pad(v, (1, 1, 1, 1), mode="circular")  # noqa: E731
+    conv = torch.nn.functional.conv2d
+    A, B = net.A, net.B
+    # relu(z) - relu(-z) = z and relu(w)^2 + relu(-w)^2 = w^2: F = B_0 * (A_0 * U) + B_2 * (A_2 * U)^2
+    z, w = conv(pad(u), A[[0]]), conv(pad(u), A[[2]])
+    expected = conv(pad(z), B[:, [0]]) + conv(pad(w * w), B[:, [2]])
+    scale = conv(pad(conv(pad(u.abs()), A[[0]].abs())), B[:, [0]].abs()) + conv(pad(w * w), B[:, [2]].abs())
+    assert bool(((net(u) - expected).abs() <= 64 * EPS * (scale + 1e-300)).all())
+    loss = net(u).pow(3).sum()
+    loss.backward()  # gradients reach the free halves only; the tie holds by construction
+    assert net.A_free.grad is not None and torch.equal(net.A[1], -net.A[0])

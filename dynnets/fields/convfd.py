@@ -117,3 +117,45 @@ class ConvFD(Field):
         acts = names[0] if len(set(names)) == 1 else names
         return (f"channels={self.channels}, hidden={self.hidden}, kernel_size={self.kernel_size}, "
                 f"activations={acts}, bias={self.a is not None}")
+
+
+class MirroredConvFD(ConvFD):
+    """ConvFD with the mirrored pairing of ``init="mirrored"`` kept during training (tied weights):
+    within each group of relu^p channels the second half is A -> -A, B -> (-1)^p B of the first half, so
+
+        F(U) = sum_j B_j * (relu(A_j * U)^p + (-1)^p relu(-A_j * U)^p) = sum_j B_j * (A_j * U)^p,
+
+    a polynomial ConvFD: the subfamily in which the exact construction (``dynnets.pde.construct``)
+    lives, without the ReLU kinks (no channel can go silent in training). Trainable tensors: ``A_free``
+    (hidden/2, C, k, k) and ``B_free`` (C, hidden/2, k, k); ``A`` and ``B`` are the full tied kernels.
+    """
+
+    def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
+                 init_scale: float = 0.1):
+        super().__init__(channels, hidden, kernel_size, activations, init="mirrored", init_scale=init_scale)
+        powers = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
+        first, second, signs = [], [], []
+        groups: dict[str, list[int]] = {}
+        for i, act in enumerate(self.activations):
+            groups.setdefault(act.name, []).append(i)
+        for name, idx in groups.items():
+            half = len(idx) // 2
+            first += idx[:half]
+            second += idx[half:]
+            signs += [(-1.0) ** powers[name]] * half
+        A, B = self.A.detach().clone(), self.B.detach().clone()
+        del self.A, self.B
+        self.A_free = nn.Parameter(A[first])
+        self.B_free = nn.Parameter(B[:, first])
+        order = torch.empty(hidden, dtype=torch.long)
+        order[torch.tensor(first + second)] = torch.arange(hidden)
+        self.register_buffer("_order", order, persistent=False)
+        self.register_buffer("_bsign", torch.tensor(signs).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def A(self) -> torch.Tensor:
+        return torch.cat([self.A_free, -self.A_free])[self._order]
+
+    @property
+    def B(self) -> torch.Tensor:
+        return torch.cat([self.B_free, self._bsign.to(self.B_free) * self.B_free], dim=1)[:, self._order]
