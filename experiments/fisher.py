@@ -46,6 +46,7 @@ from dynnets.fields.convfd import MirroredConvFD
 from dynnets.pde import FisherField2D, HeatField2D, PeriodicGrid2D, exact_convfd
 from dynnets.pde import data as D
 from dynnets.pde.baselines import CircularCNN
+from dynnets.pde.error_split import error_split, plot_error_split
 from dynnets.pde.least_squares import levenberg_marquardt
 from dynnets.pde.stencils2d import kernel_moments
 from dynnets.runs import experiment_parser, run_cli, save_figure, write_json
@@ -298,6 +299,12 @@ def _main(argv=None):
         "linearised_stencil_moments": _moments_table(convfd, exact_field, field, args.pde, n),
         "hidden_kernel_moments": [kernel_moments(convfd.A[j, 0].detach(), DX) for j in range(convfd.hidden)],
     }
+    # the slides' one-step error splitting on held-out states at steps 0, 13, 26, 39 (dynnets.pde.error_split)
+    at = [0, 13, 26, STEPS - 1]
+    split = error_split(trained, lambda m: _field(args.pde, PeriodicGrid2D(m, n * DX)),
+                        test[:4, at].reshape(-1, 1, n, n), next_states=test[:4, [k + 1 for k in at]].reshape(-1, 1, n, n))
+    metrics["error_split"] = split["summary"]
+    save_figure(plot_error_split(split, f"{args.pde}, one step of the trained ConvFD"), out / "error_split.png")
     write_json(out / "metrics.json", metrics)
     _figures(out, curves, test, trained, baseline, args.pde)
     print(f"{args.pde}: grid {n}x{n}, {metrics['train_pairs']} training pairs ({tile}x{tile} tiles), "

@@ -34,6 +34,7 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     # the construction is the FD scheme to round-off: 120 Euler substeps of values <= 1
     assert metrics["exact_vs_fd_scheme_max_abs_40"] <= 4 * 120 * 36 * 2.0**-52
     assert metrics["rel_error_40_exact"] == pytest.approx(metrics["rel_error_40_fd_scheme"], rel=1e-9)
+    assert on_disk["error_split"]["bound_holds_every_state"] and (tmp_path / "error_split.png").stat().st_size > 0
     assert (tmp_path / "errors.png").stat().st_size > 0 and (tmp_path / "data.npz").stat().st_size > 0
 
 
