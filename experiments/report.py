@@ -106,8 +106,28 @@ def _robustness(m: dict) -> str:
     return out + _table(["eps", "1-Lipschitz PGD", "1-Lipschitz certified", "ResNet PGD"], rows)
 
 
-SECTIONS = {"quickstart": _quickstart, "mass": _structure, "hamiltonian": _structure, "heat": _heat,
-            "eigen": _eigen, "fisher": _fisher, "robustness": _robustness}
+def _presnov(m: dict) -> str:
+    rows = [[name, d.get("quadrature_points"), d.get("max_defect"), d.get("max_tolerance"),
+             d.get("negative_control_U_eq_half_x_dot_f")] for name, d in (m.get("decomposition") or {}).items()]
+    out = "Presnov decomposition f = grad U + X_S: x . X_S(x) must vanish to round-off.\n\n"
+    return out + _table(["field", "quadrature points", "max abs(x . X_S)", "tolerance", "control (wrong U)"], rows)
+
+
+def _fisher_with_split(m: dict) -> str:
+    out = _fisher(m)
+    split = m.get("error_split")
+    if split:
+        out += ("\nOne-step error splitting (max over held-out states, max-norm): measured "
+                f"{_fmt(split['measured_total']['max'])} <= bound {_fmt(split['bound_sum']['max'])} "
+                f"[spatial {_fmt(split['spatial']['max'])}, classical {_fmt(split['classical']['max'])}, "
+                f"network {_fmt(split['network_actual']['max'])} measured / {_fmt(split['network_bound']['max'])} "
+                f"bounded]; holds on every state: {split['bound_holds_every_state']}; dominant term "
+                f"{split['dominant_term_actual']} (measured), {split['dominant_term_bound']} (bound).\n")
+    return out
+
+
+SECTIONS = {"quickstart": _quickstart, "presnov": _presnov, "mass": _structure, "hamiltonian": _structure, "heat": _heat,
+            "eigen": _eigen, "fisher": _fisher_with_split, "robustness": _robustness}
 
 
 def guarantee_rows(runs: dict) -> list[tuple]:
