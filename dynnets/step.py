@@ -11,18 +11,13 @@ from torch import nn
 
 from . import memory as _memory
 from . import structure
+from .checks import positive_real
 from .errors import ConfigError, NotInvertibleError, StepSizeError
 from .methods.base import Method
 
 
 def _check_step_size(h) -> float:
-    try:
-        value = float(h)
-    except (TypeError, ValueError):
-        raise StepSizeError(f"step size h must be a real number, got {h!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise StepSizeError(f"step size h must be positive and finite, got h={value}")
-    return value
+    return positive_real("step size h", h, StepSizeError, symbol="h")
 
 
 def _inverse_softplus(y: float) -> float:

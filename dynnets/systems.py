@@ -6,20 +6,11 @@ mimic it, so e.g. ``Step(Pendulum(), StormerVerlet(), h)`` is a symplectic refer
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .errors import ConfigError
+from .checks import positive_real
 from .fields.base import Field
 from .structure import ConservesLinear, Partitioned, SeparableHamiltonian
-
-
-def _positive(name: str, value) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be positive and finite, got {name}={value}")
-    return value
 
 
 class SIR(Field):
@@ -31,8 +22,8 @@ class SIR(Field):
 
     def __init__(self, beta: float = 3.0, gamma: float = 1.0):
         super().__init__()
-        self.beta = _positive("beta", beta)
-        self.gamma = _positive("gamma", gamma)
+        self.beta = positive_real("beta", beta)
+        self.gamma = positive_real("gamma", gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

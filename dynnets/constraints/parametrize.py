@@ -16,25 +16,14 @@ reported bound larger, never false.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
 from . import norms
 
 __all__ = ["ConvSpectralNormBound", "Orthogonal", "SpectralNormBound", "orthogonality_penalty"]
-
-
-def _check_bound(c) -> float:
-    try:
-        c = float(c)
-    except (TypeError, ValueError):
-        raise ConfigError(f"a spectral-norm bound c must be a positive real number, got {c!r}") from None
-    if not (math.isfinite(c) and c > 0):
-        raise ConfigError(f"a spectral-norm bound c must be positive and finite, got c={c}")
-    return c
 
 
 def _check_finite(name: str, w: torch.Tensor) -> None:
@@ -53,7 +42,7 @@ class SpectralNormBound(nn.Module):
 
     def __init__(self, c: float = 1.0):
         super().__init__()
-        self.c = _check_bound(c)
+        self.c = positive_real("a spectral-norm bound c", c, symbol="c")
 
     def _check(self, w: torch.Tensor) -> None:
         if w.dim() != 2 or w.numel() == 0:

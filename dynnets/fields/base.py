@@ -5,14 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError, NotCertifiedError, ShapeError
-
-
-def check_size(name: str, value) -> int:
-    """A size argument must be a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from ..checks import check_size  # noqa: F401  (re-exported: fields import it from here)
+from ..errors import NotCertifiedError, ShapeError
 
 
 class Field(nn.Module):

@@ -26,20 +26,11 @@ import math
 
 import torch
 
+from ..checks import positive_real
 from ..errors import ConfigError, ShapeError, StepSizeError
 from ..fields.base import Field
 from .periodic2d import PeriodicGrid2D, apply_taps, stencil_symbol, stencil_taps
 from .stencils2d import laplacian
-
-
-def _positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a real number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"{name} must be positive and finite, got {name}={v}")
-    return v
 
 
 class _Diffusion2D(Field):
@@ -53,7 +44,7 @@ class _Diffusion2D(Field):
         if not isinstance(grid, PeriodicGrid2D):
             raise TypeError(f"grid must be a dynnets.pde.PeriodicGrid2D, got {type(grid).__name__}")
         self.grid = grid
-        self.alpha = _positive("alpha (diffusivity)", alpha)
+        self.alpha = positive_real("alpha (diffusivity)", alpha)
         self.stencil = stencil
         self.dim = grid.n
         self.register_buffer("kernel", laplacian(stencil, grid.dx))
