@@ -11,7 +11,15 @@ A vector a in R^m, m = dim (dim - 1) / 2, fills the strictly upper triangle of A
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .activations import get_activation
+from .base import Field, check_size
 
 
 def upper_pairs(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,3 +44,29 @@ def skew_basis(dim: int) -> torch.Tensor:
     e[rows, i, j] = 1.0
     e[rows, j, i] = -1.0
     return e.reshape(m, dim * dim)
+
+
+class UpperTriangleNet(Field):
+    """Base of the fields built from the strictly upper triangle of a matrix A(x): its m = dim (dim - 1)/2
+    entries are V^T Sigma(W x + w), W: (width, dim) ~ N(0, 1/dim), V: (width, m) ~ N(0, init_scale^2 /
+    width), w ~ N(0, bias_scale^2) (0 gives zeros). Needs dim >= 2 (``why_dim``: the reason, for the error)."""
+
+    def __init__(self, dim: int, width: int, activation: str, init_scale: float, bias_scale: float,
+                 why_dim: str):
+        super().__init__()
+        self.dim = check_size("dim", dim)
+        self.width = check_size("width", width)
+        if dim < 2:
+            raise ConfigError(f"{type(self).__name__} needs dim >= 2 ({why_dim}), got dim={dim}")
+        self.activation = get_activation(activation)
+        pairs = dim * (dim - 1) // 2
+        self.W = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
+        self.w = nn.Parameter(torch.randn(width) * bias_scale if bias_scale else torch.zeros(width))
+        self.V = nn.Parameter(torch.randn(width, pairs) * (init_scale / math.sqrt(width)))
+
+    def upper(self, x: torch.Tensor) -> torch.Tensor:
+        """The strictly upper-triangular entries of A(x), shape (batch, dim (dim - 1) / 2)."""
+        return self.activation.fn(F.linear(x, self.W, self.w)) @ self.V
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, width={self.width}, activation={self.activation.name!r}"

@@ -8,20 +8,13 @@ and every Runge-Kutta method conserves the mass 1^T x (trait ``ConservesLinear(o
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from ..errors import ConfigError
 from ..structure import ConservesLinear
-from ._pairs import incidence
-from .activations import get_activation
-from .base import Field, check_size
+from ._pairs import UpperTriangleNet, incidence
 
 
-class MassPreserving(Field):
+class MassPreserving(UpperTriangleNet):
     """F(x) = (A(x) - A(x)^T) 1, vec A(x) = V^T Sigma(W x + w) on the strictly upper triangle.
 
     W: (width, dim), w: (width,), V: (width, dim (dim - 1) / 2). Needs dim >= 2 (in one dimension the
@@ -30,26 +23,11 @@ class MassPreserving(Field):
     """
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):
-        super().__init__()
-        self.dim = check_size("dim", dim)
-        self.width = check_size("width", width)
-        if dim < 2:
-            raise ConfigError(f"MassPreserving needs dim >= 2 (a 1-D mass-preserving field is 0), got dim={dim}")
-        self.activation = get_activation(activation)
-        pairs = dim * (dim - 1) // 2
-        self.W = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
-        self.w = nn.Parameter(torch.zeros(width))
-        self.V = nn.Parameter(torch.randn(width, pairs) * (init_scale / math.sqrt(width)))
+        super().__init__(dim, width, activation, init_scale, bias_scale=0.0,
+                         why_dim="a 1-D mass-preserving field is 0")
         self.register_buffer("incidence", incidence(dim), persistent=False)
         self.traits = frozenset({ConservesLinear((1.0,) * dim)})
-
-    def upper(self, x: torch.Tensor) -> torch.Tensor:
-        """The strictly upper-triangular entries of A(x), shape (batch, dim (dim - 1) / 2)."""
-        return self.activation.fn(F.linear(x, self.W, self.w)) @ self.V
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.upper(x) @ self.incidence
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, width={self.width}, activation={self.activation.name!r}"
