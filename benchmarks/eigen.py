@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from dynnets.eigen import SEED_MATRIX, SEED_X0, accuracy, spread_bound, yi_eig
+from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, accuracy, yi_eig
+from dynnets.systems import spread_bound
 
 from ._common import machine, write_json
 

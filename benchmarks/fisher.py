@@ -57,7 +57,7 @@ def _lm_worker(rank: int, world: int, port: int, iterations: int, queue):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from dynnets.pde.least_squares import levenberg_marquardt
+    from dynnets.train.lm import levenberg_marquardt
 
     if world > 1:
         dn.train.init_distributed("cpu")

@@ -20,10 +20,11 @@ import time
 
 import torch
 
+from dynnets.applications.pde import solve_heat
+from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
 from dynnets.errors import DynnetsError
 from dynnets.methods import CrankNicolson, Euler
-from dynnets.pde import HeatField1D, UniformGrid1D, solve_heat
-from dynnets.pde.heat_trial import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
+from dynnets.systems import HeatField1D, UniformGrid1D
 
 CHECKPOINTS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 

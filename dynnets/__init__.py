@@ -3,24 +3,27 @@
     import dynnets as dn
     step = dn.Step(dn.fields.Dense(4, 16), dn.methods.Euler(), h=0.1)
     net = dn.Flow.repeat(step, 10)
+
+``import dynnets`` loads the core (the package's top-level modules: errors, checks, structure, base,
+step, memory, testing, linalg, io) and the families (fields, methods, systems, constraints). The
+training runtime (``dynnets.train``) and the applications (``dynnets.applications.*``) are imported
+explicitly; see docs/architecture.md.
 """
 
-from . import (
-           constraints,
-           eigen,
-           errors,
-           fields,
-           memory,
-           methods,
-           pde,
-           robust,
-           structure,
-           systems,
-           testing,
-           train,
-)
+import importlib as _importlib
+
+from . import _compat, constraints, errors, fields, memory, methods, structure, systems, testing
 from .step import Flow, Step
 
+_compat.install()
+
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "__version__", "constraints", "eigen", "errors", "fields", "memory", "methods", "pde",
-           "robust", "structure", "systems", "testing", "train"]
+__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "structure",
+           "systems", "testing"]
+
+
+def __getattr__(name: str):
+    """``dn.train`` and the deprecated 0.1 attributes (``dn.pde``, ``dn.eigen``, ...) on first use."""
+    if name == "train" or f"dynnets.{name}" in _compat.MOVED:
+        return _importlib.import_module(f"dynnets.{name}")
+    raise AttributeError(f"module 'dynnets' has no attribute {name!r}")

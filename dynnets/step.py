@@ -11,9 +11,9 @@ from torch import nn
 
 from . import memory as _memory
 from . import structure
+from .base import Field, Method
 from .checks import positive_real
 from .errors import ConfigError, NotInvertibleError, StepSizeError
-from .methods.base import Method
 
 
 def _check_step_size(h) -> float:
@@ -31,14 +31,14 @@ class Step(nn.Module):
     construction: h = softplus(rho), or h = h_max * sigmoid(rho) when ``h_max`` is given (so the step
     size can never leave (0, h_max), whatever training does).
 
-    A method that cannot integrate the field is refused here with ``IncompatibleFieldError``.
+    A method that cannot integrate the field is refused here with ``IncompatibleFieldError``; a step
+    outside the method's stability region on a fixed field that declares ``stiffness()`` with
+    ``StepSizeError`` (and a learned h on such a field is kept below that limit).
     """
 
-    def __init__(self, field: nn.Module, method: Method, h: float, *, learn_h: bool = False,
+    def __init__(self, field: Field, method: Method, h: float, *, learn_h: bool = False,
                  h_max: float | None = None):
         super().__init__()
-        if not isinstance(field, nn.Module):
-            raise TypeError(f"field must be a torch.nn.Module, got {type(field).__name__}")
         if not isinstance(method, Method):
             raise TypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
         method.check(field)
@@ -46,12 +46,16 @@ class Step(nn.Module):
         self.method = method
         h0 = _check_step_size(h)
         self.h_max = None if h_max is None else _check_step_size(h_max)
-        if self.h_max is not None and h0 >= self.h_max:
-            raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
-        # a fixed classical field refuses an explicit step outside its stability region; a learned h
-        # can only grow up to h_max, so that is the value to check when it is given
+        # a fixed classical field refuses an explicit step outside its stability region; a learned h can
+        # only grow up to h_max, so that is the value checked when it is given, and without one a learned
+        # h is bounded by the stability limit itself (by construction: h = limit * sigmoid(rho))
         method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
         self.learn_h = bool(learn_h)
+        limit = float(method.max_stable_step(field))
+        if self.learn_h and self.h_max is None and math.isfinite(limit):
+            self.h_max = limit
+        if self.h_max is not None and h0 >= self.h_max:
+            raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
         if self.learn_h:
             if self.h_max is None:
                 rho = _inverse_softplus(h0)
@@ -132,6 +136,13 @@ class Flow(nn.Module):
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
             self._refuse_non_invertible("memory='reversible'")
+
+    @classmethod
+    def integrator(cls, field: Field, method: Method, t: float, steps: int, **options) -> Flow:
+        """The time-t map of ``field`` by ``steps`` weight-tied steps of ``method`` (h = t / steps)."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got steps={steps!r}")
+        return cls.repeat(Step(field, method, positive_real("time t", t) / steps), steps, **options)
 
     @classmethod
     def repeat(cls, step: nn.Module, n: int, **options) -> Flow:

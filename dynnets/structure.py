@@ -42,16 +42,31 @@ __all__ = [
 
 
 def _as_vector(c) -> tuple[float, ...]:
+    """c as the canonical unit vector of its line: c / |c| with the first non-zero entry positive.
+
+    c^T x is conserved exactly when (a c)^T x is, for any a != 0, so the invariant is the line of c: two
+    vectors on one line give the same (equal, hashable) property, and measuring drift with the unit
+    vector is scale-free. |c| is computed after dividing by max |c_i|, so neither 1e200 nor 1e-300
+    overflows or underflows."""
     if isinstance(c, torch.Tensor):
         c = c.detach().to("cpu", torch.float64).reshape(-1).tolist()
-    vec = tuple(float(v) for v in c)
+    elif isinstance(c, (str, bytes)):
+        raise ValueError(f"a linear invariant needs a vector of numbers, got the string {c!r}")
+    try:
+        vec = [float(v) for v in c]
+    except (TypeError, ValueError):
+        raise ValueError(f"a linear invariant needs a vector of real numbers, got {c!r}") from None
     if not vec:
         raise ValueError("a linear invariant needs a non-empty vector c, got an empty one")
     if not all(math.isfinite(v) for v in vec):
         raise ValueError(f"a linear invariant needs a finite vector c, got {vec}")
-    if all(v == 0.0 for v in vec):
+    big = max(abs(v) for v in vec)
+    if big == 0.0:
         raise ValueError("a linear invariant needs a non-zero vector c, got all zeros")
-    return vec
+    scaled = [v / big for v in vec]
+    norm = math.sqrt(math.fsum(v * v for v in scaled))
+    sign = 1.0 if next(v for v in scaled if v != 0.0) > 0 else -1.0
+    return tuple(sign * v / norm for v in scaled)
 
 
 class Property:
@@ -75,7 +90,8 @@ class NormPreserving(Property):
 
 @dataclass(frozen=True, init=False)
 class LinearInvariant(Property):
-    """c^T Psi(x) = c^T x. ``c`` is stored as a tuple of floats so that the property is hashable."""
+    """c^T Psi(x) = c^T x. ``c`` is stored as the canonical unit vector of its line (``_as_vector``), a
+    tuple of floats, so that the property is hashable and c and 2 c are the same invariant."""
 
     c: tuple[float, ...]
 

@@ -10,7 +10,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import dynnets as dn
-from dynnets.runs import experiment_parser, resolve_device, resolve_dtype, save_figure, write_json
+from dynnets.applications.runner import (
+    experiment_parser,
+    resolve_device,
+    resolve_dtype,
+    save_figure,
+    write_json,
+)
 from dynnets.train import fit as train_fit
 
 __all__ = ["parser", "setup", "rollout", "reference_flow", "fit", "mse", "n_params", "write_metrics",

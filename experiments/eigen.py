@@ -23,9 +23,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import dynnets as dn  # noqa: E402
-from dynnets.eigen import SEED_MATRIX, SEED_X0, YiField, accuracy, check_symmetric, yi_eig  # noqa: E402
+from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, accuracy, yi_eig
+from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
 from dynnets.errors import ConfigError  # noqa: E402
-from dynnets.runs import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
+from dynnets.systems import YiField, check_symmetric  # noqa: E402
 
 #: the seed's Tables I and II (lambda_numpy, eps, Lambda), for the side-by-side in docs/eigen.md
 SEED_TABLE_I = [(-2.307, 6.99e-7, 2.11e-6), (-1.542, 1.04e-6, 2.11e-6), (-0.540, 1.01e-6, 7.58e-7),

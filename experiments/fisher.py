@@ -12,7 +12,7 @@ reported), so the learnable error floor is the integrator error of the model wit
 Models, all rolled out 40 steps from held-out initial data:
   (a) trained: one step = 3 explicit Euler substeps (h = dt/3, as in the reference code) of a ConvFD
       field B * sigma(A * U) with 3x3 kernels and the smallest channel set that contains the exact
-      right-hand side (dynnets.pde.construct): Fisher [relu, relu, relu2, relu2], heat [relu, relu].
+      right-hand side (dynnets.applications.pde.construct): Fisher [relu, relu, relu2, relu2], heat [relu, relu].
       Default --field tied: MirroredConvFD, the relu pairs kept mirrored (A, -A), i.e. the polynomial
       ConvFD sum_j B_j * (A_j * U)^p in which the construction lives; --field free: a plain ConvFD
       started from the same mirrored initialisation (it can end in a poor local minimum where part
@@ -41,15 +41,16 @@ import numpy as np
 import torch
 
 import dynnets as dn
+from dynnets.applications.pde import data as D
+from dynnets.applications.pde import exact_convfd
+from dynnets.applications.pde.baselines import CircularCNN
+from dynnets.applications.pde.error_split import error_split, plot_error_split
+from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json
 from dynnets.errors import ConfigError
 from dynnets.fields.convfd import MirroredConvFD
-from dynnets.pde import FisherField2D, HeatField2D, PeriodicGrid2D, exact_convfd
-from dynnets.pde import data as D
-from dynnets.pde.baselines import CircularCNN
-from dynnets.pde.error_split import error_split, plot_error_split
-from dynnets.pde.least_squares import levenberg_marquardt
-from dynnets.pde.stencils2d import kernel_moments
-from dynnets.runs import experiment_parser, run_cli, save_figure, write_json
+from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
+from dynnets.systems.stencils import kernel_moments
+from dynnets.train.lm import levenberg_marquardt
 
 DX, ALPHA, DT, STEPS = 0.01, 0.01, 2.4e-3, 40
 REFERENCE_MODEL = {"fisher": 1.3e-1, "heat": 5.9e-2}  # reference code's model, 40 steps, exact reference
@@ -129,7 +130,7 @@ def _moments_table(trained, exact, fd, pde: str, n: int) -> dict:
 
 
 def _train(model, x, y, iterations, ckpt, desc, time_budget=None):
-    den2 = float(dn.pde.least_squares._all_reduce((y - x).pow(2).sum().reshape(1)))
+    den2 = float(dn.train.lm._all_reduce((y - x).pow(2).sum().reshape(1)))
 
     def residual(m):
         return (m(x) - y) / math.sqrt(den2)
@@ -159,7 +160,7 @@ def _main(argv=None):
     if args.dtype != "float64":
         raise ConfigError("this experiment trains with Levenberg-Marquardt in float64 (rule: --dtype float64)")
     if args.device != "cpu":
-        dn.runs.resolve_device(args.device)
+        dn.train.config.resolve_device(args.device)
         raise ConfigError("this experiment runs on CPU only (rule: --device cpu)")
     torch.set_num_threads(args.threads)
     cfg = dict(QUICK if args.quick else FULL)
@@ -179,7 +180,7 @@ def _main(argv=None):
             (out / f).unlink(missing_ok=True)
     if args.ddp:
         torch.distributed.barrier()
-    dn.runs.seed_everything(args.seed)
+    seed_everything(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
     # ---- data ------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def _main(argv=None):
     x_shard, y_shard = x_train[info.rank::info.world_size], y_train[info.rank::info.world_size]
 
     # ---- models ----------------------------------------------------------------------------------
-    # the smallest channel set that contains the exact right-hand side (dynnets.pde.construct):
+    # the smallest channel set that contains the exact right-hand side (dynnets.applications.pde.construct):
     # Fisher alpha L*U + U - U^2 -> 2 relu + 2 relu2 channels; heat alpha L*U -> 2 relu channels (we
     # give heat 4: with one tied pair F = B * (A * U) is a bilinear factorisation that LM left at a poor
     # local minimum, loss 8e-2 against the exact field's 3e-3, measured)
@@ -299,7 +300,7 @@ def _main(argv=None):
         "linearised_stencil_moments": _moments_table(convfd, exact_field, field, args.pde, n),
         "hidden_kernel_moments": [kernel_moments(convfd.A[j, 0].detach(), DX) for j in range(convfd.hidden)],
     }
-    # the slides' one-step error splitting on held-out states at steps 0, 13, 26, 39 (dynnets.pde.error_split)
+    # the slides' one-step error splitting on held-out states at steps 0, 13, 26, 39 (dynnets.applications.pde.error_split)
     at = [0, 13, 26, STEPS - 1]
     split = error_split(trained, lambda m: _field(args.pde, PeriodicGrid2D(m, n * DX)),
                         test[:4, at].reshape(-1, 1, n, n), next_states=test[:4, [k + 1 for k in at]].reshape(-1, 1, n, n))

@@ -29,10 +29,11 @@ import time
 
 import torch
 
+from dynnets.applications.pde import solve_heat
+from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
 from dynnets.errors import DynnetsError, StepSizeError
 from dynnets.methods import CrankNicolson, Euler
-from dynnets.pde import HeatField1D, UniformGrid1D, solve_heat
-from dynnets.pde.heat_trial import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
+from dynnets.systems import HeatField1D, UniformGrid1D
 
 TIMES = (0.1, 0.3)
 SEED_FD_REPORTED = {"0.01": {"0.1": 0.02, "0.3": 0.06}}  # seed, sec. III.1 / figure 2 (approximate)

@@ -21,8 +21,9 @@ import time
 import torch
 from tqdm import tqdm
 
-from dynnets import approx
-from dynnets.runs import (
+import dynnets as dn
+from dynnets.applications import presnov as approx
+from dynnets.applications.runner import (
     experiment_parser,
     resolve_device,
     resolve_dtype,
@@ -93,7 +94,7 @@ def main(argv=None) -> dict:
     f64 = torch.float64
 
     # 1. the decomposition, in float64 whatever --dtype says (it is a round-off measurement)
-    target_field = approx.DampedForced()
+    target_field = dn.systems.DampedForced()
     xd = (2 * torch.rand(cfg["n_decomp"], 3, generator=gen, dtype=f64) - 1) * 2.0
     decomposition = {"damped_forced": check_decomposition(target_field, xd, N_QUAD),
                      "cubic_polynomial": check_decomposition(cubic_field, xd, 2)}

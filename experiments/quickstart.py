@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import dynnets as dn  # noqa: E402
-from dynnets.runs import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
+from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
 
 F, M = dn.fields, dn.methods
 H = 0.2

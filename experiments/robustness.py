@@ -30,10 +30,14 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import dynnets as dn  # noqa: E402
-from dynnets.constraints import BoundedLinear, Chain, Normalize, ZeroPad  # noqa: E402
-from dynnets.errors import ConfigError  # noqa: E402
-from dynnets.robust import certified, multiclass_hinge, pgd_l2, soundness_violations  # noqa: E402
-from dynnets.runs import (  # noqa: E402
+from dynnets.applications.adversarial import (  # noqa: E402
+    certified,
+    load_cifar10,
+    multiclass_hinge,
+    pgd_l2,
+    soundness_violations,
+)
+from dynnets.applications.runner import (  # noqa: E402
     experiment_parser,
     resolve_device,
     resolve_dtype,
@@ -42,6 +46,8 @@ from dynnets.runs import (  # noqa: E402
     seed_everything,
     write_json,
 )
+from dynnets.constraints import BoundedLinear, Chain, Normalize, ZeroPad  # noqa: E402
+from dynnets.errors import ConfigError  # noqa: E402
 
 DIGITS_EPS = [round(0.125 * i, 3) for i in range(13)]  # 0, 0.125, ..., 1.5
 CIFAR_EPS = [0.0, 36 / 255, 0.25, 0.5, 0.75, 1.0]
@@ -62,7 +68,7 @@ def load_digits(gen: torch.Generator, quick: bool):
 
 
 def load_cifar(directory, quick: bool):
-    return dn.robust.load_cifar10(directory, max_train=500 if quick else None, max_test=100 if quick else 1024)
+    return load_cifar10(directory, max_train=500 if quick else None, max_test=100 if quick else 1024)
 
 
 def build(kind: str, arch: str, shape: tuple, mean: torch.Tensor, cfg: dict) -> Chain:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dynnets.runs import atomic_write
+from dynnets.io import atomic_write
 
 from . import report
 

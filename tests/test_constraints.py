@@ -7,7 +7,7 @@ import torch.nn.utils.parametrize as P
 from torch import nn
 
 import dynnets as dn
-from dynnets.constraints import norms
+from dynnets import linalg as norms
 from dynnets.errors import ConfigError, NotCertifiedError, ShapeError
 
 EPS = torch.finfo(torch.float64).eps

@@ -14,17 +14,11 @@ import pytest
 import torch
 
 import dynnets as dn
+from dynnets.applications.pde import data as D
+from dynnets.applications.pde import exact_convfd, polynomial_convfd
 from dynnets.errors import ConfigError, ShapeError
-from dynnets.pde import (
-    FisherField2D,
-    HeatField2D,
-    PeriodicGrid2D,
-    apply_stencil,
-    exact_convfd,
-    polynomial_convfd,
-)
-from dynnets.pde import data as D
-from dynnets.pde.stencils2d import gradient, identity, laplacian
+from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
+from dynnets.systems.stencils import apply_stencil, gradient, identity, laplacian
 
 EPS = torch.finfo(torch.float64).eps
 C = 4.0

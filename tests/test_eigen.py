@@ -6,17 +6,9 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.eigen import (
-    SEED_MATRIX,
-    SEED_X0,
-    ConvergenceError,
-    NotSymmetricError,
-    YiField,
-    accuracy,
-    check_symmetric,
-    yi_eig,
-)
+from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, ConvergenceError, accuracy, yi_eig
 from dynnets.errors import ConfigError, DynnetsError, StepSizeError
+from dynnets.systems import NotSymmetricError, YiField, check_symmetric, spread_bound
 
 EPS64 = torch.finfo(torch.float64).eps
 A_SEED = np.array(SEED_MATRIX)
@@ -107,15 +99,21 @@ def test_rk4_integrates_the_field():
 
 def test_step_size_rule_names_h_and_limit():
     field = YiField(torch.tensor(SEED_MATRIX, dtype=torch.float64))
-    limit = field.stable_step(radius=1.0)
-    field.check_step(0.9 * limit)
+    limit = dn.methods.Euler().max_stable_step(field)
+    assert limit == pytest.approx(2.0 / spread_bound(field.A))
+    dn.Step(field, dn.methods.Euler(), 0.9 * limit)
     with pytest.raises(StepSizeError, match="stability limit"):
-        field.check_step(1.1 * limit)
+        dn.Step(field, dn.methods.Euler(), 1.1 * limit)
+    # the issue's case: a huge step on the Yi field was accepted and a 10-step flow returned NaN
+    with pytest.raises(StepSizeError, match="h=1000"):
+        dn.Step(field, dn.methods.Euler(), 1e3)
+    # the limit scales with the radius of the states: ||x|| = 2 quarters it
+    assert dn.methods.Euler().max_stable_step(YiField(field.A, radius=2.0)) == pytest.approx(limit / 4)
 
 
 # ---------------------------------------------------------------- the seed's procedure
 def test_paper_euler_loop_is_dynnets_euler_step():
-    from dynnets.eigen.paper import _euler_run
+    from dynnets.applications.eigen.paper import _euler_run
 
     field = YiField(torch.tensor(SEED_MATRIX, dtype=torch.float64))
     step = dn.Step(field, dn.methods.Euler(), 4e-5)
@@ -129,7 +127,7 @@ def test_paper_euler_loop_is_dynnets_euler_step():
 def test_paper_procedure_reproduces_table_one_first_row():
     """One faithful run from eq. (27) (t_f = 8, 2e5 forward-Euler steps): the seed's Table I reports
     eps = 6.24e-8 and Lambda = 2.66e-7 for lambda = 2.202; the run must land at those magnitudes."""
-    from dynnets.eigen.paper import _euler_run
+    from dynnets.applications.eigen.paper import _euler_run
 
     x = _euler_run(A_SEED, np.array(SEED_X0), 8.0 / 200_000, 200_000)
     acc = accuracy(A_SEED, [x @ A_SEED @ x / (x @ x)], x.reshape(6, 1))
@@ -204,7 +202,7 @@ def test_robust_generic_method_path_matches():
 
 
 def test_closed_form_cayley_equals_dynnets_cayley_step():
-    from dynnets.eigen.robust import _cayley_closed_form
+    from dynnets.applications.eigen.deflation import _cayley_closed_form
 
     field = YiField(torch.tensor(SEED_MATRIX, dtype=torch.float64))
     y = np.random.default_rng(0).standard_normal(6)

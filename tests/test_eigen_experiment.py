@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynnets.eigen import SEED_MATRIX
-from dynnets.eigen.network import TrialMLP, _make_loss
+from dynnets.applications.eigen import SEED_MATRIX
+from dynnets.applications.eigen.network import TrialMLP, _make_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_non_symmetric_matrix_file_is_one_error_line(tmp_path):
     (None, "no such file"),
 ])
 def test_bad_matrix_inputs_exit_with_one_line(tmp_path, capsys, matrix, words):
-    from dynnets.runs import run_cli as runner
+    from dynnets.applications.runner import run_cli as runner
     from experiments.eigen import main
 
     path = tmp_path / "bad.npy"

@@ -1,4 +1,4 @@
-"""The slides' one-step error splitting (dynnets.pde.error_split), measured on hand-made periodic fields:
+"""The slides' one-step error splitting (dynnets.applications.pde.error_split), measured on hand-made periodic fields:
 a 5-point FD Fisher field and a perturbed copy of it standing in for a trained network."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.errors import ConfigError, ShapeError
-from dynnets.pde.error_split import (
+from dynnets.applications.pde.error_split import (
     diffusion_reaction_lipschitz,
     error_split,
     fisher_slope,
     richardson_step,
     spectral_refine,
 )
+from dynnets.errors import ConfigError, ShapeError
 
 EPS = torch.finfo(torch.float64).eps
 ALPHA = 0.01
@@ -132,16 +132,16 @@ def test_bad_input_is_refused():
 
 
 def test_figure(tmp_path):
-    from dynnets.pde.error_split import plot_error_split
-    from dynnets.runs import save_figure
+    from dynnets.applications.pde.error_split import plot_error_split
+    from dynnets.io import save_figure
 
     path = save_figure(plot_error_split(split(16, 0.01, 1e-3, count=2)), tmp_path / "split.png")
     assert path.stat().st_size > 0
 
 
 def test_with_the_pde_package_fisher_field():
-    from dynnets.pde import FisherField2D, HeatField2D, PeriodicGrid2D
-    from dynnets.pde.error_split import field_lipschitz
+    from dynnets.applications.pde.error_split import field_lipschitz
+    from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
 
     n, length = 16, 16 * 0.01
     fisher = FisherField2D(PeriodicGrid2D(n, length), ALPHA)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import dynnets as dn
+from dynnets.applications.pde import data as D
 from dynnets.errors import ConfigError, ShapeError, StepSizeError
-from dynnets.pde import FisherField2D, HeatField2D, PeriodicGrid2D, apply_stencil, stencil_symbol
-from dynnets.pde import data as D
-from dynnets.pde.stencils2d import gradient, kernel_moments, laplacian
+from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
+from dynnets.systems.stencils import apply_stencil, gradient, kernel_moments, laplacian, stencil_symbol
 
 
 def _smooth(grid):
@@ -67,7 +67,7 @@ def test_symbol_is_the_spectrum_of_the_circular_stencil():
 def test_explicit_steps_refuse_unstable_dt_and_name_the_rule():
     grid = PeriodicGrid2D(100)
     heat, fisher = HeatField2D(grid, 0.01), FisherField2D(grid, 0.01)
-    assert heat.spectral_radius_bound == pytest.approx(800.0)
+    assert heat.stiffness() == pytest.approx(800.0)
     # Euler: interval 2 -> heat dt <= 2/800 = 2.5e-3; Fisher dt <= 2/801
     dn.Step(heat, dn.methods.Euler(), 2.5e-3)
     with pytest.raises(StepSizeError, match=r"dt=0\.00251.*exceeds the real stability interval 2 of Euler"):

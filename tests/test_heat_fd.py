@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import dynnets as dn
+from dynnets.applications.pde import crank_nicolson, ftcs, solve_heat
 from dynnets.errors import ConfigError, IncompatibleFieldError, ShapeError, StepSizeError
-from dynnets.pde import HeatField1D, UniformGrid1D, crank_nicolson, ftcs, sine_mode_solution, solve_heat
+from dynnets.systems import HeatField1D, UniformGrid1D, sine_mode_solution
 
 EPS = torch.finfo(torch.float64).eps
 

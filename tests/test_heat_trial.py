@@ -7,9 +7,8 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.errors import ConfigError
-from dynnets.pde.heat_trial import DYNNETS_RECIPE, PAPER_RECIPE, build_heat_trial, heat_sine_trial
-from dynnets.pde.trial import (
+from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, build_heat_trial, heat_sine_trial
+from dynnets.applications.trial.network import (
     LinearPDE,
     TrialNetwork,
     TrialSolution,
@@ -18,6 +17,7 @@ from dynnets.pde.trial import (
     grid_points,
     residual_function,
 )
+from dynnets.errors import ConfigError
 
 EPS = torch.finfo(torch.float64).eps
 

@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 import dynnets as dn
+from dynnets.base import Field, Method
 from dynnets.errors import ConfigError, NotInvertibleError
-from dynnets.fields.base import Field
 from dynnets.memory import SavedTensorMeter
-from dynnets.methods.base import Method
 
 EPS64 = torch.finfo(torch.float64).eps
 C = 100  # tolerance C * n * eps, n = number of steps

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from dynnets import approx
+import dynnets as dn
+from dynnets.applications import presnov as approx
 from dynnets.errors import ConfigError, ShapeError
 
 EPS = torch.finfo(torch.float64).eps
@@ -50,7 +51,7 @@ def test_polynomial_field_exact_with_enough_points_and_not_with_fewer(points):
 
 
 def test_nonpolynomial_field_to_roundoff_with_16_points(points):
-    f = approx.DampedForced()
+    f = dn.systems.DampedForced()
     defect, tol = _defect_ratio(f, points, 16)
     assert (defect <= tol).all(), float((defect / tol).max())
     # the quadrature error of grad U itself is at round-off level too (rule with 16 vs 32 points)
@@ -58,7 +59,7 @@ def test_nonpolynomial_field_to_roundoff_with_16_points(points):
 
 
 def test_wrong_potential_fails_by_orders_of_magnitude(points):
-    f = approx.DampedForced()
+    f = dn.systems.DampedForced()
     grad_u, _ = approx.decompose(f, points, 16)
     tol = approx.sphere_tolerance(points, f(points), grad_u, 16)
     x = points.clone().requires_grad_(True)
@@ -78,7 +79,7 @@ def test_linear_field_splits_into_symmetric_and_skew_parts():
 
 
 def test_sphere_part_is_a_skew_product(points):
-    f = approx.DampedForced()
+    f = dn.systems.DampedForced()
     grad_u, xs = approx.decompose(f, points, 16)
     s = approx.sphere_skew(points, xs)
     assert torch.equal(s, -s.transpose(-1, -2))  # skew exactly, by construction
@@ -91,7 +92,7 @@ def test_sphere_part_is_a_skew_product(points):
 
 
 def test_trotter_splitting_converges_first_order():
-    f = approx.DampedForced()
+    f = dn.systems.DampedForced()
     x = 2 * torch.rand(32, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64) - 1
     ref = approx.time_one_map(f, 1.0, 100)(x)
     e1 = approx.relative_error(approx.trotter_flow(f, x, 1.0, 1, substeps=4), ref)
@@ -100,7 +101,7 @@ def test_trotter_splitting_converges_first_order():
 
 
 def test_time_one_map_is_converged():
-    f = approx.DampedForced()
+    f = dn.systems.DampedForced()
     x = 2 * torch.rand(64, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) - 1
     a, b = approx.time_one_map(f, 1.0, 200)(x), approx.time_one_map(f, 1.0, 400)(x)
     assert float((a - b).abs().max()) < 1e-10
@@ -118,9 +119,9 @@ def test_bad_input_is_refused():
     with pytest.raises(ConfigError, match="quadrature points"):
         approx.gauss_legendre(0)
     with pytest.raises(ShapeError, match="batch, dim"):
-        approx.potential(approx.DampedForced(), torch.zeros(3, dtype=torch.float64))
+        approx.potential(dn.systems.DampedForced(), torch.zeros(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="finite"):
-        approx.decompose(approx.DampedForced(), torch.full((2, 3), float("nan"), dtype=torch.float64))
+        approx.decompose(dn.systems.DampedForced(), torch.full((2, 3), float("nan"), dtype=torch.float64))
     with pytest.raises(ConfigError, match="even"):
         approx.presnov_flow(3, 3, 8)
     with pytest.raises(ConfigError, match="signs"):
@@ -146,7 +147,7 @@ def test_experiment_quick_smoke(tmp_path):
 
 
 def test_experiment_bad_option_is_one_line(capsys):
-    from dynnets.runs import run_cli
+    from dynnets.applications.runner import run_cli
     from experiments import presnov
 
     with pytest.raises(SystemExit) as exc:

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 import dynnets as dn
+from dynnets.applications.adversarial import (
+    certified,
+    load_cifar10,
+    margins,
+    pgd_l2,
+    read_batch,
+    soundness_violations,
+)
 from dynnets.errors import ConfigError
-from dynnets.robust import certified, load_cifar10, margins, pgd_l2, read_batch, soundness_violations
 
 
 def _linear_model():
@@ -145,7 +152,7 @@ def test_quick_cifar_run_on_synthetic_batches(tmp_path):
 
 
 def test_cli_user_error_is_one_line(tmp_path, capsys):
-    from dynnets.runs import run_cli
+    from dynnets.applications.runner import run_cli
     from experiments import robustness
 
     for argv, message in ((["--quick", "--epochs", "0"], "error: --epochs must be a positive integer"),

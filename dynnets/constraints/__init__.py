@@ -1,6 +1,5 @@
 """Lipschitz constraints with certified bounds: exact norms, parametrisations, certified steps.
 
-    norms          exact spectral norms (SVD; FFT symbol of circular convolutions)
     parametrize    SpectralNormBound, ConvSpectralNormBound, Orthogonal (torch parametrize modules)
     bounds         the certified Euler-step bound of gradient fields, activation slope ranges
     steps          ContractiveStep, ExpansiveStep, switching pairs, Normalize, ZeroPad, BoundedLinear, Chain
@@ -8,9 +7,9 @@
 See docs/lipschitz.md for the mathematics and its conditions.
 """
 
-from . import bounds, norms
+from ..linalg import conv_spectral_norm, power_iteration_norm, spectral_norm
+from . import bounds
 from .bounds import activation_slopes, gradient_euler_bound, leaky_relu, seed_contraction
-from .norms import conv_spectral_norm, power_iteration_norm, spectral_norm
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound, orthogonality_penalty
 from .steps import (
     BoundedLinear,
@@ -27,6 +26,6 @@ from .steps import (
 __all__ = [
     "BoundedLinear", "Chain", "ContractiveStep", "ConvSpectralNormBound", "ExpansiveStep", "Normalize",
     "Orthogonal", "SpectralNormBound", "ZeroPad", "activation_slopes", "bounds", "conv_spectral_norm",
-    "conv_switching_pair", "gradient_euler_bound", "is_certified", "leaky_relu", "norms",
+    "conv_switching_pair", "gradient_euler_bound", "is_certified", "leaky_relu",
     "orthogonality_penalty", "power_iteration_norm", "seed_contraction", "spectral_norm", "switching_pair",
 ]

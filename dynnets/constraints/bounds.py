@@ -20,60 +20,11 @@ whose s_min, s_max come from the FFT symbol (``norms.conv_bounds``).
 from __future__ import annotations
 
 import math
-import re
-from functools import partial
 
-import torch.nn.functional as F
-
-from ..errors import ConfigError, NotCertifiedError
-from ..fields.activations import Activation, get_activation
+from ..fields.activations import activation_slopes, leaky_relu
+from ..fields.gradient_bounds import gradient_euler_bound
 
 __all__ = ["activation_slopes", "gradient_euler_bound", "leaky_relu", "seed_contraction"]
-
-#: monotone activations with their difference-quotient range [a, beta]
-_SLOPES = {
-    "relu": (0.0, 1.0),
-    "tanh": (0.0, 1.0),
-    "sigmoid": (0.0, 0.25),
-    "softplus": (0.0, 1.0),
-    "identity": (1.0, 1.0),
-}
-_LEAKY = re.compile(r"^leaky_relu\((.+)\)$")
-
-
-def leaky_relu(a: float) -> Activation:
-    """LeakyReLU with negative slope a in [0, 1]: monotone, difference quotients in [a, 1]."""
-    a = float(a)
-    if not (0.0 <= a <= 1.0):
-        raise ConfigError(f"leaky_relu needs a negative slope a in [0, 1], got a={a}")
-    return Activation(f"leaky_relu({a!r})", partial(F.leaky_relu, negative_slope=a), 1.0)
-
-
-def activation_slopes(activation) -> tuple[float, float]:
-    """[a, beta] bounding the difference quotients of a *monotone* activation; NotCertifiedError otherwise."""
-    act = get_activation(activation)
-    if act.name in _SLOPES:
-        return _SLOPES[act.name]
-    m = _LEAKY.match(act.name)
-    if m:
-        a = float(m.group(1))
-        if 0.0 <= a <= 1.0:
-            return a, 1.0
-    raise NotCertifiedError(
-        f"activation {act.name!r} is not a known monotone activation with bounded slopes; certified "
-        f"gradient-step bounds need one of {sorted(_SLOPES)} or leaky_relu(a), 0 <= a <= 1"
-    )
-
-
-def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
-    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b)."""
-    a, beta = slopes
-    h, smin, smax = float(h), float(smin), float(smax)
-    if sign == -1:
-        return max(abs(1.0 - h * beta * smax * smax), abs(1.0 - h * a * smin * smin))
-    if sign == 1:
-        return 1.0 + h * beta * smax * smax
-    raise ConfigError(f"sign must be -1 or +1, got {sign!r}")
 
 
 def seed_contraction(h: float) -> float:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import linalg
 from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
-from . import norms
 
 __all__ = ["ConvSpectralNormBound", "Orthogonal", "SpectralNormBound", "orthogonality_penalty"]
 
@@ -49,7 +49,7 @@ class SpectralNormBound(nn.Module):
             raise ShapeError(f"SpectralNormBound needs a non-empty matrix, got shape {tuple(w.shape)}")
 
     def norm(self, w: torch.Tensor) -> torch.Tensor:
-        return norms.spectral_norm(w)
+        return linalg.spectral_norm(w)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         self._check(w)
@@ -79,13 +79,13 @@ class ConvSpectralNormBound(SpectralNormBound):
 
     def __init__(self, c: float, input_size):
         super().__init__(c)
-        self.input_size = norms._grid(input_size)
+        self.input_size = linalg.check_grid(input_size)
 
     def _check(self, w: torch.Tensor) -> None:
-        norms.check_kernel(w, self.input_size)
+        linalg.check_kernel(w, self.input_size)
 
     def norm(self, w: torch.Tensor) -> torch.Tensor:
-        return norms.conv_spectral_norm(w, self.input_size)
+        return linalg.conv_spectral_norm(w, self.input_size)
 
     def extra_repr(self) -> str:
         return f"c={self.c:g}, input_size={self.input_size}"

@@ -29,11 +29,11 @@ from torch.nn.utils import parametrize
 
 from .. import structure
 from ..errors import ConfigError, NotCertifiedError, ShapeError
+from ..fields.activations import activation_slopes, leaky_relu
 from ..fields.gradient_bounds import SAFETY, shared_bounds
+from ..linalg import conv_spectral_norm
 from ..methods.rk import Euler
 from ..step import Flow, Step
-from .bounds import activation_slopes, leaky_relu
-from .norms import conv_spectral_norm
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound
 
 __all__ = ["BoundedLinear", "Chain", "ContractiveStep", "ExpansiveStep", "Normalize", "ZeroPad",
@@ -72,7 +72,7 @@ class ContractiveStep(Step):
 
     @property
     def h(self):
-        limit = self.field.step_limit()
+        limit = self.field.contractive_limit()
         if self._at_limit:
             return limit
         h = Step.h.fget(self)

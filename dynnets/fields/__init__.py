@@ -1,11 +1,12 @@
 """Parametrised vector-field families F_theta (torch Modules). See DESIGN.md's guarantee table."""
 
-from .activations import ACTIVATIONS, get_activation
-from .base import Field
+from ..base import Field
+from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu
 from .conserve import ConserveLinear
 from .conv_gradient import ConvGradient
 from .convfd import ConvFD, MirroredConvFD
 from .dense import Dense
+from .function import FunctionField
 from .gradient import Gradient
 from .hamiltonian import Hamiltonian
 from .linear import Linear
@@ -14,6 +15,6 @@ from .sphere import SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "Gradient", "Hamiltonian", "Linear",
-    "MassPreserving", "MirroredConvFD", "SpherePreserving", "VolumePreserving", "get_activation",
+    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField", "Gradient", "Hamiltonian", "Linear",
+    "MassPreserving", "MirroredConvFD", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
 ]

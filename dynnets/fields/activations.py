@@ -1,8 +1,18 @@
-"""Named activation functions with their global Lipschitz constants (used by certified bounds).
+"""The one table of named activation functions and everything the library knows about each.
 
-``relu2`` = max(0, x)^2 is the ConvFD activation of the seed slides; it is not globally Lipschitz
-(constant ``inf``), so no certified bound is claimed for fields that use it; nor for ``relu3``,
-``relu4`` = max(0, x)^3, max(0, x)^4 (exact products of 3 and 4 factors in ``dynnets.pde.construct``).
+An ``Activation`` carries, besides the function itself:
+
+- ``lipschitz``: sup |sigma'| (``math.inf`` when unbounded), used by certified bounds of generic fields;
+- ``slopes``: for a *monotone* activation, the range [a, beta] of its difference quotients
+  (sigma(u) - sigma(v)) / (u - v); the certified bounds of gradient steps need it (None otherwise);
+- ``jet``: p -> (sigma(p), sigma'(p), sigma''(p)), for exact second derivatives by Taylor mode
+  (trial-function networks); None where not provided;
+- ``antiderivative``: Gamma with Gamma' = sigma (e.g. log cosh for tanh), the ridge potentials of
+  Hamiltonian fields; None where not provided.
+
+``relu2`` = max(0, x)^2 is the ConvFD activation of the seed slides; it is not globally Lipschitz, so no
+certified bound is claimed for fields that use it; nor for ``relu3``, ``relu4`` (exact products of 3 and
+4 stencils in ``dynnets.applications.pde.construct``).
 """
 
 from __future__ import annotations
@@ -10,18 +20,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotCertifiedError
+
+_LOG2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
 class Activation:
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
-    lipschitz: float  # sup |sigma'|, math.inf when unbounded
+    lipschitz: float
+    slopes: tuple[float, float] | None = None
+    jet: Callable | None = None
+    antiderivative: Callable | None = None
+    antiderivative_name: str | None = None
 
 
 def _relu2(x: torch.Tensor) -> torch.Tensor:
@@ -37,30 +54,76 @@ def _relu4(x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x).square().square()
 
 
+def _logcosh(z: torch.Tensor) -> torch.Tensor:
+    a = z.abs()
+    return a + F.softplus(-2.0 * a) - _LOG2  # log cosh z without overflow
+
+
+def _tanh_jet(p):
+    s = torch.tanh(p)
+    d1 = 1.0 - s * s
+    return s, d1, -2.0 * s * d1
+
+
+def _sigmoid_jet(p):
+    s = torch.sigmoid(p)
+    d1 = s * (1.0 - s)
+    return s, d1, d1 * (1.0 - 2.0 * s)
+
+
+def _sin_jet(p):
+    s = torch.sin(p)
+    return s, torch.cos(p), -s
+
+
+def _softplus_jet(p):
+    sg = torch.sigmoid(p)
+    return F.softplus(p), sg, sg * (1.0 - sg)
+
+
 ACTIVATIONS = {
     a.name: a
     for a in (
-        Activation("tanh", torch.tanh, 1.0),
-        Activation("sigmoid", torch.sigmoid, 0.25),
-        Activation("relu", torch.relu, 1.0),
+        Activation("tanh", torch.tanh, 1.0, (0.0, 1.0), _tanh_jet, _logcosh, "logcosh"),
+        Activation("sigmoid", torch.sigmoid, 0.25, (0.0, 0.25), _sigmoid_jet, F.softplus, "softplus"),
+        Activation("relu", torch.relu, 1.0, (0.0, 1.0)),
         Activation("relu2", _relu2, math.inf),
-        Activation("relu3", _relu3, math.inf),  # max(0, x)^3: products of 3 stencils (pde.construct)
+        Activation("relu3", _relu3, math.inf),
         Activation("relu4", _relu4, math.inf),
-        Activation("softplus", F.softplus, 1.0),
-        Activation("sin", torch.sin, 1.0),
-        Activation("silu", F.silu, 1.1),  # sup |d/dx x sigmoid(x)| = 1.0998...
-        Activation("identity", lambda x: x, 1.0),
+        Activation("softplus", F.softplus, 1.0, (0.0, 1.0), _softplus_jet),
+        Activation("sin", torch.sin, 1.0, None, _sin_jet),
+        Activation("silu", F.silu, 1.1),  # sup |d/dx x sigmoid(x)| = 1.0998...; not monotone
+        Activation("identity", lambda x: x, 1.0, (1.0, 1.0)),
     )
 }
 
 
-def get_activation(name: str) -> Activation:
-    """Look up an activation by name; an unknown name raises ConfigError listing the choices."""
+def get_activation(name) -> Activation:
+    """Look up an activation by name (an ``Activation`` is returned as is); an unknown name raises
+    ConfigError listing the choices."""
     if isinstance(name, Activation):
         return name
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+        raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+def leaky_relu(a: float) -> Activation:
+    """LeakyReLU with negative slope a in [0, 1]: monotone, difference quotients in [a, 1]."""
+    a = float(a)
+    if not (0.0 <= a <= 1.0):
+        raise ConfigError(f"leaky_relu needs a negative slope a in [0, 1], got a={a}")
+    return Activation(f"leaky_relu({a!r})", partial(F.leaky_relu, negative_slope=a), 1.0, (a, 1.0))
+
+
+def activation_slopes(activation) -> tuple[float, float]:
+    """[a, beta] bounding the difference quotients of a *monotone* activation; NotCertifiedError otherwise."""
+    act = get_activation(activation)
+    if act.slopes is None:
+        monotone = sorted(n for n, a in ACTIVATIONS.items() if a.slopes is not None)
+        raise NotCertifiedError(
+            f"activation {act.name!r} is not a known monotone activation with bounded slopes; certified "
+            f"gradient-step bounds need one of {monotone} or leaky_relu(a), 0 <= a <= 1"
+        )
+    return act.slopes

@@ -3,42 +3,44 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from ..base import Field
 from ..errors import ConfigError
 from ..structure import ConservesLinear
-from .base import Field
 
 
 class ConserveLinear(Field):
     """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
 
-    ``field`` is any field on (batch, dim) states; ``c`` a non-zero finite vector of length dim. The
+    ``field`` is any field on (batch, dim) states; ``c`` a non-zero finite vector of length dim (any scale:
+    it is used as c / max |c_i|, and the trait declares the unit vector of its line). The
     wrapped field's other traits are dropped (the projection destroys a partition or a skew product),
     except ``ConservesLinear(c2)`` with c2 exactly orthogonal to c, which the projection keeps: wrapping
     twice with orthogonal vectors conserves both quantities.
     """
 
-    def __init__(self, field: nn.Module, c):
+    def __init__(self, field: Field, c):
         super().__init__()
-        if not isinstance(field, nn.Module):
-            raise TypeError(f"ConserveLinear wraps a torch.nn.Module field, got {type(field).__name__}")
-        trait = ConservesLinear(c)  # validates: non-empty, finite, non-zero
-        dim = getattr(field, "dim", None)
-        if dim is not None and len(trait.c) != dim:
-            raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={dim}")
+        if not isinstance(field, Field):
+            raise TypeError(f"ConserveLinear wraps a dynnets Field, got {type(field).__name__}")
+        trait = ConservesLinear(c)  # validates c (non-empty, finite, non-zero); declares its unit vector
+        if len(trait.c) != field.dim:
+            raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={field.dim}")
+        # c / max |c_i| (scale-safe: c^T c of c = 1e200 or 1e-300 would overflow or underflow; the scaled
+        # vector is exact for simple c such as (1, 1, 0, 0), also after a cast to float32)
+        c_t = torch.as_tensor(c, dtype=torch.float64).detach().reshape(-1)
+        c_t = c_t / c_t.abs().max()
         self.field = field
         self.dim = len(trait.c)
-        c_t = torch.tensor(trait.c, dtype=torch.float64)
         self.register_buffer("c", c_t.clone(), persistent=False)
         self.register_buffer("c_unit", c_t / c_t.dot(c_t), persistent=False)
         kept = {
-            t for t in getattr(field, "traits", ())
+            t for t in field.traits
             if isinstance(t, ConservesLinear) and len(t.c) == self.dim
             and sum(a * b for a, b in zip(t.c, trait.c, strict=True)) == 0.0
         }
         self.traits = frozenset(kept | {trait})
-        # the buffers follow the field's dtype from the start
+        # the buffer follows the field's dtype from the start
         p = next(field.parameters(), None)
         if p is not None:
             self.to(p.dtype)

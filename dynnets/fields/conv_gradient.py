@@ -16,9 +16,11 @@ import math
 import torch
 from torch import nn
 
+from .. import linalg
+from ..base import Field
+from ..checks import check_size
 from ..errors import ConfigError, ShapeError
 from .activations import get_activation
-from .base import Field, check_size
 from .gradient_bounds import GradientBounds
 
 
@@ -31,12 +33,10 @@ class ConvGradient(GradientBounds, Field):
     def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, sign: int = -1,
                  activation="relu", *, tied: bool = True, init_scale: float = 0.5):
         super().__init__()
-        from ..constraints import norms
-
         self.channels = check_size("channels", channels)
         self.hidden = check_size("hidden", hidden)
         self.kernel_size = check_size("kernel_size", kernel_size)
-        self.input_size = norms._grid(input_size)
+        self.input_size = linalg.check_grid(input_size)
         if isinstance(sign, bool) or sign not in (-1, 1):
             raise ConfigError(f"sign must be -1 (contractive) or +1 (expansive), got sign={sign!r}")
         self.sign = int(sign)
@@ -44,13 +44,13 @@ class ConvGradient(GradientBounds, Field):
         self.activation = get_activation(activation)
         self.dim = channels * self.input_size[0] * self.input_size[1]
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
-        norms.check_kernel(k, self.input_size)
-        k = k * (math.sqrt(init_scale) / float(norms.conv_spectral_norm(k.double(), self.input_size)))
+        linalg.check_kernel(k, self.input_size)
+        k = k * (math.sqrt(init_scale) / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
         self.K = nn.Parameter(k)
         self.b = nn.Parameter(torch.zeros(hidden))
         if not self.tied:
             bk = torch.randn(channels, hidden, kernel_size, kernel_size)
-            bk = bk * (math.sqrt(init_scale) / float(norms.conv_spectral_norm(bk.double(), self.input_size)))
+            bk = bk * (math.sqrt(init_scale) / float(linalg.conv_spectral_norm(bk.double(), self.input_size)))
             self.B = nn.Parameter(bk)
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -62,32 +62,26 @@ class ConvGradient(GradientBounds, Field):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from ..constraints.norms import circular_conv, circular_conv_adjoint
-
         self.check_input(x)
-        z = self.activation.fn(circular_conv(x, self.K, self.b))
+        z = self.activation.fn(linalg.circular_conv(x, self.K, self.b))
         if not self.tied:
-            return circular_conv(z, self.B)
-        out = circular_conv_adjoint(z, self.K)
+            return linalg.circular_conv(z, self.B)
+        out = linalg.circular_conv_adjoint(z, self.K)
         return out if self.sign == 1 else -out
 
     def _weight(self):
         return self.K
 
     def _spectral_bounds(self, dtype=None):
-        from ..constraints.norms import conv_bounds
-
         k = self.K if dtype is None else self.K.to(dtype)
-        return conv_bounds(k, self.input_size)
+        return linalg.conv_bounds(k, self.input_size)
 
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
         if self.tied:
             return super().lipschitz_bound()
-        from ..constraints.norms import conv_spectral_norm
-
-        nk = conv_spectral_norm(self.K.double(), self.input_size)
-        nb = conv_spectral_norm(self.B.double(), self.input_size)
+        nk = linalg.conv_spectral_norm(self.K.double(), self.input_size)
+        nb = linalg.conv_spectral_norm(self.B.double(), self.input_size)
         return float(nb * self.activation.lipschitz * nk)
 
     def euler_lipschitz_bound(self, h):

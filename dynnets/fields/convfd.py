@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
+from ..checks import check_size
 from ..errors import ConfigError, ShapeError
+from ..linalg import circular_pad
 from .activations import get_activation
-from .base import Field, check_size
 
 
 class ConvFD(Field):
@@ -98,8 +100,7 @@ class ConvFD(Field):
                              f"padding, got {tuple(u.shape[-2:])}")
 
     def _pad(self, u: torch.Tensor) -> torch.Tensor:
-        r = self.kernel_size // 2
-        return F.pad(u, (r, r, r, r), mode="circular") if r else u
+        return circular_pad(u, self.kernel_size // 2)
 
     def hidden_activity(self, u: torch.Tensor) -> torch.Tensor:
         """sigma(A * U + a): (batch, hidden, H, W)."""

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
+from ..checks import check_size
+from ..linalg import spectral_norm
 from .activations import get_activation
-from .base import Field, check_size, spectral_norm
 
 
 class Dense(Field):

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
+from ..checks import check_size
 from ..errors import ConfigError
+from ..linalg import matrix_bounds
 from .activations import get_activation
-from .base import Field, check_size
 from .gradient_bounds import GradientBounds
 
 
@@ -50,9 +52,7 @@ class Gradient(GradientBounds, Field):
 
     def _spectral_bounds(self, dtype=None):
         """Exact (s_min, s_max) of A as a map on R^dim (SVD); the certified bounds build on it
-        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, step_limit)."""
-        from ..constraints.norms import matrix_bounds
-
+        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, contractive_limit)."""
         return matrix_bounds(self.A if dtype is None else self.A.to(dtype))
 
     def extra_repr(self) -> str:

@@ -5,9 +5,9 @@ exact (s_min, s_max) of its linear map A (SVD, or the FFT symbol for circular co
 exposes what explicit Euler needs without fields importing methods:
 
 - ``lipschitz_bound()``: beta ||A||_2^2 (Lip of the field itself);
-- ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (see
-  ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
-- ``step_limit()``: 2 / (beta ||A||_2^2), the largest h for which the contractive step is 1-Lipschitz,
+- ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (``gradient_euler_bound``,
+  proved in ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
+- ``contractive_limit()``: 2 / (beta ||A||_2^2), the largest h for which the contractive step is 1-Lipschitz,
   as a differentiable float64 tensor, shrunk by a relative 64 eps so that round-off in the SVD cannot
   push h beta ||A||^2 above 2.
 """
@@ -18,9 +18,21 @@ import contextlib
 
 import torch
 
-from ..errors import NotCertifiedError
+from ..errors import ConfigError, NotCertifiedError
+from .activations import activation_slopes
 
 SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
+
+
+def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
+    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b)."""
+    a, beta = slopes
+    h, smin, smax = float(h), float(smin), float(smax)
+    if sign == -1:
+        return max(abs(1.0 - h * beta * smax * smax), abs(1.0 - h * a * smin * smin))
+    if sign == 1:
+        return 1.0 + h * beta * smax * smax
+    raise ConfigError(f"sign must be -1 or +1, got {sign!r}")
 
 _MEMO: dict | None = None
 
@@ -59,8 +71,6 @@ class GradientBounds:
         raise NotImplementedError
 
     def _slopes(self):
-        from ..constraints.bounds import activation_slopes
-
         return activation_slopes(self.activation)
 
     @torch.no_grad()
@@ -70,8 +80,6 @@ class GradientBounds:
 
     @torch.no_grad()
     def euler_lipschitz_bound(self, h) -> float | None:
-        from ..constraints.bounds import gradient_euler_bound
-
         try:
             slopes = self._slopes()
         except NotCertifiedError:
@@ -80,7 +88,7 @@ class GradientBounds:
         smin, smax = self.spectral_bounds(torch.float64)
         return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
 
-    def step_limit(self) -> torch.Tensor:
+    def contractive_limit(self) -> torch.Tensor:
         _, beta = self._slopes()
         _, smax = self.spectral_bounds(torch.float64)
         return SAFETY * 2.0 / (beta * smax * smax)

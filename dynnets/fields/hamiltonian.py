@@ -15,23 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
+from ..checks import check_size
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
-from .base import Field, check_size
-
-_LOG2 = math.log(2.0)
-
-
-def _logcosh(z: torch.Tensor) -> torch.Tensor:
-    a = z.abs()
-    return a + F.softplus(-2.0 * a) - _LOG2  # log cosh z without overflow
-
-
-#: name -> (Gamma, sigma = Gamma')
-POTENTIALS = {
-    "logcosh": (_logcosh, torch.tanh),
-    "softplus": (F.softplus, torch.sigmoid),
-}
+from .activations import ACTIVATIONS
 
 
 class _Potential(nn.Module):
@@ -65,10 +53,12 @@ class Hamiltonian(Field):
         self.q_dim = check_size("dim", dim)
         self.width = check_size("width", width)
         self.dim = 2 * self.q_dim
-        if potential not in POTENTIALS:
-            raise ConfigError(f"unknown potential {potential!r}; choose one of {sorted(POTENTIALS)}")
+        act = next((a for a in ACTIVATIONS.values() if a.antiderivative_name == potential), None)
+        if act is None:
+            choices = sorted(a.antiderivative_name for a in ACTIVATIONS.values() if a.antiderivative_name)
+            raise ConfigError(f"unknown potential {potential!r}; choose one of {choices}")
         self.potential_kind = potential
-        self._gamma, self._sigma = POTENTIALS[potential]
+        self._gamma, self._sigma = act.antiderivative, act.fn
         self.kinetic = _Potential(dim, width, init_scale)
         self.potential_energy = _Potential(dim, width, init_scale)
 

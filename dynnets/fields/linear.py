@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
 from ..errors import ConfigError
-from .base import Field, spectral_norm
+from ..linalg import spectral_norm
 
 
 class Linear(Field):

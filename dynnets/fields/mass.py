@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..structure import ConservesLinear
-from ._pairs import UpperTriangleNet, incidence
+from .upper_triangle import UpperTriangleNet, incidence
 
 
 class MassPreserving(UpperTriangleNet):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..structure import SkewProduct
-from ._pairs import UpperTriangleNet, skew_basis
+from .upper_triangle import UpperTriangleNet, skew_basis
 
 
 class SpherePreserving(UpperTriangleNet):

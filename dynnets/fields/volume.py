@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import Field
+from ..checks import check_size
 from ..structure import Partitioned
 from .activations import get_activation
-from .base import Field, check_size
 
 
 class VolumePreserving(Field):

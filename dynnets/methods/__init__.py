@@ -1,6 +1,6 @@
 """One-step methods Psi^h_F. Each declares which field traits it needs and what it guarantees."""
 
-from .base import Method
+from ..base import Method
 from .cayley import Cayley
 from .crank_nicolson import CrankNicolson
 from .partitioned import StormerVerlet, SymplecticEuler

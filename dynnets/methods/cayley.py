@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ..base import Method
 from ..structure import NormPreserving, SkewProduct
-from .base import Method
 
 
 class Cayley(Method):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..structure import Affine, ConservesLinear, LinearInvariant
-from .base import Method
+from ..base import Method
+from ..structure import Affine
 
 
 class CrankNicolson(Method):
@@ -51,6 +51,4 @@ class CrankNicolson(Method):
         return torch.linalg.lu_solve(lu, pivots, rhs.unsqueeze(-1)).squeeze(-1)
 
     def guarantees(self, field, h) -> frozenset:
-        return frozenset(
-            LinearInvariant(t.c) for t in getattr(field, "traits", ()) if isinstance(t, ConservesLinear)
-        )
+        return frozenset(field.linear_invariants())

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import torch
 
+from ..base import Method
 from ..structure import Partitioned, SeparableHamiltonian, Symplectic, VolumePreserving
-from .base import Method
 
 
 def _split(field, x: torch.Tensor):
-    check = getattr(field, "check_input", None)
-    if check is not None:
-        check(x)
+    field.check_input(x)
     q_dim, f, g = field.partition()
     return x[..., :q_dim], x[..., q_dim:], f, g
 
@@ -28,7 +26,7 @@ class _PartitionedMethod(Method):
 
     def guarantees(self, field, h) -> frozenset:
         props = {VolumePreserving()}
-        if any(isinstance(t, SeparableHamiltonian) for t in getattr(field, "traits", ())):
+        if field.has_trait(SeparableHamiltonian):
             props.add(Symplectic())
         return frozenset(props)
 

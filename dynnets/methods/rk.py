@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..structure import ConservesLinear, LinearInvariant, Lipschitz
+from ..base import Method
+from ..structure import Lipschitz
 from . import tableau as tableaux
-from .base import Method
 from .tableau import ButcherTableau
 
 
@@ -39,16 +39,9 @@ class ExplicitRK(Method):
 
     @property
     def real_stability_interval(self) -> float:
-        """Length r of the stability interval [-r, 0] on the negative real axis (from the tableau)."""
+        """Length r of the stability interval [-r, 0] on the negative real axis (from the tableau); with
+        the field's ``stiffness()`` it gives ``max_stable_step`` (a Method base class rule)."""
         return self.tableau.real_stability_interval
-
-    def check_step(self, field, h: float) -> None:
-        """A fixed field with a known real negative spectrum (e.g. the semi-discrete heat equation)
-        exposes ``check_explicit_step(h, interval, method_name)`` and raises StepSizeError when
-        h * spectral_radius exceeds this method's real stability interval."""
-        hook = getattr(field, "check_explicit_step", None)
-        if hook is not None:
-            hook(float(h), self.real_stability_interval, self.name)
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         ks = []
@@ -68,15 +61,12 @@ class ExplicitRK(Method):
         return len(self._stages) == 1 and self._weights == ((0, 1.0),)
 
     def _field_euler_bound(self, field, h):
-        """A sharper certified bound of the Euler step that the field itself may expose
-        (``field.euler_lipschitz_bound(h)``, e.g. gradient fields); None otherwise."""
-        hook = getattr(field, "euler_lipschitz_bound", None) if self.is_euler else None
-        return None if hook is None else hook(h)
+        """The field's own sharper certified bound of the Euler step (``Field.euler_lipschitz_bound``,
+        e.g. gradient fields), or None."""
+        return field.euler_lipschitz_bound(h) if self.is_euler else None
 
     def guarantees(self, field, h) -> frozenset:
-        props = {
-            LinearInvariant(t.c) for t in getattr(field, "traits", ()) if isinstance(t, ConservesLinear)
-        }
+        props = set(field.linear_invariants())
         sharp = self._field_euler_bound(field, h)
         if sharp is not None:
             props.add(Lipschitz(float(sharp)))

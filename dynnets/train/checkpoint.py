@@ -23,18 +23,17 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from ..io import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
 
 MAGIC = b"DYNNETS-CHECKPOINT\n"
 FORMAT_VERSION = 1
 _MAX_HEADER = 4096
-_TMP_TAG = ".tmp-"
 
 # What torch.load(weights_only=True) can rebuild; checked at save time so that a checkpoint that could
 # not be read back is refused when it is written, not when a run tries to resume from it. Exact types:
@@ -62,58 +61,6 @@ def check_payload(obj, where: str = "payload") -> None:
     raise CheckpointError(f"checkpoint value at {where} has type {kind.__module__}.{kind.__qualname__}, which "
                           "torch.load(weights_only=True) cannot read; store tensors, numbers, strings and "
                           "dict/list/tuple containers only")
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename, fsync dir."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_TAG}", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
-def remove_stale_temp_files(path) -> list[Path]:
-    """Delete temp files left by writers of ``path`` that were killed mid-write; returns what was removed.
-
-    Only call this when no other process is writing the same checkpoint.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    removed = []
-    if directory.is_dir():
-        for stale in directory.glob(f".{path.name}{_TMP_TAG}*"):
-            try:
-                stale.unlink()
-                removed.append(stale)
-            except OSError:
-                pass
-    return removed
 
 
 class RunLock:
@@ -158,7 +105,7 @@ def save_checkpoint(path, payload: dict) -> None:
     body = buffer.getvalue()
     header = json.dumps({"version": FORMAT_VERSION, "payload_bytes": len(body),
                          "sha256": hashlib.sha256(body).hexdigest()}, sort_keys=True).encode() + b"\n"
-    atomic_write_bytes(path, MAGIC + header + body)
+    atomic_write(path, lambda tmp: tmp.write_bytes(MAGIC + header + body))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -1,0 +1,224 @@
+"""Trial-function networks for the Yi ODE (Lagaris-style, as in Puleo et al. 2022 Sec. II.4), done so
+that the search finds every eigenpair.
+
+Trial form. On the unit sphere, restricted to the orthogonal complement of the vectors found so far
+(projector P), with rescaled time s = t / T in [0, 1]:
+
+    x(s) = P y(s) / ||P y(s)||,    y(s) = x0 + s N(s),    x(0) = x0 (unit, P x0 = x0)
+
+The seed's x0 (1 - t) + t N(t) lets the zero vector (a stationary point of eq. 17) and off-sphere curves
+in; normalising builds in the flow's first integral ||x|| = 1, and the projection P builds in deflation
+(Theorem B): the trajectory cannot drift back to a found eigenvector. The loss is the seed's eq. (22) in
+s: mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, with dx/ds from ``torch.func.jvp``.
+
+Search. Each round trains ``starts`` networks (random x0 in the complement) at once: their parameters are
+stacked (``torch.func.stack_module_state``) and the loss is ``torch.func.vmap``-ed over them, one
+batched computation in float64 (Adam, then L-BFGS on the summed loss: the networks are independent, so
+the sum's gradient is each network's own). A network's end point x(1) is accepted as a new eigenvector
+when its residual ||A x - rho x|| <= accept_tol ||A||_F and it is not (numerically) in the span of the
+vectors already accepted; accepted vectors are orthonormalised and the next round searches their
+complement. Eigenvalues are Rayleigh quotients (eq. 20) of x(1); nothing is polished afterwards. When
+n - 1 pairs are accepted, the last is the 1-D orthogonal complement (no training; accepted only if its
+residual passes the same test); ``info["rounds"][i]["from_complement"]`` marks that round.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jvp, stack_module_state, vmap
+
+from ...errors import ConfigError
+from ...systems.yi import YiField, spread_bound
+from .result import EigenResult, finish
+
+__all__ = ["TrialMLP", "network_eig"]
+
+
+class TrialMLP(nn.Module):
+    """N(s): R -> R^n: exponential time features phi_k(s) = 1 - exp(-kappa_k s) (fixed rates kappa_k),
+    then two tanh hidden layers plus a linear skip from the features. On the unit sphere the exact solution is x(t) = e^{tA} x0 / ||e^{tA} x0||,
+    a mix of exponentials with rates T (lambda_1 - lambda_j) up to T * spread, so features on that range of
+    rates let a small network resolve the fast transient and the slow approach alike."""
+
+    def __init__(self, dim: int, width: int, rates):
+        super().__init__()
+        self.rates = torch.as_tensor(rates, dtype=torch.float64)  # fixed, not a parameter or buffer
+        self.net = nn.Sequential(nn.Linear(len(rates), width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                                 nn.Linear(width, dim))
+        self.skip = nn.Linear(len(rates), dim, bias=False)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        phi = -torch.expm1(-s * self.rates)
+        return self.net(phi) + self.skip(phi)
+
+
+def _make_loss(base: nn.Module, a: torch.Tensor, basis: torch.Tensor, horizon: float, s: torch.Tensor):
+    """Batched (vmap over stacked parameters and starts) eq. (22) loss, end point x(1) and curve x(s)."""
+
+    zero = torch.zeros(1, 1, dtype=s.dtype)
+
+    def curve(params, x0, si):
+        y = x0 + functional_call(base, params, (si.unsqueeze(-1),)) - functional_call(base, params, (zero,))
+        if basis.shape[1]:
+            y = y - (y @ basis) @ basis.T
+        return y / y.norm(dim=-1, keepdim=True)
+
+    def pointwise(params, x0):
+        x, dx = jvp(lambda si: curve(params, x0, si), (s,), (torch.ones_like(s),))
+        ax = x @ a
+        field = (x * x).sum(-1, keepdim=True) * ax - (x * ax).sum(-1, keepdim=True) * x
+        return ((dx / horizon - field) ** 2).sum(-1)
+
+    def loss(params, x0, causality=0.0):
+        r = pointwise(params, x0)
+        if causality:
+            # causal weights (Wang, Sankaran, Perdikaris 2022): a time point counts only once the residual
+            # before it is small, so the fit follows the trajectory from x0 instead of settling on a
+            # stationary solution with a kink at s = 0 (the seed's failure mode)
+            before = torch.cumsum(r, 0) - r
+            r = torch.exp(-causality * before.detach() / r.shape[0]) * r
+        return r.mean()
+
+    def endpoint(params, x0):
+        return curve(params, x0, torch.ones(1, dtype=s.dtype))[0]
+
+    return vmap(loss, in_dims=(0, 0, None)), vmap(endpoint), vmap(curve, in_dims=(0, 0, None))
+
+
+def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, bar,
+                 deadline=None):
+    starts, n = x0.shape
+    fast = horizon * float(spread_bound(a))
+    rates = np.geomspace(0.5, fast, 12)
+    nets = []
+    for _ in range(starts):
+        net = TrialMLP(n, width, rates).double()
+        with torch.no_grad():  # deterministic init from the search's own generator
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) / math.sqrt(max(p.shape[-1], 1)))
+            # output layers start at zero: the initial trial curve is the constant x0, so a start that is
+            # already near an eigenvector (a continued search) begins at a small loss, not at an O(1) one
+            net.net[-1].weight.zero_()
+            net.net[-1].bias.zero_()
+            net.skip.weight.zero_()
+        nets.append(net)
+    params, _ = stack_module_state(nets)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    base = copy.deepcopy(nets[0]).to("meta")
+    # half the points quadratically clustered at s = 0 (fast transient), half uniform (the slow approach,
+    # whose residual sets the end point's accuracy)
+    s = torch.cat([torch.linspace(0.0, 1.0, points - points // 2, dtype=torch.float64) ** 2,
+                   torch.linspace(0.0, 1.0, points // 2 + 2, dtype=torch.float64)[1:-1]]).sort().values
+    loss_fn, end_fn, _ = _make_loss(base, a, basis, horizon, s)
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(adam_steps, 1), eta_min=lr / 100)
+    for _ in range(adam_steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            lbfgs_steps = 0
+            break
+        opt.zero_grad()
+        loss_fn(params, x0, causality).sum().backward()
+        opt.step()
+        sched.step()
+        if bar is not None:
+            bar.update(1)
+    if lbfgs_steps:
+        lb = torch.optim.LBFGS(params.values(), lr=1.0, max_iter=lbfgs_steps, history_size=50,
+                               line_search_fn="strong_wolfe", tolerance_grad=1e-14, tolerance_change=1e-18)
+
+        def closure():
+            lb.zero_grad()
+            # sum of log losses: each network's gradient scaled by its own loss, so networks stuck at a
+            # large loss do not set L-BFGS's steps for the ones converging (Adam is per-parameter anyway)
+            total = loss_fn(params, x0, 0.0).log().sum()
+            total.backward()
+            return total
+
+        lb.step(closure)
+        if bar is not None:
+            bar.update(lbfgs_steps)
+    with torch.no_grad():
+        return end_fn(params, x0), loss_fn(params, x0, 0.0)
+
+
+def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
+                points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
+                accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
+                progress: bool = False, device=None) -> EigenResult:
+    """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
+    The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
+    ``time_budget`` (seconds) cuts the running round's Adam phase short and skips its L-BFGS phase, then
+    ends the search after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
+    (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
+    Returns the pairs found (possibly fewer than n)."""
+    for name, v in (("starts", starts), ("width", width), ("points", points)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    if not (horizon > 0 and math.isfinite(horizon)):
+        raise ConfigError(f"horizon must be positive and finite, got {horizon!r}")
+    a_np = field.A.detach().cpu().numpy()
+    a = torch.as_tensor(a_np)
+    n = a.shape[0]
+    scale = float(np.linalg.norm(a_np))
+    horizon_t = horizon / max(scale, np.finfo(float).tiny)
+    rounds = max_rounds if max_rounds is not None else 4 * n
+    gen = torch.Generator().manual_seed(seed)
+    basis = torch.zeros(n, 0, dtype=torch.float64)
+    found, steps, history = [], [], []
+    x0, keep = None, None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
+    t0 = time.perf_counter()
+    for r in range(rounds):
+        if len(found) == n or (time_budget is not None and time.perf_counter() - t0 > time_budget):
+            break
+        if n - len(found) == 1:  # a 1-D complement holds exactly one unit vector: nothing to learn
+            v = torch.linalg.qr(torch.cat([basis, torch.randn(n, 1, generator=gen, dtype=torch.float64)], 1))[0][:, -1]
+            ends, losses = v.unsqueeze(0), torch.zeros(1)
+        else:
+            fresh = torch.randn(starts, n, generator=gen, dtype=torch.float64)
+            x0 = fresh if x0 is None else torch.where(keep.unsqueeze(1), x0, fresh)
+            x0 = x0 - (x0 @ basis) @ basis.T
+            x0 = x0 / x0.norm(dim=1, keepdim=True)
+            ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
+                                        causality, gen, bar, None if time_budget is None else t0 + time_budget)
+        rho = (ends * (ends @ a)).sum(1)
+        res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
+        accepted = 0
+        for i in torch.argsort(res).tolist():
+            if res[i] > accept_tol * scale:
+                break
+            v = ends[i] - basis @ (basis.T @ ends[i])
+            if v.norm() < 0.5:  # mostly along accepted vectors: a repeat, not a new eigenvector
+                continue
+            w = ends[i] / ends[i].norm()
+            found.append(w.numpy())
+            steps.append(adam_steps + lbfgs_steps)
+            basis = torch.cat([basis, (v / v.norm()).unsqueeze(1)], dim=1)
+            accepted += 1
+        # restart in sequence: a network not accepted hands its end point on as the next round's start
+        # (the next window starts closer to an eigenvector, so its fit error is smaller in absolute terms);
+        # an end point lying mostly along accepted vectors is replaced by a fresh random start
+        if ends.shape[0] == starts:
+            rest = ends - (ends @ basis) @ basis.T
+            keep = rest.norm(dim=1) > 0.5
+            x0 = ends
+        history.append({"round": r, "accepted": accepted, "from_complement": ends.shape[0] != starts,
+                        "residuals": res.tolist(),
+                        "losses": losses.tolist()})
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return finish(a_np, found, "network", seconds, steps, device,
+                  info={"rounds": history, "starts": starts, "width": width, "horizon": horizon,
+                        "points": points, "adam_steps": adam_steps, "lbfgs_steps": lbfgs_steps,
+                        "accept_tol": accept_tol})

@@ -1,0 +1,77 @@
+"""The seed's procedure, reproduced faithfully (Puleo et al. 2022, Sec. II.4 and III.2, Table I).
+
+For i = 1..n: start x^(i)(0) (eq. 27 for i = 1 when given, else standard normal), Gram-Schmidt it
+against v_1..v_{i-1} (eq. B1), integrate eq. (17) with forward Euler (eq. 21) on t in [0, t_f] with N
+steps, take v_i = x^(i)(t_f) minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i /
+v_i^T v_i (eq. 20). Defaults: t_f = 8, N = 2e5 (the seed's numbers).
+
+The time loop is a sequential chain of 2e5 tiny (n-vector) updates, so it runs on NumPy float64 arrays:
+per call NumPy costs about 2.5x less than torch here, and this procedure is the baseline the robust solver
+is compared against, so it must not be handicapped. The arithmetic is exactly that of
+``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/test_eigen.py checks it).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ...errors import ConfigError
+from ...methods import Euler
+from ...systems.yi import YiField
+from .result import EigenResult, finish
+
+__all__ = ["paper_eig"]
+
+
+def _euler_run(a: np.ndarray, x: np.ndarray, h: float, steps: int) -> np.ndarray:
+    one = 1.0
+    for _ in range(steps):
+        ax = a @ x
+        # eq. (21): x + h (-x + f(x)), f(x) = [x^T x A + (1 - x^T A x) I] x, written as in the seed
+        x = x + h * (-x + (x @ x) * ax + (one - x @ ax) * x)
+    return x
+
+
+def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200_000,
+              rng: np.random.Generator, progress: bool = False, start_norm: float | None = 1.0,
+              device=None) -> EigenResult:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    if not (np.isfinite(t_final) and t_final > 0):
+        raise ConfigError(f"t_final must be positive and finite, got {t_final!r}")
+    a = field.A.detach().cpu().numpy()
+    n = a.shape[0]
+    h = float(t_final) / steps
+    if x0 is not None:
+        x0 = np.asarray(x0.detach().cpu() if hasattr(x0, "detach") else x0, dtype=np.float64).reshape(-1)
+        if x0.shape != (n,) or not np.all(np.isfinite(x0)) or not np.any(x0):
+            raise ConfigError(f"x0 must be a finite non-zero vector of length {n}, got {x0.tolist()}")
+    found: list[np.ndarray] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="paper FE", unit="pair", leave=False)
+    t0 = time.perf_counter()
+    for i in range(n):
+        x = x0.copy() if (i == 0 and x0 is not None) else rng.standard_normal(n)
+        for v in found:  # eq. (B1)
+            x = x - (v @ x) / (v @ v) * v
+        if start_norm is not None and not (i == 0 and x0 is not None):
+            x = x * (start_norm / np.linalg.norm(x))
+        Euler().check_step(YiField(a, radius=float(np.linalg.norm(x))), h)
+        x = _euler_run(a, x, h, steps)
+        if not np.all(np.isfinite(x)):
+            raise ConfigError(f"forward Euler diverged in run {i + 1} (h={h:g}); the seed's step is t_f/N")
+        for v in found:  # eq. (30)
+            x = x - (v @ x) / (v @ v) * v
+        found.append(x)
+        if bar is not None:
+            bar.update(1)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return finish(a, found, "paper", seconds, [steps] * n, device,
+                  info={"t_final": float(t_final), "h": h, "steps_per_run": steps})

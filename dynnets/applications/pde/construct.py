@@ -1,0 +1,132 @@
+"""The slides' approximation theorem made constructive: ConvFD parameters that reproduce a
+finite-difference right-hand side exactly (up to round-off).
+
+A right-hand side of the form
+
+    F(U) = L * U + sum_i beta_i (D_i1 * U) (D_i2 * U) ... (D_im_i * U)       (pointwise products)
+
+is written as B * sigma(A * U) with no approximation, using
+
+    x   = relu(x) - relu(-x)
+    x^m = relu(x)^m + (-1)^m relu(-x)^m                           (relu^m = "relu", "relu2", ...)
+    x_1 ... x_m = 1/(2^(m-1) m!) sum_{eps in {+-1}^m, eps_1 = +1} (prod_j eps_j) (sum_j eps_j x_j)^m
+
+(polarisation; for m = 2: ab = ((a + b)^2 - (a - b)^2)/4). Each power of a stencil combination S * U
+takes two hidden channels (S and -S in A, one activation relu^m), so a product of m distinct factors
+needs 2^m channels and a power of a single stencil 2. All degree-1 terms are merged into L and cost two
+relu channels. B is a delta kernel (weights only at the centre).
+
+Limits: scalar equations (one channel), products of at most 4 factors (activations up to relu4), no
+constant term (that would need a bias); anything else raises ConfigError naming the term.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ...errors import ConfigError
+from ...fields.convfd import ConvFD
+from ...systems.stencils import check_kernel, identity, laplacian, pad_kernel
+
+MAX_FACTORS = 4
+_POWER_ACT = {1: "relu", 2: "relu2", 3: "relu3", 4: "relu4"}
+
+
+def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
+    out = []
+    for i, term in enumerate(terms):
+        try:
+            beta, factors = term
+        except (TypeError, ValueError):
+            raise ConfigError(f"term {i} must be a pair (beta, [D_1, ..., D_m]), got {term!r}") from None
+        beta = float(beta)
+        if not math.isfinite(beta):
+            raise ConfigError(f"term {i}: beta must be finite, got {beta}")
+        factors = [check_kernel(torch.as_tensor(d, dtype=torch.float64), f"term {i} factor {j}")
+                   for j, d in enumerate(factors)]
+        m = len(factors)
+        if m == 0:
+            raise ConfigError(f"term {i} has no factor: a constant term needs a bias, which the exact "
+                              "construction does not use")
+        if m > MAX_FACTORS:
+            raise ConfigError(f"term {i} is a product of m={m} stencils; the construction supports m <= "
+                              f"{MAX_FACTORS} (activations relu..relu{MAX_FACTORS})")
+        out.append((beta, factors))
+    return out
+
+
+def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | None = None,
+                      dtype=torch.float64) -> ConvFD:
+    """A ConvFD with F(U) = L * U + sum_i beta_i prod_j (D_ij * U), exactly (see the module docstring).
+
+    linear: a 2-D odd kernel L, or None.  terms: pairs (beta_i, [D_i1, ..., D_im]) of a number and
+    2-D odd kernels.  kernel_size: odd size of the ConvFD kernels (default: the largest stencil)."""
+    terms = _check_terms(terms)
+    kernels = [check_kernel(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")] if linear is not None else []
+    sizes = [k.shape[0] for k in kernels] + [d.shape[0] for _, fs in terms for d in fs]
+    if not sizes:
+        raise ConfigError("nothing to construct: give a linear stencil or at least one term")
+    k = max(sizes) if kernel_size is None else int(kernel_size)
+    if k < max(sizes) or k % 2 == 0:
+        raise ConfigError(f"kernel_size={kernel_size} must be odd and >= the largest stencil ({max(sizes)})")
+
+    # channels: (activation name, A kernel, B weight); each pair (S, -S) shares one coefficient rule
+    channels: list[tuple[str, torch.Tensor, float]] = []
+
+    def add_power(s: torch.Tensor, m: int, coefficient: float):
+        # coefficient * (S*U)^m = coefficient (relu(S*U)^m + (-1)^m relu(-S*U)^m)
+        if coefficient == 0.0 or not bool(s.any()):
+            return
+        act = _POWER_ACT[m]
+        channels.append((act, s, coefficient))
+        channels.append((act, -s, coefficient * (-1) ** m))
+
+    linear_part = torch.zeros(k, k, dtype=torch.float64)
+    if kernels:
+        linear_part += pad_kernel(kernels[0], k)
+    for beta, factors in terms:
+        factors = [pad_kernel(d, k) for d in factors]
+        m = len(factors)
+        if m == 1:
+            linear_part += beta * factors[0]
+        elif all(torch.equal(d, factors[0]) for d in factors[1:]):
+            add_power(factors[0], m, beta)
+        else:
+            scale = beta / (2 ** (m - 1) * math.factorial(m))
+            for signs in itertools.product((1.0, -1.0), repeat=m - 1):
+                eps = (1.0, *signs)
+                s = sum(e * d for e, d in zip(eps, factors, strict=True))
+                add_power(s, m, scale * math.prod(eps))
+    add_power(linear_part, 1, 1.0)
+    if not channels:
+        raise ConfigError("the right-hand side is identically zero; nothing to construct")
+
+    channels.sort(key=lambda c: c[0])  # group equal activations (one call per group)
+    net = ConvFD(1, len(channels), k, [c[0] for c in channels]).to(torch.float64)  # copy exactly
+    delta = identity(k, torch.float64)
+    with torch.no_grad():
+        net.A.copy_(torch.stack([c[1] for c in channels]).unsqueeze(1))
+        net.B.copy_(torch.stack([c[2] * delta for c in channels]).unsqueeze(0))
+    return net.to(dtype)
+
+
+def exact_convfd(alpha: float, dx: float, stencil: str = "5pt", reaction: tuple[float, float] = (1.0, -1.0),
+                 *, kernel_size: int | None = None, dtype=torch.float64) -> ConvFD:
+    """ConvFD parameters with F(U) = alpha L * U + r1 U + r2 U^2 exactly; the default reaction (1, -1) is
+    Fisher's U - U^2 (= FisherField2D), reaction=(0, 0) the heat equation (= HeatField2D).
+
+    Channels: relu(K*U), relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
+    alpha = float(alpha)
+    if not math.isfinite(alpha):
+        raise ConfigError(f"alpha must be finite, got {alpha}")
+    r1, r2 = (float(v) for v in reaction)
+    lap = laplacian(stencil, dx)
+    one = identity(1)
+    terms = [(r1, [one])] if r1 != 0.0 else []
+    if r2 != 0.0:
+        terms.append((r2, [one, one]))
+    return polynomial_convfd(alpha * lap, terms, kernel_size=kernel_size, dtype=dtype)

@@ -1,0 +1,296 @@
+"""The slides' error splitting of one learned PDE step, measured term by term.
+
+For pixel data U^n = u(t_n, grid) of a PDE u_t = N(u), the FD semi-discretisation U' = F(U) on the grid
+(spacing dx) and a network step Psi^dt_{F_theta} (a ``Flow`` of explicit RK steps of F_theta):
+
+    |u(t_{n+1}) - Psi_{F_theta}(U^n)| <= |u(t_{n+1}) - Phi_F(U^n)|          spatial error, O(dx^2)
+                                       + |Phi_F(U^n) - Psi_F(U^n)|          classical error, O(dt^{r+1})
+                                       + |Psi_F(U^n) - Psi_{F_theta}(U^n)|  network term
+    network term <= dt exp(Lip(F) dt) sup |F_theta(U) - F(U)|             (the slides' bound)
+
+All norms are max-norms over the pixels (the norm in which Lip(alpha L * U) = alpha sum |L_ij| exactly).
+How each term is measured (``error_split``):
+
+* u(t_{n+1}): U^n is interpolated trigonometrically (FFT zero padding; exact for band-limited periodic
+  data) to grids dx/2 and dx/4; each grid's FD system is integrated over dt with fine RK4 and sampled
+  back at the pixels, giving V_1, V_2, V_4. For a scheme of order 2 in space, V_h - u = C h^2 + ..., so
+  the Richardson value u* = V_4 + (V_4 - V_2)/3 approximates u to O(dx^3 or dx^4); the observed order
+  log2(|V_1 - V_2| / |V_2 - V_4|) is reported as the check that the asymptotic regime holds. The
+  spatial error of the step is |V_1 - u*|.
+* Phi_F: the same fine RK4 on the pixel grid (V_1); its own time error is measured by step doubling.
+* Psi_F: the network's steps (same methods, same step sizes) applied to the exact FD field F.
+* The network term is measured directly (|Psi_F - Psi_theta|) and bounded two ways, with
+  delta_i = |F_theta(Y_i) - F(Y_i)| at the network's own RK stage states Y_i and L = Lip(F) on the range
+  of values visited: (a) the stage recursion for explicit RK, E_i <= e + h sum_j |a_ij| (L E_j + delta_j),
+  out <= e + h sum_j |b_j| (L E_j + delta_j) (rigorous: F(X_j) - F_theta(Y_j) = F(X_j) - F(Y_j) +
+  F(Y_j) - F_theta(Y_j)), and (b) the slides' closed form dt exp(L dt) max_i delta_i, which bounds (a)
+  for Euler substeps ((1 + hL)^m <= exp(L m h)).
+
+The measured error |u* - Psi_theta(U^n)| <= spatial + classical + |Psi_F - Psi_theta| by the triangle
+inequality, and <= spatial + classical + bound, since the bound is rigorous given a true Lip(F): what is
+measured is how tight each term is and which one dominates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ...errors import ConfigError, ShapeError
+from ...methods.rk import RK4, ExplicitRK
+from ...step import Flow, Step
+
+__all__ = ["spectral_refine", "rk4_flow", "richardson_step", "network_term", "error_split",
+           "diffusion_reaction_lipschitz", "stencil_inf_norm", "fisher_slope", "field_lipschitz", "plot_error_split"]
+
+
+def _check_states(u: torch.Tensor) -> None:
+    if u.dim() != 4 or u.shape[-1] != u.shape[-2]:
+        raise ShapeError(f"states must have shape (batch, C, n, n), got {tuple(u.shape)}")
+    if not torch.isfinite(u).all():
+        raise ValueError("states must be finite, got NaN or inf")
+
+
+def _refine_last(u: torch.Tensor, factor: int) -> torch.Tensor:
+    n = u.shape[-1]
+    m = n * factor
+    c = torch.fft.fft(u, dim=-1)
+    out = torch.zeros(*u.shape[:-1], m, dtype=c.dtype, device=u.device)
+    pos = (n + 1) // 2  # k = 0..pos-1 (non-negative, below Nyquist)
+    neg = n // 2 - 1 if n % 2 == 0 else (n - 1) // 2  # k = -neg..-1
+    out[..., :pos] = c[..., :pos]
+    if neg:
+        out[..., m - neg:] = c[..., n - neg:]
+    if n % 2 == 0:  # the Nyquist mode cos(pi x/dx) is split evenly between +n/2 and -n/2
+        out[..., n // 2] = c[..., n // 2] / 2
+        out[..., m - n // 2] = c[..., n // 2] / 2
+    return torch.fft.ifft(out, dim=-1).real * factor
+
+
+def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
+    """Trigonometric interpolation of periodic (batch, C, n, n) data to (batch, C, n f, n f); the fine
+    grid's node [f i, f j] is the coarse node [i, j], where the values are unchanged (to round-off)."""
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ConfigError(f"the refinement factor must be a positive integer, got factor={factor!r}")
+    _check_states(u)
+    if factor == 1:
+        return u
+    v = _refine_last(u, factor)
+    return _refine_last(v.transpose(-1, -2), factor).transpose(-1, -2)
+
+
+def rk4_flow(field, u: torch.Tensor, t: float, steps: int) -> torch.Tensor:
+    """``steps`` classical RK4 steps of size t/steps (the fine reference integrator)."""
+    return Flow.integrator(field, RK4(), t, steps)(u)
+
+
+def _amax(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample max-norm of (batch, ...) tensors."""
+    return x.abs().flatten(1).amax(1)
+
+
+def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: float, steps: int,
+                    order: int = 2) -> dict:
+    """Fine-RK4 solutions over dt on the pixel grid and on grids refined 2x and 4x, sampled at the
+    pixels: V1, V2, V4, the Richardson value u* = V4 + (V4 - V2)/(2^order - 1), the per-state spatial
+    error |V1 - u*|, the observed order, and the reference's own time error on the pixel grid.
+    ``steps`` RK4 steps are used on the pixel grid, 4x and 16x that on the refined grids (dt/dx^2 fixed)."""
+    _check_states(u)
+    n = u.shape[-1]
+    values = {}
+    for f in (1, 2, 4):
+        fine = rk4_flow(make_field(n * f), spectral_refine(u, f), dt, steps * f * f)
+        values[f] = fine[..., ::f, ::f]
+    v1, v2, v4 = values[1], values[2], values[4]
+    star = v4 + (v4 - v2) / (2 ** order - 1)
+    d12, d24 = _amax(v1 - v2), _amax(v2 - v4)
+    half = rk4_flow(make_field(n), u, dt, 2 * steps)
+    return {"V1": v1, "V2": v2, "V4": v4, "u_star": star, "spatial": _amax(v1 - star),
+            "observed_order": torch.log2(d12 / d24), "reference_time_error": _amax(v1 - half)}
+
+
+def _flat_steps(net) -> list:
+    if isinstance(net, Step):
+        return [net]
+    if isinstance(net, Flow):
+        out = []
+        for s in net.steps:
+            out.extend(_flat_steps(s))
+        return out
+    raise ConfigError(f"the network must be a dynnets Step or Flow, got {type(net).__name__}")
+
+
+def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[float, float], float]) -> dict:
+    """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a network that is
+    a Flow of explicit RK steps; ``lipschitz(lo, hi)`` = Lip(F) in the max-norm for states with values in
+    [lo, hi] (both paths' stage values are covered)."""
+    steps = _flat_steps(net)
+    for s in steps:
+        if not isinstance(s.method, ExplicitRK):
+            raise ConfigError(f"the network-term bound needs explicit Runge-Kutta steps, got {s.method!r}")
+    x, y = u, u  # exact-field path (Psi_F) and network path (Psi_theta)
+    lo, hi = float(u.min()), float(u.max())
+    records = []  # per step: (h, tableau, delta per stage (batch,))
+    dt = 0.0
+    for s in steps:
+        h = float(s.h)
+        dt += h
+        tab = s.method.tableau
+        kx, ky, deltas = [], [], []
+        for i in range(len(tab.a)):
+            xi, yi = x, y
+            for j in range(i):
+                if tab.a[i][j] != 0.0:
+                    xi = xi + h * tab.a[i][j] * kx[j]
+                    yi = yi + h * tab.a[i][j] * ky[j]
+            lo = min(lo, float(xi.min()), float(yi.min()))
+            hi = max(hi, float(xi.max()), float(yi.max()))
+            fy = s.field(yi)
+            deltas.append(_amax(fy - field(yi)))
+            kx.append(field(xi))
+            ky.append(fy)
+        x = x + sum(h * b * k for b, k in zip(tab.b, kx, strict=True) if b != 0.0)
+        y = y + sum(h * b * k for b, k in zip(tab.b, ky, strict=True) if b != 0.0)
+        records.append((h, tab, deltas))
+    lo, hi = min(lo, float(x.min()), float(y.min())), max(hi, float(x.max()), float(y.max()))
+    lip = float(lipschitz(lo, hi))
+    e = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
+    sup_delta = torch.zeros_like(e)
+    for h, tab, deltas in records:
+        stage_e = []
+        for i in range(len(tab.a)):
+            stage_e.append(e + h * sum(abs(tab.a[i][j]) * (lip * stage_e[j] + deltas[j]) for j in range(i)))
+        e = e + h * sum(abs(b) * (lip * ei + d) for b, ei, d in zip(tab.b, stage_e, deltas, strict=True))
+        for d in deltas:
+            sup_delta = torch.maximum(sup_delta, d)
+    return {"psi_F": x, "psi_theta": y, "actual": _amax(x - y), "bound_recursion": e,
+            "bound_slides": dt * math.exp(lip * dt) * sup_delta, "sup_delta": sup_delta,
+            "lipschitz": lip, "value_range": (lo, hi), "dt": dt}
+
+
+def stencil_inf_norm(kernel: torch.Tensor) -> float:
+    """||U -> K * U||_inf = sum |K_ij| (exact for a circular convolution)."""
+    return float(torch.as_tensor(kernel).abs().sum())
+
+
+def diffusion_reaction_lipschitz(alpha: float, kernel: torch.Tensor, reaction_slope: Callable | None = None
+                                 ) -> Callable[[float, float], float]:
+    """Lip in the max-norm of F(U) = alpha K * U + r(U) (r pointwise) for values in [lo, hi]:
+    alpha sum |K_ij| + max |r'| on [lo, hi]; ``reaction_slope(lo, hi)`` gives max |r'| (None: no
+    reaction, the heat equation). Fisher: r(u) = u - u^2, max |1 - 2u| = max(|1 - 2 lo|, |1 - 2 hi|)."""
+    base = float(alpha) * stencil_inf_norm(kernel)
+
+    def lip(lo: float, hi: float) -> float:
+        return base + (0.0 if reaction_slope is None else float(reaction_slope(lo, hi)))
+
+    return lip
+
+
+def fisher_slope(lo: float, hi: float) -> float:
+    """max |d/du (u - u^2)| = max |1 - 2u| over [lo, hi] (a linear function: attained at an end)."""
+    return max(abs(1 - 2 * lo), abs(1 - 2 * hi))
+
+
+def field_lipschitz(field) -> Callable[[float, float], float]:
+    """Lip rule in the max-norm for the fixed FD fields alpha K * U (heat) and alpha K * U + U - U^2
+    (Fisher) of ``dynnets.pde`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
+    alpha sum |K_ij| (= 8 alpha/dx^2 for the 5-point Laplacian) + max |1 - 2U| on the value range."""
+    if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
+        raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
+    return diffusion_reaction_lipschitz(float(field.alpha), field.kernel,
+                                        fisher_slope if hasattr(field, "reaction") else None)
+
+
+def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: torch.Tensor,
+                lipschitz: Callable[[float, float], float] | None = None, *, reference_steps: int = 8,
+                space_order: int = 2, next_states: torch.Tensor | None = None) -> dict:
+    """Measure the slides' one-step error splitting of ``net`` on ``states`` (batch, 1, n, n), float64.
+
+    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``lipschitz(lo, hi)`` is
+    Lip(F) in the max-norm for values in [lo, hi] (default: ``field_lipschitz`` of the pixel-grid field);
+    ``net`` is the learned
+    step (a Flow of explicit RK steps over total time dt). ``next_states`` (the data's U^{n+1}, from the
+    dataset's own reference solver) is optional: its distance to the pixel-grid reference is reported.
+    Returns per-state tensors and a JSON-ready ``summary``."""
+    _check_states(states)
+    if isinstance(reference_steps, bool) or not isinstance(reference_steps, int) or reference_steps < 1:
+        raise ConfigError(f"reference_steps must be a positive integer, got {reference_steps!r}")
+    n = states.shape[-1]
+    field = make_field(n)
+    if lipschitz is None:
+        lipschitz = field_lipschitz(field)
+    with torch.no_grad():
+        net_part = network_term(net, field, states, lipschitz)
+        dt = net_part["dt"]
+        ref = richardson_step(make_field, states, dt, reference_steps, space_order)
+    classical = _amax(ref["V1"] - net_part["psi_F"])
+    total = _amax(ref["u_star"] - net_part["psi_theta"])
+    spatial = ref["spatial"]
+    bound = spatial + classical + net_part["bound_slides"]
+    bound_tight = spatial + classical + net_part["bound_recursion"]
+    per_state = {"total": total, "spatial": spatial, "classical": classical,
+                 "network_actual": net_part["actual"], "network_bound": net_part["bound_slides"],
+                 "network_bound_recursion": net_part["bound_recursion"], "sup_delta": net_part["sup_delta"],
+                 "bound_sum": bound, "observed_order": ref["observed_order"],
+                 "reference_time_error": ref["reference_time_error"]}
+    means = {"spatial": float(spatial.mean()), "classical": float(classical.mean()),
+             "network": float(net_part["bound_slides"].mean())}
+    means_actual = {"spatial": means["spatial"], "classical": means["classical"],
+                    "network": float(net_part["actual"].mean())}
+    summary = {
+        "norm": "max over pixels, per state; sup/mean over the test states",
+        "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]), "grid": n,
+        "lipschitz": net_part["lipschitz"], "lipschitz_value_range": list(net_part["value_range"]),
+        "exp_lip_dt": math.exp(net_part["lipschitz"] * dt),
+        "measured_total": {"max": float(total.max()), "mean": float(total.mean())},
+        "spatial": {"max": float(spatial.max()), "mean": means["spatial"],
+                    "observed_order_median": float(ref["observed_order"].median()),
+                    "observed_order_range": [float(ref["observed_order"].min()), float(ref["observed_order"].max())]},
+        "classical": {"max": float(classical.max()), "mean": means["classical"]},
+        "network_actual": {"max": float(net_part["actual"].max()), "mean": means_actual["network"]},
+        "network_bound": {"max": float(net_part["bound_slides"].max()), "mean": means["network"],
+                          "sup_F_theta_minus_F": float(net_part["sup_delta"].max())},
+        "network_bound_recursion": {"max": float(net_part["bound_recursion"].max())},
+        "bound_sum": {"max": float(bound.max()), "mean": float(bound.mean())},
+        "bound_holds_every_state": bool((total <= bound).all()),
+        "tight_bound_holds_every_state": bool((total <= bound_tight).all()),
+        "max_ratio_total_to_bound": float((total / bound).max()),
+        "dominant_term_bound": max(means, key=means.get),
+        "dominant_term_actual": max(means_actual, key=means_actual.get),
+        "reference_time_error_max": float(ref["reference_time_error"].max()),
+    }
+    if next_states is not None:
+        summary["data_next_vs_pixel_reference_max"] = float(_amax(next_states - ref["V1"]).max())
+    return {"per_state": per_state, "summary": summary}
+
+
+def plot_error_split(result: dict, title: str = "one-step error splitting"):
+    """A figure of ``error_split``'s per-state terms (states sorted by the measured error), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = {k: v.detach().cpu() for k, v in result["per_state"].items()}
+    order = torch.argsort(p["total"])
+    idx = range(len(order))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lines = [("bound_sum", "k-", "bound: sum of the three terms"),
+             ("total", "ko", "measured |u(t+dt) - Psi_theta(U)|"),
+             ("spatial", "s--", "spatial (Richardson, dx, dx/2, dx/4)"),
+             ("classical", "^--", "classical |Phi_F - Psi_F|"),
+             ("network_bound", "v--", "network bound dt e^{L dt} sup|F_theta - F|"),
+             ("network_actual", "x:", "network actual |Psi_F - Psi_theta|")]
+    for key, style, label in lines:
+        ax.semilogy(idx, p[key][order].clamp_min(1e-300), style, label=label, markersize=4)
+    s = result["summary"]
+    ax.set_xlabel("test state (sorted by measured error)")
+    ax.set_ylabel("max-norm error of one step")
+    ax.set_title(f"{title}: dominant term = {s['dominant_term_bound']} (bound), "
+                 f"{s['dominant_term_actual']} (actual)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

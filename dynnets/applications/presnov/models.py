@@ -1,0 +1,65 @@
+"""The two networks the Presnov experiment compares, with matched parameter counts.
+
+``presnov_flow``: n_steps steps alternating explicit Euler of ``Gradient(sign=s)`` (tanh) and Cayley of
+``SpherePreserving`` (tanh): G(+1), S, G(-1), S, G(+1), ...
+
+Why both signs: ``Gradient(sign=-1)`` is -A^T sigma(A x + b) = -grad V with V = 1^T Gamma(A x + b),
+Gamma' = sigma; for a monotone sigma (ReLU, tanh) V is convex, so one sign only gives gradients of convex
+(or concave) potentials. The Presnov theorem needs grad U for a general U. Alternating the sign makes
+consecutive Euler steps approximate (to O(h^2), Lie-Trotter) the flow of grad (V_+ - V_-), and
+differences of convex ridge potentials are dense in C^2 on compact sets, so the family is expressive.
+The step sizes stay positive (``Step`` refuses h <= 0), the sign lives in the field.
+
+``dense_resnet``: n_steps explicit Euler steps of ``Dense`` (tanh): an unstructured ResNet.
+"""
+
+from __future__ import annotations
+
+from ...errors import ConfigError
+from ...fields import Dense, Gradient, SpherePreserving
+from ...methods import Cayley, Euler
+from ...step import Flow, Step
+
+__all__ = ["presnov_flow", "dense_resnet", "n_params", "matched_dense_width"]
+
+
+def _check_steps(n_steps: int, even: bool) -> int:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or (even and n_steps % 2):
+        rule = "a positive even integer (gradient/sphere pairs)" if even else "a positive integer"
+        raise ConfigError(f"n_steps must be {rule}, got n_steps={n_steps!r}")
+    return n_steps
+
+
+def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: str = "alternate",
+                 activation: str = "tanh") -> Flow:
+    """G, S, G, S, ... with n_steps / 2 of each; each family's steps span total time t.
+
+    ``signs``: "alternate" (+1, -1, +1, ...; the expressive choice) or "negative" (all -1: convex
+    potentials only, the ablation)."""
+    _check_steps(n_steps, even=True)
+    if signs not in ("alternate", "negative"):
+        raise ConfigError(f"signs must be 'alternate' or 'negative', got {signs!r}")
+    pairs = n_steps // 2
+    h = t / pairs
+    steps = []
+    for k in range(pairs):
+        sign = (1 if k % 2 == 0 else -1) if signs == "alternate" else -1
+        steps.append(Step(Gradient(dim, width, sign=sign, activation=activation), Euler(), h))
+        steps.append(Step(SpherePreserving(dim, width, activation=activation), Cayley(), h))
+    return Flow(steps)
+
+
+def dense_resnet(dim: int, n_steps: int, width: int, *, t: float = 1.0, activation: str = "tanh") -> Flow:
+    _check_steps(n_steps, even=False)
+    return Flow([Step(Dense(dim, width, activation=activation), Euler(), t / n_steps) for _ in range(n_steps)])
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def matched_dense_width(dim: int, n_steps: int, width: int) -> int:
+    """Width of ``dense_resnet(dim, n_steps, .)`` whose parameter count is closest to presnov_flow's."""
+    target = n_params(presnov_flow(dim, n_steps, width))
+    per_unit = n_params(dense_resnet(dim, n_steps, 1))  # Dense: (2 dim + 1) per hidden unit
+    return max(1, round(target / per_unit))

@@ -1,0 +1,145 @@
+"""The seed's heat problem solved by trial-function networks: two recipes, one training entry point.
+
+Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0, 1], u(x, 0) = sin(pi x),
+u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t); trial form
+u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
+
+* ``PAPER_RECIPE``: the seed's own network and training: an MLP 2-50-20-1 with sigmoid, float32, Adam
+  with lr 0.005 on the *summed* squared residual over a 20 x 20 linspace grid (faces included).
+* ``DYNNETS_RECIPE``: N a ``TrialNetwork`` (lifting Linear(2, 20), a Flow of 3 Euler steps of tanh
+  Dense(20, 20) fields with h = 1/3, projection; 2,541 parameters) in float64, mean squared residual
+  on 28 x 28 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
+  decays fastest; 784 points), exact derivatives by Taylor mode, 100 Adam steps
+  (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from .network import LinearPDE, TrialNetwork, TrialSolution, fit_trial, grid_points
+
+
+def heat_sine_trial(network: nn.Module, alpha: float = 1.0) -> tuple[TrialSolution, LinearPDE]:
+    """u_t = alpha u_xx with u(x, 0) = sin(pi x), u(0, t) = u(1, t) = 0 in the trial form
+    u = (1 - t) sin(pi x) + x (1 - x) t N(x, t); inputs z = (x, t)."""
+
+    def particular(z):
+        return (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0])
+
+    def distance(z):
+        return z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]
+
+    pde = LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt")
+    return TrialSolution(network, particular, distance), pde
+
+
+def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.sin(math.pi * x) * math.exp(-math.pi**2 * t)
+
+
+class PaperMLP(nn.Module):
+    """The seed's N: Linear(2, 50), sigmoid, Linear(50, 20), sigmoid, Linear(20, 1) (torch's default
+    initialisation; the seed used TensorFlow's). Output (batch,)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 50), nn.Sigmoid(), nn.Linear(50, 20), nn.Sigmoid(),
+                                 nn.Linear(20, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class HeatTrialRecipe:
+    name: str
+    network: str              # "flow" (TrialNetwork) or "paper-mlp" (PaperMLP)
+    dtype: torch.dtype
+    points_per_axis: int
+    interior_points: bool     # cell midpoints (True) or linspace with the faces (False, the seed)
+    adam_steps: int
+    adam_lr: float
+    lbfgs_steps: int
+    lbfgs_history: int = 100
+    reduction: str = "mean"
+    width: int = 20
+    depth: int = 3
+    activation: str = "tanh"
+    output_scale: float = 1.0
+    t_grading: float = 1.0    # t-points s^p: p > 1 clusters them near t = 0 (fast decay there)
+
+
+PAPER_RECIPE = HeatTrialRecipe(
+    name="paper", network="paper-mlp", dtype=torch.float32, points_per_axis=20, interior_points=False,
+    adam_steps=10**6, adam_lr=0.005, lbfgs_steps=0, reduction="sum", activation="sigmoid",
+)
+DYNNETS_RECIPE = HeatTrialRecipe(
+    name="dynnets", network="flow", dtype=torch.float64, interior_points=True,
+    points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
+    width=20, depth=3,
+)
+RECIPES = {r.name: r for r in (DYNNETS_RECIPE, PAPER_RECIPE)}
+
+
+def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | None = None,
+                     device=None):
+    """(solution, pde, collocation points) for a recipe, with parameters drawn under ``seed``."""
+    dtype = recipe.dtype if dtype is None else dtype
+    torch.manual_seed(seed)
+    if recipe.network == "flow":
+        net = TrialNetwork(2, recipe.width, recipe.depth, recipe.activation, output_scale=recipe.output_scale)
+    elif recipe.network == "paper-mlp":
+        net = PaperMLP()
+    else:
+        raise ConfigError(f"unknown network kind {recipe.network!r}; use 'flow' or 'paper-mlp'")
+    net = net.to(dtype=dtype, device=device)
+    solution, pde = heat_sine_trial(net)
+    n = recipe.points_per_axis
+    points = grid_points((n, n), (0.0, 0.0), (1.0, 1.0), dtype=dtype, interior=recipe.interior_points,
+                         grading=(1.0, recipe.t_grading)).to(device)
+    return solution, pde, points
+
+
+@torch.no_grad()
+def max_abs_errors(solution: nn.Module, times=(0.1, 0.3), n: int = 1001) -> dict[float, float]:
+    """max over n uniform x in [0, 1] of |u(x, t) - exact| for each t (evaluated in float64 when the
+    solution's parameters are float64, else in their dtype, compared with the float64 exact values)."""
+    p = next(solution.parameters())
+    x = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    out = {}
+    for t in times:
+        z = torch.stack([x, torch.full_like(x, t)], 1).to(dtype=p.dtype, device=p.device)
+        out[float(t)] = float((solution(z).to(torch.float64).cpu() - heat_sine_exact(x, t)).abs().max())
+    return out
+
+
+def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
+                     timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
+                     device=None, progress: bool = False) -> dict:
+    """Train one recipe under ``seed`` for ``time_budget`` seconds (``timer``: "cpu" = this process's
+    CPU time, "wall" = wall clock); returns {solution, history (with the max error over t = 0.1, 0.3
+    as "monitor"), errors {t: max abs error}, max_abs_error, train_seconds, wall_seconds}."""
+    solution, pde, points = build_heat_trial(recipe, seed, dtype, device)
+    wall = time.perf_counter()
+    history = fit_trial(
+        solution, pde, points, adam_steps=recipe.adam_steps, adam_lr=recipe.adam_lr,
+        lbfgs_steps=recipe.lbfgs_steps, lbfgs_history=recipe.lbfgs_history, time_budget=time_budget,
+        log_every=log_every, monitor=lambda s: max(max_abs_errors(s).values()), timer=timer,
+        reduction=recipe.reduction, progress=progress,
+    )
+    wall = time.perf_counter() - wall
+    errors = max_abs_errors(solution)
+    return {"solution": solution, "history": history, "errors": errors, "max_abs_error": max(errors.values()),
+            "train_seconds": history[-1]["seconds"], "wall_seconds": wall, "seed": seed,
+            "recipe": recipe.name}
+
+
+def with_changes(recipe: HeatTrialRecipe, **changes) -> HeatTrialRecipe:
+    return replace(recipe, **changes)

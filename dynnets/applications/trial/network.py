@@ -1,0 +1,395 @@
+"""Trial-function network solver for linear PDEs on a box with Dirichlet / initial data.
+
+Lagaris, Likas, Fotiadis (1998) write the unknown as
+
+    u(z) = g(z) + d(z) N(z),        z = (x, t) or any point of a box,
+
+where g satisfies the boundary and initial data and d vanishes where the data are given, so the data
+hold exactly for *every* network N; only the PDE residual is learned. For the seed's heat problem
+(Puleo, Svejda, Breitenstein 2022, eq. 13): g = (1 - t) sin(pi x), d = x (1 - x) t.
+
+* ``TrialNetwork``: N built from dynnets layers, a lifting Linear(d_in, width), a Flow of ``depth``
+  explicit-Euler steps of ``Dense`` fields (a ResNet) and a projection Linear(width, 1).
+* ``LinearPDE``: residual sum_k a_k(z) D^k u(z) - f(z), each D^k a string of coordinate names
+  ("t", "xx", "xt").
+* Derivatives are exact. Generic path: reverse mode with ``create_graph`` (any row-wise module).
+  Fast path, used when every term is u, a first or a pure second derivative and N is a
+  ``TrialNetwork`` with a tanh/sigmoid/sin/softplus activation: N's value, gradient and pure second
+  derivatives are pushed forward through the layers in one pass (second-order Taylor mode, all
+  directions stacked into one matrix product per layer), and g, d and their derivatives are computed
+  once per collocation set (they do not depend on the parameters); then
+  D_j u = D_j g + D_j d N + d D_j N and D_jj u = D_jj g + D_jj d N + 2 D_j d D_j N + d D_jj N.
+  The two paths agree to round-off (tests/test_heat_trial.py); the fast one is ~5x cheaper.
+* ``fit_trial``: mean squared residual on collocation points, Adam warm-up then L-BFGS with a
+  strong-Wolfe line search, within a step count and a wall-time budget. It is a minimal loop of its
+  own: there is no ``dynnets.train.fit`` on main yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ...checks import check_size
+from ...errors import ConfigError, ShapeError
+from ...fields.activations import ACTIVATIONS
+from ...fields.dense import Dense
+from ...methods import Euler
+from ...step import Flow, Step
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class TrialNetwork(nn.Module):
+    """N(z) = P(Flow(L z)): L = Linear(in_dim, width); ``depth`` Euler steps v <- v + h Dense(v)
+    (distinct weights, h = 1/depth so the flow covers unit time); P = Linear(width, 1) times a fixed
+    ``output_scale`` (the expected size of N, so that the trained weights stay O(1)).
+    Input (batch, in_dim), output (batch,)."""
+
+    def __init__(self, in_dim: int = 2, width: int = 20, depth: int = 3, activation: str = "tanh",
+                 *, init_scale: float = 0.5, output_scale: float = 1.0):
+        super().__init__()
+        if not (math.isfinite(output_scale) and output_scale > 0):
+            raise ConfigError(f"output_scale must be positive and finite, got {output_scale!r}")
+        self.output_scale = float(output_scale)
+        self.in_dim = check_size("in_dim", in_dim)
+        self.width = check_size("width", width)
+        self.depth = check_size("depth", depth)
+        self.lift = nn.Linear(in_dim, width)
+        h = 1.0 / depth
+        self.flow = Flow([Step(Dense(width, width, activation, init_scale=init_scale), Euler(), h)
+                          for _ in range(depth)])
+        self.project = nn.Linear(width, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.in_dim:
+            raise ShapeError(
+                f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}"
+            )
+        return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
+
+    @property
+    def has_jet(self) -> bool:
+        return all(
+            isinstance(s.field, Dense) and s.field.activation.jet is not None
+            and type(s.method) is Euler and not s.learn_h
+            for s in self.flow.steps
+        )
+
+    def jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
+        """N, {j: dN/dz_j for j in first}, {j: d^2N/dz_j^2 for j in second} (second must be a subset
+        of first), by second-order forward Taylor mode through lift, Euler-Dense steps and projection.
+        Row blocks of one stacked tensor: [value | first derivatives | second derivatives]."""
+        if not self.has_jet:
+            raise ConfigError("jet needs Euler steps of Dense fields with an activation in "
+                              f"{sorted(n for n, a in ACTIVATIONS.items() if a.jet)} and fixed h")
+        first, second = list(first), list(second)
+        if not set(second) <= set(first):
+            raise ConfigError(f"second-derivative directions {second} must be among the first ones {first}")
+        n, k1, k2 = z.shape[0], len(first), len(second)
+        W, c = self.lift.weight, self.lift.bias
+        v = z @ W.T + c                                               # (n, w)
+        d1 = W.T[first].unsqueeze(1).expand(k1, n, self.width)        # D_j(Wz + c) = W e_j
+        d2 = v.new_zeros(k2, n, self.width)
+        sec = [first.index(j) for j in second]
+        for step in self.flow.steps:
+            f, h = step.field, step.h
+            # one matrix product for all blocks; split (not slicing) keeps the backward cheap
+            p, p1, p2 = torch.split(torch.cat([v.unsqueeze(0), d1, d2], 0) @ f.A.T, [1, k1, k2])
+            s, s1, s2 = f.activation.jet(p + f.b)
+            p1_sec = p1 if sec == list(range(k1)) else p1[sec]
+            out = torch.cat([s, s1 * p1, s2 * p1_sec.square() + s1 * p2], 0) @ f.B.T
+            o0, o1, o2 = torch.split(out, [1, k1, k2])
+            v, d1, d2 = v + h * o0[0], d1 + h * o1, d2 + h * o2
+        P, q = self.output_scale * self.project.weight[0], self.output_scale * self.project.bias[0]
+        return v @ P + q, dict(zip(first, d1 @ P)), dict(zip(second, d2 @ P))
+
+
+class TrialSolution(nn.Module):
+    """u(z) = g(z) + d(z) N(z); ``particular`` = g and ``distance`` = d map (batch, in_dim) points to
+    (batch,) values. The data g satisfies hold exactly wherever d = 0, for any parameters of N."""
+
+    def __init__(self, network: nn.Module, particular: Fn, distance: Fn):
+        super().__init__()
+        self.network = network
+        self.particular = particular
+        self.distance = distance
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.particular(z) + self.distance(z) * self.network(z)
+
+
+def derivative(f: Fn, z: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """D^axes f at every row of z, for a row-wise map f: (batch, d) -> (batch,); e.g. axes (0, 0) is
+    d^2 f / dz_0^2. Exact (reverse mode with create_graph: row i of f depends only on row i of z, so
+    the gradient of sum(f) is the per-row gradient), differentiable w.r.t. f's parameters."""
+    z = z.detach().requires_grad_(True)
+    y = f(z)
+    for axis in axes:
+        if not y.requires_grad:
+            return torch.zeros_like(y)
+        (g,) = torch.autograd.grad(y.sum(), z, create_graph=True, allow_unused=True, materialize_grads=True)
+        y = g[:, axis]
+    return y
+
+
+class LinearPDE:
+    """Residual r(z) = sum_k a_k(z) D^k u(z) - f(z) of a linear PDE.
+
+    ``terms`` maps a derivative (a string of coordinate names, "" for u itself) to its coefficient
+    (a number or a callable of z); ``coords`` names the input columns; ``source`` is f (default 0).
+    The heat equation u_t = alpha u_xx is ``LinearPDE({"t": 1.0, "xx": -alpha}, coords="xt")``.
+    """
+
+    def __init__(self, terms: Mapping[str, float | Fn], coords: Sequence[str] = ("x", "t"),
+                 source: Fn | None = None):
+        coords = tuple(coords)
+        if len(set(coords)) != len(coords) or not all(isinstance(c, str) and len(c) == 1 for c in coords):
+            raise ConfigError(f"coords must be distinct one-letter names, got {coords!r}")
+        if not terms:
+            raise ConfigError("a linear PDE needs at least one term, got none")
+        self.coords = coords
+        self.terms: list[tuple[tuple[int, ...], float | Fn]] = []
+        for key, coeff in terms.items():
+            unknown = [c for c in key if c not in coords]
+            if unknown:
+                raise ConfigError(f"derivative {key!r} uses coordinates {unknown} not in coords={coords!r}")
+            if not callable(coeff):
+                value = float(coeff)
+                if not math.isfinite(value):
+                    raise ConfigError(f"coefficient of {key!r} must be finite, got {value}")
+                coeff = value
+            self.terms.append((tuple(coords.index(c) for c in key), coeff))
+        self.source = source
+
+    @property
+    def pure_low_order(self) -> bool:
+        """Every term is u, a first derivative or a pure second derivative (fast path applies)."""
+        return all(len(a) <= 1 or (len(a) == 2 and a[0] == a[1]) for a, _ in self.terms)
+
+    def combine(self, derivs: Mapping[tuple[int, ...], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        r = 0.0
+        for axes, coeff in self.terms:
+            a = coeff(z) if callable(coeff) else coeff
+            r = r + a * derivs[axes]
+        if self.source is not None:
+            r = r - self.source(z)
+        return r
+
+    def residual(self, u: Fn, z: torch.Tensor) -> torch.Tensor:
+        """Generic path: each derivative of u by reverse mode."""
+        return self.combine({axes: derivative(u, z, axes) for axes, _ in self.terms}, z)
+
+
+def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
+                      fast: bool | None = None) -> Callable[[], torch.Tensor]:
+    """A closure () -> r(points) for the current parameters. ``fast=None`` picks the Taylor-mode
+    path when it applies (see the module docstring), ``False`` forces the generic path."""
+    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
+              and solution.network.has_jet and pde.pure_low_order)
+    if fast is None:
+        fast = usable
+    if fast and not usable:
+        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
+                          "activation and a PDE of first and pure second derivatives only")
+    if not fast:
+        return lambda: pde.residual(solution, points)
+    z = points.detach()
+    orders = {axes for axes, _ in pde.terms}
+    first = sorted({a[0] for a in orders if a})
+    second = sorted({a[0] for a in orders if len(a) == 2})
+    # data terms: constants at fixed points, computed once
+    gd = {}
+    for name, fn in (("g", solution.particular), ("d", solution.distance)):
+        gd[name] = {(): fn(z).detach()}
+        for j in first:
+            gd[name][(j,)] = derivative(fn, z, (j,)).detach()
+        for j in second:
+            gd[name][(j, j)] = derivative(fn, z, (j, j)).detach()
+    g, d = gd["g"], gd["d"]
+
+    def residual() -> torch.Tensor:
+        N, N1, N2 = solution.network.jet(z, first, second)
+        derivs = {(): g[()] + d[()] * N}
+        for j in first:
+            derivs[(j,)] = g[(j,)] + d[(j,)] * N + d[()] * N1[j]
+        for j in second:
+            derivs[(j, j)] = (g[(j, j)] + d[(j, j)] * N + 2.0 * d[(j,)] * N1[j] + d[()] * N2[j])
+        return pde.combine(derivs, z)
+
+    return residual
+
+
+def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequence[float],
+                dtype=torch.float64, interior: bool = True,
+                grading: Sequence[float] | None = None) -> torch.Tensor:
+    """Tensor-product collocation points on a box, shape (prod n, d). With ``interior=True`` the
+    points are cell midpoints s = (i + 1/2)/n (the faces, where the trial form already holds the
+    data, are not sampled); otherwise s = i/(n - 1), the uniform grid with its faces (the seed's
+    linspace grid). ``grading`` (one exponent p >= 1 per axis) maps s -> s^p, clustering the points
+    at the lower face (e.g. near t = 0, where a decaying solution changes fastest)."""
+    grading = [1.0] * len(n_per_axis) if grading is None else list(grading)
+    if len(grading) != len(n_per_axis) or not all(math.isfinite(p) and p >= 1 for p in grading):
+        raise ConfigError(f"grading needs one exponent >= 1 per axis, got {grading!r}")
+    axes = []
+    for n, lo, hi, p in zip(n_per_axis, lower, upper, grading):
+        n = check_size("points per axis", n)
+        if interior:
+            s = (torch.arange(n, dtype=dtype) + 0.5) / n
+        else:
+            s = torch.linspace(0.0, 1.0, n, dtype=dtype)
+        axes.append(lo + (hi - lo) * s**p)
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+
+
+def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam_steps: int = 500,
+              adam_lr: float = 1e-2, lbfgs_steps: int = 5000, lbfgs_history: int = 50,
+              time_budget: float | None = None, log_every: float = 0.5,
+              monitor: Callable[[nn.Module], float] | None = None, fast: bool | None = None,
+              timer: str = "wall", restart_stalled: bool = True, reduction: str = "mean",
+              progress: bool = False) -> list[dict]:
+    """Minimise mean(r(z)^2) (or the sum, ``reduction="sum"``, the seed's eq. 14) over the
+    collocation ``points``: ``adam_steps`` Adam updates (lr
+    ``adam_lr``), then up to ``lbfgs_steps`` L-BFGS iterations (strong Wolfe, history ``lbfgs_history``),
+    stopping when ``time_budget`` seconds of training have elapsed. The parameters with the lowest
+    loss seen at a check point are restored at the end; a non-finite loss stops training.
+
+    Returns a history of dicts {seconds, phase, iteration, loss[, monitor]} (``loss`` is that of the
+    parameters after ``iteration`` updates of the phase); ``monitor(solution)`` of the current
+    parameters is evaluated about every ``log_every`` seconds with the clock stopped (not training time).
+    ``timer="wall"`` measures wall-clock seconds, ``"cpu"`` this process's CPU seconds (equal to wall
+    time on an idle machine with one thread; robust to other processes sharing the cores).
+    ``restart_stalled`` restarts L-BFGS with an empty memory when a 10-iteration chunk leaves the
+    loss unchanged to 4 digits.
+    """
+    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+    if timer not in clocks:
+        raise ConfigError(f"timer must be one of {sorted(clocks)}, got {timer!r}")
+    now_fn = clocks[timer]
+    started = now_fn()
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if points.dim() != 2:
+        raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
+    for name, v in (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+    if time_budget is not None and not (time_budget > 0):
+        raise ConfigError(f"time_budget must be positive seconds, got {time_budget!r}")
+    params = [p for p in solution.parameters() if p.requires_grad]
+    residual = residual_function(solution, pde, points, fast)
+
+    def loss_fn() -> torch.Tensor:
+        r2 = residual().square()
+        return r2.mean() if reduction == "mean" else r2.sum()
+
+    history: list[dict] = []
+    clock = {"spent": 0.0, "start": started, "next_log": 0.0}  # the residual set-up counts too
+    best = {"loss": math.inf, "state": None}
+
+    def elapsed() -> float:
+        return clock["spent"] + now_fn() - clock["start"]
+
+    def record(phase: str, it: int, loss: float, force: bool = False, state=None) -> None:
+        """Log ``loss``, the loss of the parameters ``state`` (default: the current ones)."""
+        if loss < best["loss"]:
+            best["loss"] = loss
+            best["state"] = state if state is not None else copy.deepcopy(solution.state_dict())
+        now = elapsed()
+        if not (force or now >= clock["next_log"]):
+            return
+        clock["spent"], clock["next_log"] = now, now + log_every
+        entry = {"seconds": now, "phase": phase, "iteration": it, "loss": loss}
+        if monitor is not None:
+            with torch.no_grad():
+                entry["monitor"] = float(monitor(solution))
+        history.append(entry)
+        clock["start"] = now_fn()
+
+    def out_of_time() -> bool:
+        return time_budget is not None and elapsed() >= time_budget
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        # with a time budget the bar counts training seconds, otherwise iterations
+        timed = time_budget is not None
+        bar = tqdm(total=time_budget if timed else adam_steps + lbfgs_steps, desc="trial fit",
+                   unit="s" if timed else "it", leave=False,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}" if timed else None)
+
+    def advance(count: int) -> None:
+        if bar is None:
+            return
+        if time_budget is not None:
+            bar.n = min(elapsed(), time_budget)
+            bar.set_postfix_str(f"loss {best['loss']:.2e}", refresh=False)
+            bar.refresh()
+        else:
+            bar.update(count)
+    record("start", 0, float(loss_fn().detach()), force=True)
+    finite = True
+    if adam_steps:
+        opt = torch.optim.Adam(params, lr=adam_lr)
+        for it in range(1, adam_steps + 1):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                finite = False
+                break
+            if it % 25 == 0 or it == adam_steps:
+                record("adam", it - 1, value)  # the loss of the parameters before this update
+            opt.step()
+            if it % 25 == 0:
+                advance(25)
+            if out_of_time():
+                break
+    if lbfgs_steps and finite and not out_of_time():
+
+        def new_lbfgs():
+            return torch.optim.LBFGS(params, lr=1.0, max_iter=10, history_size=lbfgs_history,
+                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+        opt = new_lbfgs()
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            return loss
+
+        done, previous = 0, math.inf
+        while done < lbfgs_steps and not out_of_time():
+            chunk = min(10, lbfgs_steps - done)
+            opt.param_groups[0]["max_iter"] = chunk
+            opt.param_groups[0]["max_eval"] = chunk * 5 // 4
+            before = copy.deepcopy(solution.state_dict())
+            value = float(opt.step(closure).detach())  # the loss of ``before``
+            advance(chunk)
+            if not math.isfinite(value):
+                break
+            record("lbfgs", done, value, state=before)
+            done += chunk
+            # a stalled L-BFGS (curvature pairs that no longer describe the landscape: the loss
+            # stays put to 4 digits over a whole chunk) is restarted with an empty memory
+            if restart_stalled and value > previous * (1.0 - 1e-4):
+                opt = new_lbfgs()
+            previous = value
+    if finite:
+        value = float(loss_fn().detach())
+        if math.isfinite(value):
+            record("last", -1, value)
+    if bar is not None:
+        bar.close()
+    if best["state"] is not None:
+        solution.load_state_dict(best["state"])
+    record("end", -1, float(loss_fn().detach()), force=True)
+    return history

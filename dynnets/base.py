@@ -1,0 +1,145 @@
+"""The two interfaces the core composes: a vector field ``Field`` and a one-step ``Method``.
+
+Fields and methods never import each other. Everything a method may ask of a field is declared here, on
+the field base class, with a default that states "the field has no such structure": a method calls
+``field.stiffness()`` or ``field.euler_lipschitz_bound(h)`` on every field, and a trait's interface
+(``partition()``, ``skew(x)``, ``affine_parts()``, ``hamiltonian(x)``) is guaranteed by the trait the
+field declares (``Method.check`` refuses a field without it before any interface is called).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import IncompatibleFieldError, NotCertifiedError, NotInvertibleError, ShapeError, StepSizeError
+from .structure import ConservesLinear, LinearInvariant, Trait
+
+
+class Field(nn.Module):
+    """A vector field x -> F(x) as a torch Module; x has shape (batch, dim) (or (batch, C, H, W)).
+
+    Subclasses set ``dim`` and ``traits`` (a frozenset of ``dynnets.structure.Trait``) and may override:
+
+    - ``lipschitz_bound()``: an exactly computed bound of Lip(F);
+    - ``euler_lipschitz_bound(h)``: a sharper certified bound of x -> x + h F(x), or None;
+    - ``stiffness()``: for a field whose Jacobian has a real, non-positive spectrum on the states it
+      accepts (a semi-discrete diffusion, a convex-potential gradient field, ...), a bound rho of
+      that spectrum's magnitude; an explicit method with real stability interval [-r, 0] is then
+      stable exactly for h rho <= r (``Method.max_stable_step``). None: no such bound.
+    """
+
+    traits: frozenset = frozenset()
+    dim: int
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.shape[-1] != self.dim:
+            raise ShapeError(
+                f"{type(self).__name__} expects inputs whose last dimension is dim={self.dim}, "
+                f"got shape {tuple(x.shape)}"
+            )
+
+    def lipschitz_bound(self) -> float:
+        """A certified upper bound of Lip(F) in the 2-norm (exact norms only)."""
+        raise NotCertifiedError(f"{type(self).__name__} provides no certified Lipschitz bound")
+
+    def euler_lipschitz_bound(self, h) -> float | None:
+        """A certified bound of the explicit Euler step x + h F(x) sharper than 1 + h Lip(F), or None."""
+        return None
+
+    def stiffness(self):
+        """rho >= max |lambda| over the real, non-positive spectrum of DF on the accepted states; None
+        when the field declares no such bound. May be a (differentiable) 0-d tensor."""
+        return None
+
+    def describe_instability(self, h: float, interval: float, method_name: str) -> str:
+        """Why h is outside the stability region (for the StepSizeError message): the rule in this field's
+        own terms, with the values. Called only when ``stiffness()`` is not None."""
+        rho = float(self.stiffness())
+        return (f"h * stiffness = {h:.6g} * {rho:.6g} = {h * rho:.6g} exceeds the real stability interval "
+                f"{interval:.6g} of {method_name}")
+
+    def linear_invariants(self) -> tuple[LinearInvariant, ...]:
+        """LinearInvariant(c) for every ConservesLinear(c) trait: what any Runge-Kutta method conserves."""
+        return tuple(LinearInvariant(t.c) for t in self.traits if isinstance(t, ConservesLinear))
+
+    def has_trait(self, trait: type[Trait]) -> bool:
+        return any(isinstance(t, trait) for t in self.traits)
+
+    # Interfaces promised by traits; a field declaring the trait overrides them.
+    def partition(self):
+        """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``)."""
+        raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
+
+    def skew(self, x: torch.Tensor) -> torch.Tensor:
+        """S(x), skew-symmetric, with F(x) = S(x) x (trait ``SkewProduct``)."""
+        raise IncompatibleFieldError(f"{type(self).__name__} is not a SkewProduct (it has no skew(x))")
+
+    def affine_parts(self, dtype=torch.float64, device=None):
+        """(M, c) with F(x) = M x + c (trait ``Affine``)."""
+        raise IncompatibleFieldError(f"{type(self).__name__} is not Affine (it has no affine_parts())")
+
+
+class Method:
+    """One step x -> Psi^h_F(x) of a numerical integrator. Stateless; talks to fields through ``Field``."""
+
+    name: str = "method"
+    order: int = 0
+    #: traits (``dynnets.structure.Trait`` classes) a field must declare to be integrable by this method
+    requires: tuple = ()
+
+    def check(self, field) -> None:
+        """Refuse a field this method cannot integrate (TypeError naming both)."""
+        if not isinstance(field, Field):
+            raise TypeError(f"a Step's field must be a dynnets.fields.Field (a torch Module declaring dim and "
+                            f"traits), got {type(field).__name__}")
+        for needed in self.requires:
+            if not field.has_trait(needed):
+                raise IncompatibleFieldError(
+                    f"method {self.name} needs a field with trait {needed.__name__}, but "
+                    f"{type(field).__name__} declares {sorted(type(t).__name__ for t in field.traits) or 'none'}"
+                )
+
+    @property
+    def real_stability_interval(self) -> float:
+        """r such that the method is stable on y' = lambda y for h lambda in [-r, 0]; inf (the default)
+        for methods without a step-size restriction on such problems."""
+        return math.inf
+
+    def max_stable_step(self, field: Field):
+        """The largest stable h for ``field``: r / field.stiffness() (inf when either is unbounded)."""
+        rho = field.stiffness()
+        r = self.real_stability_interval
+        if rho is None or math.isinf(r):
+            return math.inf
+        return r / rho
+
+    def check_step(self, field: Field, h: float) -> None:
+        """Refuse a step size outside the stability region this method has on ``field`` (StepSizeError
+        naming h, the limit and the rule)."""
+        limit = float(self.max_stable_step(field))
+        if h > limit * (1.0 + 1e-12):
+            why = field.describe_instability(h, self.real_stability_interval, self.name)
+            raise StepSizeError(f"{self.name} on {type(field).__name__} is unstable for h={h:.6g}: {why}; use "
+                                f"h <= {limit:.6g}")
+
+    def step(self, field: Field, x: torch.Tensor, h) -> torch.Tensor:
+        raise NotImplementedError
+
+    def guarantees(self, field: Field, h) -> frozenset:
+        """The properties of Psi^h_F guaranteed by this (field, method) pair."""
+        return frozenset()
+
+    def invertible(self, field: Field) -> bool:
+        return False
+
+    def inverse(self, field: Field, y: torch.Tensor, h) -> torch.Tensor:
+        raise NotInvertibleError(f"{self.name} applied to {type(field).__name__} has no explicit inverse")
+
+    def lipschitz_bound(self, field: Field, h) -> float:
+        raise NotCertifiedError(f"no certified Lipschitz bound for {self.name} applied to {type(field).__name__}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,159 @@
+"""Exact operator norms (SVD for dense matrices, the FFT symbol for circular 2-D convolutions) and the
+one circular padding / convolution every periodic layer uses.
+
+Every function here is exact up to floating-point round-off of an SVD (relative error a small multiple
+of dim * eps). ``power_iteration_norm`` is the one exception: it is an *estimate* from below, kept
+only to reproduce (and test against) published code that relies on it; nothing in dynnets certifies
+a bound with it.
+
+Circular convolution convention (the one ``dynnets.fields.ConvGradient`` uses): a kernel K of shape
+(C_out, C_in, k1, k2) with odd k1, k2 acts on x of shape (C_in, n1, n2) by
+
+    (K x)[o, i, j] = sum_{c, p, q} K[o, c, p, q] x[c, (i + p - k1 // 2) mod n1, (j + q - k2 // 2) mod n2].
+
+The 2-D DFT block-diagonalises it: with K^(w) = sum_{p,q} K[:, :, p, q] exp(2 pi i (w1 p / n1 + w2 q / n2))
+(a C_out x C_in complex matrix per frequency w), the singular values of the operator are the union
+over the n1 n2 frequencies of the singular values of K^(w) (Sedghi, Gupta, Long, ICLR 2019). The shift
+and the sign of the exponent only multiply K^(w) by unit phases or permute frequencies, so the
+``fft2`` of the zero-padded kernel gives the same set. The operator norm therefore depends on the grid
+(n1, n2): every function takes it explicitly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError, ShapeError
+
+__all__ = [
+    "check_kernel",
+    "circular_conv",
+    "circular_pad",
+    "circular_conv_adjoint",
+    "conv_operator_matrix",
+    "conv_singular_values",
+    "conv_spectral_norm",
+    "conv_symbol",
+    "matrix_bounds",
+    "power_iteration_norm",
+    "spectral_norm",
+]
+
+
+def check_grid(input_size) -> tuple[int, int]:
+    try:
+        n1, n2 = (int(v) for v in input_size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_size must be a pair (n1, n2) of positive ints, got {input_size!r}") from None
+    if n1 < 1 or n2 < 1:
+        raise ConfigError(f"input_size must be a pair (n1, n2) of positive ints, got {input_size!r}")
+    return n1, n2
+
+
+def check_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:
+    """Validate a circular-convolution kernel (C_out, C_in, k1, k2) against the grid it acts on:
+    odd kernel sizes no larger than the grid. Returns the grid (n1, n2)."""
+    n1, n2 = check_grid(input_size)
+    if kernel.dim() != 4:
+        raise ShapeError(f"a conv kernel must have shape (C_out, C_in, k1, k2), got {tuple(kernel.shape)}")
+    k1, k2 = kernel.shape[-2:]
+    if k1 % 2 == 0 or k2 % 2 == 0:
+        raise ShapeError(f"circular conv kernels must have odd sizes, got {k1}x{k2}")
+    if k1 > n1 or k2 > n2:
+        raise ShapeError(f"kernel {k1}x{k2} is larger than the grid {n1}x{n2} it acts on; "
+                         "the rule is k1 <= n1 and k2 <= n2")
+    return n1, n2
+
+
+def spectral_norm(w: torch.Tensor) -> torch.Tensor:
+    """Largest singular value of a matrix by SVD (differentiable; exact up to round-off)."""
+    if w.dim() != 2:
+        raise ShapeError(f"spectral_norm needs a matrix, got shape {tuple(w.shape)}")
+    return torch.linalg.svdvals(w)[0]
+
+
+def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s_min, s_max) of w as a map R^n -> R^m (w of shape (m, n)): s_min = 0 when m < n."""
+    if w.dim() != 2:
+        raise ShapeError(f"matrix_bounds needs a matrix, got shape {tuple(w.shape)}")
+    s = torch.linalg.svdvals(w)
+    smin = s[-1] if w.shape[0] >= w.shape[1] else torch.zeros((), dtype=s.dtype, device=s.device)
+    return smin, s[0]
+
+
+def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
+    """Per-frequency channel matrices, shape (n1, n2, C_out, C_in), complex."""
+    n1, n2 = check_kernel(kernel, input_size)
+    sym = torch.fft.fft2(kernel, s=(n1, n2))  # zero-pads the kernel to the grid
+    return sym.permute(2, 3, 0, 1)
+
+
+def conv_singular_values(kernel: torch.Tensor, input_size) -> torch.Tensor:
+    """All singular values of the circular convolution on the grid, shape (n1 * n2, min(C_out, C_in))."""
+    sym = conv_symbol(kernel, input_size)
+    return torch.linalg.svdvals(sym).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
+
+
+def conv_bounds(kernel: torch.Tensor, input_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s_min, s_max) of the circular convolution as a map on R^(C_in n1 n2); s_min = 0 when C_out < C_in."""
+    s = conv_singular_values(kernel, input_size)
+    smax = s[:, 0].max()
+    if kernel.shape[0] >= kernel.shape[1]:
+        smin = s[:, -1].min()
+    else:
+        smin = torch.zeros((), dtype=smax.dtype, device=smax.device)
+    return smin, smax
+
+
+def conv_spectral_norm(kernel: torch.Tensor, input_size) -> torch.Tensor:
+    """Exact operator 2-norm of the circular convolution with ``kernel`` on an n1 x n2 grid."""
+    return conv_singular_values(kernel, input_size)[:, 0].max()
+
+
+def circular_pad(u: torch.Tensor, r1: int, r2: int | None = None) -> torch.Tensor:
+    """Wrap-around padding of r1 rows and r2 (default r1) columns on each side of the last two axes
+    (periodic boundary conditions); refused when wider than the grid."""
+    r2 = r1 if r2 is None else r2
+    if r1 == 0 and r2 == 0:
+        return u
+    if r1 > u.shape[-2] or r2 > u.shape[-1]:
+        raise ShapeError(f"circular padding of width ({r1}, {r2}) needs a grid at least {r1}x{r2}, got "
+                         f"{tuple(u.shape[-2:])}")
+    return F.pad(u, (r2, r2, r1, r1), mode="circular")
+
+
+def circular_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The circular convolution of the module docstring, x: (batch, C_in, n1, n2)."""
+    k1, k2 = kernel.shape[-2:]
+    return F.conv2d(circular_pad(x, k1 // 2, k2 // 2), kernel, bias)
+
+
+def circular_conv_adjoint(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The adjoint (transpose) of ``circular_conv``: correlate with the flipped, channel-transposed kernel."""
+    return circular_conv(y, kernel.flip(-1, -2).transpose(0, 1))
+
+
+@torch.no_grad()
+def conv_operator_matrix(kernel: torch.Tensor, input_size) -> torch.Tensor:
+    """The explicit (C_out n1 n2) x (C_in n1 n2) matrix of the circular convolution (for tests; small grids)."""
+    n1, n2 = check_kernel(kernel, input_size)
+    c_in = kernel.shape[1]
+    basis = torch.eye(c_in * n1 * n2, dtype=kernel.dtype, device=kernel.device).reshape(-1, c_in, n1, n2)
+    return circular_conv(basis, kernel).reshape(basis.shape[0], -1).T
+
+
+@torch.no_grad()
+def power_iteration_norm(w: torch.Tensor, iterations: int = 1, generator: torch.Generator | None = None) -> float:
+    """NOT CERTIFIED: a power-iteration estimate of ||w||_2, always <= the true value (up to round-off).
+
+    Kept to reproduce published code that normalises by such estimates; dynnets never certifies a bound
+    with it (tests check that a step built on it is not reported as 1-Lipschitz)."""
+    v = torch.randn(w.shape[1], dtype=w.dtype, device=w.device, generator=generator)
+    v = v / v.norm()
+    for _ in range(iterations):
+        u = w @ v
+        u = u / u.norm()
+        v = w.T @ u
+        v = v / v.norm()
+    return float((w @ v).norm())

@@ -1,0 +1,19 @@
+"""Fixed (non-trainable) classical vector fields, each a ``dynnets.fields.Field``: ODE systems, the Yi
+eigen-ODE, and semi-discretised PDEs on grids (1-D heat with Dirichlet data, 2-D periodic heat and
+Fisher), with the grids and finite-difference stencils they are built from.
+
+A fixed field with a real, non-positive spectrum declares ``stiffness()``; every explicit method then
+refuses (``StepSizeError``) a step outside its stability region when a ``Step`` is built, and a learned
+step size on such a field is bounded by that limit by construction (see ``dynnets.Step``).
+"""
+
+from . import grids, stencils
+from .diffusion import FisherField2D, HeatField2D
+from .grids import PeriodicGrid2D, UniformGrid1D
+from .heat import HeatField1D, sine_mode_solution
+from .ode import SIR, DampedForced, Pendulum, SkewMass3D
+from .yi import NotSymmetricError, YiField, check_symmetric, spread_bound
+
+__all__ = ["SIR", "DampedForced", "FisherField2D", "HeatField1D", "HeatField2D", "NotSymmetricError", "Pendulum",
+           "PeriodicGrid2D", "SkewMass3D", "UniformGrid1D", "YiField", "check_symmetric", "grids",
+           "sine_mode_solution", "spread_bound", "stencils"]

@@ -1,0 +1,132 @@
+"""Uniform grids: ``UniformGrid1D`` (Dirichlet) and ``PeriodicGrid2D`` (a torus).
+
+``UniformGrid1D``: nodes x_i = a + i dx, i = 0..n, on [a, b] with dx = (b - a)/n;
+nodes 0 and n carry Dirichlet data, nodes 1..n-1 are the unknowns ("interior")."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import ConfigError, ShapeError
+
+
+class UniformGrid1D:
+    """n intervals of width dx = (b - a)/n on [a, b] (n + 1 nodes, n - 1 interior nodes)."""
+
+    def __init__(self, a: float, b: float, n: int):
+        a, b = float(a), float(b)
+        if not (math.isfinite(a) and math.isfinite(b) and a < b):
+            raise ConfigError(f"a grid needs finite end points a < b, got a={a}, b={b}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise ConfigError(f"a grid needs an integer number of intervals n >= 2, got n={n!r}")
+        self.a, self.b, self.n = a, b, n
+        self.dx = (b - a) / n
+
+    @classmethod
+    def from_spacing(cls, a: float, b: float, dx: float) -> UniformGrid1D:
+        """The grid with spacing dx; (b - a)/dx must be an integer (to 1e-9 relative)."""
+        dx = float(dx)
+        if not (math.isfinite(dx) and dx > 0):
+            raise ConfigError(f"grid spacing dx must be positive and finite, got dx={dx}")
+        ratio = (float(b) - float(a)) / dx
+        n = round(ratio)
+        if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
+            raise ConfigError(
+                f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number >= 2 of "
+                f"intervals, got (b - a)/dx = {ratio}"
+            )
+        return cls(a, b, n)
+
+    @property
+    def interior_size(self) -> int:
+        return self.n - 1
+
+    def nodes(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        """All n + 1 nodes, end points exact."""
+        i = torch.arange(self.n + 1, dtype=dtype, device=device)
+        x = self.a + i * self.dx
+        x[-1] = self.b
+        return x
+
+    def interior(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        return self.nodes(dtype, device)[1:-1]
+
+    def sample(self, u0, dtype=torch.float64, device=None) -> torch.Tensor:
+        """Initial data on the interior nodes from a callable u0(x) (given the interior nodes as a
+        float64 tensor; may return a tensor, array or list) or from an array of length n + 1 (all
+        nodes; the two end values are dropped, Dirichlet data rule there) or n - 1 (interior)."""
+        if callable(u0):
+            values = _as_tensor(u0(self.interior(torch.float64)), "u0(x)")
+            if values.shape != (self.n - 1,):
+                raise ShapeError(
+                    f"u0(x) on the {self.n - 1} interior nodes must return {self.n - 1} values, got shape "
+                    f"{tuple(values.shape)}"
+                )
+        else:
+            values = _as_tensor(u0, "u0")
+            if values.dim() != 1 or values.shape[0] not in (self.n + 1, self.n - 1):
+                raise ShapeError(
+                    f"u0 given as an array must have length n + 1 = {self.n + 1} (all nodes) or "
+                    f"n - 1 = {self.n - 1} (interior nodes), got shape {tuple(values.shape)}"
+                )
+            if values.shape[0] == self.n + 1:
+                values = values[1:-1]
+        if not torch.isfinite(values).all():
+            bad = int((~torch.isfinite(values)).nonzero()[0])
+            raise ValueError(
+                f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}"
+            )
+        return values.to(dtype=dtype, device=device)
+
+    def __repr__(self) -> str:
+        return f"UniformGrid1D(a={self.a}, b={self.b}, n={self.n}, dx={self.dx:.4g})"
+
+
+def _as_tensor(values, what: str) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(torch.float64)
+    try:
+        return torch.as_tensor(values, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{what} must be an array of real numbers ({err})") from None
+
+
+class PeriodicGrid2D:
+    """n x n nodes of the torus [0, L)^2, spacing dx = L/n."""
+
+    def __init__(self, n: int, length: float = 1.0):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 3:
+            raise ConfigError(f"a periodic grid needs an integer number of nodes n >= 3, got n={n!r}")
+        length = float(length)
+        if not (math.isfinite(length) and length > 0):
+            raise ConfigError(f"the period L must be positive and finite, got L={length}")
+        self.n, self.length = n, length
+        self.dx = length / n
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.n)
+
+    def coordinates(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(X, Y), each (n, n), with X[iy, ix] = ix dx and Y[iy, ix] = iy dx."""
+        x = torch.arange(self.n, dtype=dtype, device=device) * self.dx
+        yy, xx = torch.meshgrid(x, x, indexing="ij")
+        return xx, yy
+
+    def wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Integer wavenumbers (KX, KY) of torch.fft.fft2 on this grid (mode exp(2 pi i (kx x + ky y)/L))."""
+        k = torch.fft.fftfreq(self.n, d=1.0 / self.n, dtype=dtype, device=device)
+        ky, kx = torch.meshgrid(k, k, indexing="ij")
+        return kx, ky
+
+    def check_field(self, u: torch.Tensor, what: str = "u") -> None:
+        if u.dim() != 4 or tuple(u.shape[-2:]) != self.shape:
+            raise ShapeError(
+                f"{what} on a {self.n}x{self.n} periodic grid must have shape (batch, C, {self.n}, {self.n}), "
+                f"got {tuple(u.shape)}"
+            )
+
+    def __repr__(self) -> str:
+        return f"PeriodicGrid2D(n={self.n}, L={self.length}, dx={self.dx:.4g})"

@@ -1,0 +1,112 @@
+"""The 1-D heat equation u_t = alpha u_xx on [a, b] with Dirichlet data, semi-discretised in space.
+
+Method of lines on a ``UniformGrid1D``: the interior values U(t) in R^(n-1) satisfy the linear ODE
+
+    U' = F(U) = alpha (D2 U + e),   D2 = tridiag(1, -2, 1)/dx^2,  e = (left, 0, ..., 0, right)/dx^2,
+
+a fixed (non-trainable) dynnets field. Explicit Euler of it is FTCS,
+u_i' = u_i + alpha dt/dx^2 (u_{i+1} - 2 u_i + u_{i-1}); Crank-Nicolson uses its ``Affine`` trait.
+
+Stability: the eigenvalues of alpha D2 are -(4 alpha/dx^2) sin^2(k pi / (2n)), k = 1..n-1, real and in
+(-4 alpha/dx^2, 0). An explicit Runge-Kutta method with real stability interval [-r, 0] is stable for
+every n when dt * 4 alpha/dx^2 <= r, i.e. alpha dt/dx^2 <= r/4: 1/2 for Euler (the classical FTCS rule,
+e.g. LeVeque, Finite Difference Methods, 2007, sec. 9.4) and Heun, 0.696 for RK4. The field refuses a
+larger step at Step construction (``stiffness()``, checked by ``Method.check_step``).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import torch
+
+from ..base import Field
+from ..errors import ConfigError
+from ..structure import Affine
+from .grids import UniformGrid1D
+from .stencils import dirichlet_vector, second_difference, second_difference_matrix
+
+
+def _finite(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name} must be finite, got {name}={v}")
+    return v
+
+
+def _nice(x: float) -> str:
+    """1/2 rather than 0.5 when x is a simple fraction."""
+    f = Fraction(x).limit_denominator(64)
+    if f.denominator > 1 and abs(float(f) - x) <= 1e-12 * abs(x):
+        return f"{f.numerator}/{f.denominator}"
+    return f"{x:.6g}"
+
+
+class HeatField1D(Field):
+    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``).
+
+    No parameters: the diffusivity and boundary values are buffers (they follow ``.to(dtype)``), the
+    input dtype rules the computation. ``dim`` = number of interior nodes.
+    """
+
+    traits = frozenset({Affine()})
+
+    def __init__(self, grid: UniformGrid1D, alpha: float = 1.0, left: float = 0.0, right: float = 0.0):
+        super().__init__()
+        if not isinstance(grid, UniformGrid1D):
+            raise TypeError(f"grid must be a dynnets.pde.UniformGrid1D, got {type(grid).__name__}")
+        alpha = _finite("alpha", alpha)
+        if alpha <= 0:
+            raise ConfigError(
+                f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}"
+            )
+        self.grid = grid
+        self.dim = grid.interior_size
+        self.dx = grid.dx
+        self.register_buffer("alpha", torch.tensor(alpha, dtype=torch.float64))
+        self.register_buffer("left", torch.tensor(_finite("left", left), dtype=torch.float64))
+        self.register_buffer("right", torch.tensor(_finite("right", right), dtype=torch.float64))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self.check_input(u)
+        return self.alpha.to(u.dtype) * second_difference(u, self.dx, self.left, self.right)
+
+    def affine_parts(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e."""
+        a = self.alpha.to(dtype=dtype, device=device)
+        M = a * second_difference_matrix(self.dim, self.dx, dtype, device)
+        c = a * dirichlet_vector(self.dim, self.dx, self.left, self.right, dtype, device)
+        return M, c
+
+    def stiffness(self) -> float:
+        """4 alpha / dx^2 >= the largest |eigenvalue| of alpha D2 (all eigenvalues are real, < 0)."""
+        return 4.0 * float(self.alpha) / self.dx**2
+
+    def describe_instability(self, h: float, interval: float, method_name: str) -> str:
+        alpha = float(self.alpha)
+        return (f"alpha*dt/dx^2 = {alpha * h / self.dx**2:.6g} for dt={h:.6g}, dx={self.dx:.6g}"
+                f"{'' if alpha == 1.0 else f', alpha={alpha:.6g}'} exceeds the limit {_nice(interval / 4.0)} (real "
+                f"stability interval {interval:.6g} of {method_name} divided by 4); a smaller dt or an implicit "
+                "method (CrankNicolson) is stable")
+
+    def with_boundary(self, u: torch.Tensor) -> torch.Tensor:
+        """All n + 1 nodal values: interior ``u`` (..., n - 1) with the Dirichlet end values."""
+        shape = u.shape[:-1] + (1,)
+        lo = self.left.to(u.dtype).expand(shape)
+        hi = self.right.to(u.dtype).expand(shape)
+        return torch.cat([lo, u, hi], dim=-1)
+
+    def extra_repr(self) -> str:
+        return (f"grid={self.grid!r}, alpha={float(self.alpha):.4g}, left={float(self.left):.4g}, "
+                f"right={float(self.right):.4g}")
+
+
+def sine_mode_solution(x: torch.Tensor, t: float, k: int = 1, alpha: float = 1.0, length: float = 1.0):
+    """The exact solution sin(k pi x/L) exp(-alpha (k pi/L)^2 t) of u_t = alpha u_xx on [0, L] with
+    u(x, 0) = sin(k pi x/L) and zero Dirichlet data (the seed's eq. (6) for k = 1, alpha = L = 1)."""
+    w = k * math.pi / length
+    return torch.sin(w * x) * math.exp(-alpha * w * w * t)

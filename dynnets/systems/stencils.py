@@ -1,0 +1,210 @@
+"""Finite-difference stencils: 1-D second differences with Dirichlet ends, and 2-D stencils applied
+with wrap-around on a periodic grid (``PeriodicGrid2D``).
+
+1-D. Finite-difference stencils on uniform 1-D grids with Dirichlet end values.
+
+The centred second difference (u_{i-1} - 2 u_i + u_{i+1}) / dx^2 approximates u_xx to O(dx^2);
+on the interior nodes 1..n-1 with end values u_0 = left, u_n = right it is the affine map
+D2 u + e, D2 = tridiag(1, -2, 1)/dx^2 and e = (left, 0, ..., 0, right)/dx^2.
+
+2-D. Finite-difference stencils on a uniform 2-D grid, as correlation kernels (see ``periodic2d``).
+
+Kernels are indexed [a, b] with a along y (rows) and b along x (columns); the centre is [r, r].
+
+    laplacian("5pt", dx)    [[0, 1, 0], [1, -4, 1], [0, 1, 0]] / dx^2             order 2 (3x3)
+    laplacian("9pt", dx)    [[1, 4, 1], [4, -20, 4], [1, 4, 1]] / (6 dx^2)         order 2, isotropic
+                            leading error (3x3; Patra & Karttunen 2006)
+    laplacian("cross4", dx) 1-D [-1, 16, -30, 16, -1] / (12 dx^2) along x and y     order 4 (5x5)
+    gradient(axis, "2", dx) [-1, 0, 1] / (2 dx)                                     order 2
+    gradient(axis, "4", dx) [1, -8, 0, 8, -1] / (12 dx)                             order 4
+    identity(size)          the delta kernel: K * U = U
+
+``kernel_moments`` gives sum_{a,b} K[a,b] (b - r)^p (a - r)^q dx^(p+q) for p + q <= 2: for a
+consistent approximation of a differential operator sum c_pq d^p_x d^q_y these are the Taylor
+coefficients p! q! c_pq (e.g. the Laplacian: sum 0, first moments 0, xx = yy = 2, xy = 0).
+
+Application on a torus. A stencil K (odd size 2r+1 in both directions) acts by cross-correlation with wrap-around,
+
+    (K * U)[iy, ix] = sum_{a,b} K[a, b] U[iy + a - r, ix + b - r]   (indices mod n),
+
+which is ``torch.nn.functional.conv2d`` after circular padding; K[r, r + 1] is the weight of the
+right neighbour u(x + dx, y). On a periodic grid this operator is circulant, so its eigenvalues are
+the values of the stencil's symbol on the grid frequencies (``stencil_symbol``): exact, not estimated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, ShapeError
+
+
+def second_difference(u: torch.Tensor, dx: float, left, right) -> torch.Tensor:
+    """Centred second difference along the last axis of ``u`` (interior values), with Dirichlet
+    end values ``left`` and ``right`` (numbers or 0-d tensors)."""
+    shape = u.shape[:-1] + (1,)
+    lo = torch.as_tensor(left, dtype=u.dtype, device=u.device).expand(shape)
+    hi = torch.as_tensor(right, dtype=u.dtype, device=u.device).expand(shape)
+    full = torch.cat([lo, u, hi], dim=-1)
+    return (full[..., :-2] - 2.0 * full[..., 1:-1] + full[..., 2:]) / (dx * dx)
+
+
+def second_difference_matrix(m: int, dx: float, dtype=torch.float64, device=None) -> torch.Tensor:
+    """The m x m matrix tridiag(1, -2, 1)/dx^2 (homogeneous Dirichlet ends), dense."""
+    main = torch.full((m,), -2.0, dtype=dtype, device=device)
+    off = torch.ones(m - 1, dtype=dtype, device=device)
+    return (torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / (dx * dx)
+
+
+def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device=None) -> torch.Tensor:
+    """The boundary contribution e = (left, 0, ..., 0, right)/dx^2 of the second difference."""
+    e = torch.zeros(m, dtype=dtype, device=device)
+    e[0] = e[0] + torch.as_tensor(left, dtype=dtype, device=device)
+    e[-1] = e[-1] + torch.as_tensor(right, dtype=dtype, device=device)
+    return e / (dx * dx)
+
+
+def check_kernel(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
+    """A stencil is a 2-D tensor with odd, equal side lengths."""
+    k = torch.as_tensor(kernel)
+    if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
+        raise ShapeError(f"{what} must be a square 2-D kernel of odd size, got shape {tuple(k.shape)}")
+    if not k.is_floating_point():
+        k = k.to(torch.float64)
+    if not bool(torch.isfinite(k).all()):
+        raise ConfigError(f"{what} must be finite, got NaN or inf entries")
+    return k
+
+
+def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """Embed an odd kernel in the centre of a size x size one (zeros around): same operator."""
+    kernel = check_kernel(kernel)
+    k = kernel.shape[0]
+    if size < k or size % 2 == 0:
+        raise ConfigError(f"cannot embed a {k}x{k} stencil in a {size}x{size} kernel (need odd size >= {k})")
+    p = (size - k) // 2
+    return F.pad(kernel, (p, p, p, p))
+
+
+def stencil_taps(kernel: torch.Tensor) -> tuple[tuple[tuple[int, int], float], ...]:
+    """The non-zero entries of a stencil as ((shift_y, shift_x), weight) with
+    torch.roll(u, shift)[i] = u[i - shift], so that K * U = sum weight * roll(U, shift)."""
+    kernel = check_kernel(kernel).detach().to("cpu", torch.float64)
+    r = kernel.shape[0] // 2
+    return tuple(((r - a, r - b), float(kernel[a, b])) for a, b in kernel.nonzero().tolist())
+
+
+def apply_taps(taps, u: torch.Tensor) -> torch.Tensor:
+    """sum weight * roll(u, shift) over the taps (see ``stencil_taps``), on the last two axes."""
+    out = None
+    for shift, w in taps:
+        term = torch.roll(u, shifts=shift, dims=(-2, -1))
+        term = term if w == 1.0 else w * term
+        out = term if out is None else out + term
+    return torch.zeros_like(u) if out is None else out
+
+
+def apply_stencil(kernel: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """K * U with wrap-around, channel by channel; u: (batch, C, n, n).
+
+    FD stencils are sparse: a sum of shifted copies is exact and on CPU much faster than a dense
+    float64 convolution."""
+    if u.dim() != 4:
+        raise ShapeError(f"apply_stencil expects (batch, C, H, W), got shape {tuple(u.shape)}")
+    kernel = check_kernel(kernel)
+    if kernel.shape[0] > min(u.shape[-2:]):
+        raise ShapeError(f"a {kernel.shape[0]}x{kernel.shape[0]} stencil does not fit a grid {tuple(u.shape[-2:])}")
+    return apply_taps(stencil_taps(kernel), u)
+
+
+def stencil_symbol(kernel: torch.Tensor, n: int) -> torch.Tensor:
+    """The eigenvalues of U -> K * U on an n x n periodic grid, as an (n, n) complex tensor indexed like
+    torch.fft.fft2: the mode exp(2 pi i (kx ix + ky iy)/n) is an eigenvector with eigenvalue
+    sum_{a,b} K[a, b] exp(2 pi i (kx (b - r) + ky (a - r))/n)."""
+    kernel = check_kernel(kernel).to(torch.float64)
+    r = kernel.shape[0] // 2
+    if kernel.shape[0] > n:
+        raise ShapeError(f"a {kernel.shape[0]}x{kernel.shape[0]} stencil does not fit an {n}x{n} grid")
+    k = torch.arange(n, dtype=torch.float64)
+    offsets = torch.arange(-r, r + 1, dtype=torch.float64)
+    phase = torch.exp(2j * math.pi * torch.outer(k, offsets) / n)  # (n, 2r+1): exp(2 pi i k o/n)
+    # symbol[ky, kx] = sum_{a,b} K[a,b] phase[ky, a] phase[kx, b]
+    return phase @ kernel.to(torch.complex128) @ phase.T
+
+
+LAPLACIANS = {"5pt": 2, "9pt": 2, "cross4": 4}  # name -> order of accuracy
+GRADIENTS = {"2": 2, "4": 4}
+
+
+def _spacing(dx) -> float:
+    dx = float(dx)
+    if not (dx > 0 and dx < float("inf")):
+        raise ConfigError(f"grid spacing dx must be positive and finite, got dx={dx}")
+    return dx
+
+
+def laplacian(name: str = "5pt", dx: float = 1.0, dtype=torch.float64) -> torch.Tensor:
+    """The named Laplacian stencil divided by dx^2 (see the module docstring)."""
+    dx = _spacing(dx)
+    if name == "5pt":
+        k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    elif name == "9pt":
+        k = torch.tensor([[1.0, 4.0, 1.0], [4.0, -20.0, 4.0], [1.0, 4.0, 1.0]], dtype=torch.float64) / 6.0
+    elif name == "cross4":
+        line = torch.tensor([-1.0, 16.0, -30.0, 16.0, -1.0], dtype=torch.float64) / 12.0
+        k = torch.zeros(5, 5, dtype=torch.float64)
+        k[2, :] += line
+        k[:, 2] += line
+    else:
+        raise ConfigError(f"unknown Laplacian stencil {name!r}; choose one of {sorted(LAPLACIANS)}")
+    return (k / (dx * dx)).to(dtype)
+
+
+def gradient(axis: str, order: str = "2", dx: float = 1.0, dtype=torch.float64) -> torch.Tensor:
+    """Central difference d/dx (axis="x") or d/dy (axis="y") of order 2 (3x3) or 4 (5x5), divided by dx."""
+    dx = _spacing(dx)
+    if order == "2":
+        line = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64) / 2.0
+    elif order == "4":
+        line = torch.tensor([1.0, -8.0, 0.0, 8.0, -1.0], dtype=torch.float64) / 12.0
+    else:
+        raise ConfigError(f"unknown gradient order {order!r}; choose one of {sorted(GRADIENTS)}")
+    m = line.numel()
+    k = torch.zeros(m, m, dtype=torch.float64)
+    if axis == "x":
+        k[m // 2, :] = line
+    elif axis == "y":
+        k[:, m // 2] = line
+    else:
+        raise ConfigError(f"gradient axis must be 'x' or 'y', got {axis!r}")
+    return (k / dx).to(dtype)
+
+
+def identity(size: int = 1, dtype=torch.float64) -> torch.Tensor:
+    """The delta kernel of odd size ``size``: K * U = U."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ConfigError(f"a kernel size must be a positive odd integer, got {size!r}")
+    k = torch.zeros(size, size, dtype=dtype)
+    k[size // 2, size // 2] = 1.0
+    return k
+
+
+def kernel_moments(kernel: torch.Tensor, dx: float = 1.0) -> dict[str, float]:
+    """Moments M_pq = sum K[a,b] (x_b)^p (y_a)^q with offsets x_b = (b - r) dx, y_a = (a - r) dx, p + q <= 2.
+    Keys: "sum", "x", "y", "xx", "xy", "yy"."""
+    k = check_kernel(kernel).detach().to("cpu", torch.float64)
+    dx = _spacing(dx)
+    r = k.shape[0] // 2
+    off = (torch.arange(k.shape[0], dtype=torch.float64) - r) * dx
+    y, x = torch.meshgrid(off, off, indexing="ij")
+    return {
+        "sum": float(k.sum()),
+        "x": float((k * x).sum()),
+        "y": float((k * y).sum()),
+        "xx": float((k * x * x).sum()),
+        "xy": float((k * x * y).sum()),
+        "yy": float((k * y * y).sum()),
+    }
