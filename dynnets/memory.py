@@ -27,6 +27,7 @@ from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 from .errors import ConfigError
+from .testing import inverse_defect
 
 MODES = ("plain", "reversible", "checkpoint")
 
@@ -137,19 +138,17 @@ def run_reversible(layers, index, x: torch.Tensor) -> torch.Tensor:
     return _ReversibleFlow.apply(layers, tuple(index), tuple(owners), x, *params)
 
 
-@torch.no_grad()
 def reconstruction_error(flow, x: torch.Tensor) -> float:
-    """max_i ||flow.inverse(flow(x))_i - x_i|| / max(1, ||x_i||), computed in x's own dtype.
+    """max_i ||flow.inverse(flow(x))_i - x_i|| / max(1, ||x_i||), computed in x's own dtype
+    (``dn.testing.inverse_defect`` with ``dtype=None``).
 
     This is the error with which ``memory="reversible"`` reconstructs the input of the first step in
     the backward (later steps' inputs are reconstructed at least as well, roughly); gradients inherit an
     error of about this relative size. Check it in the dtype you train in: it is at round-off for
     well-conditioned steps, but grows with depth, step size and the steps' expansion (measured
-    figures in docs/memory.md). ``dn.testing.inverse_defect`` measures the same in float64.
+    figures in docs/memory.md).
     """
-    back = flow.inverse(flow(x))
-    err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
-    return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
+    return inverse_defect(flow, flow.inverse, x, dtype=None)
 
 
 class SavedTensorMeter:

@@ -125,10 +125,15 @@ def lipschitz_ratio(f, x, y) -> float:
 
 
 @torch.no_grad()
-def inverse_defect(f, f_inverse, x) -> float:
-    """max_i || f_inverse(f(x_i)) - x_i || / max(1, ||x_i||): the round-trip error."""
-    f, f_inverse = as_float64(f), as_float64(f_inverse)
-    x = _points(x)
+def inverse_defect(f, f_inverse, x, dtype=torch.float64) -> float:
+    """max_i || f_inverse(f(x_i)) - x_i || / max(1, ||x_i||): the round-trip error, in float64 on a copy
+    (default) or, with ``dtype=None``, in x's own dtype with the modules as they are (what a run in that
+    dtype sees, e.g. the reconstruction of ``memory="reversible"``)."""
+    if dtype not in (None, torch.float64):
+        raise ValueError(f"inverse_defect measures in torch.float64 or (dtype=None) in x's dtype, got {dtype}")
+    if dtype is not None:
+        f, f_inverse = as_float64(f), as_float64(f_inverse)
+        x = _points(x)
     back = f_inverse(f(x))
     err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
     return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
