@@ -39,3 +39,11 @@ class CheckpointError(DynnetsError, ValueError):
 
 class NonFiniteLossError(DynnetsError, FloatingPointError):
     """Training produced a NaN or infinite loss; the parameters are left as they were before that step."""
+
+
+class DivergenceError(DynnetsError, FloatingPointError):
+    """A rollout or a reported result became non-finite or grew past its rule (names the seed and step)."""
+
+
+class GuaranteeError(DynnetsError, AssertionError):
+    """A guarantee a network claims was not confirmed by its measurement (a bug, never a user error)."""

@@ -1,40 +1,20 @@
-"""Plumbing shared by the structure experiments (mass, hamiltonian): command line, reference data,
-a plain Adam training loop, rollouts, atomic output. No structure logic lives here; it is all in dynnets."""
+"""Plumbing shared by the structure experiments (mass, hamiltonian): reference data, training with
+dynnets.train.fit, rollouts. No structure logic lives here; it is all in dynnets."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import dynnets as dn
 from dynnets.applications.runner import (
-    experiment_parser,
-    resolve_device,
-    resolve_dtype,
     save_figure,
-    write_json,
 )
 from dynnets.train import fit as train_fit
 
-__all__ = ["parser", "setup", "rollout", "reference_flow", "fit", "mse", "n_params", "write_metrics",
-           "save_figure", "finite_or_none"]
-
-
-def parser(name: str, description: str):
-    return experiment_parser(name, description)
-
-
-def setup(args) -> tuple[torch.device, torch.dtype]:
-    """Seed, device and dtype from the parsed arguments (ConfigError on a bad device)."""
-    device = resolve_device(args.device)
-    if device.type == "cpu":
-        # the models are tiny: intra-op threads cost more in hand-offs than they save
-        torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    return device, resolve_dtype(args.dtype)
+__all__ = ["rollout", "reference_flow", "fit", "mse", "n_params", "save_figure", "finite_or_none"]
 
 
 @torch.no_grad()
@@ -48,7 +28,7 @@ def rollout(f, x0: torch.Tensor, n: int) -> torch.Tensor:
 
 def reference_flow(field, dt: float, substeps: int) -> dn.Flow:
     """The reference flow map over dt: `substeps` classical RK4 steps of the true field."""
-    return dn.Flow.repeat(dn.Step(field, dn.methods.RK4(), dt / substeps), substeps)
+    return dn.Flow.integrator(field, dn.methods.RK4(), dt, substeps)
 
 
 def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
@@ -76,11 +56,6 @@ def mse(model, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def write_metrics(out: Path, metrics: dict) -> Path:
-    """Write out/metrics.json atomically."""
-    return write_json(Path(out) / "metrics.json", metrics)
 
 
 def finite_or_none(value: float):

@@ -6,7 +6,8 @@ Default matrix: the seed's 6x6 matrix (eq. 26) with its first start (eq. 27). Pr
 forward-Euler procedure), the robust integrator's table and Table II (batched trial-function networks),
 each with lambda_numpy, lambda, eps = |dlambda / lambda| and Lambda = <v, v_np>^2 / (|v|^2 |v_np|^2) - 1
 and wall time; writes metrics.json and figures of the component trajectories and the ||x|| drift of
-forward Euler versus the Cayley step. --quick (< 1 min) shortens the paper procedure to N = 2e4 steps
+forward Euler versus the Cayley step. The solvers compute in float64 on the CPU (other --dtype/--device
+values are refused). --quick (< 1 min) shortens the paper procedure to N = 2e4 steps
 (same t_f = 8) and the network search to one small round; both are labelled as such.
 """
 
@@ -24,8 +25,9 @@ import torch  # noqa: E402
 
 import dynnets as dn  # noqa: E402
 from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, accuracy, yi_eig
-from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
+from dynnets.applications.runner import Runner, run_cli  # noqa: E402
 from dynnets.errors import ConfigError  # noqa: E402
+from dynnets.io import save_figure  # noqa: E402
 from dynnets.systems import YiField, check_symmetric  # noqa: E402
 
 #: the seed's Tables I and II (lambda_numpy, eps, Lambda), for the side-by-side in docs/eigen.md
@@ -35,7 +37,9 @@ SEED_TABLE_II = [(-2.307, 1.274e-5, 1.904e-5), (2.202, 5.757e-7, 9.693e-7), (-0.
                  (0.190, 2.901e-7, 3.070e-8)]
 
 
-def load_matrix(args) -> tuple[np.ndarray, np.ndarray | None, str]:
+def load_matrix(args, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The matrix the run works on (checked before any work: ``validate``); ``--n`` draws it under ``seed``."""
+    seed = args.seed if seed is None else seed
     if args.matrix is not None and args.n is not None:
         raise ConfigError("give either --matrix FILE.npy or --n N, not both")
     if args.matrix is not None:
@@ -44,14 +48,14 @@ def load_matrix(args) -> tuple[np.ndarray, np.ndarray | None, str]:
             raise ConfigError(f"--matrix {path}: no such file")
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise ConfigError(f"--matrix {path}: not a readable .npy array ({err})") from None
         return check_symmetric(a, name=f"matrix in {path}").numpy(), None, str(path)
     if args.n is not None:
         if args.n < 2:
             raise ConfigError(f"--n must be >= 2, got {args.n}")
-        q = np.random.default_rng(args.seed).standard_normal((args.n, args.n))
-        return (q + q.T) / 2, None, f"random symmetric (Q + Q^T)/2, n={args.n}, seed={args.seed}"
+        q = np.random.default_rng(seed).standard_normal((args.n, args.n))
+        return (q + q.T) / 2, None, f"random symmetric (Q + Q^T)/2, n={args.n}, seed={seed}"
     return np.array(SEED_MATRIX), np.array(SEED_X0), "seed eq. (26), first start eq. (27)"
 
 
@@ -105,35 +109,35 @@ def trajectories(a: np.ndarray, x0: np.ndarray, out: Path, t_final: float = 8.0,
             "max_norm_drift_cayley": float(drift["Cayley"].max())}
 
 
+RUNNER = Runner("eigen", __doc__, dtypes=("float64",), devices=("cpu",),
+                headline={"robust.max_eps": "min", "network.pairs_found": "max"})
+RUNNER.parser.add_argument("--matrix", type=Path, default=None, help="symmetric matrix as a .npy file")
+RUNNER.parser.add_argument("--n", type=int, default=None, help="random symmetric n x n matrix (Q + Q^T)/2")
+RUNNER.parser.add_argument("--network-budget", type=float, default=300.0, help="seconds for the network search")
+
+
 def main(argv=None) -> dict:
-    parser = experiment_parser("eigen", __doc__)
-    parser.add_argument("--matrix", type=Path, default=None, help="symmetric matrix as a .npy file")
-    parser.add_argument("--n", type=int, default=None, help="random symmetric n x n matrix (Q + Q^T)/2")
-    parser.add_argument("--network-budget", type=float, default=300.0, help="seconds for the network search")
-    args = parser.parse_args(argv)
-    seed_everything(args.seed)
-    # every tensor here is tiny: one intra-op thread (two threads on a loaded 2-core machine made the
-    # network search's iterations ~50x slower)
-    torch.set_num_threads(1)
-    a, x0, label = load_matrix(args)
+    return RUNNER.main(run, argv, validate=load_matrix)
+
+
+def run(args, seed: int, out: Path) -> dict:
+    a, x0, label = load_matrix(args, seed)
     n = a.shape[0]
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     print(f"matrix: {label}")
     paper_steps = 20_000 if args.quick else 200_000
     paper_label = (f"Table I: forward Euler, the seed's procedure (t_f = 8, N = {paper_steps:.0e}"
                    + (" -- QUICK, the seed uses 2e5" if args.quick else "") + ")")
-    metrics = {"matrix": label, "n": n, "quick": args.quick, "seed": args.seed,
+    metrics = {"matrix": label, "n": n, "quick": args.quick, "seed": seed,
                "eigenvalues_numpy": np.linalg.eigh(a)[0]}
-    paper = yi_eig(a, procedure="paper", seed=args.seed, x0=x0, steps=paper_steps, progress=True)
+    paper = yi_eig(a, procedure="paper", seed=seed, x0=x0, steps=paper_steps, progress=True)
     metrics["paper"] = table(paper_label, a, paper) | {"steps_per_run": paper_steps}
-    robust = yi_eig(a, procedure="robust", seed=args.seed)
+    robust = yi_eig(a, procedure="robust", seed=seed)
     metrics["robust"] = table("Robust: deflated Cayley steps, residual stop (tol 1e-10 ||A||_F)", a, robust)
     metrics["robust"]["speedup_vs_paper"] = paper.seconds / robust.seconds
     net_options = (dict(starts=4, adam_steps=150, lbfgs_steps=100, max_rounds=2) if args.quick
                    else dict(time_budget=args.network_budget))
     t0 = time.perf_counter()
-    network = yi_eig(a, procedure="network", seed=args.seed, progress=True, **net_options)
+    network = yi_eig(a, procedure="network", seed=seed, progress=True, **net_options)
     net_label = "Table II: batched trial-function networks" + (" -- QUICK, two small rounds" if args.quick else "")
     from_complement = sum(h["accepted"] for h in network.info["rounds"] if h["from_complement"])
     metrics["network"] = table(net_label, a, network) | {"options": net_options,
@@ -145,10 +149,8 @@ def main(argv=None) -> dict:
           f"the orthogonal complement of the others, {len(network.info['rounds'])} rounds")
     print(f"\nrobust / paper speed-up: {metrics['robust']['speedup_vs_paper']:.0f}x; "
           f"network: {network.pairs_found}/{n} pairs in {network.seconds:.1f} s")
-    start = x0 if x0 is not None else np.random.default_rng(args.seed).standard_normal(n)
+    start = x0 if x0 is not None else np.random.default_rng(seed).standard_normal(n)
     metrics["trajectories"] = trajectories(a, start, out)
-    write_json(out / "metrics.json", metrics)
-    print(f"wrote {out / 'metrics.json'} and {out / 'trajectories.png'}")
     return metrics
 
 

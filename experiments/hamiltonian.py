@@ -15,8 +15,6 @@ trained networks, measured in float64 (round-off for the symplectic one).
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -24,7 +22,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import dynnets as dn
-from dynnets.errors import DynnetsError
+from dynnets.applications.runner import Runner, run_cli
 
 from . import _structure_common as common
 
@@ -58,14 +56,19 @@ def network(kind: str, dtype, device) -> dn.Flow:
     return dn.Flow(steps).to(device=device, dtype=dtype)
 
 
+RUNNER = Runner("hamiltonian", __doc__, headline={"structured_drift": "min", "structured_test_mse": "min", "structured_energy_growth": "min", "baseline_test_mse": "min"})
+
+
 def main(argv=None) -> dict:
-    args = common.parser("hamiltonian", __doc__.splitlines()[0]).parse_args(argv)
-    device, dtype = common.setup(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    return RUNNER.main(run, argv)
+
+
+def run(args, seed: int, out) -> dict:
+    device, dtype = args.torch_device, args.torch_dtype
     cfg = QUICK if args.quick else FULL
     pendulum = dn.systems.Pendulum().double()
     reference = common.reference_flow(pendulum, DT, SUBSTEPS)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     train = common.rollout(reference, sample_states(cfg["train_traj"], gen), cfg["traj_len"])
     test = common.rollout(reference, sample_states(cfg["test_traj"], gen), cfg["traj_len"])
     x_tr, y_tr = train[:-1].reshape(-1, 2).to(device, dtype), train[1:].reshape(-1, 2).to(device, dtype)
@@ -74,16 +77,16 @@ def main(argv=None) -> dict:
     H0 = pendulum.hamiltonian(test[0])
     probe = test[0][:8]  # float64 points where the trained maps' Jacobians are measured
 
-    metrics = {"experiment": "hamiltonian", "quick": args.quick, "seed": args.seed, "dtype": args.dtype,
+    metrics = {"experiment": "hamiltonian", "quick": args.quick, "seed": seed, "dtype": args.dtype,
                "dt": DT, "layers": LAYERS, "rollout_steps": ROLLOUT, "eps": torch.finfo(dtype).eps,
                "config": cfg, "params": {}}
     curves = {}
     tenth = ROLLOUT // 10
     for kind in ("structured", "baseline"):
-        torch.manual_seed(args.seed)
+        torch.manual_seed(seed)
         model = network(kind, dtype, device)
         common.fit(model, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch"],
-                   seed=args.seed, desc=f"pendulum/{kind}")
+                   seed=seed, desc=f"pendulum/{kind}")
         roll = common.rollout(model, x0, ROLLOUT).to("cpu", torch.float64)          # (ROLLOUT + 1, batch, 2)
         finite = torch.isfinite(roll).all(dim=(1, 2))
         err = (pendulum.hamiltonian(roll) - H0).abs().amax(dim=1)                   # per step, max over batch
@@ -99,8 +102,7 @@ def main(argv=None) -> dict:
         metrics[f"{kind}_guarantees"] = sorted(repr(p) for p in model.guarantees)
         metrics["params"][kind] = common.n_params(model)
         curves[kind] = (err, roll[:, 0])
-    metrics["figures"] = plot(curves, reference, test[0][:1], args.out, dtype)
-    common.write_metrics(args.out, metrics)
+    metrics["figures"] = plot(curves, reference, test[0][:1], out, dtype)
 
     print(f"{'model':10s} {'params':>6s} {'test MSE':>10s} {'energy err':>11s} {'growth':>8s} {'sympl. defect':>14s}")
     for kind in ("structured", "baseline"):
@@ -108,7 +110,6 @@ def main(argv=None) -> dict:
         print(f"{kind:10s} {metrics['params'][kind]:6d} {metrics[f'{kind}_test_mse']:10.3e} "
               f"{metrics[f'{kind}_drift']:11.3e} {'-' if growth is None else f'{growth:8.2f}':>8s} "
               f"{metrics[f'{kind}_symplecticity_defect']:14.3e}")
-    print(f"wrote {args.out / 'metrics.json'}")
     return metrics
 
 
@@ -137,7 +138,4 @@ def plot(curves: dict, reference, x_start: torch.Tensor, out, dtype) -> list[str
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DynnetsError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main)

@@ -12,8 +12,6 @@ max_k |1^T x_k - 1^T x_0| of each model along `rollout` composed steps from the 
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -21,7 +19,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import dynnets as dn
-from dynnets.errors import DynnetsError
+from dynnets.applications.runner import Runner, run_cli
 
 from . import _structure_common as common
 
@@ -82,9 +80,9 @@ def network(make_field, dtype, device) -> dn.Flow:
         device=device, dtype=dtype)
 
 
-def run_system(name: str, cfg: dict, args, device, dtype) -> tuple[dict, dict]:
+def run_system(name: str, cfg: dict, seed: int, device, dtype) -> tuple[dict, dict]:
     field, sample = SYSTEMS[name]
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     train_traj = trajectories(field, sample, cfg["train_traj"], cfg["traj_len"], gen)
     test_traj = trajectories(field, sample, cfg["test_traj"], cfg["traj_len"], gen)
     x_tr, y_tr = (t.to(device, dtype) for t in pairs(train_traj))
@@ -98,9 +96,9 @@ def run_system(name: str, cfg: dict, args, device, dtype) -> tuple[dict, dict]:
     x0 = test_traj[0].to(device, dtype)
     result, curves = {"params": {}}, {}
     for kind, model in models.items():
-        torch.manual_seed(args.seed)
+        torch.manual_seed(seed)
         common.fit(model, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch"],
-                   seed=args.seed, desc=f"{name}/{kind}")
+                   seed=seed, desc=f"{name}/{kind}")
         roll = common.rollout(model, x0, ROLLOUT)                      # (ROLLOUT + 1, batch, 3)
         deviation = ((roll @ ones) - (x0 @ ones)).abs().amax(dim=1)     # per step, max over batch
         finite = torch.isfinite(roll).all(dim=(1, 2))
@@ -148,16 +146,21 @@ def plot(curves_by_system: dict, out, dtype) -> list[str]:
     return [drift_png.name, traj_png.name]
 
 
+RUNNER = Runner("mass", __doc__, headline={"structured_drift": "min", "structured_test_mse": "min", "baseline_test_mse": "min"})
+
+
 def main(argv=None) -> dict:
-    args = common.parser("mass", __doc__.splitlines()[0]).parse_args(argv)
-    device, dtype = common.setup(args)
+    return RUNNER.main(run, argv)
+
+
+def run(args, seed: int, out) -> dict:
+    device, dtype = args.torch_device, args.torch_dtype
     cfg = QUICK if args.quick else FULL
-    args.out.mkdir(parents=True, exist_ok=True)
     systems, curves = {}, {}
     for name in SYSTEMS:
-        systems[name], curves[name] = run_system(name, cfg, args, device, dtype)
+        systems[name], curves[name] = run_system(name, cfg, seed, device, dtype)
     metrics = {
-        "experiment": "mass", "quick": args.quick, "seed": args.seed, "dtype": args.dtype,
+        "experiment": "mass", "quick": args.quick, "seed": seed, "dtype": args.dtype,
         "dt": DT, "layers": LAYERS, "width": WIDTH, "rollout_steps": ROLLOUT,
         "composed_steps": ROLLOUT * LAYERS, "eps": torch.finfo(dtype).eps, "config": cfg,
         "systems": systems,
@@ -166,8 +169,7 @@ def main(argv=None) -> dict:
     for key in ("structured_test_mse", "baseline_test_mse", "structured_drift", "baseline_drift",
                 "structured_state_scale"):
         metrics[key] = max(s[key] for s in systems.values())
-    metrics["figures"] = plot(curves, args.out, dtype)
-    common.write_metrics(args.out, metrics)
+    metrics["figures"] = plot(curves, out, dtype)
 
     print(f"{'system':8s} {'model':10s} {'params':>6s} {'test MSE':>10s} {'mass drift':>11s}")
     for name, s in systems.items():
@@ -175,12 +177,8 @@ def main(argv=None) -> dict:
             diverged = "" if s[f"{kind}_diverged_at_step"] is None else f" (diverged at {s[f'{kind}_diverged_at_step']})"
             print(f"{name:8s} {kind:10s} {s['params'][kind]:6d} {s[f'{kind}_test_mse']:10.3e} "
                   f"{s[f'{kind}_drift']:11.3e}{diverged}")
-    print(f"wrote {args.out / 'metrics.json'}")
     return metrics
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DynnetsError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main)

@@ -2,6 +2,9 @@
 
     python -m experiments.quickstart [--quick] [--seed S] [--out DIR]
 
+Runs in float64 on the CPU (the measurements are round-off measurements; other --dtype/--device values
+are refused).
+
 For each structured family, a deep flow (every layer with its own random field) is built with a method
 that preserves the property and, as a negative control, with one that does not (the same fields). Each
 claimed property is measured in float64 by dynnets.testing and held to C * n * eps; the control must
@@ -17,7 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import dynnets as dn  # noqa: E402
-from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json  # noqa: E402
+from dynnets.applications.runner import Runner, run_cli  # noqa: E402
+from dynnets.errors import GuaranteeError  # noqa: E402
+from dynnets.io import save_figure  # noqa: E402
 
 F, M = dn.fields, dn.methods
 H = 0.2
@@ -34,10 +39,14 @@ def build(method, fields) -> dn.Flow:
     return dn.Flow([dn.Step(f, method(), H) for f in fields]).double()
 
 
+RUNNER = Runner("quickstart", __doc__, dtypes=("float64",), devices=("cpu",))
+
+
 def main(argv=None) -> dict:
-    parser = experiment_parser("quickstart", __doc__)
-    args = parser.parse_args(argv)
-    seed_everything(args.seed)
+    return RUNNER.main(run, argv)
+
+
+def run(args, seed, out) -> dict:
     depth = 10 if args.quick else 50
     x = torch.randn(16, 4, dtype=torch.float64)
     rows, metrics = [], {"depth": depth, "h": H, "networks": {}}
@@ -64,7 +73,6 @@ def main(argv=None) -> dict:
     for label, prop, defect, tol, ctrl, ok in rows:
         print(f"{label:<34}{prop:<18}{defect:>10.1e}{tol:>11.1e}{ctrl:>10.1e}  {'ok' if ok else 'FAILED'}")
     print(f"{'ResNet (Dense, Euler)':<34}claims nothing: {sorted(resnet.guarantees) or 'frozenset()'}")
-    args.out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     pos = range(len(rows))
     ax.bar([p - 0.2 for p in pos], [max(r[2], 1e-18) for r in rows], width=0.4, label="structured (measured)")
@@ -74,12 +82,10 @@ def main(argv=None) -> dict:
     ax.set_xticks(list(pos), [f"{r[0]}\n{r[1]}" for r in rows], fontsize=6)
     ax.set_ylabel("defect (float64)")
     ax.legend(fontsize=7)
-    save_figure(fig, args.out / "defects.png")
-    write_json(args.out / "metrics.json", metrics)
-    print(f"\nwrote {args.out / 'metrics.json'} and {args.out / 'defects.png'}")
+    save_figure(fig, out / "defects.png")
     failed = [r for r in rows if not r[5]]
     if failed:
-        raise SystemExit(f"error: {len(failed)} guarantee(s) not confirmed to round-off")
+        raise GuaranteeError(f"{len(failed)} guarantee(s) not confirmed to round-off: {[r[:2] for r in failed]}")
     return metrics
 
 

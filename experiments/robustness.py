@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import matplotlib
 
@@ -37,17 +38,10 @@ from dynnets.applications.adversarial import (  # noqa: E402
     pgd_l2,
     soundness_violations,
 )
-from dynnets.applications.runner import (  # noqa: E402
-    experiment_parser,
-    resolve_device,
-    resolve_dtype,
-    run_cli,
-    save_figure,
-    seed_everything,
-    write_json,
-)
+from dynnets.applications.runner import Runner, run_cli  # noqa: E402
 from dynnets.constraints import BoundedLinear, Chain, Normalize, ZeroPad  # noqa: E402
 from dynnets.errors import ConfigError  # noqa: E402
+from dynnets.io import save_figure  # noqa: E402
 
 DIGITS_EPS = [round(0.125 * i, 3) for i in range(13)]  # 0, 0.125, ..., 1.5
 CIFAR_EPS = [0.0, 36 / 255, 0.25, 0.5, 0.75, 1.0]
@@ -170,24 +164,33 @@ def target(metrics: dict) -> dict:
     return {"eps": None, "met": None, "note": "baseline PGD accuracy never fell below 50% on the eps grid"}
 
 
-def main(argv=None) -> dict:
-    parser = experiment_parser("robustness", __doc__)
-    parser.add_argument("--data", default=None, help="directory with the CIFAR-10 binary batches (default: digits)")
-    parser.add_argument("--arch", choices=["dense", "conv"], default=None,
-                        help="dense (default for digits) or circular-conv (default for CIFAR-10)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--margin", type=float, default=None, help="hinge-loss margin")
-    args = parser.parse_args(argv)
-    gen = seed_everything(args.seed)
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+RUNNER = Runner("robustness", __doc__, headline={"lipschitz.clean_accuracy": "max", "baseline.clean_accuracy": "max"})
+RUNNER.parser.add_argument("--data", default=None, help="directory with the CIFAR-10 binary batches (default: digits)")
+RUNNER.parser.add_argument("--arch", choices=["dense", "conv"], default=None,
+                           help="dense (default for digits) or circular-conv (default for CIFAR-10)")
+RUNNER.parser.add_argument("--epochs", type=int, default=None)
+RUNNER.parser.add_argument("--lr", type=float, default=None)
+RUNNER.parser.add_argument("--margin", type=float, default=None, help="hinge-loss margin")
+
+
+def validate(args) -> None:
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be a positive integer, got {args.epochs}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise ConfigError(f"--lr must be positive and finite, got {args.lr}")
     if args.margin is not None and not (math.isfinite(args.margin) and args.margin > 0):
         raise ConfigError(f"--margin must be positive and finite, got {args.margin}")
+    if args.data is not None and not Path(args.data).is_dir():
+        raise ConfigError(f"--data {args.data} is not a directory")
 
+
+def main(argv=None) -> dict:
+    return RUNNER.main(run, argv, validate=validate)
+
+
+def run(args, seed: int, out: Path) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    device, dtype = args.torch_device, args.torch_dtype
     if args.data is None:
         dataset = "digits"
         x_tr, y_tr, x_te, y_te = load_digits(gen, args.quick)
@@ -216,11 +219,11 @@ def main(argv=None) -> dict:
         x_tr, x_te = x_tr.flatten(1), x_te.flatten(1)
     mean = x_tr.mean(0, keepdim=True)[0] if arch == "dense" else x_tr.mean(dim=(0, 2, 3)).reshape(-1, 1, 1)
 
-    metrics = {"dataset": dataset, "arch": arch, "quick": args.quick, "seed": args.seed, "config": cfg,
+    metrics = {"dataset": dataset, "arch": arch, "quick": args.quick, "seed": seed, "config": cfg,
                "n_train": len(y_tr), "n_test": len(y_te)}
     models = {}
     for kind in ("lipschitz", "baseline"):
-        torch.manual_seed(args.seed)
+        torch.manual_seed(seed)
         model = build(kind, arch, shape, mean, cfg).to(device, dtype)
         t0 = time.time()
         final_loss = train(model, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], margin=cfg["margin"],
@@ -237,9 +240,7 @@ def main(argv=None) -> dict:
         raise RuntimeError(f"the 1-Lipschitz network reports L = {metrics['lipschitz_bound']} > 1")
     metrics["target"] = target(metrics)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure(metrics, args.out / "accuracy_vs_eps.png", f"{dataset}: accuracy vs L2 radius")
-    write_json(args.out / "metrics.json", metrics)
+    figure(metrics, out / "accuracy_vs_eps.png", f"{dataset}: accuracy vs L2 radius")
 
     print(f"{dataset} ({arch}), test n={len(y_te)}; L(lipschitz) = {metrics['lipschitz_bound']:.6g}, "
           f"L(baseline) = {metrics['baseline']['lipschitz_bound']:.4g}")

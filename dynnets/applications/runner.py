@@ -1,46 +1,266 @@
-"""What every experiment shares: the command line, seeding, one-line user errors.
+"""The one command line of every experiment and benchmark, and what a run shares.
 
-    parser = experiment_parser("heat", __doc__)       # --quick --seed --out --device --dtype
-    args = parser.parse_args(argv)
-    ...
-    write_json(out / "metrics.json", metrics)         # dynnets.io: temp file + fsync + rename
-    save_figure(fig, out / "solution.png")           # dynnets.io: atomic PNG
-    if __name__ == "__main__": run_cli(main)          # DynnetsError/ValueError -> "error: ..." exit 2
+    runner = Runner("heat", __doc__, headline={"max_abs_error": "min"})
+    runner.parser.add_argument("--budget", type=float, default=20.0)      # the experiment's own options
+    def run_seed(args, seed, out) -> dict: ...                            # one seed's metrics
+    if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
+
+Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``. Before
+any work each option is validated (an unknown device, a device or dtype the experiment cannot honour, an
+``--out`` that is a file or cannot be written: one ``error:`` line, exit status 2). Threads and torch's
+default dtype (``set_default_dtype=True``) are set for the run and restored afterwards. Each seed's metrics go to ``metrics.json``
+(``--seeds``: ``DIR/seed_S/metrics.json`` and, in ``DIR/metrics.json``, one row per seed plus the
+median and the worst of the headline numbers), written atomically together with the settings that
+produced them: rerunning the same command skips the seeds already finished with identical settings,
+and a run with other settings refuses to replace them (naming the setting) unless ``--overwrite``.
+A headline number that is NaN or infinite is an error (``DivergenceError``), never a row of a table.
+Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (default ``benchmarks/results``) and always
+rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..errors import DynnetsError
-from ..io import atomic_write, save_figure, write_json
+from ..errors import ConfigError, DivergenceError, DynnetsError
+from ..io import atomic_write, jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
 from ..train.rng import seed_everything as seed_globals
 
-__all__ = ["atomic_write", "experiment_parser", "resolve_device", "resolve_dtype", "run_cli", "save_figure",
-           "seed_everything", "write_json"]
+__all__ = ["Runner", "atomic_write", "check_rollout", "experiment_parser", "parse_seeds", "resolve_device",
+           "resolve_dtype", "run_cli", "save_figure", "seed_everything", "write_json"]
 
-
-def experiment_parser(name: str, description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small run (under a minute on 2 CPU cores)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
-    parser.add_argument("--out", type=Path, default=Path("results") / name, help="output directory")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    return parser
+_NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
+MAX_SEED = 2**63 - 1
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every global generator (python, numpy, torch) and return a torch Generator for data."""
     seed_globals(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'3' -> [3], '0-4' -> [0, 1, 2, 3, 4], '1,5,9' -> [1, 5, 9]; seeds are integers in [0, 2^63)."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            lo, _, hi = part.strip().partition("-")
+            a, b = int(lo), int(hi) if hi else int(lo)
+            if b < a:
+                raise ValueError
+            seeds += range(a, b + 1)
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} is not a seed list (rule: A-B with A <= B, or A,B,C)") from None
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2^63), got {seeds[:8]}")
+    return seeds
+
+
+def check_rollout(values, what: str, seed: int | None = None, grow: float | None = None) -> None:
+    """Raise DivergenceError when a rollout (per-step values or states, step 0 first) becomes non-finite,
+    or grows above ``grow`` times its first value: one line naming the seed and the step."""
+    v = torch.as_tensor(values).detach().double().reshape(len(values), -1).abs().amax(dim=1)
+    bad = ~torch.isfinite(v)
+    if grow is not None:
+        bad |= v > grow * max(float(v[0]), torch.finfo(torch.float64).tiny)
+    if bool(bad.any()):
+        k = int(bad.nonzero()[0])
+        who = "" if seed is None else f"seed {seed}: "
+        raise DivergenceError(f"{who}{what} diverged at step {k} (value {float(v[k]):.3g}"
+                              f"{'' if grow is None else f'; rule: finite and <= {grow:g} x step 0'})")
+
+
+def _lookup(metrics: dict, key: str):
+    for part in key.split("."):
+        metrics = metrics[part]
+    return metrics
+
+
+class Runner:
+    """Command line, validation, seeds, outputs and thread settings of one experiment or benchmark.
+
+    ``headline`` maps dotted metric keys to "min" (lower is better) or "max": the numbers aggregated over
+    seeds (median and worst) and checked to be finite. ``dtypes``/``devices`` list what the run can honour;
+    anything else is refused before any work."""
+
+    def __init__(self, name: str, description: str | None = None, *, kind: str = "experiment",
+                 headline: dict[str, str] | None = None, dtypes=("float32", "float64"),
+                 default_dtype: str = "float64", devices=("cpu", "cuda"), threads: int = 1,
+                 set_default_dtype: bool = False):
+        if kind not in ("experiment", "benchmark"):
+            raise ConfigError(f"kind must be 'experiment' or 'benchmark', got {kind!r}")
+        self.name, self.kind, self.headline = name, kind, dict(headline or {})
+        self.dtypes, self.devices = tuple(dtypes), tuple(devices)
+        self.set_default_dtype = bool(set_default_dtype)
+        module = "experiments" if kind == "experiment" else "benchmarks"
+        default_out = Path("results") / name if kind == "experiment" else Path("benchmarks") / "results"
+        p = argparse.ArgumentParser(prog=f"python -m {module}.{name}", description=description,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--quick", action="store_true", help="small run (under a minute on 2 CPU cores)")
+        p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
+        if kind == "experiment":
+            p.add_argument("--seeds", default=None, help="several seeds, e.g. 0-4: per-seed rows, median, worst")
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace results in --out that were produced with other settings")
+        p.add_argument("--out", type=Path, default=default_out, help="output directory")
+        p.add_argument("--device", default="cpu", help=f"one of {', '.join(self.devices)}")
+        p.add_argument("--dtype", default=default_dtype, help=f"one of {', '.join(self.dtypes)}")
+        p.add_argument("--threads", type=int, default=threads, help="torch intra-op threads for the run")
+        self.parser = p
+
+    # ---- validation, before any work -----------------------------------------------------------
+    def parse(self, argv=None) -> argparse.Namespace:
+        args = self.parser.parse_args(argv)
+        if args.dtype not in self.dtypes:
+            raise ConfigError(f"--dtype {args.dtype} is not supported by {self.name} (rule: one of "
+                              f"{', '.join(self.dtypes)})")
+        args.torch_dtype = resolve_dtype(args.dtype)
+        args.torch_device = resolve_device(args.device)
+        if args.torch_device.type not in self.devices:
+            raise ConfigError(f"--device {args.device}: {self.name} runs on {', '.join(self.devices)} only")
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+        if not 0 <= args.seed <= MAX_SEED:
+            raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+        seeds = getattr(args, "seeds", None)
+        args.seed_list = parse_seeds(seeds) if seeds is not None else [args.seed]
+        _check_out(args.out)
+        return args
+
+    def settings(self, args) -> dict:
+        """What defines the run's results: every option but where they go and how fast."""
+        skip = (*_NOT_SETTINGS, "torch_dtype", "torch_device", "seed_list")
+        return jsonable({k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
+                         if k not in skip})
+
+    # ---- the run ----------------------------------------------------------------------------------
+    def main(self, run_seed: Callable[[argparse.Namespace, int, Path], dict], argv=None,
+             validate: Callable[[argparse.Namespace], None] | None = None) -> dict:
+        """Parse and validate (``validate(args)``: the experiment's own rules), then run every seed."""
+        args = self.parse(argv)
+        if validate is not None:
+            validate(args)
+        if self.kind == "benchmark":
+            with _run_settings(args, self.set_default_dtype):
+                seed_everything(args.seed)
+                result = run_seed(args, args.seed, args.out)
+            write_json(args.out / f"{self.name}.json", result)
+            return result
+        settings = self.settings(args)
+        many = len(args.seed_list) > 1
+        rows = {}
+        with _run_settings(args, self.set_default_dtype):
+            for seed in args.seed_list:
+                rows[seed] = self._one_seed(run_seed, args, seed, args.out / f"seed_{seed}" if many else args.out,
+                                            settings)
+        if not many:
+            return rows[args.seed_list[0]]
+        summary = self.summarise(rows, settings)
+        write_json(args.out / "metrics.json", summary)
+        print(self.table(summary))
+        return summary
+
+    def _one_seed(self, run_seed, args, seed: int, out: Path, settings: dict) -> dict:
+        path = out / "metrics.json"
+        if path.exists() and not getattr(args, "overwrite", False):
+            stored = _read(path)
+            if stored.get("settings") == settings and stored.get("seed") == seed:
+                print(f"{self.name}: seed {seed} finished earlier with identical settings ({path}); not rerun")
+                return stored
+            raise ConfigError(f"{path} holds results of another run ({_difference(stored, settings, seed)}); "
+                              "use another --out or pass --overwrite to replace them")
+        seed_everything(seed)
+        metrics = dict(run_seed(args, seed, out))
+        for key in self.headline:
+            value = _lookup(metrics, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise DivergenceError(f"seed {seed}: {self.name}'s {key} is {value} (rule: a finite number; "
+                                      "a diverged or non-finite run is an error, not a table entry)")
+        metrics.update(seed=seed, settings=settings)
+        write_json(path, metrics)
+        return metrics
+
+    def summarise(self, rows: dict, settings: dict) -> dict:
+        per_seed = {s: {k: _lookup(m, k) for k in self.headline} for s, m in rows.items()}
+        median, worst, worst_seed = {}, {}, {}
+        for key, better in self.headline.items():
+            values = {s: per_seed[s][key] for s in per_seed}
+            pick = max if better == "min" else min
+            worst_seed[key] = pick(values, key=values.get)
+            worst[key] = values[worst_seed[key]]
+            median[key] = statistics.median(values.values())
+        return {"experiment": self.name, "settings": settings, "seeds": list(rows), "per_seed": per_seed,
+                "median": median, "worst": worst, "worst_seed": worst_seed,
+                "better": self.headline}
+
+    @staticmethod
+    def table(summary: dict) -> str:
+        keys = list(summary["better"])
+        lines = [f"{'seed':>8} " + " ".join(f"{k[-24:]:>24}" for k in keys)]
+        for seed, row in summary["per_seed"].items():
+            lines.append(f"{seed:>8} " + " ".join(f"{row[k]:>24.4g}" for k in keys))
+        for label in ("median", "worst"):
+            lines.append(f"{label:>8} " + " ".join(f"{summary[label][k]:>24.4g}" for k in keys))
+        return "\n".join(lines)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file (rule: a directory for the results)")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out} cannot be created or written ({probe} is not a writable directory)")
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path} exists but is not a readable metrics file ({err}); use --overwrite") from None
+
+
+def _difference(stored: dict, settings: dict, seed: int) -> str:
+    if stored.get("seed") != seed:
+        return f"seed {stored.get('seed')} there, {seed} here"
+    old = stored.get("settings") or {}
+    diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    if not diff:
+        return "no settings recorded"
+    return ", ".join(f"--{k.replace('_', '-')}={old.get(k)!r} there, {settings.get(k)!r} here" for k in diff[:3])
+
+
+@contextlib.contextmanager
+def _run_settings(args, default_dtype: bool):
+    """Threads (and, when the run asks for it, torch's default dtype = --dtype) for the run, restored
+    afterwards: no global side effect when a test calls an experiment's main in-process."""
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(args.threads)
+    if default_dtype:
+        torch.set_default_dtype(args.torch_dtype)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+
+
+def experiment_parser(name: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The runner's parser alone (for code that builds its own loop); prefer ``Runner.main``."""
+    return Runner(name, description).parser
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
