@@ -9,15 +9,15 @@ determinant; point-wise checks cost one forward pass.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
 
-from ._common import machine, write_json
+from ._common import machine
 
 POINTS = 8
 
@@ -32,15 +32,17 @@ def _time(fn, args, repeats):
     return float(min(best))  # the least disturbed run (other jobs share the machine)
 
 
+# one torch thread by default: these are small operations; with a second busy core, two threads made them
+# 100x slower here
+RUNNER = Runner("invariants", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--dims", type=int, nargs="+", default=[10, 30, 100, 300, 1000])
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dims", type=int, nargs="+", default=[10, 30, 100, 300, 1000])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: these are small operations; with a second busy core, two "
-                             "threads made them 100x slower here)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
     rows = []
     for d in args.dims:
         net = dn.Flow([dn.Step(dn.fields.Dense(d, d), dn.methods.Euler(), 0.1) for _ in range(4)]).double()
@@ -68,10 +70,8 @@ def main(argv=None) -> dict:
         for col in ("volume_defect", "invariant_drift"):
             exponents[col] = float(np.polyfit(dims, np.log([r[col] for r in rows]), 1)[0])
         print("growth exponent (time ~ dim^p): " + ", ".join(f"{k} p={v:.2f}" for k, v in exponents.items()))
-    result = {"points": POINTS, "threads": args.threads, "rows": rows, "growth_exponent": exponents, "machine": machine()}
-    print(f"wrote {write_json('invariants', result)}")
-    return result
+    return {"points": POINTS, "threads": args.threads, "rows": rows, "growth_exponent": exponents, "machine": machine()}
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -45,9 +45,11 @@ from pathlib import Path
 import torch
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
+from dynnets.errors import ConfigError
 from dynnets.memory import SavedTensorMeter
 
-from ._common import machine, write_json
+from ._common import machine
 
 Q_DIM, WIDTH, BATCH, H = 32, 64, 1024, 0.01
 MODES = ("plain", "reversible", "checkpoint")
@@ -152,21 +154,27 @@ def measure_accuracy(depth: int, batch: int) -> dict:
             "eps_float32": torch.finfo(torch.float32).eps}
 
 
+RUNNER = Runner("memory", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
+                 devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--repeats", type=int, default=5, help="timed rounds per mode (default 5)")
+RUNNER.parser.add_argument("--child", nargs=3, metavar=("MODE", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
+
+
+def validate(args) -> None:
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be a positive integer, got {args.repeats}")
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="batch 128, depths 10 and 100 (smoke run)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per mode (default 5)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        sys.exit(f"error: --threads must be a positive integer, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    if args.child:
+    args = RUNNER.parse(argv)
+    if args.child:  # a measuring subprocess: one JSON line on stdout, no result file
+        torch.set_num_threads(args.threads)
         print(json.dumps(child(args.child[0], int(args.child[1]), int(args.child[2]))))
         return {}
-    if args.repeats < 1:
-        sys.exit(f"error: --repeats must be a positive integer, got {args.repeats}")
+    return RUNNER.main(run_benchmark, argv, validate=validate)
+
+
+def run_benchmark(args, seed, out) -> dict:
     batch = 128 if args.quick else BATCH
     depths = (10, 100) if args.quick else (10, 100, 1000)
     deep = depths[-1]
@@ -233,10 +241,8 @@ def main(argv=None) -> dict:
         print(f"{key:<52}{value:>10.3f}")
     print(f"reversible vs plain gradient, float32, depth {deep}: relative difference "
           f"{accuracy['grad_rel_diff_float32']:.2e}; reconstruction error {accuracy['reconstruction_rel_err_float32']:.2e}")
-    path = write_json("memory_quick" if args.quick else "memory", result)
-    print(f"wrote {path}")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -9,15 +9,16 @@ when torchdiffeq is installed (the `bench` extra).
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
 
-from ._common import interleaved_times, machine, write_json
+from ._common import interleaved_times, machine
 
 DEPTH, DIM, WIDTH, BATCH, H = 16, 128, 128, 1024, 0.1
 
@@ -57,11 +58,16 @@ class TorchdiffeqEuler(nn.Module):
         return self.odeint(self.vector_field, x, self.t, method="euler", options={"step_size": H})[-1]
 
 
+RUNNER = Runner("overhead", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
+                 devices=("cpu",), threads=os.cpu_count() or 1)
+RUNNER.parser.add_argument("--repeats", type=int, default=60)
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=60)
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
     flow = dn.Flow([dn.Step(dn.fields.Dense(DIM, WIDTH), dn.methods.Euler(), H) for _ in range(DEPTH)])
     hand = HandWritten(flow)
     x = torch.randn(BATCH, DIM)
@@ -105,10 +111,8 @@ def main(argv=None) -> dict:
     print(f"ratio dynnets / hand-written = {result['ratio_vs_handwritten']:.3f} (goal <= 1.05)")
     if result["ratio_vs_torchdiffeq"] is not None:
         print(f"ratio dynnets / torchdiffeq  = {result['ratio_vs_torchdiffeq']:.3f}")
-    path = write_json("overhead", result)
-    print(f"wrote {path}")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

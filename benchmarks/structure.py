@@ -7,18 +7,19 @@ step of the same parameter count (the mass and sphere fields output n(n-1)/2 mat
 width they carry about dim/4 times the parameters). Candidates are timed round-robin in one
 process (ABBA order). Goal: no family above 2x the Dense step.
 
-    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B]
+    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B] [--threads T]
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import torch
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
 
-from ._common import interleaved_times, machine, write_json
+from ._common import interleaved_times, machine
 
 F, M = dn.fields, dn.methods
 
@@ -38,14 +39,19 @@ def candidates(dim: int, width: int, batch: int) -> dict:
     return {name: (step, x) for name, step in steps.items()}
 
 
+RUNNER = Runner("structure", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
+                 devices=("cpu",), threads=os.cpu_count() or 1)
+RUNNER.parser.add_argument("--repeats", type=int, default=30)
+RUNNER.parser.add_argument("--dim", type=int, default=32)
+RUNNER.parser.add_argument("--width", type=int, default=128)
+RUNNER.parser.add_argument("--batch", type=int, default=1024)
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=1024)
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
     cands = candidates(args.dim, args.width, args.batch)
 
     def run(step, x):
@@ -79,10 +85,8 @@ def main(argv=None) -> dict:
         print(f"{name:<38}{params:>9}{1e3 * times[name]:>14.3f}{ratio:>10.2f}{ratio_matched:>23.2f}")
     worst = max(rows, key=lambda r: r["ratio_vs_dense"])
     print(f"worst: {worst['family']} at {worst['ratio_vs_dense']:.2f}x (goal <= 2x)")
-    result = {"config": vars(args), "rows": rows, "goal_max_ratio": 2.0, "machine": machine()}
-    print(f"wrote {write_json('structure', result)}")
-    return result
+    return {"config": RUNNER.settings(args), "rows": rows, "goal_max_ratio": 2.0, "machine": machine()}
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

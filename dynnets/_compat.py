@@ -87,4 +87,4 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.append(_Finder())
+        sys.meta_path.insert(0, _Finder())  # ahead of the path finder: a stale folder must not shadow an alias

@@ -1,27 +1,78 @@
-"""Argument checks shared across dynnets: each returns the normalised value or raises a typed error
-that names the value and the rule."""
+"""The one validation layer for options: each check returns the normalised value or raises a typed error
+(``ConfigError`` unless told otherwise) whose one-line message names the value and the rule.
+
+Strict on types: a bool is not a number (``h=True``), a string is not a number (``h='0.1'``), a tensor
+that requires grad is not a constant (its gradient would be dropped silently).
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
+
+import torch
 
 from .errors import ConfigError
 
 
 def check_size(name: str, value) -> int:
     """A size argument must be a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return check_int(name, value, minimum=1)
+
+
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None,
+              error: type[Exception] = ConfigError) -> int:
+    """An integer (not a bool) in [minimum, maximum]."""
+    if maximum is not None:
+        rule = f"an integer in [{minimum}, {maximum}]"
+    elif minimum is not None:
+        rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    else:
+        rule = "an integer"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise error(f"{name} must be {rule}, got {value!r}")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise error(f"{name} must be {rule}, got {v}")
+    return v
+
+
+def check_bool(name: str, value) -> bool:
+    """True or False, nothing that merely converts to one (``learn_h='no'`` is refused)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
     return value
 
 
-def positive_real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None) -> float:
-    """``value`` as a float; ``error`` unless it is a real number, finite and > 0. The message names the
-    value as ``symbol=value`` (``symbol`` defaults to ``name``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise error(f"{name} must be a real number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise error(f"{name} must be positive and finite, got {symbol or name}={v}")
+def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None,
+         minimum: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float: a real number (int, float, numpy scalar or 0-d tensor without grad),
+    not a bool or string; ``positive`` requires > 0, ``minimum`` requires >= minimum."""
+    shown = symbol or name
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex():
+            raise error(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
+        if value.requires_grad:
+            raise error(f"{name} must be a constant, got a tensor that requires grad (its gradient would be "
+                        "dropped; use the layer's option to learn it)")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise error(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise error(f"{name} must be finite, got {shown}={v}")
+    if positive and not v > 0:
+        raise error(f"{name} must be positive and finite, got {shown}={v}")
+    if minimum is not None and v < minimum:
+        raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
     return v
+
+
+def positive_real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None) -> float:
+    """``real(..., positive=True)``: a finite number > 0."""
+    return real(name, value, error, symbol=symbol, positive=True)
+
+
+def init_scale(value) -> float:
+    """An initialisation scale: a finite number >= 0."""
+    return real("init_scale", value, minimum=0.0)

@@ -38,6 +38,7 @@ __all__ = [
     "matrix_bounds",
     "power_iteration_norm",
     "spectral_norm",
+    "vector_norm",
 ]
 
 
@@ -64,6 +65,15 @@ def check_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:
         raise ShapeError(f"kernel {k1}x{k2} is larger than the grid {n1}x{n2} it acts on; "
                          "the rule is k1 <= n1 and k2 <= n2")
     return n1, n2
+
+
+def vector_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """Euclidean norm along ``dim`` without overflow or underflow: |x| = m |x / m| with m = max |x_i|
+    (torch's norm squares the entries: |(1e200, 1e200)| would be inf, |(1e-200, 1e-200)| 0)."""
+    m = x.abs().amax(dim=dim, keepdim=True)
+    scale = torch.where(m > 0, m, torch.ones_like(m))
+    out = scale * torch.linalg.vector_norm(x / scale, dim=dim, keepdim=True)
+    return out if keepdim else out.squeeze(dim)
 
 
 def spectral_norm(w: torch.Tensor) -> torch.Tensor:

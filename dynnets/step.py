@@ -12,7 +12,7 @@ from torch import nn
 from . import memory as _memory
 from . import structure
 from .base import Field, Method
-from .checks import positive_real
+from .checks import check_bool, positive_real
 from .errors import ConfigError, NotInvertibleError, StepSizeError
 
 
@@ -50,7 +50,7 @@ class Step(nn.Module):
         # only grow up to h_max, so that is the value checked when it is given, and without one a learned
         # h is bounded by the stability limit itself (by construction: h = limit * sigmoid(rho))
         method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
-        self.learn_h = bool(learn_h)
+        self.learn_h = check_bool("learn_h", learn_h)
         limit = float(method.max_stable_step(field))
         if self.learn_h and self.h_max is None and math.isfinite(limit):
             self.h_max = limit
@@ -62,6 +62,11 @@ class Step(nn.Module):
             else:
                 rho = math.log(h0 / (self.h_max - h0))
             self.h_raw = nn.Parameter(torch.tensor(rho))
+            learned = float(Step.h.fget(self).detach())  # this class's h (subclasses may clamp it)
+            if not abs(learned - h0) <= 1e-6 * h0:  # e.g. softplus(rho) underflows for h = 1e-50 in float32
+                raise StepSizeError(f"a learned step size h={h0:g} is not representable by its parameter in "
+                                    f"{self.h_raw.dtype} (it reads back as {learned:g}); use a larger h or a "
+                                    "fixed one")
         else:
             self._h = h0
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
+
 __all__ = [
     "Affine",
     "ConservesLinear",
@@ -51,18 +53,18 @@ def _as_vector(c) -> tuple[float, ...]:
     if isinstance(c, torch.Tensor):
         c = c.detach().to("cpu", torch.float64).reshape(-1).tolist()
     elif isinstance(c, (str, bytes)):
-        raise ValueError(f"a linear invariant needs a vector of numbers, got the string {c!r}")
+        raise ConfigError(f"a linear invariant needs a vector of numbers, got the string {c!r}")
     try:
         vec = [float(v) for v in c]
     except (TypeError, ValueError):
-        raise ValueError(f"a linear invariant needs a vector of real numbers, got {c!r}") from None
+        raise ConfigError(f"a linear invariant needs a vector of real numbers, got {c!r}") from None
     if not vec:
-        raise ValueError("a linear invariant needs a non-empty vector c, got an empty one")
+        raise ConfigError("a linear invariant needs a non-empty vector c, got an empty one")
     if not all(math.isfinite(v) for v in vec):
-        raise ValueError(f"a linear invariant needs a finite vector c, got {vec}")
+        raise ConfigError(f"a linear invariant needs a finite vector c, got {vec}")
     big = max(abs(v) for v in vec)
     if big == 0.0:
-        raise ValueError("a linear invariant needs a non-zero vector c, got all zeros")
+        raise ConfigError("a linear invariant needs a non-zero vector c, got all zeros")
     scaled = [v / big for v in vec]
     norm = math.sqrt(math.fsum(v * v for v in scaled))
     sign = 1.0 if next(v for v in scaled if v != 0.0) > 0 else -1.0
@@ -118,7 +120,7 @@ class Lipschitz(Property):
 
     def __post_init__(self):
         if not (math.isfinite(self.L) and self.L >= 0):
-            raise ValueError(f"a Lipschitz constant must be finite and >= 0, got L={self.L}")
+            raise ConfigError(f"a Lipschitz constant must be finite and >= 0, got L={self.L}")
 
 
 class Trait:

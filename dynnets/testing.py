@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from . import structure
+from .linalg import vector_norm
 
 __all__ = [
     "EPS64",
@@ -86,28 +87,34 @@ def volume_defect(f, x, chunk_size: int | None = None) -> float:
     return float((torch.linalg.det(J) - 1).abs().max())
 
 
+def _relative(error: torch.Tensor, scale: torch.Tensor) -> float:
+    """max_i error_i / scale_i, with scale_i = 0 (a zero state) counting as 1."""
+    return float((error / torch.where(scale > 0, scale, torch.ones_like(scale))).max())
+
+
 @torch.no_grad()
 def invariant_drift(f, x, c) -> float:
-    """max_i | c^T f(x_i) - c^T x_i | / max(1, |c^T x_i|)."""
+    """max_i | u^T f(x_i) - u^T x_i | / max(|x_i|, |f(x_i)|), u = c / |c| (scale-free: the round-off of
+    u^T x is of the order eps |x|, whatever the size of the states or of c)."""
     f = as_float64(f)
     x = _points(x)
-    c = torch.as_tensor(c, dtype=torch.float64, device=x.device).reshape(-1)
+    u = torch.tensor(structure.LinearInvariant(c).c, dtype=torch.float64, device=x.device)
     flat = x.reshape(x.shape[0], -1)
-    if c.numel() != flat.shape[1]:
-        raise ValueError(f"c has {c.numel()} entries but states have {flat.shape[1]}")
-    before = flat @ c
-    after = f(x).reshape(x.shape[0], -1) @ c
-    return float(((after - before).abs() / before.abs().clamp_min(1.0)).max())
+    if u.numel() != flat.shape[1]:
+        raise ValueError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
+    out = f(x).reshape(x.shape[0], -1)
+    scale = torch.maximum(vector_norm(flat), vector_norm(out))
+    return _relative((out @ u - flat @ u).abs(), scale)
 
 
 @torch.no_grad()
 def norm_drift(f, x) -> float:
-    """max_i | ||f(x_i)|| - ||x_i|| | / max(1, ||x_i||)."""
+    """max_i | |f(x_i)| - |x_i| | / |x_i| (norms without overflow or underflow; a zero x_i counts absolutely)."""
     f = as_float64(f)
     x = _points(x)
-    before = x.reshape(x.shape[0], -1).norm(dim=1)
-    after = f(x).reshape(x.shape[0], -1).norm(dim=1)
-    return float(((after - before).abs() / before.clamp_min(1.0)).max())
+    before = vector_norm(x.reshape(x.shape[0], -1))
+    after = vector_norm(f(x).reshape(x.shape[0], -1))
+    return _relative((after - before).abs(), before)
 
 
 @torch.no_grad()

@@ -67,8 +67,6 @@ def build_parser():
     p.add_argument("--field", default="tied",
                    help="tied (MirroredConvFD: relu pairs kept mirrored, a polynomial ConvFD; default) or free "
                         "(plain ConvFD from the mirrored initialisation)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per process (default 1: on a shared 2-core machine more is slower)")
     p.add_argument("--iterations", type=int, default=None, help="Levenberg-Marquardt iterations (ConvFD)")
     p.add_argument("--time-budget", type=float, default=None, help="seconds of ConvFD training at most")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")

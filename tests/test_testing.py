@@ -56,8 +56,13 @@ def test_volume_defect_known_values():
 def test_invariant_drift_known_values():
     x = torch.tensor([[0.25, 0.25, 0.0], [3.0, 1.0, 0.0]], dtype=torch.float64)
     shift = torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
-    # c^T x = 0.5 and 4: drifts 0.5 / max(1, 0.5) = 0.5 and 0.5 / 4
-    assert T.invariant_drift(lambda z: z + shift, x, torch.ones(3)) == 0.5
+    # u = 1/sqrt(3): u^T shift = 0.5/sqrt(3), relative to max(|x|, |f(x)|) = |(0.75, 0.25, 0)| for row 0
+    expected = (0.5 / math.sqrt(3)) / math.hypot(0.75, 0.25)
+    assert math.isclose(T.invariant_drift(lambda z: z + shift, x, torch.ones(3)), expected, rel_tol=1e-14)
+    # scale-free: the same drift for states of size 1e200 or 1e-200 and for c of any size (issue 15)
+    for scale in (1e200, 1e-200):
+        got = T.invariant_drift(lambda z, s=scale: z + s * shift, scale * x, 1e-300 * torch.ones(3, dtype=torch.float64))
+        assert math.isclose(got, expected, rel_tol=1e-13), scale
     swap = linear_map([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
     assert T.invariant_drift(swap, x, torch.ones(3)) == 0.0
     with pytest.raises(ValueError, match="c has 2 entries"):
@@ -69,6 +74,9 @@ def test_norm_drift_known_values():
     assert T.norm_drift(lambda z: 2 * z, x) == 1.0  # |10 - 5| / 5
     R = torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
     assert T.norm_drift(linear_map(R), torch.randn(20, 2)) <= 4 * EPS64
+    for scale in (1e200, 1e-200):  # no overflow or underflow in the norms
+        assert T.norm_drift(lambda z: 2 * z, scale * x) == 1.0
+        assert T.norm_drift(linear_map(R), scale * torch.randn(20, 2, dtype=torch.float64)) <= 4 * EPS64
 
 
 def test_lipschitz_ratio_known_values():

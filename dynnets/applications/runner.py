@@ -14,8 +14,8 @@ median and the worst of the headline numbers), written atomically together with 
 produced them: rerunning the same command skips the seeds already finished with identical settings,
 and a run with other settings refuses to replace them (naming the setting) unless ``--overwrite``.
 A headline number that is NaN or infinite is an error (``DivergenceError``), never a row of a table.
-Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (default ``benchmarks/results``) and always
-rerun.
+Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``, so a
+smoke run never replaces recorded figures; default DIR ``benchmarks/results``) and always rerun.
 """
 
 from __future__ import annotations
@@ -156,7 +156,8 @@ class Runner:
             with _run_settings(args, self.set_default_dtype):
                 seed_everything(args.seed)
                 result = run_seed(args, args.seed, args.out)
-            write_json(args.out / f"{self.name}.json", result)
+            path = write_json(args.out / f"{self.name}{'_quick' if args.quick else ''}.json", result)
+            print(f"wrote {path}")
             return result
         settings = self.settings(args)
         many = len(args.seed_list) > 1
@@ -189,7 +190,7 @@ class Runner:
                 raise DivergenceError(f"seed {seed}: {self.name}'s {key} is {value} (rule: a finite number; "
                                       "a diverged or non-finite run is an error, not a table entry)")
         metrics.update(seed=seed, settings=settings)
-        write_json(path, metrics)
+        print(f"wrote {write_json(path, metrics)}")
         return metrics
 
     def summarise(self, rows: dict, settings: dict) -> dict:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError, ShapeError
@@ -62,7 +63,7 @@ class ConvFD(Field):
                 self._runs.append((i, i + 1, act))
         self.dim = channels
         self.A = nn.Parameter(torch.randn(hidden, channels, k, k) / math.sqrt(channels * k * k))
-        self.B = nn.Parameter(torch.randn(channels, hidden, k, k) * (init_scale / math.sqrt(hidden * k * k)))
+        self.B = nn.Parameter(torch.randn(channels, hidden, k, k) * (checks.init_scale(init_scale) / math.sqrt(hidden * k * k)))
         if init == "mirrored":
             self._mirror()
         elif init != "random":

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..linalg import spectral_norm
@@ -32,7 +33,7 @@ class Dense(Field):
         self.activation = get_activation(activation)
         self.A = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
         self.b = nn.Parameter(torch.zeros(width))
-        self.B = nn.Parameter(torch.randn(dim, width) * (init_scale / math.sqrt(width)))
+        self.B = nn.Parameter(torch.randn(dim, width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError
@@ -29,7 +30,7 @@ class _Potential(nn.Module):
         super().__init__()
         self.K = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
         self.a = nn.Parameter(torch.randn(width) * 0.5)
-        self.w = nn.Parameter(torch.randn(width) * (init_scale / math.sqrt(width)))
+        self.w = nn.Parameter(torch.randn(width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def value(self, z, gamma):
         return gamma(F.linear(z, self.K, self.a)) @ self.w

@@ -18,6 +18,8 @@ class Linear(Field):
     def __init__(self, matrix, *, trainable: bool = False):
         super().__init__()
         m = torch.as_tensor(matrix)
+        if m.is_complex():
+            raise ConfigError(f"Linear needs a real matrix, got dtype {m.dtype} (the imaginary part would be dropped)")
         if not m.is_floating_point():
             m = m.to(torch.get_default_dtype())
         if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError
@@ -63,7 +64,7 @@ class UpperTriangleNet(Field):
         pairs = dim * (dim - 1) // 2
         self.W = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
         self.w = nn.Parameter(torch.randn(width) * bias_scale if bias_scale else torch.zeros(width))
-        self.V = nn.Parameter(torch.randn(width, pairs) * (init_scale / math.sqrt(width)))
+        self.V = nn.Parameter(torch.randn(width, pairs) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def upper(self, x: torch.Tensor) -> torch.Tensor:
         """The strictly upper-triangular entries of A(x), shape (batch, dim (dim - 1) / 2)."""

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..structure import Partitioned
@@ -39,7 +40,7 @@ class VolumePreserving(Field):
         self.width = check_size("width", width)
         self.dim = self.q_dim + self.v_dim
         self.activation = get_activation(activation)
-        out = init_scale / math.sqrt(width)
+        out = checks.init_scale(init_scale) / math.sqrt(width)
         self.A = nn.Parameter(torch.randn(width, self.v_dim) / math.sqrt(self.v_dim))
         self.a = nn.Parameter(torch.zeros(width))
         self.C = nn.Parameter(torch.randn(self.q_dim, width) * out)

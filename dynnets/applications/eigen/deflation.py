@@ -31,6 +31,7 @@ import time
 import numpy as np
 import torch
 
+from ...checks import check_int, positive_real, real
 from ...errors import ConfigError
 from ...structure import NormPreserving
 from ...systems.yi import YiField, spread_bound
@@ -85,14 +86,15 @@ def robust_eig(field: YiField, *, method=None, tol: float = 1e-10, order: str = 
                device=None) -> EigenResult:
     if order not in ("descending", "alternating"):
         raise ConfigError(f"order must be 'descending' or 'alternating', got {order!r}")
-    if not (tol > 0 and math.isfinite(tol)):
-        raise ConfigError(f"tol must be positive and finite, got {tol!r}")
-    if not (0 < step_factor < 1.72):
+    tol = positive_real("tol", tol)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    if not (0 < real("step_factor", step_factor) < 1.72):
         raise ConfigError(f"step_factor must be in (0, 1.72) for a monotone Cayley step, got {step_factor!r}")
     if method is not None:
         method.check(field)
     a = field.A.detach().cpu().numpy()
     n = a.shape[0]
+    # yi_eig scales A to max |A_ij| in [1/2, 1): the norm neither overflows nor underflows
     threshold = tol * max(float(np.linalg.norm(a)), np.finfo(float).tiny)
     b = a.copy()
     q = np.eye(n)

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from ...checks import check_int, positive_real
 from ...errors import ConfigError
 from ...methods import Euler
 from ...systems.yi import YiField
@@ -37,10 +38,10 @@ def _euler_run(a: np.ndarray, x: np.ndarray, h: float, steps: int) -> np.ndarray
 def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200_000,
               rng: np.random.Generator, progress: bool = False, start_norm: float | None = 1.0,
               device=None) -> EigenResult:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
-    if not (np.isfinite(t_final) and t_final > 0):
-        raise ConfigError(f"t_final must be positive and finite, got {t_final!r}")
+    steps = check_int("steps", steps, minimum=1)
+    t_final = positive_real("t_final", t_final)
+    if start_norm is not None:
+        start_norm = positive_real("start_norm", start_norm)
     a = field.A.detach().cpu().numpy()
     n = a.shape[0]
     h = float(t_final) / steps

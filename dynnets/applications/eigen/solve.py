@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
+import numpy as np
+import torch
+
+from ...checks import check_int
 from ...errors import ConfigError
 from ...systems.yi import YiField, check_symmetric
 from .result import EigenResult
@@ -28,25 +32,43 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
 
     ``A`` is any array-like; it must be square, finite and symmetric to round-off (else
     ``NotSymmetricError``). Results are float64 tensors on A's device; ``seed`` makes runs deterministic.
+
+    The problem is scale-invariant, and "robust" and "network" solve it so: A is scaled by a power of two
+    (exact in floating point) to max |A_ij| in [1/2, 1) and the eigenvalues scaled back, so any finite
+    symmetric matrix works (1e160 A would overflow ||A||_F, 1e-160 A underflow g.g). "paper" reproduces the
+    seed's fixed time interval on A as given, so its forward-Euler step is refused where it is unstable.
     """
     a = check_symmetric(A)
     device = a.device
-    field = YiField(a.cpu())
-    rng = np.random.default_rng(seed)
-    if procedure == "robust":
-        from .deflation import robust_eig
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0, maximum=2**63 - 1))
+    if procedure in ("robust", "network"):
+        big = float(a.abs().max())
+        exponent = 0 if big == 0.0 else math.frexp(big)[1]  # big = m 2^e with m in [1/2, 1)
+        field = YiField(_times_power_of_two(a.cpu(), -exponent))
+        if procedure == "robust":
+            from .deflation import robust_eig
 
-        return robust_eig(field, method=method, tol=tol, rng=rng, device=device, **options)
+            result = robust_eig(field, method=method, tol=tol, rng=rng, device=device, **options)
+        else:
+            if method is not None:
+                raise ConfigError("procedure='network' trains trial functions; do not pass a method")
+            from .network import network_eig
+
+            result = network_eig(field, seed=seed, device=device, **options)
+        result.eigenvalues = _times_power_of_two(result.eigenvalues, exponent)
+        result.residuals = _times_power_of_two(result.residuals, exponent)
+        return result
+    field = YiField(a.cpu())
     if procedure == "paper":
         if method is not None:
             raise ConfigError("procedure='paper' is forward Euler by definition; do not pass a method")
         from .paper import paper_eig
 
         return paper_eig(field, rng=rng, device=device, **options)
-    if procedure == "network":
-        if method is not None:
-            raise ConfigError("procedure='network' trains trial functions; do not pass a method")
-        from .network import network_eig
-
-        return network_eig(field, seed=seed, device=device, **options)
     raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+
+
+def _times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:
+    """x * 2^exponent, exact (barring overflow of the result), in two factors so that neither overflows."""
+    half = exponent // 2
+    return x * 2.0**half * 2.0 ** (exponent - half)

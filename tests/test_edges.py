@@ -1,0 +1,135 @@
+"""Issue 15's cases at the edges of the core and the families: every accepted input gives a right answer
+(measured in float64, tolerance C n eps, with a control), every refused one a typed one-line error."""
+
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+import dynnets as dn
+from dynnets.applications.eigen import SEED_MATRIX, accuracy, yi_eig
+from dynnets.errors import ConfigError, DynnetsError, StepSizeError
+from dynnets.io import write_json
+
+F, M = dn.fields, dn.methods
+EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-160, 1e300, 1e-300])
+def test_yi_eig_is_scale_invariant(scale):
+    a = np.array(SEED_MATRIX)
+    res = yi_eig(a * scale)
+    acc = accuracy(a * scale, res.eigenvalues, res.eigenvectors)
+    assert acc["max_eps"] <= 1e-12 and acc["max_abs_Lambda"] <= 1e-12, scale
+    # power-of-two scaling is exact: the same digits as for A itself
+    assert torch.equal(yi_eig(a * 2.0**600).eigenvalues, yi_eig(a).eigenvalues * 2.0**600)
+
+
+def test_paper_procedure_refuses_its_unstable_fixed_step_on_a_huge_matrix():
+    with pytest.raises(StepSizeError, match="unstable for h="):
+        yi_eig(np.array(SEED_MATRIX) * 1e160, procedure="paper", steps=1000)
+
+
+@pytest.mark.parametrize("options, rule", [
+    ({"seed": -1}, "seed"), ({"max_steps": 0}, "max_steps"), ({"max_steps": -5}, "max_steps"),
+    ({"tol": float("nan")}, "tol"), ({"step_factor": "1"}, "step_factor"),
+    ({"procedure": "paper", "start_norm": 0.0, "steps": 10}, "start_norm"),
+    ({"procedure": "paper", "steps": True}, "steps"),
+])
+def test_eigen_solver_options_are_refused_with_a_typed_error(options, rule):
+    with pytest.raises(ConfigError, match=rule):
+        yi_eig(np.array(SEED_MATRIX), **options)
+
+
+@pytest.mark.parametrize("c", [[1e200, 1e200, 0.0, 0.0], [1e-300, 0.0, 0.0, 0.0], [3.0, -1e-12, 0.0, 7.0]])
+def test_conserve_linear_holds_at_any_scale_of_c(c):
+    torch.manual_seed(1)
+    field = F.ConserveLinear(F.Dense(4, 8).double(), c)
+    flow = dn.Flow.repeat(dn.Step(field, M.RK4(), 0.5), 50)
+    x = 3 * torch.randn(32, 4, dtype=torch.float64)
+    checks = dn.testing.verify(flow, x, C=1.0)
+    assert checks and all(ch.passed for ch in checks), checks
+    control = dn.Flow.repeat(dn.Step(F.Dense(4, 8).double(), M.RK4(), 0.5), 50)
+    assert dn.testing.invariant_drift(control, x, c) > 1e6 * checks[0].tolerance
+
+
+def test_conserve_linear_refuses_a_string_c():
+    with pytest.raises(ConfigError, match="string"):
+        F.ConserveLinear(F.Dense(4, 8), "1234")
+
+
+def test_learned_h_on_a_fixed_field_is_bounded_by_its_stability_limit():
+    field = dn.systems.HeatField1D(dn.systems.UniformGrid1D(0.0, 1.0, 100))
+    dx = field.dx
+    step = dn.Step(field, M.Euler(), 0.4 * dx**2, learn_h=True)  # no h_max given
+    limit = M.Euler().max_stable_step(field)
+    assert step.h_max == limit == pytest.approx(0.5 * dx**2)
+    with torch.no_grad():
+        step.h_raw.fill_(50.0)  # what training that grows h without bound would do
+    assert float(step.h) <= limit
+    u = torch.sin(math.pi * field.grid.interior()).unsqueeze(0)
+    with torch.no_grad():
+        for _ in range(200):
+            u = step(u)
+    assert float(u.abs().max()) <= 1.0  # FTCS at the limit is still stable (no 5.9e293)
+
+
+@pytest.mark.parametrize("dtype, h", [(torch.float64, 1e3), (torch.float64, 1e20), (torch.float64, 1e300),
+                                      (torch.float32, 1e7), (torch.float32, 1e30)])
+def test_cayley_keeps_the_norm_for_every_step_size_it_accepts(dtype, h):
+    torch.manual_seed(0)
+    flow = dn.Flow([dn.Step(F.SpherePreserving(4, 16), M.Cayley(), h) for _ in range(50)]).to(dtype)
+    x = torch.randn(64, 4, dtype=dtype)
+    with torch.no_grad():
+        y = flow(x)
+    drift = float(((y.double().norm(dim=1) / x.double().norm(dim=1)) - 1).abs().max())
+    eps = torch.finfo(dtype).eps
+    assert drift <= 4 * 50 * eps, drift  # C = 4, n = 50 steps
+    # control: the same fields with explicit Euler leave the sphere
+    ctrl = dn.Flow([dn.Step(s.field, M.Euler(), 0.5) for s in flow.steps]).to(dtype)
+    with torch.no_grad():
+        z = ctrl(x)
+    assert float(((z.double().norm(dim=1) / x.double().norm(dim=1)) - 1).abs().max()) > 1e4 * 4 * 50 * eps
+
+
+def test_cayley_refuses_a_step_whose_inverse_underflows():
+    step = dn.Step(F.SpherePreserving(4, 8), M.Cayley(), 1e39)
+    with pytest.raises(StepSizeError, match="h=1e\\+39 is too large for torch.float32"):
+        step(torch.randn(2, 4))
+    assert torch.isfinite(step.double()(torch.randn(2, 4, dtype=torch.float64))).all()
+
+
+@pytest.mark.parametrize("h, learn_h, rule", [
+    (True, False, "real number"), ("0.1", False, "real number"),
+    (torch.tensor(0.1, requires_grad=True), False, "requires grad"), (float("nan"), False, "finite"),
+    (1e-50, True, "not representable"), (0.1, "no", "learn_h must be True or False"),
+])
+def test_step_size_options_are_strict(h, learn_h, rule):
+    with pytest.raises(DynnetsError, match=rule):
+        dn.Step(F.Dense(2, 4), M.Euler(), h, learn_h=learn_h)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: F.Dense(3, 4, init_scale=s), lambda s: F.MassPreserving(3, 4, init_scale=s),
+    lambda s: F.SpherePreserving(3, 4, init_scale=s), lambda s: F.VolumePreserving(2, 4, init_scale=s),
+    lambda s: F.Hamiltonian(2, 4, init_scale=s), lambda s: F.ConvFD(1, 2, init_scale=s),
+])
+@pytest.mark.parametrize("scale", [float("nan"), -1.0, "1"])
+def test_init_scale_is_validated(make, scale):
+    with pytest.raises(ConfigError, match="init_scale"):
+        make(scale)
+
+
+def test_linear_field_refuses_a_complex_matrix():
+    with pytest.raises(ConfigError, match="imaginary part"):
+        F.Linear(torch.eye(2, dtype=torch.complex64))
+
+
+def test_result_files_get_ordinary_permissions(tmp_path):
+    path = write_json(tmp_path / "metrics.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
