@@ -14,7 +14,14 @@ import math
 import torch
 from torch import nn
 
-from .errors import IncompatibleFieldError, NotCertifiedError, NotInvertibleError, ShapeError, StepSizeError
+from .errors import (
+    ConfigTypeError,
+    IncompatibleFieldError,
+    NotCertifiedError,
+    NotInvertibleError,
+    ShapeError,
+    StepSizeError,
+)
 from .structure import ConservesLinear, LinearInvariant, Trait
 
 
@@ -93,7 +100,7 @@ class Method:
     def check(self, field) -> None:
         """Refuse a field this method cannot integrate (TypeError naming both)."""
         if not isinstance(field, Field):
-            raise TypeError(f"a Step's field must be a dynnets.fields.Field (a torch Module declaring dim and "
+            raise ConfigTypeError(f"a Step's field must be a dynnets.fields.Field (a torch Module declaring dim and "
                             f"traits), got {type(field).__name__}")
         for needed in self.requires:
             if not field.has_trait(needed):

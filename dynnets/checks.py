@@ -14,21 +14,24 @@ import torch
 
 from .errors import ConfigError
 
+#: the largest size (a dimension, a width, a grid) any constructor accepts: torch's index range
+MAX_SIZE = 2**31 - 1
+#: the most steps one Flow holds (weight-tied steps are stored by index: 8 bytes each)
+MAX_STEPS = 10**7
+
 
 def check_size(name: str, value) -> int:
-    """A size argument must be a positive int."""
-    return check_int(name, value, minimum=1)
+    """A size argument must be a positive int (at most MAX_SIZE)."""
+    return check_int(name, value, minimum=1, maximum=MAX_SIZE)
 
 
 def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None,
               error: type[Exception] = ConfigError) -> int:
     """An integer (not a bool) in [minimum, maximum]."""
+    rule = ("a positive integer" if minimum == 1 else "an integer" if minimum is None
+            else f"an integer >= {minimum}")
     if maximum is not None:
-        rule = f"an integer in [{minimum}, {maximum}]"
-    elif minimum is not None:
-        rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    else:
-        rule = "an integer"
+        rule += f" (at most {maximum})"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"{name} must be {rule}, got {value!r}")
     v = int(value)
@@ -73,6 +76,13 @@ def positive_real(name: str, value, error: type[Exception] = ConfigError, *, sym
     return real(name, value, error, symbol=symbol, positive=True)
 
 
+MAX_INIT_SCALE = 1e3
+
+
 def init_scale(value) -> float:
-    """An initialisation scale: a finite number >= 0."""
-    return real("init_scale", value, minimum=0.0)
+    """An initialisation scale relative to the variance-preserving one: a number in [0, 1e3] (larger
+    initial weights make float32 states overflow within a few layers)."""
+    v = real("init_scale", value, minimum=0.0)
+    if v > MAX_INIT_SCALE:
+        raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
+    return v

@@ -33,6 +33,10 @@ class ConfigError(DynnetsError, ValueError):
     """A configuration value (option, size, name) breaks its documented rule."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A configuration value has the wrong type (a Step given something that is not a Method, ...)."""
+
+
 class CheckpointError(DynnetsError, ValueError):
     """A checkpoint file is missing, truncated, corrupt, or does not fit the model it is loaded into."""
 

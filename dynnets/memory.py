@@ -26,6 +26,7 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
+from .checks import MAX_STEPS, check_int
 from .errors import ConfigError
 from .testing import inverse_defect
 
@@ -42,8 +43,7 @@ def check_mode(memory, checkpoint_every) -> tuple[str, int | None]:
                 f"checkpoint_every={checkpoint_every!r} only applies to memory='checkpoint', "
                 f"got memory={memory!r}"
             )
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+        check_int("checkpoint_every", checkpoint_every, minimum=1, maximum=MAX_STEPS)
     return memory, checkpoint_every
 
 

@@ -12,8 +12,8 @@ from torch import nn
 from . import memory as _memory
 from . import structure
 from .base import Field, Method
-from .checks import check_bool, positive_real
-from .errors import ConfigError, NotInvertibleError, StepSizeError
+from .checks import MAX_STEPS, check_bool, check_int, positive_real
+from .errors import ConfigError, ConfigTypeError, NotInvertibleError, StepSizeError
 
 
 def _check_step_size(h) -> float:
@@ -40,7 +40,7 @@ class Step(nn.Module):
                  h_max: float | None = None):
         super().__init__()
         if not isinstance(method, Method):
-            raise TypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
+            raise ConfigTypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
         method.check(field)
         self.field = field
         self.method = method
@@ -124,7 +124,7 @@ class Flow(nn.Module):
             raise ConfigError("a Flow needs at least one step, got an empty list")
         for i, s in enumerate(steps):
             if not isinstance(s, (Step, Flow)):
-                raise TypeError(f"Flow step {i} must be a dynnets Step or Flow, got {type(s).__name__}")
+                raise ConfigTypeError(f"Flow step {i} must be a dynnets Step or Flow, got {type(s).__name__}")
         unique: list[nn.Module] = []
         index = []
         for s in steps:
@@ -145,16 +145,13 @@ class Flow(nn.Module):
     @classmethod
     def integrator(cls, field: Field, method: Method, t: float, steps: int, **options) -> Flow:
         """The time-t map of ``field`` by ``steps`` weight-tied steps of ``method`` (h = t / steps)."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got steps={steps!r}")
+        steps = check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
         return cls.repeat(Step(field, method, positive_real("time t", t) / steps), steps, **options)
 
     @classmethod
     def repeat(cls, step: nn.Module, n: int, **options) -> Flow:
         """n applications of one weight-tied step (``options``: ``memory``, ``checkpoint_every``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"Flow.repeat needs a positive integer count, got n={n!r}")
-        return cls([step] * n, **options)
+        return cls([step] * check_int("Flow.repeat's count n", n, minimum=1, maximum=MAX_STEPS), **options)
 
     @property
     def steps(self) -> Sequence[nn.Module]:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from . import structure
+from .errors import ConfigError, ConfigTypeError, ShapeError
 from .linalg import vector_norm
 
 __all__ = [
@@ -49,7 +50,7 @@ def as_float64(f):
 def _points(x) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() < 2:
-        raise ValueError(f"points must be a batch of shape (batch, ...), got shape {tuple(x.shape)}")
+        raise ShapeError(f"points must be a batch of shape (batch, ...), got shape {tuple(x.shape)}")
     return x.to(torch.float64)
 
 
@@ -70,7 +71,7 @@ def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
     J = jacobian(f, x, chunk_size)
     n2 = J.shape[-1]
     if n2 % 2 or J.shape[-2] != n2:
-        raise ValueError(f"symplecticity needs a map of R^2n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
+        raise ShapeError(f"symplecticity needs a map of R^2n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
     n = n2 // 2
     eye = torch.eye(n, dtype=J.dtype, device=J.device)
     zero = torch.zeros_like(eye)
@@ -83,7 +84,7 @@ def volume_defect(f, x, chunk_size: int | None = None) -> float:
     """max_i | det D f(x_i) - 1 |."""
     J = jacobian(f, x, chunk_size)
     if J.shape[-1] != J.shape[-2]:
-        raise ValueError(f"volume needs a map of R^n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
+        raise ShapeError(f"volume needs a map of R^n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
     return float((torch.linalg.det(J) - 1).abs().max())
 
 
@@ -101,7 +102,7 @@ def invariant_drift(f, x, c) -> float:
     u = torch.tensor(structure.LinearInvariant(c).c, dtype=torch.float64, device=x.device)
     flat = x.reshape(x.shape[0], -1)
     if u.numel() != flat.shape[1]:
-        raise ValueError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
+        raise ShapeError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
     out = f(x).reshape(x.shape[0], -1)
     scale = torch.maximum(vector_norm(flat), vector_norm(out))
     return _relative((out @ u - flat @ u).abs(), scale)
@@ -123,11 +124,11 @@ def lipschitz_ratio(f, x, y) -> float:
     f = as_float64(f)
     x, y = _points(x), _points(y)
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ShapeError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     num = (f(x) - f(y)).reshape(x.shape[0], -1).norm(dim=1)
     den = (x - y).reshape(x.shape[0], -1).norm(dim=1)
     if bool((den == 0).any()):
-        raise ValueError("lipschitz_ratio needs x_i != y_i for every pair")
+        raise ConfigError("lipschitz_ratio needs x_i != y_i for every pair")
     return float((num / den).max())
 
 
@@ -137,7 +138,7 @@ def inverse_defect(f, f_inverse, x, dtype=torch.float64) -> float:
     (default) or, with ``dtype=None``, in x's own dtype with the modules as they are (what a run in that
     dtype sees, e.g. the reconstruction of ``memory="reversible"``)."""
     if dtype not in (None, torch.float64):
-        raise ValueError(f"inverse_defect measures in torch.float64 or (dtype=None) in x's dtype, got {dtype}")
+        raise ConfigError(f"inverse_defect measures in torch.float64 or (dtype=None) in x's dtype, got {dtype}")
     if dtype is not None:
         f, f_inverse = as_float64(f), as_float64(f_inverse)
         x = _points(x)
@@ -177,7 +178,7 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
             y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))
         ratio = lipschitz_ratio(f, x, y)
         return max(0.0, ratio - prop.L) / max(prop.L, EPS64)
-    raise TypeError(f"no measurement is known for property {prop!r}")
+    raise ConfigTypeError(f"no measurement is known for property {prop!r}")
 
 
 def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:

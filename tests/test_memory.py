@@ -184,8 +184,8 @@ def test_non_invertible_flow_refused_naming_the_step():
 @pytest.mark.parametrize("kwargs, rule", [
     ({"memory": "adjoint"}, "memory must be one of plain, reversible, checkpoint; got memory='adjoint'"),
     ({"memory": "plain", "checkpoint_every": 3}, "only applies to memory='checkpoint'"),
-    ({"memory": "checkpoint", "checkpoint_every": 0}, "positive integer, got 0"),
-    ({"memory": "checkpoint", "checkpoint_every": 2.5}, "positive integer, got 2.5"),
+    ({"memory": "checkpoint", "checkpoint_every": 0}, "positive integer (at most 10000000), got 0"),
+    ({"memory": "checkpoint", "checkpoint_every": 2.5}, "positive integer (at most 10000000), got 2.5"),
 ])
 def test_bad_options_rejected(kwargs, rule):
     with pytest.raises(ConfigError, match=rule.replace("(", r"\(").replace(")", r"\)")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Field
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigTypeError
 from ..structure import ConservesLinear
 
 
@@ -22,7 +22,7 @@ class ConserveLinear(Field):
     def __init__(self, field: Field, c):
         super().__init__()
         if not isinstance(field, Field):
-            raise TypeError(f"ConserveLinear wraps a dynnets Field, got {type(field).__name__}")
+            raise ConfigTypeError(f"ConserveLinear wraps a dynnets Field, got {type(field).__name__}")
         trait = ConservesLinear(c)  # validates c (non-empty, finite, non-zero); declares its unit vector
         if len(trait.c) != field.dim:
             raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={field.dim}")

@@ -8,6 +8,7 @@ import torch
 
 from ..base import Field
 from ..checks import check_size
+from ..errors import ConfigTypeError
 
 
 class FunctionField(Field):
@@ -16,7 +17,7 @@ class FunctionField(Field):
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], dim: int):
         super().__init__()
         if not callable(fn):
-            raise TypeError(f"FunctionField needs a callable, got {type(fn).__name__}")
+            raise ConfigTypeError(f"FunctionField needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.dim = check_size("dim", dim)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Method
+from ..errors import ConfigTypeError
 from ..structure import Lipschitz
 from . import tableau as tableaux
 from .tableau import ButcherTableau
@@ -25,7 +26,7 @@ class ExplicitRK(Method):
 
     def __init__(self, tableau: ButcherTableau):
         if not isinstance(tableau, ButcherTableau):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"ExplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got {type(tableau).__name__}"
             )
         self.tableau = tableau

@@ -28,7 +28,7 @@ import torch
 
 from ..base import Field
 from ..checks import positive_real
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ConfigTypeError, ShapeError
 from .grids import PeriodicGrid2D
 from .stencils import apply_taps, laplacian, stencil_symbol, stencil_taps
 
@@ -42,7 +42,7 @@ class _Diffusion2D(Field):
     def __init__(self, grid: PeriodicGrid2D, alpha: float = 0.01, stencil: str = "5pt"):
         super().__init__()
         if not isinstance(grid, PeriodicGrid2D):
-            raise TypeError(f"grid must be a dynnets.pde.PeriodicGrid2D, got {type(grid).__name__}")
+            raise ConfigTypeError(f"grid must be a dynnets.systems.PeriodicGrid2D, got {type(grid).__name__}")
         self.grid = grid
         self.alpha = positive_real("alpha (diffusivity)", alpha)
         self.stencil = stencil

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from ..checks import MAX_SIZE, check_int, positive_real, real
 from ..errors import ConfigError, ShapeError
 
 
@@ -16,11 +17,12 @@ class UniformGrid1D:
     """n intervals of width dx = (b - a)/n on [a, b] (n + 1 nodes, n - 1 interior nodes)."""
 
     def __init__(self, a: float, b: float, n: int):
-        a, b = float(a), float(b)
-        if not (math.isfinite(a) and math.isfinite(b) and a < b):
+        a, b = real("grid end point a", a), real("grid end point b", b)
+        if not a < b:
             raise ConfigError(f"a grid needs finite end points a < b, got a={a}, b={b}")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise ConfigError(f"a grid needs an integer number of intervals n >= 2, got n={n!r}")
+        n = check_int("the number of grid intervals n", n, minimum=2, maximum=MAX_SIZE)
+        if not math.isfinite((b - a) / n) or (b - a) / n == 0.0:
+            raise ConfigError(f"grid spacing (b - a)/n must be positive and finite, got a={a}, b={b}, n={n}")
         self.a, self.b, self.n = a, b, n
         self.dx = (b - a) / n
 
@@ -75,7 +77,7 @@ class UniformGrid1D:
                 values = values[1:-1]
         if not torch.isfinite(values).all():
             bad = int((~torch.isfinite(values)).nonzero()[0])
-            raise ValueError(
+            raise ConfigError(
                 f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}"
             )
         return values.to(dtype=dtype, device=device)
@@ -90,18 +92,15 @@ def _as_tensor(values, what: str) -> torch.Tensor:
     try:
         return torch.as_tensor(values, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{what} must be an array of real numbers ({err})") from None
+        raise ConfigError(f"{what} must be an array of real numbers ({err})") from None
 
 
 class PeriodicGrid2D:
     """n x n nodes of the torus [0, L)^2, spacing dx = L/n."""
 
     def __init__(self, n: int, length: float = 1.0):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 3:
-            raise ConfigError(f"a periodic grid needs an integer number of nodes n >= 3, got n={n!r}")
-        length = float(length)
-        if not (math.isfinite(length) and length > 0):
-            raise ConfigError(f"the period L must be positive and finite, got L={length}")
+        n = check_int("a periodic grid's number of nodes n", n, minimum=3, maximum=MAX_SIZE)
+        length = positive_real("the period L", length, symbol="L")
         self.n, self.length = n, length
         self.dx = length / n
 

@@ -22,20 +22,11 @@ from fractions import Fraction
 import torch
 
 from ..base import Field
-from ..errors import ConfigError
+from ..checks import real
+from ..errors import ConfigError, ConfigTypeError
 from ..structure import Affine
 from .grids import UniformGrid1D
 from .stencils import dirichlet_vector, second_difference, second_difference_matrix
-
-
-def _finite(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ConfigError(f"{name} must be finite, got {name}={v}")
-    return v
 
 
 def _nice(x: float) -> str:
@@ -58,8 +49,8 @@ class HeatField1D(Field):
     def __init__(self, grid: UniformGrid1D, alpha: float = 1.0, left: float = 0.0, right: float = 0.0):
         super().__init__()
         if not isinstance(grid, UniformGrid1D):
-            raise TypeError(f"grid must be a dynnets.pde.UniformGrid1D, got {type(grid).__name__}")
-        alpha = _finite("alpha", alpha)
+            raise ConfigTypeError(f"grid must be a dynnets.systems.UniformGrid1D, got {type(grid).__name__}")
+        alpha = real("alpha", alpha)
         if alpha <= 0:
             raise ConfigError(
                 f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}"
@@ -68,8 +59,8 @@ class HeatField1D(Field):
         self.dim = grid.interior_size
         self.dx = grid.dx
         self.register_buffer("alpha", torch.tensor(alpha, dtype=torch.float64))
-        self.register_buffer("left", torch.tensor(_finite("left", left), dtype=torch.float64))
-        self.register_buffer("right", torch.tensor(_finite("right", right), dtype=torch.float64))
+        self.register_buffer("left", torch.tensor(real("left", left), dtype=torch.float64))
+        self.register_buffer("right", torch.tensor(real("right", right), dtype=torch.float64))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)

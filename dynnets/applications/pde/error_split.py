@@ -51,7 +51,7 @@ def _check_states(u: torch.Tensor) -> None:
     if u.dim() != 4 or u.shape[-1] != u.shape[-2]:
         raise ShapeError(f"states must have shape (batch, C, n, n), got {tuple(u.shape)}")
     if not torch.isfinite(u).all():
-        raise ValueError("states must be finite, got NaN or inf")
+        raise ConfigError("states must be finite, got NaN or inf")
 
 
 def _refine_last(u: torch.Tensor, factor: int) -> torch.Tensor:

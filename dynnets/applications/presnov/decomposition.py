@@ -52,7 +52,7 @@ def _check_points(x: torch.Tensor) -> None:
     if x.dim() != 2:
         raise ShapeError(f"points must have shape (batch, dim), got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
-        raise ValueError("points must be finite, got NaN or inf")
+        raise ConfigError("points must be finite, got NaN or inf")
 
 
 def potential(f: Field, x: torch.Tensor, n: int = 16) -> torch.Tensor:
@@ -83,7 +83,7 @@ def sphere_skew(x: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
     outer = xs.unsqueeze(-1) * x.unsqueeze(-2)
     r2 = (x * x).sum(-1)[:, None, None]
     if (r2 == 0).any():
-        raise ValueError("sphere_skew needs x != 0 (S(x) is defined on R^n minus the origin)")
+        raise ConfigError("sphere_skew needs x != 0 (S(x) is defined on R^n minus the origin)")
     return (outer - outer.transpose(-1, -2)) / r2
 
 
