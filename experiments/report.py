@@ -7,6 +7,7 @@ Section writers are keyed by experiment name; an experiment without one gets its
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def guarantee_rows(runs: dict) -> list[tuple]:
     checks in the quickstart format, plus the structured-drift figures of the structure experiments."""
     rows = []
     for name, run in runs.items():
-        m = run.get("metrics") or {}
+        m = _shown(run)[0] if run.get("metrics") else {}
         for label, net in (m.get("networks") or {}).items():
             for c in net.get("checks", []):
                 rows.append((name, label, c["property"], c["defect"], c["tolerance"], c["passed"],
@@ -180,10 +181,33 @@ def _trained_checks(name: str, m: dict) -> list[tuple]:
     return rows
 
 
-def render(runs: dict, full: bool) -> str:
+def _seed_table(summary: dict, command: str) -> str:
+    """Per-seed rows of the headline numbers with their median and worst (the runner's summary)."""
+    keys = list(summary.get("better", {}))
+    rows = [[seed] + [row[k] for k in keys] for seed, row in summary["per_seed"].items()]
+    rows += [["median"] + [summary["median"][k] for k in keys],
+             ["worst"] + [f"{_fmt(summary['worst'][k])} (seed {summary['worst_seed'][k]})" for k in keys]]
+    header = ["seed"] + [f"{k} ({'lower' if summary['better'][k] == 'min' else 'higher'} is better)" for k in keys]
+    return f"Over seeds {summary['seeds']} (`{command}`):\n\n" + _table(header, rows) + "\n"
+
+
+def _shown(run: dict) -> tuple[dict, Path, str]:
+    """The metrics and folder a section shows: the run itself, or, for a multi-seed summary, its worst seed
+    on the first headline number."""
+    m, out = run["metrics"], Path(run["out"])
+    if "per_seed" not in m:
+        return m, out, ""
+    seed = m["worst_seed"][next(iter(m["better"]))] if m.get("better") else m["seeds"][0]
+    folder = out / f"seed_{seed}"
+    label = "the worst seed" if m.get("better") else "seed"
+    return json.loads((folder / "metrics.json").read_text()), folder, f"Details of {label} {seed}:\n\n"
+
+
+def render(runs: dict, full: bool, seeds: str | None = None) -> str:
+    command = "python -m experiments.run_all" + (" --full" if full else "") + (f" --seeds {seeds}" if seeds else "")
     out = ["# dynnets: results report", "",
-           f"Mode: {'full (published scale)' if full else 'quick (--quick)'}. "
-           "Regenerate with `python -m experiments.run_all" + (" --full" if full else "") + "`.", "",
+           f"Mode: {'full (published scale)' if full else 'quick (--quick)'}"
+           f"{f', seeds {seeds}' if seeds else ''}. Regenerate with `{command}`.", "",
            "| experiment | status | seconds |", "|---|---|---|"]
     for name, run in runs.items():
         out.append(f"| {name} | {'ok' if run['returncode'] == 0 else 'FAILED'} | {run['seconds']:.1f} |")
@@ -193,9 +217,13 @@ def render(runs: dict, full: bool) -> str:
         if run["returncode"] != 0 or run["metrics"] is None:
             out += ["Failed:", "", "```", run["stderr"].strip()[-1500:], "```", ""]
             continue
-        out.append(SECTIONS.get(name, _generic)(run["metrics"]))
+        if run["metrics"].get("better"):
+            one = f"python -m experiments.{name}" + ("" if full else " --quick") + f" --seeds {seeds}"
+            out.append(_seed_table(run["metrics"], one))
+        metrics, folder, note = _shown(run)
+        out.append(note + SECTIONS.get(name, _generic)(metrics))
         report_dir = Path(run["out"]).parent
-        for png in sorted(Path(run["out"]).glob("*.png")):
+        for png in sorted(folder.glob("*.png")):
             rel = os.path.relpath(png, report_dir)
             out += [f"![{name}: {png.stem}]({rel})", ""]
     out += ["## Every guarantee measured", "",
