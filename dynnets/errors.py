@@ -39,3 +39,7 @@ class CheckpointError(DynnetsError, ValueError):
 
 class NonFiniteLossError(DynnetsError, FloatingPointError):
     """Training produced a NaN or infinite loss; the parameters are left as they were before that step."""
+
+
+class DivergenceError(DynnetsError, FloatingPointError):
+    """A rollout or validation run diverged (a non-finite value or one past the stated limit)."""
