@@ -98,11 +98,11 @@ def test_sigkill_after_checkpoint_then_resume_is_bitwise_identical(tmp_path):
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     assert torch.equal(a["losses"], b["losses"])
-    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
-    for key, state in a["optimizer"]["state"].items():
+    assert a["stepper"]["optimizer"]["state"].keys() == b["stepper"]["optimizer"]["state"].keys()
+    for key, state in a["stepper"]["optimizer"]["state"].items():
         for field, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][key][field]), (key, field)
-    assert a["scheduler"] == b["scheduler"]
+            assert torch.equal(value, b["stepper"]["optimizer"]["state"][key][field]), (key, field)
+    assert a["stepper"]["scheduler"] == b["stepper"]["scheduler"]
     # the run did train: parameters moved between step n and 2n (so equality is not trivial)
     assert not torch.equal(a["losses"][:n], a["losses"][n:])
 

@@ -48,6 +48,11 @@ class Ensemble(torch.nn.Module):
         # the template is not a submodule: it lives on the meta device and is never moved or trained
         self._template = [copy.deepcopy(members[0]).to("meta")]
 
+    @property
+    def template(self) -> torch.nn.Module:
+        """The members' architecture on the meta device (for torch.func.functional_call)."""
+        return self._template[0]
+
     def extra_repr(self) -> str:
         return f"members={self.size}, template={self._template[0]!r}"
 
