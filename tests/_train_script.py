@@ -100,14 +100,17 @@ def run_ddp(args) -> None:
                                              "resumed_from": split_result.resumed_from})
     if args.lm_out:
         # Levenberg-Marquardt with the residuals sharded over ranks: the normal equations are summed over ranks
+        # (a well-conditioned linear least-squares problem, so that sum order stays at round-off in the result)
         x, y = dataset.tensors
         shard = slice(info.rank, None, info.world_size)
-        lm = make_model(7, dropout=0.0)
+        torch.manual_seed(8)
+        lm = torch.nn.Linear(4, 1).double()
         fit(lm, lambda m, b: m(x[shard]) - y[shard], phases=[Phase("lm", 6)], progress=False)
         if info.is_main:
             save_checkpoint(args.lm_out, {"params": dict(lm.state_dict())})
         if info.world_size == 1:  # negative control: one rank's half of the residuals alone
-            half = make_model(7, dropout=0.0)
+            torch.manual_seed(8)
+            half = torch.nn.Linear(4, 1).double()
             fit(half, lambda m, b: m(x[0::2]) - y[0::2], phases=[Phase("lm", 6)], progress=False)
             save_checkpoint(args.lm_out + ".control", {"params": dict(half.state_dict())})
     if args.control_out and info.world_size == 1:
