@@ -60,10 +60,6 @@ class Phase:
     stall: Stall | None = None
     name: str | None = None
 
-    @property
-    def kind(self) -> str:
-        return "instance" if isinstance(self.optimizer, torch.optim.Optimizer) else self.optimizer
-
 
 def is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
