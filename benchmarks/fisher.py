@@ -57,7 +57,7 @@ def _lm_worker(rank: int, world: int, port: int, iterations: int, queue):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from dynnets.train.lm import levenberg_marquardt
+    from dynnets.train import Phase, fit
 
     if world > 1:
         dn.train.init_distributed("cpu")
@@ -67,7 +67,7 @@ def _lm_worker(rank: int, world: int, port: int, iterations: int, queue):
     x, y = x[rank::world], y[rank::world]
     model = _model(torch.float64)
     t0 = time.perf_counter()
-    levenberg_marquardt(model, lambda m: m(x) - y, iterations=iterations, progress=False)
+    fit(model, lambda m, batch: m(x) - y, phases=[Phase("lm", iterations)], progress=False)
     elapsed = (time.perf_counter() - t0) / iterations
     if world > 1:
         dn.train.shutdown_distributed()

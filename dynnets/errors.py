@@ -46,7 +46,8 @@ class NonFiniteLossError(DynnetsError, FloatingPointError):
 
 
 class DivergenceError(DynnetsError, FloatingPointError):
-    """A rollout or a reported result became non-finite or grew past its rule (names the seed and step)."""
+    """A rollout, a validation run or a reported result became non-finite or grew past its stated limit
+    (the message names the seed and the step)."""
 
 
 class GuaranteeError(DynnetsError, AssertionError):

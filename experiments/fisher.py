@@ -46,11 +46,11 @@ from dynnets.applications.pde import exact_convfd
 from dynnets.applications.pde.baselines import CircularCNN
 from dynnets.applications.pde.error_split import error_split, plot_error_split
 from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json
-from dynnets.errors import ConfigError
+from dynnets.errors import CheckpointError, ConfigError
 from dynnets.fields.convfd import MirroredConvFD
 from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
 from dynnets.systems.stencils import kernel_moments
-from dynnets.train.lm import levenberg_marquardt
+from dynnets.train import FitResult, Phase, choose, fit
 
 DX, ALPHA, DT, STEPS = 0.01, 0.01, 2.4e-3, 40
 REFERENCE_MODEL = {"fisher": 1.3e-1, "heat": 5.9e-2}  # reference code's model, 40 steps, exact reference
@@ -127,14 +127,56 @@ def _moments_table(trained, exact, fd, pde: str, n: int) -> dict:
     return out
 
 
-def _train(model, x, y, iterations, ckpt, desc, time_budget=None):
-    den2 = float(dn.train.lm._all_reduce((y - x).pow(2).sum().reshape(1)))
+def _train(model, x, y, iterations, ckpt, desc, time_budget=None) -> FitResult:
+    """Levenberg-Marquardt on the one-step residual relative to the increment (summed over ranks)."""
+    if iterations == 0:
+        return FitResult(losses=[], steps_done=0, seconds=0.0)
+    den2 = float(dn.train.all_reduce_sum((y - x).pow(2).sum().reshape(1)))
 
-    def residual(m):
+    def residual(m, batch):
         return (m(x) - y) / math.sqrt(den2)
 
-    return levenberg_marquardt(model, residual, iterations=iterations, checkpoint=ckpt, desc=desc,
-                               time_budget=time_budget)
+    try:
+        return fit(model, residual, phases=[Phase("lm", iterations)], checkpoint=ckpt, checkpoint_every=5,
+                   desc=desc, time_budget=time_budget)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; here: rerun with --no-resume to start over") from None
+
+
+def _losses_after(result: FitResult) -> list[float]:
+    """The loss after each iteration (the loop records the loss before each step; LM knows the one after)."""
+    return result.losses[1:] + [result.end_loss] if result.losses else []
+
+
+def _restarts(cfg, kind, acts, convfd, x, y, val_traj):
+    """Short LM runs from several mirrored initialisations on a quarter of the pairs; the one with the smallest
+    validation rollout error (40 steps on held-out tiles) is kept, and one whose rollout diverges (non-finite
+    or relative error > 1) is never chosen (dynnets.train.choose). Returns (losses, scores, chosen index)."""
+    if cfg["restarts"] < 2:
+        return [], [], 0
+    m = max(1, x.shape[0] // 4)
+    candidates, losses = [], []
+    for r in range(cfg["restarts"]):
+        cand = _make_convfd(kind, acts, cfg["init_scale"]) if r else convfd
+        res = _train(_euler_flow(cand), x[:m], y[:m], cfg["restart_iterations"], None, f"start {r + 1} (LM)")
+        candidates.append(cand)
+        losses.append(res.end_loss if res.end_loss is not None else math.inf)
+    choice = choose(candidates, lambda c: rollout_errors(_euler_flow(c), val_traj), limit=1.0)
+    convfd.load_state_dict(candidates[choice.index].state_dict())
+    return losses, choice.scores, choice.index
+
+
+def _save_data(out, args, cfg, tiles, split, test, oob, ref_error):
+    n, tile = cfg["n"], cfg["tile"]
+    D.save_dataset(out / "data.npz", {
+        "tiles": tiles, "train_index": split["train"], "val_index": split["val"],
+        "test": test.float(), "out_of_band": oob.float()},
+        {"pde": args.pde, "alpha": ALPHA, "dt": DT, "dx": DX, "steps": STEPS, "n": n, "tile": tile,
+         "reference": f"RK4, {cfg['ref_substeps']} steps per dt", "reference_time_error": ref_error,
+         "broadband": "amplitude (1 + |k|^2/k0^2)^(-1), 1 <= |k| < n/2, k0 = 4 (per unit length); mean in "
+                      "[0.35, 0.65], max deviation in [0.1, 0.3]",
+         "out_of_band": "1-2 modes cos(2 pi (kx x + ky y) + phi), kx, ky in 1..12", "seed": args.seed,
+         "note": "test and out_of_band stored as float32; tiles as float64"})
 
 
 def main(argv=None):
@@ -205,16 +247,6 @@ def _main(argv=None):
     x_train, y_train = pairs(split["train"])
     x_val, y_val = pairs(split["val"])
     data_seconds = time.perf_counter() - t0
-    if main_rank:
-        D.save_dataset(out / "data.npz", {
-            "tiles": tiles, "train_index": split["train"], "val_index": split["val"],
-            "test": test.float(), "out_of_band": oob.float()},
-            {"pde": args.pde, "alpha": ALPHA, "dt": DT, "dx": DX, "steps": STEPS, "n": n, "tile": tile,
-             "reference": f"RK4, {cfg['ref_substeps']} steps per dt", "reference_time_error": ref_error,
-             "broadband": "amplitude (1 + |k|^2/k0^2)^(-1), 1 <= |k| < n/2, k0 = 4 (per unit length); mean in "
-                          "[0.35, 0.65], max deviation in [0.1, 0.3]",
-             "out_of_band": "1-2 modes cos(2 pi (kx x + ky y) + phi), kx, ky in 1..12", "seed": args.seed,
-             "note": "test and out_of_band stored as float32; tiles as float64"})
     # this rank's shard of the training pairs
     x_shard, y_shard = x_train[info.rank::info.world_size], y_train[info.rank::info.world_size]
 
@@ -237,17 +269,9 @@ def _main(argv=None):
 
     t1 = time.perf_counter()
     # multi-start: the loss has poor local minima (a relu channel of the pair that carries the Laplacian
-    # goes silent on the positive Fisher data); short LM runs from several mirrored initialisations on a
-    # quarter of the pairs, then the best one is trained on all pairs
-    starts = []
-    m = max(1, x_shard.shape[0] // 4)
-    for r in range(cfg["restarts"] if cfg["restarts"] > 1 else 0):
-        cand = _make_convfd(args.field, acts, cfg["init_scale"]) if r else convfd
-        flow = _euler_flow(cand)
-        res = _train(flow, x_shard[:m], y_shard[:m], cfg["restart_iterations"], None, f"start {r + 1} (LM)")
-        starts.append((res.losses[-1] if res.losses else math.inf, r, cand))
-    best = min(starts, key=lambda t: t[0]) if starts else (None, 0, convfd)
-    convfd.load_state_dict(best[2].state_dict())
+    # goes silent on the positive Fisher data); the chosen start is then trained on all pairs
+    restart_losses, restart_scores, chosen = _restarts(cfg, args.field, acts, convfd, x_shard, y_shard,
+                                                       tiles[split["val"]])
     fit = _train(trained, x_shard, y_shard, cfg["iterations"], out / "convfd.ckpt", "ConvFD (LM)", args.time_budget)
     train_seconds = time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -257,6 +281,8 @@ def _main(argv=None):
         dn.train.shutdown_distributed()
     if not main_rank:
         return None
+    # written only now: a run refused at training (e.g. a checkpoint of another run in --out) leaves --out as it was
+    _save_data(out, args, cfg, tiles, split, test, oob, ref_error)
 
     # ---- evaluation ------------------------------------------------------------------------------
     with torch.no_grad():
@@ -287,14 +313,15 @@ def _main(argv=None):
         "reference_time_error": ref_error,
         "val_rel_error_1step": val, "val_increment_rel_error": val_inc,
         "val_increment_rel_error_initial": val_inc_initial,
-        "train_loss_final": fit.losses[-1] if fit.losses else None,
-        "train_iterations": fit.iterations, "restart_losses": [t[0] for t in starts], "restart_chosen": best[1], "train_seconds": train_seconds, "data_seconds": data_seconds,
+        "train_loss_final": fit.end_loss,
+        "train_iterations": fit.steps_done, "restart_losses": restart_losses, "restart_chosen": chosen,
+        "restart_validation_errors": restart_scores, "train_seconds": train_seconds, "data_seconds": data_seconds,
         "baseline_train_seconds": baseline_seconds, "total_seconds": time.perf_counter() - t0,
         "parameters": params, "parameters_baseline": sum(p.numel() for p in baseline.parameters()),
         "parameters_exact": sum(p.numel() for p in exact_field.parameters()),
         "world_size": info.world_size, "threads": args.threads,
         "train_pairs": int(x_train.shape[0]), "test_trajectories": cfg["test"], "out_of_band_trajectories": cfg["oob"],
-        "curves": curves, "train_losses": fit.losses, "baseline_losses": fit_b.losses,
+        "curves": curves, "train_losses": _losses_after(fit), "baseline_losses": _losses_after(fit_b),
         "linearised_stencil_moments": _moments_table(convfd, exact_field, field, args.pde, n),
         "hidden_kernel_moments": [kernel_moments(convfd.A[j, 0].detach(), DX) for j in range(convfd.hidden)],
     }

@@ -2,7 +2,7 @@
 
     python tests/_train_script.py resume --checkpoint F --steps 2N --every N [--slow-after N]
     python tests/_train_script.py ddp --out F --steps K [--control-out G]     # also under torchrun
-        [--split-out H --split-checkpoint C --stop-at S]
+        [--split-out H --split-checkpoint C --stop-at S] [--lm-out L]
 
 `resume` trains a float64 MLP with dropout on shuffled mini-batches (DataLoader with a seeded generator,
 epochs that do not divide the step count), Adam + StepLR + gradient clipping, and a loss that also draws
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from dynnets.train import fit, init_distributed, save_checkpoint, shard_loader, shutdown_distributed
+from dynnets.train import Phase, fit, init_distributed, save_checkpoint, shard_loader, shutdown_distributed
 
 
 def make_data(n: int, seed: int) -> TensorDataset:
@@ -98,6 +98,21 @@ def run_ddp(args) -> None:
             save_checkpoint(args.split_out, {"params": dict(split.state_dict()),
                                              "losses": torch.tensor(split_result.losses, dtype=torch.float64),
                                              "resumed_from": split_result.resumed_from})
+    if args.lm_out:
+        # Levenberg-Marquardt with the residuals sharded over ranks: the normal equations are summed over ranks
+        # (a well-conditioned linear least-squares problem, so that sum order stays at round-off in the result)
+        x, y = dataset.tensors
+        shard = slice(info.rank, None, info.world_size)
+        torch.manual_seed(8)
+        lm = torch.nn.Linear(4, 1).double()
+        fit(lm, lambda m, b: m(x[shard]) - y[shard], phases=[Phase("lm", 6)], progress=False)
+        if info.is_main:
+            save_checkpoint(args.lm_out, {"params": dict(lm.state_dict())})
+        if info.world_size == 1:  # negative control: one rank's half of the residuals alone
+            torch.manual_seed(8)
+            half = torch.nn.Linear(4, 1).double()
+            fit(half, lambda m, b: m(x[0::2]) - y[0::2], phases=[Phase("lm", 6)], progress=False)
+            save_checkpoint(args.lm_out + ".control", {"params": dict(half.state_dict())})
     if args.control_out and info.world_size == 1:
         # negative control: what one rank would learn from its own half of each global batch, i.e. DDP
         # without gradient averaging
@@ -127,6 +142,7 @@ def main() -> None:
     d.add_argument("--split-checkpoint", default=None)
     d.add_argument("--stop-at", type=int, default=None)
     d.add_argument("--pid-dir", default=None)
+    d.add_argument("--lm-out", default=None)
     args = parser.parse_args()
     {"resume": run_resume, "ddp": run_ddp}[args.mode](args)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dynnets.errors import ConfigError
+from dynnets.errors import CheckpointError, ConfigError
 from experiments import fisher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,12 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     assert split["dominant_term_bound"] in ("spatial", "classical", "network")
     assert (tmp_path / "error_split.png").exists()
     assert (tmp_path / "errors.png").stat().st_size > 0 and (tmp_path / "data.npz").stat().st_size > 0
+    # issue 14: another run into the same --out must not resume this one's checkpoints (same parameter count,
+    # another PDE, seed and data): refused before anything in --out is replaced
+    before = {f: (tmp_path / f).read_bytes() for f in ("metrics.json", "data.npz", "convfd.ckpt")}
+    with pytest.raises(CheckpointError, match="convfd.ckpt: written by another run: .*--no-resume"):
+        fisher.main(["--quick", "--pde", "heat", "--seed", "7", "--out", str(tmp_path)])
+    assert all((tmp_path / f).read_bytes() == data for f, data in before.items())
 
 
 def test_bad_options_give_one_error_line():

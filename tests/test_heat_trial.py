@@ -13,11 +13,12 @@ from dynnets.applications.trial.network import (
     TrialNetwork,
     TrialSolution,
     derivative,
-    fit_trial,
     grid_points,
     residual_function,
+    residual_loss,
 )
 from dynnets.errors import ConfigError
+from dynnets.train import Phase, fit
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -97,10 +98,13 @@ def test_linear_pde_residual_vanishes_on_the_exact_solution():
 def test_a_short_fit_reduces_the_residual_and_the_error():
     sol, pde, points = build_heat_trial(DYNNETS_RECIPE.__class__(**{**vars(DYNNETS_RECIPE), "width": 12}), 0)
     before = residual_function(sol, pde, points)().square().mean().item()
-    history = fit_trial(sol, pde, points, adam_steps=50, lbfgs_steps=60)
+    result = fit(sol, residual_loss(sol, pde, points),
+                 phases=[Phase("adam", 50, lr=1e-2), Phase("lbfgs", 6, options=dict(max_iter=10))], keep_best=True,
+                 progress=False)
     after = residual_function(sol, pde, points)().square().mean().item()
     assert after < 1e-3 * before
-    assert history[-1]["loss"] == pytest.approx(after)
+    assert result.end_loss == pytest.approx(after, rel=1e-12)
+    assert result.losses[0] == pytest.approx(before, rel=1e-12)
 
 
 def test_paper_recipe_builds_the_seeds_network():

@@ -14,6 +14,7 @@ import torch
 
 from dynnets.train import CheckpointError, fit, load_checkpoint, save_checkpoint
 from dynnets.train.checkpoint import MAGIC, remove_stale_temp_files
+from dynnets.train.state import check_model_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,16 +179,19 @@ def test_checkpoint_of_another_architecture_is_refused_and_nothing_loaded(tmp_pa
     fit(_mlp(8), _mse, _data(), steps=5, checkpoint=path, progress=False)
     model = _mlp(16)
     before = _snapshot(model)
-    with pytest.raises(CheckpointError, match="does not fit this model") as info:
+    with pytest.raises(CheckpointError, match="its model differs .*out_features=8.*out_features=16") as info:
         fit(model, _mse, _data(), steps=10, checkpoint=path, progress=False)
     assert str(path) in str(info.value)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(optimizer="sgd"), "written with optimizer Adam, this run uses SGD"),
-    (dict(schedule=lambda o: torch.optim.lr_scheduler.StepLR(o, 2)), "has no learning-rate schedule"),
-    (dict(dtype="float32"), "resume with the dtype"),
+    (dict(optimizer="sgd"), r"phase 1 optimizer differs \(checkpoint adam, this run sgd\)"),
+    (dict(schedule=lambda o: torch.optim.lr_scheduler.StepLR(o, 2)), "phase 1 schedule differs"),
+    (dict(dtype="float32"), r"its dtype differs \(checkpoint torch.float64, this run torch.float32\)"),
+    (dict(lr=0.5), r"phase 1 lr differs \(checkpoint 0.001, this run 0.5\)"),
+    (dict(loss=lambda m, b: ((m(b[0]) - b[1]).abs()).mean()), "its loss differs"),
+    (dict(seed=7), r"its seed differs \(checkpoint None, this run 7\)"),
     (dict(steps=3), "past this run's steps=3"),
 ])
 def test_checkpoint_of_another_run_is_refused(tmp_path, change, match):
@@ -195,16 +199,44 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, change, match):
     fit(_mlp(), _mse, _data(), steps=5, checkpoint=path, progress=False)
     options = dict(steps=10, checkpoint=path, progress=False)
     options.update(change)
+    loss = options.pop("loss", _mse)
     model = _mlp()
+    before = _snapshot(model)
     with pytest.raises(CheckpointError, match=match):
-        fit(model, _mse, _data(), **options)
+        fit(model, loss, _data(), **options)
+    assert all(torch.equal(before[k].to(v.dtype), v) for k, v in model.state_dict().items())
+
+
+def test_other_data_is_refused_by_the_fingerprint(tmp_path):
+    path = tmp_path / "run.ckpt"
+    fit(_mlp(), _mse, _data(), steps=3, checkpoint=path, progress=False)
+    other = torch.utils.data.DataLoader(_data().dataset, batch_size=20, shuffle=True,
+                                        generator=torch.Generator().manual_seed(2))
+    with pytest.raises(CheckpointError, match="its data differs .*batch_size=8.*batch_size=20"):
+        fit(_mlp(), _mse, other, steps=10, checkpoint=path, progress=False)
+    x = _data().dataset.tensors[0].clone()
+    x[0, 0] += 1e-12  # same shapes, other values
+    changed = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8,
+                                          shuffle=True, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(CheckpointError, match="its data differs"):
+        fit(_mlp(), _mse, changed, steps=10, checkpoint=path, progress=False)
+
+
+class _Opaque:
+    """An iterable the fingerprint can only name by its type: its length is not part of the description."""
+
+    def __init__(self, batches):
+        self._batches = batches
+
+    def __iter__(self):
+        return iter(self._batches)
 
 
 def test_data_shorter_than_recorded_position_is_refused_and_nothing_loaded(tmp_path):
     path = tmp_path / "run.ckpt"
-    fit(_mlp(), _mse, _data(), steps=3, checkpoint=path, progress=False)  # position 3 of 5 batches
-    short = torch.utils.data.DataLoader(_data().dataset, batch_size=20, shuffle=True,
-                                        generator=torch.Generator().manual_seed(2))  # 2 batches per epoch
+    batches = list(_data())
+    fit(_mlp(), _mse, _Opaque(batches), steps=3, checkpoint=path, progress=False)  # position 3 of 5 batches
+    short = _Opaque(batches[:2])
     model = _mlp()
     before = _snapshot(model)
     rng_before = torch.get_rng_state()
@@ -257,6 +289,8 @@ def test_model_that_cannot_be_deep_copied_is_checked_structurally(tmp_path):
 
     path = tmp_path / "run.ckpt"
     fit(Holder(8), _mse, _data(), steps=3, checkpoint=path, progress=False)
-    with pytest.raises(CheckpointError, match="has shape"):
+    with pytest.raises(CheckpointError, match="its model differs"):
         fit(Holder(16), _mse, _data(), steps=6, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="has shape"):  # a payload that passed the fingerprint check
+        check_model_state(load_checkpoint(path)["model"], Holder(16), "x")
     assert fit(Holder(8), _mse, _data(), steps=6, checkpoint=path, progress=False).resumed_from == 3

@@ -98,11 +98,11 @@ def test_sigkill_after_checkpoint_then_resume_is_bitwise_identical(tmp_path):
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     assert torch.equal(a["losses"], b["losses"])
-    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
-    for key, state in a["optimizer"]["state"].items():
+    assert a["stepper"]["optimizer"]["state"].keys() == b["stepper"]["optimizer"]["state"].keys()
+    for key, state in a["stepper"]["optimizer"]["state"].items():
         for field, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][key][field]), (key, field)
-    assert a["scheduler"] == b["scheduler"]
+            assert torch.equal(value, b["stepper"]["optimizer"]["state"][key][field]), (key, field)
+    assert a["stepper"]["scheduler"] == b["stepper"]["scheduler"]
     # the run did train: parameters moved between step n and 2n (so equality is not trivial)
     assert not torch.equal(a["losses"][:n], a["losses"][n:])
 
@@ -121,9 +121,9 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
          SCRIPT, "ddp", "--out", str(ddp_out), "--steps", str(k), "--checkpoint", str(run_ckpt),
          "--split-out", str(split_out), "--split-checkpoint", str(tmp_path / "split.ckpt"), "--stop-at", "13",
-         "--pid-dir", str(tmp_path)])
+         "--pid-dir", str(tmp_path), "--lm-out", str(tmp_path / "lm-ddp.ckpt")])
     single = _start([sys.executable, SCRIPT, "ddp", "--out", str(single_out), "--steps", str(k),
-                     "--control-out", str(control_out)])
+                     "--control-out", str(control_out), "--lm-out", str(tmp_path / "lm-one.ckpt")])
     _finish(single, "single-process run")
     _finish(torchrun, "torchrun", pid_dir=tmp_path)
 
@@ -146,3 +146,13 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     assert split["resumed_from"] == 13
     assert all(torch.equal(split["params"][n], ddp["params"][n]) for n in ddp["params"])
     assert torch.equal(split["losses"], ddp["losses"])
+    # Levenberg-Marquardt, residuals sharded over the 2 ranks (J^T J, J^T r and the losses summed over ranks)
+    # equals one process on all residuals up to the order of the sums: 6 iterations, tolerance 64 * 6 * eps
+    # * scale; one rank's half alone (nothing summed) ends >= 1e6 times further away
+    lm_ddp, lm_one, lm_half = (load_checkpoint(tmp_path / f)["params"] for f in
+                               ("lm-ddp.ckpt", "lm-one.ckpt", "lm-one.ckpt.control"))
+    scale = max(1.0, max(v.abs().max().item() for v in lm_one.values()))
+    lm_diff = max((lm_ddp[n] - lm_one[n]).abs().max().item() for n in lm_one)
+    lm_control = max((lm_half[n] - lm_one[n]).abs().max().item() for n in lm_one)
+    assert lm_diff <= 64 * 6 * EPS * scale, lm_diff
+    assert lm_control >= 1e6 * max(lm_diff, EPS), (lm_control, lm_diff)

@@ -1,26 +1,37 @@
-"""Training runtime: `fit`, atomic checkpoints with exact resume, DDP under torchrun.
+"""Training runtime: the one optimisation loop `fit` (phases of Adam, SGD, L-BFGS or Levenberg-Marquardt;
+checkpoints with a run fingerprint and exact resume; DDP under torchrun; time budgets; restarts on stall;
+keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based selection (`choose`).
 
-    from dynnets.train import fit
+    from dynnets.train import fit, Phase
     result = fit(model, loss_fn, loader, steps=2000, checkpoint="runs/a.ckpt", checkpoint_every=200)
+    result = fit(model, loss_fn, phases=[Phase("adam", 100, lr=1e-2), Phase("lbfgs", 50)], keep_best=True)
 
-See docs/training.md for resuming a run and training on several processes.
+See docs/training.md for phases, Levenberg-Marquardt, multi-start, resuming a run and several processes.
 """
 
-from ..errors import CheckpointError, ConfigError, NonFiniteLossError
+from ..errors import CheckpointError, ConfigError, DivergenceError, NonFiniteLossError
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Run
 from .distributed import (
                           DistInfo,
+                          all_reduce_mean,
+                          all_reduce_sum,
                           init_distributed,
                           is_main_process,
                           shard_loader,
                           shutdown_distributed,
                           wrap_ddp,
 )
+from .ensemble import Ensemble
 from .loop import FitResult, fit
+from .monitor import Monitor
+from .phase import Phase, Stall
 from .rng import capture_rng, restore_rng, seed_everything
+from .select import Choice, choose
 
 __all__ = [
-    "CheckpointError", "ConfigError", "DistInfo", "FitResult", "NonFiniteLossError", "capture_rng", "fit",
-    "init_distributed", "is_main_process", "load_checkpoint", "restore_rng", "save_checkpoint", "seed_everything",
-    "shard_loader", "shutdown_distributed", "wrap_ddp",
+    "CheckpointError", "Choice", "ConfigError", "DistInfo", "DivergenceError", "Ensemble", "FitResult", "Monitor",
+    "NonFiniteLossError", "Phase", "Run", "Stall", "all_reduce_mean", "all_reduce_sum", "capture_rng", "choose",
+    "fit", "init_distributed", "is_main_process", "load_checkpoint", "restore_rng", "save_checkpoint",
+    "seed_everything", "shard_loader", "shutdown_distributed", "wrap_ddp",
 ]

@@ -1,44 +1,29 @@
-"""Up-front validation of everything `fit` is given, so a bad option fails before any work is done.
+"""Up-front validation of the run options of `fit`, so a bad option fails before any work is done.
 
 Each check raises :class:`dynnets.errors.ConfigError` with one message naming the value and the rule.
+The options of one phase (optimizer, lr, schedule, ...) are checked by :mod:`dynnets.train.phase`.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import numbers
 import os
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from .monitor import Monitor
+from .phase import Phase, check_phases, is_int, positive_finite
 
-OPTIMIZERS = ("adam", "lbfgs", "sgd")
-DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3, "lbfgs": 1.0}
-# keyword arguments of torch.optim.LBFGS other than params and lr
-LBFGS_OPTIONS = tuple(p for p in inspect.signature(torch.optim.LBFGS).parameters if p not in ("params", "lr"))
 _DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float64": torch.float64, "double": torch.float64,
     "float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
 }
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _positive_finite(name: str, value, *, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name}={value!r} must be a positive finite number")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"{name}={value!r} must be a positive finite number")
-    return v
+TIMERS = ("wall", "cpu")
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to 2**64 - 1
 
 
 def resolve_device(device) -> torch.device:
@@ -85,29 +70,120 @@ def resolve_dtype(dtype) -> torch.dtype | None:
                       f"one of {sorted(_DTYPES)})")
 
 
+
+
 @dataclass(frozen=True)
-class FitConfig:
-    """The validated, normalised options of one `fit` call."""
+class Run:
+    """How a run is carried out (everything but its phases).
 
-    steps: int
-    optimizer: str | torch.optim.Optimizer
-    lr: float | None
-    clip_grad_norm: float | None
-    checkpoint: Path | None
-    checkpoint_every: int
-    resume: bool
-    progress: bool
-    device: torch.device
-    dtype: torch.dtype | None
-    seed: int | None
-    lbfgs_options: dict
-    time_budget: float | None
-    desc: str | None
+    checkpoint:  a file path, written atomically every ``checkpoint_every`` steps, at the end of every phase
+                 and when ``time_budget`` stops the run. With ``resume=True`` an existing file is resumed
+                 from after its run fingerprint is checked against this run; ``resume=False`` starts over
+                 and overwrites it.
+    device:      None = the model's device; dtype: None = the model's dtype, else it is converted.
+    seed:        seeds python, numpy and torch at the start of a fresh run (0 <= seed < 2**64).
+    time_budget: seconds of training measured by ``timer`` ("wall" or "cpu": this process's CPU time);
+                 monitors, callbacks and checkpoint writes are not counted. The run stops (and checkpoints)
+                 after the first step that ends past it.
+    keep_best:   restore, at the end, the parameters with the lowest loss seen (full-batch data only).
+    monitor:     a :class:`dynnets.train.Monitor`, evaluated with the clock stopped.
+    ddp:         None = DistributedDataParallel when a process group with more than one rank exists.
+    on_step(step, loss), on_checkpoint(step, path): called on rank 0 after each step / checkpoint write.
+    """
+
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int = 100
+    resume: bool = True
+    progress: bool = True
+    device: str | torch.device | None = None
+    dtype: str | torch.dtype | None = None
+    seed: int | None = None
+    time_budget: float | None = None
+    timer: str = "wall"
+    keep_best: bool = False
+    monitor: Monitor | None = None
+    desc: str | None = None
+    ddp: bool | None = None
+    on_step: Callable | None = None
+    on_checkpoint: Callable | None = None
 
 
-def validate_fit_config(*, model, loss_fn, data, steps, optimizer, lr, schedule, clip_grad_norm, checkpoint,
-                        checkpoint_every, resume, progress, device, dtype, seed, lbfgs_options, time_budget,
-                        desc) -> FitConfig:
+RUN_OPTIONS = tuple(f.name for f in fields(Run))
+# the single-phase shorthand of fit: fit(model, loss, data, steps=..., optimizer=..., lr=...)
+PHASE_OPTIONS = ("steps", "optimizer", "lr", "schedule", "clip_grad_norm", "lbfgs_options")
+
+
+def check_checkpoint_path(checkpoint) -> Path | None:
+    """The resolved checkpoint path (symlinks followed: one file, one lock), refused when it cannot be
+    written: a directory, a parent that is a file, or a directory this process cannot write to."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise ConfigError(f"checkpoint={checkpoint!r} must be a file path (str or os.PathLike)")
+    path = Path(os.path.realpath(checkpoint))
+    if path.is_dir():
+        raise ConfigError(f"checkpoint={str(checkpoint)!r} is a directory (rule: a file path)")
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: {existing} is a file, not a "
+                          "directory (rule: a path whose parent is a writable directory)")
+    try:  # a real write: os.access is not reliable (root, ACLs, read-only mounts)
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".dynnets-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: directory {existing} is not "
+                          f"writable ({e.strerror}) (rule: a path whose parent is a writable directory)") from None
+    return path
+
+
+def check_run(run: Run) -> Run:
+    """The run options, validated and normalised (path resolved, device and dtype resolved)."""
+    if not is_int(run.checkpoint_every) or run.checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every={run.checkpoint_every!r} must be an integer >= 1")
+    for name in ("resume", "keep_best"):
+        if not isinstance(getattr(run, name), bool):
+            raise ConfigError(f"{name}={getattr(run, name)!r} must be True or False")
+    if run.seed is not None and (not is_int(run.seed) or not 0 <= run.seed <= MAX_SEED):
+        raise ConfigError(f"seed={run.seed!r} must be None or an integer >= 0 and < 2**64")
+    if run.timer not in TIMERS:
+        raise ConfigError(f"timer={run.timer!r} must be one of {', '.join(map(repr, TIMERS))}")
+    if run.monitor is not None and not isinstance(run.monitor, Monitor):
+        raise ConfigError(f"monitor must be None or a dynnets.train.Monitor, got {type(run.monitor).__name__}")
+    if run.desc is not None and not isinstance(run.desc, str):
+        raise ConfigError(f"desc={run.desc!r} must be None or a string")
+    if run.ddp not in (None, True, False):
+        raise ConfigError(f"ddp={run.ddp!r} must be None, True or False")
+    for name in ("on_step", "on_checkpoint"):
+        if getattr(run, name) is not None and not callable(getattr(run, name)):
+            raise ConfigError(f"{name} must be None or callable, got {type(getattr(run, name)).__name__}")
+    return replace(run, checkpoint=check_checkpoint_path(run.checkpoint),
+                   time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
+                   device=None if run.device is None else resolve_device(run.device),
+                   dtype=resolve_dtype(run.dtype), progress=bool(run.progress))
+
+
+def _legacy_phase(options: dict) -> Phase:
+    """The one phase described by fit's shorthand keywords (steps, optimizer, lr, ...)."""
+    steps = options.get("steps")
+    if steps is None:
+        raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
+    if not is_int(steps) or steps < 1:
+        raise ConfigError(f"steps={steps!r} must be an integer >= 1")
+    optimizer = options.get("optimizer", "adam")
+    lbfgs = options.get("lbfgs_options")
+    if lbfgs is not None and not (isinstance(optimizer, str) and optimizer.lower() == "lbfgs"):
+        raise ConfigError(f"lbfgs_options={lbfgs!r} given but optimizer={optimizer!r} is not 'lbfgs'")
+    if lbfgs is not None and not isinstance(lbfgs, dict):
+        raise ConfigError(f"lbfgs_options must be a dict, got {type(lbfgs).__name__}")
+    return Phase(optimizer=optimizer, steps=steps, lr=options.get("lr"), schedule=options.get("schedule"),
+                 options=lbfgs, clip_grad_norm=options.get("clip_grad_norm"))
+
+
+def split_options(model, loss_fn, data, phases, run, options: dict) -> tuple[tuple[Phase, ...], Run]:
+    """fit's keywords as (checked phases, checked run); ConfigError before any work."""
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -115,69 +191,37 @@ def validate_fit_config(*, model, loss_fn, data, steps, optimizer, lr, schedule,
                           "parameter with requires_grad=True)")
     if not callable(loss_fn):
         raise ConfigError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
-    if data is not None and not callable(data):
-        try:
-            it = iter(data)
-        except TypeError:
-            raise ConfigError(f"data must be None, an iterable of batches (e.g. a DataLoader) or a callable "
-                              f"step -> batch; got {type(data).__name__}") from None
-        if it is data:
-            raise ConfigError(f"data is a one-shot iterator ({type(data).__name__}); it cannot be cycled or "
-                              "replayed on resume (rule: pass a re-iterable such as a list or a DataLoader, or "
-                              "a callable step -> batch)")
-    if not _is_int(steps) or steps < 1:
-        raise ConfigError(f"steps={steps!r} must be an integer >= 1")
-    if isinstance(optimizer, torch.optim.Optimizer):
-        if lr is not None:
-            raise ConfigError(f"lr={lr!r} was given together with an optimizer instance, whose own lr would "
-                              "be used (rule: set the learning rate on the instance and pass lr=None)")
-        owned = {id(p) for p in model.parameters()}
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if id(p) not in owned:
-                    raise ConfigError("the optimizer instance holds a parameter that is not a parameter of "
-                                      "model (rule: build it from model.parameters())")
-        name = optimizer
-    elif isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
-        name = optimizer.lower()
-        lr = DEFAULT_LR[name] if lr is None else _positive_finite("lr", lr)
-    else:
-        raise ConfigError(f"optimizer={optimizer!r} is not one of {', '.join(map(repr, OPTIMIZERS))} or a "
-                          "torch.optim.Optimizer instance")
-    if lbfgs_options is not None:
-        if name != "lbfgs":
-            raise ConfigError(f"lbfgs_options={lbfgs_options!r} given but optimizer={optimizer!r} is not "
-                              "'lbfgs'")
-        if not isinstance(lbfgs_options, dict):
-            raise ConfigError(f"lbfgs_options must be a dict, got {type(lbfgs_options).__name__}")
-        unknown = sorted(set(lbfgs_options) - set(LBFGS_OPTIONS))
-        if unknown:
-            raise ConfigError(f"lbfgs_options has unknown key(s) {unknown} (rule: keys among {list(LBFGS_OPTIONS)})")
-        if lbfgs_options.get("line_search_fn", "strong_wolfe") not in (None, "strong_wolfe"):
-            raise ConfigError(f"lbfgs_options line_search_fn={lbfgs_options['line_search_fn']!r} must be None "
-                              "or 'strong_wolfe'")
-    lbfgs = {"line_search_fn": "strong_wolfe", **(lbfgs_options or {})}
-    if schedule is not None and not callable(schedule):
-        raise ConfigError(f"schedule must be None or a callable optimizer -> LRScheduler, got "
-                          f"{type(schedule).__name__}")
-    clip = _positive_finite("clip_grad_norm", clip_grad_norm, allow_none=True)
-    path = None
-    if checkpoint is not None:
-        if not isinstance(checkpoint, (str, os.PathLike)):
-            raise ConfigError(f"checkpoint={checkpoint!r} must be a file path (str or os.PathLike)")
-        path = Path(checkpoint)
-        if path.is_dir():
-            raise ConfigError(f"checkpoint={str(checkpoint)!r} is a directory (rule: a file path)")
-    if not _is_int(checkpoint_every) or checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every={checkpoint_every!r} must be an integer >= 1")
-    if not isinstance(resume, bool):
-        raise ConfigError(f"resume={resume!r} must be True or False")
-    if seed is not None and (not _is_int(seed) or seed < 0):
-        raise ConfigError(f"seed={seed!r} must be None or an integer >= 0")
-    budget = _positive_finite("time_budget", time_budget, allow_none=True)
-    if desc is not None and not isinstance(desc, str):
-        raise ConfigError(f"desc={desc!r} must be None or a string")
-    return FitConfig(steps=int(steps), optimizer=name, lr=lr, clip_grad_norm=clip, checkpoint=path,
-                     checkpoint_every=int(checkpoint_every), resume=resume, progress=bool(progress),
-                     device=resolve_device(device), dtype=resolve_dtype(dtype), seed=seed, lbfgs_options=lbfgs,
-                     time_budget=budget, desc=desc)
+    check_data(data)
+    unknown = sorted(set(options) - set(RUN_OPTIONS) - set(PHASE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"fit got unknown option(s) {unknown} (rule: run options {list(RUN_OPTIONS)}, "
+                          f"phase options {list(PHASE_OPTIONS)})")
+    shorthand = {k: v for k, v in options.items() if k in PHASE_OPTIONS}
+    if phases is not None and shorthand:
+        raise ConfigError(f"{sorted(shorthand)} given together with phases= (rule: describe each phase with "
+                          "dynnets.train.Phase)")
+    phases = check_phases(_legacy_phase(shorthand) if phases is None else phases, model)
+    run_options = {k: v for k, v in options.items() if k in RUN_OPTIONS}
+    if run is not None and run_options:
+        raise ConfigError(f"{sorted(run_options)} given together with run= (rule: one or the other)")
+    if run is not None and not isinstance(run, Run):
+        raise ConfigError(f"run must be a dynnets.train.Run, got {type(run).__name__}")
+    run = check_run(run if run is not None else Run(**run_options))
+    if run.keep_best and data is not None and not callable(data):
+        raise ConfigError("keep_best=True with an iterable of batches: losses of different batches cannot be "
+                          "compared (rule: keep_best with data=None or a callable step -> batch)")
+    return phases, run
+
+
+def check_data(data) -> None:
+    if data is None or callable(data):
+        return
+    try:
+        it = iter(data)
+    except TypeError:
+        raise ConfigError(f"data must be None, an iterable of batches (e.g. a DataLoader) or a callable "
+                          f"step -> batch; got {type(data).__name__}") from None
+    if it is data:
+        raise ConfigError(f"data is a one-shot iterator ({type(data).__name__}); it cannot be cycled or "
+                          "replayed on resume (rule: pass a re-iterable such as a list or a DataLoader, or "
+                          "a callable step -> batch)")

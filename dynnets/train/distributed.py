@@ -151,6 +151,16 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over ranks (a copy; ``value`` itself is untouched); ``value`` without a process
+    group. Used for sums that are split over ranks, e.g. the normal equations of Levenberg-Marquardt."""
+    out = value.detach().clone()
+    info = current()
+    if info.active and info.world_size > 1:
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
 def broadcast_flag(flag: bool) -> bool:
     """Rank 0's value of ``flag`` on every rank (so all ranks agree to stop at the same step)."""
     info = current()

@@ -1,161 +1,129 @@
-"""Levenberg-Marquardt for small networks on large pixel data (full batch, float64, DDP-aware).
+"""Levenberg-Marquardt as one more optimizer of `fit` (``Phase("lm", iterations)``): residual losses,
+full batch, any dtype (float64 recommended), DDP-aware.
 
-Learning a time-step map U^n -> U^{n+1} with a ConvFD field is a nonlinear least-squares problem with
-few parameters (tens to hundreds) and very many residuals (pixels). Gauss-Newton with Marquardt's
-damping (Nocedal & Wright, Numerical Optimization, sec. 10.3),
+Learning a time-step map U^n -> U^{n+1} with a ConvFD field is a nonlinear least-squares problem with few
+parameters (tens to hundreds) and very many residuals (pixels). Gauss-Newton with Marquardt's damping
+(Nocedal & Wright, Numerical Optimization, sec. 10.3),
 
-    (J^T J + mu diag(J^T J) + mu tau I) delta = -J^T r,   accept if ||r(theta + delta)|| < ||r(theta)||,
+    (J^T J + mu diag(J^T J) + mu tau max(diag J^T J) I) delta = -J^T r,   accept if ||r(theta + delta)|| < ||r(theta)||,
 
-converges in tens of iterations where first-order methods need thousands (the exact ConvFD is a
-zero-residual point up to the integrator's error floor). J comes from forward-mode autodiff
-(torch.func.jacfwd). Under a torch.distributed process group every rank holds a shard of the residuals;
-J^T J, J^T r and the trial losses are summed over ranks, so all ranks take identical steps.
-
-Checkpoints (dynnets.train.save_checkpoint: atomic, verified, weights_only) hold theta, mu, the
-iteration and the loss history; an existing checkpoint is resumed from.
+converges in tens of iterations where first-order methods need thousands. The phase's loss returns the
+residual tensor r (this rank's shard); minimised is sum(r**2). J comes from forward-mode autodiff
+(torch.func.jacfwd). Under a torch.distributed process group J^T J, J^T r and the losses are summed over
+ranks, so every rank takes identical steps. After an accepted step mu <- max(mu / 3, 1e-15); a rejected
+trial multiplies mu by 4; once mu exceeds 1e15 no step reduces the loss and the phase ends.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch.func import functional_call, jacfwd
-from tqdm.auto import tqdm
 
-from ..errors import ConfigError, NonFiniteLossError
-from .distributed import broadcast_flag
+from ..errors import CheckpointError
+from . import distributed as D
+from .phase import Phase
+from .stepper import Outcome, Stepper, nonfinite
 
-
-@dataclass
-class LMResult:
-    losses: list[float] = field(default_factory=list)  # sum of squared residuals after each iteration
-    iterations: int = 0
-    seconds: float = 0.0
-    resumed_from: int | None = None
+MU_MAX, MU_MIN = 1e15, 1e-15
 
 
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    import torch.distributed as dist
+class _Call(torch.nn.Module):
+    """The model evaluated at the parameters ``params`` (a functional view the Jacobian can be taken through)."""
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+    def __init__(self, model, params):
+        super().__init__()
+        self._model, self._params = [model], params
 
-
-def _is_main() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    def forward(self, *args, **kwargs):
+        return functional_call(self._model[0], self._params, args, kwargs)
 
 
-def levenberg_marquardt(model: torch.nn.Module, residual: Callable, *, iterations: int, mu0: float = 1e-2,
-                        tau: float = 1e-9, time_budget: float | None = None, checkpoint=None,
-                        checkpoint_every: int = 5, progress: bool = True, desc: str = "LM") -> LMResult:
-    """Minimise sum(residual(model)**2) over the model's trainable parameters, in place.
+class LevenbergMarquardt(Stepper):
+    def __init__(self, phase: Phase, model: torch.nn.Module, residual_fn, checkpoint=None):
+        self.model, self.residual_fn, self.checkpoint = model, residual_fn, checkpoint
+        self.mu0, self.tau = float(phase.options["mu0"]), float(phase.options["tau"])
+        self.mu = self.mu0
+        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._cache = None  # (theta, residual, loss) of the current parameters
 
-    residual(module) -> tensor of residuals (this rank's shard); it must call the module it is given.
-    tau: floor of the damping relative to max diag(J^T J) (keeps directions with no signal bounded).
-    """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ConfigError(f"iterations must be a non-negative integer, got {iterations!r}")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ConfigError("levenberg_marquardt: the model has no trainable parameter")
-    names = [n for n, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    theta = torch.cat([p.detach().reshape(-1) for _, p in named])
-    frozen = {n: b for n, b in model.named_buffers()}
+    @property
+    def lr(self) -> float:
+        return self.mu
 
-    def res(t: torch.Tensor) -> torch.Tensor:
-        params = {n: c.view(s) for n, c, s in zip(names, t.split(sizes), shapes, strict=True)}
+    def _theta(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for _, p in self.named])
 
-        class _Call(torch.nn.Module):
-            def forward(self, x):
-                return functional_call(model, {**params, **frozen}, (x,))
+    def _residual(self, theta: torch.Tensor, batch) -> torch.Tensor:
+        params = {n: c.view(p.shape) for (n, p), c in zip(self.named, theta.split([p.numel() for _, p in self.named]),
+                                                          strict=True)}
+        frozen = dict(self.model.named_buffers())
+        return self.residual_fn(_Call(self.model, {**params, **frozen}), batch).reshape(-1)
 
-        return residual(_Call()).reshape(-1)
+    @staticmethod
+    def _loss(r: torch.Tensor) -> float:
+        return float(D.all_reduce_sum(r.detach().pow(2).sum().reshape(1)))
 
-    def loss_of(r: torch.Tensor) -> float:
-        return float(_all_reduce(r.detach().pow(2).sum().reshape(1)))
+    def _current(self, batch, step: int):
+        theta = self._theta()
+        if self._cache is not None and torch.equal(self._cache[0], theta):
+            return self._cache
+        with torch.no_grad():
+            r = self._residual(theta, batch)
+        loss = self._loss(r)
+        if not math.isfinite(loss):
+            raise nonfinite(f"loss is {loss}", step, self.checkpoint)
+        return theta, r, loss
 
-    result = LMResult()
-    mu, start = float(mu0), 0
-    path = None if checkpoint is None else Path(checkpoint)
-    if path is not None and path.exists():
-        from .checkpoint import load_checkpoint
-
-        state = load_checkpoint(path)
-        if tuple(state["theta"].shape) != tuple(theta.shape):
-            raise ConfigError(f"checkpoint {path} holds {state['theta'].numel()} parameters, the model has "
-                              f"{theta.numel()}")
-        theta = state["theta"].to(theta)
-        mu, start, result.losses = float(state["mu"]), int(state["iteration"]), list(state["losses"])
-        result.resumed_from = start
-
-    def save(it: int):
-        if path is not None and _is_main():
-            from .checkpoint import save_checkpoint
-
-            save_checkpoint(path, {"theta": theta.detach().cpu(), "mu": mu, "iteration": it,
-                                   "losses": list(result.losses)})
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        r = res(theta)
-    loss = loss_of(r)
-    if not math.isfinite(loss):
-        raise NonFiniteLossError(f"the initial loss is {loss} (rule: residuals must be finite)")
-    bar = tqdm(total=iterations, initial=start, desc=desc, unit="it", dynamic_ncols=True,
-               disable=not (progress and _is_main()))
-    it = start
-    try:
-        while it < iterations:
-            jac = jacfwd(res)(theta)
-            jtj = _all_reduce(jac.T @ jac)
-            jtr = _all_reduce(jac.T @ r)
-            del jac
-            if not bool(torch.isfinite(jtj).all() and torch.isfinite(jtr).all()):
-                raise NonFiniteLossError(f"non-finite Jacobian at iteration {it} (loss {loss:.3e})")
-            diag = torch.diagonal(jtj)
-            floor = max(tau * float(diag.max()), 1e-300)
-            while True:
-                lhs = jtj + mu * torch.diag(diag + floor)
-                delta, status = torch.linalg.solve_ex(lhs, -jtr)
-                if int(status) != 0 or not bool(torch.isfinite(delta).all()):
-                    new = math.inf  # (numerically) singular system: damp more
-                else:
-                    with torch.no_grad():
-                        r_new = res(theta + delta)
-                    new = loss_of(r_new)
-                if math.isfinite(new) and new < loss:
-                    theta, r, loss = theta + delta, r_new, new
-                    mu = max(mu / 3.0, 1e-15)
-                    break
-                mu *= 4.0
-                if mu > 1e15:
-                    break
-            it += 1
-            result.losses.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3e}", mu=f"{mu:.1e}", refresh=False)
-            if path is not None and (it % checkpoint_every == 0 or it == iterations):
-                save(it)
-            if mu > 1e15:
+    def step(self, net, batch, step: int) -> Outcome:
+        theta, r, loss = self._current(batch, step)
+        before = loss
+        jac = jacfwd(lambda t: self._residual(t, batch))(theta)
+        jtj = D.all_reduce_sum(jac.T @ jac)
+        jtr = D.all_reduce_sum(jac.T @ r)
+        del jac
+        if not bool(torch.isfinite(jtj).all() and torch.isfinite(jtr).all()):
+            raise nonfinite(f"the Jacobian is not finite (loss {loss:.6g})", step, self.checkpoint)
+        diag = torch.diagonal(jtj)
+        floor = max(self.tau * float(diag.max()), 1e-300)
+        while True:
+            delta, status = torch.linalg.solve_ex(jtj + self.mu * torch.diag(diag + floor), -jtr)
+            if int(status) != 0 or not bool(torch.isfinite(delta).all()):
+                new = math.inf  # (numerically) singular system: damp more
+            else:
+                with torch.no_grad():
+                    r_new = self._residual(theta + delta, batch)
+                new = self._loss(r_new)
+            if math.isfinite(new) and new < loss:
+                theta, r, loss = theta + delta, r_new, new
+                self.mu = max(self.mu / 3.0, MU_MIN)
                 break
-            if time_budget is not None and broadcast_flag(time.perf_counter() - t0 >= time_budget):
-                save(it)
+            self.mu *= 4.0
+            if self.mu > MU_MAX:
                 break
-    finally:
-        bar.close()
-    with torch.no_grad():
-        for (_, p), c in zip(named, theta.split(sizes), strict=True):
-            p.copy_(c.view(p.shape))
-    result.iterations = it
-    result.seconds = time.perf_counter() - t0
-    return result
+        with torch.no_grad():
+            for (_, p), c in zip(self.named, theta.split([p.numel() for _, p in self.named]), strict=True):
+                p.copy_(c.view(p.shape))
+        self._cache = (theta, r, loss)
+        return Outcome(before, after=loss, done=self.mu > MU_MAX)
+
+    def loss_of(self, net, batch) -> float:
+        return self._current(batch, 0)[2]
+
+    def reset(self) -> None:
+        self.mu, self._cache = self.mu0, None
+
+    def state_dict(self) -> dict:
+        return {"optimizer_class": "LevenbergMarquardt", "mu": self.mu}
+
+    def check_state(self, state, where: str) -> None:
+        found = state.get("optimizer_class") if isinstance(state, dict) else None
+        if found != "LevenbergMarquardt":
+            raise CheckpointError(f"{where}: written with optimizer {found}, this run uses LevenbergMarquardt")
+        mu = state.get("mu")
+        if isinstance(mu, bool) or not isinstance(mu, float) or not (math.isfinite(mu) and mu > 0):
+            raise CheckpointError(f"{where}: Levenberg-Marquardt damping mu={mu!r} is not positive and finite")
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mu, self._cache = float(state["mu"]), None

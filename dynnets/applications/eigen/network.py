@@ -12,9 +12,9 @@ in; normalising builds in the flow's first integral ||x|| = 1, and the projectio
 s: mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, with dx/ds from ``torch.func.jvp``.
 
 Search. Each round trains ``starts`` networks (random x0 in the complement) at once: their parameters are
-stacked (``torch.func.stack_module_state``) and the loss is ``torch.func.vmap``-ed over them, one
-batched computation in float64 (Adam, then L-BFGS on the summed loss: the networks are independent, so
-the sum's gradient is each network's own). A network's end point x(1) is accepted as a new eigenvector
+stacked (``dynnets.train.Ensemble``) and the loss is ``torch.func.vmap``-ed over them, one
+batched computation in float64 (a ``dynnets.train.Ensemble`` trained by ``dynnets.train.fit``: Adam, then
+L-BFGS on the summed log loss; the networks are independent, so the sum's gradient is each network's own). A network's end point x(1) is accepted as a new eigenvector
 when its residual ||A x - rho x|| <= accept_tol ||A||_F and it is not (numerically) in the span of the
 vectors already accepted; accepted vectors are orthonormalised and the next round searches their
 complement. Eigenvalues are Rayleigh quotients (eq. 20) of x(1); nothing is polished afterwards. When
@@ -24,17 +24,17 @@ residual passes the same test); ``info["rounds"][i]["from_complement"]`` marks t
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, stack_module_state, vmap
+from torch.func import functional_call, jvp, vmap
 
 from ...errors import ConfigError
 from ...systems.yi import YiField, spread_bound
+from ...train import Ensemble, Phase, fit
 from .result import EigenResult, finish
 
 __all__ = ["TrialMLP", "network_eig"]
@@ -91,11 +91,7 @@ def _make_loss(base: nn.Module, a: torch.Tensor, basis: torch.Tensor, horizon: f
     return vmap(loss, in_dims=(0, 0, None)), vmap(endpoint), vmap(curve, in_dims=(0, 0, None))
 
 
-def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, bar,
-                 deadline=None):
-    starts, n = x0.shape
-    fast = horizon * float(spread_bound(a))
-    rates = np.geomspace(0.5, fast, 12)
+def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]:
     nets = []
     for _ in range(starts):
         net = TrialMLP(n, width, rates).double()
@@ -108,43 +104,34 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
             net.net[-1].bias.zero_()
             net.skip.weight.zero_()
         nets.append(net)
-    params, _ = stack_module_state(nets)
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    base = copy.deepcopy(nets[0]).to("meta")
+    return nets
+
+
+def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, on_step=None,
+                 time_left=None):
+    """One round of the search: ``starts`` networks as one dynnets.train.Ensemble, trained by dynnets.train.fit
+    with Adam (cosine schedule) then one L-BFGS call of ``lbfgs_steps`` iterations on the sum of log losses
+    (each network's gradient scaled by its own loss, so networks stuck at a large loss do not set L-BFGS's
+    steps for the ones converging; Adam is per-parameter anyway). ``time_left`` (seconds) stops the round
+    after the Adam step that ends past it, skipping L-BFGS. Returns (end points, losses) per network."""
+    starts, n = x0.shape
+    rates = np.geomspace(0.5, horizon * float(spread_bound(a)), 12)
+    ens = Ensemble(_init_members(starts, n, width, rates, gen))
     # half the points quadratically clustered at s = 0 (fast transient), half uniform (the slow approach,
     # whose residual sets the end point's accuracy)
     s = torch.cat([torch.linspace(0.0, 1.0, points - points // 2, dtype=torch.float64) ** 2,
                    torch.linspace(0.0, 1.0, points // 2 + 2, dtype=torch.float64)[1:-1]]).sort().values
-    loss_fn, end_fn, _ = _make_loss(base, a, basis, horizon, s)
-    opt = torch.optim.Adam(params.values(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(adam_steps, 1), eta_min=lr / 100)
-    for _ in range(adam_steps):
-        if deadline is not None and time.perf_counter() > deadline:
-            lbfgs_steps = 0
-            break
-        opt.zero_grad()
-        loss_fn(params, x0, causality).sum().backward()
-        opt.step()
-        sched.step()
-        if bar is not None:
-            bar.update(1)
-    if lbfgs_steps:
-        lb = torch.optim.LBFGS(params.values(), lr=1.0, max_iter=lbfgs_steps, history_size=50,
-                               line_search_fn="strong_wolfe", tolerance_grad=1e-14, tolerance_change=1e-18)
-
-        def closure():
-            lb.zero_grad()
-            # sum of log losses: each network's gradient scaled by its own loss, so networks stuck at a
-            # large loss do not set L-BFGS's steps for the ones converging (Adam is per-parameter anyway)
-            total = loss_fn(params, x0, 0.0).log().sum()
-            total.backward()
-            return total
-
-        lb.step(closure)
-        if bar is not None:
-            bar.update(lbfgs_steps)
+    loss_fn, end_fn, _ = _make_loss(ens.template, a, basis, horizon, s)
+    phases = [Phase("adam", adam_steps, lr=lr, schedule=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(
+                  opt, max(adam_steps, 1), eta_min=lr / 100)),
+              Phase("lbfgs", 1 if lbfgs_steps else 0, lr=1.0, loss=lambda m, b: loss_fn(m.params(), x0, 0.0).log().sum(),
+                    options=dict(max_iter=max(lbfgs_steps, 1), history_size=50, tolerance_grad=1e-14,
+                                 tolerance_change=1e-18))]
+    if adam_steps + lbfgs_steps and (time_left is None or time_left > 0):
+        fit(ens, lambda m, b: loss_fn(m.params(), x0, causality).sum(), phases=phases, time_budget=time_left,
+            progress=False, on_step=on_step)
     with torch.no_grad():
-        return end_fn(params, x0), loss_fn(params, x0, 0.0)
+        return end_fn(ens.params(), x0), loss_fn(ens.params(), x0, 0.0)
 
 
 def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
@@ -177,6 +164,9 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
         from tqdm import tqdm
 
         bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
+
+    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
+        bar.update(1 if step <= adam_steps else lbfgs_steps)
     t0 = time.perf_counter()
     for r in range(rounds):
         if len(found) == n or (time_budget is not None and time.perf_counter() - t0 > time_budget):
@@ -190,7 +180,8 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             x0 = x0 - (x0 @ basis) @ basis.T
             x0 = x0 / x0.norm(dim=1, keepdim=True)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
-                                        causality, gen, bar, None if time_budget is None else t0 + time_budget)
+                                        causality, gen, on_step if bar is not None else None,
+                                        None if time_budget is None else t0 + time_budget - time.perf_counter())
         rho = (ends * (ends @ a)).sum(1)
         res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
         accepted = 0

@@ -10,7 +10,7 @@ u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
   Dense(20, 20) fields with h = 1/3, projection; 2,541 parameters) in float64, mean squared residual
   on 28 x 28 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
   decays fastest; 784 points), exact derivatives by Taylor mode, 100 Adam steps
-  (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls).
+  (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls), by dynnets.train.fit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .network import LinearPDE, TrialNetwork, TrialSolution, fit_trial, grid_points
+from ...train import Monitor, Phase, Stall, fit
+from .network import LinearPDE, TrialNetwork, TrialSolution, grid_points, residual_loss
 
 
 def heat_sine_trial(network: nn.Module, alpha: float = 1.0) -> tuple[TrialSolution, LinearPDE]:
@@ -120,25 +121,41 @@ def max_abs_errors(solution: nn.Module, times=(0.1, 0.3), n: int = 1001) -> dict
     return out
 
 
+LBFGS_CHUNK = 10  # L-BFGS iterations per step: the loss is checked (restart on stall, budget) every chunk
+
+
+def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
+    """Adam (``adam_steps`` at ``adam_lr``) then L-BFGS (strong Wolfe, history ``lbfgs_history``) in chunks of
+    10 iterations, restarted with an empty memory when a chunk leaves the loss unchanged to 4 digits (its
+    curvature pairs no longer describe the landscape)."""
+    lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
+                  options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
+                               tolerance_grad=0.0, tolerance_change=0.0))
+    phases = [Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs]
+    return [p for p in phases if p.steps]
+
+
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
                      timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
                      device=None, progress: bool = False) -> dict:
-    """Train one recipe under ``seed`` for ``time_budget`` seconds (``timer``: "cpu" = this process's
-    CPU time, "wall" = wall clock); returns {solution, history (with the max error over t = 0.1, 0.3
-    as "monitor"), errors {t: max abs error}, max_abs_error, train_seconds, wall_seconds}."""
+    """Train one recipe under ``seed`` for ``time_budget`` seconds of training (``timer``: "cpu" = this
+    process's CPU time, "wall" = wall clock; the monitor is not counted) with dynnets.train.fit, keeping the
+    parameters of the lowest loss seen; returns {solution, history (entries {seconds, phase, iteration,
+    monitor}: the max error over t = 0.1, 0.3 about every ``log_every`` seconds), errors {t: max abs error},
+    max_abs_error, train_seconds, wall_seconds}."""
     solution, pde, points = build_heat_trial(recipe, seed, dtype, device)
     wall = time.perf_counter()
-    history = fit_trial(
-        solution, pde, points, adam_steps=recipe.adam_steps, adam_lr=recipe.adam_lr,
-        lbfgs_steps=recipe.lbfgs_steps, lbfgs_history=recipe.lbfgs_history, time_budget=time_budget,
-        log_every=log_every, monitor=lambda s: max(max_abs_errors(s).values()), timer=timer,
-        reduction=recipe.reduction, progress=progress,
-    )
+    result = fit(solution, residual_loss(solution, pde, points, reduction=recipe.reduction),
+                 phases=recipe_phases(recipe), time_budget=time_budget, timer=timer, keep_best=True,
+                 monitor=Monitor(lambda s: max(max_abs_errors(s).values()), every_seconds=log_every),
+                 progress=progress, desc=f"heat trial ({recipe.name})")
     wall = time.perf_counter() - wall
+    history = [{"seconds": r["seconds"], "phase": r["phase"], "iteration": r["step"], "monitor": r["value"]}
+               for r in result.monitor]
     errors = max_abs_errors(solution)
     return {"solution": solution, "history": history, "errors": errors, "max_abs_error": max(errors.values()),
-            "train_seconds": history[-1]["seconds"], "wall_seconds": wall, "seed": seed,
-            "recipe": recipe.name}
+            "train_seconds": result.train_seconds, "wall_seconds": wall, "seed": seed, "recipe": recipe.name,
+            "final_loss": result.end_loss}
 
 
 def with_changes(recipe: HeatTrialRecipe, **changes) -> HeatTrialRecipe:

@@ -20,16 +20,13 @@ hold exactly for *every* network N; only the PDE residual is learned. For the se
   once per collocation set (they do not depend on the parameters); then
   D_j u = D_j g + D_j d N + d D_j N and D_jj u = D_jj g + D_jj d N + 2 D_j d D_j N + d D_jj N.
   The two paths agree to round-off (tests/test_heat_trial.py); the fast one is ~5x cheaper.
-* ``fit_trial``: mean squared residual on collocation points, Adam warm-up then L-BFGS with a
-  strong-Wolfe line search, within a step count and a wall-time budget. It is a minimal loop of its
-  own: there is no ``dynnets.train.fit`` on main yet.
+* ``residual_loss``: the mean squared residual on collocation points as a loss for ``dynnets.train.fit``
+  (the recipes' training, Adam warm-up then L-BFGS, is in ``heat.py``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -248,148 +245,19 @@ def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequen
     return torch.stack([m.reshape(-1) for m in mesh], dim=1)
 
 
-def fit_trial(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, adam_steps: int = 500,
-              adam_lr: float = 1e-2, lbfgs_steps: int = 5000, lbfgs_history: int = 50,
-              time_budget: float | None = None, log_every: float = 0.5,
-              monitor: Callable[[nn.Module], float] | None = None, fast: bool | None = None,
-              timer: str = "wall", restart_stalled: bool = True, reduction: str = "mean",
-              progress: bool = False) -> list[dict]:
-    """Minimise mean(r(z)^2) (or the sum, ``reduction="sum"``, the seed's eq. 14) over the
-    collocation ``points``: ``adam_steps`` Adam updates (lr
-    ``adam_lr``), then up to ``lbfgs_steps`` L-BFGS iterations (strong Wolfe, history ``lbfgs_history``),
-    stopping when ``time_budget`` seconds of training have elapsed. The parameters with the lowest
-    loss seen at a check point are restored at the end; a non-finite loss stops training.
-
-    Returns a history of dicts {seconds, phase, iteration, loss[, monitor]} (``loss`` is that of the
-    parameters after ``iteration`` updates of the phase); ``monitor(solution)`` of the current
-    parameters is evaluated about every ``log_every`` seconds with the clock stopped (not training time).
-    ``timer="wall"`` measures wall-clock seconds, ``"cpu"`` this process's CPU seconds (equal to wall
-    time on an idle machine with one thread; robust to other processes sharing the cores).
-    ``restart_stalled`` restarts L-BFGS with an empty memory when a 10-iteration chunk leaves the
-    loss unchanged to 4 digits.
-    """
-    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
-    if timer not in clocks:
-        raise ConfigError(f"timer must be one of {sorted(clocks)}, got {timer!r}")
-    now_fn = clocks[timer]
-    started = now_fn()
+def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, fast: bool | None = None,
+                  reduction: str = "mean") -> Callable:
+    """``loss(model, batch)`` = mean (or, ``reduction="sum"``, the sum: the seed's eq. 14) of r(z)^2 over the
+    collocation ``points`` for dynnets.train.fit (data=None: full batch); the residual closure is built once
+    (the data terms g, d and their derivatives are constants at fixed points)."""
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if points.dim() != 2:
         raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
-    for name, v in (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
-    if time_budget is not None and not (time_budget > 0):
-        raise ConfigError(f"time_budget must be positive seconds, got {time_budget!r}")
-    params = [p for p in solution.parameters() if p.requires_grad]
     residual = residual_function(solution, pde, points, fast)
 
-    def loss_fn() -> torch.Tensor:
+    def loss(model, batch) -> torch.Tensor:
         r2 = residual().square()
         return r2.mean() if reduction == "mean" else r2.sum()
 
-    history: list[dict] = []
-    clock = {"spent": 0.0, "start": started, "next_log": 0.0}  # the residual set-up counts too
-    best = {"loss": math.inf, "state": None}
-
-    def elapsed() -> float:
-        return clock["spent"] + now_fn() - clock["start"]
-
-    def record(phase: str, it: int, loss: float, force: bool = False, state=None) -> None:
-        """Log ``loss``, the loss of the parameters ``state`` (default: the current ones)."""
-        if loss < best["loss"]:
-            best["loss"] = loss
-            best["state"] = state if state is not None else copy.deepcopy(solution.state_dict())
-        now = elapsed()
-        if not (force or now >= clock["next_log"]):
-            return
-        clock["spent"], clock["next_log"] = now, now + log_every
-        entry = {"seconds": now, "phase": phase, "iteration": it, "loss": loss}
-        if monitor is not None:
-            with torch.no_grad():
-                entry["monitor"] = float(monitor(solution))
-        history.append(entry)
-        clock["start"] = now_fn()
-
-    def out_of_time() -> bool:
-        return time_budget is not None and elapsed() >= time_budget
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        # with a time budget the bar counts training seconds, otherwise iterations
-        timed = time_budget is not None
-        bar = tqdm(total=time_budget if timed else adam_steps + lbfgs_steps, desc="trial fit",
-                   unit="s" if timed else "it", leave=False,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}" if timed else None)
-
-    def advance(count: int) -> None:
-        if bar is None:
-            return
-        if time_budget is not None:
-            bar.n = min(elapsed(), time_budget)
-            bar.set_postfix_str(f"loss {best['loss']:.2e}", refresh=False)
-            bar.refresh()
-        else:
-            bar.update(count)
-    record("start", 0, float(loss_fn().detach()), force=True)
-    finite = True
-    if adam_steps:
-        opt = torch.optim.Adam(params, lr=adam_lr)
-        for it in range(1, adam_steps + 1):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                finite = False
-                break
-            if it % 25 == 0 or it == adam_steps:
-                record("adam", it - 1, value)  # the loss of the parameters before this update
-            opt.step()
-            if it % 25 == 0:
-                advance(25)
-            if out_of_time():
-                break
-    if lbfgs_steps and finite and not out_of_time():
-
-        def new_lbfgs():
-            return torch.optim.LBFGS(params, lr=1.0, max_iter=10, history_size=lbfgs_history,
-                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-
-        opt = new_lbfgs()
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            return loss
-
-        done, previous = 0, math.inf
-        while done < lbfgs_steps and not out_of_time():
-            chunk = min(10, lbfgs_steps - done)
-            opt.param_groups[0]["max_iter"] = chunk
-            opt.param_groups[0]["max_eval"] = chunk * 5 // 4
-            before = copy.deepcopy(solution.state_dict())
-            value = float(opt.step(closure).detach())  # the loss of ``before``
-            advance(chunk)
-            if not math.isfinite(value):
-                break
-            record("lbfgs", done, value, state=before)
-            done += chunk
-            # a stalled L-BFGS (curvature pairs that no longer describe the landscape: the loss
-            # stays put to 4 digits over a whole chunk) is restarted with an empty memory
-            if restart_stalled and value > previous * (1.0 - 1e-4):
-                opt = new_lbfgs()
-            previous = value
-    if finite:
-        value = float(loss_fn().detach())
-        if math.isfinite(value):
-            record("last", -1, value)
-    if bar is not None:
-        bar.close()
-    if best["state"] is not None:
-        solution.load_state_dict(best["state"])
-    record("end", -1, float(loss_fn().detach()), force=True)
-    return history
+    return loss

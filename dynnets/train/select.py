@@ -1,0 +1,75 @@
+"""Choosing among restarts or candidates by a validation score the caller supplies, never by the training
+loss alone, and never a candidate that diverges.
+
+    choice = choose(candidates, lambda c: rollout_errors(c, val_trajectories), limit=1.0)
+    best = candidates[choice.index]
+
+``score(candidate)`` returns one number or a validation curve (e.g. the relative error after each step of a
+rollout); the candidate's score is the curve's last value. A candidate is rejected when any value of its
+curve is not finite or exceeds ``limit`` (a divergence threshold, e.g. relative error 1: the rollout has lost
+the state). Among the others the smallest score wins (ties: the first). If every candidate is rejected,
+DivergenceError names each one's reason: a diverging candidate is never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import ConfigError, DivergenceError
+
+
+@dataclass
+class Choice:
+    index: int
+    scores: list[float]                       # per candidate (nan for a rejected one)
+    rejected: dict[int, str] = field(default_factory=dict)  # index -> reason
+
+
+def _curve(value, i: int) -> list[float]:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().reshape(-1).tolist()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = [value]
+    try:
+        curve = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"score of candidate {i} is {type(value).__name__}; expected a number or a sequence "
+                          "of numbers") from None
+    if not curve:
+        raise ConfigError(f"score of candidate {i} is empty")
+    return curve
+
+
+def _reason(curve: list[float], limit: float | None) -> str | None:
+    for k, v in enumerate(curve):
+        if not math.isfinite(v):
+            return f"value {v} at position {k}"
+        if limit is not None and v > limit:
+            return f"value {v:.3g} > limit {limit:.3g} at position {k}"
+    return None
+
+
+def choose(candidates: Sequence, score: Callable, *, limit: float | None = None) -> Choice:
+    """The candidate with the smallest finite, non-divergent validation score (see the module docstring)."""
+    if len(candidates) == 0:
+        raise ConfigError("choose needs at least one candidate")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Real) or math.isnan(limit)):
+        raise ConfigError(f"limit={limit!r} must be None or a number")
+    scores, rejected = [], {}
+    for i, candidate in enumerate(candidates):
+        curve = _curve(score(candidate), i)
+        reason = _reason(curve, limit)
+        if reason is not None:
+            rejected[i] = reason
+        scores.append(math.nan if reason is not None else curve[-1])
+    kept = [i for i in range(len(candidates)) if i not in rejected]
+    if not kept:
+        detail = "; ".join(f"candidate {i}: {r}" for i, r in rejected.items())
+        raise DivergenceError(f"every candidate diverged on validation ({detail}) (rule: finite values <= limit "
+                              f"{limit})")
+    return Choice(index=min(kept, key=lambda i: scores[i]), scores=scores, rejected=rejected)
