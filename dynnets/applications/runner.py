@@ -36,6 +36,7 @@ from ..errors import ConfigError, DivergenceError, DynnetsError
 from ..io import atomic_write, jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
 from ..train.rng import seed_everything as seed_globals
+from ..train.select import divergence
 
 __all__ = ["Runner", "atomic_write", "check_rollout", "experiment_parser", "parse_seeds", "resolve_device",
            "resolve_dtype", "run_cli", "save_figure", "seed_everything", "write_json"]
@@ -70,16 +71,12 @@ def parse_seeds(text: str) -> list[int]:
 
 def check_rollout(values, what: str, seed: int | None = None, grow: float | None = None) -> None:
     """Raise DivergenceError when a rollout (per-step values or states, step 0 first) becomes non-finite,
-    or grows above ``grow`` times its first value: one line naming the seed and the step."""
-    v = torch.as_tensor(values).detach().double().reshape(len(values), -1).abs().amax(dim=1)
-    bad = ~torch.isfinite(v)
-    if grow is not None:
-        bad |= v > grow * max(float(v[0]), torch.finfo(torch.float64).tiny)
-    if bool(bad.any()):
-        k = int(bad.nonzero()[0])
+    or grows above ``grow`` times its first value (``dynnets.train.divergence``): one line naming the seed
+    and the step."""
+    found = divergence(values, grow=grow)
+    if found is not None:
         who = "" if seed is None else f"seed {seed}: "
-        raise DivergenceError(f"{who}{what} diverged at step {k} (value {float(v[k]):.3g}"
-                              f"{'' if grow is None else f'; rule: finite and <= {grow:g} x step 0'})")
+        raise DivergenceError(f"{who}{what} diverged at step {found[0]} ({found[1]})")
 
 
 def _lookup(metrics: dict, key: str):

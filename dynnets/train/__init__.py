@@ -27,11 +27,11 @@ from .loop import FitResult, fit
 from .monitor import Monitor
 from .phase import Phase, Stall
 from .rng import capture_rng, restore_rng, seed_everything
-from .select import Choice, choose
+from .select import Choice, choose, divergence
 
 __all__ = [
     "CheckpointError", "Choice", "ConfigError", "DistInfo", "DivergenceError", "Ensemble", "FitResult", "Monitor",
-    "NonFiniteLossError", "Phase", "Run", "Stall", "all_reduce_mean", "all_reduce_sum", "capture_rng", "choose",
+    "NonFiniteLossError", "Phase", "Run", "Stall", "all_reduce_mean", "all_reduce_sum", "capture_rng", "choose", "divergence",
     "fit", "init_distributed", "is_main_process", "load_checkpoint", "restore_rng", "save_checkpoint",
     "seed_everything", "shard_loader", "shutdown_distributed", "wrap_ddp",
 ]

@@ -45,12 +45,20 @@ def _curve(value, i: int) -> list[float]:
     return curve
 
 
-def _reason(curve: list[float], limit: float | None) -> str | None:
-    for k, v in enumerate(curve):
+def divergence(curve, limit: float | None = None, grow: float | None = None) -> tuple[int, str] | None:
+    """The first position k at which a curve (numbers, or per-step states reduced to their largest
+    magnitude) is not finite, exceeds ``limit``, or exceeds ``grow`` times its first value, with the reason;
+    None when it does neither. The one divergence rule of candidate selection and of the experiment
+    runner's rollout check."""
+    values = [float(v) for v in torch.as_tensor(curve).detach().double().reshape(len(curve), -1).abs().amax(dim=1)]
+    first = max(values[0], torch.finfo(torch.float64).tiny) if values else 1.0
+    for k, v in enumerate(values):
         if not math.isfinite(v):
-            return f"value {v} at position {k}"
+            return k, f"value {v} at step {k}"
         if limit is not None and v > limit:
-            return f"value {v:.3g} > limit {limit:.3g} at position {k}"
+            return k, f"value {v:.3g} > limit {limit:.3g} at step {k}"
+        if grow is not None and v > grow * first:
+            return k, f"value {v:.3g} > {grow:g} x step 0 at step {k}"
     return None
 
 
@@ -63,10 +71,10 @@ def choose(candidates: Sequence, score: Callable, *, limit: float | None = None)
     scores, rejected = [], {}
     for i, candidate in enumerate(candidates):
         curve = _curve(score(candidate), i)
-        reason = _reason(curve, limit)
-        if reason is not None:
-            rejected[i] = reason
-        scores.append(math.nan if reason is not None else curve[-1])
+        found = divergence(curve, limit)
+        if found is not None:
+            rejected[i] = found[1]
+        scores.append(math.nan if found is not None else curve[-1])
     kept = [i for i in range(len(candidates)) if i not in rejected]
     if not kept:
         detail = "; ".join(f"candidate {i}: {r}" for i, r in rejected.items())
