@@ -1,12 +1,10 @@
-"""Shared helpers for benchmarks: interleaved timing, machine facts, atomic JSON output."""
+"""Shared helpers for benchmarks: interleaved timing and machine facts (the runner writes the JSON)."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,15 +42,3 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
             fn()
             samples[name].append(time.perf_counter() - t0)
     return {name: {"min": min(s), "median": statistics.median(s)} for name, s in samples.items()}
-
-
-def write_json(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path

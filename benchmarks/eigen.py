@@ -12,7 +12,6 @@ only (and at n = 20 outside --quick), once per seed: minutes otherwise.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -21,9 +20,10 @@ import torch
 from scipy.integrate import solve_ivp
 
 from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, accuracy, yi_eig
+from dynnets.applications.runner import Runner, run_cli
 from dynnets.systems import spread_bound
 
-from ._common import machine, write_json
+from ._common import machine
 
 
 def random_symmetric(n: int, seed: int) -> np.ndarray:
@@ -99,12 +99,15 @@ def solvers(a: np.ndarray, seed: int, with_paper: bool, x0=None) -> dict:
     return fns
 
 
+RUNNER = Runner("eigen", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.eigen", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="n = 6, 20 only, 3 seeds for the ratio")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
+    """--quick: n = 6, 20 only, 3 seeds for the ratio."""
     sizes = (6, 20) if args.quick else (6, 20, 50, 100)
     seeds = range(3) if args.quick else range(10)
     seed_a = np.array(SEED_MATRIX)
@@ -151,10 +154,9 @@ def main(argv=None):
           f"robust max eps over seeds {max(r['robust (Cayley)']['max_eps'] for r in ratio_rows):.1e}, "
           f"max |Lambda| {max(r['robust (Cayley)']['max_abs_Lambda'] for r in ratio_rows):.1e}")
     print("time ~ n^p for n >= 20: " + ", ".join(f"{k} p = {v:.2f}" for k, v in slopes.items()))
-    path = write_json("eigen", {"machine": machine(), "quick": args.quick, "ratio_n6": ratio_rows,
-                                "scaling": scaling, "loglog_slope_n_ge_20": slopes})
-    print(f"wrote {path}")
+    return {"machine": machine(), "quick": args.quick, "ratio_n6": ratio_rows, "scaling": scaling,
+            "loglog_slope_n_ge_20": slopes}
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

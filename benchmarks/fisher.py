@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import time
@@ -21,8 +20,9 @@ import torch
 import torch.multiprocessing as mp
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
 
-from ._common import interleaved_times, machine, write_json
+from ._common import interleaved_times, machine
 
 DT = 2.4e-3
 
@@ -93,12 +93,16 @@ def lm_speedup(iterations: int) -> dict:
     return out
 
 
+RUNNER = Runner("fisher", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--repeats", type=int, default=5)
+RUNNER.parser.add_argument("--lm-iterations", type=int, default=3)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fisher", description=__doc__)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--lm-iterations", type=int, default=3)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
     rows = throughput(args.repeats)
     ddp = lm_speedup(args.lm_iterations)
     print(f"{'grid':>6}{'dtype':>9}{'samples/s':>12}{'Mpixel/s':>10}")
@@ -106,10 +110,8 @@ def main(argv=None):
         print(f"{r['grid']:>6}{r['dtype']:>9}{r['samples_per_s']:>12.1f}{r['pixels_per_s'] / 1e6:>10.2f}")
     print(f"LM iteration (32 tiles 32x32, float64): 1 process {ddp['seconds_per_iteration_1proc']:.2f} s, "
           f"2 processes {ddp['seconds_per_iteration_2proc']:.2f} s, speed-up {ddp['speedup_2proc']:.2f}x")
-    path = write_json("fisher", {"machine": machine(), "throughput": rows, "lm_ddp": ddp,
-                                 "load_average": os.getloadavg()})
-    print(f"wrote {path}")
+    return {"machine": machine(), "throughput": rows, "lm_ddp": ddp, "load_average": os.getloadavg()}
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

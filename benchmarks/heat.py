@@ -1,7 +1,7 @@
 """Heat equation: error versus training time of the trial-function solver (dynnets recipe against
 the seed's recipe), and the time finite differences need for the same problem.
 
-    python -m benchmarks.heat [--quick] [--seeds K] [--budget SEC] [--paper-budget SEC] [--timer cpu|wall]
+    python -m benchmarks.heat [--quick] [--runs K] [--budget SEC] [--paper-budget SEC] [--timer cpu|wall]
 
 Prints a table and writes benchmarks/results/heat.json. Time is this process's CPU time by default
 (one thread; equal to wall time on an idle machine, robust to a shared one); wall time is recorded.
@@ -9,20 +9,15 @@ Prints a table and writes benchmarks/results/heat.json. Time is this process's C
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import statistics
-import sys
-import tempfile
 import time
 
 import torch
 
 from dynnets.applications.pde import solve_heat
+from dynnets.applications.runner import Runner, run_cli
 from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
-from dynnets.errors import DynnetsError
 from dynnets.methods import CrankNicolson, Euler
 from dynnets.systems import HeatField1D, UniformGrid1D
 
@@ -53,36 +48,26 @@ def fd_timing(timer):
     return rows
 
 
-def write_json(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".heat.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+RUNNER = Runner("heat", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--runs", type=int, default=None, help="network seeds 0..runs-1 (default 3, quick 1)")
+RUNNER.parser.add_argument("--budget", type=float, default=None)
+RUNNER.parser.add_argument("--paper-budget", type=float, default=None)
+RUNNER.parser.add_argument("--timer", default="cpu", choices=("cpu", "wall"))
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.heat")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--seeds", type=int, default=None)
-    p.add_argument("--budget", type=float, default=None)
-    p.add_argument("--paper-budget", type=float, default=None)
-    p.add_argument("--timer", default="cpu", choices=("cpu", "wall"))
-    p.add_argument("--out", default="benchmarks/results/heat.json")
-    args = p.parse_args(argv)
-    seeds = args.seeds or (1 if args.quick else 3)
+    return RUNNER.main(run_benchmark, argv)
+
+
+def run_benchmark(args, seed, out) -> dict:
+    seeds = args.runs or (1 if args.quick else 3)
     budget = args.budget or (3.0 if args.quick else 20.0)
     paper_budget = args.paper_budget or (3.0 if args.quick else 100.0)
-    try:
-        torch.set_num_threads(1)
-        fd = fd_timing(args.timer)
-        runs = [train_heat_trial(DYNNETS_RECIPE, s, time_budget=budget, timer=args.timer, log_every=0.25,
-                                 progress=True) for s in range(seeds)]
-        paper = train_heat_trial(PAPER_RECIPE, 0, time_budget=paper_budget, timer=args.timer,
-                                 log_every=max(0.25, paper_budget / 200), progress=True)
-    except (DynnetsError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    fd = fd_timing(args.timer)
+    runs = [train_heat_trial(DYNNETS_RECIPE, s, time_budget=budget, timer=args.timer, log_every=0.25,
+                             progress=True) for s in range(seeds)]
+    paper = train_heat_trial(PAPER_RECIPE, 0, time_budget=paper_budget, timer=args.timer,
+                             log_every=max(0.25, paper_budget / 200), progress=True)
     checkpoints = [c for c in CHECKPOINTS if c <= max(budget, paper_budget)]
     table = {"dynnets (median)": {}, "paper recipe": {}}
     for c in checkpoints:
@@ -100,7 +85,6 @@ def main(argv=None):
         "paper_recipe_max_abs_error": paper["max_abs_error"],
         "paper_recipe_train_seconds": paper["train_seconds"],
     }
-    write_json(args.out, result)
     print(f"finite differences (max abs error at t = 0.1, 0.3; {args.timer} seconds to reach t = 0.3)")
     for row in fd:
         print(f"  {row['scheme']:<18} dx={row['dx']:<6g} error {row['max_abs_error']:.2e}  "
@@ -114,4 +98,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
