@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Method
+from ..errors import TableauError
 from ..structure import Lipschitz
 from . import tableau as tableaux
 from .tableau import ButcherTableau
@@ -27,6 +28,13 @@ class ExplicitRK(Method):
         if not isinstance(tableau, ButcherTableau):
             raise TypeError(
                 f"ExplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got {type(tableau).__name__}"
+            )
+        implicit = tableau.first_implicit_entry()
+        if implicit is not None:
+            i, j = implicit
+            raise TableauError(
+                f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} is on or above the "
+                "diagonal (ExplicitRK needs a strictly lower-triangular A; use ImplicitRK(tableau))"
             )
         self.tableau = tableau
         self.name = tableau.name
