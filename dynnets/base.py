@@ -70,7 +70,7 @@ class Field(nn.Module):
     def quadratic_invariants(self) -> tuple[QuadraticInvariant, ...]:
         """QuadraticInvariant(Q) for every ConservesQuadratic(Q) trait (none by default): what every
         Runge-Kutta method with a symplectic tableau conserves."""
-        return tuple(QuadraticInvariant(t.Q) for t in self.traits if isinstance(t, ConservesQuadratic))
+        return tuple(t.invariant for t in self.traits if isinstance(t, ConservesQuadratic))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """DF(x_i) for every row of the batch x, shape (batch, n, n) with n the state size (states

@@ -166,6 +166,14 @@ class QuadraticInvariant(Property):
         object.__setattr__(self, "Q", _as_symmetric(Q))
 
     @classmethod
+    def _canonical(cls, Q: tuple[tuple[float, ...], ...]) -> QuadraticInvariant:
+        """From an already canonical Q (a trait's), without normalising again (which could move the last
+        bits and make the two unequal)."""
+        prop = object.__new__(cls)
+        object.__setattr__(prop, "Q", Q)
+        return prop
+
+    @classmethod
     def identity(cls, dim: int) -> QuadraticInvariant:
         """||x||^2 (the property NormPreserving states for the Euclidean norm)."""
         return cls([[float(i == j) for j in range(dim)] for i in range(dim)])
@@ -241,6 +249,12 @@ class ConservesQuadratic(Trait):
 
     def __init__(self, Q):
         object.__setattr__(self, "Q", _as_symmetric(Q))
+
+    @property
+    def invariant(self) -> QuadraticInvariant:
+        """The property QuadraticInvariant(Q) this trait gives under symplectic Runge-Kutta methods, equal
+        to ``QuadraticInvariant(Q)`` built from the same Q."""
+        return QuadraticInvariant._canonical(self.Q)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Guarantees (Hairer, Lubich, Wanner, Geometric Numerical Integration, IV.1-2, VI.
 - every Runge-Kutta method conserves the linear invariants c^T x of a field with c^T F = 0;
 - a symplectic tableau (b_i a_ij + b_j a_ji = b_i b_j, ``ButcherTableau.is_symplectic``, e.g. Gauss-
   Legendre) conserves every quadratic invariant x^T Q x of a field with x^T Q F(x) = 0 (trait
-  ``ConservesQuadratic``; Q = I gives ``NormPreserving``) and is a symplectic map on every Hamiltonian
-  field F = J grad H, separable or not (trait ``CanonicalHamiltonian``);
+  ``ConservesQuadratic``; Q = I gives ``NormPreserving``) and is a symplectic (hence volume-preserving)
+  map on every Hamiltonian field F = J grad H, separable or not (trait ``CanonicalHamiltonian``);
 - a symmetric tableau (``is_symmetric``) has Psi_(-h) = Psi_h^(-1): the inverse step is the same method
   with -h, again an implicit solve (to the same tolerance), so ``Flow.inverse`` and
   ``memory="reversible"`` work, reconstructing inputs to about the Newton tolerance.
@@ -29,7 +29,7 @@ from ..base import Method
 from ..checks import check_size
 from ..errors import ConfigError
 from ..memory import transforms_active
-from ..structure import CanonicalHamiltonian, NormPreserving, Symplectic
+from ..structure import CanonicalHamiltonian, NormPreserving, Symplectic, VolumePreserving
 from . import tableau as tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
@@ -80,7 +80,7 @@ class ImplicitRK(Method):
                 if invariant.is_norm:
                     props.add(NormPreserving())
             if field.has_trait(CanonicalHamiltonian):
-                props.add(Symplectic())
+                props.update((Symplectic(), VolumePreserving()))  # det of a symplectic matrix is 1
         return frozenset(props)
 
     def invertible(self, field) -> bool:

@@ -43,8 +43,10 @@ from ..errors import NotConvergedError
 TOLERANCE_FACTOR = 8.0
 #: step halvings of the backtracking line search per Newton iteration
 MAX_HALVINGS = 10
-#: sub-steps of the continuation in h tried for samples Newton did not solve from K = F(x)
+#: sub-steps of the continuation in h tried for samples Newton did not solve from its start
 CONTINUATION = (4, 16)
+#: Newton iterations without a 10% drop of the worst unconverged residual after which a run gives up
+STALL = 10
 
 
 @dataclass(frozen=True)
@@ -172,28 +174,34 @@ class StageProblem:
 
     def _continued(self, params, flat, h, pieces: int, shape):
         """Solve for h k / pieces, k = 1..pieces, each from the previous solution (K(h) is smooth in h and
-        K(0) = F(x), so a good start for the full h is reached in small moves)."""
+        K(0) = F(x), so a good start for the full h is reached in small moves; the intermediate solves
+        only provide starts, so they get at most STALL iterations)."""
         K = self._start(params, flat, h / pieces, shape)
         used = 0
         for k in range(1, pieces + 1):
-            attempt = self._newton(params, flat, h * k / pieces, K, shape)
+            limit = self.max_iterations if k == pieces else min(STALL, self.max_iterations)
+            attempt = self._newton(params, flat, h * k / pieces, K, shape, limit)
             used += attempt.iterations
             K = torch.where(torch.isfinite(attempt.K), attempt.K, K)
         return attempt, used
 
-    def _newton(self, params, flat, h: float, K: torch.Tensor, shape) -> _Attempt:
-        """At most ``max_iterations`` damped Newton updates from K; samples stop once converged."""
+    def _newton(self, params, flat, h: float, K: torch.Tensor, shape, limit: int | None = None) -> _Attempt:
+        """At most ``limit`` (default ``max_iterations``) damped Newton updates from K; samples stop once
+        converged; the run stops early when the unconverged samples' best residual has not dropped by 10%
+        over STALL iterations (no solution on this path: the caller continues or reports)."""
+        limit = self.max_iterations if limit is None else limit
         eps = torch.finfo(flat.dtype).eps
         x_size = flat.abs().amax(dim=1)
         conditioning = torch.zeros_like(x_size)  # |h| max_i ||J_i||_inf ||X_i||_inf, once J is known
         G = self.residual(params, flat, h, K, shape)
         previous = torch.full_like(x_size, float("inf"))
-        for iteration in range(self.max_iterations + 1):
+        best: list[float] = []  # worst unconverged residual per iteration, recorded from STALL on
+        for iteration in range(limit + 1):
             residual = abs(h) * G.abs().amax(dim=(1, 2))
             output = torch.maximum(x_size, abs(h) * K.abs().amax(dim=(1, 2)))
             tolerance = TOLERANCE_FACTOR * eps * torch.maximum(output, conditioning)
             within = residual <= tolerance
-            if iteration == self.max_iterations:
+            if iteration == limit or (iteration >= STALL and self._stalled(best, residual, within)):
                 return _Attempt(K, residual, tolerance, within, iteration)
             # at the output's unit round-off, or within the tolerance and no longer halving (the floor)
             done = (residual <= eps * output) | (within & (residual > 0.5 * previous))
@@ -206,6 +214,12 @@ class StageProblem:
             # a singular Newton matrix gives a non-finite step, hence residual: that sample is given up
             step, _ = torch.linalg.solve_ex(self.newton_matrix(J, h), -G.reshape(G.shape[0], -1))
             K, G = self._damped(params, flat, h, K, G, step.reshape(K.shape), done, within, shape)
+
+    @staticmethod
+    def _stalled(best: list, residual, within) -> bool:
+        """Record the worst unconverged residual; True when it has not dropped by 10% in STALL iterations."""
+        best.append(float(torch.where(within, 0.0, torch.nan_to_num(residual, nan=float("inf"))).max()))
+        return len(best) > STALL and not best[-1] < 0.9 * min(best[:-STALL])
 
     def residual(self, params, flat, h, K, shape) -> torch.Tensor:
         """G(K) = K - F(x + h A K), shape (batch, s, n)."""

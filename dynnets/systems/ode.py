@@ -170,14 +170,15 @@ class RigidBody(Field):
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """S(y) = -[w]_x with w = I^-1 y, so S(y) y = y x w."""
-        w1, w2, w3 = self._omega(x).unbind(-1)
-        zero = torch.zeros_like(w1)
-        return torch.stack([torch.stack([zero, w3, -w2], -1),
-                            torch.stack([-w3, zero, w1], -1),
-                            torch.stack([w2, -w1, zero], -1)], -2)
+        return -_cross_matrix(self._omega(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.cross(x, self._omega(x), dim=-1)
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """D(y x w) = -[w]_x + [y]_x I^-1 (w = I^-1 y), with [v]_x z = v x z."""
+        inverse = torch.tensor(self.inertia, dtype=x.dtype, device=x.device).reciprocal()
+        return self.skew(x) + _cross_matrix(x) * inverse
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """y^T I^-1 y / 2 per row."""
@@ -185,6 +186,15 @@ class RigidBody(Field):
 
     def extra_repr(self) -> str:
         return f"inertia={self.inertia}"
+
+
+def _cross_matrix(v: torch.Tensor) -> torch.Tensor:
+    """[v]_x, the skew matrix with [v]_x z = v x z, shape (batch, 3, 3)."""
+    v1, v2, v3 = v.unbind(-1)
+    zero = torch.zeros_like(v1)
+    return torch.stack([torch.stack([zero, -v3, v2], -1),
+                        torch.stack([v3, zero, -v1], -1),
+                        torch.stack([-v2, v1, zero], -1)], -2)
 
 
 class DampedForced(Field):
