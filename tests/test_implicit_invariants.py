@@ -89,8 +89,8 @@ def _quadratic_q():
     return (b @ b.T + b.T @ b) / 2  # exactly symmetric, indefinite parts included via the sum
 
 
-@pytest.mark.parametrize("method, holds", [(dn.methods.GaussLegendre(2), True), (dn.methods.RK4(), False)],
-                         ids=["GaussLegendre2", "RK4-control"])
+@pytest.mark.parametrize("method, holds", [(dn.methods.GaussLegendre(2), True), (dn.methods.RadauIIA(2), False)],
+                         ids=["GaussLegendre2", "RadauIIA2-control"])
 def test_general_quadratic_invariant_on_a_deep_flow(method, holds):
     Q = _quadratic_q()
     flow = deep_flow(lambda: dn.fields.QuadraticPreserving(4, 8, Q), method, 0.2, N_DEEP, SCALE, seed=60)

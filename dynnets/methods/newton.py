@@ -193,7 +193,7 @@ class StageProblem:
         eps = torch.finfo(flat.dtype).eps
         x_size = flat.abs().amax(dim=1)
         conditioning = torch.zeros_like(x_size)  # |h| max_i ||J_i||_inf ||X_i||_inf, once J is known
-        G = self.residual(params, flat, h, K, shape)
+        G, X = self.residual(params, flat, h, K, shape)
         previous = torch.full_like(x_size, float("inf"))
         best: list[float] = []  # worst unconverged residual per iteration, recorded from STALL on
         for iteration in range(limit + 1):
@@ -208,12 +208,11 @@ class StageProblem:
             if bool((done | ~torch.isfinite(residual)).all()):
                 return _Attempt(K, residual, tolerance, done, iteration)
             previous = torch.where(done, previous, residual)
-            X = self.stage_points(flat, h, K)
             J = self.jacobian_at(params, X, shape)
             conditioning = abs(h) * (J.abs().sum(-1).amax(-1) * X.abs().amax(-1)).amax(-1)
             # a singular Newton matrix gives a non-finite step, hence residual: that sample is given up
             step, _ = torch.linalg.solve_ex(self.newton_matrix(J, h), -G.reshape(G.shape[0], -1))
-            K, G = self._damped(params, flat, h, K, G, step.reshape(K.shape), done, within, shape)
+            K, G, X = self._damped(params, flat, h, K, G, step.reshape(K.shape), done, within, shape)
 
     @staticmethod
     def _stalled(best: list, residual, within) -> bool:
@@ -221,9 +220,10 @@ class StageProblem:
         best.append(float(torch.where(within, 0.0, torch.nan_to_num(residual, nan=float("inf"))).max()))
         return len(best) > STALL and not best[-1] < 0.9 * min(best[:-STALL])
 
-    def residual(self, params, flat, h, K, shape) -> torch.Tensor:
-        """G(K) = K - F(x + h A K), shape (batch, s, n)."""
-        return K - self.field_at(params, self.stage_points(flat, h, K), shape)
+    def residual(self, params, flat, h, K, shape) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G(K), X): G = K - F(X) at the stage points X = x + h A K, both (batch, s, n)."""
+        X = self.stage_points(flat, h, K)
+        return K - self.field_at(params, X, shape), X
 
     def _damped(self, params, flat, h, K, G, step, done, within, shape):
         """K + lam step with lam = 1, 1/2, ... (at most MAX_HALVINGS halvings) per sample, the first that
@@ -234,10 +234,10 @@ class StageProblem:
         lam = torch.ones_like(norm)
         for halving in range(MAX_HALVINGS + 1):
             trial = torch.where(done[:, None, None], K, K + lam[:, None, None] * step)
-            trial_G = self.residual(params, flat, h, trial, shape)
+            trial_G, trial_X = self.residual(params, flat, h, trial, shape)
             better = done | within | (trial_G.abs().amax(dim=(1, 2)) < norm)
             if bool(better.all()) or halving == MAX_HALVINGS:
-                return trial, trial_G
+                return trial, trial_G, trial_X
             lam = torch.where(better, lam, 0.5 * lam)
 
     def _fail(self, h, attempt: _Attempt, why: str):
