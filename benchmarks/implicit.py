@@ -69,6 +69,16 @@ def torchdiffeq_flow(odeint, func, method: str, steps: int):
     return run
 
 
+def _bound(f, x):
+    """f(x) as a function of nothing (a timing candidate)."""
+    return lambda: f(x)
+
+
+def _single(f):
+    """f on one point: z -> f(z[None])[0]."""
+    return lambda z: f(z[None])[0]
+
+
 def timing(field, odeint, batches, repeats) -> list[dict]:
     rows = []
     for batch in batches:
@@ -76,11 +86,11 @@ def timing(field, odeint, batches, repeats) -> list[dict]:
         fns = {}
         for name, method in OURS.items():
             flow = dn.Flow.repeat(dn.Step(field, method, H), STEPS_PER_CALL)
-            fns[name] = (lambda f: lambda: f(x))(flow)
+            fns[name] = _bound(flow, x)
         counters = {}
         for name, (method, _) in THEIRS.items():
             counters[name] = Counted(field)
-            fns[name] = (lambda f: lambda: f(x))(torchdiffeq_flow(odeint, counters[name], method, STEPS_PER_CALL))
+            fns[name] = _bound(torchdiffeq_flow(odeint, counters[name], method, STEPS_PER_CALL), x)
         with torch.no_grad():
             stats = interleaved_times(fns, repeats=repeats if batch <= 8 else max(3, repeats // 3), warmup=1)
             row = {"batch": batch}
@@ -120,7 +130,7 @@ def symplecticity(field, odeint, points) -> dict:
         run = torchdiffeq_flow(odeint, Counted(field), method, DEFECT_STEPS)
         worst = 0.0
         for x in points:
-            J = torch.autograd.functional.jacobian(lambda z: run(z[None])[0], x)
+            J = torch.autograd.functional.jacobian(_single(run), x)
             worst = max(worst, float(torch.linalg.matrix_norm(J.T @ omega @ J - omega)))
         out[name] = worst
     return out
