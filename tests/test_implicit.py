@@ -253,3 +253,12 @@ def test_a_stable_methods_have_no_step_limit_on_stiff_fixed_fields():
         dn.Step(heat, dn.methods.RK4(), 0.01)
     y = dn.Step(heat, dn.methods.RadauIIA(3), 0.01)(torch.ones(2, heat.dim, dtype=torch.float64))
     assert bool(torch.isfinite(y).all()) and float(y.abs().max()) <= 1.0
+
+
+def test_states_too_large_for_a_dense_newton_system_are_refused():
+    field = dn.fields.FunctionField(lambda x: -x, 2000)
+    step = dn.Step(field, dn.methods.GaussLegendre(3), 0.1)
+    with pytest.raises(ConfigError, match="s n <= 4096, got shape \\(1, 2000\\) \\(s n = 6000\\)"):
+        step(torch.zeros(1, 2000, dtype=torch.float64))
+    with pytest.raises(ConfigError, match="batched states"):
+        dn.Step(_hamiltonian(), dn.methods.ImplicitMidpoint(), 0.1)(torch.zeros(2, dtype=torch.float64))

@@ -18,7 +18,8 @@ raises ``NotConvergedError``; the Jacobian of the step is the implicit-function-
 converged stages, which is exactly symplectic for a symplectic tableau wherever it is evaluated.
 
 Cost per Newton iteration: one batched evaluation of F and of DF at the s stages and one dense solve of
-size s n per sample, so the method is meant for states of moderate size n (up to a few hundred).
+size s n per sample, so the method is meant for states of moderate size n (up to a few hundred); s n above
+MAX_SYSTEM = 4096 is refused with ConfigError rather than attempted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from . import tableau as tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
 from .tableau import ButcherTableau
+
+
+#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
+MAX_SYSTEM = 4096
 
 
 class ImplicitRK(Method):
@@ -55,16 +60,23 @@ class ImplicitRK(Method):
     def real_stability_interval(self) -> float:
         return self.tableau.real_stability_interval
 
-    def _problem(self, field) -> StageProblem:
-        return StageProblem(field, self._a, self.name, self.max_iterations)
-
     def solve(self, field, x: torch.Tensor, h) -> StageSolution:
         """The converged stages with the iteration count (no autograd), e.g. for diagnostics."""
-        problem = self._problem(field)
+        problem = self._problem(field, x)
         return problem.solve(x, float(h), problem.own)
 
+    def _problem(self, field, x: torch.Tensor) -> StageProblem:
+        size = self.tableau.stages * (x[0].numel() if x.dim() > 1 else 0)
+        if x.dim() < 2 or size > MAX_SYSTEM:
+            raise ConfigError(
+                f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
+                f"(batch, ...) with s n <= {MAX_SYSTEM}, got shape {tuple(x.shape)} (s n = {size}); use an "
+                "explicit method for large states"
+            )
+        return StageProblem(field, self._a, self.name, self.max_iterations)
+
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
-        problem = self._problem(field)
+        problem = self._problem(field, x)
         if _needs_graph(x, h, problem.own) or transforms_active():
             K = StageSolve.apply(x, h, problem, *problem.own)
         else:  # nothing to differentiate: skip the autograd Function's bookkeeping
