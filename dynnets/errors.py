@@ -18,6 +18,11 @@ class TableauError(DynnetsError, ValueError):
     an explicit one is needed."""
 
 
+class NotConvergedError(DynnetsError, ArithmeticError):
+    """An implicit step's equations were not solved to their stated tolerance (the message names h, the
+    residual, the tolerance and the number of iterations); never returned as an unconverged result."""
+
+
 class StepSizeError(DynnetsError, ValueError):
     """A step size is not positive and finite, or lies outside a scheme's stability region."""
 
@@ -34,14 +39,13 @@ class ConfigError(DynnetsError, ValueError):
     """A configuration value (option, size, name) breaks its documented rule."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A configuration value has the wrong type (a Step given something that is not a Method, ...)."""
+
+
 class CheckpointError(DynnetsError, ValueError):
     """A checkpoint file is missing, truncated, corrupt, or does not fit the model it is loaded into."""
 
 
 class NonFiniteLossError(DynnetsError, FloatingPointError):
     """Training produced a NaN or infinite loss; the parameters are left as they were before that step."""
-
-
-class NotConvergedError(DynnetsError, ArithmeticError):
-    """An implicit step's equations were not solved to their stated tolerance (the message names h, the
-    residual, the tolerance and the number of iterations); never returned as an unconverged result."""

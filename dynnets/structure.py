@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
+
 __all__ = [
     "Affine",
     "CanonicalHamiltonian",
@@ -48,22 +50,23 @@ __all__ = [
 ]
 
 
-def _finite_reals(values, what: str) -> list[float]:
-    """``values`` (a tensor or a sequence of numbers) as a flat list of finite floats, not all zero."""
+def _finite_reals(values, what: str, kind: str) -> list[float]:
+    """``values`` (a tensor or a sequence of numbers) as a flat list of finite floats, not all zero; else
+    ConfigError naming the value and the rule (``what``: the invariant, ``kind``: "vector c", "matrix Q")."""
     if isinstance(values, torch.Tensor):
         values = values.detach().to("cpu", torch.float64).reshape(-1).tolist()
     elif isinstance(values, (str, bytes)):
-        raise ValueError(f"a {what} needs numbers, got the string {values!r}")
+        raise ConfigError(f"a {what} needs a {kind} of numbers, got the string {values!r}")
     try:
         vec = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise ValueError(f"a {what} needs real numbers, got {values!r}") from None
+        raise ConfigError(f"a {what} needs a {kind} of real numbers, got {values!r}") from None
     if not vec:
-        raise ValueError(f"a {what} needs a non-empty set of numbers, got an empty one")
+        raise ConfigError(f"a {what} needs a non-empty {kind}, got an empty one")
     if not all(math.isfinite(v) for v in vec):
-        raise ValueError(f"a {what} needs finite numbers, got {vec}")
+        raise ConfigError(f"a {what} needs a finite {kind}, got {vec}")
     if max(abs(v) for v in vec) == 0.0:
-        raise ValueError(f"a {what} needs a non-zero vector or matrix, got all zeros")
+        raise ConfigError(f"a {what} needs a non-zero {kind}, got all zeros")
     return vec
 
 
@@ -85,7 +88,7 @@ def _as_vector(c) -> tuple[float, ...]:
     vector is scale-free (``_unit_of_line``)."""
     if isinstance(c, torch.Tensor):
         c = c.reshape(-1)
-    return _unit_of_line(_finite_reals(c, "linear invariant"))
+    return _unit_of_line(_finite_reals(c, "linear invariant", "vector c"))
 
 
 def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
@@ -102,13 +105,13 @@ def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
         except TypeError:
             rows = None
     if rows is None or not rows or any(len(r) != len(rows) for r in rows):
-        raise ValueError(f"a quadratic invariant needs a square matrix Q, got {q!r}")
+        raise ConfigError(f"a quadratic invariant needs a square matrix Q, got {q!r}")
     n = len(rows)
-    flat = _finite_reals([v for r in rows for v in r], "quadratic invariant")
+    flat = _finite_reals([v for r in rows for v in r], "quadratic invariant", "matrix Q")
     big = max(abs(v) for v in flat)
     sym = [0.5 * (flat[i * n + j] / big + flat[j * n + i] / big) for i in range(n) for j in range(n)]
     if max(abs(v) for v in sym) == 0.0:
-        raise ValueError("a quadratic invariant needs Q with a non-zero symmetric part (x^T Q x = 0 for skew Q)")
+        raise ConfigError("a quadratic invariant needs Q with a non-zero symmetric part (x^T Q x = 0 for skew Q)")
     unit = _unit_of_line(sym)
     return tuple(tuple(unit[i * n:(i + 1) * n]) for i in range(n))
 

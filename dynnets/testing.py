@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from . import structure
+from .errors import ShapeError
 
 __all__ = [
     "EPS64",
@@ -122,7 +123,7 @@ def quadratic_drift(f, x, Q) -> float:
     flat = x.reshape(x.shape[0], -1)
     Q = torch.as_tensor(Q, dtype=torch.float64, device=x.device)
     if Q.shape != (flat.shape[1], flat.shape[1]):
-        raise ValueError(f"Q has shape {tuple(Q.shape)} but states have {flat.shape[1]} entries")
+        raise ShapeError(f"Q has shape {tuple(Q.shape)} but states have {flat.shape[1]} entries")
     Q = 0.5 * (Q + Q.T)
     Q = Q / Q.abs().max()
     Q = Q / torch.linalg.matrix_norm(Q)

@@ -28,14 +28,13 @@ import torch
 
 from ..base import Method
 from ..checks import check_size
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigTypeError
 from ..memory import transforms_active
 from ..structure import CanonicalHamiltonian, NormPreserving, Symplectic, VolumePreserving
 from . import tableau as tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
 from .tableau import ButcherTableau
-
 
 #: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
 MAX_SYSTEM = 4096
@@ -47,7 +46,7 @@ class ImplicitRK(Method):
 
     def __init__(self, tableau: ButcherTableau, *, max_iterations: int = 50):
         if not isinstance(tableau, ButcherTableau):
-            raise TypeError(f"ImplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got "
+            raise ConfigTypeError(f"ImplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got "
                             f"{type(tableau).__name__}")
         self.tableau = tableau
         self.name = tableau.name
