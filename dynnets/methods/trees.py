@@ -1,6 +1,7 @@
 """Rooted trees and the Runge-Kutta order conditions (Butcher; Hairer, Norsett, Wanner I, II.2).
 
-A Runge-Kutta method (A, b) has order p exactly when, for every rooted tree t with |t| <= p vertices,
+A Runge-Kutta method (A, b) has order at least p exactly when, for every rooted tree t with |t| <= p
+vertices,
 
     b^T Phi(t) = 1 / gamma(t),
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
-Tree = tuple  # tuple[Tree, ...]: the sorted subtrees of the root
+Tree = tuple  # tuple[Tree, ...]: the root's subtrees, in the canonical order of ``trees``
 
 LEAF: Tree = ()
 
