@@ -5,6 +5,8 @@ the field base class, with a default that states "the field has no such structur
 ``field.stiffness()`` or ``field.euler_lipschitz_bound(h)`` on every field, and a trait's interface
 (``partition()``, ``skew(x)``, ``affine_parts()``, ``hamiltonian(x)``) is guaranteed by the trait the
 field declares (``Method.check`` refuses a field without it before any interface is called).
+``linear_invariants()``, ``quadratic_invariants()`` (read off the traits) and ``jacobian(x)`` (exact
+autodiff unless a field has a closed form) work on every field.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .errors import (
     ShapeError,
     StepSizeError,
 )
-from .structure import ConservesLinear, LinearInvariant, Trait
+from .structure import ConservesLinear, ConservesQuadratic, LinearInvariant, QuadraticInvariant, Trait
 
 
 class Field(nn.Module):
@@ -72,6 +74,23 @@ class Field(nn.Module):
         """LinearInvariant(c) for every ConservesLinear(c) trait: what any Runge-Kutta method conserves."""
         return tuple(LinearInvariant(t.c) for t in self.traits if isinstance(t, ConservesLinear))
 
+    def quadratic_invariants(self) -> tuple[QuadraticInvariant, ...]:
+        """QuadraticInvariant(Q) for every ConservesQuadratic(Q) trait (none by default): what every
+        Runge-Kutta method with a symplectic tableau conserves."""
+        return tuple(t.invariant for t in self.traits if isinstance(t, ConservesQuadratic))
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """DF(x_i) for every row of the batch x, shape (batch, n, n) with n the state size (states
+        flattened), in x's dtype: what implicit methods need for Newton's method and for the adjoint of
+        their stage equations. By default exact reverse-mode autodiff (``torch.func.jacrev`` under
+        ``vmap``); a field with a closed form overrides it."""
+        shape = x.shape[1:]
+
+        def single(z):
+            return self(z.reshape(1, *shape)).reshape(-1)
+
+        return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
+
     def has_trait(self, trait: type[Trait]) -> bool:
         return any(isinstance(t, trait) for t in self.traits)
 
@@ -83,6 +102,10 @@ class Field(nn.Module):
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """S(x), skew-symmetric, with F(x) = S(x) x (trait ``SkewProduct``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not a SkewProduct (it has no skew(x))")
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        """H(x) per batch row with F = J grad H (traits ``CanonicalHamiltonian``, ``SeparableHamiltonian``)."""
+        raise IncompatibleFieldError(f"{type(self).__name__} is not a Hamiltonian field (it has no hamiltonian(x))")
 
     def affine_parts(self, dtype=torch.float64, device=None):
         """(M, c) with F(x) = M x + c (trait ``Affine``)."""

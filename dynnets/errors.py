@@ -14,7 +14,13 @@ class NotInvertibleError(DynnetsError, TypeError):
 
 
 class TableauError(DynnetsError, ValueError):
-    """A Butcher tableau is malformed, not explicit, or inconsistent."""
+    """A Butcher tableau is malformed or inconsistent, claims an order it does not have, or is implicit where
+    an explicit one is needed."""
+
+
+class NotConvergedError(DynnetsError, ArithmeticError):
+    """An implicit step's equations were not solved to their stated tolerance (the message names h, the
+    residual, the tolerance and the number of iterations); never returned as an unconverged result."""
 
 
 class StepSizeError(DynnetsError, ValueError):

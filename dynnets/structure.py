@@ -1,13 +1,17 @@
 """Geometric properties, the structural traits of field families, and their algebra.
 
 A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``VolumePreserving()``,
-``NormPreserving()``, ``LinearInvariant(c)`` (c^T x is conserved) and ``Lipschitz(L)``.
+``NormPreserving()``, ``LinearInvariant(c)`` (c^T x is conserved), ``QuadraticInvariant(Q)`` (x^T Q x
+is conserved) and ``Lipschitz(L)``.
 
 A *trait* is what a vector-field family is: ``Partitioned()`` (state (q, v), F = (f(v), g(q))),
-``SeparableHamiltonian()`` (additionally f = grad T, g = -grad V), ``SkewProduct()`` (F(x) = S(x) x
-with S(x) skew), or ``ConservesLinear(c)`` (c^T F(x) = 0 for all x). Methods turn traits into
-properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into LinearInvariant(c)), so a
-Step's guarantees come from the pair (field, method) and fields and methods never import each other.
+``CanonicalHamiltonian()`` (F = J grad H on x = (q, p)), ``SeparableHamiltonian()`` (partitioned and
+canonical Hamiltonian with H = T(p) + V(q)), ``SkewProduct()`` (F(x) = S(x) x with S(x) skew),
+``ConservesLinear(c)`` (c^T F(x) = 0 for all x) or ``ConservesQuadratic(Q)`` (x^T Q F(x) = 0 for all x).
+Methods turn traits into properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into
+LinearInvariant(c); a symplectic Runge-Kutta tableau turns ConservesQuadratic(Q) into
+QuadraticInvariant(Q) and CanonicalHamiltonian into Symplectic), so a Step's guarantees come from the
+pair (field, method) and fields and methods never import each other.
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
 which multiply (``compose``).
@@ -28,12 +32,15 @@ from .errors import ConfigError
 
 __all__ = [
     "Affine",
+    "CanonicalHamiltonian",
     "ConservesLinear",
+    "ConservesQuadratic",
     "LinearInvariant",
     "Lipschitz",
     "NormPreserving",
     "Partitioned",
     "Property",
+    "QuadraticInvariant",
     "SeparableHamiltonian",
     "SkewProduct",
     "Symplectic",
@@ -43,32 +50,70 @@ __all__ = [
 ]
 
 
+def _finite_reals(values, what: str, kind: str) -> list[float]:
+    """``values`` (a tensor or a sequence of numbers) as a flat list of finite floats, not all zero; else
+    ConfigError naming the value and the rule (``what``: the invariant, ``kind``: "vector c", "matrix Q")."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu", torch.float64).reshape(-1).tolist()
+    elif isinstance(values, (str, bytes)):
+        raise ConfigError(f"a {what} needs a {kind} of numbers, got the string {values!r}")
+    try:
+        vec = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"a {what} needs a {kind} of real numbers, got {values!r}") from None
+    if not vec:
+        raise ConfigError(f"a {what} needs a non-empty {kind}, got an empty one")
+    if not all(math.isfinite(v) for v in vec):
+        raise ConfigError(f"a {what} needs a finite {kind}, got {vec}")
+    if max(abs(v) for v in vec) == 0.0:
+        raise ConfigError(f"a {what} needs a non-zero {kind}, got all zeros")
+    return vec
+
+
+def _unit_of_line(vec: list[float]) -> tuple[float, ...]:
+    """vec / |vec| with the first non-zero entry positive; |vec| is computed after dividing by max |vec_i|,
+    so neither 1e200 nor 1e-300 overflows or underflows."""
+    big = max(abs(v) for v in vec)
+    scaled = [v / big for v in vec]
+    norm = math.sqrt(math.fsum(v * v for v in scaled))
+    sign = 1.0 if next(v for v in scaled if v != 0.0) > 0 else -1.0
+    return tuple(sign * v / norm for v in scaled)
+
+
 def _as_vector(c) -> tuple[float, ...]:
     """c as the canonical unit vector of its line: c / |c| with the first non-zero entry positive.
 
     c^T x is conserved exactly when (a c)^T x is, for any a != 0, so the invariant is the line of c: two
     vectors on one line give the same (equal, hashable) property, and measuring drift with the unit
-    vector is scale-free. |c| is computed after dividing by max |c_i|, so neither 1e200 nor 1e-300
-    overflows or underflows."""
+    vector is scale-free (``_unit_of_line``)."""
     if isinstance(c, torch.Tensor):
-        c = c.detach().to("cpu", torch.float64).reshape(-1).tolist()
-    elif isinstance(c, (str, bytes)):
-        raise ConfigError(f"a linear invariant needs a vector of numbers, got the string {c!r}")
-    try:
-        vec = [float(v) for v in c]
-    except (TypeError, ValueError):
-        raise ConfigError(f"a linear invariant needs a vector of real numbers, got {c!r}") from None
-    if not vec:
-        raise ConfigError("a linear invariant needs a non-empty vector c, got an empty one")
-    if not all(math.isfinite(v) for v in vec):
-        raise ConfigError(f"a linear invariant needs a finite vector c, got {vec}")
-    big = max(abs(v) for v in vec)
-    if big == 0.0:
-        raise ConfigError("a linear invariant needs a non-zero vector c, got all zeros")
-    scaled = [v / big for v in vec]
-    norm = math.sqrt(math.fsum(v * v for v in scaled))
-    sign = 1.0 if next(v for v in scaled if v != 0.0) > 0 else -1.0
-    return tuple(sign * v / norm for v in scaled)
+        c = c.reshape(-1)
+    return _unit_of_line(_finite_reals(c, "linear invariant", "vector c"))
+
+
+def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
+    """Q as the canonical representative of its quadratic form: the symmetric part (Q + Q^T)/2 (x^T Q x
+    depends on nothing else), scaled to unit Frobenius norm with its first non-zero entry positive
+    (x^T Q x is conserved exactly when x^T (a Q) x is, a != 0). Scale-safe as ``_unit_of_line``."""
+    if isinstance(q, torch.Tensor):
+        rows = q.detach().to("cpu", torch.float64).tolist() if q.dim() == 2 else None
+    elif isinstance(q, (str, bytes)):
+        rows = None
+    else:
+        try:
+            rows = [list(r) for r in q]
+        except TypeError:
+            rows = None
+    if rows is None or not rows or any(len(r) != len(rows) for r in rows):
+        raise ConfigError(f"a quadratic invariant needs a square matrix Q, got {q!r}")
+    n = len(rows)
+    flat = _finite_reals([v for r in rows for v in r], "quadratic invariant", "matrix Q")
+    big = max(abs(v) for v in flat)
+    sym = [0.5 * (flat[i * n + j] / big + flat[j * n + i] / big) for i in range(n) for j in range(n)]
+    if max(abs(v) for v in sym) == 0.0:
+        raise ConfigError("a quadratic invariant needs Q with a non-zero symmetric part (x^T Q x = 0 for skew Q)")
+    unit = _unit_of_line(sym)
+    return tuple(tuple(unit[i * n:(i + 1) * n]) for i in range(n))
 
 
 class Property:
@@ -112,6 +157,44 @@ class LinearInvariant(Property):
         return f"LinearInvariant(c={shown}, dim={len(self.c)})"
 
 
+@dataclass(frozen=True, init=False)
+class QuadraticInvariant(Property):
+    """Psi(x)^T Q Psi(x) = x^T Q x. ``Q`` is stored as the canonical symmetric unit-norm representative of
+    its form (``_as_symmetric``), a tuple of row tuples, so that the property is hashable and Q, 2 Q and
+    Q^T are the same invariant."""
+
+    Q: tuple[tuple[float, ...], ...]
+
+    def __init__(self, Q):
+        object.__setattr__(self, "Q", _as_symmetric(Q))
+
+    @classmethod
+    def _canonical(cls, Q: tuple[tuple[float, ...], ...]) -> QuadraticInvariant:
+        """From an already canonical Q (a trait's), without normalising again (which could move the last
+        bits and make the two unequal)."""
+        prop = object.__new__(cls)
+        object.__setattr__(prop, "Q", Q)
+        return prop
+
+    @classmethod
+    def identity(cls, dim: int) -> QuadraticInvariant:
+        """||x||^2 (the property NormPreserving states for the Euclidean norm)."""
+        return cls([[float(i == j) for j in range(dim)] for i in range(dim)])
+
+    @property
+    def is_norm(self) -> bool:
+        """True when Q is a multiple of the identity: the invariant is ||x||."""
+        n = len(self.Q)
+        return self == QuadraticInvariant.identity(n)
+
+    def matrix(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        return torch.tensor(self.Q, dtype=dtype, device=device)
+
+    def __repr__(self) -> str:
+        n = len(self.Q)
+        return "QuadraticInvariant(Q=I)" if self.is_norm else f"QuadraticInvariant(Q={self.Q if n <= 3 else '...'}, dim={n})"
+
+
 @dataclass(frozen=True)
 class Lipschitz(Property):
     """||Psi(x) - Psi(y)|| <= L ||x - y|| with a certified (exactly computed) constant L."""
@@ -133,8 +216,16 @@ class Partitioned(Trait):
 
 
 @dataclass(frozen=True)
-class SeparableHamiltonian(Trait):
-    """Partitioned with f = grad T(p), g = -grad V(q), H = T + V. The field exposes ``hamiltonian(x)``."""
+class CanonicalHamiltonian(Trait):
+    """F(x) = J grad H(x) on x = (q, p), J = [[0, I], [-I, 0]] (q' = dH/dp, p' = -dH/dq), for any H (not
+    necessarily separable). The field exposes ``hamiltonian(x)``. Every symplectic Runge-Kutta method
+    (``ButcherTableau.is_symplectic``) is a symplectic map on it."""
+
+
+@dataclass(frozen=True)
+class SeparableHamiltonian(CanonicalHamiltonian):
+    """Partitioned with f = grad T(p), g = -grad V(q), H = T + V (a CanonicalHamiltonian too). The field
+    exposes ``hamiltonian(x)``."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +241,23 @@ class ConservesLinear(Trait):
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
+
+
+@dataclass(frozen=True, init=False)
+class ConservesQuadratic(Trait):
+    """x^T Q F(x) = 0 for every x (Q symmetric), so x^T Q x is a first integral of the flow; every Runge-Kutta
+    method with a symplectic tableau conserves it exactly (Cooper 1987; GNI IV.2.1)."""
+
+    Q: tuple[tuple[float, ...], ...]
+
+    def __init__(self, Q):
+        object.__setattr__(self, "Q", _as_symmetric(Q))
+
+    @property
+    def invariant(self) -> QuadraticInvariant:
+        """The property QuadraticInvariant(Q) this trait gives under symplectic Runge-Kutta methods, equal
+        to ``QuadraticInvariant(Q)`` built from the same Q."""
+        return QuadraticInvariant._canonical(self.Q)
 
 
 @dataclass(frozen=True)

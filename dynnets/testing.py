@@ -29,6 +29,7 @@ __all__ = [
     "jacobian",
     "lipschitz_ratio",
     "norm_drift",
+    "quadratic_drift",
     "symplecticity_defect",
     "volume_defect",
 ]
@@ -119,6 +120,31 @@ def norm_drift(f, x) -> float:
 
 
 @torch.no_grad()
+def quadratic_drift(f, x, Q) -> float:
+    """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(1, ||x_i||^2)), Q symmetrised.
+
+    Scale-safe: both states are divided by s_i = max(1, max_j |x_ij|) before the forms are taken (the ratio
+    is unchanged, and no square of a huge state overflows)."""
+    f = as_float64(f)
+    x = _points(x)
+    flat = x.reshape(x.shape[0], -1)
+    Q = torch.as_tensor(Q, dtype=torch.float64, device=x.device)
+    if Q.shape != (flat.shape[1], flat.shape[1]):
+        raise ShapeError(f"Q has shape {tuple(Q.shape)} but states have {flat.shape[1]} entries")
+    Q = 0.5 * (Q + Q.T)
+    Q = Q / Q.abs().max()
+    Q = Q / torch.linalg.matrix_norm(Q)
+    s = flat.abs().amax(dim=1, keepdim=True).clamp_min(1.0)
+    before, after = flat / s, f(x).reshape(x.shape[0], -1) / s
+
+    def form(z):
+        return ((z @ Q) * z).sum(dim=1)
+
+    size = torch.maximum(before.square().sum(dim=1), s.squeeze(1).reciprocal().square())
+    return float(((form(after) - form(before)).abs() / size).max())
+
+
+@torch.no_grad()
 def lipschitz_ratio(f, x, y) -> float:
     """max_i ||f(x_i) - f(y_i)|| / ||x_i - y_i|| over paired rows (a lower bound of Lip(f))."""
     f = as_float64(f)
@@ -173,6 +199,8 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
         return invariant_drift(f, x, prop.vector())
     if isinstance(prop, structure.NormPreserving):
         return norm_drift(f, x)
+    if isinstance(prop, structure.QuadraticInvariant):
+        return quadratic_drift(f, x, prop.matrix())
     if isinstance(prop, structure.Lipschitz):
         if y is None:
             y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))

@@ -27,7 +27,7 @@ from dynnets.io import atomic_write
 
 from . import report
 
-EXPERIMENTS = ["quickstart", "mass", "hamiltonian", "heat", "eigen", "fisher", "robustness", "presnov"]
+EXPERIMENTS = ["quickstart", "mass", "hamiltonian", "double_pendulum", "heat", "eigen", "fisher", "robustness", "presnov"]
 
 
 def available() -> list[str]:

@@ -65,3 +65,18 @@ def rollout_norm_drift(step, x: torch.Tensor, n: int) -> float:
         x = step(x)
         drift = torch.maximum(drift, ((x.norm(dim=1) - r0).abs() / r0).max())
     return float(drift)
+
+
+@torch.no_grad()
+def rollout_quadratic_drift(step, x: torch.Tensor, Q: torch.Tensor, n: int) -> float:
+    """max_k max_i |x_k^T Q x_k - x_0^T Q x_0| / (||Q||_F ||x_0||^2) over n applications of ``step``
+    (Q symmetric; the relative drift of the quadratic form)."""
+    def form(z):
+        return ((z @ Q) * z).sum(1)
+
+    q0, unit = form(x), torch.linalg.matrix_norm(Q) * x.square().sum(1)
+    drift = torch.zeros((), dtype=torch.float64)
+    for _ in range(n):
+        x = step(x)
+        drift = torch.maximum(drift, ((form(x) - q0).abs() / unit).max())
+    return float(drift)

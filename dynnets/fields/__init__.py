@@ -8,13 +8,14 @@ from .convfd import ConvFD, MirroredConvFD
 from .dense import Dense
 from .function import FunctionField
 from .gradient import Gradient
-from .hamiltonian import Hamiltonian
+from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear
 from .mass import MassPreserving
-from .sphere import SpherePreserving
+from .sphere import QuadraticPreserving, SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField", "Gradient", "Hamiltonian", "Linear",
-    "MassPreserving", "MirroredConvFD", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
+    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField",
+    "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MirroredConvFD",
+    "QuadraticPreserving", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
 ]

@@ -1,10 +1,18 @@
-"""Separable Hamiltonian field on x = (q, p): H(q, p) = T(p) + V(q), q' = grad T(p), p' = -grad V(q).
+"""Hamiltonian fields on x = (q, p): separable, H(q, p) = T(p) + V(q), q' = grad T(p), p' = -grad V(q);
+and general, H(q, p) a network of (q, p) jointly, F = J grad H.
 
 T and V are one-hidden-layer networks  T(p) = w_T^T Gamma(K_T p + a_T),  V(q) = w_V^T Gamma(K_V q + a_V),
 whose gradients are available in closed form, grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)) with
 sigma = Gamma'; no autograd is needed to evaluate the field, so it is cheap and composes with
 torch.func. Symplectic Euler and Stormer-Verlet applied to it are symplectic maps (trait
 ``SeparableHamiltonian``). The output weights w are what lets V be non-convex (e.g. -cos q).
+
+The general field ``GeneralHamiltonian`` (also ``Hamiltonian(dim, width, separable=False)``) uses one such
+ridge network on the whole state, H(x) = w^T Gamma(K x + a), so kinetic and potential energy may couple
+(e.g. a double pendulum's p^T M(q)^-1 p / 2). Its field F = J K^T (w * sigma(K x + a)) and Jacobian
+DF = J K^T diag(w * sigma'(K x + a)) K are closed forms. No explicit method is symplectic on it; the
+symplectic Runge-Kutta methods (Gauss-Legendre, ``dynnets.methods.GaussLegendre``) are (trait
+``CanonicalHamiltonian``).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from .. import checks
 from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError
-from ..structure import Partitioned, SeparableHamiltonian
+from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
 from .activations import ACTIVATIONS
 
 
@@ -38,6 +46,20 @@ class _Potential(nn.Module):
     def grad(self, z, sigma):
         return F.linear(sigma(F.linear(z, self.K, self.a)) * self.w, self.K.t())
 
+    def hessian(self, z, jet):
+        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim); ``jet`` gives sigma'."""
+        _, slope, _ = jet(F.linear(z, self.K, self.a))
+        return (self.K.t() * (slope * self.w).unsqueeze(-2)) @ self.K
+
+
+def _activation_for(potential: str):
+    """The activation whose antiderivative is ``potential`` (ConfigError listing the choices)."""
+    act = next((a for a in ACTIVATIONS.values() if a.antiderivative_name == potential), None)
+    if act is None:
+        choices = sorted(a.antiderivative_name for a in ACTIVATIONS.values() if a.antiderivative_name)
+        raise ConfigError(f"unknown potential {potential!r}; choose one of {choices}")
+    return act
+
 
 class Hamiltonian(Field):
     """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim; F(x) = (grad T(p), -grad V(q)).
@@ -45,19 +67,27 @@ class Hamiltonian(Field):
     ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
     ``hamiltonian(x)`` (alias ``energy``) returns H per batch row, e.g. to plot energy along a rollout.
     ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
+
+    ``separable=False`` builds a ``GeneralHamiltonian(dim, width, potential, init_scale=...)`` instead
+    (H a network of (q, p) jointly; for implicit symplectic methods).
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
-    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5):
+    def __new__(cls, *args, separable: bool = True, **kwargs):
+        if not isinstance(separable, bool):
+            raise ConfigError(f"separable must be True or False, got separable={separable!r}")
+        if not separable:
+            return GeneralHamiltonian(*args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5,
+                 separable: bool = True):
         super().__init__()
         self.q_dim = check_size("dim", dim)
         self.width = check_size("width", width)
         self.dim = 2 * self.q_dim
-        act = next((a for a in ACTIVATIONS.values() if a.antiderivative_name == potential), None)
-        if act is None:
-            choices = sorted(a.antiderivative_name for a in ACTIVATIONS.values() if a.antiderivative_name)
-            raise ConfigError(f"unknown potential {potential!r}; choose one of {choices}")
+        act = _activation_for(potential)
         self.potential_kind = potential
         self._gamma, self._sigma = act.antiderivative, act.fn
         self.kinetic = _Potential(dim, width, init_scale)
@@ -89,3 +119,48 @@ class Hamiltonian(Field):
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
+
+
+class GeneralHamiltonian(Field):
+    """H(q, p) = w^T Gamma(K x + a) on x = (q, p), q, p in R^dim (K: (width, 2 dim)); F(x) = J grad H(x) =
+    (dH/dp, -dH/dq) with grad H = K^T (w * sigma(K x + a)).
+
+    ``potential`` names Gamma as for ``Hamiltonian``; ``hamiltonian(x)`` (alias ``energy``) returns H per
+    row; ``jacobian(x)`` is the closed form J K^T diag(w * sigma'(K x + a)) K. Trait
+    ``CanonicalHamiltonian``: every symplectic Runge-Kutta method (``GaussLegendre``, ``ImplicitMidpoint``)
+    is a symplectic map on it.
+    """
+
+    traits = frozenset({CanonicalHamiltonian()})
+
+    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5):
+        super().__init__()
+        self.q_dim = check_size("dim", dim)
+        self.width = check_size("width", width)
+        self.dim = 2 * self.q_dim
+        act = _activation_for(potential)
+        if act.jet is None:
+            raise ConfigError(f"potential {potential!r} has no closed-form second derivative for jacobian(x)")
+        self.potential_kind = potential
+        self._gamma, self._sigma, self._jet = act.antiderivative, act.fn, act.jet
+        self.energy_net = _Potential(self.dim, width, init_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        grad = self.energy_net.grad(x, self._sigma)
+        return torch.cat([grad[..., self.q_dim:], -grad[..., : self.q_dim]], dim=-1)
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        hess = self.energy_net.hessian(x, self._jet)
+        return torch.cat([hess[..., self.q_dim:, :], -hess[..., : self.q_dim, :]], dim=-2)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        """H(q, p) = w^T Gamma(K x + a), shape (batch,)."""
+        self.check_input(x)
+        return self.energy_net.value(x, self._gamma)
+
+    energy = hamiltonian
+
+    def extra_repr(self) -> str:
+        return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}, separable=False"

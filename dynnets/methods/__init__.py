@@ -3,12 +3,28 @@
 from ..base import Method
 from .cayley import Cayley
 from .crank_nicolson import CrankNicolson
+from .implicit import GaussLegendre, ImplicitMidpoint, ImplicitRK, RadauIIA
 from .partitioned import StormerVerlet, SymplecticEuler
 from .rk import RK4, Euler, ExplicitRK, Heun
-from .tableau import EULER, HEUN, MIDPOINT, SSPRK3, ButcherTableau
+from .tableau import (
+    DOPRI5,
+    DOPRI5_BHAT,
+    EULER,
+    GAUSS1,
+    GAUSS2,
+    GAUSS3,
+    HEUN,
+    MIDPOINT,
+    RADAU_IIA2,
+    RADAU_IIA3,
+    SSPRK3,
+    ButcherTableau,
+)
 from .tableau import RK4 as RK4_TABLEAU
 
 __all__ = [
-    "EULER", "HEUN", "MIDPOINT", "RK4", "RK4_TABLEAU", "SSPRK3", "ButcherTableau", "Cayley", "CrankNicolson",
-    "Euler", "ExplicitRK", "Heun", "Method", "StormerVerlet", "SymplecticEuler",
+    "DOPRI5", "DOPRI5_BHAT", "EULER", "GAUSS1", "GAUSS2", "GAUSS3", "HEUN", "MIDPOINT", "RADAU_IIA2",
+    "RADAU_IIA3", "RK4", "RK4_TABLEAU", "SSPRK3", "ButcherTableau", "Cayley", "CrankNicolson", "Euler",
+    "ExplicitRK", "GaussLegendre", "Heun", "ImplicitMidpoint", "ImplicitRK", "Method", "RadauIIA",
+    "StormerVerlet", "SymplecticEuler",
 ]

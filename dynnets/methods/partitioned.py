@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Method
-from ..structure import Partitioned, SeparableHamiltonian, Symplectic, VolumePreserving
+from ..base import Field, Method
+from ..errors import IncompatibleFieldError
+from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian, Symplectic, VolumePreserving
 
 
 def _split(field, x: torch.Tensor):
@@ -24,6 +25,16 @@ def _split(field, x: torch.Tensor):
 class _PartitionedMethod(Method):
     requires = (Partitioned,)
 
+    def check(self, field) -> None:
+        """As ``Method.check``; a non-separable Hamiltonian field is pointed to the implicit symplectic methods."""
+        if _non_separable_hamiltonian(field):
+            raise IncompatibleFieldError(
+                f"method {self.name} needs a field with trait Partitioned (a separable H = T(p) + V(q)), but "
+                f"{type(field).__name__} is a non-separable CanonicalHamiltonian field: use "
+                "dn.methods.GaussLegendre(stages) or dn.methods.ImplicitMidpoint(), symplectic for any H"
+            )
+        super().check(field)
+
     def guarantees(self, field, h) -> frozenset:
         props = {VolumePreserving()}
         if field.has_trait(SeparableHamiltonian):
@@ -32,6 +43,10 @@ class _PartitionedMethod(Method):
 
     def invertible(self, field) -> bool:
         return True
+
+
+def _non_separable_hamiltonian(field) -> bool:
+    return isinstance(field, Field) and field.has_trait(CanonicalHamiltonian) and not field.has_trait(Partitioned)
 
 
 class SymplecticEuler(_PartitionedMethod):

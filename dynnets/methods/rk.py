@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Method
-from ..errors import ConfigTypeError
+from ..errors import ConfigTypeError, TableauError
 from ..structure import Lipschitz
 from . import tableau as tableaux
 from .tableau import ButcherTableau
@@ -28,6 +28,13 @@ class ExplicitRK(Method):
         if not isinstance(tableau, ButcherTableau):
             raise ConfigTypeError(
                 f"ExplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got {type(tableau).__name__}"
+            )
+        implicit = tableau.first_implicit_entry()
+        if implicit is not None:
+            i, j = implicit
+            raise TableauError(
+                f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} is on or above the "
+                "diagonal (ExplicitRK needs a strictly lower-triangular A; use ImplicitRK(tableau))"
             )
         self.tableau = tableau
         self.name = tableau.name

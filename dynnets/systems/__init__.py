@@ -11,9 +11,9 @@ from . import grids, stencils
 from .diffusion import FisherField2D, HeatField2D
 from .grids import PeriodicGrid2D, UniformGrid1D
 from .heat import HeatField1D, sine_mode_solution
-from .ode import SIR, DampedForced, Pendulum, SkewMass3D
+from .ode import SIR, DampedForced, DoublePendulum, Pendulum, RigidBody, SkewMass3D
 from .yi import NotSymmetricError, YiField, check_symmetric, spread_bound
 
-__all__ = ["SIR", "DampedForced", "FisherField2D", "HeatField1D", "HeatField2D", "NotSymmetricError", "Pendulum",
-           "PeriodicGrid2D", "SkewMass3D", "UniformGrid1D", "YiField", "check_symmetric", "grids",
+__all__ = ["SIR", "DampedForced", "DoublePendulum", "FisherField2D", "HeatField1D", "HeatField2D", "NotSymmetricError", "Pendulum",
+           "PeriodicGrid2D", "RigidBody", "SkewMass3D", "UniformGrid1D", "YiField", "check_symmetric", "grids",
            "sine_mode_solution", "spread_bound", "stencils"]

@@ -1,5 +1,6 @@
 """Classical ODE systems as fixed (parameter-free) fields, for generating data and as references:
-SIR, the slides' mass-conserving 3-D system, the pendulum, and a damped forced 3-D field.
+SIR, the slides' mass-conserving 3-D system, the pendulum, the double pendulum, the free rigid body,
+and a damped forced 3-D field.
 
 Each is a ``dynnets.fields.Field`` that declares the same traits as the learned family that should
 mimic it, so e.g. ``Step(Pendulum(), StormerVerlet(), h)`` is a symplectic reference integrator.
@@ -11,7 +12,15 @@ import torch
 
 from ..base import Field
 from ..checks import positive_real
-from ..structure import ConservesLinear, Partitioned, SeparableHamiltonian
+from ..errors import ConfigError
+from ..structure import (
+    CanonicalHamiltonian,
+    ConservesLinear,
+    ConservesQuadratic,
+    Partitioned,
+    SeparableHamiltonian,
+    SkewProduct,
+)
 
 
 class SIR(Field):
@@ -77,6 +86,115 @@ class Pendulum(Field):
         return 0.5 * x[..., 1].square() - torch.cos(x[..., 0])
 
     energy = hamiltonian
+
+
+class DoublePendulum(Field):
+    """Two point masses m1, m2 on massless rods l1, l2 under gravity g, on x = (q1, q2, p1, p2) (angles from
+    the downward vertical and their canonical momenta). With d = q1 - q2 and D = m1 + m2 sin^2 d,
+
+        H = N / (2 m2 l1^2 l2^2 D) - (m1 + m2) g l1 cos q1 - m2 g l2 cos q2,
+        N = m2 l2^2 p1^2 + (m1 + m2) l1^2 p2^2 - 2 m2 l1 l2 p1 p2 cos d,
+
+    a non-separable Hamiltonian (the kinetic energy depends on q). F = J grad H in closed form:
+    q1' = (l2 p1 - l1 p2 cos d) / (l1^2 l2 D), q2' = ((m1 + m2) l1 p2 - m2 l2 p1 cos d) / (m2 l1 l2^2 D),
+    p1' = -(m1 + m2) g l1 sin q1 - C1 + C2, p2' = -m2 g l2 sin q2 + C1 - C2 with C1 = p1 p2 sin d /
+    (l1 l2 D), C2 = N sin 2d / (2 l1^2 l2^2 D^2). Trait ``CanonicalHamiltonian``: symplectic Runge-Kutta
+    methods (``GaussLegendre``) are symplectic on it, the partitioned methods cannot integrate it."""
+
+    dim = 4
+    q_dim = 2
+    traits = frozenset({CanonicalHamiltonian()})
+
+    def __init__(self, m1: float = 1.0, m2: float = 1.0, l1: float = 1.0, l2: float = 1.0, g: float = 9.81):
+        super().__init__()
+        self.m1, self.m2, self.l1, self.l2, self.g = (
+            positive_real(n, v) for n, v in (("m1", m1), ("m2", m2), ("l1", l1), ("l2", l2), ("g", g)))
+
+    def _parts(self, x: torch.Tensor):
+        self.check_input(x)
+        q1, q2, p1, p2 = x.unbind(-1)
+        d = q1 - q2
+        D = self.m1 + self.m2 * torch.sin(d).square()
+        N = (self.m2 * self.l2 ** 2 * p1.square() + (self.m1 + self.m2) * self.l1 ** 2 * p2.square()
+             - 2 * self.m2 * self.l1 * self.l2 * p1 * p2 * torch.cos(d))
+        return q1, q2, p1, p2, d, D, N
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q1, q2, p1, p2, d, D, N = self._parts(x)
+        m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g
+        c1 = p1 * p2 * torch.sin(d) / (l1 * l2 * D)
+        c2 = N * torch.sin(2 * d) / (2 * l1 ** 2 * l2 ** 2 * D.square())
+        return torch.stack([
+            (l2 * p1 - l1 * p2 * torch.cos(d)) / (l1 ** 2 * l2 * D),
+            ((m1 + m2) * l1 * p2 - m2 * l2 * p1 * torch.cos(d)) / (m2 * l1 * l2 ** 2 * D),
+            -(m1 + m2) * g * l1 * torch.sin(q1) - c1 + c2,
+            -m2 * g * l2 * torch.sin(q2) + c1 - c2,
+        ], dim=-1)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        q1, q2, _, _, _, D, N = self._parts(x)
+        kinetic = N / (2 * self.m2 * self.l1 ** 2 * self.l2 ** 2 * D)
+        return kinetic - (self.m1 + self.m2) * self.g * self.l1 * torch.cos(q1) - self.m2 * self.g * self.l2 * torch.cos(q2)
+
+    energy = hamiltonian
+
+    def extra_repr(self) -> str:
+        return f"m1={self.m1}, m2={self.m2}, l1={self.l1}, l2={self.l2}, g={self.g}"
+
+
+class RigidBody(Field):
+    """Euler's equations of a free rigid body for the angular momentum y in R^3 with principal moments of
+    inertia I = (I1, I2, I3): y' = y x (I^-1 y) = S(y) y with S(y) = -[I^-1 y]_x skew. Both the Casimir
+    ||y||^2 and the energy y^T I^-1 y / 2 are conserved: traits ``ConservesQuadratic(I)``,
+    ``ConservesQuadratic(diag(1 / I_k))`` and ``SkewProduct`` (so ``Cayley`` keeps ||y||, and every
+    symplectic Runge-Kutta method keeps both; Hairer, Lubich, Wanner, GNI IV.1.2)."""
+
+    dim = 3
+
+    def __init__(self, inertia=(2.0, 1.0, 2.0 / 3.0)):
+        super().__init__()
+        try:
+            values = tuple(inertia)
+        except TypeError:
+            values = None
+        if values is None or len(values) != 3:
+            raise ConfigError(f"inertia must be three positive moments (I1, I2, I3), got {inertia!r}")
+        self.inertia = tuple(positive_real(f"inertia I{k + 1}", v) for k, v in enumerate(values))
+        inverse = [[(1.0 / self.inertia[i]) if i == j else 0.0 for j in range(3)] for i in range(3)]
+        self.traits = frozenset({ConservesQuadratic(torch.eye(3, dtype=torch.float64)), ConservesQuadratic(inverse),
+                                 SkewProduct()})
+
+    def _omega(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x / torch.tensor(self.inertia, dtype=x.dtype, device=x.device)
+
+    def skew(self, x: torch.Tensor) -> torch.Tensor:
+        """S(y) = -[w]_x with w = I^-1 y, so S(y) y = y x w."""
+        return -_cross_matrix(self._omega(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.cross(x, self._omega(x), dim=-1)
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """D(y x w) = -[w]_x + [y]_x I^-1 (w = I^-1 y), with [v]_x z = v x z."""
+        inverse = torch.tensor(self.inertia, dtype=x.dtype, device=x.device).reciprocal()
+        return self.skew(x) + _cross_matrix(x) * inverse
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """y^T I^-1 y / 2 per row."""
+        return 0.5 * (x * self._omega(x)).sum(-1)
+
+    def extra_repr(self) -> str:
+        return f"inertia={self.inertia}"
+
+
+def _cross_matrix(v: torch.Tensor) -> torch.Tensor:
+    """[v]_x, the skew matrix with [v]_x z = v x z, shape (batch, 3, 3)."""
+    v1, v2, v3 = v.unbind(-1)
+    zero = torch.zeros_like(v1)
+    return torch.stack([torch.stack([zero, -v3, v2], -1),
+                        torch.stack([v3, zero, -v1], -1),
+                        torch.stack([-v2, v1, zero], -1)], -2)
 
 
 class DampedForced(Field):

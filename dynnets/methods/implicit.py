@@ -1,0 +1,146 @@
+"""Implicit Runge-Kutta steps for any tableau, with guarantees read off the tableau's computed properties.
+
+    K_i = F(x + h sum_j a_ij K_j)   (solved by Newton's method, ``newton``),    x' = x + h sum_i b_i K_i
+
+Guarantees (Hairer, Lubich, Wanner, Geometric Numerical Integration, IV.1-2, VI.4, V.2):
+
+- every Runge-Kutta method conserves the linear invariants c^T x of a field with c^T F = 0;
+- a symplectic tableau (b_i a_ij + b_j a_ji = b_i b_j, ``ButcherTableau.is_symplectic``, e.g. Gauss-
+  Legendre) conserves every quadratic invariant x^T Q x of a field with x^T Q F(x) = 0 (trait
+  ``ConservesQuadratic``; Q = I gives ``NormPreserving``) and is a symplectic (hence volume-preserving)
+  map on every Hamiltonian field F = J grad H, separable or not (trait ``CanonicalHamiltonian``);
+- a symmetric tableau (``is_symmetric``) has Psi_(-h) = Psi_h^(-1): the inverse step is the same method
+  with -h, again an implicit solve (to the same tolerance), so ``Flow.inverse`` and
+  ``memory="reversible"`` work, reconstructing inputs to about the Newton tolerance.
+
+Each property holds for the step actually computed, since Newton's method either reaches round-off or
+raises ``NotConvergedError``; the Jacobian of the step is the implicit-function-theorem derivative at the
+converged stages, which is exactly symplectic for a symplectic tableau wherever it is evaluated.
+
+Cost per Newton iteration: one batched evaluation of F and of DF at the s stages and one dense solve of
+size s n per sample, so the method is meant for states of moderate size n (up to a few hundred); s n above
+MAX_SYSTEM = 4096 is refused with ConfigError rather than attempted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..base import Method
+from ..checks import check_size
+from ..errors import ConfigError, ConfigTypeError
+from ..memory import transforms_active
+from ..structure import CanonicalHamiltonian, NormPreserving, Symplectic, VolumePreserving
+from . import tableau as tableaux
+from .ift import StageSolve
+from .newton import StageProblem, StageSolution
+from .tableau import ButcherTableau
+
+#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
+MAX_SYSTEM = 4096
+
+
+class ImplicitRK(Method):
+    """A Runge-Kutta method from any (implicit or explicit) ``ButcherTableau``, stages solved by Newton's
+    method to round-off (``max_iterations`` Newton updates at most, then ``NotConvergedError``)."""
+
+    def __init__(self, tableau: ButcherTableau, *, max_iterations: int = 50):
+        if not isinstance(tableau, ButcherTableau):
+            raise ConfigTypeError(f"ImplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got "
+                            f"{type(tableau).__name__}")
+        self.tableau = tableau
+        self.name = tableau.name
+        self.order = tableau.order
+        self.max_iterations = check_size("max_iterations", max_iterations)
+        self._a = torch.tensor(tableau.a, dtype=torch.float64)
+        self._b = torch.tensor(tableau.b, dtype=torch.float64)
+
+    @property
+    def real_stability_interval(self) -> float:
+        return self.tableau.real_stability_interval
+
+    def solve(self, field, x: torch.Tensor, h) -> StageSolution:
+        """The converged stages with the iteration count (no autograd), e.g. for diagnostics."""
+        problem = self._problem(field, x)
+        return problem.solve(x, float(h), problem.own)
+
+    def _problem(self, field, x: torch.Tensor) -> StageProblem:
+        size = self.tableau.stages * (x[0].numel() if x.dim() > 1 else 0)
+        if x.dim() < 2 or size > MAX_SYSTEM:
+            raise ConfigError(
+                f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
+                f"(batch, ...) with s n <= {MAX_SYSTEM}, got shape {tuple(x.shape)} (s n = {size}); use an "
+                "explicit method for large states"
+            )
+        return StageProblem(field, self._a, self.name, self.max_iterations)
+
+    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
+        problem = self._problem(field, x)
+        if _needs_graph(x, h, problem.own) or transforms_active():
+            K = StageSolve.apply(x, h, problem, *problem.own)
+        else:  # nothing to differentiate: skip the autograd Function's bookkeeping
+            K = problem.solve(x, float(h), problem.own).stages
+        increment = self._b.to(dtype=K.dtype, device=K.device) @ K
+        return x + h * increment.reshape(x.shape)
+
+    def guarantees(self, field, h) -> frozenset:
+        props = set(field.linear_invariants())
+        if self.tableau.is_symplectic:
+            for invariant in field.quadratic_invariants():
+                props.add(invariant)
+                if invariant.is_norm:
+                    props.add(NormPreserving())
+            if field.has_trait(CanonicalHamiltonian):
+                props.update((Symplectic(), VolumePreserving()))  # det of a symplectic matrix is 1
+        return frozenset(props)
+
+    def invertible(self, field) -> bool:
+        return self.tableau.is_symmetric
+
+    def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
+        """Psi_h^(-1)(y) = Psi_(-h)(y) for a symmetric tableau (an implicit solve again)."""
+        if not self.tableau.is_symmetric:
+            return super().inverse(field, y, h)
+        return self.step(field, y, -h)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
+
+
+def _needs_graph(x, h, params) -> bool:
+    """Whether autograd must record the step (grad mode on and something to differentiate)."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or (isinstance(h, torch.Tensor) and h.requires_grad) or any(p.requires_grad for p in params)
+
+
+class ImplicitMidpoint(ImplicitRK):
+    """x' = x + h F((x + x') / 2): Gauss-Legendre with one stage. Order 2, symplectic, symmetric."""
+
+    def __init__(self, *, max_iterations: int = 50):
+        super().__init__(tableaux.GAUSS1, max_iterations=max_iterations)
+
+
+_GAUSS = {1: tableaux.GAUSS1, 2: tableaux.GAUSS2, 3: tableaux.GAUSS3}
+_RADAU = {2: tableaux.RADAU_IIA2, 3: tableaux.RADAU_IIA3}
+
+
+def _pick(family: str, table: dict, stages) -> ButcherTableau:
+    if isinstance(stages, bool) or stages not in table:
+        raise ConfigError(f"{family} is available with stages in {sorted(table)}, got stages={stages!r}")
+    return table[stages]
+
+
+class GaussLegendre(ImplicitRK):
+    """Gauss-Legendre collocation with s = 1, 2, 3 stages: order 2 s, symplectic, symmetric, A-stable."""
+
+    def __init__(self, stages: int = 2, *, max_iterations: int = 50):
+        super().__init__(_pick("GaussLegendre", _GAUSS, stages), max_iterations=max_iterations)
+
+
+class RadauIIA(ImplicitRK):
+    """Radau IIA with s = 2, 3 stages: order 2 s - 1, L-stable (for stiff fields); neither symplectic nor
+    symmetric, so it keeps only linear invariants."""
+
+    def __init__(self, stages: int = 3, *, max_iterations: int = 50):
+        super().__init__(_pick("RadauIIA", _RADAU, stages), max_iterations=max_iterations)

@@ -1,0 +1,123 @@
+"""Rooted trees and the Runge-Kutta order conditions (Butcher; Hairer, Norsett, Wanner I, II.2).
+
+A Runge-Kutta method (A, b) has order at least p exactly when, for every rooted tree t with |t| <= p
+vertices,
+
+    b^T Phi(t) = 1 / gamma(t),
+
+where, writing t = [t_1, ..., t_m] for the root with subtrees t_k,
+
+    Phi(t)_i = prod_k (A Phi(t_k))_i        (Phi(leaf) = 1, so A Phi(leaf) = A 1 = c),
+    gamma(t) = |t| * prod_k gamma(t_k)      (the density; gamma(leaf) = 1).
+
+A tree is stored as the tuple of its root's subtrees (the leaf is ``()``). Trees of order n are the
+multisets of subtrees with n - 1 vertices in all, each multiset generated once with its subtrees in a
+fixed order, so equal trees are equal tuples (1, 1, 2, 4, 9, 20, 48, 115, 286, 719 trees of orders
+1..10).
+
+The elementary weights are computed for any weight vector, so the order of a second weight vector
+(the b-hat of an embedded pair) uses the same machinery as the order of b.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+Tree = tuple  # tuple[Tree, ...]: the root's subtrees, in the canonical order of ``trees``
+
+LEAF: Tree = ()
+
+#: orders up to which the conditions are generated (an s-stage method has order <= 2 s, so this is exact
+#: for s <= 5 and a lower bound "at least MAX_ORDER" beyond)
+MAX_ORDER = 10
+
+
+def _forests(total: int, bound: tuple[int, int]):
+    """Multisets of trees with ``total`` vertices in all, as tuples in non-increasing key order, every key
+    (order, index in ``trees(order)``) at most ``bound``: each multiset is produced exactly once."""
+    if total == 0:
+        yield ()
+        return
+    for n in range(min(total, bound[0]), 0, -1):
+        limit = bound[1] if n == bound[0] else len(trees(n)) - 1
+        for index in range(limit, -1, -1):
+            for rest in _forests(total - n, (n, index)):
+                yield (trees(n)[index], *rest)
+
+
+@cache
+def trees(order: int) -> tuple[Tree, ...]:
+    """All rooted trees with exactly ``order`` vertices, each once, in a fixed canonical form: a tree is
+    the tuple of its root's subtrees in non-increasing (order, index) key, so equal trees are equal tuples."""
+    if order < 1:
+        raise ValueError(f"a rooted tree has at least one vertex, got order={order}")
+    if order == 1:
+        return (LEAF,)
+    return tuple(_forests(order - 1, (order - 1, len(trees(order - 1)) - 1)))
+
+
+@cache
+def size(tree: Tree) -> int:
+    """|t|, the number of vertices."""
+    return 1 + sum(size(child) for child in tree)
+
+
+@cache
+def density(tree: Tree) -> int:
+    """gamma(t) = |t| prod_k gamma(t_k)."""
+    return size(tree) * math.prod(density(child) for child in tree)
+
+
+class ElementaryWeights:
+    """Phi(t) for the stage matrix A, memoised over trees; with ``absolute=True`` computed from |A|
+    (then b^T Phi(t) with |b| bounds every term of the sum, the unit of its round-off)."""
+
+    def __init__(self, a: tuple[tuple[float, ...], ...], absolute: bool = False):
+        self._a = tuple(tuple(abs(v) for v in row) for row in a) if absolute else a
+        self._s = len(a)
+        self._memo: dict[Tree, tuple[float, ...]] = {}
+
+    def _a_times(self, v: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(math.fsum(aij * vj for aij, vj in zip(row, v)) for row in self._a)
+
+    def __call__(self, tree: Tree) -> tuple[float, ...]:
+        got = self._memo.get(tree)
+        if got is None:
+            got = (1.0,) * self._s
+            for child in tree:
+                got = tuple(g * v for g, v in zip(got, self._a_times(self(child))))
+            self._memo[tree] = got
+        return got
+
+
+def order_defects(a, weights, up_to: int):
+    """For each tree t with |t| <= up_to: (t, b^T Phi(t) - 1/gamma(t), |b|^T |Phi|(t)), the defect of its
+    order condition and the magnitude of the terms it sums (the scale of its round-off)."""
+    phi, phi_abs = ElementaryWeights(a), ElementaryWeights(a, absolute=True)
+    for n in range(1, up_to + 1):
+        for t in trees(n):
+            value = math.fsum(bi * p for bi, p in zip(weights, phi(t)))
+            scale = math.fsum(abs(bi) * p for bi, p in zip(weights, phi_abs(t)))
+            yield t, value - 1.0 / density(t), scale
+
+
+def condition_tolerance(tree: Tree, stages: int, scale: float) -> float:
+    """Round-off allowance of one order condition: each product in b^T Phi(t) has |t| factors, each a
+    rounded coefficient (relative error <= eps/2), and the sums have at most s terms per level, so the
+    computed value lies within about (|t| + s) eps * scale of the exact one; 4x that, plus the rounding
+    of 1/gamma(t)."""
+    eps = 2.0 ** -52
+    return 4.0 * (size(tree) + stages) * eps * scale + eps / density(tree)
+
+
+def order_of(a, weights, up_to: int) -> int:
+    """The largest p <= up_to such that every order condition with |t| <= p holds to round-off."""
+    stages = len(weights)
+    failed = up_to + 1
+    for t, defect, scale in order_defects(a, weights, up_to):
+        if size(t) >= failed:
+            break
+        if not abs(defect) <= condition_tolerance(t, stages, scale):
+            failed = size(t)
+    return failed - 1
