@@ -72,7 +72,7 @@ class Field(nn.Module):
 
     def linear_invariants(self) -> tuple[LinearInvariant, ...]:
         """LinearInvariant(c) for every ConservesLinear(c) trait: what any Runge-Kutta method conserves."""
-        return tuple(LinearInvariant(t.c) for t in self.traits if isinstance(t, ConservesLinear))
+        return tuple(t.invariant for t in self.traits if isinstance(t, ConservesLinear))
 
     def quadratic_invariants(self) -> tuple[QuadraticInvariant, ...]:
         """QuadraticInvariant(Q) for every ConservesQuadratic(Q) trait (none by default): what every

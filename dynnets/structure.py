@@ -146,6 +146,14 @@ class LinearInvariant(Property):
         object.__setattr__(self, "c", _as_vector(c))
 
     @classmethod
+    def _canonical(cls, c: tuple[float, ...]) -> LinearInvariant:
+        """From an already canonical c (a trait's), without normalising again (which could move the last
+        bits and make the two unequal)."""
+        prop = object.__new__(cls)
+        object.__setattr__(prop, "c", c)
+        return prop
+
+    @classmethod
     def ones(cls, dim: int) -> LinearInvariant:
         return cls((1.0,) * dim)
 
@@ -241,6 +249,12 @@ class ConservesLinear(Trait):
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
+
+    @property
+    def invariant(self) -> LinearInvariant:
+        """The property LinearInvariant(c) this trait gives under every Runge-Kutta method, equal to
+        ``LinearInvariant(c)`` built from the same c."""
+        return LinearInvariant._canonical(self.c)
 
 
 @dataclass(frozen=True, init=False)

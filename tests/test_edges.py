@@ -133,3 +133,13 @@ def test_result_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_traits_invariant_equals_the_property_built_from_the_same_vector():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        c = (torch.randn(5, generator=gen, dtype=torch.float64) * 10.0 ** torch.randint(-200, 200, (1,), generator=gen))
+        trait = dn.structure.ConservesLinear(c)
+        assert trait.invariant == dn.structure.LinearInvariant(c)
+        field = F.ConserveLinear(F.Dense(5, 4).double(), c)
+        assert dn.Step(field, M.RK4(), 0.1).guarantees == {dn.structure.LinearInvariant(c)}
