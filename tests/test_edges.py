@@ -138,7 +138,7 @@ def test_result_files_get_ordinary_permissions(tmp_path):
 def test_a_traits_invariant_equals_the_property_built_from_the_same_vector():
     gen = torch.Generator().manual_seed(0)
     for _ in range(200):
-        c = (torch.randn(5, generator=gen, dtype=torch.float64) * 10.0 ** torch.randint(-200, 200, (1,), generator=gen))
+        c = torch.randn(5, generator=gen, dtype=torch.float64) * 10.0 ** int(torch.randint(-200, 200, (1,), generator=gen))
         trait = dn.structure.ConservesLinear(c)
         assert trait.invariant == dn.structure.LinearInvariant(c)
         field = F.ConserveLinear(F.Dense(5, 4).double(), c)
