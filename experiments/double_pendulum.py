@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import dynnets as dn
-from dynnets.applications.runner import run_cli
+from dynnets.applications.runner import Runner, run_cli
 
 from . import _structure_common as common
 
@@ -42,6 +42,9 @@ ENERGY_MAX = 2.0               # above the minimum -3 g: angles up to about 1 ra
 GL_WIDTH = 64                  # GeneralHamiltonian(2, 64): 64 x (4 + 1 + 1) = 384 parameters
 DENSE_WIDTH = 43               # Dense(4, 43): 43 x 9 = 387 parameters
 SEPARABLE_WIDTH = 48           # Hamiltonian(2, 48): 2 potentials x 48 x 4 = 384 parameters
+#: the numbers reported over seeds: the symplectic network's accuracy and bounded energy
+HEADLINE = {"models.symplectic.test_mse": "min", "models.symplectic.energy_error": "min",
+            "models.symplectic.energy_growth": "min", "models.resnet.test_mse": "min"}
 KINDS = {"symplectic": "Gauss-Legendre 2, general H", "resnet": "RK4, Dense", "separable": "Stormer-Verlet, T(p) + V(q)"}
 QUICK = {"train_traj": 24, "test_traj": 8, "traj_len": 20, "epochs": 40, "batch": 64, "lr": 5e-3, "rollout": 1000}
 FULL = {"train_traj": 128, "test_traj": 32, "traj_len": 40, "epochs": 300, "batch": 256, "lr": 5e-3, "rollout": 10_000}
@@ -90,39 +93,42 @@ def evaluate(kind: str, model, system, data: dict, rollout: int) -> tuple[dict, 
     return out, err, roll[:, 0, :2]
 
 
+RUNNER = Runner("double_pendulum", __doc__, headline=HEADLINE)
+
+
 def main(argv=None) -> dict:
-    args = common.parser("double_pendulum", __doc__.splitlines()[0]).parse_args(argv)
-    device, dtype = common.setup(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    return RUNNER.main(run, argv)
+
+
+def run(args, seed: int, out) -> dict:
+    device, dtype = args.torch_device, args.torch_dtype
     cfg = QUICK if args.quick else FULL
     system = dn.systems.DoublePendulum().double()
     reference = common.reference_flow(system, DT, SUBSTEPS)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     train = common.rollout(reference, sample_states(system, cfg["train_traj"], gen), cfg["traj_len"])
     test = common.rollout(reference, sample_states(system, cfg["test_traj"], gen), cfg["traj_len"])
     data = {"test": test,
             "x_te": test[:-1].reshape(-1, 4).to(device, dtype), "y_te": test[1:].reshape(-1, 4).to(device, dtype)}
     x_tr, y_tr = train[:-1].reshape(-1, 4).to(device, dtype), train[1:].reshape(-1, 4).to(device, dtype)
 
-    metrics = {"experiment": "double_pendulum", "quick": args.quick, "seed": args.seed, "dtype": args.dtype,
+    metrics = {"experiment": "double_pendulum", "quick": args.quick, "seed": seed, "dtype": args.dtype,
                "dt": DT, "energy_max": ENERGY_MAX, "rollout_steps": cfg["rollout"], "config": cfg,
                "eps": torch.finfo(dtype).eps, "models": {}}
     curves = {}
     for kind in KINDS:
-        torch.manual_seed(args.seed)
+        torch.manual_seed(seed)
         model = network(kind, dtype, device)
         t0 = time.perf_counter()
-        common.fit(model, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch"], seed=args.seed,
+        common.fit(model, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch"], seed=seed,
                    desc=f"double pendulum/{kind}")
         seconds = time.perf_counter() - t0
         result, err, angles = evaluate(kind, model, system, data, cfg["rollout"])
         metrics["models"][kind] = {**result, "train_seconds": seconds, "description": KINDS[kind]}
         curves[kind] = (err, angles)
     reference_angles = common.rollout(reference, test[0][:1], 400)[:, 0, :2]
-    metrics["figures"] = plot(curves, reference_angles, args.out, dtype)
-    common.write_metrics(args.out, metrics)
+    metrics["figures"] = plot(curves, reference_angles, out, dtype)
     print_table(metrics)
-    print(f"wrote {args.out / 'metrics.json'}")
     return metrics
 
 
