@@ -11,10 +11,13 @@ from .gradient import Gradient
 from .hamiltonian import Hamiltonian
 from .linear import Linear
 from .mass import MassPreserving
+from .maxmin import MaxMin
+from .rescaled_gradient import ConvRescaledGradient, RescaledGradient
 from .sphere import SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField", "Gradient", "Hamiltonian", "Linear",
-    "MassPreserving", "MirroredConvFD", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
+    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "ConvRescaledGradient", "Dense", "Field",
+    "FunctionField", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MaxMin", "MirroredConvFD",
+    "RescaledGradient", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
 ]

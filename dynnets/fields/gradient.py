@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Field
-from ..checks import check_size
+from ..checks import check_size, positive_real
 from ..errors import ConfigError
 from ..linalg import matrix_bounds
 from .activations import get_activation
@@ -38,7 +38,7 @@ class Gradient(GradientBounds, Field):
             raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
         self.sign = int(sign)
         self.activation = get_activation(activation)
-        scale = math.sqrt(init_scale) / (math.sqrt(dim) + math.sqrt(width))
+        scale = math.sqrt(positive_real("init_scale", init_scale)) / (math.sqrt(dim) + math.sqrt(width))
         self.A = nn.Parameter(torch.randn(width, dim) * scale)
         self.b = nn.Parameter(torch.zeros(width))
 
