@@ -43,6 +43,7 @@ from dynnets.applications.adversarial import (  # noqa: E402
     hkr_loss,
     lipschitz_margin_loss,
     load_cifar10,
+    load_digits,
     multiclass_hinge,
     train_classifier,
 )
@@ -60,20 +61,6 @@ from dynnets.io import save_figure  # noqa: E402
 
 DIGITS_EPS = [round(0.125 * i, 3) for i in range(13)]  # 0, 0.125, ..., 1.5
 CIFAR_EPS = [0.0, 36 / 255, 0.25, 0.5, 0.75, 1.0]
-
-
-def load_digits(gen: torch.Generator, quick: bool):
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    x = torch.tensor(d.data, dtype=torch.float64) / 16.0
-    y = torch.tensor(d.target, dtype=torch.int64)
-    perm = torch.randperm(len(y), generator=gen)
-    n_test = 450
-    test, train = perm[:n_test], perm[n_test:]
-    if quick:
-        test = test[:200]
-    return x[train], y[train], x[test], y[test]
 
 
 def load_cifar(directory, quick: bool):
@@ -236,7 +223,7 @@ def config(args) -> tuple[str, dict]:
 
 def load(dataset: str, args, gen, cfg):
     if dataset == "digits":
-        x_tr, y_tr, x_te, y_te = load_digits(gen, args.quick)
+        x_tr, y_tr, x_te, y_te = load_digits(gen, max_test=200 if args.quick else None)
         shape, eps_list = (1, 8, 8), ([0.0, 0.25, 0.5, 0.75, 1.0] if args.quick else DIGITS_EPS)
     else:
         x_tr, y_tr, x_te, y_te = load_cifar(args.data, args.quick)
