@@ -106,7 +106,7 @@ def deel_hkr(alpha: float, margin: float):
     return lambda logits, labels: hkr(logits, nn.functional.one_hot(labels, 10).to(logits.dtype))
 
 
-RUNNER = Runner("lipschitz", __doc__, kind="benchmark", set_default_dtype=True)
+RUNNER = Runner("lipschitz", __doc__, kind="benchmark")
 RUNNER.parser.add_argument("--no-autoattack", action="store_true", help="skip the torchattacks cross-check")
 RUNNER.parser.add_argument("--extra", action="store_true", help="also dynnets' switching pairs and SLL networks")
 RUNNER.parser.add_argument("--deel-alpha", type=float, default=0.98, help="HKRMulticlassLoss alpha in [0, 1]")

@@ -66,7 +66,12 @@ def autoattack_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, i
         return robust
     attack = torchattacks.AutoAttack(Images(), norm="L2", eps=eps, version="standard",
                                      n_classes=int(labels.max()) + 1 if len(labels) else 10, seed=seed)
-    adv = attack(x.float().reshape(len(x), *shape), labels).reshape(x.shape).to(x.dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)  # torchattacks creates float32-only buffers from the default dtype
+    try:
+        adv = attack(x.float().reshape(len(x), *shape), labels).reshape(x.shape).to(x.dtype)
+    finally:
+        torch.set_default_dtype(default)
     # the attack ran in float32: project back onto the ball ||delta|| <= eps around x in x's own dtype
     delta = adv - x
     norm = delta.flatten(1).norm(dim=1).reshape(-1, *([1] * (x.dim() - 1)))
