@@ -1,4 +1,4 @@
-"""The two interfaces the core composes: a vector field ``Field`` and a one-step ``Method``.
+"""The interfaces the core composes: a vector field ``Field``, a one-step ``Method``, and a ``Layer``.
 
 Fields and methods never import each other. Everything a method may ask of a field is declared here, on
 the field base class, with a default that states "the field has no such structure": a method calls
@@ -7,6 +7,11 @@ the field base class, with a default that states "the field has no such structur
 field declares (``Method.check`` refuses a field without it before any interface is called).
 ``linear_invariants()``, ``quadratic_invariants()`` (read off the traits) and ``jacobian(x)`` (exact
 autodiff unless a field has a closed form) work on every field.
+
+A ``Layer`` is anything a ``Flow`` composes: a ``Step``, a nested ``Flow``, or a fixed map such as a
+normalisation, a zero padding or a bounded linear head (``dynnets.constraints``). It declares what it
+guarantees, its certified Lipschitz bound and whether it has an explicit inverse, with defaults that
+claim nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Field(nn.Module):
 
     - ``lipschitz_bound()``: an exactly computed bound of Lip(F);
     - ``euler_lipschitz_bound(h)``: a sharper certified bound of x -> x + h F(x), or None;
+    - ``contractive_limit()``: the largest h for which x -> x + h F(x) is certified 1-Lipschitz, or None;
     - ``stiffness()``: for a field whose Jacobian has a real, non-positive spectrum on the states it
       accepts (a semi-discrete diffusion, a convex-potential gradient field, ...), a bound rho of
       that spectrum's magnitude; an explicit method with real stability interval [-r, 0] is then
@@ -56,6 +62,11 @@ class Field(nn.Module):
 
     def euler_lipschitz_bound(self, h) -> float | None:
         """A certified bound of the explicit Euler step x + h F(x) sharper than 1 + h Lip(F), or None."""
+        return None
+
+    def contractive_limit(self):
+        """The largest h for which the explicit Euler step x + h F(x) is certified 1-Lipschitz (a 0-d
+        float64 tensor, differentiable), or None when the field certifies no such h (the default)."""
         return None
 
     def stiffness(self):
@@ -173,3 +184,31 @@ class Method:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class Layer(nn.Module):
+    """One map x -> y of a network, composed by ``Flow``. Inputs may carry any leading (batch) dims.
+
+    Subclasses implement ``forward`` and override what they can certify:
+
+    - ``guarantees``: a frozenset of ``dynnets.structure`` properties (default: none);
+    - ``lipschitz_bound()``: a certified bound from exactly computed quantities (default:
+      ``NotCertifiedError``);
+    - ``invertible`` / ``inverse(y)``: an explicit inverse (default: none, ``NotInvertibleError``).
+    """
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset()
+
+    def lipschitz_bound(self) -> float:
+        """A certified upper bound of this layer's Lipschitz constant in the 2-norm (exact norms only)."""
+        raise NotCertifiedError(f"{type(self).__name__} provides no certified Lipschitz bound")
+
+    @property
+    def invertible(self) -> bool:
+        return False
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse")
+

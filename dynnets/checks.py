@@ -79,10 +79,11 @@ def positive_real(name: str, value, error: type[Exception] = ConfigError, *, sym
 MAX_INIT_SCALE = 1e3
 
 
-def init_scale(value) -> float:
-    """An initialisation scale relative to the variance-preserving one: a number in [0, 1e3] (larger
-    initial weights make float32 states overflow within a few layers)."""
-    v = real("init_scale", value, minimum=0.0)
+def init_scale(value, positive: bool = False) -> float:
+    """An initialisation scale relative to the variance-preserving one: a number in [0, 1e3] ((0, 1e3] with
+    ``positive``: a scale the weights are normalised to); larger initial weights make float32 states
+    overflow within a few layers."""
+    v = real("init_scale", value, minimum=None if positive else 0.0, positive=positive)
     if v > MAX_INIT_SCALE:
         raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
     return v

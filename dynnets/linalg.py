@@ -21,6 +21,9 @@ and the sign of the exponent only multiply K^(w) by unit phases or permute frequ
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +40,7 @@ __all__ = [
     "conv_symbol",
     "matrix_bounds",
     "power_iteration_norm",
+    "shared_norms",
     "spectral_norm",
     "vector_norm",
 ]
@@ -167,3 +171,32 @@ def power_iteration_norm(w: torch.Tensor, iterations: int = 1, generator: torch.
         v = w.T @ u
         v = v / v.norm()
     return float((w @ v).norm())
+
+
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def shared_norms():
+    """Within this context each exact norm computed through ``memoized`` is computed once per weight
+    tensor (one forward pass: weights do not change). ``Flow.forward`` enters it together with
+    ``torch.nn.utils.parametrize.cached()``, which makes a parametrised weight the same tensor object at
+    every access; re-entrant."""
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
+def memoized(weight: torch.Tensor, what, compute: Callable[[], object]):
+    """``compute()``, remembered inside ``shared_norms()`` under (weight, its version, ``what``, grad mode)."""
+    if _MEMO is None:
+        return compute()
+    key = (id(weight), weight._version, what, torch.is_grad_enabled())
+    if key not in _MEMO:
+        _MEMO[key] = (weight, compute())  # keep the weight alive so its id is not reused
+    return _MEMO[key][1]
+

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from . import memory as _memory
 from . import structure
-from .base import Field, Method
+from .base import Field, Layer, Method
 from .checks import MAX_STEPS, check_bool, check_int, positive_real
-from .errors import ConfigError, ConfigTypeError, NotInvertibleError, StepSizeError
+from .errors import ConfigError, ConfigTypeError, NotCertifiedError, NotInvertibleError, StepSizeError
+from .linalg import shared_norms
 
 
 def _check_step_size(h) -> float:
@@ -24,7 +26,7 @@ def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
-class Step(nn.Module):
+class Step(Layer):
     """x -> Psi^h_F(x): one step of ``method`` applied to the vector field ``field``.
 
     ``h`` is a fixed positive float, or, with ``learn_h=True``, a trainable parameter kept positive by
@@ -102,11 +104,15 @@ class Step(nn.Module):
         return f"method={self.method!r}, h={h}"
 
 
-class Flow(nn.Module):
-    """x -> s_M(...s_1(x)): a discrete flow (network) of Steps (or nested Flows).
+class Flow(Layer):
+    """x -> s_M(...s_1(x)): a discrete flow (network) of layers: Steps, nested Flows, or any other
+    ``Layer`` (a normalisation, a zero padding, a bounded linear head, ...).
 
     ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step.
-    A Flow's guarantees are derived from its steps (``structure.compose``).
+    A Flow's guarantees are derived from its steps (``structure.compose``), its ``lipschitz_bound()`` is
+    the product of theirs (``NotCertifiedError`` when one has none). During a forward pass every
+    parametrised weight (projection, QR, SVD) and every exact norm derived from it is computed once,
+    however many steps use it (``parametrize.cached()``, ``linalg.shared_norms()``).
 
     ``memory`` chooses how the Flow is backpropagated (``dynnets.memory``; the forward values are the
     same in every mode): ``"plain"`` (default) keeps every intermediate state; ``"reversible"`` keeps
@@ -116,15 +122,16 @@ class Flow(nn.Module):
     recomputes the segments in between. Under torch.func transforms a Flow always runs plain.
     """
 
-    def __init__(self, steps: Iterable[nn.Module], *, memory: str = "plain",
+    def __init__(self, steps: Iterable[Layer], *, memory: str = "plain",
                  checkpoint_every: int | None = None):
         super().__init__()
         steps = list(steps)
         if not steps:
             raise ConfigError("a Flow needs at least one step, got an empty list")
         for i, s in enumerate(steps):
-            if not isinstance(s, (Step, Flow)):
-                raise ConfigTypeError(f"Flow step {i} must be a dynnets Step or Flow, got {type(s).__name__}")
+            if not isinstance(s, Layer):
+                raise ConfigTypeError(f"Flow step {i} must be a dynnets Step, Flow or other dynnets.base.Layer, "
+                                      f"got {type(s).__name__}")
         unique: list[nn.Module] = []
         index = []
         for s in steps:
@@ -167,8 +174,9 @@ class Flow(nn.Module):
             if self.memory == "reversible":
                 return _memory.run_reversible(layers, self._index, x)
             return _memory.run_checkpointed(layers, self._index, x, self.checkpoint_every)
-        for i in self._index:
-            x = layers[i](x)
+        with parametrize.cached(), shared_norms():
+            for i in self._index:
+                x = layers[i](x)
         return x
 
     @property
@@ -193,15 +201,22 @@ class Flow(nn.Module):
             if not layer.invertible:
                 where = [pos for pos, i in enumerate(self._index) if i == k]
                 what = (f"{type(layer.field).__name__} with {layer.method.name}" if isinstance(layer, Step)
-                        else "a nested Flow")
+                        else "a nested Flow" if isinstance(layer, Flow) else f"a {type(layer).__name__}")
                 raise NotInvertibleError(
                     f"{what_needs} needs every step explicitly invertible; step {where[0]} "
                     f"({what}) is not"
                 )
 
     def lipschitz_bound(self) -> float:
-        """Product of the steps' certified bounds (each from exact norms)."""
-        per_layer = [layer.lipschitz_bound() for layer in self.layers]
+        """Product of the steps' certified bounds (each from exact norms); NotCertifiedError naming the
+        first step that has none."""
+        per_layer = []
+        for k, layer in enumerate(self.layers):
+            try:
+                per_layer.append(float(layer.lipschitz_bound()))
+            except NotCertifiedError as err:
+                where = self._index.index(k)
+                raise NotCertifiedError(f"Flow step {where} ({type(layer).__name__}): {err}") from None
         bound = 1.0
         for i in self._index:
             bound *= per_layer[i]

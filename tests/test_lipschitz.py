@@ -25,18 +25,13 @@ from dynnets.constraints import (
     SpectralNormBound,
     leaky_relu,
 )
-from dynnets.constraints.search import adversarial_lipschitz_search
+from dynnets.constraints.search import adversarial_lipschitz_search, start_pairs
 
 EPS = torch.finfo(torch.float64).eps
 C = 10.0
 
 
-def _pairs(shape, n, gen):
-    x = torch.randn(n, *shape, dtype=torch.float64, generator=gen)
-    r = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-3), 0.0, generator=gen))
-    d = torch.randn(n, *shape, dtype=torch.float64, generator=gen)
-    d = d / d.flatten(1).norm(dim=1).reshape(-1, *([1] * len(shape)))
-    return x, x + r.reshape(-1, *([1] * len(shape))) * d
+_pairs = start_pairs
 
 
 def _set_norm(field, norm2: float, bias: float):

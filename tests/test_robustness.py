@@ -133,6 +133,8 @@ def test_quick_digits_run(tmp_path):
     _check_metrics(m)
     assert m["dataset"] == "digits"
     assert m["lipschitz"]["clean_accuracy"] > 0.8 and m["baseline"]["clean_accuracy"] > 0.8
+    # the quick run shows the experiment's point: ahead of the ResNet under attack at eps = 0.5
+    assert m["at_eps_half"]["lead"] > 0.05
     assert json.loads((tmp_path / "metrics.json").read_text())["lipschitz_bound"] == m["lipschitz_bound"]
     assert (tmp_path / "accuracy_vs_eps.png").stat().st_size > 0
 
@@ -165,15 +167,69 @@ def test_cli_user_error_is_one_line(tmp_path, capsys):
         assert len(err) == 1 and message in err[0]
 
 
-def test_lipschitz_model_bound_includes_every_layer():
+@pytest.mark.parametrize("net", ["orthogonal", "rescaled", "pairs"])
+def test_lipschitz_model_bound_includes_every_layer(net):
     from experiments.robustness import build
 
     torch.manual_seed(0)
     mean = torch.zeros(1, 8, 8)
-    model = build("lipschitz", "dense", (1, 8, 8), mean, {"pairs": 2, "width": 64}).double()
+    cfg = {"pairs": 2, "width": 64, "widths": [32, 16]}
+    model = build("lipschitz", "dense", (1, 8, 8), mean, cfg, net).double()
     parts = [float(layer.lipschitz_bound()) for layer in model.layers]
     assert model.lipschitz_bound() == pytest.approx(math.prod(parts), rel=1e-14)
     assert model.lipschitz_bound() <= 1.0 + 1e-12
     x = torch.rand(256, 64, dtype=torch.float64)
     y = torch.rand(256, 64, dtype=torch.float64)
     assert dn.testing.lipschitz_ratio(model, x, y) <= model.lipschitz_bound()
+
+
+def test_certified_training_losses():
+    from dynnets.applications.adversarial import hkr_loss, lipschitz_margin_loss, multiclass_hinge
+
+    logits = torch.tensor([[3.0, 1.0, 0.5], [0.2, 0.1, 2.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 2])
+    # Lipschitz margin: cross-entropy after raising every wrong logit by sqrt(2) L eps
+    shifted = logits + math.sqrt(2) * 0.5 * torch.tensor([[0, 1, 1], [1, 1, 0]], dtype=torch.float64)
+    expected = torch.nn.functional.cross_entropy(4.0 * shifted, labels)
+    assert float(lipschitz_margin_loss(logits, labels, 0.5, 4.0)) == pytest.approx(float(expected), rel=1e-14)
+    assert float(lipschitz_margin_loss(logits, labels, 0.5, 4.0)) > float(lipschitz_margin_loss(logits, labels, 0.0, 4.0))
+    # HKR: alpha * hinge - (mean true logit - mean wrong logit)
+    kr = (3.0 + 2.0) / 2 - (1.0 + 0.5 + 0.2 + 0.1) / 4
+    assert float(hkr_loss(logits, labels, 10.0, 1.0)) == pytest.approx(
+        10 * float(multiclass_hinge(logits, labels, 1.0)) - kr, rel=1e-14)
+    with pytest.raises(ConfigError, match="temperature"):
+        lipschitz_margin_loss(logits, labels, 0.5, 0.0)
+
+
+def test_autoattack_wrapper_projects_onto_the_ball(monkeypatch):
+    """The cross-check is run in float32 by torchattacks; its output is projected back onto ||delta|| <= eps in
+    the model's dtype, and only inputs correct on both the clean and the attacked image count as robust.
+    (A stand-in for torchattacks: the real one is an optional extra.)"""
+    import sys
+    import types
+
+    from dynnets.applications.adversarial import autoattack_l2
+
+    seen = {}
+
+    class FakeAutoAttack:
+        def __init__(self, model, norm, eps, version, n_classes, seed):
+            seen.update(norm=norm, eps=eps, version=version, n_classes=n_classes)
+            self.model = model
+
+        def __call__(self, images, labels):
+            seen["dtype"], seen["shape"] = images.dtype, tuple(images.shape)
+            assert torch.get_default_dtype() == torch.float32
+            return images + 10.0  # far outside the ball: must be projected back
+
+    monkeypatch.setitem(sys.modules, "torchattacks", types.SimpleNamespace(AutoAttack=FakeAutoAttack))
+    lin = _linear_model()
+    x = torch.randn(40, 5, dtype=torch.float64)
+    y = lin(x).argmax(1).detach()
+    robust = autoattack_l2(lin, x, y, 0.3, image_shape=(5,))
+    assert seen == {"norm": "L2", "eps": 0.3, "version": "standard", "n_classes": 3, "dtype": torch.float32,
+                    "shape": (40, 5)}
+    delta = torch.full_like(x, 10.0)
+    delta = delta * (0.3 / delta.norm(dim=1, keepdim=True))
+    expected = margins(lin(x + delta), y) > 0
+    assert torch.equal(robust, expected) and 0 < int(robust.sum()) < 40

@@ -1,31 +1,31 @@
-"""Lipschitz constraints with certified bounds: exact norms, parametrisations, certified steps.
+"""Lipschitz constraints with certified bounds: exact norms, parametrisations, certified steps and layers.
 
     parametrize    SpectralNormBound, ConvSpectralNormBound, Orthogonal (torch parametrize modules)
     bounds         the certified Euler-step bound of gradient fields, activation slope ranges
-    steps          ContractiveStep, ExpansiveStep, switching pairs, Normalize, ZeroPad, BoundedLinear, Chain
+    steps          ContractiveStep, ExpansiveStep, switching pairs
+    blocks         rescaled (SLL) steps, dense and circular-conv; MaxMin steps; orthogonal/MaxMin blocks
+    layers         Normalize, ZeroPad, BoundedLinear, OrthogonalLinear (``dynnets.Flow`` composes them)
 
-See docs/lipschitz.md for the mathematics and its conditions.
+A certified network is a ``dynnets.Flow`` of these; ``Chain`` is the former name of that composition, kept
+as an alias of ``Flow``. See docs/lipschitz.md for the mathematics and its conditions.
 """
 
 from ..linalg import conv_spectral_norm, power_iteration_norm, spectral_norm
+from ..step import Flow
 from . import bounds
+from .blocks import conv_rescaled_step, maxmin_step, orthogonal_block, rescaled_step
 from .bounds import activation_slopes, gradient_euler_bound, leaky_relu, seed_contraction
+from .layers import BoundedLinear, Normalize, OrthogonalLinear, ZeroPad
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound, orthogonality_penalty
-from .steps import (
-    BoundedLinear,
-    Chain,
-    ContractiveStep,
-    ExpansiveStep,
-    Normalize,
-    ZeroPad,
-    conv_switching_pair,
-    is_certified,
-    switching_pair,
-)
+from .steps import ContractiveStep, ExpansiveStep, conv_switching_pair, is_certified, switching_pair
+
+#: deprecated alias: a certified chain is a ``dynnets.Flow`` of layers (one composition, one caching rule)
+Chain = Flow
 
 __all__ = [
     "BoundedLinear", "Chain", "ContractiveStep", "ConvSpectralNormBound", "ExpansiveStep", "Normalize",
-    "Orthogonal", "SpectralNormBound", "ZeroPad", "activation_slopes", "bounds", "conv_spectral_norm",
-    "conv_switching_pair", "gradient_euler_bound", "is_certified", "leaky_relu",
-    "orthogonality_penalty", "power_iteration_norm", "seed_contraction", "spectral_norm", "switching_pair",
+    "Orthogonal", "OrthogonalLinear", "SpectralNormBound", "ZeroPad", "activation_slopes", "bounds",
+    "conv_rescaled_step", "conv_spectral_norm", "conv_switching_pair", "gradient_euler_bound", "is_certified",
+    "leaky_relu", "maxmin_step", "orthogonal_block", "orthogonality_penalty", "power_iteration_norm",
+    "rescaled_step", "seed_contraction", "spectral_norm", "switching_pair",
 ]

@@ -13,6 +13,7 @@ which is <= C * n * eps (n the dimension times the depth, C small) when the boun
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,16 @@ class SearchResult:
     max_ratio: float  # largest |f(x) - f(y)| / |x - y| seen
     max_excess: float  # largest normalised excess e_i over the bound (negative when all pairs respect it)
     n_pairs: int  # number of pairs evaluated (starts x ascent iterations)
+
+
+def start_pairs(shape, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n float64 starting pairs (x, y): x standard normal of ``shape``, y = x + r d with d a random unit
+    direction and r log-uniform in [1e-3, 1] (near pairs probe the Jacobian, far ones the nonlinearity)."""
+    x = torch.randn(n, *shape, dtype=torch.float64, generator=generator)
+    r = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-3), 0.0, generator=generator))
+    d = torch.randn(n, *shape, dtype=torch.float64, generator=generator)
+    d = d / d.flatten(1).norm(dim=1).reshape(-1, *([1] * len(shape)))
+    return x, x + r.reshape(-1, *([1] * len(shape))) * d
 
 
 def _frozen64(f):

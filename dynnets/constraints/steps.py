@@ -11,9 +11,9 @@
                   sqrt(1 - h_C + h_C^2)(1 + h_E ||W||^2 beta_E) <= 1, valid when the partner's A is
                   orthogonal (``Orthogonal`` parametrisation) and its slopes lie in [1/2, 1] (checked).
 - ``switching_pair`` / ``conv_switching_pair``: such pairs, ready to stack in a ``Flow``.
-- ``Normalize`` (x -> (x - mu) / s, bound 1 / min s), ``ZeroPad`` (isometric lift), ``BoundedLinear``
-  (a linear map with the exact ``SpectralNormBound``) and ``Chain``: a sequence of such layers, Steps
-  and Flows whose ``lipschitz_bound()`` is the product of the exact per-layer bounds.
+
+Every derived step size is finite: a zero weight or a partner whose bound is 0 would make the formulas
+infinite, so they are capped at ``STEP_CAP`` (a smaller h keeps every inequality).
 
 All bounds are recomputed from the actual weights in float64 (exact norms): a parametrisation or a
 clamp only makes them small, it is never trusted. They certify the real-arithmetic map defined by the
@@ -23,21 +23,23 @@ stored parameters; evaluating it in float32 adds relative round-off of order 1e-
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .. import structure
-from ..errors import ConfigError, NotCertifiedError, ShapeError
+from ..errors import ConfigError
 from ..fields.activations import activation_slopes, leaky_relu
-from ..fields.gradient_bounds import SAFETY, shared_bounds
+from ..fields.conv_gradient import ConvGradient
+from ..fields.gradient import Gradient
+from ..fields.gradient_bounds import SAFETY, STEP_CAP, GradientBounds
 from ..linalg import conv_spectral_norm
 from ..methods.rk import Euler
 from ..step import Flow, Step
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound
 
-__all__ = ["BoundedLinear", "Chain", "ContractiveStep", "ExpansiveStep", "Normalize", "ZeroPad",
-           "conv_switching_pair", "switching_pair"]
+__all__ = ["ContractiveStep", "ExpansiveStep", "conv_switching_pair", "is_certified", "switching_pair"]
+
+#: the smallest partner bound L_C the exact rule divides by (1 / L_C - 1 stays finite)
+_MIN_PARTNER_BOUND = 1.0 / (1.0 + STEP_CAP)
 
 
 def _weight_name(field) -> str:
@@ -48,9 +50,10 @@ def _weight_name(field) -> str:
 
 
 def _check_gradient_field(field, sign: int, who: str) -> None:
-    if not (hasattr(field, "spectral_bounds") and hasattr(field, "euler_lipschitz_bound")):
-        raise ConfigError(f"{who} needs a gradient field (Gradient or ConvGradient), got {type(field).__name__}")
-    if getattr(field, "tied", True) is False:
+    if not isinstance(field, GradientBounds):
+        raise ConfigError(f"{who} needs a gradient field (Gradient, ConvGradient, RescaledGradient, ...), got "
+                          f"{type(field).__name__}")
+    if isinstance(field, ConvGradient) and not field.tied:  # the untied baseline form B sigma(K x + b)
         raise ConfigError(f"{who} needs a tied gradient field K^T sigma(K x + b), got tied=False")
     if field.sign != sign:
         raise ConfigError(f"{who} needs a field with sign={sign:+d}, got sign={field.sign:+d}")
@@ -128,7 +131,11 @@ class ExpansiveStep(Step):
             lc = torch.maximum((1.0 - hc * beta * smax * smax).abs(), (1.0 - hc * a * smin * smin).abs())
         _, beta_e = activation_slopes(self.field.activation)
         _, sw = self.field.spectral_bounds(torch.float64)
-        return SAFETY * torch.clamp(1.0 / lc - 1.0, min=0.0) / (beta_e * sw * sw)
+        # h_E = gain / den, but finite: a zero W (den = 0) or a partner bound near 0 (gain -> inf) gives the
+        # cap, and gain = den = 0 gives h_E = 0 (0 / 0 never happens)
+        gain = torch.clamp(1.0 / torch.clamp(lc, min=_MIN_PARTNER_BOUND) - 1.0, min=0.0)
+        den = torch.maximum(beta_e * sw * sw, gain / STEP_CAP)
+        return SAFETY * gain / torch.clamp(den, min=torch.finfo(torch.float64).tiny)
 
     def extra_repr(self) -> str:
         return _repr(self)
@@ -155,8 +162,6 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
     h_c by ``rule``.
     """
-    from ..fields import Gradient
-
     if width < dim:
         raise ConfigError(f"an orthogonal contractive weight needs width >= dim, got width={width}, dim={dim}")
     fc = Gradient(dim, width, sign=-1, activation=leaky_relu(slope))
@@ -175,8 +180,6 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     The contractive kernel starts near an isometry (identity on the first channels plus 0.1 noise) and is
     normalised to ||K||_op <= 1, so the default h_c = 1 is below the limit 2 and s_min stays away from 0;
     the expansive kernel is normalised likewise."""
-    from ..fields import ConvGradient
-
     fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
     with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
         k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)
@@ -187,108 +190,6 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
     c = ContractiveStep(fc, 1.0 if h_c is None else h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
     return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
-
-
-class Normalize(nn.Module):
-    """x -> (x - mu) / s with fixed (buffer) mu and s > 0 (scalar or per feature): bound 1 / min s."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.get_default_dtype())
-        std = torch.as_tensor(std, dtype=torch.get_default_dtype())
-        if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
-            raise ConfigError("Normalize needs finite mean and std")
-        if not bool((std > 0).all()):
-            raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
-        self.register_buffer("mean", mean.clone())
-        self.register_buffer("std", std.clone())
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-
-    def lipschitz_bound(self) -> float:
-        return 1.0 / float(self.std.double().min())
-
-    @property
-    def guarantees(self) -> frozenset:
-        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
-
-
-class ZeroPad(nn.Module):
-    """Lift (batch, n) -> (batch, m), m >= n, or (batch, C, H, W) -> (batch, C', H, W) by zero padding:
-    an isometry, bound 1."""
-
-    def __init__(self, size_in: int, size_out: int):
-        super().__init__()
-        if size_out < size_in:
-            raise ConfigError(f"ZeroPad needs size_out >= size_in, got {size_out} < {size_in}")
-        self.size_in, self.size_out = size_in, size_out
-
-    def forward(self, x):
-        if x.shape[1] != self.size_in:
-            raise ShapeError(f"ZeroPad expects {self.size_in} features/channels in dim 1, got shape {tuple(x.shape)}")
-        pad = [0, 0] * (x.dim() - 2) + [0, self.size_out - self.size_in]
-        return F.pad(x, pad)
-
-    def lipschitz_bound(self) -> float:
-        return 1.0
-
-    @property
-    def guarantees(self) -> frozenset:
-        return frozenset({structure.Lipschitz(1.0)})
-
-
-class BoundedLinear(nn.Module):
-    """y = W x.flatten() + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation
-    (``c=None``: unconstrained W, e.g. a baseline's head; its bound is still the exact ||W||_2)."""
-
-    def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True):
-        super().__init__()
-        self.linear = nn.Linear(n_in, n_out, bias=bias)
-        if c is not None:
-            parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
-
-    def forward(self, x):
-        return self.linear(x.flatten(1))
-
-    def lipschitz_bound(self) -> float:
-        with torch.no_grad():
-            return float(torch.linalg.matrix_norm(self.linear.weight.double(), ord=2))
-
-    @property
-    def guarantees(self) -> frozenset:
-        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
-
-
-class Chain(nn.Module):
-    """x -> layer_M(...layer_1(x)); ``lipschitz_bound()`` = product of the layers' certified bounds
-    (NotCertifiedError if a layer has none)."""
-
-    def __init__(self, layers):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x):
-        # every parametrised weight (projection, QR, SVD) is evaluated once per forward, not per use
-        with parametrize.cached(), shared_bounds():
-            for layer in self.layers:
-                x = layer(x)
-        return x
-
-    def lipschitz_bound(self) -> float:
-        bound = 1.0
-        for i, layer in enumerate(self.layers):
-            if not hasattr(layer, "lipschitz_bound"):
-                raise NotCertifiedError(f"Chain layer {i} ({type(layer).__name__}) has no certified Lipschitz bound")
-            bound *= float(layer.lipschitz_bound())
-        return bound
-
-    @property
-    def guarantees(self) -> frozenset:
-        return structure.compose(getattr(layer, "guarantees", frozenset()) for layer in self.layers)
-
-    def __len__(self):
-        return len(self.layers)
 
 
 def is_certified(module: nn.Module) -> bool:

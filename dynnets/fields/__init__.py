@@ -11,11 +11,14 @@ from .gradient import Gradient
 from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear
 from .mass import MassPreserving
+from .maxmin import MaxMin
+from .rescaled_gradient import ConvRescaledGradient, RescaledGradient
 from .sphere import QuadraticPreserving, SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField",
-    "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MirroredConvFD",
-    "QuadraticPreserving", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
+    "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "ConvRescaledGradient", "Dense", "Field",
+    "FunctionField", "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MaxMin",
+    "MirroredConvFD", "QuadraticPreserving", "RescaledGradient", "SpherePreserving", "VolumePreserving",
+    "get_activation", "leaky_relu",
 ]

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .. import linalg
+from .. import checks, linalg
 from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError, ShapeError
@@ -45,6 +45,7 @@ class ConvGradient(GradientBounds, Field):
         self.dim = channels * self.input_size[0] * self.input_size[1]
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
         linalg.check_kernel(k, self.input_size)
+        init_scale = checks.init_scale(init_scale, positive=True)
         k = k * (math.sqrt(init_scale) / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
         self.K = nn.Parameter(k)
         self.b = nn.Parameter(torch.zeros(hidden))
@@ -86,6 +87,9 @@ class ConvGradient(GradientBounds, Field):
 
     def euler_lipschitz_bound(self, h):
         return super().euler_lipschitz_bound(h) if self.tied else None
+
+    def contractive_limit(self):
+        return super().contractive_limit() if self.tied else None
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, hidden={self.hidden}, input_size={self.input_size}, "

@@ -39,6 +39,7 @@ class Dense(Field):
         self.check_input(x)
         return F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.B)
 
+    @torch.no_grad()
     def lipschitz_bound(self) -> float:
         """||B||_2 Lip(sigma) ||A||_2 with exact spectral norms."""
         return float(spectral_norm(self.B) * self.activation.lipschitz * spectral_norm(self.A))

@@ -39,7 +39,7 @@ class Gradient(GradientBounds, Field):
             raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
         self.sign = int(sign)
         self.activation = get_activation(activation)
-        scale = math.sqrt(checks.init_scale(init_scale)) / (math.sqrt(dim) + math.sqrt(width))
+        scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
         self.A = nn.Parameter(torch.randn(width, dim) * scale)
         self.b = nn.Parameter(torch.zeros(width))
 

@@ -9,19 +9,21 @@ exposes what explicit Euler needs without fields importing methods:
   proved in ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
 - ``contractive_limit()``: 2 / (beta ||A||_2^2), the largest h for which the contractive step is 1-Lipschitz,
   as a differentiable float64 tensor, shrunk by a relative 64 eps so that round-off in the SVD cannot
-  push h beta ||A||^2 above 2.
+  push h beta ||A||^2 above 2, and at most ``STEP_CAP`` (A = 0 gives a finite h, not inf).
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from ..errors import ConfigError, NotCertifiedError
+from ..linalg import memoized
 from .activations import activation_slopes
 
 SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
+#: the largest step size a certified rule ever derives (a zero weight would otherwise give h = inf, and inf * 0 =
+#: NaN); any smaller h keeps every certified inequality, so the cap only makes a step more conservative
+STEP_CAP = 1e6
 
 
 def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
@@ -34,35 +36,12 @@ def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: 
         return 1.0 + h * beta * smax * smax
     raise ConfigError(f"sign must be -1 or +1, got {sign!r}")
 
-_MEMO: dict | None = None
-
-
-@contextlib.contextmanager
-def shared_bounds():
-    """Within this context each weight's (s_min, s_max) is computed once (one forward pass: weights do
-    not change). Use together with ``torch.nn.utils.parametrize.cached()``, which makes a parametrised
-    weight the same tensor object at every access."""
-    global _MEMO
-    outer = _MEMO
-    _MEMO = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _MEMO = outer
-
-
 class GradientBounds:
     sign: int
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
-        if _MEMO is None:
-            return self._spectral_bounds(dtype)
-        w = self._weight()
-        key = (id(w), w._version, dtype, torch.is_grad_enabled())
-        if key not in _MEMO:
-            _MEMO[key] = (w, self._spectral_bounds(dtype))  # keep w alive so its id is not reused
-        return _MEMO[key][1]
+        return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(dtype))
 
     def _weight(self) -> torch.Tensor:
         raise NotImplementedError
@@ -88,7 +67,13 @@ class GradientBounds:
         smin, smax = self.spectral_bounds(torch.float64)
         return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
 
-    def contractive_limit(self) -> torch.Tensor:
+    def contractive_limit(self) -> torch.Tensor | None:
+        """2 / (beta ||A||^2) for a contractive field (None for an expansive one), at most ``STEP_CAP``: a
+        zero (or underflowing) A makes every h contractive, and the cap keeps h finite so that h * 0 is 0."""
+        if self.sign != -1:
+            return None
         _, beta = self._slopes()
         _, smax = self.spectral_bounds(torch.float64)
-        return SAFETY * 2.0 / (beta * smax * smax)
+        den = beta * smax * smax
+        limit = SAFETY * 2.0 / torch.where(den > 0, den, torch.ones_like(den))
+        return torch.where(den > 0, limit.clamp(max=STEP_CAP), torch.full_like(den, STEP_CAP))

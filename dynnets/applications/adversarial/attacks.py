@@ -1,4 +1,4 @@
-"""Adversarial evaluation in the L2 norm: margins, multi-class hinge loss, L2-PGD, certified accuracy.
+"""Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``).
 
 Certification (Tsuzuku, Sato, Sugiyama 2018): if x -> logits f(x) is L-Lipschitz in the 2-norm, each
 difference f_y - f_j is sqrt(2) L-Lipschitz (the row e_y - e_j has norm sqrt 2), so a correctly
@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ...errors import ConfigError
 
-__all__ = ["certified", "multiclass_hinge", "margins", "pgd_l2", "soundness_violations"]
+__all__ = ["certified", "margins", "pgd_l2", "soundness_violations"]
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -25,11 +24,6 @@ def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.scatter(1, labels[:, None], -math.inf)
     return true - others.max(dim=1).values
-
-
-def multiclass_hinge(logits: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """mean_i sum_{j != y_i} max(0, margin - (f_{y_i} - f_j)) / n_classes (torch's multi_margin_loss)."""
-    return F.multi_margin_loss(logits, labels, margin=margin)
 
 
 def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps: float) -> torch.Tensor:

@@ -1,0 +1,60 @@
+"""Certified blocks beyond the switching pairs, each a step (or a flow of steps) of the framework.
+
+- ``rescaled_step``: x -> x - h A^T T^{-1} sigma(A x + b), explicit Euler of a ``RescaledGradient`` field;
+  1-Lipschitz for every A and every h <= 2 (h = 2 is the SDP-based Lipschitz layer, SLL); bound
+  max(|1 - h beta s_max(B)^2|, |1 - h a s_min(B)^2|), B = T^{-1/2} A, from the exact SVD.
+- ``conv_rescaled_step``: the same with a circular convolution K (``ConvRescaledGradient``; FFT-symbol norms).
+- ``maxmin_step``: the MaxMin (GroupSort2) activation, which *is* the Euler step h = 1 of the fixed gradient
+  field -A^T relu(A x), A the pair-difference matrix (``dynnets.fields.MaxMin``); bound 1.
+- ``orthogonal_block``: ``OrthogonalLinear`` then ``maxmin_step``: the orthogonal/GroupSort block of
+  Anil et al. (2019) with an exact QR orthogonalisation; bound ||Q||_2 = 1 to round-off.
+
+See docs/lipschitz.md for the proofs.
+"""
+
+from __future__ import annotations
+
+from ..checks import positive_real
+from ..errors import StepSizeError
+from ..fields.maxmin import MaxMin
+from ..fields.rescaled_gradient import ConvRescaledGradient, RescaledGradient
+from ..methods.rk import Euler
+from ..step import Flow, Step
+from .layers import OrthogonalLinear
+
+__all__ = ["conv_rescaled_step", "maxmin_step", "orthogonal_block", "rescaled_step"]
+
+
+def _rescaled_h(h, learn_h: bool) -> tuple[float, float | None]:
+    h = positive_real("step size h", h, StepSizeError, symbol="h")
+    if h > 2.0 or (learn_h and h >= 2.0):
+        raise StepSizeError(f"a rescaled gradient step is certified 1-Lipschitz for h <= 2 (and a learned h "
+                            f"starts below its bound h_max = 2), got h={h}")
+    return h, (2.0 if learn_h else None)
+
+
+def rescaled_step(dim: int, width: int, activation="relu", h: float = 2.0, *, learn_h: bool = False,
+                  init_scale: float = 1.0) -> Step:
+    """x -> x - h A^T T^{-1} sigma(A x + b) on (..., dim), 1-Lipschitz for every A (h <= 2; a learned h
+    stays in (0, 2) by construction)."""
+    h, h_max = _rescaled_h(h, learn_h)
+    field = RescaledGradient(dim, width, activation, init_scale=init_scale)
+    return Step(field, Euler(), h, learn_h=learn_h, h_max=h_max)
+
+
+def conv_rescaled_step(channels: int, hidden: int, input_size, kernel_size: int = 3, activation="relu",
+                       h: float = 2.0, *, learn_h: bool = False, init_scale: float = 1.0) -> Step:
+    """U -> U - h K^T T^{-1} sigma(K U + b), circular convolutions on ``input_size``; 1-Lipschitz for every K."""
+    h, h_max = _rescaled_h(h, learn_h)
+    field = ConvRescaledGradient(channels, hidden, input_size, kernel_size, activation, init_scale=init_scale)
+    return Step(field, Euler(), h, learn_h=learn_h, h_max=h_max)
+
+
+def maxmin_step(size: int, axis: int = -1) -> Step:
+    """MaxMin on ``size`` features along ``axis`` as the Euler step h = 1 of ``dynnets.fields.MaxMin``."""
+    return Step(MaxMin(size, axis), Euler(), 1.0)
+
+
+def orthogonal_block(n_in: int, n_out: int, bias: bool = True) -> Flow:
+    """x -> MaxMin(Q x + b), Q with orthonormal columns or rows (exact QR); bound 1 to round-off."""
+    return Flow([OrthogonalLinear(n_in, n_out, bias), maxmin_step(n_out)])

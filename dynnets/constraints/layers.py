@@ -1,0 +1,155 @@
+"""Fixed and linear layers with exactly computed Lipschitz bounds, composed by ``dynnets.Flow`` like steps.
+
+- ``Normalize(mean, std)``: x -> (x - mu) / s, bound 1 / min |s| (a std loaded with a negative sign is a
+  reflection, not a negative bound);
+- ``ZeroPad(size_in, size_out, axis)``: isometric lift by zero padding, bound 1;
+- ``BoundedLinear(n_in, n_out, c)``: y = W x + b with ||W||_2 <= c (exact ``SpectralNormBound``);
+- ``OrthogonalLinear(n_in, n_out)``: y = Q x + b with Q^T Q = I or Q Q^T = I (``Orthogonal``, QR): the exact
+  time-1 map of a constant skew-symmetric linear field when square; bound ||Q||_2 (= 1 to round-off).
+
+Every layer accepts any leading (batch) dimensions, one unbatched sample included, and reports its bound from
+the stored tensors in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .. import structure
+from ..base import Layer
+from ..checks import check_size
+from ..errors import ConfigError, ShapeError
+from .parametrize import Orthogonal, SpectralNormBound
+
+__all__ = ["BoundedLinear", "Normalize", "OrthogonalLinear", "ZeroPad"]
+
+
+def _lipschitz(bound: float) -> frozenset:
+    return frozenset({structure.Lipschitz(bound)})
+
+
+class Normalize(Layer):
+    """x -> (x - mu) / s with fixed (buffer) mu and s != 0 (scalar or per feature): bound 1 / min |s|."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.get_default_dtype())
+        std = torch.as_tensor(std, dtype=torch.get_default_dtype())
+        if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
+            raise ConfigError("Normalize needs finite mean and std")
+        if not bool((std > 0).all()):
+            raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+    def lipschitz_bound(self) -> float:
+        """1 / min |s|: a negative s (e.g. from a state_dict) flips the sign, never the bound's; a zero or
+        non-finite s has no bound (ConfigError)."""
+        s = self.std.detach().double().abs().min()
+        if not (bool(torch.isfinite(self.std).all()) and float(s) > 0):
+            raise ConfigError(f"Normalize has std with min |std| = {float(s)} or non-finite entries (rule: "
+                              "finite and non-zero); it has no finite Lipschitz bound")
+        return 1.0 / float(s)
+
+    @property
+    def guarantees(self) -> frozenset:
+        return _lipschitz(self.lipschitz_bound())
+
+    @property
+    def invertible(self) -> bool:
+        return True
+
+    def inverse(self, y):
+        return y * self.std + self.mean
+
+
+class ZeroPad(Layer):
+    """Lift (..., n) -> (..., m), m >= n (``axis=-1``), or (..., C, H, W) -> (..., C', H, W) (``axis=-3``) by
+    zero padding: an isometry, bound 1."""
+
+    def __init__(self, size_in: int, size_out: int, axis: int = -1):
+        super().__init__()
+        check_size("size_in", size_in)
+        check_size("size_out", size_out)
+        if size_out < size_in:
+            raise ConfigError(f"ZeroPad needs size_out >= size_in, got {size_out} < {size_in}")
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis >= 0:
+            raise ConfigError(f"ZeroPad's axis counts from the end (-1 features, -3 image channels), got {axis!r}")
+        self.size_in, self.size_out, self.axis = size_in, size_out, axis
+
+    def forward(self, x):
+        if x.dim() < -self.axis or x.shape[self.axis] != self.size_in:
+            raise ShapeError(f"ZeroPad expects {self.size_in} features/channels along axis {self.axis}, got shape "
+                             f"{tuple(x.shape)}")
+        return F.pad(x, [0, 0] * (-self.axis - 1) + [0, self.size_out - self.size_in])
+
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+    @property
+    def guarantees(self) -> frozenset:
+        return _lipschitz(1.0)
+
+
+class _LinearHead(Layer):
+    """y = W x.flatten(-feature_dims) + b, W a (parametrised) weight; bound = exact ||W||_2 (SVD, float64)."""
+
+    def _setup(self, n_in: int, n_out: int, bias: bool, feature_dims: int) -> None:
+        self.linear = nn.Linear(check_size("n_in", n_in), check_size("n_out", n_out), bias=bias)
+        self.feature_dims = check_size("feature_dims", feature_dims)
+
+    def forward(self, x):
+        if x.dim() < self.feature_dims:
+            raise ShapeError(f"{type(self).__name__} needs inputs with at least {self.feature_dims} feature dims, "
+                             f"got shape {tuple(x.shape)}")
+        return self.linear(x.flatten(-self.feature_dims) if self.feature_dims > 1 else x)
+
+    def lipschitz_bound(self) -> float:
+        with torch.no_grad():
+            return float(torch.linalg.matrix_norm(self.linear.weight.double(), ord=2))
+
+    @property
+    def guarantees(self) -> frozenset:
+        return _lipschitz(self.lipschitz_bound())
+
+
+class BoundedLinear(_LinearHead):
+    """y = W x + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation (``c=None``:
+    unconstrained W, e.g. a baseline's head; its bound is still the exact ||W||_2). ``feature_dims`` trailing
+    dimensions form the input vector (1 for (..., n_in), 3 for images (..., C, H, W))."""
+
+    def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True, *, feature_dims: int = 1):
+        super().__init__()
+        self._setup(n_in, n_out, bias, feature_dims)
+        if c is not None:
+            parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
+
+
+class OrthogonalLinear(_LinearHead):
+    """y = Q x + b with orthonormal columns (n_out >= n_in: an isometry) or rows (n_out < n_in), by the
+    ``Orthogonal`` (QR) parametrisation; bound = exact ||Q||_2 = 1 to round-off.
+
+    A square Q without bias is the exact time-1 map of the linear field x' = S x with S = log Q skew (when
+    det Q = 1): a norm-preserving, explicitly invertible step (inverse Q^T y)."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True, *, feature_dims: int = 1):
+        super().__init__()
+        self._setup(n_in, n_out, bias, feature_dims)
+        parametrize.register_parametrization(self.linear, "weight", Orthogonal())
+
+    @property
+    def invertible(self) -> bool:
+        return self.linear.in_features == self.linear.out_features and self.feature_dims == 1
+
+    def inverse(self, y):
+        if not self.invertible:
+            return super().inverse(y)
+        if self.linear.bias is not None:
+            y = y - self.linear.bias
+        return F.linear(y, self.linear.weight.t())

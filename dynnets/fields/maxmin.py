@@ -1,0 +1,65 @@
+"""The fixed gradient field whose explicit Euler step with h = 1 is the MaxMin (GroupSort2) activation.
+
+Pair the features along one axis, (u_i, v_i) = (x_{2i}, x_{2i+1}), and let A be the pair-difference matrix
+(one row e_{2i+1} - e_{2i} per pair), so A x = v - u. The contractive gradient field F(x) = -A^T relu(A x)
+moves u_i by +relu(v_i - u_i) and v_i by -relu(v_i - u_i); its Euler step with h = 1 is
+
+    (u_i + relu(v_i - u_i), v_i - relu(v_i - u_i)) = (max(u_i, v_i), min(u_i, v_i)),
+
+the norm-preserving MaxMin activation of Anil, Lucas, Grosse (ICML 2019). ||A||_2^2 = 2 and relu has slopes
+[0, 1], so h = 1 is exactly the contractive limit 2 / (beta ||A||^2) of the gradient-step theorem: the
+certified bound of the step is max(|1 - 2 h|, 1) = 1 for h <= 1 (``GradientBounds`` with s_max = sqrt 2,
+s_min = 0 since A has fewer rows than columns).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..base import Field
+from ..checks import check_size
+from ..errors import ConfigError, ShapeError
+from .activations import get_activation
+from .gradient_bounds import GradientBounds
+
+
+class MaxMin(GradientBounds, Field):
+    """F(x) = -A^T relu(A x) with A the pair-difference matrix on the ``size`` features along ``axis``
+    (-1 for vectors (..., size), -3 for the channels of images (..., C, H, W)); no parameters."""
+
+    sign = -1
+
+    def __init__(self, size: int, axis: int = -1):
+        super().__init__()
+        self.size = check_size("size", size)
+        if self.size % 2:
+            raise ConfigError(f"MaxMin pairs features, so it needs an even size, got size={size}")
+        if axis not in (-1, -3):
+            raise ConfigError(f"MaxMin pairs features along axis -1 (vectors) or -3 (image channels), got {axis}")
+        self.axis = axis
+        self.dim = self.size
+        self.activation = get_activation("relu")
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() < -self.axis or x.shape[self.axis] != self.size:
+            raise ShapeError(f"MaxMin expects {self.size} features along axis {self.axis}, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        xs = x.movedim(self.axis, -1)
+        pairs = xs.reshape(*xs.shape[:-1], self.size // 2, 2)
+        d = torch.relu(pairs[..., 1] - pairs[..., 0])
+        return torch.stack((d, -d), dim=-1).reshape(xs.shape).movedim(-1, self.axis)
+
+    def spectral_bounds(self, dtype=None):
+        return self._spectral_bounds(dtype)  # closed form: nothing to remember between calls
+
+    def _spectral_bounds(self, dtype=None):
+        """Exact (s_min, s_max) of the pair-difference matrix: its rows are orthogonal with norm sqrt 2."""
+        dtype = dtype or torch.get_default_dtype()
+        return torch.zeros((), dtype=dtype), torch.tensor(math.sqrt(2.0), dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, axis={self.axis}"

@@ -1,0 +1,153 @@
+"""Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b), T diagonal and computed from A (dense and
+circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
+
+F = -grad V for the convex potential V(x) = sum_i Gamma(a_i^T x + b_i) / t_i (Gamma' = sigma monotone), and
+with D the diagonal of difference quotients of sigma (entries in [a, beta]) and B = T^{-1/2} A,
+
+    Psi(x) - Psi(y) = (I - h A^T T^{-1} D A)(x - y) = (I - h B^T D B)(x - y)      (T, D diagonal commute),
+
+which is the gradient-step theorem (``gradient_bounds``) for the matrix B: Lip <= max(|1 - h beta s_max(B)^2|,
+|1 - h a s_min(B)^2|). The diagonal
+
+    t_i = beta * sum_j |(A A^T)_ij| q_j / q_i,      q > 0 (learned, q = exp(log_q)),
+
+dominates beta A A^T in the semidefinite order (x^T (T - beta G) x >= beta sum_ij |G_ij| (q_j/q_i x_i^2 -
+|x_i x_j|) >= 0 by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), i.e. beta ||B||_2^2 <= 1, so h beta s_max(B)^2
+<= 2 for every h <= 2 and any A: the step x - 2 A^T T^{-1} sigma(A x + b) is the SDP-based Lipschitz layer of
+Araujo, Havens, Delattre, Allauzen, Hu (ICLR 2023). The certified bounds never trust the construction:
+they take the exact s_min, s_max of B (SVD, or the FFT symbol for circular convolutions) in float64.
+
+Circular convolutions: T is one scale per hidden channel (translation equivariance is kept) and the row sums
+run over the channels and spatial offsets of the kernel of K K^T (``conv2d(K, K)``, offsets up to 2(k - 1));
+on a grid smaller than that kernel several offsets wrap onto one operator entry, whose modulus is at most
+the sum of theirs, so the bound still holds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import checks, linalg
+from ..base import Field
+from ..checks import check_size
+from ..errors import ShapeError
+from .activations import activation_slopes, get_activation
+from .gradient_bounds import GradientBounds
+
+
+def diagonal_scaling(row_abs: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
+    """t_i = beta * sum_j M_ij q_j / q_i for the entrywise modulus M of the Gram operator, with zero entries
+    (a zero row of A, whose unit contributes nothing) replaced by 1 so that nothing divides by 0."""
+    q = torch.exp(log_q.to(row_abs.dtype))
+    t = beta * (row_abs @ q) / q
+    return torch.where(t > 0, t, torch.ones_like(t))
+
+
+class _Rescaled(GradientBounds, Field):
+    sign = -1
+
+    def _init_common(self, activation, width: int) -> float:
+        self.activation = get_activation(activation)
+        _, beta = activation_slopes(self.activation)  # NotCertifiedError for non-monotone activations
+        self.log_q = nn.Parameter(torch.zeros(width))
+        return beta
+
+    def scaling(self, dtype=None) -> torch.Tensor:
+        """The diagonal of T (one entry per hidden unit or channel), in ``dtype``."""
+        w = self._weight() if dtype is None else self._weight().to(dtype)
+        return diagonal_scaling(self._gram_abs(w), self.log_q, self.beta)
+
+    def spectral_bounds(self, dtype=None):
+        what = ("rescaled", dtype, id(self.log_q), self.log_q._version)
+        return linalg.memoized(self._weight(), what, lambda: self._spectral_bounds(dtype))
+
+
+class RescaledGradient(_Rescaled):
+    """F(x) = -A^T T^{-1} sigma(A x + b), A: (width, dim), T from A (module docstring); x of shape (..., dim).
+
+    Initialisation as ``Gradient`` (||A||_2^2 about ``init_scale``), b = 0, q = 1."""
+
+    def __init__(self, dim: int, width: int, activation="relu", *, init_scale: float = 1.0):
+        super().__init__()
+        self.dim = check_size("dim", dim)
+        self.width = check_size("width", width)
+        self.beta = self._init_common(activation, self.width)
+        scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
+        self.A = nn.Parameter(torch.randn(width, dim) * scale)
+        self.b = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        t = self.scaling(x.dtype)
+        return -F.linear(self.activation.fn(F.linear(x, self.A, self.b)) / t, self.A.t())
+
+    def _weight(self):
+        return self.A
+
+    @staticmethod
+    def _gram_abs(a: torch.Tensor) -> torch.Tensor:
+        return (a @ a.T).abs()
+
+    def _spectral_bounds(self, dtype=None):
+        a = self.A if dtype is None else self.A.to(dtype)
+        return linalg.matrix_bounds(a / self.scaling(a.dtype).sqrt()[:, None])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, width={self.width}, activation={self.activation.name!r}"
+
+
+class ConvRescaledGradient(_Rescaled):
+    """F(U) = -K^T T^{-1} sigma(K U + b) on U of shape (batch, channels, n1, n2), K a circular convolution
+    (hidden, channels, k, k), T one scale per hidden channel (module docstring).
+
+    Initialisation: K Gaussian with ||K||_op^2 = init_scale (FFT symbol norm), b = 0, q = 1."""
+
+    def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, activation="relu", *,
+                 init_scale: float = 1.0):
+        super().__init__()
+        self.channels = check_size("channels", channels)
+        self.hidden = check_size("hidden", hidden)
+        self.kernel_size = check_size("kernel_size", kernel_size)
+        self.input_size = linalg.check_grid(input_size)
+        self.beta = self._init_common(activation, self.hidden)
+        self.dim = channels * self.input_size[0] * self.input_size[1]
+        k = torch.randn(hidden, channels, kernel_size, kernel_size)
+        linalg.check_kernel(k, self.input_size)
+        k = k * (math.sqrt(checks.init_scale(init_scale, positive=True))
+                 / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
+        self.K = nn.Parameter(k)
+        self.b = nn.Parameter(torch.zeros(hidden))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        want = (self.channels, *self.input_size)
+        if x.dim() < 3 or tuple(x.shape[-3:]) != want:
+            raise ShapeError(f"{type(self).__name__} acts on inputs of shape (..., {want[0]}, {want[1]}, {want[2]}) "
+                             f"(its certified norm is for that grid), got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        t = self.scaling(x.dtype)[:, None, None]
+        z = self.activation.fn(linalg.circular_conv(x, self.K, self.b)) / t
+        return -linalg.circular_conv_adjoint(z, self.K).reshape(*lead, *x.shape[1:])
+
+    def _weight(self):
+        return self.K
+
+    @staticmethod
+    def _gram_abs(k: torch.Tensor) -> torch.Tensor:
+        """sum over offsets s of |(K K^T)_ij(s)|: the kernel of K K^T is the cross-correlation of K with itself."""
+        return F.conv2d(k, k, padding=(k.shape[-2] - 1, k.shape[-1] - 1)).abs().sum(dim=(-2, -1))
+
+    def _spectral_bounds(self, dtype=None):
+        k = self.K if dtype is None else self.K.to(dtype)
+        return linalg.conv_bounds(k / self.scaling(k.dtype).sqrt()[:, None, None, None], self.input_size)
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, hidden={self.hidden}, input_size={self.input_size}, "
+                f"kernel_size={self.kernel_size}, activation={self.activation.name!r}")
