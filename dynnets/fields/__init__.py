@@ -10,12 +10,14 @@ from .function import FunctionField
 from .gradient import Gradient
 from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear
+from .low_rank import LowRankMassPreserving, LowRankSpherePreserving
 from .mass import MassPreserving
 from .sphere import QuadraticPreserving, SpherePreserving
 from .volume import VolumePreserving
 
 __all__ = [
     "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "Dense", "Field", "FunctionField",
-    "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MirroredConvFD",
-    "QuadraticPreserving", "SpherePreserving", "VolumePreserving", "get_activation", "leaky_relu",
+    "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "LowRankMassPreserving", "LowRankSpherePreserving",
+    "MassPreserving", "MirroredConvFD", "QuadraticPreserving", "SpherePreserving", "VolumePreserving",
+    "get_activation", "leaky_relu",
 ]
