@@ -30,6 +30,13 @@ def _split(field, x: torch.Tensor):
     return x[..., :q_dim], x[..., q_dim:], f, g
 
 
+def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor) -> torch.Tensor:
+    """z + weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned one."""
+    if isinstance(h, torch.Tensor):
+        return z + _scaled(h, weight) * value
+    return torch.add(z, value, alpha=_scaled(h, weight))
+
+
 def _groups(shears):
     """Maximal stretches of consecutive shears of the same part: (part, weights)."""
     out: list[tuple[str, list[float]]] = []
@@ -75,11 +82,11 @@ class _PartitionedMethod(Method):
             if part == "q":
                 value = f(v)
                 for w in weights:
-                    q = q + _scaled(h, w) * value
+                    q = _shear(q, h, w, value)
             else:
                 value = g(q)
                 for w in weights:
-                    v = v + _scaled(h, w) * value
+                    v = _shear(v, h, w, value)
         return torch.cat([q, v], dim=-1)
 
     def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
