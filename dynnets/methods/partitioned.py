@@ -30,11 +30,13 @@ def _split(field, x: torch.Tensor):
     return x[..., :q_dim], x[..., q_dim:], f, g
 
 
-def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor) -> torch.Tensor:
-    """z + weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned one."""
+def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1) -> torch.Tensor:
+    """z + sign weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned
+    one (sign -1: the shear undone, in the same arithmetic wherever it is undone)."""
     if isinstance(h, torch.Tensor):
-        return z + _scaled(h, weight) * value
-    return torch.add(z, value, alpha=_scaled(h, weight))
+        step = _scaled(h, weight) * value
+        return z + step if sign > 0 else z - step
+    return torch.add(z, value, alpha=sign * _scaled(h, weight))
 
 
 def _groups(shears):
@@ -94,36 +96,47 @@ class _PartitionedMethod(Method):
         q, v, f, g = _split(field, y)
         for part, weight in reversed(self.shears):
             if part == "q":
-                q = q - _scaled(h, weight) * f(v)
+                q = _shear(q, h, weight, f(v), -1)
             else:
-                v = v - _scaled(h, weight) * g(q)
+                v = _shear(v, h, weight, g(q), -1)
         return torch.cat([q, v], dim=-1)
 
     def reversible_backward(self, field, y, grad_y, h, n, params, grads):
         """The run's shears undone in reverse order, one evaluation per stretch of same-part shears (as the
-        forward), recorded with autograd and used at once for the VJP: a shear v += c g(q) sends
-        q_bar += Dg(q)^T (c v_bar) (v_bar unchanged), likewise q += c f(v). One evaluation and one VJP per
-        stretch: the backward costs about one forward plus one VJP (``Method.reversible_backward``)."""
+        forward), recorded with autograd and used at once for the VJP: a stretch v += c_i g(q) sends
+        q_bar += Dg(q)^T ((sum_i c_i) v_bar) (v_bar unchanged), likewise q += c_i f(v). One evaluation and
+        one VJP per stretch: the backward costs about one forward plus one VJP (``Method.reversible_backward``).
+        A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
         q, v, f, g = _split(field, y)
         q_bar, v_bar = grad_y[..., : q.shape[-1]], grad_y[..., q.shape[-1]:]
-        for part, weights in _groups(tuple(reversed(self.shears)) * n):
-            fn, at, cotangent = (f, v, q_bar) if part == "q" else (g, q, v_bar)
-            with torch.enable_grad():
+        learned = isinstance(h, torch.Tensor) and h.requires_grad
+        h_value = h.detach() if isinstance(h, torch.Tensor) else h
+        total: list = [None] * len(params)
+        h_bar = None
+        with torch.enable_grad():
+            for part, weights in _groups(tuple(reversed(self.shears)) * n):
+                fn, at, cotangent = (f, v, q_bar) if part == "q" else (g, q, v_bar)
                 point = at.detach().requires_grad_(True)
                 value = fn(point)
-                coefficient = sum(_scaled(h, w) for w in weights)  # the stretch's shears share value and cotangent
-                got = torch.autograd.grad(coefficient * value, [point, *params], cotangent, allow_unused=True)
-            add_gradients(grads, params, got[1:])
-            with torch.no_grad():
-                for w in weights:  # undone in the forward's arithmetic, so the reconstruction is the inverse's
+                coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
+                got = torch.autograd.grad(value, [point, *params], coefficient * cotangent, allow_unused=True)
+                value = value.detach()
+                if learned:
+                    share = sum(weights) * (value * cotangent).sum()
+                    h_bar = share if h_bar is None else h_bar + share
+                for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
                     if part == "q":
-                        q = q - _scaled(h, w) * value
+                        q = _shear(q, h_value, w, value, -1)
                     else:
-                        v = v - _scaled(h, w) * value
-            if part == "q":
-                v_bar = v_bar + got[0]
-            else:
-                q_bar = q_bar + got[0]
+                        v = _shear(v, h_value, w, value, -1)
+                if part == "q":
+                    v_bar = v_bar + got[0]
+                else:
+                    q_bar = q_bar + got[0]
+                total = [a if b is None else (b if a is None else a + b) for a, b in zip(total, got[1:])]
+        if learned:
+            total = [h_bar if p is h else t for p, t in zip(params, total)]
+        add_gradients(grads, params, total)
         return torch.cat([q, v], dim=-1), torch.cat([q_bar, v_bar], dim=-1)
 
 
