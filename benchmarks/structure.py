@@ -12,7 +12,10 @@ round-robin in one process (ABBA order); ratios of minima, wall clock and proces
 is the steadier one on a shared machine). Goal: every family, in its default or a low-rank variant with
 k <= 8, at most 2x the Dense step.
 
-    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B] [--threads T]
+With ``--compile`` every single step is also timed compiled by ``torch.compile(fullgraph=True)`` (inductor),
+against the compiled Dense step: the structured steps are many small operations, which compilation fuses.
+
+    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B] [--threads T] [--compile]
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ RUNNER.parser.add_argument("--repeats", type=int, default=30)
 RUNNER.parser.add_argument("--dim", type=int, default=32)
 RUNNER.parser.add_argument("--width", type=int, default=128)
 RUNNER.parser.add_argument("--batch", type=int, default=1024)
+RUNNER.parser.add_argument("--compile", action="store_true",
+                           help="also time every single step compiled by torch.compile(fullgraph=True) (inductor; "
+                                "about 20 s of compilation per family on 2 cores)")
 
 
 def validate(args) -> None:
@@ -91,6 +97,19 @@ def _timed(module, x):
     return once
 
 
+def _compiled(module, x):
+    """``module`` compiled with inductor, whole-graph, and its compilation done (two warm-up calls)."""
+    compiled = torch.compile(module, fullgraph=True)
+
+    def once():
+        module.zero_grad(set_to_none=True)
+        compiled(x).square().mean().backward()
+
+    once()
+    once()
+    return once
+
+
 def run_benchmark(args, seed, out) -> dict:
     batch = 128 if args.quick else args.batch
     x = torch.randn(batch, args.dim)
@@ -98,26 +117,40 @@ def run_benchmark(args, seed, out) -> dict:
     fns = {name: _timed(module, x) for name, (module, _) in cands.items()}
     fns.update({f"matched:{name}": _timed(_matched_dense(module, args.dim, steps), x)
                 for name, (module, steps) in cands.items()})
+    if args.compile:
+        fns.update({f"compiled:{name}": _compiled(module, x) for name, (module, steps) in cands.items() if steps == 1})
     stats = interleaved_times(fns, repeats=3 if args.quick else args.repeats)
-    rows = []
-    print(f"{'family / method':<46}{'params':>8}{'ms':>8}{'vs Dense':>10}{'(cpu)':>7}{'same params':>13}")
-    for name, (module, steps) in cands.items():
-        base = BASE if steps == 1 else f"{BASE}, {TIED} weight-tied"
-        params = sum(p.numel() for p in module.parameters())
-        row = {"family": name, "weight_tied_steps": steps, "params": params, "seconds": stats[name]["min"],
-               "median_seconds": stats[name]["median"], "cpu_seconds": stats[name]["cpu_min"],
-               "ratio_vs_dense": stats[name]["min"] / stats[base]["min"],
-               "ratio_vs_dense_cpu": stats[name]["cpu_min"] / stats[base]["cpu_min"],
-               "ratio_vs_dense_median": stats[name]["median"] / stats[base]["median"],
-               "ratio_vs_dense_same_params": stats[name]["min"] / stats[f"matched:{name}"]["min"],
-               "ratio_vs_dense_same_params_cpu": stats[name]["cpu_min"] / stats[f"matched:{name}"]["cpu_min"]}
-        rows.append(row)
-        print(f"{name:<46}{params:>8}{1e3 * row['seconds']:>8.3f}{row['ratio_vs_dense']:>10.2f}"
-              f"{row['ratio_vs_dense_cpu']:>7.2f}{row['ratio_vs_dense_same_params']:>13.2f}")
+    rows = [_row(name, module, steps, stats) for name, (module, steps) in cands.items()]
+    print(f"{'family / method':<46}{'params':>8}{'ms':>8}{'vs Dense':>10}{'(cpu)':>7}{'same params':>13}"
+          f"{'compiled (cpu)':>16}")
+    for row in rows:
+        compiled = row.get("compiled_ratio_vs_dense_cpu")
+        print(f"{row['family']:<46}{row['params']:>8}{1e3 * row['seconds']:>8.3f}{row['ratio_vs_dense']:>10.2f}"
+              f"{row['ratio_vs_dense_cpu']:>7.2f}{row['ratio_vs_dense_same_params']:>13.2f}"
+              f"{'' if compiled is None else f'{compiled:.2f}':>16}")
     worst = max(rows, key=lambda r: r["ratio_vs_dense_cpu"])
     print(f"worst: {worst['family']} at {worst['ratio_vs_dense_cpu']:.2f}x CPU time (goal <= 2x)")
     return {"config": RUNNER.settings(args), "batch": batch, "rows": rows, "goal_max_ratio": 2.0,
             "machine": machine()}
+
+
+def _row(name: str, module, steps: int, stats: dict) -> dict:
+    """One family's figures: minima (wall, CPU) and their ratios to the Dense step of the same width (the
+    10-step Dense flow for weight-tied rows), to the Dense step of the same parameter count, and, when
+    compiled, of the compiled step to the compiled Dense step."""
+    base = BASE if steps == 1 else f"{BASE}, {TIED} weight-tied"
+    row = {"family": name, "weight_tied_steps": steps, "params": sum(p.numel() for p in module.parameters()),
+           "seconds": stats[name]["min"], "median_seconds": stats[name]["median"],
+           "cpu_seconds": stats[name]["cpu_min"],
+           "ratio_vs_dense": stats[name]["min"] / stats[base]["min"],
+           "ratio_vs_dense_cpu": stats[name]["cpu_min"] / stats[base]["cpu_min"],
+           "ratio_vs_dense_median": stats[name]["median"] / stats[base]["median"],
+           "ratio_vs_dense_same_params": stats[name]["min"] / stats[f"matched:{name}"]["min"],
+           "ratio_vs_dense_same_params_cpu": stats[name]["cpu_min"] / stats[f"matched:{name}"]["cpu_min"]}
+    if f"compiled:{name}" in stats:
+        row["compiled_cpu_seconds"] = stats[f"compiled:{name}"]["cpu_min"]
+        row["compiled_ratio_vs_dense_cpu"] = stats[f"compiled:{name}"]["cpu_min"] / stats[f"compiled:{BASE}"]["cpu_min"]
+    return row
 
 
 if __name__ == "__main__":

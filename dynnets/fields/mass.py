@@ -26,10 +26,7 @@ class MassPreserving(UpperTriangleNet):
     A(x) = U(x) V(x)^T with U, V of k columns, so F(x) costs O(dim k) per sample instead of O(dim^2).
     """
 
-    def __new__(cls, *args, rank: int | None = None, **kwargs):
-        if rank is None:
-            return super().__new__(cls)
-        return LowRankMassPreserving(*args, rank=rank, **kwargs)
+    low_rank = LowRankMassPreserving
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):

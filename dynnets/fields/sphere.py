@@ -52,10 +52,7 @@ class SpherePreserving(_SkewNet):
     solves a 2k x 2k system per sample instead of a dim x dim one.
     """
 
-    def __new__(cls, *args, rank: int | None = None, **kwargs):
-        if rank is None:
-            return super().__new__(cls)
-        return LowRankSpherePreserving(*args, rank=rank, **kwargs)
+    low_rank = LowRankSpherePreserving
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):
