@@ -21,6 +21,8 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        # the machine is shared: the run queue's 1, 5 and 15 minute averages when the figures were taken
+        "load_average": [round(v, 2) for v in os.getloadavg()],
     }
 
 
@@ -29,16 +31,22 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
     on the machine affects every candidate alike. The order alternates each round (ABBA): whichever
     candidate runs first in a round was measured up to 20% slower here (allocator state).
 
-    Returns {name: {"min": s, "median": s}}; ratios use the minimum (as timeit does: the least disturbed
-    run, robust to other jobs on the machine), the median is reported beside it."""
+    Returns {name: {"min": s, "median": s, "cpu_min": s, "cpu_median": s}}; ratios use the minimum (as
+    timeit does: the least disturbed run, robust to other jobs on the machine), the median is reported
+    beside it. ``cpu_*`` are the process's CPU seconds per call (``time.process_time``): time spent waiting
+    for a core held by another job is not in them, so on a loaded machine they are the steadier measure of
+    what a call costs (with one torch thread they are that thread's own time)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    samples = {name: [] for name in fns}
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     items = list(fns.items())
     for r in range(repeats):
         for name, fn in items if r % 2 == 0 else reversed(items):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - t0)
-    return {name: {"min": min(s), "median": statistics.median(s)} for name, s in samples.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {name: {"min": min(wall[name]), "median": statistics.median(wall[name]),
+                   "cpu_min": min(cpu[name]), "cpu_median": statistics.median(cpu[name])} for name in fns}

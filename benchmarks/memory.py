@@ -2,9 +2,12 @@
 
 A weight-tied flow (``Flow.repeat``: an ODE solver with a fixed step) of Hamiltonian/SymplecticEuler
 steps, state dimension 64 (q, p in R^32), hidden width 64, batch 1024, float32, h = 0.01, loss
-sum(sin(y)). Depths 10, 100, 1000. Targets (issue 10): the 1000-step reversible flow's peak memory at
-most 1.5x that of a 10-step flow (plain backprop grows about 100x); its time per backward at most 2.5x
-plain backprop's.
+sum(sin(y)). Depths 10, 100, 1000. Targets (issues 10 and 18): the 1000-step reversible flow's peak memory at
+most 1.5x that of a 10-step flow (plain backprop grows about 100x); its time per training step (forward +
+backward) at most 1.5x plain backprop's. The reversible backward of the partitioned methods reuses the
+inverse's field evaluations for its vector-Jacobian products; ``reversible-recompute`` times the generic
+backward (inverse, then the step recomputed) on the same flow for comparison, and StormerVerlet (first
+same as last in the weight-tied run, forward and backward) is timed besides SymplecticEuler.
 
 Two memory measures, both of the extra memory one forward + backward needs beyond the model, its
 gradients and the input:
@@ -20,8 +23,8 @@ gradients and the input:
     >= 64 KiB separately and unmaps it on free, so RSS follows the live bytes) and with glibc's default
     settings (``rss_bytes_default_malloc``: what a default process shows, including the heap's caching;
     this inflates checkpoint mode, whose short-lived recomputed tensors fragment the heap).
-Time: median seconds of forward + backward and of the backward alone, modes timed round-robin in one
-process with alternating order. Accuracy: relative difference of the reversible gradients from plain
+Time: median seconds of forward + backward (wall clock and process CPU time, the steadier one on a
+shared machine) and of the backward alone, modes timed round-robin in one process with alternating order. Accuracy: relative difference of the reversible gradients from plain
 ones in float32 at depth 1000, and the round-trip error of reconstructing x_0 from x_1000.
 
 Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads per
@@ -53,13 +56,24 @@ from ._common import machine
 
 Q_DIM, WIDTH, BATCH, H = 32, 64, 1024, 0.01
 MODES = ("plain", "reversible", "checkpoint")
+#: timed besides MODES: the reversible backward without the reuse (inverse, then the step recomputed)
+GENERIC = "reversible-recompute"
 ROOT = Path(__file__).resolve().parent.parent
+METHODS = {"SymplecticEuler": dn.methods.SymplecticEuler, "StormerVerlet": dn.methods.StormerVerlet}
 
 
-def build(depth: int, mode: str, seed: int = 0) -> dn.Flow:
+def _recomputing(method_cls):
+    """The method with the generic reversible backward (``Method.reversible_backward``: per step the
+    explicit inverse, the step recomputed with autograd, one VJP), for the comparison with the reuse."""
+    return type(f"{method_cls.__name__}Recompute", (method_cls,),
+                {"reversible_backward": dn.base.Method.reversible_backward})()
+
+
+def build(depth: int, mode: str, seed: int = 0, method: str = "SymplecticEuler") -> dn.Flow:
     torch.manual_seed(seed)
-    step = dn.Step(dn.fields.Hamiltonian(Q_DIM, WIDTH), dn.methods.SymplecticEuler(), H)
-    return dn.Flow.repeat(step, depth, memory=mode)
+    cls = METHODS[method]
+    step = dn.Step(dn.fields.Hamiltonian(Q_DIM, WIDTH), _recomputing(cls) if mode == GENERIC else cls(), H)
+    return dn.Flow.repeat(step, depth, memory="reversible" if mode == GENERIC else mode)
 
 
 def loss_of(flow, x):
@@ -116,26 +130,32 @@ def measure_memory(mode: str, depth: int, batch: int, allocator: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_times(depth: int, batch: int, repeats: int) -> dict:
-    flows = {mode: build(depth, mode) for mode in MODES}
+def measure_times(depth: int, batch: int, repeats: int, method: str = "SymplecticEuler",
+                  modes=(*MODES, GENERIC)) -> dict:
+    """Median seconds of forward + backward and of the backward alone per mode (process CPU seconds
+    beside the wall clock: the steadier measure on a shared machine), modes round-robin in alternating
+    order."""
+    flows = {mode: build(depth, mode, method=method) for mode in modes}
     x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
-    total = {m: [] for m in MODES}
-    backward = {m: [] for m in MODES}
+    total = {m: [] for m in modes}
+    backward = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}
     items = list(flows.items())
     for r in range(repeats + 1):  # round 0 is a warm-up
         for mode, flow in items if r % 2 == 0 else reversed(items):
             flow.zero_grad(set_to_none=False)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             loss = loss_of(flow, x)
             t1 = time.perf_counter()
             loss.backward()
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             del loss
             if r:
                 total[mode].append(t2 - t0)
                 backward[mode].append(t2 - t1)
-    return {m: {"fwd_bwd_s": statistics.median(total[m]), "bwd_s": statistics.median(backward[m])}
-            for m in MODES}
+                cpu[mode].append(c2 - c0)
+    return {m: {"fwd_bwd_s": statistics.median(total[m]), "bwd_s": statistics.median(backward[m]),
+                "fwd_bwd_cpu_s": statistics.median(cpu[m])} for m in modes}
 
 
 def measure_accuracy(depth: int, batch: int) -> dict:
@@ -187,61 +207,75 @@ def run_benchmark(args, seed, out) -> dict:
             memory[f"{mode}/{depth}"] = {"saved_bytes": mm["saved_bytes"], "rss_bytes": mm["rss_bytes"],
                                          "rss_bytes_default_malloc": default["rss_bytes"]}
             print(f"  measured memory {mode:<10} depth {depth:>4}", file=sys.stderr)
-    times = measure_times(deep, batch, args.repeats)
-    accuracy = measure_accuracy(deep, batch)
+    times = {method: measure_times(deep, batch, args.repeats, method,
+                                   (*MODES, GENERIC) if method == "SymplecticEuler" else ("plain", "reversible", GENERIC))
+             for method in METHODS}
+    result = {
+        "config": {"field": "Hamiltonian", "method": "SymplecticEuler (memory and times), StormerVerlet (times)",
+                   "weight_tied": True, "state_dim": 2 * Q_DIM, "width": WIDTH, "batch": batch, "h": H,
+                   "dtype": "float32", "depths": list(depths),
+                   "checkpoint_every": build(deep, "checkpoint").checkpoint_every, "quick": args.quick,
+                   "torch_threads": args.threads},
+        "memory_bytes": memory,
+        "times_s_at_deepest": times,
+        "accuracy_at_deepest": measure_accuracy(deep, batch),
+        "ratios": _ratios(memory, times, depths[0], deep),
+        "targets": {"reversible_deep_vs_shallow_memory_max": 1.5, "plain_growth_about": 100,
+                    "reversible_vs_plain_time_max": 1.5},
+        "machine": machine(),
+    }
+    _report(result, batch, deep)
+    return result
 
+
+def _ratios(memory: dict, times: dict, shallow: int, deep: int) -> dict:
     def ratio(a, b, key):
         return memory[a][key] / memory[b][key]
 
-    shallow = depths[0]
-    result = {
-        "config": {"field": "Hamiltonian", "method": "SymplecticEuler", "weight_tied": True,
-                   "state_dim": 2 * Q_DIM, "width": WIDTH, "batch": batch, "h": H, "dtype": "float32",
-                   "depths": list(depths), "checkpoint_every": build(deep, "checkpoint").checkpoint_every,
-                   "quick": args.quick, "torch_threads": args.threads},
-        "memory_bytes": memory,
-        "times_s_at_deepest": times,
-        "accuracy_at_deepest": accuracy,
-        "ratios": {
-            f"reversible_{deep}_vs_plain_{shallow}_rss": ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes"),
-            f"reversible_{deep}_vs_reversible_{shallow}_rss":
-                ratio(f"reversible/{deep}", f"reversible/{shallow}", "rss_bytes"),
-            f"reversible_{deep}_vs_plain_{shallow}_saved":
-                ratio(f"reversible/{deep}", f"plain/{shallow}", "saved_bytes"),
-            f"plain_{deep}_vs_plain_{shallow}_rss": ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes"),
-            f"plain_{deep}_vs_plain_{shallow}_saved": ratio(f"plain/{deep}", f"plain/{shallow}", "saved_bytes"),
-            f"reversible_{deep}_vs_plain_{shallow}_rss_default_malloc":
-                ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
-            f"plain_{deep}_vs_plain_{shallow}_rss_default_malloc":
-                ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
-            f"checkpoint_{deep}_vs_plain_{shallow}_rss":
-                ratio(f"checkpoint/{deep}", f"plain/{shallow}", "rss_bytes"),
-            "reversible_vs_plain_fwd_bwd_time": times["reversible"]["fwd_bwd_s"] / times["plain"]["fwd_bwd_s"],
-            "reversible_vs_plain_bwd_time": times["reversible"]["bwd_s"] / times["plain"]["bwd_s"],
-            "checkpoint_vs_plain_fwd_bwd_time": times["checkpoint"]["fwd_bwd_s"] / times["plain"]["fwd_bwd_s"],
-        },
-        "targets": {"reversible_deep_vs_shallow_memory_max": 1.5, "plain_growth_about": 100,
-                    "reversible_vs_plain_time_max": 2.5},
-        "machine": machine(),
+    out = {
+        f"reversible_{deep}_vs_plain_{shallow}_rss": ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes"),
+        f"reversible_{deep}_vs_reversible_{shallow}_rss": ratio(f"reversible/{deep}", f"reversible/{shallow}",
+                                                               "rss_bytes"),
+        f"reversible_{deep}_vs_plain_{shallow}_saved": ratio(f"reversible/{deep}", f"plain/{shallow}", "saved_bytes"),
+        f"plain_{deep}_vs_plain_{shallow}_rss": ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes"),
+        f"plain_{deep}_vs_plain_{shallow}_saved": ratio(f"plain/{deep}", f"plain/{shallow}", "saved_bytes"),
+        f"reversible_{deep}_vs_plain_{shallow}_rss_default_malloc":
+            ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
+        f"plain_{deep}_vs_plain_{shallow}_rss_default_malloc":
+            ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
+        f"checkpoint_{deep}_vs_plain_{shallow}_rss": ratio(f"checkpoint/{deep}", f"plain/{shallow}", "rss_bytes"),
     }
+    for method, t in times.items():
+        plain = t["plain"]
+        for mode in t:
+            if mode == "plain":
+                continue
+            out[f"{method}: {mode}_vs_plain_fwd_bwd_time"] = t[mode]["fwd_bwd_s"] / plain["fwd_bwd_s"]
+            out[f"{method}: {mode}_vs_plain_fwd_bwd_cpu"] = t[mode]["fwd_bwd_cpu_s"] / plain["fwd_bwd_cpu_s"]
+            out[f"{method}: {mode}_vs_plain_bwd_time"] = t[mode]["bwd_s"] / plain["bwd_s"]
+    return out
 
+
+def _report(result: dict, batch: int, deep: int) -> None:
     mib = 2.0 ** 20
     print(f"weight-tied Hamiltonian/SymplecticEuler, state dim {2 * Q_DIM}, width {WIDTH}, batch {batch}, float32")
     print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'peak RSS (MiB)':>16}{'default malloc':>16}")
-    for key, m in memory.items():
+    for key, m in result["memory_bytes"].items():
         mode, depth = key.split("/")
         saved = "-" if m["saved_bytes"] is None else f"{m['saved_bytes'] / mib:.2f}"
         print(f"{mode:<12}{depth:>6}{saved:>13}{m['rss_bytes'] / mib:>16.1f}"
               f"{m['rss_bytes_default_malloc'] / mib:>16.1f}")
-    print(f"\ndepth {deep}: {'mode':<12}{'fwd+bwd (s)':>12}{'bwd (s)':>10}")
-    for mode in MODES:
-        print(f"{'':>{len(str(deep)) + 8}}{mode:<12}{times[mode]['fwd_bwd_s']:>12.3f}{times[mode]['bwd_s']:>10.3f}")
+    for method, t in result["times_s_at_deepest"].items():
+        print(f"\n{method}, depth {deep}: {'mode':<22}{'fwd+bwd (s)':>12}{'cpu (s)':>9}{'bwd (s)':>9}")
+        for mode, v in t.items():
+            print(f"{'':>{len(method) + len(str(deep)) + 9}}{mode:<22}{v['fwd_bwd_s']:>12.3f}"
+                  f"{v['fwd_bwd_cpu_s']:>9.3f}{v['bwd_s']:>9.3f}")
     print()
     for key, value in result["ratios"].items():
-        print(f"{key:<52}{value:>10.3f}")
+        print(f"{key:<60}{value:>10.3f}")
+    accuracy = result["accuracy_at_deepest"]
     print(f"reversible vs plain gradient, float32, depth {deep}: relative difference "
           f"{accuracy['grad_rel_diff_float32']:.2e}; reconstruction error {accuracy['reconstruction_rel_err_float32']:.2e}")
-    return result
 
 
 if __name__ == "__main__":

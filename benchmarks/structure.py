@@ -2,90 +2,155 @@
 
 Time of forward + backward (loss = mean square of the output), float32, batch 1024, state dimension 32,
 hidden width 128; each family with the method that gives its guarantee (Euler for mass and gradient
-fields: the same arithmetic pattern as the ResNet step). A second ratio compares each family with a Dense
-step of the same parameter count (the mass and sphere fields output n(n-1)/2 matrix entries, so at equal
-width they carry about dim/4 times the parameters). Candidates are timed round-robin in one
-process (ABBA order). Goal: no family above 2x the Dense step.
+fields: the same arithmetic pattern as the ResNet step). The full-rank mass and sphere fields output
+n(n-1)/2 matrix entries, so at equal width they carry about dim/4 times the parameters; their low-rank
+variants (``rank=k``, k in {2, 4, 8}: S(x) = U V^T - V U^T, the Cayley step by Woodbury with a 2k x 2k
+solve) carry as many as a Dense field of the same width. A second ratio compares each family with a Dense
+step of the same parameter count. Weight-tied rows time a 10-step ``Flow.repeat`` against 10 Dense Euler
+steps (Stormer-Verlet shares one field evaluation between consecutive steps there). Candidates are timed
+round-robin in one process (ABBA order); ratios of minima, wall clock and process CPU time (the CPU ratio
+is the steadier one on a shared machine). Goal: every family, in its default or a low-rank variant with
+k <= 8, at most 2x the Dense step.
 
-    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B] [--threads T]
+With ``--compile`` every single step is also timed compiled by ``torch.compile(fullgraph=True)`` (inductor),
+against the compiled Dense step: the structured steps are many small operations, which compilation fuses.
+
+    python -m benchmarks.structure [--repeats N] [--dim D] [--width W] [--batch B] [--threads T] [--compile]
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
+from dynnets.errors import ConfigError
 
 from ._common import interleaved_times, machine
 
 F, M = dn.fields, dn.methods
+BASE = "Dense / Euler (baseline)"
+TIED = 10
+RANKS = (2, 4, 8)
 
 
-def candidates(dim: int, width: int, batch: int) -> dict:
-    """name -> (step, input). Families whose state is (q, v) or (q, p) use dim/2 per half."""
-    x = torch.randn(batch, dim)
+def candidates(dim: int, width: int) -> dict:
+    """name -> (module, weight-tied steps per call). Families whose state is (q, v) or (q, p) use dim/2
+    per half."""
     half = dim // 2
     steps = {
-        "Dense / Euler (baseline)": dn.Step(F.Dense(dim, width), M.Euler(), 0.1),
+        BASE: dn.Step(F.Dense(dim, width), M.Euler(), 0.1),
         "MassPreserving / Euler": dn.Step(F.MassPreserving(dim, width), M.Euler(), 0.1),
+        **{f"MassPreserving(rank={k}) / Euler": dn.Step(F.MassPreserving(dim, width, rank=k), M.Euler(), 0.1)
+           for k in RANKS},
         "VolumePreserving / SymplecticEuler": dn.Step(F.VolumePreserving(half, width), M.SymplecticEuler(), 0.1),
         "Hamiltonian / StormerVerlet": dn.Step(F.Hamiltonian(half, width), M.StormerVerlet(), 0.1),
         "SpherePreserving / Cayley": dn.Step(F.SpherePreserving(dim, width), M.Cayley(), 0.1),
+        **{f"SpherePreserving(rank={k}) / Cayley": dn.Step(F.SpherePreserving(dim, width, rank=k), M.Cayley(), 0.1)
+           for k in RANKS},
         "Gradient / Euler": dn.Step(F.Gradient(dim, width), M.Euler(), 0.1),
     }
-    return {name: (step, x) for name, step in steps.items()}
+    out = {name: (step, 1) for name, step in steps.items()}
+    for name in (BASE, "Hamiltonian / StormerVerlet", "VolumePreserving / SymplecticEuler"):
+        out[f"{name}, {TIED} weight-tied"] = (dn.Flow.repeat(steps[name], TIED), TIED)
+    return out
+
+
+def _matched_dense(module, dim: int, steps: int):
+    """A Dense Euler step (or weight-tied flow) with as many parameters as ``module``: width = params / (2 dim
+    + 1), separating the cost of a family's size from the cost of its structure."""
+    params = sum(p.numel() for p in module.parameters())
+    step = dn.Step(F.Dense(dim, max(1, round((params - dim) / (2 * dim + 1)))), M.Euler(), 0.1)
+    return step if steps == 1 else dn.Flow.repeat(step, steps)
 
 
 RUNNER = Runner("structure", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
-                 devices=("cpu",), threads=os.cpu_count() or 1)
+                 devices=("cpu",), threads=1)
 RUNNER.parser.add_argument("--repeats", type=int, default=30)
 RUNNER.parser.add_argument("--dim", type=int, default=32)
 RUNNER.parser.add_argument("--width", type=int, default=128)
 RUNNER.parser.add_argument("--batch", type=int, default=1024)
+RUNNER.parser.add_argument("--compile", action="store_true",
+                           help="also time every single step compiled by torch.compile(fullgraph=True) (inductor; "
+                                "about 20 s of compilation per family on 2 cores)")
+
+
+def validate(args) -> None:
+    for name in ("repeats", "dim", "width", "batch"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.dim % 2 or args.width % (2 * max(RANKS)):
+        raise ConfigError(f"--dim must be even (partitioned states) and --width a multiple of {2 * max(RANKS)} "
+                          f"(the rank-{max(RANKS)} variants split it into {2 * max(RANKS)} groups), got "
+                          f"--dim {args.dim} --width {args.width}")
 
 
 def main(argv=None) -> dict:
-    return RUNNER.main(run_benchmark, argv)
+    return RUNNER.main(run_benchmark, argv, validate=validate)
+
+
+def _timed(module, x):
+    def once():
+        module.zero_grad(set_to_none=True)
+        module(x).square().mean().backward()
+
+    return once
+
+
+def _compiled(module, x):
+    """``module`` compiled with inductor, whole-graph, and its compilation done (two warm-up calls)."""
+    compiled = torch.compile(module, fullgraph=True)
+
+    def once():
+        module.zero_grad(set_to_none=True)
+        compiled(x).square().mean().backward()
+
+    once()
+    once()
+    return once
 
 
 def run_benchmark(args, seed, out) -> dict:
-    cands = candidates(args.dim, args.width, args.batch)
+    batch = 128 if args.quick else args.batch
+    x = torch.randn(batch, args.dim)
+    cands = candidates(args.dim, args.width)
+    fns = {name: _timed(module, x) for name, (module, _) in cands.items()}
+    fns.update({f"matched:{name}": _timed(_matched_dense(module, args.dim, steps), x)
+                for name, (module, steps) in cands.items()})
+    if args.compile:
+        fns.update({f"compiled:{name}": _compiled(module, x) for name, (module, steps) in cands.items() if steps == 1})
+    stats = interleaved_times(fns, repeats=3 if args.quick else args.repeats)
+    rows = [_row(name, module, steps, stats) for name, (module, steps) in cands.items()]
+    print(f"{'family / method':<46}{'params':>8}{'ms':>8}{'vs Dense':>10}{'(cpu)':>7}{'same params':>13}"
+          f"{'compiled (cpu)':>16}")
+    for row in rows:
+        compiled = row.get("compiled_ratio_vs_dense_cpu")
+        print(f"{row['family']:<46}{row['params']:>8}{1e3 * row['seconds']:>8.3f}{row['ratio_vs_dense']:>10.2f}"
+              f"{row['ratio_vs_dense_cpu']:>7.2f}{row['ratio_vs_dense_same_params']:>13.2f}"
+              f"{'' if compiled is None else f'{compiled:.2f}':>16}")
+    worst = max(rows, key=lambda r: r["ratio_vs_dense_cpu"])
+    print(f"worst: {worst['family']} at {worst['ratio_vs_dense_cpu']:.2f}x CPU time (goal <= 2x)")
+    return {"config": RUNNER.settings(args), "batch": batch, "rows": rows, "goal_max_ratio": 2.0,
+            "machine": machine()}
 
-    def run(step, x):
-        def once():
-            step.zero_grad(set_to_none=True)
-            step(x).square().mean().backward()
 
-        return once
-
-    # a Dense step with as many parameters as each family (width = params / (2 dim + 1)) separates the
-    # cost of the family's size from the cost of its structure
-    matched = {}
-    for name, (step, x) in cands.items():
-        params = sum(p.numel() for p in step.parameters())
-        width = max(1, round((params - args.dim) / (2 * args.dim + 1)))
-        matched[name] = (dn.Step(F.Dense(args.dim, width), M.Euler(), 0.1), x)
-    fns = {name: run(*c) for name, c in cands.items()}
-    fns.update({f"matched:{name}": run(*c) for name, c in matched.items()})
-    stats = interleaved_times(fns, repeats=args.repeats)
-    times = {name: v["min"] for name, v in stats.items()}
-    base = times["Dense / Euler (baseline)"]
-    rows = []
-    print(f"{'family / method':<38}{'params':>9}{'fwd+bwd (ms)':>14}{'vs Dense':>10}{'vs Dense, same params':>23}")
-    for name, (step, _) in cands.items():
-        params = sum(p.numel() for p in step.parameters())
-        ratio = times[name] / base
-        ratio_matched = times[name] / times[f"matched:{name}"]
-        rows.append({"family": name, "params": params, "seconds": times[name],
-                     "median_seconds": stats[name]["median"], "ratio_vs_dense": ratio,
-                     "ratio_vs_dense_same_params": ratio_matched})
-        print(f"{name:<38}{params:>9}{1e3 * times[name]:>14.3f}{ratio:>10.2f}{ratio_matched:>23.2f}")
-    worst = max(rows, key=lambda r: r["ratio_vs_dense"])
-    print(f"worst: {worst['family']} at {worst['ratio_vs_dense']:.2f}x (goal <= 2x)")
-    return {"config": RUNNER.settings(args), "rows": rows, "goal_max_ratio": 2.0, "machine": machine()}
+def _row(name: str, module, steps: int, stats: dict) -> dict:
+    """One family's figures: minima (wall, CPU) and their ratios to the Dense step of the same width (the
+    10-step Dense flow for weight-tied rows), to the Dense step of the same parameter count, and, when
+    compiled, of the compiled step to the compiled Dense step."""
+    base = BASE if steps == 1 else f"{BASE}, {TIED} weight-tied"
+    row = {"family": name, "weight_tied_steps": steps, "params": sum(p.numel() for p in module.parameters()),
+           "seconds": stats[name]["min"], "median_seconds": stats[name]["median"],
+           "cpu_seconds": stats[name]["cpu_min"],
+           "ratio_vs_dense": stats[name]["min"] / stats[base]["min"],
+           "ratio_vs_dense_cpu": stats[name]["cpu_min"] / stats[base]["cpu_min"],
+           "ratio_vs_dense_median": stats[name]["median"] / stats[base]["median"],
+           "ratio_vs_dense_same_params": stats[name]["min"] / stats[f"matched:{name}"]["min"],
+           "ratio_vs_dense_same_params_cpu": stats[name]["cpu_min"] / stats[f"matched:{name}"]["cpu_min"]}
+    if f"compiled:{name}" in stats:
+        row["compiled_cpu_seconds"] = stats[f"compiled:{name}"]["cpu_min"]
+        row["compiled_ratio_vs_dense_cpu"] = stats[f"compiled:{name}"]["cpu_min"] / stats[f"compiled:{BASE}"]["cpu_min"]
+    return row
 
 
 if __name__ == "__main__":

@@ -114,6 +114,13 @@ class Field(nn.Module):
         """S(x), skew-symmetric, with F(x) = S(x) x (trait ``SkewProduct``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not a SkewProduct (it has no skew(x))")
 
+    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For a ``SkewProduct`` field whose S(x) has low rank: the rows u_1..u_k, v_1..v_k of the factors,
+        shape (batch, 2k, n), with S(x) = sum_j u_j v_j^T - v_j u_j^T, so that a method can work with the
+        2k x 2k Gram matrix instead of the n x n S(x) (the Cayley step: Woodbury). None (the default): no
+        such factorisation, use ``skew(x)``."""
+        return None
+
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """H(x) per batch row with F = J grad H (traits ``CanonicalHamiltonian``, ``SeparableHamiltonian``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not a Hamiltonian field (it has no hamiltonian(x))")
@@ -121,6 +128,14 @@ class Field(nn.Module):
     def affine_parts(self, dtype=torch.float64, device=None):
         """(M, c) with F(x) = M x + c (trait ``Affine``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Affine (it has no affine_parts())")
+
+
+def add_gradients(grads: dict, params, got) -> None:
+    """grads[id(p)] += g for each parameter p and its gradient g (None: p did not contribute)."""
+    for p, g in zip(params, got, strict=True):
+        if g is not None:
+            key = id(p)
+            grads[key] = g if key not in grads else grads[key] + g
 
 
 class Method:
@@ -169,6 +184,38 @@ class Method:
     def step(self, field: Field, x: torch.Tensor, h) -> torch.Tensor:
         raise NotImplementedError
 
+    def advance(self, field: Field, x: torch.Tensor, h, n: int) -> torch.Tensor:
+        """n steps of size h with one field (a weight-tied run of a ``Flow``). The default applies ``step``
+        n times; a method may share work between consecutive steps as long as the result is that of n
+        steps (``StormerVerlet``: each step's last half-kick evaluates the field where the next step's first
+        does, so it is evaluated once: first same as last)."""
+        for _ in range(n):
+            x = self.step(field, x, h)
+        return x
+
+    def reversible_backward(self, field: Field, y: torch.Tensor, grad_y: torch.Tensor, h, n: int, params,
+                            grads: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backpropagation through n steps (``memory="reversible"``) from their output y alone: returns
+        (x, grad_x), x the reconstructed input of the first step and grad_x = (d y / d x)^T grad_y, and
+        adds the gradients of <y, grad_y> w.r.t. ``params`` (the step's trainable tensors; a learned h is
+        passed as a leaf tensor among them) to ``grads`` (keyed by ``id``, ``add_gradients``).
+
+        The default, for any explicitly invertible method: per step, the input from the explicit inverse,
+        then the step recomputed with autograd and one vector-Jacobian product (one inverse, one forward
+        and one VJP per step). A method whose inverse evaluates the field at the points the step did
+        overrides it to take the VJP at the inverse's own evaluations (the partitioned methods: one
+        evaluation and one VJP per shear)."""
+        for _ in range(n):
+            with torch.no_grad():
+                x = self.inverse(field, y, h)
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                out = self.step(field, x_in, h)
+                got = torch.autograd.grad(out, [x_in, *params], grad_y, allow_unused=True)
+            grad_y, y = got[0], x
+            add_gradients(grads, params, got[1:])
+        return y, grad_y
+
     def guarantees(self, field: Field, h) -> frozenset:
         """The properties of Psi^h_F guaranteed by this (field, method) pair."""
         return frozenset()
@@ -211,4 +258,30 @@ class Layer(nn.Module):
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse")
+
+    def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """n applications of this layer (a weight-tied stretch of a ``Flow``); a layer may share work
+        between them as long as the result is that of n applications."""
+        for _ in range(n):
+            x = self(x)
+        return x
+
+    def reversible_backward(self, y: torch.Tensor, grad_y: torch.Tensor, n: int, grads: dict):
+        """(x, grad_x) through n applications from their output y alone (``memory="reversible"``), this
+        layer's parameter gradients added to ``grads`` (``add_gradients``). The default, for any layer
+        with an explicit inverse: per application the input from ``inverse``, then the layer recomputed
+        with autograd and one vector-Jacobian product."""
+        if not self.invertible:
+            raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse: it cannot be "
+                                     f"backpropagated reversibly")
+        params = [p for p in self.parameters() if p.requires_grad]
+        for _ in range(n):
+            with torch.no_grad():
+                x = self.inverse(y)
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                got = torch.autograd.grad(self(x_in), [x_in, *params], grad_y, allow_unused=True)
+            grad_y, y = got[0], x
+            add_gradients(grads, params, got[1:])
+        return y, grad_y
 

@@ -80,6 +80,18 @@ def vector_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.
     return out if keepdim else out.squeeze(dim)
 
 
+def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x_i| / |y_i| per row (last dimension kept, size 1), 1 where y_i = 0, without overflow or underflow:
+    both rows are divided by m = max(max |x_i|, max |y_i|) first, which cancels in the ratio, so m is a
+    constant for autograd (the derivative is exactly that of |x| / |y|, and m's own backward is saved)."""
+    with torch.no_grad():
+        m = torch.maximum(x.abs().amax(dim=-1, keepdim=True), y.abs().amax(dim=-1, keepdim=True))
+        m = torch.where(m > 0, m, 1.0)
+    nx = torch.linalg.vector_norm(x / m, dim=-1, keepdim=True)
+    ny = torch.linalg.vector_norm(y / m, dim=-1, keepdim=True)
+    return torch.where(ny > 0, nx / torch.where(ny > 0, ny, 1.0), 1.0)
+
+
 def spectral_norm(w: torch.Tensor) -> torch.Tensor:
     """Largest singular value of a matrix by SVD (differentiable; exact up to round-off)."""
     if w.dim() != 2:

@@ -3,14 +3,20 @@
 * ``plain``: ordinary autograd; every step's intermediate tensors are kept, memory grows with depth.
 * ``reversible``: constant memory in depth for explicitly invertible steps. The forward keeps only the
   output; the backward walks the steps in reverse, reconstructs each step's input from its output with
-  the step's explicit inverse (``x_k = Psi^{-1}(x_{k+1})``), recomputes that one step with autograd and
-  backpropagates through it (vector-Jacobian product w.r.t. the input and that step's parameters,
-  including a learned step size). This is the idea of reversible residual networks (Gomez et al. 2017)
+  the step's explicit inverse (``x_k = Psi^{-1}(x_{k+1})``) and backpropagates through that one step
+  (vector-Jacobian product w.r.t. the input and that step's parameters, including a learned step size):
+  ``Method.reversible_backward``, by default the inverse then the step recomputed with autograd; the
+  partitioned methods take the VJP at the inverse's own field evaluations instead (no recomputation),
+  so their backward costs about one forward plus one VJP. This is the idea of reversible residual
+  networks (Gomez et al. 2017)
   and reversible solvers; unlike the continuous adjoint the gradient is that of the discrete network,
   exact up to the round-off of the reconstruction (the inverse of each step is exact in exact
   arithmetic; in floating point the reconstruction error accumulates with depth, see docs/memory.md).
 * ``checkpoint``: for any flow, ``torch.utils.checkpoint`` (non-reentrant) over segments of k steps:
   only segment boundaries are kept, each segment is recomputed once in the backward.
+
+In every mode a weight-tied stretch of one layer (``Flow.repeat``) is advanced at once (``runs``,
+``Step.advance``, ``Method.advance``), so a method can share field evaluations between its steps.
 
 Both memory-saving modes concern ``.backward()``/``torch.autograd.grad`` only. Under ``torch.func``
 transforms (``jacrev``, ``vmap``, ... as used by ``dn.testing``) a Flow runs in plain mode: the numbers
@@ -58,14 +64,41 @@ def transforms_active() -> bool:
     return bool(probe()) if probe is not None else False
 
 
+def runs(index) -> tuple[tuple[int, int], ...]:
+    """The layer sequence ``index`` as (layer, count) pairs of consecutive repeats: the weight-tied
+    stretches a method may advance at once."""
+    out: list[list[int]] = []
+    for i in index:
+        if out and out[-1][0] == i:
+            out[-1][1] += 1
+        else:
+            out.append([i, 1])
+    return tuple((i, count) for i, count in out)
+
+
+def apply_runs(layers, stretches, x: torch.Tensor) -> torch.Tensor:
+    """Apply (layer, count) stretches: a single application is a module call, a longer stretch one
+    ``advance(x, count)`` of the layer."""
+    for i, count in stretches:
+        x = layers[i](x) if count == 1 else layers[i].advance(x, count)
+    return x
+
+
+def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads: dict):
+    """Backpropagate through (layer, count) stretches from their output y alone (``reversible``): each layer
+    reconstructs its input and takes its vector-Jacobian product (``reversible_backward``), adding its
+    parameters' gradients to ``grads`` (by ``id``). Returns (x, grad_x)."""
+    for i, count in reversed(stretches):
+        y, grad_y = layers[i].reversible_backward(y, grad_y, count, grads)
+    return y, grad_y
+
+
 def run_checkpointed(layers, index, x: torch.Tensor, every: int) -> torch.Tensor:
     """Apply ``layers[i] for i in index`` to x, checkpointing each segment of ``every`` steps."""
 
     def segment(chunk):
         def run(z):
-            for i in chunk:
-                z = layers[i](z)
-            return z
+            return apply_runs(layers, runs(chunk), z)
 
         return run
 
@@ -79,19 +112,17 @@ def run_checkpointed(layers, index, x: torch.Tensor, every: int) -> torch.Tensor
 
 
 class _ReversibleFlow(torch.autograd.Function):
-    """y = layers[index[-1]](...layers[index[0]](x)); saves only y; backward by reconstruction.
+    """y = the layers applied by (layer, count) stretches to x; saves only y; backward by reconstruction.
 
     ``params`` are the distinct trainable parameters of all layers, passed as inputs so that autograd
-    routes their gradients here; ``owners[k]`` lists, for layer k, the positions in ``params`` of its
-    parameters, so that a parameter used by several steps (weight tying) accumulates every contribution.
+    routes their gradients here; the layers add their gradients by parameter identity, so a parameter used
+    by several steps (weight tying) accumulates every contribution.
     """
 
     @staticmethod
-    def forward(ctx, layers, index, owners, x, *params):
-        y = x
-        for i in index:
-            y = layers[i](y)
-        ctx.layers, ctx.index, ctx.owners = layers, index, owners
+    def forward(ctx, layers, stretches, x, *params):
+        y = apply_runs(layers, stretches, x)
+        ctx.layers, ctx.stretches, ctx.params = layers, stretches, params
         ctx.save_for_backward(y)
         return y
 
@@ -99,43 +130,22 @@ class _ReversibleFlow(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):
         (y,) = ctx.saved_tensors
-        layers, index, owners = ctx.layers, ctx.index, ctx.owners
-        grads: list[torch.Tensor | None] = [None] * (len(ctx.needs_input_grad) - 4)
-        for i in reversed(index):
-            layer = layers[i]
-            with torch.no_grad():
-                x_prev = layer.inverse(y)
-            mine = owners[i]
-            with torch.enable_grad():
-                x_in = x_prev.detach().requires_grad_(True)
-                local = [p for p, _ in mine]
-                out = layer(x_in)
-                got = torch.autograd.grad(out, [x_in, *local], grad_y, allow_unused=True)
-            grad_y = got[0]
-            for (_, pos), g in zip(mine, got[1:], strict=True):
-                if g is not None:
-                    grads[pos] = g if grads[pos] is None else grads[pos] + g
-            y = x_prev
-        return (None, None, None, grad_y, *grads)
+        grads: dict = {}
+        _, grad_x = reverse_runs(ctx.layers, ctx.stretches, y, grad_y, grads)
+        return (None, None, grad_x, *(grads.get(id(p)) for p in ctx.params))
 
 
-def run_reversible(layers, index, x: torch.Tensor) -> torch.Tensor:
+def run_reversible(layers, stretches, x: torch.Tensor) -> torch.Tensor:
     """Apply the flow with constant-memory backpropagation (every layer must be explicitly invertible)."""
     layers = tuple(layers)
     params: list[torch.nn.Parameter] = []
-    where: dict[int, int] = {}
-    owners = []
+    seen: set[int] = set()
     for layer in layers:
-        mine = []
         for p in layer.parameters():
-            if not p.requires_grad:
-                continue
-            if id(p) not in where:
-                where[id(p)] = len(params)
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
                 params.append(p)
-            mine.append((p, where[id(p)]))
-        owners.append(tuple(mine))
-    return _ReversibleFlow.apply(layers, tuple(index), tuple(owners), x, *params)
+    return _ReversibleFlow.apply(layers, tuple(stretches), x, *params)
 
 
 def reconstruction_error(flow, x: torch.Tensor) -> float:

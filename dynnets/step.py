@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from . import memory as _memory
 from . import structure
-from .base import Field, Layer, Method
+from .base import Field, Layer, Method, add_gradients
 from .checks import MAX_STEPS, check_bool, check_int, positive_real
 from .errors import ConfigError, ConfigTypeError, NotCertifiedError, NotInvertibleError, StepSizeError
 from .linalg import shared_norms
@@ -84,6 +84,28 @@ class Step(Layer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.method.step(self.field, x, self.h)
 
+    def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """n applications of this step (``Method.advance``: a method may share work between them)."""
+        return self.method.advance(self.field, x, self.h, n)
+
+    def reversible_backward(self, y, grad_y, n: int, grads: dict):
+        """(x, grad_x) through n applications from their output y alone, this step's parameter gradients
+        added to ``grads`` (``Method.reversible_backward``; used by ``memory="reversible"``)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        with torch.enable_grad():  # a learned h with its graph (the backward runs without one)
+            h = self.h
+        if not (isinstance(h, torch.Tensor) and h.requires_grad):
+            return self.method.reversible_backward(self.field, y, grad_y, h, n, params, grads)
+        # the method sees h as a leaf (each of its VJPs then has a graph of its own), and h's gradient is
+        # sent through h = softplus(rho) (or its bounded form) once at the end
+        leaf = h.detach().requires_grad_(True)
+        x, grad_x = self.method.reversible_backward(self.field, y, grad_y, leaf, n, [*params, leaf], grads)
+        h_bar = grads.pop(id(leaf), None)
+        if h_bar is not None:
+            with torch.enable_grad():
+                add_gradients(grads, params, torch.autograd.grad(h, params, h_bar, allow_unused=True))
+        return x, grad_x
+
     @property
     def guarantees(self) -> frozenset:
         return self.method.guarantees(self.field, self.h)
@@ -108,7 +130,9 @@ class Flow(Layer):
     """x -> s_M(...s_1(x)): a discrete flow (network) of layers: Steps, nested Flows, or any other
     ``Layer`` (a normalisation, a zero padding, a bounded linear head, ...).
 
-    ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step.
+    ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step. Such
+    a weight-tied stretch is advanced at once by its method (``Method.advance``; e.g. Stormer-Verlet
+    evaluates the field once where one step ends and the next begins), with the result of n steps.
     A Flow's guarantees are derived from its steps (``structure.compose``), its ``lipschitz_bound()`` is
     the product of theirs (``NotCertifiedError`` when one has none). During a forward pass every
     parametrised weight (projection, QR, SVD) and every exact norm derived from it is computed once,
@@ -144,6 +168,7 @@ class Flow(Layer):
                 unique.append(s)
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
+        self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
@@ -172,12 +197,17 @@ class Flow(Layer):
         layers = list(self.layers)
         if self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active():
             if self.memory == "reversible":
-                return _memory.run_reversible(layers, self._index, x)
+                return _memory.run_reversible(layers, self._runs, x)
             return _memory.run_checkpointed(layers, self._index, x, self.checkpoint_every)
         with parametrize.cached(), shared_norms():
-            for i in self._index:
-                x = layers[i](x)
-        return x
+            return _memory.apply_runs(layers, self._runs, x)
+
+    def reversible_backward(self, y, grad_y, n: int, grads: dict):
+        """(x, grad_x) through n applications of this flow from their output y, step by step in reverse
+        (as a nested layer of a reversible flow; ``dynnets.memory``)."""
+        for _ in range(n):
+            y, grad_y = _memory.reverse_runs(list(self.layers), self._runs, y, grad_y, grads)
+        return y, grad_y
 
     @property
     def guarantees(self) -> frozenset:

@@ -23,7 +23,10 @@ PAIRS = {
 
 
 class WrongOrderInverse(dn.methods.SymplecticEuler):
-    """Symplectic Euler whose 'inverse' undoes the two shears in the wrong order (an O(h^2) error)."""
+    """Symplectic Euler whose 'inverse' undoes the two shears in the wrong order (an O(h^2) error), and whose
+    reversible backward reconstructs with that inverse (the generic ``Method.reversible_backward``)."""
+
+    reversible_backward = dn.base.Method.reversible_backward
 
     def inverse(self, field, y, h):
         q_dim, f, g = field.partition()
@@ -31,6 +34,16 @@ class WrongOrderInverse(dn.methods.SymplecticEuler):
         q = q - h * f(v)
         v = v - h * g(q)
         return torch.cat([q, v], dim=-1)
+
+
+class MisdeclaredShears(dn.methods.SymplecticEuler):
+    """Steps as symplectic Euler but declares its shears in the other order, so the partitioned reversible
+    backward (which reconstructs and differentiates from the declared shears) undoes the wrong ones."""
+
+    shears = (("v", 1.0), ("q", 1.0))
+
+    def advance(self, field, x, h, n):
+        return dn.methods.SymplecticEuler().advance(field, x, h, n)
 
 
 def make_steps(pair, n, tied, method=None):
@@ -67,13 +80,16 @@ def test_reversible_and_checkpoint_gradients_equal_plain(pair, tied):
         assert relative_error(got, want) <= C * N * EPS64, mode
 
 
-def test_negative_control_wrong_inverse_fails_by_orders_of_magnitude():
+@pytest.mark.parametrize("wrong", [WrongOrderInverse, MisdeclaredShears], ids=lambda c: c.__name__)
+def test_negative_control_wrong_inverse_fails_by_orders_of_magnitude(wrong):
     good = make_steps("Hamiltonian/SymplecticEuler", N, tied=False)
-    bad = [dn.Step(s.field, WrongOrderInverse(), H, learn_h=True).double() for s in good]
+    bad = [dn.Step(s.field, wrong(), H, learn_h=True).double() for s in good]
     for b, g in zip(bad, good, strict=True):
         b.h_raw = g.h_raw
     x = torch.randn(4, 6, dtype=torch.float64)
     want = gradients(dn.Flow(good), x)
+    with torch.no_grad():
+        assert torch.equal(dn.Flow(bad)(x), dn.Flow(good)(x))  # the same forward: only the backward is wrong
     assert relative_error(gradients(dn.Flow(good, memory="reversible"), x), want) <= C * N * EPS64
     assert relative_error(gradients(dn.Flow(bad, memory="reversible"), x), want) >= 1e6 * C * N * EPS64
 

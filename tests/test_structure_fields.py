@@ -32,8 +32,13 @@ M = dn.methods
     lambda: F.Gradient(3, 4, sign=True),
     lambda: F.Gradient(3, 4, activation="nope"),
     lambda: F.ConserveLinear(F.Dense(3, 4), [1.0, 1.0]),
+    lambda: F.MassPreserving(1, 4, rank=1),
+    lambda: F.SpherePreserving(4, 6, rank=2),
+    lambda: F.SpherePreserving(4, 4, rank=0),
+    lambda: F.SpherePreserving(4, 4, rank=True),
 ], ids=["mass-dim1", "mass-width0", "sphere-dim1", "sphere-dim0", "volume-vdim0", "volume-float-dim",
-        "ham-dim0", "ham-potential", "grad-sign0", "grad-sign-bool", "grad-activation", "conserve-c-length"])
+        "ham-dim0", "ham-potential", "grad-sign0", "grad-sign-bool", "grad-activation", "conserve-c-length",
+        "low-rank-mass-dim1", "low-rank-width-not-multiple", "low-rank-rank0", "low-rank-rank-bool"])
 def test_bad_sizes_and_options_raise_config_error(build):
     with pytest.raises(errors.ConfigError):
         build()
@@ -52,6 +57,8 @@ FIELDS = {
     "hamiltonian": lambda: F.Hamiltonian(2, 6),
     "sphere": lambda: F.SpherePreserving(4, 6),
     "gradient": lambda: F.Gradient(4, 6),
+    "mass-rank": lambda: F.MassPreserving(4, 6, rank=3),
+    "sphere-rank": lambda: F.SpherePreserving(4, 6, rank=1),
 }
 
 
@@ -132,6 +139,9 @@ def test_declared_guarantees_follow_the_table():
         (F.Hamiltonian(2, 4), M.Euler(), set()),
         (F.SpherePreserving(4, 4), M.Cayley(), {st.NormPreserving()}),
         (F.SpherePreserving(4, 4), M.Euler(), set()),
+        (F.SpherePreserving(4, 4, rank=2), M.Cayley(), {st.NormPreserving()}),
+        (F.SpherePreserving(4, 4, rank=2), M.RK4(), set()),
+        (F.MassPreserving(4, 4, rank=2), M.RK4(), {ones4}),
         # Euler of a gradient field: the certified bound of docs/lipschitz.md (issue 8)
         (g := F.Gradient(4, 4), M.Euler(), {st.Lipschitz(g.euler_lipschitz_bound(0.1))}),
         (F.Gradient(4, 4), M.Heun(), set()),

@@ -135,8 +135,16 @@ RK_METHODS = [dn.methods.Euler(), dn.methods.Heun(), dn.methods.ExplicitRK(dn.me
               dn.methods.RK4()]
 
 
-def _mass_step(method):
-    return dn.Step(randomize(dn.fields.MassPreserving(5, 8), SCALE, seed=40), method, H)
+# every mass and sphere test runs on the full-rank family and on its low-rank variant (rank=2:
+# A(x) = U(x) V(x)^T, S(x) = U V^T - V U^T; the sphere variant's Cayley step solves by Woodbury)
+MASS_FIELDS = [pytest.param(lambda: dn.fields.MassPreserving(5, 8), id="full"),
+               pytest.param(lambda: dn.fields.MassPreserving(5, 8, rank=2), id="rank2")]
+SPHERE_FIELDS = [pytest.param(lambda: dn.fields.SpherePreserving(5, 8), id="full"),
+                 pytest.param(lambda: dn.fields.SpherePreserving(5, 8, rank=2), id="rank2")]
+
+
+def _mass_step(method, make_field):
+    return dn.Step(randomize(make_field(), SCALE, seed=40), method, H)
 
 
 def _projected_step(method, c):
@@ -154,9 +162,10 @@ def _check_rollout(step, c):
     assert drift <= C_ROLL * N_LONG * EPS * max(1.0, size)
 
 
+@pytest.mark.parametrize("make_field", MASS_FIELDS)
 @pytest.mark.parametrize("method", RK_METHODS, ids=lambda m: m.name)
-def test_mass_conserved_over_long_rollout(method):
-    step = _mass_step(method)
+def test_mass_conserved_over_long_rollout(method, make_field):
+    step = _mass_step(method, make_field)
     assert mean_move(dn.Flow.repeat(step, N_DEEP), points(4, 5, seed=4)) >= 1.0
     _check_rollout(step, torch.ones(5, dtype=torch.float64))
 
@@ -174,9 +183,10 @@ def test_linear_invariant_negative_control_euler_dense(c):
     assert drift >= CONTROL * C_ROLL * N_LONG * EPS * max(1.0, size)
 
 
-def test_deep_mass_flow_invariant_drift():
+@pytest.mark.parametrize("make_field", MASS_FIELDS)
+def test_deep_mass_flow_invariant_drift(make_field):
     """The DESIGN measurement dn.testing.invariant_drift on a 50-layer flow of distinct fields."""
-    flow = deep_flow(lambda: dn.fields.MassPreserving(5, 8), dn.methods.RK4(), H, N_DEEP, SCALE, seed=42)
+    flow = deep_flow(make_field, dn.methods.RK4(), H, N_DEEP, SCALE, seed=42)
     x = points(8, 5, seed=5)
     assert mean_move(flow, x) >= 1.0
     with torch.no_grad():
@@ -186,24 +196,27 @@ def test_deep_mass_flow_invariant_drift():
 
 # --- norm: skew-product fields under the Cayley step ------------------------------------------------
 
-def _sphere_step(method):
-    return dn.Step(randomize(dn.fields.SpherePreserving(5, 8), SCALE, seed=50), method, H)
+def _sphere_step(method, make_field):
+    return dn.Step(randomize(make_field(), SCALE, seed=50), method, H)
 
 
-def test_norm_preserved_by_cayley_deep_flow():
-    flow = deep_flow(lambda: dn.fields.SpherePreserving(5, 8), dn.methods.Cayley(), H, N_DEEP, SCALE, seed=51)
+@pytest.mark.parametrize("make_field", SPHERE_FIELDS)
+def test_norm_preserved_by_cayley_deep_flow(make_field):
+    flow = deep_flow(make_field, dn.methods.Cayley(), H, N_DEEP, SCALE, seed=51)
     assert st.NormPreserving() in flow.guarantees
     x = points(8, 5, seed=6)
     assert mean_move(flow, x) >= 1.0
     assert T.norm_drift(flow, x) <= C_ROLL * N_DEEP * EPS
 
 
-def test_norm_preserved_by_cayley_long_rollout():
-    step = _sphere_step(dn.methods.Cayley())
+@pytest.mark.parametrize("make_field", SPHERE_FIELDS)
+def test_norm_preserved_by_cayley_long_rollout(make_field):
+    step = _sphere_step(dn.methods.Cayley(), make_field)
     assert rollout_norm_drift(step, points(4, 5, seed=6), N_LONG) <= C_ROLL * N_LONG * EPS
 
 
-def test_norm_negative_control_euler():
-    flow = deep_flow(lambda: dn.fields.SpherePreserving(5, 8), dn.methods.Euler(), H, N_DEEP, SCALE, seed=51)
+@pytest.mark.parametrize("make_field", SPHERE_FIELDS)
+def test_norm_negative_control_euler(make_field):
+    flow = deep_flow(make_field, dn.methods.Euler(), H, N_DEEP, SCALE, seed=51)
     assert st.NormPreserving() not in flow.guarantees
     assert T.norm_drift(flow, points(8, 5, seed=6)) >= CONTROL * C_ROLL * N_DEEP * EPS

@@ -69,3 +69,24 @@ def test_mass_property(dim, width, h, scale, seed, method):
 def test_norm_property(dim, width, h, scale, seed):
     flow = deep_flow(lambda: dn.fields.SpherePreserving(dim, width), dn.methods.Cayley(), h, N, scale, seed)
     assert T.norm_drift(flow, points(4, dim, seed)) <= C * N * EPS
+
+
+@PROFILE
+@given(dim=hs.integers(2, 6), rank=hs.integers(1, 3), groups=hs.integers(1, 3), h=steps, scale=scales, seed=seeds,
+       method=hs.sampled_from([dn.methods.Euler(), dn.methods.Heun(), dn.methods.RK4()]))
+def test_low_rank_mass_property(dim, rank, groups, h, scale, seed, method):
+    flow = deep_flow(lambda: dn.fields.MassPreserving(dim, 2 * rank * groups, rank=rank), method, h, N, scale, seed)
+    ones = torch.ones(dim, dtype=torch.float64)
+    drift, size = rollout_linear_drift(flow, points(4, dim, seed), ones, 20)  # 20 passes of N layers
+    assert drift <= C * 20 * N * EPS * max(1.0, size)
+
+
+@PROFILE
+@given(dim=hs.integers(2, 6), rank=hs.integers(1, 3), groups=hs.integers(1, 3), h=hs.floats(0.01, 2.0),
+       scale=hs.floats(0.1, 2.0), seed=seeds)
+def test_low_rank_norm_property(dim, rank, groups, h, scale, seed):
+    """The Woodbury Cayley step of the low-rank field, ranks up to 3 (2 rank may exceed dim: S is then of
+    full rank or less, the 2 rank x 2 rank system is still never singular)."""
+    flow = deep_flow(lambda: dn.fields.SpherePreserving(dim, 2 * rank * groups, rank=rank), dn.methods.Cayley(), h, N,
+                     scale, seed)
+    assert T.norm_drift(flow, points(4, dim, seed)) <= C * N * EPS

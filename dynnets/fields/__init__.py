@@ -10,6 +10,7 @@ from .function import FunctionField
 from .gradient import Gradient
 from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear
+from .low_rank import LowRankMassPreserving, LowRankSpherePreserving
 from .mass import MassPreserving
 from .maxmin import MaxMin
 from .rescaled_gradient import ConvRescaledGradient, RescaledGradient
@@ -18,7 +19,8 @@ from .volume import VolumePreserving
 
 __all__ = [
     "ACTIVATIONS", "Activation", "ConserveLinear", "ConvFD", "ConvGradient", "ConvRescaledGradient", "Dense", "Field",
-    "FunctionField", "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MaxMin",
-    "MirroredConvFD", "QuadraticPreserving", "RescaledGradient", "SpherePreserving", "VolumePreserving",
+    "FunctionField", "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "LowRankMassPreserving",
+    "LowRankSpherePreserving", "MassPreserving", "MaxMin", "MirroredConvFD", "QuadraticPreserving", "RescaledGradient",
+    "SpherePreserving", "VolumePreserving",
     "get_activation", "leaky_relu",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..structure import ConservesLinear
+from .low_rank import LowRankMassPreserving
 from .upper_triangle import UpperTriangleNet, incidence
 
 
@@ -20,9 +21,15 @@ class MassPreserving(UpperTriangleNet):
     W: (width, dim), w: (width,), V: (width, dim (dim - 1) / 2). Needs dim >= 2 (in one dimension the
     only mass-preserving field is zero). Initialisation as ``Dense``: W ~ N(0, 1/dim), w = 0,
     V ~ N(0, init_scale^2 / width).
+
+    ``rank=k`` builds a ``LowRankMassPreserving(dim, width, activation, rank=k, init_scale=...)`` instead:
+    A(x) = U(x) V(x)^T with U, V of k columns, so F(x) costs O(dim k) per sample instead of O(dim^2).
     """
 
-    def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):
+    low_rank = LowRankMassPreserving
+
+    def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
+                 rank: int | None = None):
         super().__init__(dim, width, activation, init_scale, bias_scale=0.0,
                          why_dim="a 1-D mass-preserving field is 0")
         self.register_buffer("incidence", incidence(dim), persistent=False)

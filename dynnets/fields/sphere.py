@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..structure import ConservesQuadratic, SkewProduct
+from .low_rank import LowRankSpherePreserving
 from .upper_triangle import UpperTriangleNet, skew_basis
 
 
@@ -45,9 +46,16 @@ class SpherePreserving(_SkewNet):
 
     ``skew(x)`` returns S(x), shape (batch, dim, dim): the interface ``methods.Cayley`` uses. Traits
     ``SkewProduct`` and ``ConservesQuadratic(I)`` (every symplectic Runge-Kutta method keeps ||x||).
+
+    ``rank=k`` builds a ``LowRankSpherePreserving(dim, width, activation, rank=k, init_scale=...)`` instead:
+    S(x) = U(x) V(x)^T - V(x) U(x)^T with U, V of k columns, O(dim k) per sample, and a Cayley step that
+    solves a 2k x 2k system per sample instead of a dim x dim one.
     """
 
-    def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):
+    low_rank = LowRankSpherePreserving
+
+    def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
+                 rank: int | None = None):
         super().__init__(dim, width, activation, init_scale, why_dim="the only skew 1x1 matrix is 0")
         self.traits = frozenset({SkewProduct(), ConservesQuadratic(torch.eye(dim, dtype=torch.float64))})
 

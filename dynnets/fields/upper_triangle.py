@@ -51,7 +51,20 @@ def skew_basis(dim: int) -> torch.Tensor:
 class UpperTriangleNet(Field):
     """Base of the fields built from the strictly upper triangle of a matrix A(x): its m = dim (dim - 1)/2
     entries are V^T Sigma(W x + w), W: (width, dim) ~ N(0, 1/dim), V: (width, m) ~ N(0, init_scale^2 /
-    width), w ~ N(0, bias_scale^2) (0 gives zeros). Needs dim >= 2 (``why_dim``: the reason, for the error)."""
+    width), w ~ N(0, bias_scale^2) (0 gives zeros). Needs dim >= 2 (``why_dim``: the reason, for the error).
+
+    A family with a low-rank form names it in ``low_rank``; ``Family(..., rank=k)`` then builds that class
+    (``fields.low_rank``) with the same arguments instead."""
+
+    #: the low-rank family built for ``rank=k`` (None: the family has no low-rank form)
+    low_rank: type | None = None
+
+    def __new__(cls, *args, rank: int | None = None, **kwargs):
+        if rank is None:
+            return super().__new__(cls)
+        if cls.low_rank is None:
+            raise ConfigError(f"{cls.__name__} has no low-rank form, got rank={rank!r}")
+        return cls.low_rank(*args, rank=rank, **kwargs)
 
     def __init__(self, dim: int, width: int, activation: str, init_scale: float, bias_scale: float,
                  why_dim: str):

@@ -5,15 +5,23 @@ and an explicit inverse (the same shear with -h), so the step preserves volume f
 field and is explicitly invertible. For a separable Hamiltonian field (f = grad T, g = -grad V) each
 shear is the exact flow of a Hamiltonian (T or V), hence symplectic (Hairer, Lubich, Wanner,
 Geometric Numerical Integration, VI.3).
+
+A method is its list of shears (``shears``); the step, the inverse, a weight-tied run of n steps and the
+reversible backward all walk that list. Consecutive shears of the same part evaluate the field at the same
+point (the other part has not moved), so a run evaluates it once for them: Stormer-Verlet's closing
+half-kick is the next step's opening one (first same as last, 2 n + 1 evaluations for n steps instead of
+3 n, the result bitwise that of n separate steps), and the reversible backward takes one vector-Jacobian
+product at each evaluation its reconstruction makes (no recomputation of the step).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..base import Field, Method
+from ..base import Field, Method, add_gradients
 from ..errors import IncompatibleFieldError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian, Symplectic, VolumePreserving
+from .rk import _scaled
 
 
 def _split(field, x: torch.Tensor):
@@ -22,8 +30,30 @@ def _split(field, x: torch.Tensor):
     return x[..., :q_dim], x[..., q_dim:], f, g
 
 
+def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1) -> torch.Tensor:
+    """z + sign weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned
+    one (sign -1: the shear undone, in the same arithmetic wherever it is undone)."""
+    if isinstance(h, torch.Tensor):
+        step = _scaled(h, weight) * value
+        return z + step if sign > 0 else z - step
+    return torch.add(z, value, alpha=sign * _scaled(h, weight))
+
+
+def _groups(shears):
+    """Maximal stretches of consecutive shears of the same part: (part, weights)."""
+    out: list[tuple[str, list[float]]] = []
+    for part, weight in shears:
+        if out and out[-1][0] == part:
+            out[-1][1].append(weight)
+        else:
+            out.append((part, [weight]))
+    return out
+
+
 class _PartitionedMethod(Method):
     requires = (Partitioned,)
+    #: the step as shears (part, weight) in order: ("q", w) is q += w h f(v), ("v", w) is v += w h g(q)
+    shears: tuple = ()
 
     def check(self, field) -> None:
         """As ``Method.check``; a non-separable Hamiltonian field is pointed to the implicit symplectic methods."""
@@ -44,6 +74,71 @@ class _PartitionedMethod(Method):
     def invertible(self, field) -> bool:
         return True
 
+    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
+        return self.advance(field, x, h, 1)
+
+    def advance(self, field, x: torch.Tensor, h, n: int) -> torch.Tensor:
+        """The shears of n steps in order, the field evaluated once per stretch of same-part shears."""
+        q, v, f, g = _split(field, x)
+        for part, weights in _groups(self.shears * n):
+            if part == "q":
+                value = f(v)
+                for w in weights:
+                    q = _shear(q, h, w, value)
+            else:
+                value = g(q)
+                for w in weights:
+                    v = _shear(v, h, w, value)
+        return torch.cat([q, v], dim=-1)
+
+    def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
+        """The shears undone in reverse order (each the same shear with -h)."""
+        q, v, f, g = _split(field, y)
+        for part, weight in reversed(self.shears):
+            if part == "q":
+                q = _shear(q, h, weight, f(v), -1)
+            else:
+                v = _shear(v, h, weight, g(q), -1)
+        return torch.cat([q, v], dim=-1)
+
+    def reversible_backward(self, field, y, grad_y, h, n, params, grads):
+        """The run's shears undone in reverse order, one evaluation per stretch of same-part shears (as the
+        forward), recorded with autograd and used at once for the VJP: a stretch v += c_i g(q) sends
+        q_bar += Dg(q)^T ((sum_i c_i) v_bar) (v_bar unchanged), likewise q += c_i f(v). One evaluation and
+        one VJP per stretch: the backward costs about one forward plus one VJP (``Method.reversible_backward``).
+        A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
+        q, v, f, g = _split(field, y)
+        q_bar, v_bar = grad_y[..., : q.shape[-1]], grad_y[..., q.shape[-1]:]
+        learned = isinstance(h, torch.Tensor) and h.requires_grad
+        h_value = h.detach() if isinstance(h, torch.Tensor) else h
+        total: list = [None] * len(params)
+        h_bar = None
+        with torch.enable_grad():
+            for part, weights in _groups(tuple(reversed(self.shears)) * n):
+                fn, at, cotangent = (f, v, q_bar) if part == "q" else (g, q, v_bar)
+                point = at.detach().requires_grad_(True)
+                value = fn(point)
+                coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
+                got = torch.autograd.grad(value, [point, *params], coefficient * cotangent, allow_unused=True)
+                value = value.detach()
+                if learned:
+                    share = sum(weights) * (value * cotangent).sum()
+                    h_bar = share if h_bar is None else h_bar + share
+                for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
+                    if part == "q":
+                        q = _shear(q, h_value, w, value, -1)
+                    else:
+                        v = _shear(v, h_value, w, value, -1)
+                if part == "q":
+                    v_bar = v_bar + got[0]
+                else:
+                    q_bar = q_bar + got[0]
+                total = [a if b is None else (b if a is None else a + b) for a, b in zip(total, got[1:])]
+        if learned:
+            total = [h_bar if p is h else t for p, t in zip(params, total)]
+        add_gradients(grads, params, total)
+        return torch.cat([q, v], dim=-1), torch.cat([q_bar, v_bar], dim=-1)
+
 
 def _non_separable_hamiltonian(field) -> bool:
     return isinstance(field, Field) and field.has_trait(CanonicalHamiltonian) and not field.has_trait(Partitioned)
@@ -54,39 +149,14 @@ class SymplecticEuler(_PartitionedMethod):
 
     name = "SymplecticEuler"
     order = 1
-
-    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
-        q, v, f, g = _split(field, x)
-        q = q + h * f(v)
-        v = v + h * g(q)
-        return torch.cat([q, v], dim=-1)
-
-    def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
-        q, v, f, g = _split(field, y)
-        v = v - h * g(q)
-        q = q - h * f(v)
-        return torch.cat([q, v], dim=-1)
+    shears = (("q", 1.0), ("v", 1.0))
 
 
 class StormerVerlet(_PartitionedMethod):
     """v+ = v + h/2 g(q),  q' = q + h f(v+),  v' = v+ + h/2 g(q').  Order 2, symmetric.
-    Inverse: the three shears undone in reverse order."""
+    Inverse: the three shears undone in reverse order. In a weight-tied run the closing half-kick's g(q')
+    is the next step's opening one (first same as last): 2 n + 1 field evaluations for n steps."""
 
     name = "StormerVerlet"
     order = 2
-
-    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
-        q, v, f, g = _split(field, x)
-        half = h / 2
-        v = v + half * g(q)
-        q = q + h * f(v)
-        v = v + half * g(q)
-        return torch.cat([q, v], dim=-1)
-
-    def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
-        q, v, f, g = _split(field, y)
-        half = h / 2
-        v = v - half * g(q)
-        q = q - h * f(v)
-        v = v - half * g(q)
-        return torch.cat([q, v], dim=-1)
+    shears = (("v", 0.5), ("q", 1.0), ("v", 0.5))
