@@ -17,7 +17,6 @@ orthogonal complement), its max eps and CPU seconds, and the integrators' max ep
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -31,9 +30,11 @@ import torch  # noqa: E402
 import dynnets as dn  # noqa: E402
 from dynnets.applications.eigen import SEED_MATRIX, SEED_X0, accuracy, yi_eig
 from dynnets.applications.runner import Runner, run_cli  # noqa: E402
+from dynnets.checks import positive_real  # noqa: E402
 from dynnets.errors import ConfigError  # noqa: E402
 from dynnets.io import save_figure  # noqa: E402
 from dynnets.systems import YiField, check_symmetric  # noqa: E402
+from dynnets.train.config import TIMERS  # noqa: E402
 
 #: the seed's Tables I and II (lambda_numpy, eps, Lambda), for the side-by-side in docs/eigen.md
 SEED_TABLE_I = [(-2.307, 6.99e-7, 2.11e-6), (-1.542, 1.04e-6, 2.11e-6), (-0.540, 1.01e-6, 7.58e-7),
@@ -129,10 +130,9 @@ QUICK_NETWORK = dict(max_rounds=3)
 
 
 def validate(args) -> None:
-    if args.timer not in ("cpu", "wall"):
-        raise ConfigError(f"--timer must be cpu or wall, got {args.timer!r}")
-    if not (math.isfinite(args.network_budget) and args.network_budget > 0):
-        raise ConfigError(f"--network-budget must be positive seconds, got {args.network_budget}")
+    if args.timer not in TIMERS:
+        raise ConfigError(f"--timer must be one of {', '.join(TIMERS)}, got {args.timer!r}")
+    positive_real("--network-budget", args.network_budget)
     load_matrix(args)
 
 

@@ -62,6 +62,7 @@ from dynnets.applications.pde.stability import (
     stability_residuals,
 )
 from dynnets.applications.runner import Runner, check_rollout, run_cli, save_figure
+from dynnets.checks import positive_real, real
 from dynnets.errors import CheckpointError, ConfigError
 from dynnets.fields.convfd import MirroredConvFD
 from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
@@ -109,10 +110,9 @@ def validate(args) -> None:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
-        raise ConfigError(f"--time-budget must be positive seconds, got {args.time_budget}")
-    if not (math.isfinite(args.stability_weight) and args.stability_weight >= 0):
-        raise ConfigError(f"--stability-weight must be a finite number >= 0, got {args.stability_weight}")
+    if args.time_budget is not None:
+        positive_real("--time-budget", args.time_budget)
+    real("--stability-weight", args.stability_weight, minimum=0.0)
     if args.ddp and len(args.seed_list) > 1:
         raise ConfigError("--ddp runs one seed per torchrun job (rule: --seed S, not --seeds)")
     if args.ddp and int(os.environ.get("WORLD_SIZE", "1")) < 2:

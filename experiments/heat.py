@@ -36,9 +36,11 @@ from dynnets.applications.trial.heat import (  # noqa: E402
     heat_sine_exact,
     train_heat_trial,
 )
+from dynnets.checks import positive_real  # noqa: E402
 from dynnets.errors import ConfigError, StepSizeError  # noqa: E402
 from dynnets.methods import CrankNicolson, Euler  # noqa: E402
 from dynnets.systems import HeatField1D, UniformGrid1D  # noqa: E402
+from dynnets.train.config import TIMERS  # noqa: E402
 
 TIMES = (0.1, 0.3)
 SEED_FD_REPORTED = {"0.01": {"0.1": 0.02, "0.3": 0.06}}  # seed, sec. III.1 / figure 2 (approximate)
@@ -162,15 +164,14 @@ RUNNER.parser.add_argument("--timer", default="cpu", help="cpu (this process's C
 
 def validate(args) -> None:
     """The experiment's own options, before any work; fills in the budgets' defaults."""
-    if args.timer not in ("cpu", "wall"):
-        raise ConfigError(f"--timer must be cpu or wall, got {args.timer!r}")
+    if args.timer not in TIMERS:
+        raise ConfigError(f"--timer must be one of {', '.join(TIMERS)}, got {args.timer!r}")
     if args.budget is None:
         args.budget = 4.0 if args.quick else 20.0
     if args.paper_budget is None:
         args.paper_budget = 3.0 if args.quick else 100.0
     for name, value in (("--budget", args.budget), ("--paper-budget", args.paper_budget)):
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} must be positive seconds, got {value}")
+        positive_real(name, value)
 
 
 def main(argv=None) -> dict:

@@ -64,7 +64,8 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
 def test_bad_options_give_one_error_line():
     for argv, message in ((["--pde", "wave"], "unknown --pde 'wave'"), (["--field", "x"], "unknown --field 'x'"),
                           (["--iterations", "-1"], "--iterations must be >= 0"),
-                          (["--stability-weight", "nan"], "--stability-weight must be"),
+                          (["--stability-weight", "nan"], "--stability-weight must be finite"),
+                          (["--stability-weight", "-1"], "--stability-weight must be >= 0"),
                           (["--time-budget", "0"], "--time-budget must be positive"),
                           (["--ddp"], "--ddp needs at least 2 processes")):
         with pytest.raises(ConfigError, match=message):

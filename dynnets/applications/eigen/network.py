@@ -136,6 +136,24 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
         return end_fn(ens.params(), x0), loss_fn(ens.params(), x0, 0.0)
 
 
+def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float):
+    """End points whose residual ||A x - rho x|| <= tol and that are not (mostly) in the span of ``basis``, in
+    order of residual; returns (residuals, accepted unit vectors, basis extended by their orthonormalised
+    parts)."""
+    rho = (ends * (ends @ a)).sum(1)
+    res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
+    new = []
+    for i in torch.argsort(res).tolist():
+        if res[i] > tol:
+            break
+        v = ends[i] - basis @ (basis.T @ ends[i])
+        if v.norm() < 0.5:  # mostly along accepted vectors: a repeat, not a new eigenvector
+            continue
+        new.append((ends[i] / ends[i].norm()).numpy())
+        basis = torch.cat([basis, (v / v.norm()).unsqueeze(1)], dim=1)
+    return res, new, basis
+
+
 def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
                 points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
                 accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
@@ -187,20 +205,10 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
                                         causality, gen, on_step if bar is not None else None,
                                         None if time_budget is None else time_budget - clock.elapsed(), timer)
-        rho = (ends * (ends @ a)).sum(1)
-        res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
-        accepted = 0
-        for i in torch.argsort(res).tolist():
-            if res[i] > accept_tol * scale:
-                break
-            v = ends[i] - basis @ (basis.T @ ends[i])
-            if v.norm() < 0.5:  # mostly along accepted vectors: a repeat, not a new eigenvector
-                continue
-            w = ends[i] / ends[i].norm()
-            found.append(w.numpy())
-            steps.append(adam_steps + lbfgs_steps)
-            basis = torch.cat([basis, (v / v.norm()).unsqueeze(1)], dim=1)
-            accepted += 1
+        res, new, basis = _accept(a, ends, basis, accept_tol * scale)
+        found += new
+        steps += [adam_steps + lbfgs_steps] * len(new)
+        accepted = len(new)
         # restart in sequence: a network not accepted hands its end point on as the next round's start
         # (the next window starts closer to an eigenvector, so its fit error is smaller in absolute terms);
         # an end point lying mostly along accepted vectors is replaced by a fresh random start
