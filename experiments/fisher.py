@@ -1,6 +1,6 @@
 """Pixel-based learning of the time-step map of Fisher's equation (or the heat equation) on a periodic grid.
 
-    python -m experiments.fisher [--pde fisher|heat] [--quick] [--seed S] [--out DIR] [--ddp] ...
+    python -m experiments.fisher [--pde fisher|heat] [--quick] [--seed S | --seeds A-B] [--out DIR] ...
     torchrun --nproc_per_node 2 -m experiments.fisher --ddp        # residual shards on 2 processes
 
 Problem (the seed slides / Celledoni, Jackaman, Murari, Owren 2023): u_t = alpha Lap u + u(1 - u)
@@ -12,27 +12,36 @@ reported), so the learnable error floor is the integrator error of the model wit
 Models, all rolled out 40 steps from held-out initial data:
   (a) trained: one step = 3 explicit Euler substeps (h = dt/3, as in the reference code) of a ConvFD
       field B * sigma(A * U) with 3x3 kernels and the smallest channel set that contains the exact
-      right-hand side (dynnets.applications.pde.construct): Fisher [relu, relu, relu2, relu2], heat [relu, relu].
+      right-hand side (dynnets.applications.pde.construct): Fisher [relu, relu, relu2, relu2], heat 4 relu.
       Default --field tied: MirroredConvFD, the relu pairs kept mirrored (A, -A), i.e. the polynomial
       ConvFD sum_j B_j * (A_j * U)^p in which the construction lives; --field free: a plain ConvFD
       started from the same mirrored initialisation (it can end in a poor local minimum where part
-      of the Laplacian is lost: measured 2.0e-2 after 40 steps instead of 2.1e-4). Trained with
-      Levenberg-Marquardt in float64 (best of 3 short starts on a quarter of the pairs, then 40
-      iterations) on the one-step residual relative to the increment,
-      ||Psi(U^n) - U^{n+1}|| / ||U^{n+1} - U^n||.
+      of the Laplacian is lost). Trained with Levenberg-Marquardt in float64 (best of 3 short starts on a
+      quarter of the pairs, chosen on 40-step validation rollouts, then 40 iterations) on the one-step
+      residual relative to the increment, ||Psi(U^n) - U^{n+1}|| / ||U^{n+1} - U^n||, plus stability
+      residuals (--stability-weight, 0 = off; dynnets.applications.pde.stability): the field's spectrum
+      at constant states c in [0, 1] must stay where the PDE's is (Re lambda <= 1 - 2c for Fisher, <= 0
+      for heat; |1 + h lambda| <= 1 + h max(1 - 2c, 0)), zero for the exact construction. Without them the
+      learned symbol at frequencies absent from the data (the grid's checkerboard mode) can grow by
+      factors of 6 per step and a 40-step rollout overflows (seed 3: docs/fisher.md). The certificate
+      (max over c and the 100x100 grid frequencies) is reported as metrics["stability"].
   (b) exact: the same flow with the constructed ConvFD (= the FD scheme to round-off).
   (c) baseline: a periodic CNN U -> W2 * tanh(W1 * U) of similar size predicting U^{n+1} directly,
-      trained the same way.
+      trained the same way (without stability residuals).
 Training uses periodic 32x32 tiles with the same dx, alpha and dt (the step map of a translation-
 invariant local scheme is the same on any periodic grid with that spacing); testing uses 100x100
 broadband fields (Gaussian random fields, amplitude (1 + |k|^2/16)^(-1) up to the Nyquist wavenumber,
-values in [0.05, 0.95]) and out-of-band data (1-2 Fourier modes, wavenumbers 1..12).
+values in [0.05, 0.95]) and out-of-band data (1-2 Fourier modes, wavenumbers 1..12). A rollout that
+becomes non-finite or grows past 4x its initial maximum (both PDEs keep U in [0, 1]) is an error naming the
+seed and the step.
 
-Writes DIR/metrics.json, DIR/errors.png, DIR/snapshots.png, DIR/data.npz, checkpoints DIR/*.ckpt.
+Writes DIR/metrics.json, DIR/errors.png, DIR/snapshots.png, DIR/error_split.png, DIR/data.npz, checkpoints
+DIR/*.ckpt (--seeds A-B: DIR/seed_S/..., DIR/metrics.json with the median and worst over the seeds).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -45,32 +54,76 @@ from dynnets.applications.pde import data as D
 from dynnets.applications.pde import exact_convfd
 from dynnets.applications.pde.baselines import CircularCNN
 from dynnets.applications.pde.error_split import error_split, plot_error_split
-from dynnets.applications.runner import experiment_parser, run_cli, save_figure, seed_everything, write_json
+from dynnets.applications.pde.stability import (
+    EulerStepMap,
+    certificate,
+    growth_bounds,
+    linearised_response,
+    stability_residuals,
+)
+from dynnets.applications.runner import Runner, check_rollout, run_cli, save_figure
+from dynnets.checks import positive_real, real
 from dynnets.errors import CheckpointError, ConfigError
 from dynnets.fields.convfd import MirroredConvFD
 from dynnets.systems import FisherField2D, HeatField2D, PeriodicGrid2D
 from dynnets.systems.stencils import kernel_moments
-from dynnets.train import FitResult, Phase, choose, fit
+from dynnets.train import FitResult, Monitor, Phase, choose, fit
 
-DX, ALPHA, DT, STEPS = 0.01, 0.01, 2.4e-3, 40
+DX, ALPHA, DT, STEPS, SUBSTEPS = 0.01, 0.01, 2.4e-3, 40, 3
 REFERENCE_MODEL = {"fisher": 1.3e-1, "heat": 5.9e-2}  # reference code's model, 40 steps, exact reference
-FULL = dict(n=100, tile=32, tile_traj=48, pairs_per_traj=1, test=12, oob=12, iterations=40, baseline_iterations=30,
-            ref_substeps=8, restarts=3, restart_iterations=10, init_scale=0.1)
-QUICK = dict(n=32, tile=24, tile_traj=32, pairs_per_traj=1, test=4, oob=4, iterations=35, baseline_iterations=5,
-             ref_substeps=4, restarts=1, restart_iterations=0, init_scale=0.0)
+FULL = dict(n=100, tile=32, tile_traj=48, pairs_per_traj=1, test=12, oob=12, iterations=40, stability_iterations=40,
+            baseline_iterations=30, ref_substeps=8, restarts=3, restart_iterations=10, init_scale=0.1)
+QUICK = dict(n=32, tile=24, tile_traj=32, pairs_per_traj=1, test=4, oob=4, iterations=30, stability_iterations=10,
+             baseline_iterations=5, ref_substeps=4, restarts=1, restart_iterations=0, init_scale=0.0)
+PENALTY_STATES = (0.0, 0.25, 0.5, 0.75, 1.0)   # constant states probed in training (the data lie in [0.05, 0.95])
+PROBE_GRID = 64  # frequencies probed in training: the 64 x 64 grid's (the certificate uses the rollout grid's)
+CERTIFICATE_STATES = tuple(k / 20 for k in range(21))
+STABILITY_WEIGHT = 10.0
+GROW = 4.0  # a rollout whose max |U| exceeds 4x its initial one has diverged (both PDEs keep U in [0, 1])
+
+RUNNER = Runner("fisher", __doc__, dtypes=("float64",), devices=("cpu",), set_default_dtype=True,
+                headline={"rel_error_40": "min", "rel_error_40_out_of_band": "min",
+                          "rel_error_40_baseline": "min", "stability.max_growth_excess": "min",
+                          "stability.max_amplification": "min"})
+RUNNER.parser.add_argument("--pde", default="fisher", help="fisher or heat")
+RUNNER.parser.add_argument("--ddp", action="store_true", help="shard the training residuals over torchrun processes")
+RUNNER.parser.add_argument("--field", default="tied",
+                           help="tied (MirroredConvFD: relu pairs kept mirrored, a polynomial ConvFD; default) or "
+                                "free (plain ConvFD from the mirrored initialisation)")
+RUNNER.parser.add_argument("--iterations", type=int, default=None,
+                           help="Levenberg-Marquardt iterations of the ConvFD on the one-step residual")
+RUNNER.parser.add_argument("--stability-iterations", type=int, default=None,
+                           help="then iterations with the stability residuals appended")
+RUNNER.parser.add_argument("--time-budget", type=float, default=None, help="seconds of ConvFD training at most")
+RUNNER.parser.add_argument("--stability-weight", type=float, default=STABILITY_WEIGHT,
+                           help="weight of the stability residuals (0: off, the one-step loss alone)")
+RUNNER.parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
 
 
-def build_parser():
-    p = experiment_parser("fisher", __doc__)
-    p.add_argument("--pde", default="fisher", help="fisher or heat")
-    p.add_argument("--ddp", action="store_true", help="shard the training residuals over torchrun processes")
-    p.add_argument("--field", default="tied",
-                   help="tied (MirroredConvFD: relu pairs kept mirrored, a polynomial ConvFD; default) or free "
-                        "(plain ConvFD from the mirrored initialisation)")
-    p.add_argument("--iterations", type=int, default=None, help="Levenberg-Marquardt iterations (ConvFD)")
-    p.add_argument("--time-budget", type=float, default=None, help="seconds of ConvFD training at most")
-    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
-    return p
+def validate(args) -> None:
+    """The experiment's own options, before any work (one error line each)."""
+    if args.pde not in ("fisher", "heat"):
+        raise ConfigError(f"unknown --pde {args.pde!r}; use fisher or heat")
+    if args.field not in ("tied", "free"):
+        raise ConfigError(f"unknown --field {args.field!r}; use tied or free")
+    for name in ("iterations", "stability_iterations"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if args.time_budget is not None:
+        positive_real("--time-budget", args.time_budget)
+    real("--stability-weight", args.stability_weight, minimum=0.0)
+    if args.ddp and len(args.seed_list) > 1:
+        raise ConfigError("--ddp runs one seed per torchrun job (rule: --seed S, not --seeds)")
+    if args.ddp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ConfigError("--ddp needs at least 2 processes (rule: start with torchrun --nproc_per_node 2)")
+
+
+def main(argv=None):
+    try:
+        return RUNNER.main(run, argv, validate=validate)
+    finally:
+        dn.train.shutdown_distributed()  # a no-op without a process group
 
 
 def _field(pde: str, grid: PeriodicGrid2D):
@@ -78,13 +131,27 @@ def _field(pde: str, grid: PeriodicGrid2D):
 
 
 def _make_convfd(kind: str, acts, init_scale: float):
+    """A mirrored ConvFD whose output kernels B start as +-init_scale delta kernels (random signs, kept
+    mirrored) and whose A kernels start random: F = sum_j +-s (A_j * U)^p. The delta is the form B has in the
+    exact construction for every FD right-hand side (dynnets.applications.pde.construct), not this PDE's
+    stencil; from random 3x3 B, Levenberg-Marquardt spent its iterations aligning B * A (measured, seed 0:
+    one-step loss 0.13 after 30 iterations, against 7e-3 from delta B)."""
     if kind == "tied":
-        return MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale).to(torch.float64)
-    return dn.fields.ConvFD(1, len(acts), 3, acts, init="mirrored", init_scale=init_scale).to(torch.float64)
+        net = MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale).to(torch.float64)
+        b = net.B_free
+    else:
+        net = dn.fields.ConvFD(1, len(acts), 3, acts, init="mirrored", init_scale=init_scale).to(torch.float64)
+        b = net.B
+    if init_scale:
+        with torch.no_grad():
+            signs = torch.sign(b[:, :, 1, 1])
+            b.zero_()
+            b[:, :, 1, 1] = init_scale * signs
+    return net
 
 
-def _euler_flow(field, substeps: int = 3):
-    return dn.Flow.repeat(dn.Step(field, dn.methods.Euler(), DT / substeps), substeps)
+def _euler_flow(field):
+    return dn.Flow.repeat(dn.Step(field, dn.methods.Euler(), DT / SUBSTEPS), SUBSTEPS)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -93,145 +160,32 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rollout_errors(model, traj: torch.Tensor) -> np.ndarray:
-    """Per-step relative L2 error (mean over trajectories), steps 1..STEPS; traj (N, STEPS + 1, n, n)."""
+def rollout_errors(model, traj: torch.Tensor, what: str | None = None, seed: int | None = None) -> np.ndarray:
+    """Per-step relative L2 error (mean over trajectories), steps 1..STEPS; traj (N, STEPS + 1, n, n). With
+    ``what``, a rollout that becomes non-finite or grows past GROW x its initial maximum raises
+    DivergenceError naming the seed and the step (never a NaN in a table)."""
     u = traj[:, 0:1].clone()
-    out = []
+    out, size = [], [float(u.abs().max())]
     for k in range(1, traj.shape[1]):
         u = model(u)
+        size.append(float(u.abs().max()))
         out.append(float(_rel(u, traj[:, k:k + 1]).mean()))
+    if what is not None:
+        check_rollout(size, what, seed, grow=GROW)
     return np.array(out)
 
 
-def _linearised_stencil(field, c: float, n: int, dtype) -> torch.Tensor:
-    """The correlation kernel of D F(c 1) (the Jacobian at a constant state), from the response to a delta."""
-    u = torch.full((1, 1, n, n), c, dtype=dtype)
-    delta = torch.zeros_like(u)
-    delta[..., 0, 0] = 1.0
-    _, resp = torch.func.jvp(field, (u,), (delta,))
-    resp = torch.roll(resp[0, 0], (3, 3), (0, 1))[:7, :7]  # offsets -3..3 around the delta
-    return torch.flip(resp, (0, 1)).detach()  # response at offset -o is K[o]: flip to the correlation kernel
-
-
-def _moments_table(trained, exact, fd, pde: str, n: int) -> dict:
-    out = {}
-    for c in (0.25, 0.5, 0.75):
-        row = {}
-        for name, f in (("trained", trained), ("exact", exact)):
-            row[name] = kernel_moments(_linearised_stencil(f, c, n, torch.float64), DX)
-        lin = ALPHA * torch.nn.functional.pad(fd.kernel, (2, 2, 2, 2))
-        if pde == "fisher":
-            lin[3, 3] += 1 - 2 * c
-        row["fd"] = kernel_moments(lin, DX)
-        out[f"c={c}"] = row
-    return out
-
-
-def _train(model, x, y, iterations, ckpt, desc, time_budget=None) -> FitResult:
-    """Levenberg-Marquardt on the one-step residual relative to the increment (summed over ranks)."""
-    if iterations == 0:
-        return FitResult(losses=[], steps_done=0, seconds=0.0)
-    den2 = float(dn.train.all_reduce_sum((y - x).pow(2).sum().reshape(1)))
-
-    def residual(m, batch):
-        return (m(x) - y) / math.sqrt(den2)
-
-    try:
-        return fit(model, residual, phases=[Phase("lm", iterations)], checkpoint=ckpt, checkpoint_every=5,
-                   desc=desc, time_budget=time_budget)
-    except CheckpointError as e:
-        raise CheckpointError(f"{e}; here: rerun with --no-resume to start over") from None
-
-
-def _losses_after(result: FitResult) -> list[float]:
-    """The loss after each iteration (the loop records the loss before each step; LM knows the one after)."""
-    return result.losses[1:] + [result.end_loss] if result.losses else []
-
-
-def _restarts(cfg, kind, acts, convfd, x, y, val_traj):
-    """Short LM runs from several mirrored initialisations on a quarter of the pairs; the one with the smallest
-    validation rollout error (40 steps on held-out tiles) is kept, and one whose rollout diverges (non-finite
-    or relative error > 1) is never chosen (dynnets.train.choose). Returns (losses, scores, chosen index)."""
-    if cfg["restarts"] < 2:
-        return [], [], 0
-    m = max(1, x.shape[0] // 4)
-    candidates, losses = [], []
-    for r in range(cfg["restarts"]):
-        cand = _make_convfd(kind, acts, cfg["init_scale"]) if r else convfd
-        res = _train(_euler_flow(cand), x[:m], y[:m], cfg["restart_iterations"], None, f"start {r + 1} (LM)")
-        candidates.append(cand)
-        losses.append(res.end_loss if res.end_loss is not None else math.inf)
-    choice = choose(candidates, lambda c: rollout_errors(_euler_flow(c), val_traj), limit=1.0)
-    convfd.load_state_dict(candidates[choice.index].state_dict())
-    return losses, choice.scores, choice.index
-
-
-def _save_data(out, args, cfg, tiles, split, test, oob, ref_error):
-    n, tile = cfg["n"], cfg["tile"]
-    D.save_dataset(out / "data.npz", {
-        "tiles": tiles, "train_index": split["train"], "val_index": split["val"],
-        "test": test.float(), "out_of_band": oob.float()},
-        {"pde": args.pde, "alpha": ALPHA, "dt": DT, "dx": DX, "steps": STEPS, "n": n, "tile": tile,
-         "reference": f"RK4, {cfg['ref_substeps']} steps per dt", "reference_time_error": ref_error,
-         "broadband": "amplitude (1 + |k|^2/k0^2)^(-1), 1 <= |k| < n/2, k0 = 4 (per unit length); mean in "
-                      "[0.35, 0.65], max deviation in [0.1, 0.3]",
-         "out_of_band": "1-2 modes cos(2 pi (kx x + ky y) + phi), kx, ky in 1..12", "seed": args.seed,
-         "note": "test and out_of_band stored as float32; tiles as float64"})
-
-
-def main(argv=None):
-    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # every tensor and random draw of the run in float64
-    try:
-        return _main(argv)
-    finally:  # no global side effect when called in-process (tests)
-        torch.set_num_threads(threads)
-        torch.set_default_dtype(dtype)
-
-
-def _main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.pde not in ("fisher", "heat"):
-        raise ConfigError(f"unknown --pde {args.pde!r}; use fisher or heat")
-    if args.field not in ("tied", "free"):
-        raise ConfigError(f"unknown --field {args.field!r}; use tied or free")
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if args.dtype != "float64":
-        raise ConfigError("this experiment trains with Levenberg-Marquardt in float64 (rule: --dtype float64)")
-    if args.device != "cpu":
-        dn.train.config.resolve_device(args.device)
-        raise ConfigError("this experiment runs on CPU only (rule: --device cpu)")
-    torch.set_num_threads(args.threads)
-    cfg = dict(QUICK if args.quick else FULL)
-    if args.iterations is not None:
-        if args.iterations < 0:
-            raise ConfigError(f"--iterations must be >= 0, got {args.iterations}")
-        cfg["iterations"] = args.iterations
-    info = dn.train.init_distributed("cpu") if args.ddp else dn.train.DistInfo()
-    if args.ddp and info.world_size < 2:
-        raise ConfigError("--ddp needs at least 2 processes (rule: start with torchrun --nproc_per_node 2)")
-    main_rank = info.rank == 0
-    out = args.out
-    if main_rank:
-        out.mkdir(parents=True, exist_ok=True)
-    if args.no_resume and main_rank:
-        for f in ("convfd.ckpt", "baseline.ckpt"):
-            (out / f).unlink(missing_ok=True)
-    if args.ddp:
-        torch.distributed.barrier()
-    seed_everything(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-
-    # ---- data ------------------------------------------------------------------------------------
+def make_data(pde: str, cfg: dict, seed: int) -> dict:
+    """Training tiles (reference trajectories on tile x tile grids), their train/validation split and pairs,
+    and the 100 x 100 broadband and out-of-band test trajectories."""
     t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
     n, tile = cfg["n"], cfg["tile"]
     grid, tgrid = PeriodicGrid2D(n, n * DX), PeriodicGrid2D(tile, tile * DX)
-    field, tfield = _field(args.pde, grid), _field(args.pde, tgrid)
-    spec = dict(k0=4.0 * tile * DX, k_max=tile / 2 - 1)
-    tiles0 = D.random_fields(cfg["tile_traj"], tgrid, gen, **spec)
+    field, tfield = _field(pde, grid), _field(pde, tgrid)
+    tiles0 = D.random_fields(cfg["tile_traj"], tgrid, gen, k0=4.0 * tile * DX, k_max=tile / 2 - 1)
     tiles = D.reference_trajectories(tfield, tiles0, DT, STEPS, substeps=cfg["ref_substeps"])
-    split = D.split_by_trajectory(cfg["tile_traj"], (0.75, 0.25, 0.0), seed=args.seed)
+    split = D.split_by_trajectory(cfg["tile_traj"], (0.75, 0.25, 0.0), seed=seed)
     test0 = D.random_fields(cfg["test"], grid, gen, k0=4.0 * n * DX, k_max=n / 2 - 1)
     oob0 = D.mode_fields(cfg["oob"], grid, gen, k_lo=1, k_hi=12)
     test = D.reference_trajectories(field, test0, DT, STEPS, substeps=cfg["ref_substeps"])
@@ -246,109 +200,264 @@ def _main(argv=None):
 
     x_train, y_train = pairs(split["train"])
     x_val, y_val = pairs(split["val"])
-    data_seconds = time.perf_counter() - t0
-    # this rank's shard of the training pairs
-    x_shard, y_shard = x_train[info.rank::info.world_size], y_train[info.rank::info.world_size]
+    return dict(field=field, tiles=tiles, split=split, val_traj=tiles[split["val"]], test=test, oob=oob,
+                ref_error=ref_error, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                seconds=time.perf_counter() - t0)
 
-    # ---- models ----------------------------------------------------------------------------------
+
+def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None, monitor=None) -> FitResult:
+    """Levenberg-Marquardt on the one-step residual relative to the increment (summed over ranks): ``iterations``
+    = (one-step phase, stability phase). In the stability phase, ``stability`` = (states, bounds, weight),
+    rank 0 appends the stability residuals of the field's spectrum at those constant states (``model`` is then
+    an EulerStepMap) to the same one-step residual."""
+    steps, stable_steps = iterations
+    if stability is None or stability[2] == 0:
+        stable_steps = 0
+    if steps + stable_steps == 0:
+        return FitResult(losses=[], steps_done=0, seconds=0.0)
+    den = math.sqrt(float(dn.train.all_reduce_sum((y - x).pow(2).sum().reshape(1))))
+
+    def one_step(m, batch):
+        return ((m(x) - y) / den).reshape(-1)
+
+    phases = [Phase("lm", steps, name="one-step")]
+    if stable_steps:
+        states, bounds, weight = stability
+        h = model.h
+
+        def stable(m, batch):  # the values it closes over are part of the checkpoint's fingerprint
+            r = ((m(x) - y) / den).reshape(-1)
+            return torch.cat([r, weight * stability_residuals(m(states, linearise=True), bounds, h)])
+
+        phases.append(Phase("lm", stable_steps, name="stability",
+                            loss=stable if dn.train.is_main_process() else one_step))
+    try:
+        return fit(model, one_step, phases=phases, checkpoint=ckpt, checkpoint_every=5, desc=desc,
+                   time_budget=time_budget, monitor=monitor)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; here: rerun with --no-resume to start over") from None
+
+
+def _losses_after(result: FitResult) -> list[float]:
+    """The loss after each iteration (the loop records the loss before each step; LM knows the one after)."""
+    return result.losses[1:] + [result.end_loss] if result.losses else []
+
+
+def _restarts(cfg, kind, acts, step_map, x, y, val_traj):
+    """Short LM runs (one-step residual only) from several mirrored initialisations on a quarter of the pairs;
+    the one with the smallest
+    validation rollout error (40 steps on held-out tiles) is kept, and one whose rollout diverges (non-finite
+    or relative error > 1) is never chosen (dynnets.train.choose). Returns (losses, scores, chosen index)."""
+    if cfg["restarts"] < 2:
+        return [], [], 0
+    m = max(1, x.shape[0] // 4)
+    candidates, losses = [], []
+    for r in range(cfg["restarts"]):
+        cand = EulerStepMap(_make_convfd(kind, acts, cfg["init_scale"]), DT, SUBSTEPS, PROBE_GRID) if r else step_map
+        res = _train(cand, x[:m], y[:m], (cfg["restart_iterations"], 0), None, f"start {r + 1} (LM)")
+        candidates.append(cand)
+        losses.append(res.end_loss if res.end_loss is not None else math.inf)
+    choice = choose(candidates, lambda c: rollout_errors(c.flow, val_traj), limit=1.0)
+    step_map.load_state_dict(candidates[choice.index].state_dict())
+    return losses, choice.scores, choice.index
+
+
+def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dict:
+    """Restarts chosen on validation rollouts, then LM on all pairs (this rank's shard) with the stability
+    residuals; the parameters returned are those of {trained, its start} with the better validation rollout,
+    never one whose rollout diverges (dynnets.train.choose raises DivergenceError if both do)."""
     # the smallest channel set that contains the exact right-hand side (dynnets.applications.pde.construct):
-    # Fisher alpha L*U + U - U^2 -> 2 relu + 2 relu2 channels; heat alpha L*U -> 2 relu channels (we
-    # give heat 4: with one tied pair F = B * (A * U) is a bilinear factorisation that LM left at a poor
-    # local minimum, loss 8e-2 against the exact field's 3e-3, measured)
+    # Fisher alpha L*U + U - U^2 -> 2 relu + 2 relu2 channels; heat alpha L*U -> 2 relu channels (we give
+    # heat 4: with one tied pair F = B * (A * U) is a bilinear factorisation that LM left at a poor local
+    # minimum, loss 8e-2 against the exact field's 3e-3, measured)
     acts = ["relu", "relu", "relu2", "relu2"] if args.pde == "fisher" else ["relu"] * 4
-    convfd = _make_convfd(args.field, acts, cfg["init_scale"])
-    trained = _euler_flow(convfd)
-    initial_error = rollout_errors(trained, test)[-1]
+    step_map = EulerStepMap(_make_convfd(args.field, acts, cfg["init_scale"]), DT, SUBSTEPS, PROBE_GRID)
+    initial = {"rel_error_40_initial": rollout_errors(step_map.flow, data["test"])[-1]}
     with torch.no_grad():
-        val_inc_initial = float((trained(x_val) - y_val).norm() / (y_val - x_val).norm())
-    reaction = (1.0, -1.0) if args.pde == "fisher" else (0.0, 0.0)
-    exact_field = exact_convfd(ALPHA, DX, "5pt", reaction)
-    exact = _euler_flow(exact_field)
-    fd_scheme = _euler_flow(field)
-    baseline = CircularCNN(width=4, kernel_size=3).to(torch.float64)
-
+        x_val, y_val = data["x_val"], data["y_val"]
+        initial["val_increment_rel_error_initial"] = float((step_map(x_val) - y_val).norm() / (y_val - x_val).norm())
+    stability = (torch.tensor(PENALTY_STATES), growth_bounds(data["field"].growth_bound, PENALTY_STATES),
+                 args.stability_weight)
+    x, y = data["x_train"][rank::world], data["y_train"][rank::world]
+    val_traj = data["val_traj"]
     t1 = time.perf_counter()
     # multi-start: the loss has poor local minima (a relu channel of the pair that carries the Laplacian
     # goes silent on the positive Fisher data); the chosen start is then trained on all pairs
-    restart_losses, restart_scores, chosen = _restarts(cfg, args.field, acts, convfd, x_shard, y_shard,
-                                                       tiles[split["val"]])
-    fit = _train(trained, x_shard, y_shard, cfg["iterations"], out / "convfd.ckpt", "ConvFD (LM)", args.time_budget)
-    train_seconds = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    fit_b = _train(baseline, x_shard, y_shard, cfg["baseline_iterations"], out / "baseline.ckpt", "baseline (LM)")
-    baseline_seconds = time.perf_counter() - t2
-    if args.ddp:
-        dn.train.shutdown_distributed()
-    if not main_rank:
-        return None
-    # written only now: a run refused at training (e.g. a checkpoint of another run in --out) leaves --out as it was
-    _save_data(out, args, cfg, tiles, split, test, oob, ref_error)
+    losses, scores, chosen = _restarts(cfg, args.field, acts, step_map, x, y, val_traj)
+    start = copy.deepcopy(step_map.state_dict())
+    monitor = Monitor(lambda m: float(rollout_errors(m.flow, val_traj)[-1]), every_steps=5)
+    result = _train(step_map, x, y, (cfg["iterations"], cfg["stability_iterations"]), out / "convfd.ckpt",
+                    "ConvFD (LM)", args.time_budget, stability, monitor)
+    kept = [copy.deepcopy(step_map.state_dict()), start]
 
-    # ---- evaluation ------------------------------------------------------------------------------
+    def validation(state):
+        step_map.load_state_dict(state)
+        return rollout_errors(step_map.flow, val_traj)
+
+    final = choose(kept, validation, limit=1.0)
+    step_map.load_state_dict(kept[final.index])
+    return dict(initial, step_map=step_map, acts=acts, fit=result, train_seconds=time.perf_counter() - t1,
+                restart_losses=losses, restart_validation_errors=scores, restart_chosen=chosen,
+                validation_choice={"candidates": ["trained", "start of the final phase"], "chosen": final.index,
+                                   "scores": final.scores, "rejected": final.rejected},
+                validation_monitor=[(r["step"], r["value"]) for r in result.monitor])
+
+
+def train_baseline(cfg: dict, data: dict, out, rank: int, world: int) -> dict:
+    baseline = CircularCNN(width=4, kernel_size=3).to(torch.float64)
+    t2 = time.perf_counter()
+    x, y = data["x_train"][rank::world], data["y_train"][rank::world]
+    result = _train(baseline, x, y, (cfg["baseline_iterations"], 0), out / "baseline.ckpt", "baseline (LM)")
+    return dict(model=baseline, fit=result, seconds=time.perf_counter() - t2)
+
+
+def _config(args) -> dict:
+    cfg = dict(QUICK if args.quick else FULL)
+    for name in ("iterations", "stability_iterations"):
+        if getattr(args, name) is not None:
+            cfg[name] = getattr(args, name)
+    return cfg
+
+
+def run(args, seed: int, out) -> dict:
+    """One seed: data, training (sharded under --ddp), evaluation; rank 0 writes data and figures."""
+    cfg = _config(args)
+    info = dn.train.init_distributed("cpu") if args.ddp else dn.train.DistInfo()
+    if info.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.no_resume:
+            for f in ("convfd.ckpt", "baseline.ckpt"):
+                (out / f).unlink(missing_ok=True)
+    if args.ddp:
+        torch.distributed.barrier()
+    data = make_data(args.pde, cfg, seed)
+    convfd = train_convfd(args, cfg, data, out, info.rank, info.world_size)
+    baseline = train_baseline(cfg, data, out, info.rank, info.world_size)
+    metrics = evaluate(args, cfg, data, convfd, baseline, seed)
+    metrics.update(world_size=info.world_size, threads=args.threads)
+    if info.rank == 0:  # written only now: a run refused at training leaves --out as it was
+        _save_data(out, args.pde, seed, cfg, data)
+        save_figure(plot_error_split(metrics.pop("_split"), f"{args.pde}, one step of the trained ConvFD"),
+                    out / "error_split.png")
+        _figures(out, metrics["curves"], data["test"], convfd["step_map"].flow, baseline["model"], args.pde)
+        print_summary(metrics)
+    metrics.pop("_split", None)
+    return metrics
+
+
+def _linearised_stencil(field, c: float, n: int) -> torch.Tensor:
+    """The 7x7 correlation kernel of D F(c 1) (the Jacobian at a constant state), from the response to a delta."""
     with torch.no_grad():
-        val = float(_rel(trained(x_val), y_val).mean())
-        val_inc = float((trained(x_val) - y_val).norm() / (y_val - x_val).norm())
-    curves = {name: {"test": rollout_errors(m, test), "out_of_band": rollout_errors(m, oob)}
-              for name, m in (("trained", trained), ("exact", exact), ("baseline", baseline), ("fd", fd_scheme))}
+        resp = linearised_response(field, torch.tensor([c]), n)[0]
+    resp = torch.roll(resp, (3, 3), (0, 1))[:7, :7]  # offsets -3..3 around the delta
+    return torch.flip(resp, (0, 1))  # response at offset -o is K[o]: flip to the correlation kernel
+
+
+def _moments_table(trained, exact, fd, pde: str, n: int) -> dict:
+    out = {}
+    for c in (0.25, 0.5, 0.75):
+        row = {name: kernel_moments(_linearised_stencil(f, c, n), DX) for name, f in (("trained", trained),
+                                                                                       ("exact", exact))}
+        lin = ALPHA * torch.nn.functional.pad(fd.kernel, (2, 2, 2, 2))
+        if pde == "fisher":
+            lin[3, 3] += 1 - 2 * c
+        row["fd"] = kernel_moments(lin, DX)
+        out[f"c={c}"] = row
+    return out
+
+
+def _curves(models: dict, data: dict, seed: int) -> dict:
+    """40-step relative errors of every model on both test sets; a diverged rollout is an error."""
+    return {name: {which: rollout_errors(m, data[key], f"the {name} model's rollout ({which})", seed)
+                   for which, key in (("test", "test"), ("out_of_band", "oob"))}
+            for name, m in models.items()}
+
+
+def evaluate(args, cfg: dict, data: dict, convfd: dict, baseline: dict, seed: int) -> dict:
+    """Rollout errors, the stability certificate, one-step validation errors, kernels, the error splitting."""
+    n, field, test = cfg["n"], data["field"], data["test"]
+    step_map, fit_c, fit_b = convfd["step_map"], convfd["fit"], baseline["fit"]
+    trained, net = step_map.flow, step_map.field
+    exact_field = exact_convfd(ALPHA, DX, "5pt", (1.0, -1.0) if args.pde == "fisher" else (0.0, 0.0))
+    models = {"trained": trained, "exact": _euler_flow(exact_field), "baseline": baseline["model"],
+              "fd": _euler_flow(field)}
+    curves = _curves(models, data, seed)
     with torch.no_grad():
+        x_val, y_val = data["x_val"], data["y_val"]
         a, b = test[:, 0:1].clone(), test[:, 0:1].clone()
         for _ in range(STEPS):
-            a, b = exact(a), fd_scheme(b)
-        exact_vs_fd = float((a - b).abs().max())
-    params = sum(p.numel() for p in convfd.parameters())
-    metrics = {
-        "pde": args.pde, "quick": args.quick, "seed": args.seed, "grid": n, "tile": tile, "alpha": ALPHA,
-        "dt": DT, "dx": DX, "steps": STEPS, "model": f"3 Euler substeps of {type(convfd).__name__}(1, {len(acts)}, 3x3, {acts})",
-        "field": args.field,
-        "rel_error_40": curves["trained"]["test"][-1],
-        "rel_error_40_out_of_band": curves["trained"]["out_of_band"][-1],
-        "rel_error_40_baseline": curves["baseline"]["test"][-1],
-        "rel_error_40_baseline_out_of_band": curves["baseline"]["out_of_band"][-1],
-        "rel_error_40_exact": curves["exact"]["test"][-1],
-        "rel_error_40_exact_out_of_band": curves["exact"]["out_of_band"][-1],
-        "rel_error_40_fd_scheme": curves["fd"]["test"][-1],
-        "exact_vs_fd_scheme_max_abs_40": exact_vs_fd,
-        "rel_error_40_initial": initial_error,
-        "reference_model_rel_error_40": REFERENCE_MODEL[args.pde],
-        "reference_time_error": ref_error,
-        "val_rel_error_1step": val, "val_increment_rel_error": val_inc,
-        "val_increment_rel_error_initial": val_inc_initial,
-        "train_loss_final": fit.end_loss,
-        "train_iterations": fit.steps_done, "restart_losses": restart_losses, "restart_chosen": chosen,
-        "restart_validation_errors": restart_scores, "train_seconds": train_seconds, "data_seconds": data_seconds,
-        "baseline_train_seconds": baseline_seconds, "total_seconds": time.perf_counter() - t0,
-        "parameters": params, "parameters_baseline": sum(p.numel() for p in baseline.parameters()),
-        "parameters_exact": sum(p.numel() for p in exact_field.parameters()),
-        "world_size": info.world_size, "threads": args.threads,
-        "train_pairs": int(x_train.shape[0]), "test_trajectories": cfg["test"], "out_of_band_trajectories": cfg["oob"],
-        "curves": curves, "train_losses": _losses_after(fit), "baseline_losses": _losses_after(fit_b),
-        "linearised_stencil_moments": _moments_table(convfd, exact_field, field, args.pde, n),
-        "hidden_kernel_moments": [kernel_moments(convfd.A[j, 0].detach(), DX) for j in range(convfd.hidden)],
-    }
-    # the slides' one-step error splitting on held-out states at steps 0, 13, 26, 39 (dynnets.applications.pde.error_split)
-    at = [0, 13, 26, STEPS - 1]
+            a, b = models["exact"](a), models["fd"](b)
+    stable = {name: certificate(f, field.growth_bound, DT / SUBSTEPS, n, CERTIFICATE_STATES)
+              for name, f in (("trained", net), ("exact", exact_field))}
+    at = [0, 13, 26, STEPS - 1]  # the slides' one-step error splitting on held-out states
     split = error_split(trained, lambda m: _field(args.pde, PeriodicGrid2D(m, n * DX)),
                         test[:4, at].reshape(-1, 1, n, n), next_states=test[:4, [k + 1 for k in at]].reshape(-1, 1, n, n))
-    metrics["error_split"] = split["summary"]
-    save_figure(plot_error_split(split, f"{args.pde}, one step of the trained ConvFD"), out / "error_split.png")
-    write_json(out / "metrics.json", metrics)
-    _figures(out, curves, test, trained, baseline, args.pde)
-    print(f"{args.pde}: grid {n}x{n}, {metrics['train_pairs']} training pairs ({tile}x{tile} tiles), "
-          f"data {data_seconds:.0f} s, training {train_seconds:.0f} s (+ baseline {baseline_seconds:.0f} s)")
+    with torch.no_grad():
+        val, val_inc = float(_rel(trained(x_val), y_val).mean()), float((trained(x_val) - y_val).norm() / (y_val - x_val).norm())
+    return {
+        "pde": args.pde, "quick": args.quick, "seed": seed, "grid": n, "tile": cfg["tile"], "alpha": ALPHA,
+        "dt": DT, "dx": DX, "steps": STEPS, "field": args.field, "stability_weight": args.stability_weight,
+        "model": f"{SUBSTEPS} Euler substeps of {type(net).__name__}(1, {len(convfd['acts'])}, 3x3, {convfd['acts']})",
+        **{f"rel_error_40{'' if k == 'trained' else '_' + k}": curves[k]["test"][-1] for k in ("trained", "baseline", "exact")},
+        **{f"rel_error_40{'' if k == 'trained' else '_' + k}_out_of_band": curves[k]["out_of_band"][-1]
+           for k in ("trained", "baseline", "exact")},
+        "rel_error_40_fd_scheme": curves["fd"]["test"][-1], "exact_vs_fd_scheme_max_abs_40": float((a - b).abs().max()),
+        "rel_error_40_initial": convfd["rel_error_40_initial"],
+        "stability": stable["trained"], "stability_exact": stable["exact"],
+        "stability_training": {"states": list(PENALTY_STATES), "probe_grid": step_map.probe_grid,
+                               "weight": args.stability_weight},
+        "reference_model_rel_error_40": REFERENCE_MODEL[args.pde], "reference_time_error": data["ref_error"],
+        "val_rel_error_1step": val, "val_increment_rel_error": val_inc,
+        "val_increment_rel_error_initial": convfd["val_increment_rel_error_initial"],
+        "train_loss_final": fit_c.end_loss, "train_iterations": fit_c.steps_done,
+        **{k: convfd[k] for k in ("restart_losses", "restart_chosen", "restart_validation_errors",
+                                  "validation_choice", "validation_monitor", "train_seconds")},
+        "data_seconds": data["seconds"], "baseline_train_seconds": baseline["seconds"],
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "parameters_baseline": sum(p.numel() for p in baseline["model"].parameters()),
+        "parameters_exact": sum(p.numel() for p in exact_field.parameters()),
+        "train_pairs": int(data["x_train"].shape[0]), "test_trajectories": cfg["test"],
+        "out_of_band_trajectories": cfg["oob"], "curves": curves,
+        "train_losses": _losses_after(fit_c), "baseline_losses": _losses_after(fit_b),
+        "linearised_stencil_moments": _moments_table(net, exact_field, field, args.pde, n),
+        "hidden_kernel_moments": [kernel_moments(net.A[j, 0].detach(), DX) for j in range(net.hidden)],
+        "error_split": split["summary"], "_split": split,
+    }
+
+
+def _save_data(out, pde: str, seed: int, cfg: dict, data: dict) -> None:
+    D.save_dataset(out / "data.npz", {
+        "tiles": data["tiles"], "train_index": data["split"]["train"], "val_index": data["split"]["val"],
+        "test": data["test"].float(), "out_of_band": data["oob"].float()},
+        {"pde": pde, "alpha": ALPHA, "dt": DT, "dx": DX, "steps": STEPS, "n": cfg["n"], "tile": cfg["tile"],
+         "reference": f"RK4, {cfg['ref_substeps']} steps per dt", "reference_time_error": data["ref_error"],
+         "broadband": "amplitude (1 + |k|^2/k0^2)^(-1), 1 <= |k| < n/2, k0 = 4 (per unit length); mean in "
+                      "[0.35, 0.65], max deviation in [0.1, 0.3]",
+         "out_of_band": "1-2 modes cos(2 pi (kx x + ky y) + phi), kx, ky in 1..12", "seed": seed,
+         "note": "test and out_of_band stored as float32; tiles as float64"})
+
+
+def print_summary(m: dict) -> None:
+    n, curves, s = m["grid"], m["curves"], m["stability"]
+    print(f"{m['pde']}: grid {n}x{n}, {m['train_pairs']} training pairs ({m['tile']}x{m['tile']} tiles), "
+          f"data {m['data_seconds']:.0f} s, training {m['train_seconds']:.0f} s (+ baseline "
+          f"{m['baseline_train_seconds']:.0f} s)")
     print(f"{'model':<22}{'rel err @40':>14}{'out of band':>14}")
     for label, key in (("trained ConvFD", "trained"), ("exact construction", "exact"), ("FD scheme", "fd"),
                        ("baseline CNN", "baseline")):
         print(f"{label:<22}{curves[key]['test'][-1]:>14.3e}{curves[key]['out_of_band'][-1]:>14.3e}")
-    print(f"{'untrained ConvFD':<22}{initial_error:>14.3e}")
-    print(f"{'reference model':<22}{REFERENCE_MODEL[args.pde]:>14.3e}   (reported, 100x100)")
-    print(f"reference solver time error (step halving): {ref_error:.1e}; exact vs FD scheme max |diff|: "
-          f"{exact_vs_fd:.1e}")
-    es = split["summary"]
-    print(f"error split of one step (max over {es['states']} states, max-norm): measured {es['measured_total']['max']:.2e} "
-          f"<= bound {es['bound_sum']['max']:.2e} [spatial {es['spatial']['max']:.2e}, classical "
-          f"{es['classical']['max']:.2e}, network {es['network_bound']['max']:.2e}]; holds on every state: "
-          f"{es['bound_holds_every_state']}; dominant: {es['dominant_term_bound']}")
-    return metrics
+    print(f"{'untrained ConvFD':<22}{m['rel_error_40_initial']:>14.3e}")
+    print(f"{'reference model':<22}{m['reference_model_rel_error_40']:>14.3e}   (reported, 100x100)")
+    print(f"reference solver time error (step halving): {m['reference_time_error']:.1e}; exact vs FD scheme max "
+          f"|diff|: {m['exact_vs_fd_scheme_max_abs_40']:.1e}")
+    print(f"stability certificate (c in [0, 1], {n}x{n} frequencies): max Re lambda - b(c) = "
+          f"{s['max_growth_excess']:.3g}, max |1 + h lambda| = {s['max_amplification']:.6f} (excess "
+          f"{s['max_amplification_excess']:.2e}); exact field: {m['stability_exact']['max_growth_excess']:.2e}")
+    es = m["error_split"]
+    print(f"error split of one step (max over {es['states']} states, max-norm): measured "
+          f"{es['measured_total']['max']:.2e} <= bound {es['bound_sum']['max']:.2e} [spatial {es['spatial']['max']:.2e}, "
+          f"classical {es['classical']['max']:.2e}, network {es['network_bound']['max']:.2e}]; holds on every "
+          f"state: {es['bound_holds_every_state']}; dominant: {es['dominant_term_bound']}")
 
 
 def _figures(out, curves, test, trained, baseline, pde):

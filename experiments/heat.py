@@ -1,8 +1,8 @@
 """Heat equation u_t = u_xx on [0, 1], u(x, 0) = sin(pi x), zero Dirichlet data: finite differences
 (FTCS, Crank-Nicolson) against trial-function networks, redone from Puleo, Svejda, Breitenstein (2022).
 
-    python -m experiments.heat [--quick] [--seed S] [--out DIR] [--device cpu|cuda] [--dtype float64|float32]
-                               [--seeds K] [--budget SEC] [--paper-recipe] [--paper-budget SEC]
+    python -m experiments.heat [--quick] [--seed S | --seeds A-B] [--out DIR] [--device cpu|cuda]
+                               [--dtype float64|float32] [--budget SEC] [--paper-recipe] [--paper-budget SEC]
                                [--timer cpu|wall] [--threads N]
 
 Writes DIR/metrics.json and fig1_fd_dx10.png, fig2_fd_dx100.png (the seed's figures 1-2: FD solution
@@ -11,29 +11,36 @@ fig4_error_vs_time.png (max abs error against training time for both recipes).
 
 Relative error (the seed's eq. 25) |u_true - u_fd| / |u_true| is reported as its maximum over the
 interior nodes (it is constant in x for this initial value). Network errors are max |u - u_true| over
-1001 uniform x in [0, 1] at t = 0.1 and t = 0.3; the headline is the median over --seeds seeds.
+1001 uniform x in [0, 1] at t = 0.1 and t = 0.3; one network per seed (--seeds A-B: DIR/seed_S/ and the
+median and worst over the seeds in DIR/metrics.json).
 Training time is this process's CPU time by default (--timer cpu): the machine may be shared, and
 with one thread CPU time equals wall time on an idle machine; wall time is reported too.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import statistics
-import sys
-import tempfile
 import time
 
-import torch
+import matplotlib
 
-from dynnets.applications.pde import solve_heat
-from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
-from dynnets.errors import DynnetsError, StepSizeError
-from dynnets.methods import CrankNicolson, Euler
-from dynnets.systems import HeatField1D, UniformGrid1D
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from dynnets.applications.pde import solve_heat  # noqa: E402
+from dynnets.applications.runner import Runner, run_cli, save_figure  # noqa: E402
+from dynnets.applications.trial.heat import (  # noqa: E402
+    DYNNETS_RECIPE,
+    PAPER_RECIPE,
+    heat_sine_exact,
+    train_heat_trial,
+)
+from dynnets.checks import positive_real  # noqa: E402
+from dynnets.errors import ConfigError, StepSizeError  # noqa: E402
+from dynnets.methods import CrankNicolson, Euler  # noqa: E402
+from dynnets.systems import HeatField1D, UniformGrid1D  # noqa: E402
+from dynnets.train.config import TIMERS  # noqa: E402
 
 TIMES = (0.1, 0.3)
 SEED_FD_REPORTED = {"0.01": {"0.1": 0.02, "0.3": 0.06}}  # seed, sec. III.1 / figure 2 (approximate)
@@ -44,7 +51,7 @@ def sine(x):
     return torch.sin(math.pi * x)
 
 
-def fd_schemes(quick: bool):
+def fd_schemes():
     """(name, description, dt as a function of dx, method)."""
     return [
         ("ftcs_r0.4", "FTCS, dt = 0.4 dx^2", lambda dx: 0.4 * dx * dx, Euler()),
@@ -54,11 +61,11 @@ def fd_schemes(quick: bool):
     ]
 
 
-def run_fd(quick: bool) -> tuple[dict, dict, dict]:
+def run_fd() -> tuple[dict, dict, dict]:
     """Relative errors {scheme: {dx: {t: err or None}}}, refusals {scheme: {dx: message}} and the
     nodal solutions for the figures."""
     table, refused, solutions = {}, {}, {}
-    for name, _, dt_of, method in fd_schemes(quick):
+    for name, _, dt_of, method in fd_schemes():
         table[name], refused[name] = {}, {}
         for n in (10, 100):
             grid = UniformGrid1D(0.0, 1.0, n)
@@ -81,9 +88,7 @@ def run_fd(quick: bool) -> tuple[dict, dict, dict]:
     return table, refused, solutions
 
 
-def fd_figure(path: str, n: int, solutions: dict) -> None:
-    import matplotlib.pyplot as plt
-
+def fd_figure(path, n: int, solutions: dict) -> None:
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
     xf = torch.linspace(0, 1, 401, dtype=torch.float64)
     for t, color in zip(TIMES, ("C0", "C3")):
@@ -102,13 +107,10 @@ def fd_figure(path: str, n: int, solutions: dict) -> None:
     ax0.legend(fontsize=7)
     ax1.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def network_figure(path: str, runs: dict) -> None:
-    import matplotlib.pyplot as plt
-
+def network_figure(path, runs: dict) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     x = torch.linspace(0, 1, 401, dtype=torch.float64)
     for t, color in zip(TIMES, ("C0", "C3")):
@@ -132,13 +134,10 @@ def network_figure(path: str, runs: dict) -> None:
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def time_figure(path: str, curves: dict, timer: str) -> None:
-    import matplotlib.pyplot as plt
-
+def time_figure(path, curves: dict, timer: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, history in curves.items():
         color = "C1" if label.startswith("paper") else "C0"
@@ -150,117 +149,72 @@ def time_figure(path: str, curves: dict, timer: str) -> None:
            title="error versus training time")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def write_json(path: str, data: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".metrics.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+RUNNER = Runner("heat", __doc__, headline={"nn_max_abs_error": "min", "nn_train_seconds": "min",
+                                           "nn_wall_seconds": "min"})
+RUNNER.parser.add_argument("--budget", type=float, default=None,
+                           help="training seconds of the network (default 20, --quick 4)")
+RUNNER.parser.add_argument("--paper-recipe", action="store_true", help="also run the seed's recipe")
+RUNNER.parser.add_argument("--paper-budget", type=float, default=None,
+                           help="training seconds of the paper recipe (default 100, --quick 3)")
+RUNNER.parser.add_argument("--timer", default="cpu", help="cpu (this process's CPU seconds) or wall")
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m experiments.heat", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small budgets, one seed (under a minute)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ...")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3, --quick 1)")
-    p.add_argument("--out", default="results/heat")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
-                   help="dtype of the dynnets recipe (the paper recipe is float32, as in the seed)")
-    p.add_argument("--budget", type=float, default=None,
-                   help="training seconds per seed (default 20, --quick 4)")
-    p.add_argument("--paper-recipe", action="store_true", help="also run the seed's recipe (one seed)")
-    p.add_argument("--paper-budget", type=float, default=None,
-                   help="training seconds of the paper recipe (default 100, --quick 3)")
-    p.add_argument("--timer", default="cpu", choices=("cpu", "wall"))
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    return p.parse_args(argv)
+def validate(args) -> None:
+    """The experiment's own options, before any work; fills in the budgets' defaults."""
+    if args.timer not in TIMERS:
+        raise ConfigError(f"--timer must be one of {', '.join(TIMERS)}, got {args.timer!r}")
+    if args.budget is None:
+        args.budget = 4.0 if args.quick else 20.0
+    if args.paper_budget is None:
+        args.paper_budget = 3.0 if args.quick else 100.0
+    for name, value in (("--budget", args.budget), ("--paper-budget", args.paper_budget)):
+        positive_real(name, value)
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (DynnetsError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    return RUNNER.main(run, argv, validate=validate)
 
 
-def run(args) -> dict:
-    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    budget = args.budget if args.budget is not None else (4.0 if args.quick else 20.0)
-    paper_budget = args.paper_budget if args.paper_budget is not None else (3.0 if args.quick else 100.0)
-    for name, value in (("--seeds", seeds), ("--threads", args.threads)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
-    for name, value in (("--budget", budget), ("--paper-budget", paper_budget)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be positive seconds, got {value}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch.cuda.is_available() is False")
-    torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
-    os.makedirs(args.out, exist_ok=True)
+def _summary(r: dict) -> dict:
+    return {"seed": r["seed"], "max_abs_error": r["max_abs_error"],
+            "max_abs_error_by_t": {f"{t:g}": e for t, e in r["errors"].items()},
+            "train_seconds": r["train_seconds"], "wall_seconds": r["wall_seconds"],
+            "curve": [[h["seconds"], h["monitor"]] for h in r["history"] if "monitor" in h]}
 
+
+def run(args, seed: int, out) -> dict:
+    """The FD table (seed-independent) and one trial network trained under ``seed`` (+ the seed's recipe)."""
     started = time.perf_counter()
-    fd_table, fd_refused, fd_solutions = run_fd(args.quick)
-    fd_figure(os.path.join(args.out, "fig1_fd_dx10.png"), 10, fd_solutions)
-    fd_figure(os.path.join(args.out, "fig2_fd_dx100.png"), 100, fd_solutions)
-
-    runs = []
-    for k in range(seeds):
-        run_k = train_heat_trial(DYNNETS_RECIPE, args.seed + k, time_budget=budget, timer=args.timer,
-                                 dtype=dtype, device=args.device, progress=True)
-        runs.append(run_k)
-    median_run = sorted(runs, key=lambda r: r["max_abs_error"])[len(runs) // 2]
-    paper = None
-    if args.paper_recipe:
-        paper = train_heat_trial(PAPER_RECIPE, args.seed, time_budget=paper_budget, timer=args.timer,
-                                 log_every=max(0.5, paper_budget / 100), device=args.device, progress=True)
-
-    figure_runs = {f"dynnets (seed {median_run['seed']})": median_run}
-    curves = {f"dynnets seed {r['seed']}": r["history"] for r in runs}
-    if paper is not None:
-        figure_runs["paper recipe"] = paper
-        curves["paper recipe"] = paper["history"]
-    network_figure(os.path.join(args.out, "fig3_network.png"), figure_runs)
-    time_figure(os.path.join(args.out, "fig4_error_vs_time.png"), curves, args.timer)
-
-    def summary(r):
-        return {"seed": r["seed"], "max_abs_error": r["max_abs_error"],
-                "max_abs_error_by_t": {f"{t:g}": e for t, e in r["errors"].items()},
-                "train_seconds": r["train_seconds"], "wall_seconds": r["wall_seconds"],
-                "curve": [[h["seconds"], h["monitor"]] for h in r["history"] if "monitor" in h]}
-
+    out.mkdir(parents=True, exist_ok=True)
+    fd_table, fd_refused, fd_solutions = run_fd()
+    fd_figure(out / "fig1_fd_dx10.png", 10, fd_solutions)
+    fd_figure(out / "fig2_fd_dx100.png", 100, fd_solutions)
+    net = train_heat_trial(DYNNETS_RECIPE, seed, time_budget=args.budget, timer=args.timer,
+                           dtype=args.torch_dtype, device=args.torch_device, progress=True)
+    figure_runs, curves = {f"dynnets (seed {seed})": net}, {f"dynnets seed {seed}": net["history"]}
     metrics = {
-        "nn_max_abs_error": statistics.median(r["max_abs_error"] for r in runs),
-        "nn_train_seconds": statistics.median(r["train_seconds"] for r in runs),
-        "nn_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
-        "nn_runs": [summary(r) for r in runs],
+        "nn_max_abs_error": net["max_abs_error"], "nn_train_seconds": net["train_seconds"],
+        "nn_wall_seconds": net["wall_seconds"], "nn_run": _summary(net),
         "nn_recipe": {k: (str(v) if isinstance(v, torch.dtype) else v)
                       for k, v in vars(DYNNETS_RECIPE).items()} | {"dtype": args.dtype},
-        "fd_rel_error": fd_table,
-        "fd_refused": fd_refused,
+        "fd_rel_error": fd_table, "fd_refused": fd_refused,
         "fd_rel_error_aggregation": "max over interior nodes of |u_true - u_fd| / |u_true|",
         "seed_reported": {"fd_rel_error": SEED_FD_REPORTED, "nn": SEED_NN_REPORTED},
-        "timer": args.timer, "threads": args.threads, "budget_seconds": budget, "seeds": seeds,
-        "quick": args.quick, "total_wall_seconds": None,
+        "timer": args.timer, "threads": args.threads, "budget_seconds": args.budget, "quick": args.quick,
     }
-    if paper is not None:
-        metrics["paper_recipe_max_abs_error"] = paper["max_abs_error"]
-        metrics["paper_recipe_train_seconds"] = paper["train_seconds"]
-        metrics["paper_recipe"] = summary(paper)
+    if args.paper_recipe:
+        paper = train_heat_trial(PAPER_RECIPE, seed, time_budget=args.paper_budget, timer=args.timer,
+                                 log_every=max(0.5, args.paper_budget / 100), device=args.torch_device,
+                                 progress=True)
+        figure_runs["paper recipe"], curves["paper recipe"] = paper, paper["history"]
+        metrics.update(paper_recipe_max_abs_error=paper["max_abs_error"],
+                       paper_recipe_train_seconds=paper["train_seconds"], paper_recipe=_summary(paper))
+    network_figure(out / "fig3_network.png", figure_runs)
+    time_figure(out / "fig4_error_vs_time.png", curves, args.timer)
     metrics["total_wall_seconds"] = time.perf_counter() - started
-    write_json(os.path.join(args.out, "metrics.json"), metrics)
     print_table(metrics)
     return metrics
 
@@ -276,15 +230,12 @@ def print_table(m: dict) -> None:
                 cells.append("refused" if v is None else f"{v:.3g}")
             print(f"{name:<24}{dx:>7}{cells[0]:>12}{cells[1]:>12}")
     print(f"{'seed (reported)':<24}{'0.01':>7}{'~0.02':>12}{'~0.06':>12}")
-    print(f"network (dynnets recipe): median max abs error {m['nn_max_abs_error']:.3g} over "
-          f"{m['seeds']} seed(s), "
-          f"{m['nn_train_seconds']:.1f} s {m['timer']} ({m['nn_wall_seconds']:.1f} s wall) per seed")
-    for r in m["nn_runs"]:
-        print(f"  seed {r['seed']}: {r['max_abs_error']:.3g} in {r['train_seconds']:.1f} s")
+    print(f"network (dynnets recipe, seed {m['nn_run']['seed']}): max abs error {m['nn_max_abs_error']:.3g} in "
+          f"{m['nn_train_seconds']:.1f} s {m['timer']} ({m['nn_wall_seconds']:.1f} s wall)")
     if "paper_recipe_max_abs_error" in m:
         print(f"network (paper recipe): max abs error {m['paper_recipe_max_abs_error']:.3g} in "
               f"{m['paper_recipe_train_seconds']:.1f} s {m['timer']}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

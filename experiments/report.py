@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+VARIANTS = {"fisher_heat": ("fisher", ["--pde", "heat"])}  # report entry -> (experiment module, its options)
+
 
 def _fmt(v) -> str:
     if isinstance(v, float):
@@ -68,7 +70,8 @@ def _heat(m: dict) -> str:
     out = "FD relative error (max over interior nodes); the seed reports about 0.02 and 0.06 at dx = 0.01 " \
           "(their dt and grid-spacing bugs).\n\n"
     out += _table(["scheme", "dx", "t = 0.1", "t = 0.3"], rows) + "\n"
-    nn = [["dynnets trial network (median of seeds)", m.get("nn_max_abs_error"), m.get("nn_train_seconds")]]
+    nn = [[f"dynnets trial network (seed {m.get('seed')})", m.get("nn_max_abs_error"),
+           f"{_fmt(m.get('nn_train_seconds'))} {m.get('timer', 'cpu')} ({_fmt(m.get('nn_wall_seconds'))} wall)"]]
     if "paper_recipe_max_abs_error" in m:
         nn.append(["seed's recipe, rerun", m["paper_recipe_max_abs_error"], m.get("paper_recipe_train_seconds")])
     nn.append(["seed, reported", "plateau near 2e-3", "75 min"])
@@ -130,7 +133,7 @@ def _fisher_with_split(m: dict) -> str:
 
 
 SECTIONS = {"quickstart": _quickstart, "presnov": _presnov, "mass": _structure, "hamiltonian": _structure, "heat": _heat,
-            "eigen": _eigen, "fisher": _fisher_with_split, "robustness": _robustness}
+            "eigen": _eigen, "fisher": _fisher_with_split, "fisher_heat": _fisher_with_split, "robustness": _robustness}
 
 
 def guarantee_rows(runs: dict) -> list[tuple]:
@@ -220,7 +223,8 @@ def render(runs: dict, full: bool, seeds: str | None = None) -> str:
             out += ["Failed:", "", "```", run["stderr"].strip()[-1500:], "```", ""]
             continue
         if run["metrics"].get("better"):
-            one = f"python -m experiments.{name}" + ("" if full else " --quick") + f" --seeds {seeds}"
+            module, options = VARIANTS.get(name, (name, []))
+            one = " ".join([f"python -m experiments.{module}", *options]) + ("" if full else " --quick") + f" --seeds {seeds}"
             out.append(_seed_table(run["metrics"], one))
         metrics, folder, note = _shown(run)
         out.append(note + SECTIONS.get(name, _generic)(metrics))

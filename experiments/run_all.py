@@ -27,12 +27,18 @@ from dynnets.io import atomic_write
 
 from . import report
 
-EXPERIMENTS = ["quickstart", "mass", "hamiltonian", "double_pendulum", "heat", "eigen", "fisher", "robustness", "presnov"]
+EXPERIMENTS = ["quickstart", "mass", "hamiltonian", "double_pendulum", "heat", "eigen", "fisher", "fisher_heat", "robustness", "presnov"]
+
+
+def command(name: str) -> list[str]:
+    """The module and options of a report entry (an experiment, or a variant of one)."""
+    module, options = report.VARIANTS.get(name, (name, []))
+    return [sys.executable, "-m", f"experiments.{module}", *options]
 
 
 def available() -> list[str]:
     here = Path(__file__).resolve().parent
-    return [name for name in EXPERIMENTS if (here / f"{name}.py").exists()]
+    return [name for name in EXPERIMENTS if (here / f"{report.VARIANTS.get(name, (name,))[0]}.py").exists()]
 
 
 def main(argv=None) -> int:
@@ -59,7 +65,7 @@ def main(argv=None) -> int:
     for name in bar:
         bar.set_postfix_str(name)
         out = args.out / name
-        cmd = [sys.executable, "-m", f"experiments.{name}", "--out", str(out), *seeds]
+        cmd = [*command(name), "--out", str(out), *seeds]
         if not args.full:
             cmd.append("--quick")
         t0 = time.perf_counter()

@@ -42,17 +42,34 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     assert split["dominant_term_bound"] in ("spatial", "classical", "network")
     assert (tmp_path / "error_split.png").exists()
     assert (tmp_path / "errors.png").stat().st_size > 0 and (tmp_path / "data.npz").stat().st_size > 0
-    # issue 14: another run into the same --out must not resume this one's checkpoints (same parameter count,
-    # another PDE, seed and data): refused before anything in --out is replaced
+    # issue 16: the stability phase ran and its certificate is in metrics.json: the learned field's spectrum at
+    # constant states stays (to the hinge penalty's small residual) where the PDE's is; the exact field's
+    # exactly (round-off of the central-difference symbol, see tests/test_fisher_stability.py)
+    stab, exact = metrics["stability"], metrics["stability_exact"]
+    assert metrics["stability_training"]["weight"] > 0 and metrics["validation_choice"]["rejected"] == {}
+    assert stab["max_amplification_excess"] <= 1e-2 and stab["max_amplification"] < 1.01
+    assert exact["max_growth_excess"] <= 1e-9 and exact["max_amplification_excess"] <= 1e-12
+    # issue 14: another run into the same --out must not replace this one's results: the runner refuses it
+    # (naming the setting) before any work; and with the metrics gone, the checkpoints of another run (same
+    # parameter count, another PDE, seed and data) are not resumed either
     before = {f: (tmp_path / f).read_bytes() for f in ("metrics.json", "data.npz", "convfd.ckpt")}
+    with pytest.raises(ConfigError, match="holds results of another run .*--pde='fisher' there, 'heat' here"):
+        fisher.main(["--quick", "--pde", "heat", "--out", str(tmp_path)])
+    (tmp_path / "metrics.json").unlink()
     with pytest.raises(CheckpointError, match="convfd.ckpt: written by another run: .*--no-resume"):
         fisher.main(["--quick", "--pde", "heat", "--seed", "7", "--out", str(tmp_path)])
-    assert all((tmp_path / f).read_bytes() == data for f, data in before.items())
+    assert all((tmp_path / f).read_bytes() == data for f, data in before.items() if f != "metrics.json")
 
 
 def test_bad_options_give_one_error_line():
-    with pytest.raises(ConfigError, match="unknown --pde 'wave'"):
-        fisher.main(["--quick", "--pde", "wave"])
+    for argv, message in ((["--pde", "wave"], "unknown --pde 'wave'"), (["--field", "x"], "unknown --field 'x'"),
+                          (["--iterations", "-1"], "--iterations must be >= 0"),
+                          (["--stability-weight", "nan"], "--stability-weight must be finite"),
+                          (["--stability-weight", "-1"], "--stability-weight must be >= 0"),
+                          (["--time-budget", "0"], "--time-budget must be positive"),
+                          (["--ddp"], "--ddp needs at least 2 processes")):
+        with pytest.raises(ConfigError, match=message):
+            fisher.main(["--quick", *argv])
     proc = subprocess.run([sys.executable, "-m", "experiments.fisher", "--quick", "--dtype", "float32"],
                           cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""},
                           timeout=60)

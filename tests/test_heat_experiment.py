@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from dynnets.errors import ConfigError
 from experiments import heat
 
 
@@ -29,6 +30,10 @@ def test_bad_input_gives_one_error_line_and_nonzero_exit(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "experiments.heat", "--quick", "--out", str(tmp_path),
                            "--budget", "nan"], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    assert "--budget must be positive" in proc.stderr and "Traceback" not in proc.stderr
-    with pytest.raises(SystemExit, match="--seeds must be a positive integer"):
-        heat.main(["--quick", "--seeds", "0", "--out", str(tmp_path)])
+    assert proc.stderr.strip().splitlines() == ["error: --budget must be finite, got --budget=nan"]
+    for argv, message in ((["--seeds", "4-1"], "--seeds '4-1' is not a seed list"),
+                          (["--timer", "gpu"], "--timer must be one of wall, cpu"),
+                          (["--paper-budget", "-1"], "--paper-budget must be positive")):
+        with pytest.raises(ConfigError, match=message):
+            heat.main(["--quick", "--out", str(tmp_path), *argv])
+    assert not (tmp_path / "metrics.json").exists()  # refused before any work

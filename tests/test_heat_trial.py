@@ -10,10 +10,12 @@ import dynnets as dn
 from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, build_heat_trial, heat_sine_trial
 from dynnets.applications.trial.network import (
     LinearPDE,
+    ProjectedLoss,
     TrialNetwork,
     TrialSolution,
     derivative,
     grid_points,
+    linear_parts,
     residual_function,
     residual_loss,
 )
@@ -105,6 +107,36 @@ def test_a_short_fit_reduces_the_residual_and_the_error():
     assert after < 1e-3 * before
     assert result.end_loss == pytest.approx(after, rel=1e-12)
     assert result.losses[0] == pytest.approx(before, rel=1e-12)
+
+
+def test_projected_loss_is_the_residual_at_the_least_squares_projection():
+    """Variable projection: r = r0 + M w is the residual (to round-off) for the network's own projection w,
+    the loss is its minimum over w, set_projection() writes that minimiser, and the gradient in the hidden
+    parameters is the gradient of the minimum (envelope theorem; checked by a central difference)."""
+    sol, pde, points = build_heat_trial(DYNNETS_RECIPE.__class__(**{**vars(DYNNETS_RECIPE), "width": 8}), 0)
+    net = sol.network
+    M, r0 = linear_parts(sol, pde, points)()
+    w = net.output_scale * torch.cat([net.project.weight[0], net.project.bias]).detach()
+    r = residual_function(sol, pde, points)().detach()
+    scale = float((r0.abs() + (M * w).abs().sum(1)).max())  # the size of the summed terms
+    assert float((r0 + M.detach() @ w - r).abs().max()) <= 10 * M.shape[1] * EPS * scale
+    loss = ProjectedLoss(sol, pde, points)
+    best = float(loss(sol, None))
+    assert best < 0.5 * float(r.square().mean())  # the untrained projection is not the best one
+    loss.set_projection()
+    assert float(residual_function(sol, pde, points)().square().mean()) == pytest.approx(best, rel=1e-9)
+    with torch.no_grad():  # negative control: any other projection is worse
+        net.project.bias += 0.1
+    assert float(residual_function(sol, pde, points)().square().mean()) > best * (1 + 1e-3)
+    p = net.lift.weight
+    grad = torch.autograd.grad(loss(sol, None), p)[0][0, 0]
+    e = 1e-6
+    with torch.no_grad():
+        p[0, 0] += e
+        up = float(loss(sol, None))
+        p[0, 0] -= 2 * e
+        down = float(loss(sol, None))
+    assert float(grad) == pytest.approx((up - down) / (2 * e), rel=1e-4)
 
 
 def test_paper_recipe_builds_the_seeds_network():

@@ -14,7 +14,7 @@ median and the worst of the headline numbers), written atomically together with 
 produced them: rerunning the same command skips the seeds already finished with identical settings,
 and a run with other settings refuses to replace them (naming the setting) unless ``--overwrite``.
 A headline number that is NaN or infinite is an error (``DivergenceError``), never a row of a table.
-Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``, so a
+Under torchrun only rank 0 writes. Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``, so a
 smoke run never replaces recorded figures; default DIR ``benchmarks/results``) and always rerun.
 """
 
@@ -35,6 +35,7 @@ import torch
 from ..errors import ConfigError, DivergenceError, DynnetsError
 from ..io import atomic_write, jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
+from ..train.distributed import is_main_process
 from ..train.rng import seed_everything as seed_globals
 from ..train.select import divergence
 
@@ -187,7 +188,8 @@ class Runner:
                 raise DivergenceError(f"seed {seed}: {self.name}'s {key} is {value} (rule: a finite number; "
                                       "a diverged or non-finite run is an error, not a table entry)")
         metrics.update(seed=seed, settings=settings)
-        print(f"wrote {write_json(path, metrics)}")
+        if is_main_process():  # under torchrun every rank returns the metrics; rank 0 writes them
+            print(f"wrote {write_json(path, metrics)}")
         return metrics
 
     def summarise(self, rows: dict, settings: dict) -> dict:

@@ -70,6 +70,12 @@ class _Diffusion2D(Field):
         """rho = max |eigenvalue of alpha L| (exact symbol maximum on this grid); the rule is dt * rho <= r."""
         return self._rho
 
+    def growth_bound(self, c: float) -> float:
+        """b(c) = the largest real part of the spectrum of DF(c 1), the field linearised at the constant
+        state c: 0 for heat (alpha L is negative semi-definite and vanishes on constants). A learned field
+        meant to replace this one should have no linearised growth beyond it (applications.pde.stability)."""
+        return 0.0
+
     def _rule(self) -> str:
         return f"dt * rho(alpha L) = dt * {self._rho:.6g}"
 
@@ -107,6 +113,10 @@ class FisherField2D(_Diffusion2D):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)
         return self.diffusion(u) + self.reaction(u)
+
+    def growth_bound(self, c: float) -> float:
+        """b(c) = 1 - 2c: DF(c 1) = alpha L + (1 - 2c) I, and alpha L <= 0 with 0 on constants."""
+        return 1.0 - 2.0 * float(c)
 
     def stiffness(self) -> float:
         """rho(alpha L) + max(0, 2 m1 - 1): a bound of -lambda_min(J(U)) for U in [m0, m1]."""

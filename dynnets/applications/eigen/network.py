@@ -35,6 +35,8 @@ from torch.func import functional_call, jvp, vmap
 from ...errors import ConfigError
 from ...systems.yi import YiField, spread_bound
 from ...train import Ensemble, Phase, fit
+from ...train.config import TIMERS
+from ...train.monitor import Clock
 from .result import EigenResult, finish
 
 __all__ = ["TrialMLP", "network_eig"]
@@ -108,7 +110,7 @@ def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]
 
 
 def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, on_step=None,
-                 time_left=None):
+                 time_left=None, timer="wall"):
     """One round of the search: ``starts`` networks as one dynnets.train.Ensemble, trained by dynnets.train.fit
     with Adam (cosine schedule) then one L-BFGS call of ``lbfgs_steps`` iterations on the sum of log losses
     (each network's gradient scaled by its own loss, so networks stuck at a large loss do not set L-BFGS's
@@ -129,19 +131,38 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
                                  tolerance_change=1e-18))]
     if adam_steps + lbfgs_steps and (time_left is None or time_left > 0):
         fit(ens, lambda m, b: loss_fn(m.params(), x0, causality).sum(), phases=phases, time_budget=time_left,
-            progress=False, on_step=on_step)
+            timer=timer, progress=False, on_step=on_step)
     with torch.no_grad():
         return end_fn(ens.params(), x0), loss_fn(ens.params(), x0, 0.0)
+
+
+def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float):
+    """End points whose residual ||A x - rho x|| <= tol and that are not (mostly) in the span of ``basis``, in
+    order of residual; returns (residuals, accepted unit vectors, basis extended by their orthonormalised
+    parts)."""
+    rho = (ends * (ends @ a)).sum(1)
+    res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
+    new = []
+    for i in torch.argsort(res).tolist():
+        if res[i] > tol:
+            break
+        v = ends[i] - basis @ (basis.T @ ends[i])
+        if v.norm() < 0.5:  # mostly along accepted vectors: a repeat, not a new eigenvector
+            continue
+        new.append((ends[i] / ends[i].norm()).numpy())
+        basis = torch.cat([basis, (v / v.norm()).unsqueeze(1)], dim=1)
+    return res, new, basis
 
 
 def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
                 points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
                 accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
-                progress: bool = False, device=None) -> EigenResult:
+                timer: str = "wall", progress: bool = False, device=None) -> EigenResult:
     """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
     The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
-    ``time_budget`` (seconds) cuts the running round's Adam phase short and skips its L-BFGS phase, then
-    ends the search after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
+    ``time_budget`` (seconds by ``timer``: "wall", or "cpu" = this process's CPU time, robust to other jobs
+    on the cores) cuts the running round's Adam phase short and skips its L-BFGS phase, then ends the search
+    after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
     (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
     Returns the pairs found (possibly fewer than n)."""
     for name, v in (("starts", starts), ("width", width), ("points", points)):
@@ -149,6 +170,8 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
     if not (horizon > 0 and math.isfinite(horizon)):
         raise ConfigError(f"horizon must be positive and finite, got {horizon!r}")
+    if timer not in TIMERS:
+        raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     a_np = field.A.detach().cpu().numpy()
     a = torch.as_tensor(a_np)
     n = a.shape[0]
@@ -167,9 +190,9 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
 
     def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
         bar.update(1 if step <= adam_steps else lbfgs_steps)
-    t0 = time.perf_counter()
+    t0, clock = time.perf_counter(), Clock(timer)
     for r in range(rounds):
-        if len(found) == n or (time_budget is not None and time.perf_counter() - t0 > time_budget):
+        if len(found) == n or (time_budget is not None and clock.elapsed() > time_budget):
             break
         if n - len(found) == 1:  # a 1-D complement holds exactly one unit vector: nothing to learn
             v = torch.linalg.qr(torch.cat([basis, torch.randn(n, 1, generator=gen, dtype=torch.float64)], 1))[0][:, -1]
@@ -181,21 +204,11 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             x0 = x0 / x0.norm(dim=1, keepdim=True)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
                                         causality, gen, on_step if bar is not None else None,
-                                        None if time_budget is None else t0 + time_budget - time.perf_counter())
-        rho = (ends * (ends @ a)).sum(1)
-        res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
-        accepted = 0
-        for i in torch.argsort(res).tolist():
-            if res[i] > accept_tol * scale:
-                break
-            v = ends[i] - basis @ (basis.T @ ends[i])
-            if v.norm() < 0.5:  # mostly along accepted vectors: a repeat, not a new eigenvector
-                continue
-            w = ends[i] / ends[i].norm()
-            found.append(w.numpy())
-            steps.append(adam_steps + lbfgs_steps)
-            basis = torch.cat([basis, (v / v.norm()).unsqueeze(1)], dim=1)
-            accepted += 1
+                                        None if time_budget is None else time_budget - clock.elapsed(), timer)
+        res, new, basis = _accept(a, ends, basis, accept_tol * scale)
+        found += new
+        steps += [adam_steps + lbfgs_steps] * len(new)
+        accepted = len(new)
         # restart in sequence: a network not accepted hands its end point on as the next round's start
         # (the next window starts closer to an eigenvector, so its fit error is smaller in absolute terms);
         # an end point lying mostly along accepted vectors is replaced by a fresh random start
@@ -212,4 +225,4 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     return finish(a_np, found, "network", seconds, steps, device,
                   info={"rounds": history, "starts": starts, "width": width, "horizon": horizon,
                         "points": points, "adam_steps": adam_steps, "lbfgs_steps": lbfgs_steps,
-                        "accept_tol": accept_tol})
+                        "accept_tol": accept_tol, "timer": timer, "budget_seconds_used": clock.elapsed()})

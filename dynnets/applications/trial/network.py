@@ -78,10 +78,10 @@ class TrialNetwork(nn.Module):
             for s in self.flow.steps
         )
 
-    def jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
-        """N, {j: dN/dz_j for j in first}, {j: d^2N/dz_j^2 for j in second} (second must be a subset
-        of first), by second-order forward Taylor mode through lift, Euler-Dense steps and projection.
-        Row blocks of one stacked tensor: [value | first derivatives | second derivatives]."""
+    def feature_jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
+        """The last hidden layer v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second must be a
+        subset of first), by second-order forward Taylor mode through lift and Euler-Dense steps; N = v P + q
+        (times ``output_scale``) is linear in them. Row blocks of one stacked tensor per layer."""
         if not self.has_jet:
             raise ConfigError("jet needs Euler steps of Dense fields with an activation in "
                               f"{sorted(n for n, a in ACTIVATIONS.items() if a.jet)} and fixed h")
@@ -103,8 +103,13 @@ class TrialNetwork(nn.Module):
             out = torch.cat([s, s1 * p1, s2 * p1_sec.square() + s1 * p2], 0) @ f.B.T
             o0, o1, o2 = torch.split(out, [1, k1, k2])
             v, d1, d2 = v + h * o0[0], d1 + h * o1, d2 + h * o2
+        return v, dict(zip(first, d1)), dict(zip(second, d2))
+
+    def jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
+        """N, {j: dN/dz_j for j in first}, {j: d^2N/dz_j^2 for j in second}: ``feature_jet`` projected."""
+        v, d1, d2 = self.feature_jet(z, first, second)
         P, q = self.output_scale * self.project.weight[0], self.output_scale * self.project.bias[0]
-        return v @ P + q, dict(zip(first, d1 @ P)), dict(zip(second, d2 @ P))
+        return v @ P + q, {j: d @ P for j, d in d1.items()}, {j: d @ P for j, d in d2.items()}
 
 
 class TrialSolution(nn.Module):
@@ -169,12 +174,16 @@ class LinearPDE:
         """Every term is u, a first derivative or a pure second derivative (fast path applies)."""
         return all(len(a) <= 1 or (len(a) == 2 and a[0] == a[1]) for a, _ in self.terms)
 
-    def combine(self, derivs: Mapping[tuple[int, ...], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    def combine(self, derivs: Mapping[tuple[int, ...], torch.Tensor], z: torch.Tensor, *,
+                source: bool = True) -> torch.Tensor:
+        """sum_k a_k(z) D^k u (- f(z) with ``source``); derivatives of shape (n,) or (n, columns)."""
         r = 0.0
         for axes, coeff in self.terms:
-            a = coeff(z) if callable(coeff) else coeff
-            r = r + a * derivs[axes]
-        if self.source is not None:
+            a, du = (coeff(z) if callable(coeff) else coeff), derivs[axes]
+            if isinstance(a, torch.Tensor) and du.dim() > a.dim():
+                a = a.reshape(a.shape + (1,) * (du.dim() - a.dim()))
+            r = r + a * du
+        if source and self.source is not None:
             r = r - self.source(z)
         return r
 
@@ -183,24 +192,13 @@ class LinearPDE:
         return self.combine({axes: derivative(u, z, axes) for axes, _ in self.terms}, z)
 
 
-def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
-                      fast: bool | None = None) -> Callable[[], torch.Tensor]:
-    """A closure () -> r(points) for the current parameters. ``fast=None`` picks the Taylor-mode
-    path when it applies (see the module docstring), ``False`` forces the generic path."""
-    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
-              and solution.network.has_jet and pde.pure_low_order)
-    if fast is None:
-        fast = usable
-    if fast and not usable:
-        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
-                          "activation and a PDE of first and pure second derivatives only")
-    if not fast:
-        return lambda: pde.residual(solution, points)
+def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
+    """(z, first, second, g, d): the derivative directions the PDE needs and the data terms g, d with their
+    derivatives at the points (constants: they do not depend on the parameters, computed once)."""
     z = points.detach()
     orders = {axes for axes, _ in pde.terms}
     first = sorted({a[0] for a in orders if a})
     second = sorted({a[0] for a in orders if len(a) == 2})
-    # data terms: constants at fixed points, computed once
     gd = {}
     for name, fn in (("g", solution.particular), ("d", solution.distance)):
         gd[name] = {(): fn(z).detach()}
@@ -208,18 +206,69 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
             gd[name][(j,)] = derivative(fn, z, (j,)).detach()
         for j in second:
             gd[name][(j, j)] = derivative(fn, z, (j, j)).detach()
-    g, d = gd["g"], gd["d"]
+    return z, first, second, gd["g"], gd["d"]
+
+
+def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
+    """D^a u for u = g + d N from the jets of N; g = None leaves out the data part (the d N part alone). N may
+    carry a trailing axis of columns (features), against which the data terms are broadcast."""
+    def col(t):
+        return t.reshape(t.shape + (1,) * (N.dim() - t.dim()))
+
+    derivs = {(): col(d[()]) * N}
+    for j in first:
+        derivs[(j,)] = col(d[(j,)]) * N + col(d[()]) * N1[j]
+    for j in second:
+        derivs[(j, j)] = col(d[(j, j)]) * N + 2.0 * col(d[(j,)]) * N1[j] + col(d[()]) * N2[j]
+    if g is not None:
+        derivs = {k: col(g[k]) + t for k, t in derivs.items()}
+    return derivs
+
+
+def _check_fast(solution, pde, fast):
+    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
+              and solution.network.has_jet and pde.pure_low_order)
+    if fast is None:
+        fast = usable
+    if fast and not usable:
+        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
+                          "activation and a PDE of first and pure second derivatives only")
+    return fast
+
+
+def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
+                      fast: bool | None = None) -> Callable[[], torch.Tensor]:
+    """A closure () -> r(points) for the current parameters. ``fast=None`` picks the Taylor-mode
+    path when it applies (see the module docstring), ``False`` forces the generic path."""
+    if not _check_fast(solution, pde, fast):
+        return lambda: pde.residual(solution, points)
+    z, first, second, g, d = _fast_parts(solution, pde, points)
 
     def residual() -> torch.Tensor:
         N, N1, N2 = solution.network.jet(z, first, second)
-        derivs = {(): g[()] + d[()] * N}
-        for j in first:
-            derivs[(j,)] = g[(j,)] + d[(j,)] * N + d[()] * N1[j]
-        for j in second:
-            derivs[(j, j)] = (g[(j, j)] + d[(j, j)] * N + 2.0 * d[(j,)] * N1[j] + d[()] * N2[j])
-        return pde.combine(derivs, z)
+        return pde.combine(_trial_derivs(g, d, N, N1, N2, first, second), z)
 
     return residual
+
+
+def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
+    """A closure () -> (M, r0) with r(points) = r0 + M w for the projection w = output_scale (P, q) of a
+    TrialNetwork: the residual of a linear PDE is affine in N = v P + q, hence in w, for the current hidden
+    parameters (M: (n, width + 1), column k the residual's part of feature v_k, the last one of the constant).
+    Fast path only (Taylor-mode features)."""
+    _check_fast(solution, pde, True)
+    z, first, second, g, d = _fast_parts(solution, pde, points)
+    r0 = pde.combine(g, z)  # the data's residual: a constant
+
+    def parts():
+        v, d1, d2 = solution.network.feature_jet(z, first, second)
+        one, zero = v.new_ones(v.shape[0], 1), v.new_zeros(v.shape[0], 1)
+        V = torch.cat([v, one], 1)
+        N1 = {j: torch.cat([t, zero], 1) for j, t in d1.items()}
+        N2 = {j: torch.cat([t, zero], 1) for j, t in d2.items()}
+        return pde.combine(_trial_derivs(None, d, V, N1, N2, first, second), z, source=False), r0
+
+    return parts
 
 
 def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequence[float],
@@ -261,3 +310,36 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
         return r2.mean() if reduction == "mean" else r2.sum()
 
     return loss
+
+
+class ProjectedLoss:
+    """Variable projection (Golub & Pereyra 1973): the residual of a linear PDE is affine in the projection
+    w = output_scale (P, q) of a TrialNetwork, r = r0 + M(theta) w (``linear_parts``), so for the hidden
+    parameters theta the best projection solves a linear least-squares problem and the loss to minimise is
+
+        f(theta) = min_w mean (r0 + M(theta) w)^2.
+
+    ``loss(model, batch)`` returns mean (r0 + M w*)^2 with w* = lstsq(M, -r0) held fixed: by the envelope
+    theorem (grad_w vanishes at w*) its gradient in theta is f's. The optimizer then only moves the hidden
+    layers (the projection gets no gradient); ``set_projection()`` writes w* into the network (call it before
+    evaluating the solution, e.g. in a monitor, and after training)."""
+
+    def __init__(self, solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
+        if points.dim() != 2:
+            raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
+        self.solution, self.parts = solution, linear_parts(solution, pde, points)
+
+    @staticmethod
+    def _best(M: torch.Tensor, r0: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.lstsq(M.detach(), -r0.detach().unsqueeze(1)).solution[:, 0]
+
+    def __call__(self, model, batch) -> torch.Tensor:
+        M, r0 = self.parts()
+        return (r0 + M @ self._best(M, r0)).square().mean()
+
+    @torch.no_grad()
+    def set_projection(self) -> None:
+        net = self.solution.network
+        w = self._best(*self.parts()) / net.output_scale
+        net.project.weight.copy_(w[:-1].unsqueeze(0))
+        net.project.bias.copy_(w[-1:])
