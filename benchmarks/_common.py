@@ -42,3 +42,15 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
             fn()
             samples[name].append(time.perf_counter() - t0)
     return {name: {"min": min(s), "median": statistics.median(s)} for name, s in samples.items()}
+
+
+class Counted:
+    """A field as torchdiffeq's or SciPy's right-hand side f(t, y) = F(y) (F(t, y) for a time-dependent
+    field), counting calls (torchdiffeq's implicit residuals evaluate the stages one at a time)."""
+
+    def __init__(self, field):
+        self.field, self.calls = field, 0
+
+    def __call__(self, t, y):
+        self.calls += 1
+        return self.field.at(t, y)
