@@ -84,7 +84,7 @@ class Step(nn.Module):
         return self.h_max * torch.sigmoid(self.h_raw)
 
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
-        if self.field.time_dependent:
+        if self.time_dependent:
             return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
 
@@ -162,6 +162,8 @@ class Flow(nn.Module):
                 unique.append(s)
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
+        # a field's time dependence is a property of its class: looked up once, not on every forward
+        self._time_dependent = any(layer.time_dependent for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
@@ -197,7 +199,7 @@ class Flow(nn.Module):
     @property
     def time_dependent(self) -> bool:
         """Whether some step's result depends on its start time (a non-autonomous field)."""
-        return any(layer.time_dependent for layer in self.layers)
+        return self._time_dependent
 
     @property
     def duration(self):
