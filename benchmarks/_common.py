@@ -50,3 +50,15 @@ def interleaved_times(fns: dict, repeats: int, warmup: int = 3) -> dict:
             cpu[name].append(time.process_time() - c0)
     return {name: {"min": min(wall[name]), "median": statistics.median(wall[name]),
                    "cpu_min": min(cpu[name]), "cpu_median": statistics.median(cpu[name])} for name in fns}
+
+
+class Counted:
+    """A field as torchdiffeq's or SciPy's right-hand side f(t, y) = F(y) (F(t, y) for a time-dependent
+    field), counting calls (torchdiffeq's implicit residuals evaluate the stages one at a time)."""
+
+    def __init__(self, field):
+        self.field, self.calls = field, 0
+
+    def __call__(self, t, y):
+        self.calls += 1
+        return self.field.at(t, y)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import dynnets as dn
 
-from ._common import interleaved_times, machine, write_json
+from ._common import Counted, interleaved_times, machine, write_json
 
 H, STEPS_PER_CALL, DEFECT_STEPS, SCALE = 0.1, 20, 50, 0.5
 OURS = {"dynnets ImplicitMidpoint": dn.methods.ImplicitMidpoint(), "dynnets GaussLegendre3": dn.methods.GaussLegendre(3)}
@@ -41,17 +41,6 @@ def make_field() -> dn.fields.GeneralHamiltonian:
         for p in field.parameters():
             p.copy_(torch.randn_like(p) * SCALE)
     return field
-
-
-class Counted:
-    """torchdiffeq's f(t, y) = F(y), counting calls (its residual evaluates the stages one at a time)."""
-
-    def __init__(self, field):
-        self.field, self.calls = field, 0
-
-    def __call__(self, t, y):
-        self.calls += 1
-        return self.field(y)
 
 
 def torchdiffeq_flow(odeint, func, method: str, steps: int):

@@ -5,21 +5,23 @@
     net = dn.Flow.repeat(step, 10)
 
 ``import dynnets`` loads the core (the package's top-level modules: errors, checks, structure, base,
-step, memory, testing, linalg, io) and the families (fields, methods, systems, constraints). The
+step, memory, testing, linalg, io), the families (fields, methods, systems, constraints) and the ODE
+solvers (``dn.solve``). The
 training runtime (``dynnets.train``) and the applications (``dynnets.applications.*``) are imported
 explicitly; see docs/architecture.md.
 """
 
 import importlib as _importlib
 
-from . import _compat, constraints, errors, fields, memory, methods, structure, systems, testing
+from . import _compat, constraints, errors, fields, memory, methods, solvers, structure, systems, testing
+from .solvers import solve
 from .step import Flow, Step
 
 _compat.install()
 
 __version__ = "0.1.0"
-__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "structure",
-           "systems", "testing"]
+__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "solve", "solvers",
+           "structure", "systems", "testing"]
 
 
 def __getattr__(name: str):

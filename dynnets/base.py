@@ -12,6 +12,11 @@ A ``Layer`` is anything a ``Flow`` composes: a ``Step``, a nested ``Flow``, or a
 normalisation, a zero padding or a bounded linear head (``dynnets.constraints``). It declares what it
 guarantees, its certified Lipschitz bound and whether it has an explicit inverse, with defaults that
 claim nothing.
+
+Time. A field is autonomous (``forward(x)``) unless it declares ``time_dependent = True`` and implements
+``forward(t, x)``. A method evaluates every field through ``at(t, x)`` (autonomous: ``self(x)``, the same
+call as before, so autonomous fields keep their speed), and declares ``handles_time``: a method that only
+knows F(x) (a partitioned, Cayley or Crank-Nicolson step) refuses a time-dependent field in ``check``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,18 @@ class Field(nn.Module):
 
     traits: frozenset = frozenset()
     dim: int
+    #: True for a non-autonomous field F(t, x): it implements ``forward(t, x)`` instead of ``forward(x)``
+    time_dependent: bool = False
+
+    def at(self, t, x: torch.Tensor) -> torch.Tensor:
+        """F(t, x), the one call through which methods evaluate a field. An autonomous field ignores t
+        (``self(x)``); a time-dependent one gets t as a tensor in x's dtype and device, of shape () or
+        (batch,) (one time per row: write ``t.reshape(-1, 1)`` to broadcast it against (batch, dim))."""
+        if not self.time_dependent:
+            return self(x)
+        if not isinstance(t, torch.Tensor) or t.dtype != x.dtype or t.device != x.device:
+            t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        return self(t, x)
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.dim:
@@ -145,12 +162,20 @@ class Method:
     order: int = 0
     #: traits (``dynnets.structure.Trait`` classes) a field must declare to be integrable by this method
     requires: tuple = ()
+    #: whether ``step(field, x, h, t)`` evaluates a time-dependent field at its stage times (t + c_i h);
+    #: a method that does not is refused such a field by ``check``
+    handles_time: bool = False
 
     def check(self, field) -> None:
         """Refuse a field this method cannot integrate (TypeError naming both)."""
         if not isinstance(field, Field):
             raise ConfigTypeError(f"a Step's field must be a dynnets.fields.Field (a torch Module declaring dim and "
                             f"traits), got {type(field).__name__}")
+        if field.time_dependent and not self.handles_time:
+            raise IncompatibleFieldError(
+                f"method {self.name} evaluates an autonomous field F(x) only, but {type(field).__name__} is "
+                "time-dependent (time_dependent=True, F(t, x)); rule: a non-autonomous field needs a method that "
+                "evaluates its stages at t + c_i h (ExplicitRK, RK4, ImplicitRK, GaussLegendre, ...)")
         for needed in self.requires:
             if not field.has_trait(needed):
                 raise IncompatibleFieldError(
@@ -182,6 +207,8 @@ class Method:
                                 f"h <= {limit:.6g}")
 
     def step(self, field: Field, x: torch.Tensor, h) -> torch.Tensor:
+        """Psi^h_F(x). A method with ``handles_time`` takes a fourth argument, the start time t of the step
+        (``step(field, x, h, t)``), which a time-dependent field needs."""
         raise NotImplementedError
 
     def advance(self, field: Field, x: torch.Tensor, h, n: int) -> torch.Tensor:
@@ -223,7 +250,8 @@ class Method:
     def invertible(self, field: Field) -> bool:
         return False
 
-    def inverse(self, field: Field, y: torch.Tensor, h) -> torch.Tensor:
+    def inverse(self, field: Field, y: torch.Tensor, h, t=None) -> torch.Tensor:
+        """Psi_(t, h)^(-1)(y) where the method has an explicit inverse (``t``: as in ``step``)."""
         raise NotInvertibleError(f"{self.name} applied to {type(field).__name__} has no explicit inverse")
 
     def lipschitz_bound(self, field: Field, h) -> float:
@@ -251,6 +279,16 @@ class Layer(nn.Module):
     def lipschitz_bound(self) -> float:
         """A certified upper bound of this layer's Lipschitz constant in the 2-norm (exact norms only)."""
         raise NotCertifiedError(f"{type(self).__name__} provides no certified Lipschitz bound")
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether the result depends on the time the layer starts from (then ``forward(x, t)``)."""
+        return False
+
+    @property
+    def duration(self):
+        """The time the layer advances (a Step: its h; a fixed map: none)."""
+        return 0.0
 
     @property
     def invertible(self) -> bool:

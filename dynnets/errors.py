@@ -23,6 +23,12 @@ class NotConvergedError(DynnetsError, ArithmeticError):
     residual, the tolerance and the number of iterations); never returned as an unconverged result."""
 
 
+class ToleranceError(DynnetsError, ArithmeticError):
+    """An error-controlled solve could not meet its tolerance: the step size fell below the time
+    resolution or the step budget ran out (the message names t, h and the error estimate); never returned
+    as a result."""
+
+
 class StepSizeError(DynnetsError, ValueError):
     """A step size is not positive and finite, or lies outside a scheme's stability region."""
 

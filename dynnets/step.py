@@ -36,6 +36,10 @@ class Step(Layer):
     A method that cannot integrate the field is refused here with ``IncompatibleFieldError``; a step
     outside the method's stability region on a fixed field that declares ``stiffness()`` with
     ``StepSizeError`` (and a learned h on such a field is kept below that limit).
+
+    ``step(x, t)``: the step starts at time t (default 0), which only a time-dependent field
+    (``field.time_dependent``) uses: its stages are evaluated at t + c_i h. In a Flow each step is given
+    the time at which it starts (``Flow.forward(x, t)``).
     """
 
     def __init__(self, field: Field, method: Method, h: float, *, learn_h: bool = False,
@@ -81,7 +85,9 @@ class Step(Layer):
             return F.softplus(self.h_raw)
         return self.h_max * torch.sigmoid(self.h_raw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        if self.time_dependent:
+            return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
 
     def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -107,6 +113,16 @@ class Step(Layer):
         return x, grad_x
 
     @property
+    def time_dependent(self) -> bool:
+        """Whether the step's result depends on its start time t (a non-autonomous field)."""
+        return self.field.time_dependent
+
+    @property
+    def duration(self):
+        """The time the step advances: h."""
+        return self.h
+
+    @property
     def guarantees(self) -> frozenset:
         return self.method.guarantees(self.field, self.h)
 
@@ -114,7 +130,10 @@ class Step(Layer):
     def invertible(self) -> bool:
         return self.method.invertible(self.field)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, t=0.0) -> torch.Tensor:
+        """x with step(x, t) = y (t: the time the step starts from)."""
+        if self.field.time_dependent:
+            return self.method.inverse(self.field, y, self.h, t)
         return self.method.inverse(self.field, y, self.h)
 
     def lipschitz_bound(self) -> float:
@@ -137,6 +156,12 @@ class Flow(Layer):
     the product of theirs (``NotCertifiedError`` when one has none). During a forward pass every
     parametrised weight (projection, QR, SVD) and every exact norm derived from it is computed once,
     however many steps use it (``parametrize.cached()``, ``linalg.shared_norms()``).
+
+    ``layers`` holds the distinct modules (their parameters; ``Flow.repeat(step, 20).layers`` has one),
+    ``steps`` (or iterating over the Flow) gives the steps in the order they are applied (``len(flow)``
+    of them). ``flow(x, t)`` starts at time t (default 0): step k starts at t + h_1 + ... + h_(k-1), which
+    time-dependent fields use. ``flow.trajectory(x, t, every=k)`` returns the states after every k-th
+    step, ``flow.times(t, every=k)`` their times.
 
     ``memory`` chooses how the Flow is backpropagated (``dynnets.memory``; the forward values are the
     same in every mode): ``"plain"`` (default) keeps every intermediate state; ``"reversible"`` keeps
@@ -169,10 +194,16 @@ class Flow(Layer):
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
+        # a field's time dependence is a property of its class: looked up once, not on every forward
+        self._time_dependent = any(layer.time_dependent for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
             self._refuse_non_invertible("memory='reversible'")
+            if self.time_dependent and any(isinstance(m, Step) and m.learn_h for m in self.modules()):
+                raise ConfigError("memory='reversible' with a time-dependent field needs fixed step sizes (rule: a "
+                                  "learned h moves the start time of every later step, a dependence the "
+                                  "reconstruction does not differentiate); use memory='checkpoint'")
 
     @classmethod
     def integrator(cls, field: Field, method: Method, t: float, steps: int, **options) -> Flow:
@@ -193,14 +224,50 @@ class Flow(Layer):
     def __len__(self) -> int:
         return len(self._index)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __iter__(self):
+        """The steps in the order they are applied (``steps``)."""
+        return iter(self.steps)
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether some step's result depends on its start time (a non-autonomous field)."""
+        return self._time_dependent
+
+    @property
+    def duration(self):
+        """The time the flow advances: the sum of its steps' h (a tensor when some h is learned)."""
+        per_layer = [layer.duration for layer in self.layers]
+        total = 0.0
+        for i in self._index:
+            total = total + per_layer[i]
+        return total
+
+    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        return self._run(x, t, 0, len(self._index))
+
+    def _run(self, x: torch.Tensor, t, start: int, stop: int) -> torch.Tensor:
+        """Apply the layers at positions start, ..., stop - 1 to x, the first starting at time t, under the
+        flow's memory mode (weight-tied stretches advanced at once, ``Layer.advance``)."""
         layers = list(self.layers)
-        if self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active():
+        whole = (start, stop) == (0, len(self._index))
+        index = self._index if whole else self._index[start:stop]
+        saving = self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active()
+        if self.time_dependent:
+            if not saving:
+                per_layer = [layer.duration for layer in layers]
+                with parametrize.cached(), shared_norms():
+                    for i in index:
+                        x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
+                        t = t + per_layer[i]
+                return x
+            layers, index = _timed(layers, index, t)
+        stretches = self._runs if whole and not self.time_dependent else _memory.runs(index)
+        if saving:
             if self.memory == "reversible":
-                return _memory.run_reversible(layers, self._runs, x)
-            return _memory.run_checkpointed(layers, self._index, x, self.checkpoint_every)
+                return _memory.run_reversible(layers, stretches, x)
+            return _memory.run_checkpointed(layers, index, x, self.checkpoint_every)
         with parametrize.cached(), shared_norms():
-            return _memory.apply_runs(layers, self._runs, x)
+            return _memory.apply_runs(layers, stretches, x)
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
         """(x, grad_x) through n applications of this flow from their output y, step by step in reverse
@@ -208,6 +275,40 @@ class Flow(Layer):
         for _ in range(n):
             y, grad_y = _memory.reverse_runs(list(self.layers), self._runs, y, grad_y, grads)
         return y, grad_y
+
+    def times(self, t=0.0, every: int = 1) -> torch.Tensor:
+        """The times of ``trajectory(x, t, every)``'s states: t, then t + h_1 + ... + h_j after each step j
+        recorded (every ``every``-th and the last), accumulated as the steps receive them; float64, or
+        a differentiable tensor when some step size is learned."""
+        every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
+        per_layer = [layer.duration for layer in self.layers]
+        out, n = [t], len(self._index)
+        for k, i in enumerate(self._index, start=1):
+            t = t + per_layer[i]
+            if k % every == 0 or k == n:
+                out.append(t)
+        if any(isinstance(v, torch.Tensor) for v in out):
+            return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in out])
+        return torch.tensor(out, dtype=torch.float64)
+
+    def trajectory(self, x: torch.Tensor, t=0.0, every: int = 1) -> torch.Tensor:
+        """The states x_0 = x, x_k, x_2k, ..., x_n (k = ``every``, n = ``len(self)``; the final state is
+        always included, so ``trajectory(x)[-1]`` equals ``self(x)``), stacked: shape (m, *x.shape) with
+        m = ceil(n / k) + 1. Only these states are kept: the flow runs in segments of k steps, each under
+        the flow's memory mode, so with ``memory="reversible"`` or ``"checkpoint"`` the backward stores the
+        recorded states and what the mode keeps inside each segment, no more. Times: ``times(t, every)``."""
+        every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
+        n = len(self._index)
+        states = [x]
+        per_layer = [layer.duration for layer in self.layers] if self.time_dependent else None
+        for start in range(0, n, every):
+            stop = min(start + every, n)
+            x = self._run(x, t, start, stop)
+            states.append(x)
+            if per_layer is not None:
+                for i in self._index[start:stop]:
+                    t = t + per_layer[i]
+        return torch.stack(states)
 
     @property
     def guarantees(self) -> frozenset:
@@ -218,11 +319,14 @@ class Flow(Layer):
     def invertible(self) -> bool:
         return all(layer.invertible for layer in self.layers)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """The exact inverse map, composed from each step's explicit inverse in reverse order."""
+    def inverse(self, y: torch.Tensor, t=0.0) -> torch.Tensor:
+        """The exact inverse map, composed from each step's explicit inverse in reverse order (t: the time
+        the flow starts from, as in ``forward``)."""
         self._refuse_non_invertible("Flow.inverse")
-        layers = list(self.layers)
-        for i in reversed(self._index):
+        layers, index = list(self.layers), self._index
+        if self.time_dependent:
+            layers, index = _timed(layers, index, t)
+        for i in reversed(index):
             y = layers[i].inverse(y)
         return y
 
@@ -257,3 +361,35 @@ class Flow(Layer):
         if self.memory == "checkpoint":
             extra += f", checkpoint_every={self.checkpoint_every}"
         return f"steps={len(self)}, distinct={len(self.layers)}{extra}"
+
+
+class _AtTime(Layer):
+    """A time-dependent step (or flow) bound to the time it starts from, so that the memory modes, which
+    call ``layer(x)``, ``layer.inverse(y)`` and ``layer.reversible_backward``, run time-dependent flows
+    unchanged (the reversible backward is ``Layer``'s default: the inverse at that time, one VJP)."""
+
+    def __init__(self, layer: Layer, t):
+        super().__init__()
+        self.layer, self.t = layer, t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x, self.t)
+
+    @property
+    def invertible(self) -> bool:
+        return self.layer.invertible
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return self.layer.inverse(y, self.t)
+
+
+def _timed(layers, index, t):
+    """(the layer at each position, a time-dependent one bound to its start time by ``_AtTime``;
+    range(len(index))): position k starts at t + h_1 + ... + h_k-1, accumulated in the order the layers
+    are applied (so a solve that advances t <- t + h agrees exactly)."""
+    per_layer = [layer.duration for layer in layers]
+    bound = []
+    for i in index:
+        bound.append(_AtTime(layers[i], t) if layers[i].time_dependent else layers[i])
+        t = t + per_layer[i]
+    return bound, range(len(bound))

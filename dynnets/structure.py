@@ -226,8 +226,9 @@ class Partitioned(Trait):
 @dataclass(frozen=True)
 class CanonicalHamiltonian(Trait):
     """F(x) = J grad H(x) on x = (q, p), J = [[0, I], [-I, 0]] (q' = dH/dp, p' = -dH/dq), for any H (not
-    necessarily separable). The field exposes ``hamiltonian(x)``. Every symplectic Runge-Kutta method
-    (``ButcherTableau.is_symplectic``) is a symplectic map on it."""
+    necessarily separable). The field exposes ``hamiltonian(x)`` (a time-dependent field: F(t, x) =
+    J grad_x H(t, x) and ``hamiltonian(t, x)``). Every symplectic Runge-Kutta method
+    (``ButcherTableau.is_symplectic``) is a symplectic map on it (for every start time t)."""
 
 
 @dataclass(frozen=True)

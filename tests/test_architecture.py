@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "dynnets"
-ORDER = {"core": 0, "fields": 1, "methods": 1, "systems": 1, "constraints": 2, "train": 3, "applications": 4}
+ORDER = {"core": 0, "fields": 1, "methods": 1, "systems": 1, "constraints": 2, "solvers": 2, "train": 3,
+         "applications": 4}
 
 
 def _modules() -> dict[str, Path]:

@@ -13,6 +13,13 @@ Guarantees (Hairer, Lubich, Wanner, Geometric Numerical Integration, IV.1-2, VI.
   with -h, again an implicit solve (to the same tolerance), so ``Flow.inverse`` and
   ``memory="reversible"`` work, reconstructing inputs to about the Newton tolerance.
 
+A time-dependent field F(t, x) is integrated as the autonomous field (x, s) -> (F(s, x), 1) on the state
+extended by the time (``_Autonomised``): for every Runge-Kutta method the time component of stage i is
+then exactly t + c_i h, so this is the same step, and Newton's method, the implicit-function-theorem
+gradients (including those with respect to t and h) and the symmetric inverse need nothing new. The
+guarantees above hold for every fixed-time step map x -> Psi_(t, h)(x) (the time is integrated
+exactly, GNI VI.1 for time-dependent Hamiltonians).
+
 Each property holds for the step actually computed, since Newton's method either reaches round-off or
 raises ``NotConvergedError``; the Jacobian of the step is the implicit-function-theorem derivative at the
 converged stages, which is exactly symplectic for a symplectic tableau wherever it is evaluated.
@@ -24,9 +31,11 @@ MAX_SYSTEM = 4096 is refused with ConfigError rather than attempted.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ..base import Method
+from ..base import Field, Method
 from ..checks import check_size
 from ..errors import ConfigError, ConfigTypeError
 from ..memory import transforms_active
@@ -43,6 +52,8 @@ MAX_SYSTEM = 4096
 class ImplicitRK(Method):
     """A Runge-Kutta method from any (implicit or explicit) ``ButcherTableau``, stages solved by Newton's
     method to round-off (``max_iterations`` Newton updates at most, then ``NotConvergedError``)."""
+
+    handles_time = True
 
     def __init__(self, tableau: ButcherTableau, *, max_iterations: int = 50):
         if not isinstance(tableau, ButcherTableau):
@@ -74,7 +85,14 @@ class ImplicitRK(Method):
             )
         return StageProblem(field, self._a, self.name, self.max_iterations)
 
-    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
+    def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
+        if field.time_dependent:
+            self._problem(field, x)  # the same refusal of unbatched or too large states
+            if t is None:
+                raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's "
+                                  "start time t (step(field, x, h, t))")
+            extended = _Autonomised(field, x.shape[1:], t)
+            return self.step(extended, extended.extend(x, t), h)[:, :-1].reshape(x.shape)
         problem = self._problem(field, x)
         if _needs_graph(x, h, problem.own) or transforms_active():
             K = StageSolve.apply(x, h, problem, *problem.own)
@@ -97,14 +115,35 @@ class ImplicitRK(Method):
     def invertible(self, field) -> bool:
         return self.tableau.is_symmetric
 
-    def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
-        """Psi_h^(-1)(y) = Psi_(-h)(y) for a symmetric tableau (an implicit solve again)."""
+    def inverse(self, field, y: torch.Tensor, h, t=None) -> torch.Tensor:
+        """Psi_(t, h)^(-1)(y) = Psi_(t + h, -h)(y) for a symmetric tableau (an implicit solve again)."""
         if not self.tableau.is_symmetric:
             return super().inverse(field, y, h)
-        return self.step(field, y, -h)
+        return self.step(field, y, -h, None if t is None else t + h)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
+
+
+class _Autonomised(Field):
+    """(x, s) -> (F(t0 + s, x), 1) on flattened states extended by one time component s, which starts at
+    s = t - t0 = 0 (t0 the value of the start time t: the Newton tolerance, relative to the state's size,
+    is not loosened by a large |t|, and s carries the gradient of t when t is a tensor)."""
+
+    def __init__(self, field: Field, shape, t):
+        super().__init__()
+        self.field, self.shape = field, tuple(shape)
+        self.t0 = float(t.detach()) if isinstance(t, torch.Tensor) else float(t)
+        self.dim = math.prod(self.shape) + 1
+
+    def extend(self, x: torch.Tensor, t) -> torch.Tensor:
+        s = (t - self.t0) if isinstance(t, torch.Tensor) else torch.zeros((), dtype=x.dtype, device=x.device)
+        return torch.cat([x.reshape(x.shape[0], -1), s.to(x.dtype).expand(x.shape[0], 1)], dim=1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        x = y[:, :-1].reshape(y.shape[0], *self.shape)
+        derivative = self.field.at(self.t0 + y[:, -1], x).reshape(y.shape[0], -1)
+        return torch.cat([derivative, torch.ones_like(y[:, -1:])], dim=1)
 
 
 def _needs_graph(x, h, params) -> bool:

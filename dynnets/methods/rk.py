@@ -1,6 +1,11 @@
 """One generic explicit Runge-Kutta step that runs every Butcher tableau.
 
-    k_i = F(x + h sum_{j<i} a_ij k_j),    x' = x + h sum_i b_i k_i
+    k_i = F(t + c_i h, x + h sum_{j<i} a_ij k_j),    x' = x + h sum_i b_i k_i
+
+(an autonomous field is evaluated as F(x), exactly as before). The stages are computed by ``stages``,
+which the error-controlled solver (``dynnets.solvers``) also calls: it reuses a first stage (first same
+as last), asks for the stages a step's weights do not use (the embedded error estimate, dense output)
+and combines them with other weight vectors; there is no second Runge-Kutta loop.
 
 Any Runge-Kutta method preserves every linear first integral c^T x of the field (c^T k_i = 0 for
 all i), so a field declaring ConservesLinear(c) gets LinearInvariant(c).
@@ -11,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Method
-from ..errors import ConfigTypeError, TableauError
+from ..errors import ConfigError, ConfigTypeError, TableauError
 from ..structure import Lipschitz
 from . import tableau as tableaux
 from .tableau import ButcherTableau
@@ -21,8 +26,17 @@ def _scaled(h, coefficient: float):
     return h if coefficient == 1.0 else h * coefficient
 
 
+def nonzero(weights) -> tuple[tuple[int, float], ...]:
+    """(j, w_j) for the non-zero entries of a weight vector: zero weights are skipped, unit ones not
+    multiplied (so explicit Euler is exactly x + h F(x))."""
+    return tuple((j, float(w)) for j, w in enumerate(weights) if w != 0.0)
+
+
 class ExplicitRK(Method):
-    """Explicit Runge-Kutta method given by a validated ``ButcherTableau``."""
+    """Explicit Runge-Kutta method given by a validated ``ButcherTableau``; a step evaluates only the
+    stages its weights b use (stages after the last non-zero b_i cannot change x')."""
+
+    handles_time = True
 
     def __init__(self, tableau: ButcherTableau):
         if not isinstance(tableau, ButcherTableau):
@@ -39,11 +53,10 @@ class ExplicitRK(Method):
         self.tableau = tableau
         self.name = tableau.name
         self.order = tableau.order
-        # zero coefficients are skipped and unit ones not multiplied: Euler is exactly x + h F(x)
-        self._stages = tuple(
-            tuple((j, aij) for j, aij in enumerate(row) if aij != 0.0) for row in tableau.a
-        )
-        self._weights = tuple((j, bj) for j, bj in enumerate(tableau.b) if bj != 0.0)
+        self._stages = tuple(nonzero(row) for row in tableau.a)
+        self._c = tableau.c
+        self._weights = nonzero(tableau.b)
+        self._used = self._weights[-1][0] + 1
 
     @property
     def real_stability_interval(self) -> float:
@@ -51,17 +64,43 @@ class ExplicitRK(Method):
         the field's ``stiffness()`` it gives ``max_stable_step`` (a Method base class rule)."""
         return self.tableau.real_stability_interval
 
-    def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
-        ks = []
-        for row in self._stages:
+    def stages(self, field, x: torch.Tensor, h, t=None, ks: list | None = None, count: int | None = None) -> list:
+        """The stage derivatives k_len(ks), ..., k_(count-1) appended to ``ks`` (default: none known yet,
+        up to the last stage the weights b use): k_i = F(t + c_i h, x + h sum_j a_ij k_j). ``t`` is the
+        step's start time, needed by a time-dependent field (a float or a 0-d tensor)."""
+        ks = [] if ks is None else ks
+        timed = field.time_dependent
+        if timed and t is None:
+            raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's start "
+                              "time t (step(field, x, h, t))")
+        for i in range(len(ks), self._used if count is None else count):
             xi = x
-            for j, aij in row:
+            for j, aij in self._stages[i]:
                 xi = xi + _scaled(h, aij) * ks[j]
-            ks.append(field(xi))
-        out = x
-        for j, bj in self._weights:
-            out = out + _scaled(h, bj) * ks[j]
-        return out
+            ks.append(field.at(t + _scaled(h, self._c[i]) if self._c[i] else t, xi) if timed else field(xi))
+        return ks
+
+    @property
+    def stage_count(self) -> int:
+        """The field evaluations of one step: up to the last stage with a non-zero weight b_i."""
+        return self._used
+
+    @property
+    def weights(self) -> tuple:
+        """``nonzero(b)``: the step's weights as (stage, b_i) pairs, for ``combine``."""
+        return self._weights
+
+    @staticmethod
+    def combine(x: torch.Tensor | None, h, ks, weights) -> torch.Tensor:
+        """x + h sum_j w_j k_j for ``weights`` = ``nonzero(w)``, summed in stage order (x None: the sum
+        alone, e.g. an embedded error estimate)."""
+        for j, w in weights:
+            term = _scaled(h, w) * ks[j]
+            x = term if x is None else x + term
+        return x
+
+    def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
+        return self.combine(x, h, self.stages(field, x, h, t), self._weights)
 
     @property
     def is_euler(self) -> bool:

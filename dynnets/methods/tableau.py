@@ -237,6 +237,24 @@ DOPRI5 = ButcherTableau.from_lists(
 )
 #: the fourth-order weights b-hat of the Dormand-Prince pair (``DOPRI5.order_of(DOPRI5_BHAT) == 4``)
 DOPRI5_BHAT = (5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
+#: the dense output of the Dormand-Prince pair, b_i(theta) = sum_j P_ij theta^(j+1) (Shampine, Math.
+#: Comp. 46 (1986) 135-150, with Dormand and Prince's optimal c_6; order 4, computed in ``embedded``)
+DOPRI5_DENSE = (
+    (1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
+    (0, 0, 0, 0),
+    (0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799),
+    (0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
+    (0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632),
+    (0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
+    (0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
+)
+#: Bogacki-Shampine 3(2) (Appl. Math. Lett. 2 (1989) 321-325): the fourth stage is F(t + h, x')
+BS3 = ButcherTableau.from_lists(
+    [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 3 / 4, 0, 0], [2 / 9, 1 / 3, 4 / 9, 0]], [2 / 9, 1 / 3, 4 / 9, 0],
+    name="BogackiShampine3", order=3,
+)
+#: its second-order weights b-hat
+BS3_BHAT = (7 / 24, 1 / 4, 1 / 3, 1 / 8)
 
 # implicit (Hairer, Wanner II, IV.5): Gauss-Legendre collocation (order 2 s, symplectic, symmetric) and
 # Radau IIA (order 2 s - 1, L-stable, neither symplectic nor symmetric)

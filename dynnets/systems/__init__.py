@@ -1,6 +1,7 @@
 """Fixed (non-trainable) classical vector fields, each a ``dynnets.fields.Field``: ODE systems, the Yi
 eigen-ODE, and semi-discretised PDEs on grids (1-D heat with Dirichlet data, 2-D periodic heat and
-Fisher), with the grids and finite-difference stencils they are built from.
+Fisher), with the grids and finite-difference stencils they are built from; the DETEST problems (two-body
+orbits, Lotka-Volterra, Van der Pol, Brusselator) and a forced (time-dependent) oscillator.
 
 A fixed field with a real, non-positive spectrum declares ``stiffness()``; every explicit method then
 refuses (``StepSizeError``) a step outside its stability region when a ``Step`` is built, and a learned
@@ -8,12 +9,15 @@ step size on such a field is bounded by that limit by construction (see ``dynnet
 """
 
 from . import grids, stencils
+from .detest import Brusselator, LotkaVolterra, TwoBody, VanDerPol
 from .diffusion import FisherField2D, HeatField2D
+from .forced import ForcedOscillator
 from .grids import PeriodicGrid2D, UniformGrid1D
 from .heat import HeatField1D, sine_mode_solution
 from .ode import SIR, DampedForced, DoublePendulum, Pendulum, RigidBody, SkewMass3D
 from .yi import NotSymmetricError, YiField, check_symmetric, spread_bound
 
-__all__ = ["SIR", "DampedForced", "DoublePendulum", "FisherField2D", "HeatField1D", "HeatField2D", "NotSymmetricError", "Pendulum",
-           "PeriodicGrid2D", "RigidBody", "SkewMass3D", "UniformGrid1D", "YiField", "check_symmetric", "grids",
-           "sine_mode_solution", "spread_bound", "stencils"]
+__all__ = ["SIR", "Brusselator", "DampedForced", "DoublePendulum", "FisherField2D", "ForcedOscillator", "HeatField1D",
+           "HeatField2D", "LotkaVolterra", "NotSymmetricError", "Pendulum", "PeriodicGrid2D", "RigidBody", "SkewMass3D",
+           "TwoBody", "UniformGrid1D", "VanDerPol", "YiField", "check_symmetric", "grids", "sine_mode_solution",
+           "spread_bound", "stencils"]

@@ -1,0 +1,216 @@
+"""``solve(field, x0, t_eval, ...)``: a field integrated over a time grid, by fixed steps or error-controlled.
+
+    solve(field, x0, t_eval, method=RK4(), h=0.01)              fixed steps (<= h, landing on every t_eval)
+    solve(field, x0, t_eval, rtol=1e-8, atol=1e-10)             DormandPrince5, PI step-size control
+    solve(field, x0, t_eval, method=DormandPrince853(), rtol=...)
+
+Fixed steps: each interval [t_j, t_(j+1)] is cut into n_j = ceil((t_(j+1) - t_j) / h) equal steps, and
+the solve is ``Flow([Flow.repeat(Step(field, method, h_j), n_j), ...]).trajectory(x0, t_0)``: any method
+that can integrate the field (explicit, implicit, symplectic, Cayley, ...), with its guarantees.
+
+Error control (an ``EmbeddedPair``): every attempted step computes the pair's stages (``ExplicitRK.stages``,
+the first-same-as-last stage reused), the error norm of ``controller.pair_error``, is accepted when it is at
+most 1, and the PI controller (``PIController``) picks the next h. States at ``t_eval`` come from the
+pair's dense output (``dense=True``, the default: steps ignore the intermediate times) or from steps
+clipped to land on each of them (``dense=False``); the last time is always reached by a step. Time
+advances as t <- t + h, exactly as a Flow passes it to its steps, so ``Solution.flow()`` reproduces the
+solve. A step that cannot meet the tolerance (h below the time resolution, or ``max_steps`` attempts)
+raises ``ToleranceError`` naming t, h and the error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..base import Field, Method
+from ..checks import MAX_STEPS, check_bool, check_int, positive_real, real
+from ..errors import ConfigError, ConfigTypeError, ShapeError, StepSizeError, ToleranceError
+from ..methods.embedded import DormandPrince5, EmbeddedPair
+from ..methods.rk import ExplicitRK
+from ..step import Flow, Step
+from .controller import PIController, initial_step, pair_error
+from .solution import Solution
+
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-6, 1e-9
+#: the smallest rtol, in units of the state dtype's eps: below it round-off dominates the error estimate
+MIN_RTOL_EPS = 100.0
+
+
+def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
+          dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None) -> Solution:
+    """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
+
+    ``x0``: (batch, ...) floating states; ``t_eval``: at least two finite, strictly increasing times;
+    ``method``: a ``Method`` (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol``
+    (error control, default 1e-6/1e-9; the method must be an ``EmbeddedPair``); ``max_steps``: the most
+    steps attempted. Every option is checked before any work (one-line typed errors)."""
+    times = _check_times(t_eval)
+    _check_state(field, x0)
+    method = DormandPrince5() if method is None else method
+    if not isinstance(method, Method):
+        raise ConfigTypeError(f"method must be a dynnets Method (e.g. dn.methods.RK4(), DormandPrince5()), got "
+                              f"{type(method).__name__}")
+    method.check(field)
+    max_steps = check_int("max_steps", max_steps, minimum=1, maximum=MAX_STEPS)
+    if h is not None:
+        for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller)):
+            if value is not None:
+                raise ConfigError(f"{name}={value!r} applies to error-controlled solves, but h={h!r} asks for fixed "
+                                  "steps (rule: give h, or rtol/atol, not both)")
+        return _fixed(field, method, x0, times, _fixed_grid(times, h, max_steps))
+    if not isinstance(method, EmbeddedPair):
+        raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
+                              f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
+    rtol, atol = _check_tolerances(rtol, atol, x0.dtype)
+    dense = True if dense is None else check_bool("dense", dense)
+    if dense and method.dense is None:
+        raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
+                          "to step to every time of t_eval")
+    if controller is not None and not isinstance(controller, PIController):
+        raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    control = _Control(method, rtol, atol, controller or PIController(), max_steps)
+    return _adaptive(field, x0, times, control, dense)
+
+
+def _check_times(t_eval) -> list[float]:
+    if isinstance(t_eval, torch.Tensor):
+        if t_eval.dim() != 1 or t_eval.requires_grad:
+            raise ConfigError(f"t_eval must be a 1-D sequence of times (no gradient), got a tensor of shape "
+                              f"{tuple(t_eval.shape)}")
+        t_eval = t_eval.tolist()
+    if isinstance(t_eval, (str, bytes)) or not hasattr(t_eval, "__len__"):
+        raise ConfigTypeError(f"t_eval must be a sequence of times, got {type(t_eval).__name__}")
+    times = [real(f"t_eval[{j}]", v) for j, v in enumerate(t_eval)]
+    if len(times) < 2:
+        raise ConfigError(f"t_eval needs at least two times (the start and an end), got {len(times)}")
+    for j in range(1, len(times)):
+        if not times[j] > times[j - 1]:
+            raise ConfigError(f"t_eval must be strictly increasing, got t_eval[{j - 1}]={times[j - 1]!r} >= "
+                              f"t_eval[{j}]={times[j]!r}")
+    return times
+
+
+def _check_state(field, x0) -> None:
+    if not isinstance(field, Field):
+        raise ConfigTypeError(f"field must be a dynnets Field, got {type(field).__name__}")
+    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
+        raise ConfigTypeError(f"x0 must be a floating-point tensor, got {type(x0).__name__}"
+                              f"{'' if not isinstance(x0, torch.Tensor) else ' of dtype ' + str(x0.dtype)}")
+    if x0.dim() < 2 or x0.shape[0] == 0:
+        raise ShapeError(f"x0 must be a batch of states (batch, ...), got shape {tuple(x0.shape)}; use x0[None] "
+                         "for one state")
+    if not bool(torch.isfinite(x0).all()):
+        raise ConfigError("x0 must be finite, got a non-finite entry")
+
+
+def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
+    rtol = DEFAULT_RTOL if rtol is None else positive_real("rtol", rtol)
+    atol = DEFAULT_ATOL if atol is None else real("atol", atol, minimum=0.0)
+    floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
+    if not floor <= rtol <= 1.0:
+        raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
+                          f"eps, where round-off would dominate the error estimate), got rtol={rtol!r}")
+    return rtol, atol
+
+
+def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]]:
+    """(h_j, n_j) per interval: n_j = ceil(span_j / h) (a ratio within 1e-9 of an integer is that integer,
+    so t_eval on a grid of h is hit with steps of exactly h up to rounding)."""
+    h = positive_real("step size h", h, StepSizeError, symbol="h")
+    grid, total = [], 0
+    for a, b in zip(times[:-1], times[1:]):
+        ratio = (b - a) / h
+        n = max(1, round(ratio) if abs(ratio - round(ratio)) <= 1e-9 * ratio else math.ceil(ratio))
+        total += n
+        if total > max_steps:
+            raise ConfigError(f"h={h!r} over t_eval needs more than max_steps={max_steps} steps (rule: sum over the "
+                              f"intervals of ceil(length / h) <= max_steps)")
+        grid.append(((b - a) / n, n))
+    return grid
+
+
+def _fixed(field, method, x0, times, grid) -> Solution:
+    parts = [Step(field, method, hj) if n == 1 else Flow.repeat(Step(field, method, hj), n) for hj, n in grid]
+    states = Flow(parts).trajectory(x0, times[0])
+    nfev = sum(n for _, n in grid) * method.stage_count if isinstance(method, ExplicitRK) else None
+    return Solution(torch.tensor(times, dtype=torch.float64), states, field, method, tuple(grid), nfev)
+
+
+class _Control:
+    """The tolerances, the controller and the step budget of one error-controlled solve."""
+
+    def __init__(self, pair: EmbeddedPair, rtol: float, atol: float, controller: PIController, max_steps: int):
+        self.pair, self.rtol, self.atol, self.controller, self.max_steps = pair, rtol, atol, controller, max_steps
+        self.attempts = 0
+
+    def budget(self, t: float, h: float, err: float, resolution: float) -> None:
+        """Refuse to go on when max_steps steps were attempted or h fell below the time resolution."""
+        self.attempts += 1
+        if self.attempts > self.max_steps:
+            raise ToleranceError(f"{self.pair.name} did not reach the end within max_steps={self.max_steps} attempted "
+                                 f"steps: at t={t!r} with h={h:.3e}, last error estimate {err:.3e} (tolerance 1)")
+        if h < resolution:
+            raise ToleranceError(f"{self.pair.name} cannot meet rtol={self.rtol:g}, atol={self.atol:g} at t={t!r}: "
+                                 f"the step size h={h:.3e} fell below the time resolution {resolution:.3e} with "
+                                 f"error estimate {err:.3e} (rule: error <= 1 in the scaled norm)")
+
+
+def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
+    pair, controller = control.pair, control.controller
+    t, x, end = times[0], x0, times[-1]
+    resolution = 10.0 * max(math.ulp(t), math.ulp(end), math.ulp(end - t))
+    k0 = field.at(t, x)
+    h = initial_step(field, k0, x, t, end - t, pair.error_order, control.rtol, control.atol)
+    nfev, rejected, previous, after_rejection, err = 2, 0, 1.0, False, math.nan
+    states, sizes, j = [x0], [], 1
+    while j < len(times):
+        target = end if dense else times[j]
+        if target - t <= resolution:  # reached up to the rounding of t <- t + h: the state is there
+            states.append(x)
+            j += 1
+            continue
+        landing = t + h >= target - resolution
+        step = target - t if landing else h
+        control.budget(t, step, err, resolution)
+        ks = pair.stages(field, x, step, t, [k0], count=pair.step_stages)
+        nfev += pair.step_stages - 1
+        x_new = pair.combine(x, step, ks, pair.weights)
+        err = pair_error(pair, ks, step, x, x_new, control.rtol, control.atol)
+        if not err <= 1.0:
+            rejected += 1
+            h, after_rejection = controller.rejected(step, err, pair.error_order), True
+            continue
+        if dense:
+            j, evaluated = _interpolate(pair, field, times, j, t, step, x, ks, x_new, states, landing)
+            nfev += evaluated
+        elif landing:
+            states.append(x_new)
+            j += 1
+        h = controller.accepted(step, err, previous, pair.error_order, after_rejection)
+        previous, after_rejection = err, False
+        sizes.append((step, 1))
+        t, x = t + step, x_new
+        if j < len(times):
+            k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
+            nfev += pair.fsal is None
+    return Solution(torch.tensor(times, dtype=torch.float64), torch.stack(states), field, pair, tuple(sizes), nfev,
+                    rejected)
+
+
+def _interpolate(pair, field, times, j, t, h, x, ks, x_new, states, landing) -> tuple[int, int]:
+    """Append the dense-output states of the times t_j, t_(j+1), ... inside the accepted step [t, t + h]
+    (the step's own end, when it lands on the last time, exactly); return (next j, evaluations made)."""
+    evaluated = 0
+    while j < len(times) and (times[j] < t + h or (landing and j == len(times) - 1)):
+        if landing and j == len(times) - 1:
+            states.append(x_new)
+        else:
+            if len(ks) < pair.dense_stages:
+                evaluated += pair.dense_stages - len(ks)
+                pair.stages(field, x, h, t, ks, count=pair.dense_stages)
+            states.append(pair.combine(x, h, ks, pair.dense_weights((times[j] - t) / h)))
+        j += 1
+    return j, evaluated
+

@@ -1,0 +1,142 @@
+"""Standard non-stiff test problems (Hull, Enright, Fellen, Sedgwick, SIAM J. Numer. Anal. 9 (1972), the
+DETEST set; Hairer, Norsett, Wanner I, II.10), each a fixed field with its usual initial state:
+
+- ``TwoBody(e)``: Kepler orbits (DETEST D1-D5 for e = 0.1, 0.3, 0.5, 0.7, 0.9), with the exact solution
+  from Kepler's equation;
+- ``LotkaVolterra``: predator and prey (DETEST B1);
+- ``VanDerPol(mu)``: the non-stiff Van der Pol oscillator (mu = 1);
+- ``Brusselator``: the chemical oscillator of Prigogine and Lefever (HNW I, (16.12), A = 1, B = 3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..base import Field
+from ..checks import positive_real, real
+from ..errors import ConfigError
+from ..structure import Partitioned, SeparableHamiltonian
+
+
+class TwoBody(Field):
+    """x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3 (H = |p|^2 / 2 - 1 / |q|), started at the pericentre
+    q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of the orbit with eccentricity e, semi-major axis 1
+    and period 2 pi."""
+
+    dim = 4
+    q_dim = 2
+    traits = frozenset({Partitioned(), SeparableHamiltonian()})
+
+    def __init__(self, eccentricity: float = 0.5):
+        super().__init__()
+        e = real("eccentricity", eccentricity, minimum=0.0)
+        if not e < 0.99:
+            raise ConfigError(f"eccentricity must lie in [0, 0.99] (closer to 1 the orbit passes the centre), got {e}")
+        self.eccentricity = e
+
+    def f(self, p: torch.Tensor) -> torch.Tensor:
+        return p
+
+    def g(self, q: torch.Tensor) -> torch.Tensor:
+        r = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+        return -q / (r * r * r)
+
+    def partition(self):
+        return self.q_dim, self.f, self.g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return torch.cat([self.f(x[..., 2:]), self.g(x[..., :2])], dim=-1)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return 0.5 * x[..., 2:].square().sum(-1) - 1.0 / torch.linalg.vector_norm(x[..., :2], dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        e = self.eccentricity
+        return torch.tensor([[1.0 - e, 0.0, 0.0, math.sqrt((1.0 + e) / (1.0 - e))]], dtype=dtype)
+
+    def solution(self, t: float, dtype=torch.float64) -> torch.Tensor:
+        """The exact state at time t from the initial state: the eccentric anomaly E solves Kepler's
+        equation E - e sin E = t (Newton's method to round-off), q = (cos E - e, sqrt(1 - e^2) sin E),
+        p = (-sin E, sqrt(1 - e^2) cos E) / (1 - e cos E)."""
+        e, mean = self.eccentricity, math.remainder(real("t", t), 2.0 * math.pi)
+        E = mean if e < 0.8 else math.pi * (1.0 if mean >= 0 else -1.0)
+        for _ in range(100):
+            step = (E - e * math.sin(E) - mean) / (1.0 - e * math.cos(E))
+            E -= step
+            if abs(step) <= 4.0 * math.ulp(max(abs(E), 1.0)):
+                break
+        w, d = math.sqrt(1.0 - e * e), 1.0 - e * math.cos(E)
+        return torch.tensor([[math.cos(E) - e, w * math.sin(E), -math.sin(E) / d, w * math.cos(E) / d]], dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"eccentricity={self.eccentricity}"
+
+
+class LotkaVolterra(Field):
+    """x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3). The quantity
+    c x - d log x + b y - a log y is conserved."""
+
+    dim = 2
+
+    def __init__(self, a: float = 2.0, b: float = 2.0, c: float = 1.0, d: float = 1.0):
+        super().__init__()
+        self.a, self.b, self.c, self.d = (positive_real(n, v) for n, v in (("a", a), ("b", b), ("c", c), ("d", d)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        u, v = x[..., :1], x[..., 1:]
+        return torch.cat([u * (self.a - self.b * v), v * (self.c * u - self.d)], dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        return torch.tensor([[1.0, 3.0]], dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"a={self.a}, b={self.b}, c={self.c}, d={self.d}"
+
+
+class VanDerPol(Field):
+    """x' = y, y' = mu (1 - x^2) y - x, from (2, 0); non-stiff for mu of order 1 (a limit cycle)."""
+
+    dim = 2
+
+    def __init__(self, mu: float = 1.0):
+        super().__init__()
+        self.mu = positive_real("mu", mu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        u, v = x[..., :1], x[..., 1:]
+        return torch.cat([v, self.mu * (1.0 - u * u) * v - u], dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        return torch.tensor([[2.0, 0.0]], dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"mu={self.mu}"
+
+
+class Brusselator(Field):
+    """x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from (1.5, 3) (HNW I, II.16; a limit cycle for
+    B > 1 + A^2)."""
+
+    dim = 2
+
+    def __init__(self, A: float = 1.0, B: float = 3.0):
+        super().__init__()
+        self.A, self.B = positive_real("A", A), positive_real("B", B)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        u, v = x[..., :1], x[..., 1:]
+        uuv = u * u * v
+        return torch.cat([self.A + uuv - (self.B + 1.0) * u, self.B * u - uuv], dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        return torch.tensor([[1.5, 3.0]], dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"A={self.A}, B={self.B}"
