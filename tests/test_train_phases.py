@@ -141,7 +141,9 @@ def test_time_budget_excludes_the_monitor_and_stops_after_the_step_past_it():
     result = fit(_net(), _mse, steps=10**6, time_budget=0.3, monitor=Monitor(slow_monitor, every_steps=50),
                  progress=False)
     wall = time.perf_counter() - t0
-    assert result.stopped_early and 0.3 <= result.train_seconds < 0.3 + 0.2
+    # it stops at the first step past the budget: one step of this tiny net takes milliseconds, so 1 s of
+    # slack only covers a loaded machine descheduling the process (10**6 steps would take minutes)
+    assert result.stopped_early and 0.3 <= result.train_seconds < 0.3 + 1.0
     records = result.monitor
     # before the first step, every 50 steps, at the end
     assert len(records) == 2 + result.steps_done // 50 and len(records) >= 3
