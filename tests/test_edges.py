@@ -34,10 +34,29 @@ def test_paper_procedure_refuses_its_unstable_fixed_step_on_a_huge_matrix():
 
 
 @pytest.mark.parametrize("options, rule", [
+    ({"causality": float("nan")}, "causality"), ({"causality": -1.0}, "causality"),
+    ({"time_budget": -5}, "time_budget"), ({"accept_tol": -1}, "accept_tol"), ({"max_rounds": 0}, "max_rounds"),
+    ({"adam_steps": -3}, "adam_steps"), ({"adam_steps": 0, "lbfgs_steps": 0}, "lbfgs_steps"),
+    ({"lr": float("nan")}, "lr"), ({"horizon": 0.0}, "horizon"), ({"starts": True}, "starts"),
+])
+def test_network_options_are_refused_before_any_work(options, rule, monkeypatch):
+    import dynnets.applications.eigen.network as network
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the options were checked")
+
+    monkeypatch.setattr(network, "_train_round", no_training)
+    with pytest.raises(ConfigError, match=rule):
+        yi_eig(np.array(SEED_MATRIX), procedure="network", **options)
+
+
+@pytest.mark.parametrize("options, rule", [
     ({"seed": -1}, "seed"), ({"max_steps": 0}, "max_steps"), ({"max_steps": -5}, "max_steps"),
     ({"tol": float("nan")}, "tol"), ({"step_factor": "1"}, "step_factor"),
     ({"procedure": "paper", "start_norm": 0.0, "steps": 10}, "start_norm"),
     ({"procedure": "paper", "steps": True}, "steps"),
+    ({"lr": float("nan")}, "takes no option 'lr'"), ({"procedure": "paper", "order": "x"}, "takes no option 'order'"),
+    ({"procedure": "bogus"}, "procedure"),
 ])
 def test_eigen_solver_options_are_refused_with_a_typed_error(options, rule):
     with pytest.raises(ConfigError, match=rule):

@@ -41,7 +41,7 @@ def test_quick_experiment_writes_metrics(tmp_path):
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "experiments.eigen", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
 
 
 def test_non_symmetric_matrix_file_is_one_error_line(tmp_path):

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vmap
 
+from ...checks import check_int, positive_real, real
 from ...errors import ConfigError
 from ...systems.yi import YiField, spread_bound
 from ...train import Ensemble, Phase, fit
@@ -165,11 +166,20 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
     (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
     Returns the pairs found (possibly fewer than n)."""
-    for name, v in (("starts", starts), ("width", width), ("points", points)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-    if not (horizon > 0 and math.isfinite(horizon)):
-        raise ConfigError(f"horizon must be positive and finite, got {horizon!r}")
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    starts, width, points = (check_int(k, v, minimum=1) for k, v in
+                             (("starts", starts), ("width", width), ("points", points)))
+    adam_steps, lbfgs_steps = (check_int(k, v, minimum=0) for k, v in
+                               (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)))
+    if adam_steps + lbfgs_steps == 0:
+        raise ConfigError("adam_steps + lbfgs_steps must be at least 1 (no training would find no pair), got 0")
+    horizon, lr, accept_tol = (positive_real(k, v) for k, v in
+                               (("horizon", horizon), ("lr", lr), ("accept_tol", accept_tol)))
+    causality = real("causality", causality, minimum=0.0)
+    if max_rounds is not None:
+        max_rounds = check_int("max_rounds", max_rounds, minimum=1)
+    if time_budget is not None:
+        time_budget = positive_real("time_budget", time_budget)
     if timer not in TIMERS:
         raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     a_np = field.A.detach().cpu().numpy()

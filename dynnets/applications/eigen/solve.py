@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -38,6 +39,9 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
     symmetric matrix works (1e160 A would overflow ||A||_F, 1e-160 A underflow g.g). "paper" reproduces the
     seed's fixed time interval on A as given, so its forward-Euler step is refused where it is unstable.
     """
+    if procedure not in PROCEDURES:
+        raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+    _check_options(procedure, options)
     a = check_symmetric(A)
     device = a.device
     rng = np.random.default_rng(check_int("seed", seed, minimum=0, maximum=2**63 - 1))
@@ -66,6 +70,22 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
 
         return paper_eig(field, rng=rng, device=device, **options)
     raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+
+
+def _check_options(procedure: str, options: dict) -> None:
+    """Refuse an option the chosen procedure does not take (one line naming it and the accepted ones)."""
+    if procedure == "robust":
+        from .deflation import robust_eig as target
+    elif procedure == "network":
+        from .network import network_eig as target
+    else:
+        from .paper import paper_eig as target
+    internal = {"field", "rng", "device", "method", "seed", "tol"}
+    accepted = sorted(set(inspect.signature(target).parameters) - internal)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"procedure={procedure!r} takes no option {', '.join(map(repr, unknown))} "
+                          f"(its options: {', '.join(accepted)})")
 
 
 def _times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:
