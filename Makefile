@@ -21,8 +21,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/python -m experiments.run_all
 
+# the suite in one process per core (pytest-xdist): its experiments and compile tests are single-threaded
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) results
