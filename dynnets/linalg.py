@@ -85,11 +85,12 @@ def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     both rows are divided by m = max(max |x_i|, max |y_i|) first, which cancels in the ratio, so m is a
     constant for autograd (the derivative is exactly that of |x| / |y|, and m's own backward is saved)."""
     with torch.no_grad():
-        m = torch.maximum(x.abs().amax(dim=-1, keepdim=True), y.abs().amax(dim=-1, keepdim=True))
-        m = torch.where(m > 0, m, 1.0)
+        # clamped at the smallest normal number: m = 0 only for x_i = y_i = 0, whose quotients stay 0
+        m = torch.maximum(x.abs(), y.abs()).amax(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
     nx = torch.linalg.vector_norm(x / m, dim=-1, keepdim=True)
     ny = torch.linalg.vector_norm(y / m, dim=-1, keepdim=True)
-    return torch.where(ny > 0, nx / torch.where(ny > 0, ny, 1.0), 1.0)
+    nonzero = ny > 0
+    return torch.where(nonzero, nx / torch.where(nonzero, ny, 1.0), 1.0)
 
 
 def spectral_norm(w: torch.Tensor) -> torch.Tensor:

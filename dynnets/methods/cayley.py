@@ -10,13 +10,15 @@ It has no explicit inverse (recovering x from x' needs S at the unknown x).
 Low rank (a field whose ``skew_factors(x)`` gives W = [U V], S = W J W^T with J = [[0, I], [-I, 0]]):
 cay(hS) = 2 (I - hS/2)^{-1} - I and the Woodbury identity give
 
-    x' = x + h W (I - h/2 J G)^{-1} J W^T x,      G = W^T W  (2k x 2k),
+    x' = x + h W (I - h/2 J G)^{-1} J W^T x = x + h W (J^T - h/2 G)^{-1} W^T x,      G = W^T W  (2k x 2k),
 
-one 2k x 2k solve per sample instead of an n x n one. I - h/2 J G is invertible for every h: J G and
-W J W^T = S have the same non-zero eigenvalues, all imaginary.
+one 2k x 2k solve per sample instead of an n x n one (the second form multiplies the system by J^T,
+J^T J = I: a constant matrix J^T replaces permuting G and W^T x, and partial pivoting picks the same
+rows). I - h/2 J G is invertible for every h: J G and W J W^T = S have the same non-zero eigenvalues, all
+imaginary; so is J^T - h/2 G = J^T (I - h/2 J G).
 
 Numerically the guarantee holds for every step size: for h > 2 both systems are divided by h/2 (so h S / 2
-never overflows: (e I - S) x' = (e I + S) x, resp. (e I - J G) z = 2 J W^T x with e = 2/h), and the result
+never overflows: (e I - S) x' = (e I + S) x, resp. (e J^T - G) z = 2 W^T x with e = 2/h), and the result
 is rescaled radially by |x| / |x'| (exactly 1 in exact arithmetic), which removes the solve's error growth
 with h |S|; a step so large that 2/h underflows in the state's dtype is refused (StepSizeError).
 """
@@ -54,9 +56,11 @@ def _gram(w: torch.Tensor) -> torch.Tensor:
     return half + (half - half.detach()).transpose(1, 2)
 
 
-def _swap(t: torch.Tensor, k: int) -> torch.Tensor:
-    """J t along dim 1 for J = [[0, I_k], [-I_k, 0]]: (t_k.., -t_..k)."""
-    return torch.cat([t[:, k:], -t[:, :k]], dim=1)
+def _scaled_jt(k: int, a, like: torch.Tensor) -> torch.Tensor:
+    """a J^T = a [[0, -I_k], [I_k, 0]], a constant on ``like``'s dtype and device."""
+    jt = torch.eye(2 * k, dtype=like.dtype, device=like.device).roll(k, 0)  # [[0, I], [I, 0]]
+    jt[:k].neg_()
+    return jt if a == 1.0 else a * jt
 
 
 class Cayley(Method):
@@ -88,14 +92,11 @@ class Cayley(Method):
 
     @staticmethod
     def _woodbury(w: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
-        """x' = x + W z with (a I - c J G) z = 2 c J W^T x (module docstring); w = W^T, shape (batch, 2k, n)."""
-        k = w.shape[1] // 2
+        """x' = x + W z with (a J^T - c G) z = 2 c W^T x (module docstring); w = W^T, shape (batch, 2k, n)."""
         w = w.contiguous()  # the batched products below are several times slower on a strided layout
-        y = (w * x.unsqueeze(1)).sum(-1)                              # W^T x, (batch, 2k)
-        gram = _gram(w)                                               # G = W^T W, (batch, 2k, 2k)
-        eye = torch.eye(2 * k, dtype=w.dtype, device=w.device)
-        lhs = (eye if a == 1.0 else a * eye) - c * _swap(gram, k)
-        z = torch.linalg.solve_ex(lhs, (2 * c) * _swap(y, k).unsqueeze(-1))[0]   # never singular (docstring)
+        y = (w * x.unsqueeze(1)).sum(-1, keepdim=True)                # W^T x, (batch, 2k, 1)
+        lhs = _scaled_jt(w.shape[1] // 2, a, w) - c * _gram(w)        # G = W^T W, (batch, 2k, 2k)
+        z = torch.linalg.solve_ex(lhs, (2 * c) * y)[0]                # never singular (docstring)
         return x + (z * w).sum(1)
 
     def guarantees(self, field, h) -> frozenset:

@@ -30,12 +30,18 @@ def _split(field, x: torch.Tensor):
     return x[..., :q_dim], x[..., q_dim:], f, g
 
 
-def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1) -> torch.Tensor:
+def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1,
+           inplace: bool = False) -> torch.Tensor:
     """z + sign weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned
-    one (sign -1: the shear undone, in the same arithmetic wherever it is undone)."""
+    one (sign -1: the shear undone, in the same arithmetic wherever it is undone); ``inplace`` writes the
+    result into z (the same arithmetic)."""
     if isinstance(h, torch.Tensor):
         step = _scaled(h, weight) * value
+        if inplace:
+            return z.add_(step) if sign > 0 else z.sub_(step)
         return z + step if sign > 0 else z - step
+    if inplace:
+        return z.add_(value, alpha=sign * _scaled(h, weight))
     return torch.add(z, value, alpha=sign * _scaled(h, weight))
 
 
@@ -108,7 +114,10 @@ class _PartitionedMethod(Method):
         one VJP per stretch: the backward costs about one forward plus one VJP (``Method.reversible_backward``).
         A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
         q, v, f, g = _split(field, y)
-        q_bar, v_bar = grad_y[..., : q.shape[-1]], grad_y[..., q.shape[-1]:]
+        # the reconstruction and the cotangents are updated in place: a new tensor per stretch, each freed
+        # one stretch later, made glibc's heap grow with depth (peak RSS 38.8 MiB at 1000 steps, 6 in place)
+        q, v = q.clone(), v.clone()
+        q_bar, v_bar = grad_y[..., : q.shape[-1]].clone(), grad_y[..., q.shape[-1]:].clone()
         learned = isinstance(h, torch.Tensor) and h.requires_grad
         h_value = h.detach() if isinstance(h, torch.Tensor) else h
         total: list = [None] * len(params)
@@ -125,14 +134,8 @@ class _PartitionedMethod(Method):
                     share = sum(weights) * (value * cotangent).sum()
                     h_bar = share if h_bar is None else h_bar + share
                 for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
-                    if part == "q":
-                        q = _shear(q, h_value, w, value, -1)
-                    else:
-                        v = _shear(v, h_value, w, value, -1)
-                if part == "q":
-                    v_bar = v_bar + got[0]
-                else:
-                    q_bar = q_bar + got[0]
+                    _shear(q if part == "q" else v, h_value, w, value, -1, inplace=True)
+                (v_bar if part == "q" else q_bar).add_(got[0])
                 total = [a if b is None else (b if a is None else a + b) for a, b in zip(total, got[1:])]
         if learned:
             total = [h_bar if p is h else t for p, t in zip(params, total)]
