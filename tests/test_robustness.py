@@ -12,6 +12,7 @@ import dynnets as dn
 from dynnets.applications.adversarial import (
     certified,
     load_cifar10,
+    load_digits,
     margins,
     pgd_l2,
     read_batch,
@@ -165,6 +166,36 @@ def test_cli_user_error_is_one_line(tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
+
+
+def test_benchmark_holdout_is_taken_from_the_training_split(tmp_path, capsys):
+    """benchmarks.lipschitz --holdout K (how its settings were chosen) never sees the test split and never
+    replaces the recorded test figures."""
+    import argparse
+
+    from benchmarks import lipschitz
+    from dynnets.applications.runner import run_cli
+
+    x_tr, _, x_te, _ = load_digits(torch.Generator().manual_seed(1))
+    ns = argparse.Namespace(quick=False, holdout=3, torch_device=torch.device("cpu"), torch_dtype=torch.float64)
+    x_fit, _, x_val, _ = lipschitz.split(ns, 1)
+    assert (len(x_fit), len(x_val)) == (len(x_tr) - lipschitz.HOLDOUT, lipschitz.HOLDOUT)
+
+    def rows(x):  # the images as a sorted list of tuples (a multiset: digits has duplicate images)
+        return sorted(map(tuple, x.tolist()))
+
+    assert rows(torch.cat([x_fit, x_val])) == rows(x_tr)  # a partition of the training split
+    only_in_test = set(map(tuple, x_te.tolist())) - set(map(tuple, x_tr.tolist()))
+    assert not set(map(tuple, x_val.tolist())) & only_in_test and only_in_test
+    for argv, message in ((["--holdout", "0"], "error: --holdout is a validation run: give --out"),
+                          (["--holdout", "-1", "--out", str(tmp_path)], "error: --holdout must be an integer >= 0"),
+                          (["--temperature", "0", "--out", str(tmp_path)], "error: --temperature must be positive")):
+        with pytest.raises(SystemExit) as exc:
+            run_cli(lipschitz.main, argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.iterdir())  # refused before any work
 
 
 @pytest.mark.parametrize("net", ["orthogonal", "rescaled", "pairs"])
