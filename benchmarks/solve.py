@@ -161,7 +161,7 @@ def timed_at(problem: Problem, x0, curves: dict, runs: dict, names, target: floa
     """For each solver: the loosest tolerance reaching ``target``, timed side by side (min seconds)."""
     chosen = {}
     for name in names:
-        reached = [p for p in curves[name] if p[2] <= target]
+        reached = [p for p in curves.get(name, ()) if p[2] <= target]
         if reached:
             chosen[name] = max(reached, key=lambda p: p[0])
     if not chosen:
@@ -188,9 +188,7 @@ def run_problem(problem: Problem, batch: int, rtols, repeats: int, generator) ->
     runs = solvers(batch)
     curves = sweep(problem, x0, ref, runs, rtols)
     evaluations = {name: {f"{E:g}": evaluations_at(points, E) for E in TARGETS} for name, points in curves.items()}
-    timing = {f"{E:g}": timed_at(problem, x0, curves, runs, ("dynnets DormandPrince5", "torchdiffeq dopri5",
-                                                             "dynnets DormandPrince853", "torchdiffeq dopri8"),
-                                 E, repeats) for E in TARGETS}
+    timing = {f"{E:g}": timed_at(problem, x0, curves, runs, tuple(runs), E, repeats) for E in TARGETS}
     return {"batch": batch, "reference_disagreement": disagreement, "curves": curves, "evaluations": evaluations,
             "timing": timing}
 
@@ -213,7 +211,8 @@ def summarise(results: dict) -> dict:
             for batch, timing in by_batch.items():
                 t = timing["timing"][key]
                 for ours, theirs in (("dynnets DormandPrince5", "torchdiffeq dopri5"),
-                                     ("dynnets DormandPrince853", "torchdiffeq dopri8")):
+                                     ("dynnets DormandPrince853", "torchdiffeq dopri8"),
+                                     ("dynnets DormandPrince5", "scipy RK45"), ("dynnets DormandPrince853", "scipy DOP853")):
                     if ours in t and theirs in t:
                         row[f"time_ratio_{ours.split()[-1]}_{theirs.split()[-1]}_batch{batch}"] = (
                             t[ours]["seconds"] / t[theirs]["seconds"])
@@ -289,13 +288,25 @@ def work_precision_figure(results: dict, batch: int):
 
 
 def report(summary: dict) -> None:
-    keys = ["nfev_ratio_dp5_rk45", "nfev_ratio_dp853_dop853", "time_ratio_DormandPrince5_dopri5_batch1"]
-    print(f"{'problem':<22}{'error':>8}" + "".join(f"{k[:26]:>28}" for k in keys))
+    """The goals' ratios per problem and error (None: the solver did not bracket that error), then the worst."""
+    keys = ["nfev_ratio_dp5_rk45", "nfev_ratio_dp853_dop853"]
+    keys += sorted({k for row in summary["rows"] for k in row if k.startswith("time_ratio")})
+    print(f"{'problem':<22}{'error':>7}" + "".join(f"{_short(k):>19}" for k in keys))
     for row in summary["rows"]:
-        cells = "".join(f"{row.get(k) if row.get(k) is None else round(row[k], 3)!s:>28}" for k in keys)
-        print(f"{row['problem']:<22}{row['error']:>8.0e}{cells}")
+        cells = "".join(f"{'-' if row.get(k) is None else f'{row[k]:.3f}':>19}" for k in keys)
+        print(f"{row['problem']:<22}{row['error']:>7.0e}{cells}")
     for k, v in summary["worst"].items():
         print(f"worst {k}: {v:.3f}")
+
+
+def _short(key: str) -> str:
+    """A column title: nfev_ratio_dp5_rk45 -> nfev dp5/rk45, time_ratio_DormandPrince5_dopri5_batch256 ->
+    t DP5/dopri5@256."""
+    parts = key.split("_")
+    if parts[0] == "nfev":
+        return f"n {parts[2]}/{parts[3]}"
+    ours = {"DormandPrince5": "DP5", "DormandPrince853": "DP853"}[parts[2]]
+    return f"t {ours}/{parts[3]}@{parts[4][5:]}"
 
 
 if __name__ == "__main__":
