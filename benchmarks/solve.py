@@ -9,8 +9,9 @@ row), x_ref the closed form (oscillator, Kepler's equation) or SciPy's DOP853 at
 (checked against dynnets' DOP853 at the same tolerance; the disagreement is recorded).
 
 Each solver runs over rtol = atol = 10^(-3), 10^(-3.25), ..., 10^(-13.5) (every other one at --batch,
-where runs are costly); every run's field evaluations and achieved error give a work-precision curve. Evaluations to reach an error E: a least-squares line
-through log nfev against log error over the runs with error within a decade of E. Wall time to reach E:
+where runs are costly); every run's field evaluations and achieved error give a work-precision curve.
+Evaluations to reach an error E: a least-squares line through log nfev against log error over the runs
+with error within a decade of E. Wall time to reach E:
 for each solver the loosest tolerance whose error is at most E, timed side by side with the others
 (``interleaved_times``, min over ``--repeats`` rounds), at batch 1 and at ``--batch`` states (initial
 states scaled by 1 + 0.05 u, u uniform in [-1, 1]). torchdiffeq's norm is the RMS over the whole batch,
