@@ -10,7 +10,19 @@ import torch
 import dynnets as dn
 from dynnets.base import Field
 from dynnets.errors import ConfigError, IncompatibleFieldError
-from dynnets.methods import BS3, DOPRI5, EULER, HEUN, MIDPOINT, RK4_TABLEAU, SSPRK3, ExplicitRK
+from dynnets.methods import (
+    BS3,
+    DOPRI5,
+    EULER,
+    HEUN,
+    MIDPOINT,
+    RK4_TABLEAU,
+    SSPRK3,
+    ButcherTableau,
+    EmbeddedPair,
+    ExplicitRK,
+)
+from dynnets.methods import tableau as tableau_module
 from dynnets.structure import Symplectic
 
 EPS = torch.finfo(torch.float64).eps
@@ -36,9 +48,13 @@ class ForcedDuffing(Field):
         return torch.cat([p, -q - q ** 3 + forcing], dim=1)
 
 
+DOP853 = dn.methods.DormandPrince853().tableau
+# (tableau, nominal order, step counts over the span: one tuple, or one per problem where the order-8
+# method needs coarser steps on the linear oscillator to stay above round-off)
 EXPLICIT = [(EULER, 1, (64, 128, 256, 512)), (HEUN, 2, (32, 64, 128, 256)), (MIDPOINT, 2, (32, 64, 128, 256)),
             (SSPRK3, 3, (32, 64, 128, 256)), (RK4_TABLEAU, 4, (16, 32, 64, 128)), (BS3, 3, (32, 64, 128, 256)),
-            (DOPRI5, 5, (64, 96, 128, 192))]
+            (DOPRI5, 5, (64, 96, 128, 192)),
+            (DOP853, 8, {"forced oscillator": (6, 8, 12, 16), "forced Duffing": (8, 12, 16, 24)})]
 
 
 def _slope(method, field, exact, x0, t0, T, ns):
@@ -49,26 +65,53 @@ def _slope(method, field, exact, x0, t0, T, ns):
     return -np.polyfit(np.log(ns), np.log(errors), 1)[0], errors
 
 
+def _forced_oscillator_problem():
+    """The forced oscillator from t0 = 0.3 over T = 2: (field, exact end state, x0, t0, T)."""
+    field = dn.systems.ForcedOscillator(omega=2.0, amplitude=1.5)
+    x0 = torch.tensor([[0.4, -0.2]], dtype=torch.float64)
+    return field, field.solution(x0, 0.3, 2.3), x0, 0.3, 2.0
+
+
 @pytest.mark.parametrize("tableau, order, ns", EXPLICIT, ids=[t.name for t, _, _ in EXPLICIT])
 @pytest.mark.parametrize("problem", ["forced oscillator", "forced Duffing"])
 def test_explicit_orders_with_time_dependence(tableau, order, ns, problem):
-    t0, T = 0.3, 2.0
     if problem == "forced oscillator":
-        field = dn.systems.ForcedOscillator(omega=2.0, amplitude=1.5)
-        x0 = torch.tensor([[0.4, -0.2]], dtype=torch.float64)
-        exact = field.solution(x0, t0, t0 + T)
+        field, exact, x0, t0, T = _forced_oscillator_problem()
     else:
-        field = ForcedDuffing()
+        field, t0, T = ForcedDuffing(), 0.3, 2.0
         x0, exact = ForcedDuffing.exact(t0), ForcedDuffing.exact(t0 + T)
+    ns = ns[problem] if isinstance(ns, dict) else ns
     slope, errors = _slope(ExplicitRK(tableau), field, exact, x0, t0, T, ns)
     assert abs(slope - order) <= 0.1, (slope, errors)
 
 
-def test_dop853_order_eight_with_time_dependence():
-    field = ForcedDuffing()
-    slope, errors = _slope(dn.methods.DormandPrince853(), field, ForcedDuffing.exact(2.3), ForcedDuffing.exact(0.3),
-                           0.3, 2.0, (8, 12, 16, 24))
-    assert abs(slope - 8) <= 0.1, (slope, errors)
+# every embedded weight vector b-hat of the pairs, run as the explicit tableau (A, b-hat, c): the order its
+# error estimate rests on, observed with time dependence (nominal: DOPRI5 4, BS3 2, DOP853 5 and 3)
+EMBEDDED = [(dn.methods.DormandPrince5(), 0, 4), (dn.methods.BogackiShampine3(), 0, 2),
+            (dn.methods.DormandPrince853(), 0, 5), (dn.methods.DormandPrince853(), 1, 3)]
+
+
+@pytest.mark.parametrize("pair, index, order", EMBEDDED, ids=[f"{p.name}-bhat{q}" for p, _, q in EMBEDDED])
+def test_embedded_weights_orders_with_time_dependence(pair, index, order):
+    tab = pair.tableau
+    embedded = ButcherTableau.from_lists(tab.a, pair.embedded[index], tab.c, name=f"{pair.name} b-hat", order=order)
+    assert pair.embedded_orders[index] == order
+    slope, errors = _slope(ExplicitRK(embedded), *_forced_oscillator_problem(), (16, 32, 64, 128))
+    assert abs(slope - order) <= 0.1, (slope, errors)
+
+
+def test_every_explicit_tableau_has_its_order_observed_with_time_dependence():
+    """The lists above cover every explicit tableau of dynnets.methods.tableau, every embedded pair's
+    tableau and each of its embedded weight vectors (a new tableau or pair must be added to them)."""
+    pairs = [cls() for cls in EmbeddedPair.__subclasses__()]
+    assert len(pairs) >= 3
+    explicit = {v.name for v in vars(tableau_module).values()
+                if isinstance(v, ButcherTableau) and v.first_implicit_entry() is None}
+    explicit |= {pair.tableau.name for pair in pairs}
+    assert {"Euler", "RK4", "DormandPrince853"} <= explicit
+    assert explicit <= {t.name for t, _, _ in EXPLICIT}
+    assert all(t.order == order for t, order, _ in EXPLICIT)
+    assert {(p.name, q) for p in pairs for q in p.embedded_orders} <= {(p.name, q) for p, _, q in EMBEDDED}
 
 
 @pytest.mark.parametrize("method, order, ns", [(dn.methods.GaussLegendre(2), 4, (8, 16, 32, 64)),
