@@ -80,3 +80,15 @@ def rollout_quadratic_drift(step, x: torch.Tensor, Q: torch.Tensor, n: int) -> f
         x = step(x)
         drift = torch.maximum(drift, ((form(x) - q0).abs() / unit).max())
     return float(drift)
+
+
+class ForcedPendulum(dn.base.Field):
+    """q' = p, p' = -sin q + cos(1.3 t) q (a nonlinear time-dependent Hamiltonian field)."""
+
+    dim = 2
+    time_dependent = True
+    traits = frozenset({dn.structure.CanonicalHamiltonian()})
+
+    def forward(self, t, x):
+        q, p = x[:, :1], x[:, 1:]
+        return torch.cat([p, -torch.sin(q) + torch.cos(1.3 * t).reshape(-1, 1) * q], dim=1)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from structure_cases import ForcedPendulum
 
 import dynnets as dn
 from dynnets.base import Field
@@ -197,18 +198,6 @@ def test_gauss_is_symplectic_on_a_time_dependent_hamiltonian_and_rk4_is_not():
     control = dn.testing.symplecticity_defect(lambda z: rk4(z, 0.9), x)
     assert defect <= 16 * 2 * EPS, defect
     assert control >= 1e6 * max(defect, EPS), (defect, control)
-
-
-class ForcedPendulum(Field):
-    """q' = p, p' = -sin q + cos(1.3 t) q (a nonlinear time-dependent Hamiltonian field)."""
-
-    dim = 2
-    time_dependent = True
-    traits = frozenset({dn.structure.CanonicalHamiltonian()})
-
-    def forward(self, t, x):
-        q, p = x[:, :1], x[:, 1:]
-        return torch.cat([p, -torch.sin(q) + torch.cos(1.3 * t).reshape(-1, 1) * q], dim=1)
 
 
 def test_gauss_on_a_nonlinear_time_dependent_field_is_symplectic_invertible_and_differentiable():

@@ -3,25 +3,13 @@ storing only what is asked; Flow.times; iterating over a flow's steps."""
 
 import pytest
 import torch
+from structure_cases import ForcedPendulum
 
 import dynnets as dn
-from dynnets.base import Field
 from dynnets.errors import ConfigError
 from dynnets.memory import SavedTensorMeter
 
 EPS = torch.finfo(torch.float64).eps
-
-
-class ForcedPendulum(Field):
-    """q' = p, p' = -sin q + cos(1.3 t) q: nonlinear and time-dependent."""
-
-    dim = 2
-    time_dependent = True
-    traits = frozenset({dn.structure.CanonicalHamiltonian()})
-
-    def forward(self, t, x):
-        q, p = x[:, :1], x[:, 1:]
-        return torch.cat([p, -torch.sin(q) + torch.cos(1.3 * t).reshape(-1, 1) * q], dim=1)
 
 
 def _step_by_step(steps, x, t, every):
