@@ -134,13 +134,10 @@ def _field(pde: str, grid: PeriodicGrid2D):
 
 def _make_convfd(kind: str, acts, init_scale: float):
     """A mirrored ConvFD whose input kernels A start as delta kernels (signs of a random draw, kept mirrored) and
-    whose output kernels B start random with scale ``init_scale`` (0: F = 0, the identity step): the hidden
-    channels first see U itself (relu pairs) and U^2 (relu2 pairs), so F = B_1 * U + B_2 * U^2 + ..., a
-    stencil per power of U, and training moves A away from delta where the data ask for it (the delta
-    initialisation of convolutions, as in Xiao et al. 2018). Measured on a full-scale Fisher training set (36
-    pairs, 40-80 Levenberg-Marquardt iterations, float64): from delta A, 5 of 5 runs reached a one-step loss of
-    3.8e-3 to 5.3e-3, the exact construction's own 3.9e-3; from random A 5 of 7 runs stalled at 0.04 to 0.9
-    (docs/fisher.md)."""
+    whose output kernels B start random with scale ``init_scale``: the hidden channels see U itself (relu
+    pairs) and U^2 (relu2 pairs), so F = B_1 * U + B_2 * U^2 + ..., one stencil per power of U, linear in B
+    (``least_squares_start`` then fits B). From random A, Levenberg-Marquardt mostly stalled at one-step losses
+    of 0.04 to 0.9 (docs/fisher.md)."""
     if kind == "tied":
         net = MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale).to(torch.float64)
         a = net.A_free
