@@ -16,8 +16,9 @@ Models, all rolled out 40 steps from held-out initial data:
       Default --field tied: MirroredConvFD, the relu pairs kept mirrored (A, -A), i.e. the polynomial
       ConvFD sum_j B_j * (A_j * U)^p in which the construction lives; --field free: a plain ConvFD
       started from the same mirrored initialisation (it can end in a poor local minimum where part
-      of the Laplacian is lost). Trained with Levenberg-Marquardt in float64 (best of 3 short starts on a
-      quarter of the pairs, chosen on 40-step validation rollouts, then 40 iterations) on the one-step
+      of the Laplacian is lost). Started from delta input kernels A and the least-squares fit of the output
+      kernels B to the increments (F is linear in B at fixed A), then trained with Levenberg-Marquardt in
+      float64 (40 iterations) on the one-step
       residual relative to the increment, ||Psi(U^n) - U^{n+1}|| / ||U^{n+1} - U^n||, plus stability
       residuals (--stability-weight, 0 = off; dynnets.applications.pde.stability): the field's spectrum
       at constant states c in [0, 1] must stay where the PDE's is (Re lambda <= 1 - 2c for Fisher, <= 0
@@ -48,6 +49,7 @@ import time
 
 import numpy as np
 import torch
+from torch.func import functional_call, jacfwd
 
 import dynnets as dn
 from dynnets.applications.pde import data as D
@@ -72,9 +74,9 @@ from dynnets.train import FitResult, Monitor, Phase, choose, fit
 DX, ALPHA, DT, STEPS, SUBSTEPS = 0.01, 0.01, 2.4e-3, 40, 3
 REFERENCE_MODEL = {"fisher": 1.3e-1, "heat": 5.9e-2}  # reference code's model, 40 steps, exact reference
 FULL = dict(n=100, tile=32, tile_traj=48, pairs_per_traj=1, test=12, oob=12, iterations=40, stability_iterations=40,
-            baseline_iterations=30, ref_substeps=8, restarts=3, restart_iterations=10, init_scale=0.1)
+            baseline_iterations=30, ref_substeps=8, init_scale=0.1)
 QUICK = dict(n=32, tile=24, tile_traj=32, pairs_per_traj=1, test=4, oob=4, iterations=30, stability_iterations=10,
-             baseline_iterations=5, ref_substeps=4, restarts=1, restart_iterations=0, init_scale=0.0)
+             baseline_iterations=5, ref_substeps=4, init_scale=0.0)
 PENALTY_STATES = (0.0, 0.25, 0.5, 0.75, 1.0)   # constant states probed in training (the data lie in [0.05, 0.95])
 PROBE_GRID = 64  # frequencies probed in training: the 64 x 64 grid's (the certificate uses the rollout grid's)
 CERTIFICATE_STATES = tuple(k / 20 for k in range(21))
@@ -131,22 +133,21 @@ def _field(pde: str, grid: PeriodicGrid2D):
 
 
 def _make_convfd(kind: str, acts, init_scale: float):
-    """A mirrored ConvFD whose output kernels B start as +-init_scale delta kernels (random signs, kept
-    mirrored) and whose A kernels start random: F = sum_j +-s (A_j * U)^p. The delta is the form B has in the
-    exact construction for every FD right-hand side (dynnets.applications.pde.construct), not this PDE's
-    stencil; from random 3x3 B, Levenberg-Marquardt spent its iterations aligning B * A (measured, seed 0:
-    one-step loss 0.13 after 30 iterations, against 7e-3 from delta B)."""
+    """A mirrored ConvFD whose input kernels A start as delta kernels (signs of a random draw, kept mirrored) and
+    whose output kernels B start random with scale ``init_scale``: the hidden channels see U itself (relu
+    pairs) and U^2 (relu2 pairs), so F = B_1 * U + B_2 * U^2 + ..., one stencil per power of U, linear in B
+    (``least_squares_start`` then fits B). From random A, Levenberg-Marquardt mostly stalled at one-step losses
+    of 0.04 to 0.9 (docs/fisher.md)."""
     if kind == "tied":
         net = MirroredConvFD(1, len(acts), 3, acts, init_scale=init_scale).to(torch.float64)
-        b = net.B_free
+        a = net.A_free
     else:
         net = dn.fields.ConvFD(1, len(acts), 3, acts, init="mirrored", init_scale=init_scale).to(torch.float64)
-        b = net.B
-    if init_scale:
-        with torch.no_grad():
-            signs = torch.sign(b[:, :, 1, 1])
-            b.zero_()
-            b[:, :, 1, 1] = init_scale * signs
+        a = net.A
+    with torch.no_grad():
+        signs = torch.where(a[:, :, 1, 1] < 0, -1.0, 1.0).to(a)
+        a.zero_()
+        a[:, :, 1, 1] = signs
     return net
 
 
@@ -243,27 +244,35 @@ def _losses_after(result: FitResult) -> list[float]:
     return result.losses[1:] + [result.end_loss] if result.losses else []
 
 
-def _restarts(cfg, kind, acts, step_map, x, y, val_traj):
-    """Short LM runs (one-step residual only) from several mirrored initialisations on a quarter of the pairs;
-    the one with the smallest
-    validation rollout error (40 steps on held-out tiles) is kept, and one whose rollout diverges (non-finite
-    or relative error > 1) is never chosen (dynnets.train.choose). Returns (losses, scores, chosen index)."""
-    if cfg["restarts"] < 2:
-        return [], [], 0
-    m = max(1, x.shape[0] // 4)
-    candidates, losses = [], []
-    for r in range(cfg["restarts"]):
-        cand = EulerStepMap(_make_convfd(kind, acts, cfg["init_scale"]), DT, SUBSTEPS, PROBE_GRID) if r else step_map
-        res = _train(cand, x[:m], y[:m], (cfg["restart_iterations"], 0), None, f"start {r + 1} (LM)")
-        candidates.append(cand)
-        losses.append(res.end_loss if res.end_loss is not None else math.inf)
-    choice = choose(candidates, lambda c: rollout_errors(c.flow, val_traj), limit=1.0)
-    step_map.load_state_dict(candidates[choice.index].state_dict())
-    return losses, choice.scores, choice.index
+def least_squares_start(step_map, b_name: str, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Set the output kernels B to the linear least-squares fit of the field to the pairs' increments,
+    F(U^n) ~ (U^{n+1} - U^n) / dt, with A as it is (delta kernels from ``_make_convfd``): at fixed A the ConvFD
+    is linear in B (``b_name``: the tensor holding B), so this is one small normal-equation solve (J^T J and J^T t summed over ranks under
+    DDP; the minimum-norm solution where features coincide, as heat's two relu pairs do). The start is
+    deterministic and within the first-order (O(dt)) distance of a consistent field; Levenberg-Marquardt then
+    trains A and B on the Euler-substep map. Returns its one-step residual (relative to the increment) and the
+    rank of J^T J."""
+    net = step_map.field
+    params = dict(net.named_parameters())
+    b0 = params[b_name].detach()
+
+    def field_of(b):
+        return functional_call(net, {**params, b_name: b}, (x,)).reshape(-1)
+
+    jac = jacfwd(field_of)(b0).reshape(-1, b0.numel())
+    target = ((y - x) / DT).reshape(-1)
+    gram = dn.train.all_reduce_sum(jac.T @ jac)
+    rhs = dn.train.all_reduce_sum(jac.T @ target)
+    solution = torch.linalg.lstsq(gram, rhs.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    with torch.no_grad():
+        params[b_name].copy_(solution.view_as(b0))
+        num = dn.train.all_reduce_sum((step_map(x) - y).pow(2).sum().reshape(1))
+        den = dn.train.all_reduce_sum((y - x).pow(2).sum().reshape(1))
+    return {"one_step_loss": float(num / den), "rank": int(torch.linalg.matrix_rank(gram)), "unknowns": b0.numel()}
 
 
 def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dict:
-    """Restarts chosen on validation rollouts, then LM on all pairs (this rank's shard) with the stability
+    """The least-squares start, then LM on all pairs (this rank's shard) with the stability
     residuals; the parameters returned are those of {trained, its start} with the better validation rollout,
     never one whose rollout diverges (dynnets.train.choose raises DivergenceError if both do)."""
     # the smallest channel set that contains the exact right-hand side (dynnets.applications.pde.construct):
@@ -281,9 +290,9 @@ def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dic
     x, y = data["x_train"][rank::world], data["y_train"][rank::world]
     val_traj = data["val_traj"]
     t1 = time.perf_counter()
-    # multi-start: the loss has poor local minima (a relu channel of the pair that carries the Laplacian
-    # goes silent on the positive Fisher data); the chosen start is then trained on all pairs
-    losses, scores, chosen = _restarts(cfg, args.field, acts, step_map, x, y, val_traj)
+    # the loss has poor local minima (from random kernels most Levenberg-Marquardt runs stall at one-step
+    # losses 0.04-0.9): start from the least-squares fit of B at delta A instead (docs/fisher.md)
+    ls_start = least_squares_start(step_map, "B_free" if args.field == "tied" else "B", x, y)
     start = copy.deepcopy(step_map.state_dict())
     monitor = Monitor(lambda m: float(rollout_errors(m.flow, val_traj)[-1]), every_steps=5)
     result = _train(step_map, x, y, (cfg["iterations"], cfg["stability_iterations"]), out / "convfd.ckpt",
@@ -297,7 +306,7 @@ def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dic
     final = choose(kept, validation, limit=1.0)
     step_map.load_state_dict(kept[final.index])
     return dict(initial, step_map=step_map, acts=acts, fit=result, train_seconds=time.perf_counter() - t1,
-                restart_losses=losses, restart_validation_errors=scores, restart_chosen=chosen,
+                least_squares_start=ls_start,
                 validation_choice={"candidates": ["trained", "start of the final phase"], "chosen": final.index,
                                    "scores": final.scores, "rejected": final.rejected},
                 validation_monitor=[(r["step"], r["value"]) for r in result.monitor])
@@ -410,7 +419,7 @@ def evaluate(args, cfg: dict, data: dict, convfd: dict, baseline: dict, seed: in
         "val_rel_error_1step": val, "val_increment_rel_error": val_inc,
         "val_increment_rel_error_initial": convfd["val_increment_rel_error_initial"],
         "train_loss_final": fit_c.end_loss, "train_iterations": fit_c.steps_done,
-        **{k: convfd[k] for k in ("restart_losses", "restart_chosen", "restart_validation_errors",
+        **{k: convfd[k] for k in ("least_squares_start",
                                   "validation_choice", "validation_monitor", "train_seconds")},
         "data_seconds": data["seconds"], "baseline_train_seconds": baseline["seconds"],
         "parameters": sum(p.numel() for p in net.parameters()),

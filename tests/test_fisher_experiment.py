@@ -25,9 +25,12 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     assert on_disk["parameters"] == 36  # MirroredConvFD: 2 free 3x3 kernels in A and 2 in B
     for key in ("rel_error_40_exact", "rel_error_40_fd_scheme", "rel_error_40_initial"):
         assert math.isfinite(metrics[key])
-    # training reduced the error: the optimizer's loss, and the one-step error on held-out (validation)
-    # trajectories relative to the increment (the untrained field, B = 0, is the identity map: 1.0).
-    assert metrics["train_losses"][-1] < 0.2 * metrics["train_losses"][0]
+    # the least-squares start of B (at delta A) is a consistent field already: its one-step loss relative to the
+    # increment is far below the identity map's 1.0 (quick: 8.5e-4), with every feature resolved; training
+    # reduced it further (quick: to 1.1e-4), and the one-step error on held-out (validation) trajectories
+    start = metrics["least_squares_start"]
+    assert start["one_step_loss"] < 1e-2 and start["rank"] == start["unknowns"] == 18
+    assert metrics["train_losses"][-1] < 0.5 * start["one_step_loss"]
     assert metrics["val_increment_rel_error"] < metrics["val_increment_rel_error_initial"]
     # and on held-out 40-step rollouts: better than the untrained field (the identity map)
     assert metrics["rel_error_40"] < 0.5 * metrics["rel_error_40_initial"]
