@@ -263,12 +263,12 @@ def least_squares_start(step_map, b_name: str, x: torch.Tensor, y: torch.Tensor)
     target = ((y - x) / DT).reshape(-1)
     gram = dn.train.all_reduce_sum(jac.T @ jac)
     rhs = dn.train.all_reduce_sum(jac.T @ target)
-    solution = torch.linalg.lstsq(gram, rhs.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    fit_b = torch.linalg.lstsq(gram, rhs.unsqueeze(1), driver="gelsd")  # SVD-based: also gives the rank used
     with torch.no_grad():
-        params[b_name].copy_(solution.view_as(b0))
+        params[b_name].copy_(fit_b.solution.squeeze(1).view_as(b0))
         num = dn.train.all_reduce_sum((step_map(x) - y).pow(2).sum().reshape(1))
         den = dn.train.all_reduce_sum((y - x).pow(2).sum().reshape(1))
-    return {"one_step_loss": float(num / den), "rank": int(torch.linalg.matrix_rank(gram)), "unknowns": b0.numel()}
+    return {"one_step_loss": float(num / den), "rank": int(fit_b.rank), "unknowns": b0.numel()}
 
 
 def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dict:
