@@ -127,6 +127,23 @@ class Field(nn.Module):
         """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
 
+    def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
+        """For a ``Partitioned`` field, one of its parts and its vector-Jacobian products at once:
+        ``which`` "f" (value f(point), point = v) or "g" (value g(point), point = q). Returns
+        (value, point_bar, grads) with point_bar = D value(point)^T cotangent and grads[i] the gradient of
+        <value, cotangent> w.r.t. params[i] (None where params[i] does not enter). The value is computed as
+        ``partition()``'s function computes it (bitwise), so a reversible backward that undoes a shear with
+        it reconstructs exactly what the inverse step would. The default records the part with autograd
+        and takes one ``torch.autograd.grad``; a field with closed-form derivatives overrides it (the
+        separable ``Hamiltonian``: no autograd call, no graph)."""
+        _, f, g = self.partition()
+        fn = {"f": f, "g": g}[which]
+        with torch.enable_grad():
+            at = point.detach().requires_grad_(True)
+            value = fn(at)
+            got = torch.autograd.grad(value, [at, *params], cotangent, allow_unused=True)
+        return value.detach(), got[0], list(got[1:])
+
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """S(x), skew-symmetric, with F(x) = S(x) x (trait ``SkewProduct``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not a SkewProduct (it has no skew(x))")

@@ -18,6 +18,7 @@ H = 0.01
 PAIRS = {
     "Hamiltonian/SymplecticEuler": (lambda: dn.fields.Hamiltonian(3, 8), dn.methods.SymplecticEuler),
     "Hamiltonian/StormerVerlet": (lambda: dn.fields.Hamiltonian(3, 8), dn.methods.StormerVerlet),
+    "Hamiltonian(softplus)/StormerVerlet": (lambda: dn.fields.Hamiltonian(3, 8, "softplus"), dn.methods.StormerVerlet),
     "VolumePreserving/SymplecticEuler": (lambda: dn.fields.VolumePreserving(3, 8), dn.methods.SymplecticEuler),
 }
 
@@ -92,6 +93,28 @@ def test_negative_control_wrong_inverse_fails_by_orders_of_magnitude(wrong):
         assert torch.equal(dn.Flow(bad)(x), dn.Flow(good)(x))  # the same forward: only the backward is wrong
     assert relative_error(gradients(dn.Flow(good, memory="reversible"), x), want) <= C * N * EPS64
     assert relative_error(gradients(dn.Flow(bad, memory="reversible"), x), want) >= 1e6 * C * N * EPS64
+
+
+@pytest.mark.parametrize("potential", ["logcosh", "softplus"])
+@pytest.mark.parametrize("which", ["f", "g"])
+def test_closed_form_partition_vjp_equals_autograd(which, potential):
+    """The Hamiltonian's closed-form ``partition_vjp`` against the autograd default of ``Field``: the value
+    bitwise (the reconstruction depends on it), the VJPs to C n eps; a parameter outside the part gets None.
+    Negative control: the other activation's sigma' in the closed form is far off."""
+    torch.manual_seed(0)
+    field = dn.fields.Hamiltonian(3, 8, potential).double()
+    point, cotangent = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    params = list(field.parameters())
+    value, point_bar, got = field.partition_vjp(which, point, cotangent, params)
+    want_value, want_bar, want = dn.base.Field.partition_vjp(field, which, point, cotangent, params)
+    assert torch.equal(value, want_value)
+    assert sum(g is None for g in got) == 3 and [g is None for g in got] == [w is None for w in want]
+    pairs = [(point_bar, want_bar)] + [(g, w) for g, w in zip(got, want) if w is not None]
+    assert relative_error(*zip(*pairs)) <= C * 8 * EPS64
+    other = {"logcosh": "softplus", "softplus": "logcosh"}[potential]
+    field._slope = dn.fields.Hamiltonian(3, 8, other)._slope
+    _, wrong_bar, _ = field.partition_vjp(which, point, cotangent, params)
+    assert float((wrong_bar - want_bar).norm() / want_bar.norm()) > 1e-2
 
 
 def test_euler_dense_refused():

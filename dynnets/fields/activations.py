@@ -8,7 +8,9 @@ An ``Activation`` carries, besides the function itself:
 - ``jet``: p -> (sigma(p), sigma'(p), sigma''(p)), for exact second derivatives by Taylor mode
   (trial-function networks); None where not provided;
 - ``antiderivative``: Gamma with Gamma' = sigma (e.g. log cosh for tanh), the ridge potentials of
-  Hamiltonian fields; None where not provided.
+  Hamiltonian fields; None where not provided;
+- ``slope_of_value``: s -> sigma'(p) from s = sigma(p) (1 - s^2 for tanh, s (1 - s) for the sigmoid),
+  for closed-form backward passes that have sigma(p) at hand; None where sigma' is not a function of sigma.
 
 ``relu2`` = max(0, x)^2 is the ConvFD activation of the seed slides; it is not globally Lipschitz, so no
 certified bound is claimed for fields that use it; nor for ``relu3``, ``relu4`` (exact products of 3 and
@@ -39,6 +41,7 @@ class Activation:
     jet: Callable | None = None
     antiderivative: Callable | None = None
     antiderivative_name: str | None = None
+    slope_of_value: Callable | None = None
 
 
 def _relu2(x: torch.Tensor) -> torch.Tensor:
@@ -59,15 +62,23 @@ def _logcosh(z: torch.Tensor) -> torch.Tensor:
     return a + F.softplus(-2.0 * a) - _LOG2  # log cosh z without overflow
 
 
+def _tanh_slope(s):
+    return 1.0 - s * s
+
+
 def _tanh_jet(p):
     s = torch.tanh(p)
-    d1 = 1.0 - s * s
+    d1 = _tanh_slope(s)
     return s, d1, -2.0 * s * d1
+
+
+def _sigmoid_slope(s):
+    return s * (1.0 - s)
 
 
 def _sigmoid_jet(p):
     s = torch.sigmoid(p)
-    d1 = s * (1.0 - s)
+    d1 = _sigmoid_slope(s)
     return s, d1, d1 * (1.0 - 2.0 * s)
 
 
@@ -84,8 +95,8 @@ def _softplus_jet(p):
 ACTIVATIONS = {
     a.name: a
     for a in (
-        Activation("tanh", torch.tanh, 1.0, (0.0, 1.0), _tanh_jet, _logcosh, "logcosh"),
-        Activation("sigmoid", torch.sigmoid, 0.25, (0.0, 0.25), _sigmoid_jet, F.softplus, "softplus"),
+        Activation("tanh", torch.tanh, 1.0, (0.0, 1.0), _tanh_jet, _logcosh, "logcosh", _tanh_slope),
+        Activation("sigmoid", torch.sigmoid, 0.25, (0.0, 0.25), _sigmoid_jet, F.softplus, "softplus", _sigmoid_slope),
         Activation("relu", torch.relu, 1.0, (0.0, 1.0)),
         Activation("relu2", _relu2, math.inf),
         Activation("relu3", _relu3, math.inf),

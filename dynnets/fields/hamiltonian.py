@@ -48,6 +48,19 @@ class _Potential(nn.Module):
         # the (batch, width) activations, one elementwise pass over the batch less, forward and backward
         return F.linear(sigma(F.linear(z, self.K, self.a)), (self.K * self.w.unsqueeze(1)).t())
 
+    def grad_vjp(self, z, c, sigma, slope_of_value):
+        """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z) = K_w^T s, s = sigma(u),
+        u = K z + a, K_w = diag(w) K, in closed form (no autograd): s_bar = c K_w^T, u_bar = s_bar * sigma'(u)
+        (``slope_of_value(s)``), z_bar = u_bar K, K_bar = u_bar^T z + diag(w) s^T c, a_bar = sum u_bar,
+        w_bar = rowsum(K * s^T c). The value is computed as ``grad`` computes it (bitwise)."""
+        kw = self.K * self.w.unsqueeze(1)
+        s = sigma(F.linear(z, self.K, self.a))
+        value = F.linear(s, kw.t())
+        u_bar = (c @ kw.t()).mul_(slope_of_value(s))
+        st_c = s.t() @ c
+        k_bar = torch.addmm(st_c * self.w.unsqueeze(1), u_bar.t(), z)
+        return value, u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
+
     def hessian(self, z, jet):
         """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim); ``jet`` gives sigma'."""
         _, slope, _ = jet(F.linear(z, self.K, self.a))
@@ -91,7 +104,7 @@ class Hamiltonian(Field):
         self.dim = 2 * self.q_dim
         act = _activation_for(potential)
         self.potential_kind = potential
-        self._gamma, self._sigma = act.antiderivative, act.fn
+        self._gamma, self._sigma, self._slope = act.antiderivative, act.fn, act.slope_of_value
         self.kinetic = _Potential(dim, width, init_scale)
         self.potential_energy = _Potential(dim, width, init_scale)
 
@@ -105,6 +118,16 @@ class Hamiltonian(Field):
 
     def partition(self):
         return self.q_dim, self.f, self.g
+
+    def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
+        """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
+        slope = self._slope
+        if slope is None:
+            return super().partition_vjp(which, point, cotangent, params)
+        net, sign = (self.kinetic, 1.0) if which == "f" else (self.potential_energy, -1.0)
+        value, point_bar, got = net.grad_vjp(point, cotangent if sign > 0 else -cotangent, self._sigma, slope)
+        own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
+        return (value if sign > 0 else -value), point_bar, [own.get(id(p)) for p in params]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -109,11 +109,12 @@ class _PartitionedMethod(Method):
 
     def reversible_backward(self, field, y, grad_y, h, n, params, grads):
         """The run's shears undone in reverse order, one evaluation per stretch of same-part shears (as the
-        forward), recorded with autograd and used at once for the VJP: a stretch v += c_i g(q) sends
-        q_bar += Dg(q)^T ((sum_i c_i) v_bar) (v_bar unchanged), likewise q += c_i f(v). One evaluation and
-        one VJP per stretch: the backward costs about one forward plus one VJP (``Method.reversible_backward``).
+        forward), each with its VJP (``Field.partition_vjp``: closed form where the field has one): a
+        stretch v += c_i g(q) sends q_bar += Dg(q)^T ((sum_i c_i) v_bar) (v_bar unchanged), likewise
+        q += c_i f(v). One evaluation and one VJP per stretch: the backward costs about one forward plus one
+        VJP (``Method.reversible_backward``).
         A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
-        q, v, f, g = _split(field, y)
+        q, v, _, _ = _split(field, y)
         # the reconstruction and the cotangents are updated in place: a new tensor per stretch, each freed
         # one stretch later, made glibc's heap grow with depth (peak RSS 38.8 MiB at 1000 steps, 6 in place)
         q, v = q.clone(), v.clone()
@@ -122,21 +123,18 @@ class _PartitionedMethod(Method):
         h_value = h.detach() if isinstance(h, torch.Tensor) else h
         total: list = [None] * len(params)
         h_bar = None
-        with torch.enable_grad():
-            for part, weights in _groups(tuple(reversed(self.shears)) * n):
-                fn, at, cotangent = (f, v, q_bar) if part == "q" else (g, q, v_bar)
-                point = at.detach().requires_grad_(True)
-                value = fn(point)
-                coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
-                got = torch.autograd.grad(value, [point, *params], coefficient * cotangent, allow_unused=True)
-                value = value.detach()
-                if learned:
-                    share = sum(weights) * (value * cotangent).sum()
-                    h_bar = share if h_bar is None else h_bar + share
-                for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
-                    _shear(q if part == "q" else v, h_value, w, value, -1, inplace=True)
-                (v_bar if part == "q" else q_bar).add_(got[0])
-                total = [a if b is None else (b if a is None else a + b) for a, b in zip(total, got[1:])]
+        for part, weights in _groups(tuple(reversed(self.shears)) * n):
+            which, at, cotangent = ("f", v, q_bar) if part == "q" else ("g", q, v_bar)
+            coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
+            value, at_bar, got = field.partition_vjp(which, at, coefficient * cotangent, params)
+            if learned:
+                share = sum(weights) * (value * cotangent).sum()
+                h_bar = share if h_bar is None else h_bar + share
+            for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
+                _shear(q if part == "q" else v, h_value, w, value, -1, inplace=True)
+            (v_bar if part == "q" else q_bar).add_(at_bar)
+            # summed in place into a copy of the first contribution (autograd's results may alias its inputs)
+            total = [a if b is None else (b.clone() if a is None else a.add_(b)) for a, b in zip(total, got)]
         if learned:
             total = [h_bar if p is h else t for p, t in zip(params, total)]
         add_gradients(grads, params, total)
