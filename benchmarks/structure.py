@@ -5,8 +5,8 @@ hidden width 128; each family with the method that gives its guarantee (Euler fo
 fields: the same arithmetic pattern as the ResNet step; Hamiltonian fields with both symplectic methods:
 Symplectic Euler evaluates each half of the field once per step, Stormer-Verlet three times in all). The
 full-rank mass and sphere fields output n(n-1)/2 matrix entries, so at equal width they carry about dim/4
-times the parameters; their low-rank variants (``rank=k``, k in {2, 4, 8}: S(x) = U V^T - V U^T, the
-Cayley step by Woodbury with a 2k x 2k solve) carry as many as a Dense field of the same width. A second
+times the parameters; their low-rank variants (``rank=k``, k in {1, 2, 4, 8}: S(x) = U V^T - V U^T, the
+Cayley step by Woodbury with a 2k x 2k solve, at k = 1 in closed form) carry as many as a Dense field of the same width. A second
 ratio compares each family with a Dense step of the same parameter count. Weight-tied rows time a 10-step
 ``Flow.repeat`` against 10 Dense Euler steps (Stormer-Verlet shares one field evaluation between
 consecutive steps there). Candidates are timed round-robin in one process (ABBA order); ratios of minima,
@@ -32,7 +32,7 @@ from ._common import interleaved_times, machine
 F, M = dn.fields, dn.methods
 BASE = "Dense / Euler (baseline)"
 TIED = 10
-RANKS = (2, 4, 8)
+RANKS = (1, 2, 4, 8)
 
 
 def candidates(dim: int, width: int) -> dict:

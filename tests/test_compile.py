@@ -52,6 +52,7 @@ PAIRS = [
     ("SpherePreserving/Euler", lambda: F.SpherePreserving(4, 8), M.Euler(), _vector(4)),
     ("SpherePreserving/Cayley", lambda: F.SpherePreserving(4, 8), M.Cayley(), _vector(4)),
     ("LowRankSpherePreserving/Cayley", lambda: F.SpherePreserving(4, 8, rank=2), M.Cayley(), _vector(4)),
+    ("LowRankSpherePreserving(rank=1)/Cayley", lambda: F.SpherePreserving(4, 8, rank=1), M.Cayley(), _vector(4)),
     ("QuadraticPreserving/Euler", lambda: F.QuadraticPreserving(3, 8, torch.eye(3)), M.Euler(), _vector(3)),
     ("ConvFD/Euler", lambda: F.ConvFD(2, 3), M.Euler(), _image(2)),
     ("MirroredConvFD/Euler", lambda: F.MirroredConvFD(2, 4), M.Euler(), _image(2)),

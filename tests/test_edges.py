@@ -96,7 +96,7 @@ def test_learned_h_on_a_fixed_field_is_bounded_by_its_stability_limit():
     assert float(u.abs().max()) <= 1.0  # FTCS at the limit is still stable (no 5.9e293)
 
 
-@pytest.mark.parametrize("rank", [None, 2], ids=["dense-solve", "woodbury-rank2"])
+@pytest.mark.parametrize("rank", [None, 1, 2], ids=["dense-solve", "plane-rank1", "woodbury-rank2"])
 @pytest.mark.parametrize("dtype, h", [(torch.float64, 1e3), (torch.float64, 1e20), (torch.float64, 1e300),
                                       (torch.float32, 1e7), (torch.float32, 1e30)])
 def test_cayley_keeps_the_norm_for_every_step_size_it_accepts(dtype, h, rank):
@@ -115,7 +115,7 @@ def test_cayley_keeps_the_norm_for_every_step_size_it_accepts(dtype, h, rank):
     assert float(((z.double().norm(dim=1) / x.double().norm(dim=1)) - 1).abs().max()) > 1e4 * 4 * 50 * eps
 
 
-@pytest.mark.parametrize("rank", [None, 2], ids=["dense-solve", "woodbury-rank2"])
+@pytest.mark.parametrize("rank", [None, 1, 2], ids=["dense-solve", "plane-rank1", "woodbury-rank2"])
 def test_cayley_refuses_a_step_whose_inverse_underflows(rank):
     step = dn.Step(F.SpherePreserving(4, 8, rank=rank), M.Cayley(), 1e39)
     with pytest.raises(StepSizeError, match="h=1e\\+39 is too large for torch.float32"):

@@ -136,10 +136,12 @@ RK_METHODS = [dn.methods.Euler(), dn.methods.Heun(), dn.methods.ExplicitRK(dn.me
 
 
 # every mass and sphere test runs on the full-rank family and on its low-rank variant (rank=2:
-# A(x) = U(x) V(x)^T, S(x) = U V^T - V U^T; the sphere variant's Cayley step solves by Woodbury)
+# A(x) = U(x) V(x)^T, S(x) = U V^T - V U^T; the sphere variant's Cayley step solves by Woodbury, at rank 1
+# by Cramer's rule)
 MASS_FIELDS = [pytest.param(lambda: dn.fields.MassPreserving(5, 8), id="full"),
                pytest.param(lambda: dn.fields.MassPreserving(5, 8, rank=2), id="rank2")]
 SPHERE_FIELDS = [pytest.param(lambda: dn.fields.SpherePreserving(5, 8), id="full"),
+                 pytest.param(lambda: dn.fields.SpherePreserving(5, 8, rank=1), id="rank1"),
                  pytest.param(lambda: dn.fields.SpherePreserving(5, 8, rank=2), id="rank2")]
 
 

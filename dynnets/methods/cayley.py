@@ -46,6 +46,82 @@ def _system_scale(h, dtype) -> tuple:
     return 1.0, h / 2
 
 
+def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
+    """The Cayley step for rank k = 1, S = u v^T - v u^T (a rotation in the plane of u and v), with the
+    radial rescale, in closed form (``_PlaneCayley``): no LAPACK call and no autograd graph of its ~40
+    small operations on (batch,)-shaped scalars, whose per-operation cost dominated this step.
+
+    Scale-safe: the system (a I - c S) x' = (a I + c S) x is divided by m = a + c (|u|^2 + |v|^2) >= a,
+    i.e. solved as (e I - S^) x' = (e I + S^) x with e = a / m <= 1 and S^ = (c / m) S built from
+    u^ = s u, v^ = s v, s = sqrt(c / m) (so |c S / m| <= 1 and nothing below overflows before |u|^2 does, as
+    in the Gram matrix of the general Woodbury path). x' does not depend on m (it scales e and S^ alike),
+    so m is a constant for autograd; a learned h reaches the step through s."""
+    with torch.no_grad():
+        m = a + (c.detach() if isinstance(c, torch.Tensor) else c) * ((u * u).sum(-1) + (v * v).sum(-1))
+    scale = torch.sqrt(c / m).unsqueeze(-1)
+    return _PlaneCayley.apply(x, scale * u, scale * v, a / m)[0]
+
+
+class _PlaneCayley(torch.autograd.Function):
+    """y = rho x' with x' = (e I - S)^{-1} (e I + S) x, S = u v^T - v u^T, rho = |x| / |x'| (1 in exact
+    arithmetic), per row; e > 0 a constant. With alpha = u.x, beta = v.x, p = |u|^2, q = |v|^2, r = u.v, the
+    2 x 2 Woodbury system has det = e^2 + p q - r^2 >= e^2 > 0 (a Gram determinant is >= 0) and Cramer's
+    rule gives x' = x + g_u u + g_v v,
+
+        g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
+
+    The backward is the chain rule through these scalars, written out. rho corrects round-off only: it is
+    identically 1 as a function of (x, u, v) in exact arithmetic, so its derivative is 0 and the backward
+    treats it as the constant it computed (module tests: gradcheck, equality with the dense n x n solve).
+    The scalars are an extra output saved for the backward, not differentiable."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, u, v, e):
+        alpha, beta = (u * x).sum(-1), (v * x).sum(-1)
+        p, q, r = (u * u).sum(-1), (v * v).sum(-1), (u * v).sum(-1)
+        det = (e * e + p * q - r * r).clamp_min(torch.finfo(x.dtype).tiny)
+        gu = 2 * (beta * (e + r) - alpha * q) / det
+        gv = -2 * (alpha * (e - r) + beta * p) / det
+        xp = torch.addcmul(torch.addcmul(x, gu.unsqueeze(-1), u), gv.unsqueeze(-1), v)
+        # |x| / |x'| as in ``norm_ratio``, both rows divided by mn = max |x_i| first (no overflow; |x'| = |x|
+        # up to round-off), 1 for x = 0
+        inv = 1.0 / x.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        nx = torch.linalg.vector_norm(x * inv, dim=-1)
+        nxp = torch.linalg.vector_norm(xp * inv, dim=-1)
+        rho = torch.where(nxp > 0, nx / torch.where(nxp > 0, nxp, 1.0), 1.0)
+        scalars = torch.stack([alpha, beta, p, q, r, det, gu, gv, rho], dim=-1)
+        return xp * rho.unsqueeze(-1), scalars
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, u, v, e = inputs
+        _, scalars = output
+        ctx.mark_non_differentiable(scalars)
+        ctx.save_for_backward(x, u, v, e, scalars)
+
+    @staticmethod
+    def backward(ctx, y_bar, _scalars_bar):
+        x, u, v, e, scalars = ctx.saved_tensors
+        alpha, beta, p, q, r, det, gu, gv, rho = scalars.unbind(-1)
+        d_bar = y_bar * rho.unsqueeze(-1)  # the cotangent of x' (and of the displacement g_u u + g_v v)
+        gu_bar, gv_bar = (u * d_bar).sum(-1), (v * d_bar).sum(-1)
+        nu_bar, nv_bar = 2 * gu_bar / det, -2 * gv_bar / det
+        det_bar = -(gu * gu_bar + gv * gv_bar) / det
+        p2_bar = 2 * (q * det_bar + beta * nv_bar)
+        q2_bar = 2 * (p * det_bar - alpha * nu_bar)
+        r_bar = -2 * r * det_bar + beta * nu_bar - alpha * nv_bar
+        alpha_bar = ((e - r) * nv_bar - q * nu_bar).unsqueeze(-1)
+        beta_bar = ((e + r) * nu_bar + p * nv_bar).unsqueeze(-1)
+        gu, gv, p2_bar, q2_bar, r_bar = (t.unsqueeze(-1) for t in (gu, gv, p2_bar, q2_bar, r_bar))
+        # out of place: torch.func transforms (dn.testing's Jacobians) vmap this backward
+        u_bar = torch.addcmul(torch.addcmul(torch.addcmul(gu * d_bar, alpha_bar, x), p2_bar, u), r_bar, v)
+        v_bar = torch.addcmul(torch.addcmul(torch.addcmul(gv * d_bar, beta_bar, x), q2_bar, v), r_bar, u)
+        x_bar = torch.addcmul(torch.addcmul(d_bar, alpha_bar, u), beta_bar, v)
+        return x_bar, u_bar, v_bar, None
+
+
 def _gram(w: torch.Tensor) -> torch.Tensor:
     """W^T W per sample for w = W^T of shape (batch, m, n), by one batched matmul whose backward is also a
     plain batched matmul: half = w w_const^T carries the gradient through its first factor only, and adding
@@ -74,11 +150,18 @@ class Cayley(Method):
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         a, c = _system_scale(h, x.dtype)
         factors = field.skew_factors(x)
+        if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included
+            return _plane_step(factors[:, 0], factors[:, 1], x, a, c)
         out = self._dense(field.skew(x), x, a, c) if factors is None else self._woodbury(factors, x, a, c)
         # cay(hS) is orthogonal, but the solve is accurate only to about cond eps ~ h |S| eps: the radial
         # factor |x| / |x'| (1 in exact arithmetic) restores |x'| = |x| to a few roundings for every h
-        # (float32, h = 1e7: 6.6e-5 without it, 1.2e-7 with it)
-        return out * norm_ratio(x, out)
+        # (float32, h = 1e7: 6.6e-5 without it, 1.2e-7 with it). As a function of (x, h, parameters) it is
+        # identically 1 in exact arithmetic, so its derivative is 0: it is a constant for autograd (the
+        # gradient is that of the exact Cayley map, scaled by the factor), and its ~10 operations record
+        # no graph
+        with torch.no_grad():
+            ratio = norm_ratio(x, out)
+        return out * ratio
 
     @staticmethod
     def _dense(s: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
