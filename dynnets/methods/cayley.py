@@ -49,77 +49,92 @@ def _system_scale(h, dtype) -> tuple:
 def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
     """The Cayley step for rank k = 1, S = u v^T - v u^T (a rotation in the plane of u and v), with the
     radial rescale, in closed form (``_PlaneCayley``): no LAPACK call and no autograd graph of its ~40
-    small operations on (batch,)-shaped scalars, whose per-operation cost dominated this step.
-
-    Scale-safe: the system (a I - c S) x' = (a I + c S) x is divided by m = a + c (|u|^2 + |v|^2) >= a,
-    i.e. solved as (e I - S^) x' = (e I + S^) x with e = a / m <= 1 and S^ = (c / m) S built from
-    u^ = s u, v^ = s v, s = sqrt(c / m) (so |c S / m| <= 1 and nothing below overflows before |u|^2 does, as
-    in the Gram matrix of the general Woodbury path). x' does not depend on m (it scales e and S^ alike),
-    so m is a constant for autograd; a learned h reaches the step through s."""
-    with torch.no_grad():
-        m = a + (c.detach() if isinstance(c, torch.Tensor) else c) * ((u * u).sum(-1) + (v * v).sum(-1))
-    scale = torch.sqrt(c / m).unsqueeze(-1)
-    return _PlaneCayley.apply(x, scale * u, scale * v, a / m)[0]
+    small operations on (batch,)-shaped scalars, whose per-operation cost dominated this step."""
+    return _PlaneCayley.apply(x, u, v, a, c)[0]
 
 
 class _PlaneCayley(torch.autograd.Function):
-    """y = rho x' with x' = (e I - S)^{-1} (e I + S) x, S = u v^T - v u^T, rho = |x| / |x'| (1 in exact
-    arithmetic), per row; e > 0 a constant. With alpha = u.x, beta = v.x, p = |u|^2, q = |v|^2, r = u.v, the
-    2 x 2 Woodbury system has det = e^2 + p q - r^2 >= e^2 > 0 (a Gram determinant is >= 0) and Cramer's
-    rule gives x' = x + g_u u + g_v v,
+    """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'| (1 in exact
+    arithmetic), per row; a > 0 a number, c > 0 a number or a 0-d tensor (a learned h).
+
+    Scale-safe: the system is divided by m = a + c (|u|^2 + |v|^2) >= a, i.e. solved as (e I - S^) x' =
+    (e I + S^) x with e = a / m <= 1 and S^ = (c / m) S = u^ v^^T - v^ u^^T, u^ = s u, v^ = s v,
+    s = sqrt(c / m): every entry below is at most 1 in size (nothing overflows before |u|^2 does, as in the
+    Gram matrix of the general Woodbury path). With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2,
+    r = u^.v^ the 2 x 2 Woodbury system has det = e^2 + p q - r^2 >= e^2 > 0 (a Gram determinant is >= 0)
+    and Cramer's rule gives x' = x + g_u u^ + g_v v^,
 
         g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
 
-    The backward is the chain rule through these scalars, written out. rho corrects round-off only: it is
-    identically 1 as a function of (x, u, v) in exact arithmetic, so its derivative is 0 and the backward
-    treats it as the constant it computed (module tests: gradcheck, equality with the dense n x n solve).
-    The scalars are an extra output saved for the backward, not differentiable."""
+    The backward is the chain rule through these scalars, written out. x' does not depend on m (it scales
+    e and s^2 alike), so m is a constant for it; c acts through s only. rho corrects round-off only: it is
+    identically 1 as a function of (x, u, v, c) in exact arithmetic, so its derivative is 0 and the backward
+    treats it as the constant it computed (tests: gradcheck, equality with the dense n x n solve). The
+    scalars are an extra output saved for the backward, not differentiable."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, u, v, e):
-        alpha, beta = (u * x).sum(-1), (v * x).sum(-1)
-        p, q, r = (u * u).sum(-1), (v * v).sum(-1), (u * v).sum(-1)
+    def forward(x, u, v, a, c):
+        p0, q0, r0 = (u * u).sum(-1), (v * v).sum(-1), (u * v).sum(-1)
+        alpha0, beta0 = (u * x).sum(-1), (v * x).sum(-1)
+        m = a + c * (p0 + q0)
+        sq = c / m
+        s, e = torch.sqrt(sq), a / m
+        p, q, r, alpha, beta = sq * p0, sq * q0, sq * r0, s * alpha0, s * beta0
         det = (e * e + p * q - r * r).clamp_min(torch.finfo(x.dtype).tiny)
         gu = 2 * (beta * (e + r) - alpha * q) / det
         gv = -2 * (alpha * (e - r) + beta * p) / det
-        xp = torch.addcmul(torch.addcmul(x, gu.unsqueeze(-1), u), gv.unsqueeze(-1), v)
-        # |x| / |x'| as in ``norm_ratio``, both rows divided by mn = max |x_i| first (no overflow; |x'| = |x|
-        # up to round-off), 1 for x = 0
+        xp = torch.addcmul(torch.addcmul(x, (s * gu).unsqueeze(-1), u), (s * gv).unsqueeze(-1), v)
+        # |x| / |x'| as in ``norm_ratio``, both rows divided by max |x_i| first (no overflow; |x'| = |x| up
+        # to round-off), 1 for x = 0
         inv = 1.0 / x.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         nx = torch.linalg.vector_norm(x * inv, dim=-1)
         nxp = torch.linalg.vector_norm(xp * inv, dim=-1)
         rho = torch.where(nxp > 0, nx / torch.where(nxp > 0, nxp, 1.0), 1.0)
-        scalars = torch.stack([alpha, beta, p, q, r, det, gu, gv, rho], dim=-1)
+        scalars = torch.stack([alpha, beta, p, q, r, det, gu, gv, rho, s, e, alpha0, beta0, p0, q0, r0], dim=-1)
         return xp * rho.unsqueeze(-1), scalars
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, u, v, e = inputs
+        x, u, v, a, c = inputs
         _, scalars = output
         ctx.mark_non_differentiable(scalars)
-        ctx.save_for_backward(x, u, v, e, scalars)
+        ctx.c = c
+        ctx.save_for_backward(x, u, v, scalars)
 
     @staticmethod
     def backward(ctx, y_bar, _scalars_bar):
-        x, u, v, e, scalars = ctx.saved_tensors
-        alpha, beta, p, q, r, det, gu, gv, rho = scalars.unbind(-1)
-        d_bar = y_bar * rho.unsqueeze(-1)  # the cotangent of x' (and of the displacement g_u u + g_v v)
-        gu_bar, gv_bar = (u * d_bar).sum(-1), (v * d_bar).sum(-1)
-        nu_bar, nv_bar = 2 * gu_bar / det, -2 * gv_bar / det
-        det_bar = -(gu * gu_bar + gv * gv_bar) / det
-        p2_bar = 2 * (q * det_bar + beta * nv_bar)
-        q2_bar = 2 * (p * det_bar - alpha * nu_bar)
+        x, u, v, scalars = ctx.saved_tensors
+        alpha, beta, p, q, r, det, gu, gv, rho, s, e, alpha0, beta0, p0, q0, r0 = scalars.unbind(-1)
+        d_bar = y_bar * rho.unsqueeze(-1)  # the cotangent of x' (and of the displacement g_u u^ + g_v v^)
+        du, dv = (u * d_bar).sum(-1), (v * d_bar).sum(-1)  # u.d_bar, v.d_bar; g_u_bar = s du
+        nu_bar, nv_bar = 2 * s * du / det, -2 * s * dv / det
+        det_bar = -s * (gu * du + gv * dv) / det
+        p_bar = q * det_bar + beta * nv_bar
+        q_bar = p * det_bar - alpha * nu_bar
         r_bar = -2 * r * det_bar + beta * nu_bar - alpha * nv_bar
-        alpha_bar = ((e - r) * nv_bar - q * nu_bar).unsqueeze(-1)
-        beta_bar = ((e + r) * nu_bar + p * nv_bar).unsqueeze(-1)
-        gu, gv, p2_bar, q2_bar, r_bar = (t.unsqueeze(-1) for t in (gu, gv, p2_bar, q2_bar, r_bar))
+        alpha_bar = (e - r) * nv_bar - q * nu_bar
+        beta_bar = (e + r) * nu_bar + p * nv_bar
+        # u^_bar = g_u d_bar + alpha_bar x + 2 p_bar u^ + r_bar v^, and u_bar = s u^_bar (likewise v)
+        s2 = s * s
+
+        def col(t):
+            return t.unsqueeze(-1)
+
         # out of place: torch.func transforms (dn.testing's Jacobians) vmap this backward
-        u_bar = torch.addcmul(torch.addcmul(torch.addcmul(gu * d_bar, alpha_bar, x), p2_bar, u), r_bar, v)
-        v_bar = torch.addcmul(torch.addcmul(torch.addcmul(gv * d_bar, beta_bar, x), q2_bar, v), r_bar, u)
-        x_bar = torch.addcmul(torch.addcmul(d_bar, alpha_bar, u), beta_bar, v)
-        return x_bar, u_bar, v_bar, None
+        u_bar = torch.addcmul(torch.addcmul(torch.addcmul(col(s * gu) * d_bar, col(s * alpha_bar), x),
+                                            col(2 * s2 * p_bar), u), col(s2 * r_bar), v)
+        v_bar = torch.addcmul(torch.addcmul(torch.addcmul(col(s * gv) * d_bar, col(s * beta_bar), x),
+                                            col(2 * s2 * q_bar), v), col(s2 * r_bar), u)
+        x_bar = torch.addcmul(torch.addcmul(d_bar, col(s * alpha_bar), u), col(s * beta_bar), v)
+        c_bar = None
+        if ctx.needs_input_grad[4]:
+            # s_bar = u^_bar.u + v^_bar.v from the scalars; ds/dc = s / (2c) at fixed m
+            s_bar = (gu * du + alpha_bar * alpha0 + 2 * p_bar * s * p0 + r_bar * s * r0
+                     + gv * dv + beta_bar * beta0 + 2 * q_bar * s * q0 + r_bar * s * r0)
+            c_bar = (s_bar * s).sum() / (2 * ctx.c)
+        return x_bar, u_bar, v_bar, None, c_bar
 
 
 def _gram(w: torch.Tensor) -> torch.Tensor:
