@@ -15,7 +15,8 @@ M = dn.methods
 
 
 class Counting(dn.fields.Hamiltonian):
-    """A separable Hamiltonian field that counts its evaluations of f = grad T and g = -grad V."""
+    """A separable Hamiltonian field that counts its evaluations of f = grad T and g = -grad V (by
+    ``partition_vjp`` too)."""
 
     def __init__(self, dim: int, width: int):
         super().__init__(dim, width)
@@ -28,6 +29,11 @@ class Counting(dn.fields.Hamiltonian):
     def g(self, q):
         self.calls["g"] += 1
         return super().g(q)
+
+    def partition_vjp(self, which, point, cotangent, params):
+        """The reversible backward's evaluation of f or g with its VJP (closed form: f, g not called)."""
+        self.calls[which] += 1
+        return super().partition_vjp(which, point, cotangent, params)
 
     def reset(self):
         self.calls.update(f=0, g=0)
@@ -87,8 +93,8 @@ def test_symplectic_euler_and_distinct_steps_evaluate_as_before():
                                                  (M.SymplecticEuler(), {"f": 20, "g": 20})],
                          ids=lambda v: getattr(v, "name", ""))
 def test_reversible_backward_evaluates_the_field_once_per_shear_stretch(method, evaluations):
-    """The backward's evaluations are the inverse's (one per stretch, recorded for the VJP); the generic
-    inverse-then-recompute backward would evaluate twice as often."""
+    """The backward's evaluations are the inverse's (one per stretch, each with its VJP by
+    ``partition_vjp``); the generic inverse-then-recompute backward would evaluate twice as often."""
     step, n = _step(method, learn_h=True), 20
     x = points(4, 6, seed=4).requires_grad_(True)
     out = dn.Flow.repeat(step, n, memory="reversible")(x)
