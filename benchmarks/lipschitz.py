@@ -162,10 +162,22 @@ def one_model(name, model, loss, data, args, cfg) -> dict:
                               pgd_targets=cfg["pgd_targets"], autoattack=not args.no_autoattack,
                               image_shape=(1, 8, 8), desc=f"attack {name}")
     ratio = measured_lipschitz(model, x_te, bound, starts=cfg["starts"], steps=cfg["search_steps"], seed=args.seed)
+    row["misclassified"] = misclassified(model, x_te, y_te)
     row.update(name=name, params=sum(p.numel() for p in model.parameters()), train_seconds=round(seconds, 1),
                train_cpu_seconds=round(cpu, 1),
                lipschitz_bound=bound, measured_max_ratio=ratio, bound_over_measured=bound / ratio)
     return row
+
+
+def misclassified(model, x, y) -> dict:
+    """{test index: [predicted class, logit margin]} for the wrongly classified inputs (margin = true logit
+    minus the largest other one, < 0 here; |margin| / (sqrt(2) L) bounds their distance to the boundary)."""
+    with torch.no_grad():
+        logits = model(x)
+    true = logits.gather(1, y[:, None])[:, 0]
+    others = logits.scatter(1, y[:, None], -math.inf).amax(1)
+    pred = logits.argmax(1)
+    return {int(i): [int(pred[i]), round(float(true[i] - others[i]), 4)] for i in (pred != y).nonzero()[:, 0]}
 
 
 def split(args, seed: int):
