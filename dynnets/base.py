@@ -172,6 +172,21 @@ def add_gradients(grads: dict, params, got) -> None:
             grads[key] = g if key not in grads else grads[key] + g
 
 
+def recompute_backward(inverse, forward, y: torch.Tensor, grad_y: torch.Tensor, n: int, params, grads: dict):
+    """The generic reversible backward through n applications of an explicitly invertible map: per
+    application the input from ``inverse`` (no graph), then ``forward`` recomputed with autograd and one
+    vector-Jacobian product; the gradients of ``params`` added to ``grads``. Returns (x, grad_x)."""
+    for _ in range(n):
+        with torch.no_grad():
+            x = inverse(y)
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            got = torch.autograd.grad(forward(x_in), [x_in, *params], grad_y, allow_unused=True)
+        grad_y, y = got[0], x
+        add_gradients(grads, params, got[1:])
+    return y, grad_y
+
+
 class Method:
     """One step x -> Psi^h_F(x) of a numerical integrator. Stateless; talks to fields through ``Field``."""
 
@@ -249,16 +264,8 @@ class Method:
         and one VJP per step). A method whose inverse evaluates the field at the points the step did
         overrides it to take the VJP at the inverse's own evaluations (the partitioned methods: one
         evaluation and one VJP per shear)."""
-        for _ in range(n):
-            with torch.no_grad():
-                x = self.inverse(field, y, h)
-            with torch.enable_grad():
-                x_in = x.detach().requires_grad_(True)
-                out = self.step(field, x_in, h)
-                got = torch.autograd.grad(out, [x_in, *params], grad_y, allow_unused=True)
-            grad_y, y = got[0], x
-            add_gradients(grads, params, got[1:])
-        return y, grad_y
+        return recompute_backward(lambda z: self.inverse(field, z, h), lambda z: self.step(field, z, h), y, grad_y,
+                                  n, params, grads)
 
     def guarantees(self, field: Field, h) -> frozenset:
         """The properties of Psi^h_F guaranteed by this (field, method) pair."""
@@ -330,13 +337,5 @@ class Layer(nn.Module):
             raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse: it cannot be "
                                      f"backpropagated reversibly")
         params = [p for p in self.parameters() if p.requires_grad]
-        for _ in range(n):
-            with torch.no_grad():
-                x = self.inverse(y)
-            with torch.enable_grad():
-                x_in = x.detach().requires_grad_(True)
-                got = torch.autograd.grad(self(x_in), [x_in, *params], grad_y, allow_unused=True)
-            grad_y, y = got[0], x
-            add_gradients(grads, params, got[1:])
-        return y, grad_y
+        return recompute_backward(self.inverse, self, y, grad_y, n, params, grads)
 
