@@ -7,7 +7,8 @@ Wanner, Geometric Numerical Integration, IV.8.3), so ||x'|| = ||x||. I - hS/2 is
 h since the eigenvalues of a skew matrix are imaginary. Freezing S at x makes the step first order in h.
 It has no explicit inverse (recovering x from x' needs S at the unknown x).
 
-Low rank (a field whose ``skew_factors(x)`` gives W = [U V], S = W J W^T with J = [[0, I], [-I, 0]]):
+Low rank (a field whose ``skew_factors(x)`` gives W = [U V], S = W J W^T with J = [[0, I], [-I, 0]]; at
+rank 1 the step below is solved in closed form by Cramer's rule, ``_PlaneCayley``):
 cay(hS) = 2 (I - hS/2)^{-1} - I and the Woodbury identity give
 
     x' = x + h W (I - h/2 J G)^{-1} J W^T x = x + h W (J^T - h/2 G)^{-1} W^T x,      G = W^T W  (2k x 2k),
@@ -100,12 +101,14 @@ class _PlaneCayley(torch.autograd.Function):
         x, u, v, a, c = inputs
         _, scalars = output
         ctx.mark_non_differentiable(scalars)
-        ctx.c = c
-        ctx.save_for_backward(x, u, v, scalars)
+        ctx.c_tensor = isinstance(c, torch.Tensor)
+        ctx.c = None if ctx.c_tensor else c
+        ctx.save_for_backward(x, u, v, scalars, *((c,) if ctx.c_tensor else ()))
 
     @staticmethod
     def backward(ctx, y_bar, _scalars_bar):
-        x, u, v, scalars = ctx.saved_tensors
+        x, u, v, scalars, *c = ctx.saved_tensors
+        c = c[0] if ctx.c_tensor else ctx.c
         alpha, beta, p, q, r, det, gu, gv, rho, s, e, alpha0, beta0, p0, q0, r0 = scalars.unbind(-1)
         d_bar = y_bar * rho.unsqueeze(-1)  # the cotangent of x' (and of the displacement g_u u^ + g_v v^)
         du, dv = (u * d_bar).sum(-1), (v * d_bar).sum(-1)  # u.d_bar, v.d_bar; g_u_bar = s du
@@ -133,7 +136,7 @@ class _PlaneCayley(torch.autograd.Function):
             # s_bar = u^_bar.u + v^_bar.v from the scalars; ds/dc = s / (2c) at fixed m
             s_bar = (gu * du + alpha_bar * alpha0 + 2 * p_bar * s * p0 + r_bar * s * r0
                      + gv * dv + beta_bar * beta0 + 2 * q_bar * s * q0 + r_bar * s * r0)
-            c_bar = (s_bar * s).sum() / (2 * ctx.c)
+            c_bar = (s_bar * s).sum() / (2 * c)
         return x_bar, u_bar, v_bar, None, c_bar
 
 
