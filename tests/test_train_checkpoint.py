@@ -294,3 +294,26 @@ def test_model_that_cannot_be_deep_copied_is_checked_structurally(tmp_path):
     with pytest.raises(CheckpointError, match="has shape"):  # a payload that passed the fingerprint check
         check_model_state(load_checkpoint(path)["model"], Holder(16), "x")
     assert fit(Holder(8), _mse, _data(), steps=6, checkpoint=path, progress=False).resumed_from == 3
+
+
+def test_fingerprint_of_a_function_is_the_same_run_as_a_module_or_imported(tmp_path):
+    """A loss defined in a script run as ``python -m pkg.mod`` lives in ``__main__``; its fingerprint names it
+    by the import name, so a checkpoint of ``python -m pkg.mod`` resumes when the same code is imported (a
+    test, run_all, a notebook), and the other way round. Control: another function differs."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text(
+        "from dynnets.train.fingerprint import describe\n"
+        "def loss(out, y):\n    return ((out - y) ** 2).mean()\n"
+        "def other(out, y):\n    return (out - y).abs().mean()\n"
+        "if __name__ == '__main__':\n    print(describe(loss)); print(describe(other))\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    as_main = subprocess.run([sys.executable, "-m", "pkg.mod"], capture_output=True, text=True, env=env,
+                             check=True).stdout.split("\n")
+    imported = subprocess.run([sys.executable, "-c", "import pkg.mod as m; from dynnets.train.fingerprint import "
+                               "describe; print(describe(m.loss))"], capture_output=True, text=True, env=env,
+                              check=True).stdout.split("\n")
+    assert as_main[0].startswith("pkg.mod.loss[")
+    assert as_main[0] == imported[0]
+    assert as_main[1] != as_main[0]

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import numbers
+import sys
 
 import torch
 
@@ -37,9 +38,21 @@ def tensor_digest(t: torch.Tensor) -> str:
     return hashlib.sha256(data.numpy().tobytes() if data.numel() else b"").hexdigest()[:16]
 
 
+def _module_name(fn) -> str:
+    """The module a function was defined in, by its import name: a script run as ``python -m pkg.mod`` defines
+    its functions in ``__main__``, which is named by its spec (``pkg.mod``), so that the same run started as a
+    module or imported (a test, ``run_all``, a notebook) has the same fingerprint."""
+    module = getattr(fn, "__module__", None) or "?"
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is not None and spec.name:
+            return spec.name
+    return module
+
+
 def _describe_function(fn, depth: int) -> str:
     code = getattr(fn, "__code__", None)
-    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    name = f"{_module_name(fn)}.{getattr(fn, '__qualname__', type(fn).__name__)}"
     if code is None:
         return name
     digest = hashlib.sha256(code.co_code).hexdigest()[:12]
