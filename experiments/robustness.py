@@ -122,12 +122,17 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def setting(cfg: dict, key: str, kind: str):
+    """A training setting of one network: cfg[key] for the 1-Lipschitz network, cfg['baseline_' + key] for the
+    ResNet (lr and the margin loss's temperature differ between them)."""
+    return cfg[key if kind == "lipschitz" else f"baseline_{key}"]
+
+
 def loss_function(cfg: dict, kind: str = "lipschitz"):
-    """The training loss named by cfg['loss'] (the same for both networks; the margin loss's temperature is
-    cfg['temperature'] for the 1-Lipschitz network and cfg['baseline_temperature'] for the ResNet)."""
+    """The training loss named by cfg['loss'] (the same for both networks, with each one's temperature)."""
     if cfg["loss"] == "margin":
-        temperature = cfg["temperature" if kind == "lipschitz" else "baseline_temperature"]
-        return functools.partial(lipschitz_margin_loss, eps=cfg["train_eps"], temperature=temperature)
+        return functools.partial(lipschitz_margin_loss, eps=cfg["train_eps"],
+                                 temperature=setting(cfg, "temperature", kind))
     if cfg["loss"] == "hkr":
         return functools.partial(hkr_loss, alpha=cfg["alpha"], margin=cfg["margin"])
     return functools.partial(multiclass_hinge, margin=cfg["margin"])
@@ -258,7 +263,7 @@ def run(args, seed: int, out: Path) -> dict:
         model = build(kind, arch, shape, mean, cfg, cfg["net"]).to(args.torch_device, args.torch_dtype)
         t0 = time.time()
         fitted = train_classifier(model, x_tr, y_tr, loss_function(cfg, kind), epochs=cfg["epochs"],
-                                  batch=cfg["batch"], lr=cfg["lr" if kind == "lipschitz" else "baseline_lr"],
+                                  batch=cfg["batch"], lr=setting(cfg, "lr", kind),
                                   seed=seed, desc=f"train {kind}")
         seconds = time.time() - t0
         bound = model.lipschitz_bound()

@@ -134,8 +134,8 @@ class _PlaneCayley(torch.autograd.Function):
         c_bar = None
         if ctx.needs_input_grad[4]:
             # s_bar = u^_bar.u + v^_bar.v from the scalars; ds/dc = s / (2c) at fixed m
-            s_bar = (gu * du + alpha_bar * alpha0 + 2 * p_bar * s * p0 + r_bar * s * r0
-                     + gv * dv + beta_bar * beta0 + 2 * q_bar * s * q0 + r_bar * s * r0)
+            s_bar = (gu * du + gv * dv + alpha_bar * alpha0 + beta_bar * beta0
+                     + 2 * s * (p_bar * p0 + q_bar * q0 + r_bar * r0))
             c_bar = (s_bar * s).sum() / (2 * c)
         return x_bar, u_bar, v_bar, None, c_bar
 
