@@ -32,17 +32,15 @@ def _split(field, x: torch.Tensor):
 
 def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1,
            inplace: bool = False) -> torch.Tensor:
-    """z + sign weight h value: one fused pass for a fixed h (``alpha``), a product then a sum for a learned
-    one (sign -1: the shear undone, in the same arithmetic wherever it is undone); ``inplace`` writes the
-    result into z (the same arithmetic)."""
-    if isinstance(h, torch.Tensor):
-        step = _scaled(h, weight) * value
-        if inplace:
-            return z.add_(step) if sign > 0 else z.sub_(step)
-        return z + step if sign > 0 else z - step
+    """z + sign weight h value, as a product then a sum (sign -1: the shear undone, in the same arithmetic
+    wherever it is undone); ``inplace`` writes the result into z (the same arithmetic).
+
+    Never ``torch.add(z, value, alpha=c)``: inductor's add + mm -> addmm fusion drops ``alpha`` (the value
+    is a matrix product), so ``torch.compile`` with the default backend computed z + value (docs/gpu.md)."""
+    step = _scaled(h, weight) * value
     if inplace:
-        return z.add_(value, alpha=sign * _scaled(h, weight))
-    return torch.add(z, value, alpha=sign * _scaled(h, weight))
+        return z.add_(step) if sign > 0 else z.sub_(step)
+    return z + step if sign > 0 else z - step
 
 
 def _groups(shears):
