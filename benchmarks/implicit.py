@@ -36,7 +36,7 @@ THEIRS = {"torchdiffeq implicit_midpoint": ("implicit_midpoint", 1), "torchdiffe
 
 def make_field() -> dn.fields.GeneralHamiltonian:
     torch.manual_seed(0)
-    field = dn.fields.Hamiltonian(2, 16, separable=False).double()
+    field = dn.fields.GeneralHamiltonian(2, 16).double()
     with torch.no_grad():
         for p in field.parameters():
             p.copy_(torch.randn_like(p) * SCALE)

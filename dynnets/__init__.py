@@ -13,19 +13,17 @@ explicitly; see docs/architecture.md.
 
 import importlib as _importlib
 
-from . import _compat, constraints, errors, fields, memory, methods, solvers, structure, systems, testing
+from . import constraints, errors, fields, memory, methods, solvers, structure, systems, testing
 from .solvers import solve
 from .step import Flow, Step
 
-_compat.install()
-
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "solve", "solvers",
            "structure", "systems", "testing"]
 
 
 def __getattr__(name: str):
-    """``dn.train`` and the deprecated 0.1 attributes (``dn.pde``, ``dn.eigen``, ...) on first use."""
-    if name == "train" or f"dynnets.{name}" in _compat.MOVED:
-        return _importlib.import_module(f"dynnets.{name}")
+    """``dn.train`` (the training runtime) is imported on first use, not by ``import dynnets``."""
+    if name == "train":
+        return _importlib.import_module("dynnets.train")
     raise AttributeError(f"module 'dynnets' has no attribute {name!r}")

@@ -34,7 +34,7 @@ from .errors import (
     ShapeError,
     StepSizeError,
 )
-from .structure import ConservesLinear, ConservesQuadratic, LinearInvariant, QuadraticInvariant, Trait
+from .structure import LinearInvariant, QuadraticInvariant, Trait
 
 
 class Field(nn.Module):
@@ -99,13 +99,13 @@ class Field(nn.Module):
                 f"{interval:.6g} of {method_name}")
 
     def linear_invariants(self) -> tuple[LinearInvariant, ...]:
-        """LinearInvariant(c) for every ConservesLinear(c) trait: what any Runge-Kutta method conserves."""
-        return tuple(t.invariant for t in self.traits if isinstance(t, ConservesLinear))
+        """The field's declared LinearInvariant(c) traits (c^T F(x) = 0): what any Runge-Kutta method keeps."""
+        return tuple(t for t in self.traits if isinstance(t, LinearInvariant))
 
     def quadratic_invariants(self) -> tuple[QuadraticInvariant, ...]:
-        """QuadraticInvariant(Q) for every ConservesQuadratic(Q) trait (none by default): what every
-        Runge-Kutta method with a symplectic tableau conserves."""
-        return tuple(t.invariant for t in self.traits if isinstance(t, ConservesQuadratic))
+        """The field's declared QuadraticInvariant(Q) traits (x^T Q F(x) = 0; none by default): what every
+        Runge-Kutta method with a symplectic tableau keeps."""
+        return tuple(t for t in self.traits if isinstance(t, QuadraticInvariant))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """DF(x_i) for every row of the batch x, shape (batch, n, n) with n the state size (states

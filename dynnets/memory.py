@@ -34,7 +34,6 @@ from torch.utils.checkpoint import checkpoint
 
 from .checks import MAX_STEPS, check_int
 from .errors import ConfigError
-from .testing import inverse_defect
 
 MODES = ("plain", "reversible", "checkpoint")
 
@@ -146,19 +145,6 @@ def run_reversible(layers, stretches, x: torch.Tensor) -> torch.Tensor:
                 seen.add(id(p))
                 params.append(p)
     return _ReversibleFlow.apply(layers, tuple(stretches), x, *params)
-
-
-def reconstruction_error(flow, x: torch.Tensor) -> float:
-    """max_i ||flow.inverse(flow(x))_i - x_i|| / max(1, ||x_i||), computed in x's own dtype
-    (``dn.testing.inverse_defect`` with ``dtype=None``).
-
-    This is the error with which ``memory="reversible"`` reconstructs the input of the first step in
-    the backward (later steps' inputs are reconstructed at least as well, roughly); gradients inherit an
-    error of about this relative size. Check it in the dtype you train in: it is at round-off for
-    well-conditioned steps, but grows with depth, step size and the steps' expansion (measured
-    figures in docs/memory.md).
-    """
-    return inverse_defect(flow, flow.inverse, x, dtype=None)
 
 
 class SavedTensorMeter:

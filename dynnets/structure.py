@@ -1,23 +1,24 @@
 """Geometric properties, the structural traits of field families, and their algebra.
 
-A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``VolumePreserving()``,
-``NormPreserving()``, ``LinearInvariant(c)`` (c^T x is conserved), ``QuadraticInvariant(Q)`` (x^T Q x
-is conserved) and ``Lipschitz(L)``.
+A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``PreservesVolume()``,
+``LinearInvariant(c)`` (c^T x is conserved), ``QuadraticInvariant(Q)`` (x^T Q x is conserved;
+``QuadraticInvariant.norm()``, Q = I, is the Euclidean norm) and ``Lipschitz(L)``.
 
 A *trait* is what a vector-field family is: ``Partitioned()`` (state (q, v), F = (f(v), g(q))),
 ``CanonicalHamiltonian()`` (F = J grad H on x = (q, p)), ``SeparableHamiltonian()`` (partitioned and
-canonical Hamiltonian with H = T(p) + V(q)), ``SkewProduct()`` (F(x) = S(x) x with S(x) skew),
-``ConservesLinear(c)`` (c^T F(x) = 0 for all x) or ``ConservesQuadratic(Q)`` (x^T Q F(x) = 0 for all x).
-Methods turn traits into properties (e.g. any Runge-Kutta method turns ConservesLinear(c) into
-LinearInvariant(c); a symplectic Runge-Kutta tableau turns ConservesQuadratic(Q) into
-QuadraticInvariant(Q) and CanonicalHamiltonian into Symplectic), so a Step's guarantees come from the
-pair (field, method) and fields and methods never import each other.
+canonical Hamiltonian with H = T(p) + V(q)), ``SkewProduct()`` (F(x) = S(x) x with S(x) skew) and
+``Affine()`` (F(x) = M x + c, which tells implicit linear methods such as Crank-Nicolson they may solve
+with M).
+
+An invariant is one concept with one name at both levels: a field declares ``LinearInvariant(c)`` among
+its traits when c^T F(x) = 0 for all x (so c^T x is a first integral of its flow), and a map guarantees
+the same ``LinearInvariant(c)`` when its steps keep it; likewise ``QuadraticInvariant(Q)`` (x^T Q F(x) = 0).
+Methods turn traits into properties (any Runge-Kutta method keeps every linear invariant; a symplectic
+Runge-Kutta tableau keeps every quadratic one and turns CanonicalHamiltonian into Symplectic), so a
+Step's guarantees come from the pair (field, method) and fields and methods never import each other.
 
 A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
 which multiply (``compose``).
-
-``Affine()`` (F(x) = M x + c, constant M, c) is a trait that tells implicit linear methods
-(Crank-Nicolson) they may solve with M.
 """
 
 from __future__ import annotations
@@ -33,19 +34,16 @@ from .errors import ConfigError
 __all__ = [
     "Affine",
     "CanonicalHamiltonian",
-    "ConservesLinear",
-    "ConservesQuadratic",
     "LinearInvariant",
     "Lipschitz",
-    "NormPreserving",
     "Partitioned",
+    "PreservesVolume",
     "Property",
     "QuadraticInvariant",
     "SeparableHamiltonian",
     "SkewProduct",
     "Symplectic",
     "Trait",
-    "VolumePreserving",
     "compose",
 ]
 
@@ -120,38 +118,31 @@ class Property:
     """A property of a map that a Step or Flow can guarantee."""
 
 
+class Trait:
+    """A structural fact about a vector-field family, declared by the field."""
+
+
 @dataclass(frozen=True)
 class Symplectic(Property):
     """D Psi(x)^T Omega D Psi(x) = Omega for the canonical Omega = [[0, I], [-I, 0]] on x = (q, p)."""
 
 
 @dataclass(frozen=True)
-class VolumePreserving(Property):
+class PreservesVolume(Property):
     """det D Psi(x) = 1."""
 
 
-@dataclass(frozen=True)
-class NormPreserving(Property):
-    """||Psi(x)||_2 = ||x||_2."""
-
-
 @dataclass(frozen=True, init=False)
-class LinearInvariant(Property):
-    """c^T Psi(x) = c^T x. ``c`` is stored as the canonical unit vector of its line (``_as_vector``), a
-    tuple of floats, so that the property is hashable and c and 2 c are the same invariant."""
+class LinearInvariant(Property, Trait):
+    """c^T x is conserved: by a map, c^T Psi(x) = c^T x; declared by a field, c^T F(x) = 0 for every x (a
+    first integral of its flow, which every Runge-Kutta method keeps). ``c`` is stored as the canonical
+    unit vector of its line (``_as_vector``), a tuple of floats, so that the invariant is hashable and c
+    and 2 c are the same invariant."""
 
     c: tuple[float, ...]
 
     def __init__(self, c):
         object.__setattr__(self, "c", _as_vector(c))
-
-    @classmethod
-    def _canonical(cls, c: tuple[float, ...]) -> LinearInvariant:
-        """From an already canonical c (a trait's), without normalising again (which could move the last
-        bits and make the two unequal)."""
-        prop = object.__new__(cls)
-        object.__setattr__(prop, "c", c)
-        return prop
 
     @classmethod
     def ones(cls, dim: int) -> LinearInvariant:
@@ -166,41 +157,47 @@ class LinearInvariant(Property):
 
 
 @dataclass(frozen=True, init=False)
-class QuadraticInvariant(Property):
-    """Psi(x)^T Q Psi(x) = x^T Q x. ``Q`` is stored as the canonical symmetric unit-norm representative of
-    its form (``_as_symmetric``), a tuple of row tuples, so that the property is hashable and Q, 2 Q and
-    Q^T are the same invariant."""
+class QuadraticInvariant(Property, Trait):
+    """x^T Q x is conserved: by a map, Psi(x)^T Q Psi(x) = x^T Q x; declared by a field, x^T Q F(x) = 0 for
+    every x (every Runge-Kutta method with a symplectic tableau keeps it; Cooper 1987, GNI IV.2.1).
 
-    Q: tuple[tuple[float, ...], ...]
+    ``Q`` is stored as the canonical symmetric unit-norm representative of its form (``_as_symmetric``),
+    a tuple of row tuples, so that the invariant is hashable and Q, 2 Q and Q^T are the same invariant. A
+    multiple of the identity is the Euclidean norm, in any dimension: ``QuadraticInvariant.norm()``, stored
+    as ``Q = None`` (``QuadraticInvariant(torch.eye(n))`` equals it)."""
 
-    def __init__(self, Q):
-        object.__setattr__(self, "Q", _as_symmetric(Q))
+    Q: tuple[tuple[float, ...], ...] | None
+
+    def __init__(self, Q=None):
+        form = None if Q is None else _as_symmetric(Q)
+        if form is not None and all(form[i][j] == (form[0][0] if i == j else 0.0)
+                                    for i in range(len(form)) for j in range(len(form))):
+            form = None  # a positive multiple of I (the canonical form has a positive first entry)
+        object.__setattr__(self, "Q", form)
 
     @classmethod
-    def _canonical(cls, Q: tuple[tuple[float, ...], ...]) -> QuadraticInvariant:
-        """From an already canonical Q (a trait's), without normalising again (which could move the last
-        bits and make the two unequal)."""
-        prop = object.__new__(cls)
-        object.__setattr__(prop, "Q", Q)
-        return prop
-
-    @classmethod
-    def identity(cls, dim: int) -> QuadraticInvariant:
-        """||x||^2 (the property NormPreserving states for the Euclidean norm)."""
-        return cls([[float(i == j) for j in range(dim)] for i in range(dim)])
+    def norm(cls) -> QuadraticInvariant:
+        """||x||^2, i.e. the Euclidean norm, conserved (Q = I in the state's dimension)."""
+        return cls()
 
     @property
     def is_norm(self) -> bool:
-        """True when Q is a multiple of the identity: the invariant is ||x||."""
-        n = len(self.Q)
-        return self == QuadraticInvariant.identity(n)
+        """True when the invariant is ||x|| (Q a multiple of the identity)."""
+        return self.Q is None
 
-    def matrix(self, dtype=torch.float64, device=None) -> torch.Tensor:
+    def matrix(self, dim: int | None = None, dtype=torch.float64, device=None) -> torch.Tensor:
+        """Q as a tensor; the norm's Q = I needs the state dimension ``dim``."""
+        if self.Q is None:
+            if dim is None:
+                raise ConfigError("the norm invariant's matrix I needs the state dimension: matrix(dim)")
+            return torch.eye(dim, dtype=dtype, device=device)
         return torch.tensor(self.Q, dtype=dtype, device=device)
 
     def __repr__(self) -> str:
+        if self.Q is None:
+            return "QuadraticInvariant(Q=I)"
         n = len(self.Q)
-        return "QuadraticInvariant(Q=I)" if self.is_norm else f"QuadraticInvariant(Q={self.Q if n <= 3 else '...'}, dim={n})"
+        return f"QuadraticInvariant(Q={self.Q if n <= 3 else '...'}, dim={n})"
 
 
 @dataclass(frozen=True)
@@ -212,10 +209,6 @@ class Lipschitz(Property):
     def __post_init__(self):
         if not (math.isfinite(self.L) and self.L >= 0):
             raise ConfigError(f"a Lipschitz constant must be finite and >= 0, got L={self.L}")
-
-
-class Trait:
-    """A structural fact about a vector-field family, declared by the field."""
 
 
 @dataclass(frozen=True)
@@ -240,39 +233,6 @@ class SeparableHamiltonian(CanonicalHamiltonian):
 @dataclass(frozen=True)
 class SkewProduct(Trait):
     """F(x) = S(x) x with S(x) skew-symmetric. The field exposes ``skew(x)``."""
-
-
-@dataclass(frozen=True, init=False)
-class ConservesLinear(Trait):
-    """c^T F(x) = 0 for every x, so c^T x is a first integral of the flow."""
-
-    c: tuple[float, ...]
-
-    def __init__(self, c):
-        object.__setattr__(self, "c", _as_vector(c))
-
-    @property
-    def invariant(self) -> LinearInvariant:
-        """The property LinearInvariant(c) this trait gives under every Runge-Kutta method, equal to
-        ``LinearInvariant(c)`` built from the same c."""
-        return LinearInvariant._canonical(self.c)
-
-
-@dataclass(frozen=True, init=False)
-class ConservesQuadratic(Trait):
-    """x^T Q F(x) = 0 for every x (Q symmetric), so x^T Q x is a first integral of the flow; every Runge-Kutta
-    method with a symplectic tableau conserves it exactly (Cooper 1987; GNI IV.2.1)."""
-
-    Q: tuple[tuple[float, ...], ...]
-
-    def __init__(self, Q):
-        object.__setattr__(self, "Q", _as_symmetric(Q))
-
-    @property
-    def invariant(self) -> QuadraticInvariant:
-        """The property QuadraticInvariant(Q) this trait gives under symplectic Runge-Kutta methods, equal
-        to ``QuadraticInvariant(Q)`` built from the same Q."""
-        return QuadraticInvariant._canonical(self.Q)
 
 
 @dataclass(frozen=True)

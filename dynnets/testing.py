@@ -193,13 +193,13 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
     the claimed constant, so that, like every other defect, it is 0 when the claim holds."""
     if isinstance(prop, structure.Symplectic):
         return symplecticity_defect(f, x)
-    if isinstance(prop, structure.VolumePreserving):
+    if isinstance(prop, structure.PreservesVolume):
         return volume_defect(f, x)
     if isinstance(prop, structure.LinearInvariant):
         return invariant_drift(f, x, prop.vector())
-    if isinstance(prop, structure.NormPreserving):
-        return norm_drift(f, x)
     if isinstance(prop, structure.QuadraticInvariant):
+        if prop.is_norm:
+            return norm_drift(f, x)
         return quadratic_drift(f, x, prop.matrix())
     if isinstance(prop, structure.Lipschitz):
         if y is None:

@@ -63,7 +63,7 @@ def sample_states(system, n: int, gen: torch.Generator) -> torch.Tensor:
 
 def network(kind: str, dtype, device) -> dn.Flow:
     if kind == "symplectic":
-        step = dn.Step(dn.fields.Hamiltonian(2, GL_WIDTH, separable=False), dn.methods.GaussLegendre(2), DT)
+        step = dn.Step(dn.fields.GeneralHamiltonian(2, GL_WIDTH), dn.methods.GaussLegendre(2), DT)
     elif kind == "resnet":
         step = dn.Step(dn.fields.Dense(4, DENSE_WIDTH), dn.methods.RK4(), DT)
     else:

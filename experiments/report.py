@@ -175,7 +175,7 @@ def _trained_checks(name: str, m: dict) -> list[tuple]:
     if name == "eigen" and "trajectories" in m:
         t = m["trajectories"]
         # relative drift of ||x|| over the Cayley trajectory: C = 10, n = steps
-        add("Yi field, Cayley", f"NormPreserving(), {t.get('steps')} steps", t.get("max_norm_drift_cayley"),
+        add("Yi field, Cayley", f"QuadraticInvariant.norm(), {t.get('steps')} steps", t.get("max_norm_drift_cayley"),
             10 * t.get("steps", 1) * EPS, t.get("max_norm_drift_euler"))
     if name == "robustness" and "lipschitz_bound" in m:
         # the certified bound itself: excess over 1 (exact norms; C = 10, n = 1)

@@ -1,15 +1,11 @@
 """The layout's rules (docs/architecture.md), checked statically: layers import only downwards, no import
 cycles (imports inside functions included), `import dynnets` loads neither the runtime nor the
-applications, and the old 0.1 paths still resolve with a DeprecationWarning."""
+applications."""
 
 import ast
-import importlib
 import subprocess
 import sys
-import warnings
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "dynnets"
 ORDER = {"core": 0, "fields": 1, "methods": 1, "systems": 1, "constraints": 2, "solvers": 2, "train": 3,
@@ -44,8 +40,8 @@ def _imports(name: str, path: Path, mods: dict) -> set[str]:
 
 def _layer(module: str) -> str | None:
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] == "_compat":
-        return None  # the package's __init__ (it gathers the public names) and the 0.1 aliases
+    if len(parts) == 1:
+        return None  # the package's __init__ (it gathers the public names)
     return parts[1] if parts[1] in ORDER else "core"
 
 
@@ -86,22 +82,3 @@ def test_import_dynnets_loads_neither_the_runtime_nor_the_applications():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_old_paths_resolve_with_a_deprecation_warning():
-    from dynnets import _compat
-
-    for old in _compat.MOVED:
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=old.replace(".", r"\.")):
-            module = importlib.import_module(old)
-        assert module is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from dynnets.pde import HeatField1D, solve_heat
-        from dynnets.pde.heat_trial import DYNNETS_RECIPE
-        from dynnets.robust import pgd_l2
-    from dynnets.applications.adversarial import pgd_l2 as new_pgd
-    from dynnets.applications.trial.heat import DYNNETS_RECIPE as new_recipe
-    from dynnets.systems import HeatField1D as new_field
-
-    assert HeatField1D is new_field and DYNNETS_RECIPE is new_recipe and pgd_l2 is new_pgd
-    assert callable(solve_heat)

@@ -86,7 +86,7 @@ def test_conserve_linear_vector(c):
         assert drift <= 10 * 10 * 4 * torch.finfo(torch.float64).eps, drift
         return torch.tensor(drift)
 
-    outcome(lambda: F.ConserveLinear(F.Dense(4, 8).double(), c), use)
+    outcome(lambda: F.Projected(F.Dense(4, 8).double(), c), use)
 
 
 @SETTINGS

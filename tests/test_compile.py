@@ -40,7 +40,7 @@ PAIRS = [
     ("Linear/Euler", lambda: F.Linear(torch.tensor([[0.0, 1.0], [-1.0, -0.1]])), M.Euler(), _vector(2)),
     ("HeatField1D/CrankNicolson", lambda: dn.systems.HeatField1D(dn.systems.UniformGrid1D(0.0, 1.0, 5), left=1.0),
      M.CrankNicolson(), _vector(4)),
-    ("ConserveLinear/Euler", lambda: F.ConserveLinear(F.Dense(4, 8), [1.0, 2.0, 0.0, -1.0]), M.Euler(), _vector(4)),
+    ("Projected/Euler", lambda: F.Projected(F.Dense(4, 8), [1.0, 2.0, 0.0, -1.0]), M.Euler(), _vector(4)),
     ("Hamiltonian/Euler", lambda: F.Hamiltonian(2, 8), M.Euler(), _vector(4)),
     ("Hamiltonian/SymplecticEuler", lambda: F.Hamiltonian(2, 8), M.SymplecticEuler(), _vector(4)),
     ("Hamiltonian/StormerVerlet", lambda: F.Hamiltonian(2, 8), M.StormerVerlet(), _vector(4)),

@@ -85,7 +85,7 @@ def test_cayley_conserves_norm_to_round_off_euler_does_not():
         step = dn.Step(field, method, h)
         flow = dn.Flow.repeat(step, n_steps)
         drifts[name] = dn.testing.norm_drift(flow, x0)
-        assert (dn.structure.NormPreserving() in step.guarantees) == (name == "cayley")
+        assert (dn.structure.QuadraticInvariant.norm() in step.guarantees) == (name == "cayley")
     tol = 10 * n_steps * 6 * EPS64
     assert drifts["cayley"] <= tol, drifts
     assert drifts["euler"] >= 1e6 * max(drifts["cayley"], EPS64), drifts
@@ -94,7 +94,7 @@ def test_cayley_conserves_norm_to_round_off_euler_does_not():
 def test_rk4_integrates_the_field():
     step = dn.Step(YiField(torch.tensor(SEED_MATRIX, dtype=torch.float64)), dn.methods.RK4(), 0.01)
     x = torch.randn(3, 6, dtype=torch.float64)
-    assert torch.isfinite(step(x)).all() and dn.structure.NormPreserving() not in step.guarantees
+    assert torch.isfinite(step(x)).all() and dn.structure.QuadraticInvariant.norm() not in step.guarantees
 
 
 def test_step_size_rule_names_h_and_limit():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.methods import MIDPOINT, SSPRK3, ExplicitRK
+from dynnets.methods import ExplicitRK
+from dynnets.methods.tableaux import EXPLICIT_MIDPOINT, SSPRK3
 
 
 def _problem():
@@ -21,7 +22,7 @@ def _problem():
 
 @pytest.mark.parametrize(
     "method, order",
-    [(dn.methods.Euler(), 1), (dn.methods.Heun(), 2), (ExplicitRK(MIDPOINT), 2),
+    [(dn.methods.Euler(), 1), (dn.methods.Heun(), 2), (ExplicitRK(EXPLICIT_MIDPOINT), 2),
      (ExplicitRK(SSPRK3), 3), (dn.methods.RK4(), 4)],
     ids=["Euler", "Heun", "Midpoint", "SSPRK3", "RK4"],
 )

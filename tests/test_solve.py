@@ -19,7 +19,8 @@ from dynnets.errors import (
     TableauError,
     ToleranceError,
 )
-from dynnets.methods import DOPRI5, DOPRI5_BHAT, DOPRI5_DENSE, EmbeddedPair
+from dynnets.methods import EmbeddedPair, EmbeddedTableau
+from dynnets.methods.tableaux import DORMAND_PRINCE_5
 from dynnets.solvers import PIController
 from dynnets.solvers.controller import pair_error
 
@@ -40,20 +41,28 @@ def _rotation(x0, t):
                          [(PAIRS[0], (5, (4,), 4), 5, 6), (PAIRS[1], (3, (2,), 3), 3, 3),
                           (PAIRS[2], (8, (5, 3), 7), 8, 12)], ids=IDS)
 def test_pair_orders_are_computed_from_the_tableau(pair, orders, error_order, per_step):
-    assert (pair.order, pair.embedded_orders, pair.dense_order) == orders
+    assert (pair.order, pair.tableau.embedded_orders, pair.tableau.dense_order) == orders
     assert pair.error_order == error_order
     assert pair.fsal is not None and pair.step_stages - 1 == per_step
 
 
 def test_a_pair_whose_orders_do_not_come_out_is_refused():
+    tab = DORMAND_PRINCE_5
+
+    def build(embedded, dense, orders):
+        return EmbeddedPair(EmbeddedTableau.from_lists(tab.a, tab.b, embedded=embedded, dense=dense, orders=orders))
+
+    assert build(tab.embedded, tab.dense, (5, 4, 4)).order == 5
     with pytest.raises(TableauError, match="claims orders"):
-        EmbeddedPair(DOPRI5, (DOPRI5_BHAT,), dense=DOPRI5_DENSE, claimed=(5, 4, 5))
-    wrong_dense = [list(row) for row in DOPRI5_DENSE]
+        build(tab.embedded, tab.dense, (5, 4, 5))
+    wrong_dense = [list(row) for row in tab.dense]
     wrong_dense[2][1] *= 1.0 + 1e-9  # one digit off: the dense output loses its order (and consistency)
     with pytest.raises(TableauError, match="dense output"):
-        EmbeddedPair(DOPRI5, (DOPRI5_BHAT,), dense=wrong_dense, claimed=(5, 4, 4))
+        build(tab.embedded, wrong_dense, (5, 4, 4))
     with pytest.raises(TableauError, match="embedded orders"):
-        EmbeddedPair(DOPRI5, (DOPRI5.b,), claimed=(5, 5))
+        build([tab.b], None, (5, 5))
+    with pytest.raises(ConfigTypeError, match="EmbeddedTableau"):
+        EmbeddedPair(tab.a)
 
 
 def _closed_form_problem(name):

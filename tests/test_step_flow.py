@@ -33,7 +33,7 @@ def test_public_names_of_the_core_exist():
     for name in ["Euler", "Heun", "RK4", "ExplicitRK"]:
         assert hasattr(dn.methods, name)
     assert hasattr(dn.fields, "Dense")
-    for name in ["LinearInvariant", "VolumePreserving", "Symplectic", "Lipschitz", "NormPreserving"]:
+    for name in ["LinearInvariant", "PreservesVolume", "Symplectic", "Lipschitz", "QuadraticInvariant"]:
         assert hasattr(dn.structure, name)
     for name in ["symplecticity_defect", "volume_defect", "invariant_drift", "lipschitz_ratio"]:
         assert callable(getattr(dn.testing, name))

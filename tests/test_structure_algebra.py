@@ -7,9 +7,9 @@ import dynnets as dn
 from dynnets.structure import (
     LinearInvariant,
     Lipschitz,
-    NormPreserving,
+    PreservesVolume,
+    QuadraticInvariant,
     Symplectic,
-    VolumePreserving,
     compose,
 )
 
@@ -19,7 +19,7 @@ def test_properties_are_values():
     assert LinearInvariant(torch.ones(3)) == LinearInvariant((1.0, 1.0, 1.0))
     assert hash(LinearInvariant.ones(3)) == hash(LinearInvariant(torch.ones(3, dtype=torch.float64)))
     assert LinearInvariant.ones(3) != LinearInvariant.ones(4)
-    assert Symplectic() == Symplectic() and Symplectic() != VolumePreserving()
+    assert Symplectic() == Symplectic() and Symplectic() != PreservesVolume()
 
 
 @pytest.mark.parametrize("c", [[], [0.0, 0.0], [1.0, math.nan]])
@@ -36,11 +36,11 @@ def test_bad_lipschitz_constant_rejected():
 
 
 def test_compose_intersects_and_multiplies_lipschitz():
-    a = frozenset({Symplectic(), VolumePreserving(), Lipschitz(2.0)})
-    b = frozenset({VolumePreserving(), Lipschitz(0.5), NormPreserving()})
-    assert compose([a, b]) == frozenset({VolumePreserving(), Lipschitz(1.0)})
+    a = frozenset({Symplectic(), PreservesVolume(), Lipschitz(2.0)})
+    b = frozenset({PreservesVolume(), Lipschitz(0.5), QuadraticInvariant.norm()})
+    assert compose([a, b]) == frozenset({PreservesVolume(), Lipschitz(1.0)})
     # a member without a Lipschitz constant removes it
-    assert compose([a, frozenset({VolumePreserving()})]) == frozenset({VolumePreserving()})
+    assert compose([a, frozenset({PreservesVolume()})]) == frozenset({PreservesVolume()})
     assert compose([a]) == a
     assert compose([]) == frozenset()
     # repetition multiplies
@@ -49,7 +49,7 @@ def test_compose_intersects_and_multiplies_lipschitz():
 
 def test_step_guarantees_come_from_field_traits():
     class Skewish(dn.fields.Linear):
-        traits = frozenset({dn.structure.ConservesLinear([1.0, 1.0])})
+        traits = frozenset({dn.structure.LinearInvariant([1.0, 1.0])})
 
     field = Skewish(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))  # 1^T M = 0
     for method in (dn.methods.Euler(), dn.methods.Heun(), dn.methods.RK4()):

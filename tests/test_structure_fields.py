@@ -31,7 +31,7 @@ M = dn.methods
     lambda: F.Gradient(3, 4, sign=0),
     lambda: F.Gradient(3, 4, sign=True),
     lambda: F.Gradient(3, 4, activation="nope"),
-    lambda: F.ConserveLinear(F.Dense(3, 4), [1.0, 1.0]),
+    lambda: F.Projected(F.Dense(3, 4), [1.0, 1.0]),
     lambda: F.MassPreserving(1, 4, rank=1),
     lambda: F.SpherePreserving(4, 6, rank=2),
     lambda: F.SpherePreserving(4, 4, rank=0),
@@ -47,12 +47,12 @@ def test_bad_sizes_and_options_raise_config_error(build):
 @pytest.mark.parametrize("c", [[0.0, 0.0, 0.0], [1.0, float("nan"), 0.0], []])
 def test_conserve_linear_rejects_degenerate_vectors(c):
     with pytest.raises(ValueError):
-        F.ConserveLinear(F.Dense(3, 4), c)
+        F.Projected(F.Dense(3, 4), c)
 
 
 FIELDS = {
     "mass": lambda: F.MassPreserving(4, 6),
-    "conserve": lambda: F.ConserveLinear(F.Dense(4, 6), [1.0, 2.0, 0.0, -1.0]),
+    "conserve": lambda: F.Projected(F.Dense(4, 6), [1.0, 2.0, 0.0, -1.0]),
     "volume": lambda: F.VolumePreserving(3, 6, v_dim=1),
     "hamiltonian": lambda: F.Hamiltonian(2, 6),
     "sphere": lambda: F.SpherePreserving(4, 6),
@@ -131,15 +131,15 @@ def test_declared_guarantees_follow_the_table():
     c = [1.0, 2.0, 0.0, -1.0]
     cases = [
         (F.MassPreserving(4, 4), M.RK4(), {ones4}),
-        (F.MassPreserving(4, 4), M.ExplicitRK(M.SSPRK3), {ones4}),
-        (F.ConserveLinear(F.Dense(4, 4), c), M.Heun(), {st.LinearInvariant(c)}),
-        (F.VolumePreserving(2, 4), M.SymplecticEuler(), {st.VolumePreserving()}),
+        (F.MassPreserving(4, 4), M.ExplicitRK(M.tableaux.SSPRK3), {ones4}),
+        (F.Projected(F.Dense(4, 4), c), M.Heun(), {st.LinearInvariant(c)}),
+        (F.VolumePreserving(2, 4), M.SymplecticEuler(), {st.PreservesVolume()}),
         (F.VolumePreserving(2, 4), M.RK4(), set()),
-        (F.Hamiltonian(2, 4), M.StormerVerlet(), {st.VolumePreserving(), st.Symplectic()}),
+        (F.Hamiltonian(2, 4), M.StormerVerlet(), {st.PreservesVolume(), st.Symplectic()}),
         (F.Hamiltonian(2, 4), M.Euler(), set()),
-        (F.SpherePreserving(4, 4), M.Cayley(), {st.NormPreserving()}),
+        (F.SpherePreserving(4, 4), M.Cayley(), {st.QuadraticInvariant.norm()}),
         (F.SpherePreserving(4, 4), M.Euler(), set()),
-        (F.SpherePreserving(4, 4, rank=2), M.Cayley(), {st.NormPreserving()}),
+        (F.SpherePreserving(4, 4, rank=2), M.Cayley(), {st.QuadraticInvariant.norm()}),
         (F.SpherePreserving(4, 4, rank=2), M.RK4(), set()),
         (F.MassPreserving(4, 4, rank=2), M.RK4(), {ones4}),
         # Euler of a gradient field: the certified bound of docs/lipschitz.md (issue 8)
@@ -153,22 +153,22 @@ def test_declared_guarantees_follow_the_table():
 def test_flow_of_mixed_steps_keeps_only_shared_guarantees():
     ham = dn.Step(F.Hamiltonian(2, 4), M.SymplecticEuler(), 0.1)
     vol = dn.Step(F.VolumePreserving(2, 4), M.StormerVerlet(), 0.1)
-    assert dn.Flow([ham, vol]).guarantees == frozenset({st.VolumePreserving()})
-    assert dn.Flow([ham, ham]).guarantees == frozenset({st.VolumePreserving(), st.Symplectic()})
+    assert dn.Flow([ham, vol]).guarantees == frozenset({st.PreservesVolume()})
+    assert dn.Flow([ham, ham]).guarantees == frozenset({st.PreservesVolume(), st.Symplectic()})
 
 
 def test_conserve_linear_keeps_orthogonal_invariants_only():
     c1, c2, c3 = [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0], [1.0, 0.0, 1.0, 0.0]
-    both = F.ConserveLinear(F.ConserveLinear(F.Dense(4, 4), c1), c2)
-    assert set(both.traits) == {st.ConservesLinear(c1), st.ConservesLinear(c2)}
+    both = F.Projected(F.Projected(F.Dense(4, 4), c1), c2)
+    assert set(both.traits) == {st.LinearInvariant(c1), st.LinearInvariant(c2)}
     x = points(16, 4, seed=0)
     field = randomize(both, 1.0, seed=0)
     with torch.no_grad():
         out = field(x)
     for c in (c1, c2):
         assert float((out @ torch.tensor(c, dtype=torch.float64)).abs().max()) <= 8 * EPS * float(out.abs().max())
-    assert set(F.ConserveLinear(F.ConserveLinear(F.Dense(4, 4), c1), c3).traits) == {st.ConservesLinear(c3)}
-    assert not any(isinstance(t, st.Partitioned) for t in F.ConserveLinear(F.VolumePreserving(2, 4), c1).traits)
+    assert set(F.Projected(F.Projected(F.Dense(4, 4), c1), c3).traits) == {st.LinearInvariant(c3)}
+    assert not any(isinstance(t, st.Partitioned) for t in F.Projected(F.VolumePreserving(2, 4), c1).traits)
 
 
 # --- the identities behind the guarantees, at the level of the field ------------------------------
@@ -181,17 +181,17 @@ def test_mass_field_has_zero_total():
     # 1^T F adds 6 terms each of size <= |F|_inf: round-off at most 6 eps |F|_inf per row (C = 1)
     assert float(out.sum(1).abs().max()) <= 6 * EPS * float(out.abs().max())
     assert float(out.abs().max()) > 1.0  # not trivially zero
-    # it is (A - A^T) 1 for the matrix A whose strict upper triangle is field.upper(x)
+    # it is (A - A^T) 1 for the matrix A whose strict upper triangle is field.net.upper(x)
     A = torch.zeros(64, 6, 6, dtype=torch.float64)
     i, j = torch.triu_indices(6, 6, offset=1)
-    A[:, i, j] = field.upper(x)
+    A[:, i, j] = field.net.upper(x)
     assert torch.allclose(out, ((A - A.transpose(1, 2)) @ torch.ones(6, dtype=torch.float64)), rtol=0, atol=1e-13)
 
 
 def test_projected_field_conserves_c_and_changes_nothing_orthogonal():
     c = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
     inner = randomize(F.Dense(4, 8), 1.0, seed=2)
-    field = F.ConserveLinear(inner, c)
+    field = F.Projected(inner, c)
     x = points(32, 4, seed=2)
     with torch.no_grad():
         out, raw = field(x), inner(x)

@@ -3,27 +3,23 @@ import math
 import pytest
 
 from dynnets.errors import TableauError
-from dynnets.methods import (
-    DOPRI5,
-    DOPRI5_BHAT,
+from dynnets.methods import ButcherTableau, ExplicitRK, ImplicitRK, trees
+from dynnets.methods.tableaux import (
+    CLASSIC_RK4,
+    DORMAND_PRINCE_5,
     EULER,
-    GAUSS1,
-    GAUSS2,
-    GAUSS3,
+    EXPLICIT_MIDPOINT,
+    GAUSS_LEGENDRE_1,
+    GAUSS_LEGENDRE_2,
+    GAUSS_LEGENDRE_3,
     HEUN,
-    MIDPOINT,
-    RADAU_IIA2,
-    RADAU_IIA3,
-    RK4_TABLEAU,
+    RADAU_IIA_2,
+    RADAU_IIA_3,
     SSPRK3,
-    ButcherTableau,
-    ExplicitRK,
-    ImplicitRK,
-    trees,
 )
 
-NAMED = [(EULER, 1), (HEUN, 2), (MIDPOINT, 2), (SSPRK3, 3), (RK4_TABLEAU, 4), (DOPRI5, 5), (GAUSS1, 2), (GAUSS2, 4),
-         (GAUSS3, 6), (RADAU_IIA2, 3), (RADAU_IIA3, 5)]
+NAMED = [(EULER, 1), (HEUN, 2), (EXPLICIT_MIDPOINT, 2), (SSPRK3, 3), (CLASSIC_RK4, 4), (DORMAND_PRINCE_5, 5), (GAUSS_LEGENDRE_1, 2), (GAUSS_LEGENDRE_2, 4),
+         (GAUSS_LEGENDRE_3, 6), (RADAU_IIA_2, 3), (RADAU_IIA_3, 5)]
 
 
 @pytest.mark.parametrize("tab, order", NAMED, ids=lambda v: getattr(v, "name", str(v)))
@@ -46,29 +42,29 @@ def test_order_conditions_fail_exactly_beyond_the_order():
     """Gauss s=3 satisfies every condition up to order 6 to round-off and violates one of order 7 by far
     more (the comparison can fail)."""
     defects: dict[int, float] = {}
-    for t, d, _ in trees.order_defects(GAUSS3.a, GAUSS3.b, 7):
+    for t, d, _ in trees.order_defects(GAUSS_LEGENDRE_3.a, GAUSS_LEGENDRE_3.b, 7):
         defects[trees.size(t)] = max(defects.get(trees.size(t), 0.0), abs(d))
     assert max(defects[n] for n in range(1, 7)) < 1e-15 and defects[7] > 1e-6
 
 
 def test_genuine_fifth_order_tableau_accepted_with_its_claim():
-    assert DOPRI5.order == 5
-    assert ButcherTableau.from_lists(DOPRI5.a, DOPRI5.b, name="dp5", order=5).order == 5
+    assert DORMAND_PRINCE_5.order == 5
+    assert ButcherTableau.from_lists(DORMAND_PRINCE_5.a, DORMAND_PRINCE_5.b, name="dp5", order=5).order == 5
     with pytest.raises(TableauError, match="claims order 6 but satisfies the order conditions only up to order 5"):
-        ButcherTableau.from_lists(DOPRI5.a, DOPRI5.b, name="dp5", order=6)
+        ButcherTableau.from_lists(DORMAND_PRINCE_5.a, DORMAND_PRINCE_5.b, name="dp5", order=6)
 
 
 def test_order_of_any_weight_vector():
     """The same machinery gives the order of another weight vector (e.g. an embedded pair's b-hat)."""
-    assert DOPRI5.order_of(DOPRI5_BHAT) == 4
-    assert RK4_TABLEAU.order_of([0.5, 0.5, 0.0, 0.0]) == 1   # sum 1, but b^T c = 1/4 != 1/2
-    assert RK4_TABLEAU.order_of([0.5, 0.4, 0.0, 0.0]) == 0   # not even consistent
+    assert DORMAND_PRINCE_5.order_of(DORMAND_PRINCE_5.embedded[0]) == 4
+    assert CLASSIC_RK4.order_of([0.5, 0.5, 0.0, 0.0]) == 1   # sum 1, but b^T c = 1/4 != 1/2
+    assert CLASSIC_RK4.order_of([0.5, 0.4, 0.0, 0.0]) == 0   # not even consistent
     with pytest.raises(TableauError, match="needs 4 entries"):
-        RK4_TABLEAU.order_of([1.0])
+        CLASSIC_RK4.order_of([1.0])
 
 
 def test_order_capped_at_two_s_and_claims_beyond_refused():
-    assert GAUSS1.max_checked_order == 2 and DOPRI5.max_checked_order == 10
+    assert GAUSS_LEGENDRE_1.max_checked_order == 2 and DORMAND_PRINCE_5.max_checked_order == 10
     with pytest.raises(TableauError, match="checked up to order 2"):
         ButcherTableau.from_lists([[0.5]], [1.0], order=3)
 
@@ -103,8 +99,8 @@ def test_consistency_checks_are_scale_aware():
 
 
 @pytest.mark.parametrize("tab, symplectic, symmetric", [
-    (GAUSS1, True, True), (GAUSS2, True, True), (GAUSS3, True, True), (RADAU_IIA2, False, False),
-    (RADAU_IIA3, False, False), (RK4_TABLEAU, False, False), (HEUN, False, False), (DOPRI5, False, False),
+    (GAUSS_LEGENDRE_1, True, True), (GAUSS_LEGENDRE_2, True, True), (GAUSS_LEGENDRE_3, True, True), (RADAU_IIA_2, False, False),
+    (RADAU_IIA_3, False, False), (CLASSIC_RK4, False, False), (HEUN, False, False), (DORMAND_PRINCE_5, False, False),
 ], ids=lambda v: getattr(v, "name", str(v)))
 def test_algebraic_properties_are_computed(tab, symplectic, symmetric):
     assert tab.is_symplectic is symplectic
@@ -116,27 +112,27 @@ def test_symplectic_condition_decides_on_coefficients_not_names():
     coefficient by 1e-9 breaks both properties."""
     trapezoid = ButcherTableau.from_lists([[0, 0], [0.5, 0.5]], [0.5, 0.5], name="trapezoid", order=2)
     assert trapezoid.is_symmetric and not trapezoid.is_symplectic
-    a = [list(r) for r in GAUSS2.a]
+    a = [list(r) for r in GAUSS_LEGENDRE_2.a]
     a[0][1] += 1e-9
-    bent = ButcherTableau.from_lists(a, GAUSS2.b)
+    bent = ButcherTableau.from_lists(a, GAUSS_LEGENDRE_2.b)
     assert not bent.is_symplectic and not bent.is_symmetric
 
 
 def test_stability_of_implicit_tableaux():
     """A-stable Gauss and Radau IIA: no real stability limit; R(z) of implicit midpoint is (1 + z/2)/(1 - z/2)."""
-    for tab in (GAUSS1, GAUSS2, GAUSS3, RADAU_IIA2, RADAU_IIA3):
+    for tab in (GAUSS_LEGENDRE_1, GAUSS_LEGENDRE_2, GAUSS_LEGENDRE_3, RADAU_IIA_2, RADAU_IIA_3):
         assert tab.real_stability_interval == math.inf
-    num, den = GAUSS1.stability_function()
+    num, den = GAUSS_LEGENDRE_1.stability_function()
     assert num == pytest.approx((1.0, 0.5), abs=1e-15) and den == pytest.approx((1.0, -0.5), abs=1e-15)
-    assert DOPRI5.real_stability_interval == pytest.approx(3.3066, abs=1e-4)
+    assert DORMAND_PRINCE_5.real_stability_interval == pytest.approx(3.3066, abs=1e-4)
 
 
 def test_explicit_rk_refuses_implicit_tableaux_and_names_the_alternative():
     with pytest.raises(TableauError, match=r"not explicit: a\[0\]\[0\] = 0.5 .*use ImplicitRK"):
-        ExplicitRK(GAUSS1)
+        ExplicitRK(GAUSS_LEGENDRE_1)
     with pytest.raises(TableauError, match=r"a\[0\]\[1\]"):
         ExplicitRK(ButcherTableau.from_lists([[0, 0.5], [0.5, 0]], [0.5, 0.5], c=[0.5, 0.5]))
-    assert ImplicitRK(GAUSS1).order == 2 and ImplicitRK(RK4_TABLEAU).order == 4
+    assert ImplicitRK(GAUSS_LEGENDRE_1).order == 2 and ImplicitRK(CLASSIC_RK4).order == 4
 
 
 def test_order_is_computed_not_claimed():

@@ -121,10 +121,10 @@ def test_points_must_be_batched():
 
 
 def test_verify_measures_every_claim_and_can_fail():
-    from dynnets.structure import ConservesLinear, LinearInvariant
+    from dynnets.structure import LinearInvariant
 
     class Conserving(dn.fields.Linear):
-        traits = frozenset({ConservesLinear([1.0, 1.0, 1.0])})
+        traits = frozenset({LinearInvariant([1.0, 1.0, 1.0])})
 
     M = torch.tensor([[0.0, 1.0, -1.0], [-1.0, 0.0, 1.0], [1.0, -1.0, 0.0]], dtype=torch.float64)
     good = dn.Flow.repeat(dn.Step(Conserving(M), dn.methods.RK4(), 0.3), 40)

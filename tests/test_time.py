@@ -11,19 +11,17 @@ from structure_cases import ForcedPendulum
 import dynnets as dn
 from dynnets.base import Field
 from dynnets.errors import ConfigError, IncompatibleFieldError
-from dynnets.methods import (
-    BS3,
-    DOPRI5,
+from dynnets.methods import ButcherTableau, EmbeddedPair, ExplicitRK
+from dynnets.methods import tableaux as tableau_module
+from dynnets.methods.tableaux import (
+    BOGACKI_SHAMPINE_3,
+    CLASSIC_RK4,
+    DORMAND_PRINCE_5,
     EULER,
+    EXPLICIT_MIDPOINT,
     HEUN,
-    MIDPOINT,
-    RK4_TABLEAU,
     SSPRK3,
-    ButcherTableau,
-    EmbeddedPair,
-    ExplicitRK,
 )
-from dynnets.methods import tableau as tableau_module
 from dynnets.structure import Symplectic
 
 EPS = torch.finfo(torch.float64).eps
@@ -52,9 +50,9 @@ class ForcedDuffing(Field):
 DOP853 = dn.methods.DormandPrince853().tableau
 # (tableau, nominal order, step counts over the span: one tuple, or one per problem where the order-8
 # method needs coarser steps on the linear oscillator to stay above round-off)
-EXPLICIT = [(EULER, 1, (64, 128, 256, 512)), (HEUN, 2, (32, 64, 128, 256)), (MIDPOINT, 2, (32, 64, 128, 256)),
-            (SSPRK3, 3, (32, 64, 128, 256)), (RK4_TABLEAU, 4, (16, 32, 64, 128)), (BS3, 3, (32, 64, 128, 256)),
-            (DOPRI5, 5, (64, 96, 128, 192)),
+EXPLICIT = [(EULER, 1, (64, 128, 256, 512)), (HEUN, 2, (32, 64, 128, 256)), (EXPLICIT_MIDPOINT, 2, (32, 64, 128, 256)),
+            (SSPRK3, 3, (32, 64, 128, 256)), (CLASSIC_RK4, 4, (16, 32, 64, 128)), (BOGACKI_SHAMPINE_3, 3, (32, 64, 128, 256)),
+            (DORMAND_PRINCE_5, 5, (64, 96, 128, 192)),
             (DOP853, 8, {"forced oscillator": (6, 8, 12, 16), "forced Duffing": (8, 12, 16, 24)})]
 
 
@@ -87,7 +85,7 @@ def test_explicit_orders_with_time_dependence(tableau, order, ns, problem):
 
 
 # every embedded weight vector b-hat of the pairs, run as the explicit tableau (A, b-hat, c): the order its
-# error estimate rests on, observed with time dependence (nominal: DOPRI5 4, BS3 2, DOP853 5 and 3)
+# error estimate rests on, observed with time dependence (nominal: DORMAND_PRINCE_5 4, BOGACKI_SHAMPINE_3 2, DOP853 5 and 3)
 EMBEDDED = [(dn.methods.DormandPrince5(), 0, 4), (dn.methods.BogackiShampine3(), 0, 2),
             (dn.methods.DormandPrince853(), 0, 5), (dn.methods.DormandPrince853(), 1, 3)]
 
@@ -95,8 +93,8 @@ EMBEDDED = [(dn.methods.DormandPrince5(), 0, 4), (dn.methods.BogackiShampine3(),
 @pytest.mark.parametrize("pair, index, order", EMBEDDED, ids=[f"{p.name}-bhat{q}" for p, _, q in EMBEDDED])
 def test_embedded_weights_orders_with_time_dependence(pair, index, order):
     tab = pair.tableau
-    embedded = ButcherTableau.from_lists(tab.a, pair.embedded[index], tab.c, name=f"{pair.name} b-hat", order=order)
-    assert pair.embedded_orders[index] == order
+    embedded = ButcherTableau.from_lists(tab.a, tab.embedded[index], tab.c, name=f"{pair.name} b-hat", order=order)
+    assert tab.embedded_orders[index] == order
     slope, errors = _slope(ExplicitRK(embedded), *_forced_oscillator_problem(), (16, 32, 64, 128))
     assert abs(slope - order) <= 0.1, (slope, errors)
 
@@ -112,7 +110,7 @@ def test_every_explicit_tableau_has_its_order_observed_with_time_dependence():
     assert {"Euler", "RK4", "DormandPrince853"} <= explicit
     assert explicit <= {t.name for t, _, _ in EXPLICIT}
     assert all(t.order == order for t, order, _ in EXPLICIT)
-    assert {(p.name, q) for p in pairs for q in p.embedded_orders} <= {(p.name, q) for p, _, q in EMBEDDED}
+    assert {(p.name, q) for p in pairs for q in p.tableau.embedded_orders} <= {(p.name, q) for p, _, q in EMBEDDED}
 
 
 @pytest.mark.parametrize("method, order, ns", [(dn.methods.GaussLegendre(2), 4, (8, 16, 32, 64)),

@@ -7,7 +7,7 @@ sigma = Gamma'; no autograd is needed to evaluate the field, so it is cheap and 
 torch.func. Symplectic Euler and Stormer-Verlet applied to it are symplectic maps (trait
 ``SeparableHamiltonian``). The output weights w are what lets V be non-convex (e.g. -cos q).
 
-The general field ``GeneralHamiltonian`` (also ``Hamiltonian(dim, width, separable=False)``) uses one such
+The general field ``GeneralHamiltonian`` (also ``GeneralHamiltonian(dim, width)``) uses one such
 ridge network on the whole state, H(x) = w^T Gamma(K x + a), so kinetic and potential energy may couple
 (e.g. a double pendulum's p^T M(q)^-1 p / 2). Its field F = J K^T (w * sigma(K x + a)) and Jacobian
 DF = J K^T diag(w * sigma'(K x + a)) K are closed forms. No explicit method is symplectic on it; the
@@ -83,21 +83,13 @@ class Hamiltonian(Field):
     ``hamiltonian(x)`` (alias ``energy``) returns H per batch row, e.g. to plot energy along a rollout.
     ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
 
-    ``separable=False`` builds a ``GeneralHamiltonian(dim, width, potential, init_scale=...)`` instead
-    (H a network of (q, p) jointly; for implicit symplectic methods).
+    For H a network of (q, p) jointly (not separable), use ``GeneralHamiltonian`` with an implicit
+    symplectic method.
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
-    def __new__(cls, *args, separable: bool = True, **kwargs):
-        if not isinstance(separable, bool):
-            raise ConfigError(f"separable must be True or False, got separable={separable!r}")
-        if not separable:
-            return GeneralHamiltonian(*args, **kwargs)
-        return super().__new__(cls)
-
-    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5,
-                 separable: bool = True):
+    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5):
         super().__init__()
         self.q_dim = check_size("dim", dim)
         self.width = check_size("width", width)
@@ -188,4 +180,4 @@ class GeneralHamiltonian(Field):
     energy = hamiltonian
 
     def extra_repr(self) -> str:
-        return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}, separable=False"
+        return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"

@@ -1,40 +1,43 @@
 """Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
 
-vec A(x) = V^T Sigma(W x + w) fills only the strictly upper triangle of A (the diagonal cancels in
-A - A^T and the lower triangle adds nothing the upper one cannot), so with D the incidence matrix of
-the pairs i < j, F(x) = D^T V^T Sigma(W x + w). Every row of D sums to zero, so 1^T F(x) = 0 for all x
-and every Runge-Kutta method conserves the mass 1^T x (trait ``ConservesLinear(ones)``).
+F(x) = S(x) 1 for the skew S(x) = A(x) - A(x)^T of ``fields.skew``: the row sums of A(x) minus its column
+sums, so 1^T F(x) = 1^T S(x) 1 = 0 for all x and every Runge-Kutta method conserves the mass 1^T x
+(trait ``LinearInvariant(ones)``). Full rank: the strict upper triangle of A(x) is V^T Sigma(W x + w)
+(O(n^2) per sample); ``rank=k``: A(x) = U(x) V(x)^T with U, V of k columns (O(n k) per sample, as many
+parameters as a ``Dense`` field of the same width).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..structure import ConservesLinear
-from .low_rank import LowRankMassPreserving
-from .upper_triangle import UpperTriangleNet, incidence
+from ..base import Field
+from ..structure import LinearInvariant
+from .skew import check_skew_sizes, skew_net
 
 
-class MassPreserving(UpperTriangleNet):
-    """F(x) = (A(x) - A(x)^T) 1, vec A(x) = V^T Sigma(W x + w) on the strictly upper triangle.
-
-    W: (width, dim), w: (width,), V: (width, dim (dim - 1) / 2). Needs dim >= 2 (in one dimension the
-    only mass-preserving field is zero). Initialisation as ``Dense``: W ~ N(0, 1/dim), w = 0,
-    V ~ N(0, init_scale^2 / width).
-
-    ``rank=k`` builds a ``LowRankMassPreserving(dim, width, activation, rank=k, init_scale=...)`` instead:
-    A(x) = U(x) V(x)^T with U, V of k columns, so F(x) costs O(dim k) per sample instead of O(dim^2).
-    """
-
-    low_rank = LowRankMassPreserving
+class MassPreserving(Field):
+    """F(x) = (A(x) - A(x)^T) 1 (module docstring). Needs dim >= 2 (in one dimension the only
+    mass-preserving field is zero). ``rank=None``: the full strict upper triangle of A(x), W: (width, dim),
+    V: (width, dim (dim - 1) / 2); ``rank=k``: A(x) = U(x) V(x)^T, ``width`` a multiple of 2 k."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):
-        super().__init__(dim, width, activation, init_scale, bias_scale=0.0,
-                         why_dim="a 1-D mass-preserving field is 0")
-        self.register_buffer("incidence", incidence(dim), persistent=False)
-        self.traits = frozenset({ConservesLinear((1.0,) * dim)})
+        super().__init__()
+        self.dim, self.width = check_skew_sizes("MassPreserving", dim, width, "a 1-D mass-preserving field is 0")
+        self.rank = rank
+        self.net = skew_net(self.dim, self.width, activation, rank, init_scale, bias_scale=0.0)
+        self.traits = frozenset({LinearInvariant.ones(self.dim)})
+
+    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The factors [U V]^T of A(x) - A(x)^T (rank k), or None at full rank."""
+        self.check_input(x)
+        return self.net.factors(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.upper(x) @ self.incidence
+        return self.net.row_sums(x)
+
+    def extra_repr(self) -> str:
+        rank = "" if self.rank is None else f", rank={self.rank}"
+        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}{rank}"

@@ -1,35 +1,21 @@
-"""One-step methods Psi^h_F. Each declares which field traits it needs and what it guarantees."""
+"""One-step methods Psi^h_F. Each declares which field traits it needs and what it guarantees.
+
+The named Butcher tableaux are in ``dynnets.methods.tableaux`` (``tableaux.CLASSIC_RK4``, ...); a method
+class runs one of them, ``ExplicitRK(tableau)`` / ``ImplicitRK(tableau)`` / ``EmbeddedPair(tableau)`` any.
+"""
 
 from ..base import Method
+from . import tableaux
 from .cayley import Cayley
 from .crank_nicolson import CrankNicolson
 from .embedded import BogackiShampine3, DormandPrince5, DormandPrince853, EmbeddedPair
 from .implicit import GaussLegendre, ImplicitMidpoint, ImplicitRK, RadauIIA
 from .partitioned import StormerVerlet, SymplecticEuler
 from .rk import RK4, Euler, ExplicitRK, Heun
-from .tableau import (
-    BS3,
-    BS3_BHAT,
-    DOPRI5,
-    DOPRI5_BHAT,
-    DOPRI5_DENSE,
-    EULER,
-    GAUSS1,
-    GAUSS2,
-    GAUSS3,
-    HEUN,
-    MIDPOINT,
-    RADAU_IIA2,
-    RADAU_IIA3,
-    SSPRK3,
-    ButcherTableau,
-)
-from .tableau import RK4 as RK4_TABLEAU
+from .tableau import ButcherTableau, EmbeddedTableau
 
 __all__ = [
-    "BS3", "BS3_BHAT", "DOPRI5", "DOPRI5_BHAT", "DOPRI5_DENSE", "BogackiShampine3", "DormandPrince5",
-    "DormandPrince853", "EmbeddedPair", "EULER", "GAUSS1", "GAUSS2", "GAUSS3", "HEUN", "MIDPOINT", "RADAU_IIA2",
-    "RADAU_IIA3", "RK4", "RK4_TABLEAU", "SSPRK3", "ButcherTableau", "Cayley", "CrankNicolson", "Euler",
-    "ExplicitRK", "GaussLegendre", "Heun", "ImplicitMidpoint", "ImplicitRK", "Method", "RadauIIA",
-    "StormerVerlet", "SymplecticEuler",
+    "BogackiShampine3", "ButcherTableau", "Cayley", "CrankNicolson", "DormandPrince5", "DormandPrince853",
+    "EmbeddedPair", "EmbeddedTableau", "Euler", "ExplicitRK", "GaussLegendre", "Heun", "ImplicitMidpoint",
+    "ImplicitRK", "Method", "RK4", "RadauIIA", "StormerVerlet", "SymplecticEuler", "tableaux",
 ]

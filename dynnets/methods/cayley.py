@@ -31,7 +31,7 @@ import torch
 from ..base import Method
 from ..errors import StepSizeError
 from ..linalg import norm_ratio
-from ..structure import NormPreserving, SkewProduct
+from ..structure import QuadraticInvariant, SkewProduct
 
 
 def _system_scale(h, dtype) -> tuple:
@@ -201,4 +201,4 @@ class Cayley(Method):
         return x + (z * w).sum(1)
 
     def guarantees(self, field, h) -> frozenset:
-        return frozenset({NormPreserving()})
+        return frozenset({QuadraticInvariant.norm()})

@@ -4,7 +4,7 @@
 
 The linear system is solved directly (LU), so no iteration and no step-size restriction: for a
 field whose M has its spectrum in the closed left half plane, |(1 + z/2)/(1 - z/2)| <= 1 (A-stable).
-It is a Runge-Kutta method, so it preserves every linear invariant c^T x of a ConservesLinear field.
+It is a Runge-Kutta method, so it preserves every linear invariant c^T x of a LinearInvariant field.
 """
 
 from __future__ import annotations

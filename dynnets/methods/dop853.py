@@ -3,9 +3,15 @@ estimators of orders 5 and 3 and a dense output of order 7 (Hairer, Norsett, Wan
 Differential Equations I, 2nd ed., II.10; the coefficients of Hairer's code DOP853, as published), as the
 nearest doubles. Stage rows are sparse ({j: a_ij}); stage 12 (0-based) is the first-same-as-last stage
 F(t + h, x'), whose row is b; stages 13-15 are evaluated only for the dense output. Nothing here is
-trusted: ``dynnets.methods.embedded`` computes the order of every weight vector from the rooted-tree
-conditions (8 for b, 5 and 3 for the embedded weights, 7 for the dense output).
+trusted: ``tableau()`` builds the ``EmbeddedTableau``, which computes the order of every weight vector from
+the rooted-tree conditions (8 for b, 5 and 3 for the embedded weights, 7 for the dense output).
 """
+
+from __future__ import annotations
+
+import math
+
+from .tableau import EmbeddedTableau
 
 #: the rows of A (stage i uses stages j < i), stages 0..15
 A = (
@@ -60,3 +66,42 @@ D = (
      8: 93.40532418362432, 9: -37.45832313645163, 10: 104.0996495089623, 11: 29.8402934266605,
      12: -43.53345659001114, 13: 96.32455395918828, 14: -39.17726167561544, 15: -149.72683625798564},
 )
+
+
+def _polynomial(shift: int, ones: int) -> list[float]:
+    """Coefficients of theta^1..theta^d of theta^shift (1 - theta)^ones (shift >= 1)."""
+    coefficients = [0.0] * (shift + ones)
+    for k in range(ones + 1):
+        coefficients[shift + k - 1] = math.comb(ones, k) * (-1.0) ** k
+    return coefficients
+
+
+def _dense(b: list[float]) -> tuple[tuple[float, ...], ...]:
+    """The dense output (Hairer's ``contd8``) as stage weights polynomial in theta: with r2 = b, r3 = e_0 - b,
+    r4 = 2 b - e_0 - e_12 and r5..r8 the rows D_m,
+    b(theta) = theta r2 + theta(1-theta) r3 + theta^2(1-theta) r4 + theta^2(1-theta)^2 r5
+               + theta^3(1-theta)^2 r6 + theta^3(1-theta)^3 r7 + theta^4(1-theta)^3 r8."""
+    stages = len(A)
+    first = [1.0 if j == 0 else 0.0 for j in range(stages)]
+    last = [1.0 if j == 12 else 0.0 for j in range(stages)]
+    vectors = [b, [f - v for f, v in zip(first, b)], [2 * v - f - g for v, f, g in zip(b, first, last)]]
+    vectors += [[row.get(j, 0.0) for j in range(stages)] for row in D]
+    bases = [_polynomial(1, 0), _polynomial(1, 1), _polynomial(2, 1), _polynomial(2, 2), _polynomial(3, 2),
+             _polynomial(3, 3), _polynomial(4, 3)]
+    rows = [[0.0] * 7 for _ in range(stages)]
+    for vector, basis in zip(vectors, bases):
+        for j in range(stages):
+            for power, coefficient in enumerate(basis):
+                rows[j][power] += coefficient * vector[j]
+    return tuple(tuple(row) for row in rows)
+
+
+def tableau() -> EmbeddedTableau:
+    """DOP853 as an ``EmbeddedTableau``: b (order 8), b-hat of orders 5 and 3, the dense output (order 7)."""
+    stages = len(A)
+    a = [[row.get(j, 0.0) for j in range(stages)] for row in A]
+    b = a[12]
+    bhat5 = [bj - E5.get(j, 0.0) for j, bj in enumerate(b)]
+    bhat3 = [BHAT3.get(j, 0.0) for j in range(stages)]
+    return EmbeddedTableau.from_lists(a, b, C, embedded=[bhat5, bhat3], dense=_dense(b), name="DormandPrince853",
+                                      orders=(8, 5, 3, 7))

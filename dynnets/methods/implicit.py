@@ -7,7 +7,7 @@ Guarantees (Hairer, Lubich, Wanner, Geometric Numerical Integration, IV.1-2, VI.
 - every Runge-Kutta method conserves the linear invariants c^T x of a field with c^T F = 0;
 - a symplectic tableau (b_i a_ij + b_j a_ji = b_i b_j, ``ButcherTableau.is_symplectic``, e.g. Gauss-
   Legendre) conserves every quadratic invariant x^T Q x of a field with x^T Q F(x) = 0 (trait
-  ``ConservesQuadratic``; Q = I gives ``NormPreserving``) and is a symplectic (hence volume-preserving)
+  ``QuadraticInvariant``, the norm among them) and is a symplectic (hence volume-preserving)
   map on every Hamiltonian field F = J grad H, separable or not (trait ``CanonicalHamiltonian``);
 - a symmetric tableau (``is_symmetric``) has Psi_(-h) = Psi_h^(-1): the inverse step is the same method
   with -h, again an implicit solve (to the same tolerance), so ``Flow.inverse`` and
@@ -39,8 +39,8 @@ from ..base import Field, Method
 from ..checks import check_size
 from ..errors import ConfigError, ConfigTypeError
 from ..memory import transforms_active
-from ..structure import CanonicalHamiltonian, NormPreserving, Symplectic, VolumePreserving
-from . import tableau as tableaux
+from ..structure import CanonicalHamiltonian, PreservesVolume, Symplectic
+from . import tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
 from .tableau import ButcherTableau
@@ -104,12 +104,9 @@ class ImplicitRK(Method):
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())
         if self.tableau.is_symplectic:
-            for invariant in field.quadratic_invariants():
-                props.add(invariant)
-                if invariant.is_norm:
-                    props.add(NormPreserving())
+            props.update(field.quadratic_invariants())
             if field.has_trait(CanonicalHamiltonian):
-                props.update((Symplectic(), VolumePreserving()))  # det of a symplectic matrix is 1
+                props.update((Symplectic(), PreservesVolume()))  # det of a symplectic matrix is 1
         return frozenset(props)
 
     def invertible(self, field) -> bool:
@@ -157,15 +154,15 @@ class ImplicitMidpoint(ImplicitRK):
     """x' = x + h F((x + x') / 2): Gauss-Legendre with one stage. Order 2, symplectic, symmetric."""
 
     def __init__(self, *, max_iterations: int = 50):
-        super().__init__(tableaux.GAUSS1, max_iterations=max_iterations)
+        super().__init__(tableaux.GAUSS_LEGENDRE_1, max_iterations=max_iterations)
 
 
-_GAUSS = {1: tableaux.GAUSS1, 2: tableaux.GAUSS2, 3: tableaux.GAUSS3}
-_RADAU = {2: tableaux.RADAU_IIA2, 3: tableaux.RADAU_IIA3}
+_GAUSS = {1: tableaux.GAUSS_LEGENDRE_1, 2: tableaux.GAUSS_LEGENDRE_2, 3: tableaux.GAUSS_LEGENDRE_3}
+_RADAU = {2: tableaux.RADAU_IIA_2, 3: tableaux.RADAU_IIA_3}
 
 
 def _pick(family: str, table: dict, stages) -> ButcherTableau:
-    if isinstance(stages, bool) or stages not in table:
+    if type(stages) is not int or stages not in table:  # not 2.0 or True: a count of stages
         raise ConfigError(f"{family} is available with stages in {sorted(table)}, got stages={stages!r}")
     return table[stages]
 

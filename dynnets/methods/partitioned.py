@@ -20,7 +20,7 @@ import torch
 
 from ..base import Field, Method, add_gradients
 from ..errors import IncompatibleFieldError
-from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian, Symplectic, VolumePreserving
+from ..structure import CanonicalHamiltonian, Partitioned, PreservesVolume, SeparableHamiltonian, Symplectic
 from .rk import _scaled
 
 
@@ -70,7 +70,7 @@ class _PartitionedMethod(Method):
         super().check(field)
 
     def guarantees(self, field, h) -> frozenset:
-        props = {VolumePreserving()}
+        props = {PreservesVolume()}
         if field.has_trait(SeparableHamiltonian):
             props.add(Symplectic())
         return frozenset(props)

@@ -8,7 +8,7 @@ as last), asks for the stages a step's weights do not use (the embedded error es
 and combines them with other weight vectors; there is no second Runge-Kutta loop.
 
 Any Runge-Kutta method preserves every linear first integral c^T x of the field (c^T k_i = 0 for
-all i), so a field declaring ConservesLinear(c) gets LinearInvariant(c).
+all i), so a field declaring LinearInvariant(c) gets LinearInvariant(c).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from ..base import Method
 from ..errors import ConfigError, ConfigTypeError, TableauError
 from ..structure import Lipschitz
-from . import tableau as tableaux
+from . import tableaux
 from .tableau import ButcherTableau
 
 
@@ -155,4 +155,4 @@ class RK4(ExplicitRK):
     """The classical fourth-order Runge-Kutta method."""
 
     def __init__(self):
-        super().__init__(tableaux.RK4)
+        super().__init__(tableaux.CLASSIC_RK4)

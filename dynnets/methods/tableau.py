@@ -186,81 +186,102 @@ def _check_entries(name: str, a, b, c) -> None:
             )
 
 
-def _gauss_legendre_2() -> ButcherTableau:
-    r = math.sqrt(3.0) / 6.0
-    return ButcherTableau.from_lists([[1 / 4, 1 / 4 - r], [1 / 4 + r, 1 / 4]], [1 / 2, 1 / 2],
-                                     [1 / 2 - r, 1 / 2 + r], name="GaussLegendre2", order=4)
+#: the interior points at which the order of a dense output is computed (its order is the minimum)
+DENSE_CHECK_POINTS = (0.25, 0.5, 0.75)
 
 
-def _gauss_legendre_3() -> ButcherTableau:
-    r = math.sqrt(15.0)
-    return ButcherTableau.from_lists(
-        [[5 / 36, 2 / 9 - r / 15, 5 / 36 - r / 30],
-         [5 / 36 + r / 24, 2 / 9, 5 / 36 - r / 24],
-         [5 / 36 + r / 30, 2 / 9 + r / 15, 5 / 36]],
-        [5 / 18, 4 / 9, 5 / 18], [1 / 2 - r / 10, 1 / 2, 1 / 2 + r / 10], name="GaussLegendre3", order=6)
+def dense_weights_at(dense, theta: float) -> list[float]:
+    """b_i(theta) = sum_j P_ij theta^(j+1) for every stage (Horner)."""
+    weights = []
+    for row in dense:
+        value = 0.0
+        for coefficient in reversed(row):
+            value = (value + coefficient) * theta
+        weights.append(value)
+    return weights
 
 
-def _radau_iia_3() -> ButcherTableau:
-    r = math.sqrt(6.0)
-    return ButcherTableau.from_lists(
-        [[11 / 45 - 7 * r / 360, 37 / 225 - 169 * r / 1800, -2 / 225 + r / 75],
-         [37 / 225 + 169 * r / 1800, 11 / 45 + 7 * r / 360, -2 / 225 - r / 75],
-         [4 / 9 - r / 36, 4 / 9 + r / 36, 1 / 9]],
-        [4 / 9 - r / 36, 4 / 9 + r / 36, 1 / 9], [2 / 5 - r / 10, 2 / 5 + r / 10, 1.0], name="RadauIIA3", order=5)
+@dataclass(frozen=True)
+class EmbeddedTableau(ButcherTableau):
+    """An explicit tableau (A, c) with the step's weights b (order p), one or two embedded weight vectors
+    b-hat on the same stages (orders p-hat < p) and an optional dense output P (one row per stage,
+    b_i(theta) = sum_j P_ij theta^(j+1)), so that
+
+        x' = x + h sum_i b_i k_i,      e = h sum_i (b_i - b-hat_i) k_i        (Hairer, Norsett, Wanner I, II.4)
+
+    estimates the local error of the lower order at the cost of no extra evaluation, and
+    x(t + theta h) ~ x + h sum_i b_i(theta) k_i, possibly on extra stages evaluated only when needed (b_i
+    = 0 there). One object carries the whole pair (as diffrax's tableau carries b_sol and b_error).
+
+    Every order is computed by the rooted-tree conditions: of b, of each b-hat (``embedded_orders``) and of
+    the dense output (``dense_order``: at a fixed theta it is the Runge-Kutta method (A / theta,
+    b(theta) / theta), the minimum over ``DENSE_CHECK_POINTS``). ``from_lists`` refuses a pair whose orders
+    do not come out as claimed (``TableauError``).
+    """
+
+    embedded: tuple[tuple[float, ...], ...] = ()
+    dense: tuple[tuple[float, ...], ...] | None = None
+
+    @classmethod
+    def from_lists(cls, a, b, c=None, *, embedded=(), dense=None, name: str = "custom", orders=None):
+        """Build and validate; ``orders`` = (p, p-hat..., dense order) must equal the computed orders."""
+        base = ButcherTableau.from_lists(a, b, c, name=name)
+        try:
+            vectors = tuple(tuple(float(w) for w in vector) for vector in embedded)
+            rows = None if dense is None else tuple(tuple(float(v) for v in row) for row in dense)
+        except (TypeError, ValueError) as err:
+            raise TableauError(f"pair {name!r}: embedded weights and dense output must be real numbers ({err})") from None
+        tab = cls(base.a, base.b, base.c, name, vectors, rows)
+        if orders is not None:
+            try:
+                claimed = tuple(check_claimed_order(q, name) for q in orders)
+            except TypeError:
+                raise TableauError(f"pair {name!r}: orders must be a tuple (step, embedded..., dense), got "
+                                   f"orders={orders!r}") from None
+            found = (tab.order, *tab.embedded_orders, *(() if rows is None else (tab.dense_order,)))
+            if claimed != found:
+                raise TableauError(f"pair {name!r} claims orders {claimed} (step, embedded..., dense) but the order "
+                                   f"conditions give {found}")
+        return tab
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.embedded) not in (1, 2):
+            raise TableauError(f"pair {self.name!r}: one or two embedded weight vectors, got {len(self.embedded)}")
+        if any(len(v) != self.stages for v in self.embedded):
+            raise TableauError(f"pair {self.name!r}: each embedded weight vector needs {self.stages} entries")
+        if not self.is_explicit:
+            raise TableauError(f"pair {self.name!r}: an embedded pair must be explicit")
+        if self.dense is not None and (len(self.dense) != self.stages or len({len(r) for r in self.dense}) != 1):
+            raise TableauError(f"pair {self.name!r}: the dense output needs one row per stage ({self.stages}), "
+                               f"all of one length, got {len(self.dense)} rows")
+
+    @cached_property
+    def embedded_orders(self) -> tuple[int, ...]:
+        orders = tuple(self.order_of(vector) for vector in self.embedded)
+        if not all(0 < q < self.order for q in orders):
+            raise TableauError(f"pair {self.name!r}: embedded orders {orders} must lie in [1, {self.order}) for an "
+                               "error estimate")
+        return orders
+
+    @cached_property
+    def dense_order(self) -> int | None:
+        if self.dense is None:
+            return None
+        orders = []
+        for theta in DENSE_CHECK_POINTS:
+            scaled = ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
+                                               [w / theta for w in dense_weights_at(self.dense, theta)],
+                                               name=f"{self.name} dense output at theta={theta}")
+            orders.append(scaled.order)
+        return min(orders)
 
 
-# explicit (coefficients: Hairer, Norsett, Wanner I, II.1 and II.5)
-EULER = ButcherTableau.from_lists([[0]], [1], name="Euler", order=1)
-HEUN = ButcherTableau.from_lists([[0, 0], [1, 0]], [1 / 2, 1 / 2], name="Heun", order=2)
-MIDPOINT = ButcherTableau.from_lists([[0, 0], [1 / 2, 0]], [0, 1], name="Midpoint", order=2)
-SSPRK3 = ButcherTableau.from_lists(
-    [[0, 0, 0], [1, 0, 0], [1 / 4, 1 / 4, 0]], [1 / 6, 1 / 6, 2 / 3], name="SSPRK3", order=3
-)
-RK4 = ButcherTableau.from_lists(
-    [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 1 / 2, 0, 0], [0, 0, 1, 0]],
-    [1 / 6, 1 / 3, 1 / 3, 1 / 6],
-    name="RK4",
-    order=4,
-)
-#: Dormand-Prince 5(4), the fifth-order weights (the last row of A repeats b: first same as last)
-DOPRI5 = ButcherTableau.from_lists(
-    [[0, 0, 0, 0, 0, 0, 0],
-     [1 / 5, 0, 0, 0, 0, 0, 0],
-     [3 / 40, 9 / 40, 0, 0, 0, 0, 0],
-     [44 / 45, -56 / 15, 32 / 9, 0, 0, 0, 0],
-     [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0, 0],
-     [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0, 0],
-     [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0]],
-    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
-    name="DormandPrince5", order=5,
-)
-#: the fourth-order weights b-hat of the Dormand-Prince pair (``DOPRI5.order_of(DOPRI5_BHAT) == 4``)
-DOPRI5_BHAT = (5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-#: the dense output of the Dormand-Prince pair, b_i(theta) = sum_j P_ij theta^(j+1) (Shampine, Math.
-#: Comp. 46 (1986) 135-150, with Dormand and Prince's optimal c_6; order 4, computed in ``embedded``)
-DOPRI5_DENSE = (
-    (1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
-    (0, 0, 0, 0),
-    (0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799),
-    (0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
-    (0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632),
-    (0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
-    (0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
-)
-#: Bogacki-Shampine 3(2) (Appl. Math. Lett. 2 (1989) 321-325): the fourth stage is F(t + h, x')
-BS3 = ButcherTableau.from_lists(
-    [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 3 / 4, 0, 0], [2 / 9, 1 / 3, 4 / 9, 0]], [2 / 9, 1 / 3, 4 / 9, 0],
-    name="BogackiShampine3", order=3,
-)
-#: its second-order weights b-hat
-BS3_BHAT = (7 / 24, 1 / 4, 1 / 3, 1 / 8)
-
-# implicit (Hairer, Wanner II, IV.5): Gauss-Legendre collocation (order 2 s, symplectic, symmetric) and
-# Radau IIA (order 2 s - 1, L-stable, neither symplectic nor symmetric)
-GAUSS1 = ButcherTableau.from_lists([[1 / 2]], [1], name="ImplicitMidpoint", order=2)
-GAUSS2 = _gauss_legendre_2()
-GAUSS3 = _gauss_legendre_3()
-RADAU_IIA2 = ButcherTableau.from_lists([[5 / 12, -1 / 12], [3 / 4, 1 / 4]], [3 / 4, 1 / 4], [1 / 3, 1],
-                                       name="RadauIIA2", order=3)
-RADAU_IIA3 = _radau_iia_3()
+def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:
+    """The cubic Hermite interpolant through x, x', F(x) = k_first, F(x') = k_last as stage weights:
+    b(theta) = (3 theta^2 - 2 theta^3) b + (theta - 2 theta^2 + theta^3) e_first + (theta^3 - theta^2)
+    e_last (order 3 wherever the step has order >= 3)."""
+    rows = [[0.0, 3.0 * bi, -2.0 * bi] for bi in b]
+    rows[first] = [v + w for v, w in zip(rows[first], (1.0, -2.0, 1.0))]
+    rows[last] = [v + w for v, w in zip(rows[last], (0.0, -1.0, 1.0))]
+    return tuple(tuple(row) for row in rows)

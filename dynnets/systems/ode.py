@@ -15,9 +15,9 @@ from ..checks import positive_real
 from ..errors import ConfigError
 from ..structure import (
     CanonicalHamiltonian,
-    ConservesLinear,
-    ConservesQuadratic,
+    LinearInvariant,
     Partitioned,
+    QuadraticInvariant,
     SeparableHamiltonian,
     SkewProduct,
 )
@@ -28,7 +28,7 @@ class SIR(Field):
     S' = -beta S I,  I' = beta S I - gamma I,  R' = gamma I.  The population S + I + R is conserved."""
 
     dim = 3
-    traits = frozenset({ConservesLinear((1.0, 1.0, 1.0))})
+    traits = frozenset({LinearInvariant((1.0, 1.0, 1.0))})
 
     def __init__(self, beta: float = 3.0, gamma: float = 1.0):
         super().__init__()
@@ -51,7 +51,7 @@ class SkewMass3D(Field):
     y' = [[0, -y3 y1^2, y2 y3], [y3 y1^2, 0, -sin y1], [-y2 y3, sin y1, 0]] 1, so 1^T y is conserved."""
 
     dim = 3
-    traits = frozenset({ConservesLinear((1.0, 1.0, 1.0))})
+    traits = frozenset({LinearInvariant((1.0, 1.0, 1.0))})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -145,8 +145,8 @@ class DoublePendulum(Field):
 class RigidBody(Field):
     """Euler's equations of a free rigid body for the angular momentum y in R^3 with principal moments of
     inertia I = (I1, I2, I3): y' = y x (I^-1 y) = S(y) y with S(y) = -[I^-1 y]_x skew. Both the Casimir
-    ||y||^2 and the energy y^T I^-1 y / 2 are conserved: traits ``ConservesQuadratic(I)``,
-    ``ConservesQuadratic(diag(1 / I_k))`` and ``SkewProduct`` (so ``Cayley`` keeps ||y||, and every
+    ||y||^2 and the energy y^T I^-1 y / 2 are conserved: traits ``QuadraticInvariant(I)``,
+    ``QuadraticInvariant(diag(1 / I_k))`` and ``SkewProduct`` (so ``Cayley`` keeps ||y||, and every
     symplectic Runge-Kutta method keeps both; Hairer, Lubich, Wanner, GNI IV.1.2)."""
 
     dim = 3
@@ -161,7 +161,7 @@ class RigidBody(Field):
             raise ConfigError(f"inertia must be three positive moments (I1, I2, I3), got {inertia!r}")
         self.inertia = tuple(positive_real(f"inertia I{k + 1}", v) for k, v in enumerate(values))
         inverse = [[(1.0 / self.inertia[i]) if i == j else 0.0 for j in range(3)] for i in range(3)]
-        self.traits = frozenset({ConservesQuadratic(torch.eye(3, dtype=torch.float64)), ConservesQuadratic(inverse),
+        self.traits = frozenset({QuadraticInvariant.norm(), QuadraticInvariant(inverse),
                                  SkewProduct()})
 
     def _omega(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from .distributed import (
                           wrap_ddp,
 )
 from .ensemble import Ensemble
-from .loop import FitResult, fit
+from .fit import FitResult, fit
 from .monitor import Monitor
 from .phase import Phase, Stall
 from .rng import capture_rng, restore_rng, seed_everything

@@ -1,72 +1,240 @@
-"""`fit`: the one optimisation loop of dynnets (phases of Adam, SGD, L-BFGS or Levenberg-Marquardt steps,
-checkpoints with exact resume, DDP, time budgets, restarts on stall, keep-best, monitoring)."""
+"""The training loop: phases of optimizer steps with checkpoints, resume, time budget, restarts on stall,
+keep-best and monitoring, the same for every optimizer (see dynnets.train.stepper)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from . import distributed as D
-from .checkpoint import RunLock, check_payload
-from .config import Run, split_options
+from .checkpoint import remove_stale_temp_files, save_checkpoint
+from .config import Run
+from .data import BatchSource, move_batch
+from .fingerprint import fingerprint
+from .lm import LevenbergMarquardt
+from .monitor import Clock, MonitorLog
 from .phase import Phase
-from .rng import capture_rng
-from .run import FitResult, Training, train
+from .resume import prepare_resume
+from .rng import capture_rng, restore_rng, seed_everything
 from .state import build_payload
+from .stepper import Outcome, TorchStepper
 
-__all__ = ["FitResult", "fit"]
 
+@dataclass
+class FitResult:
+    """What `fit` did.
 
-def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Phase] | None = None,
-        run: Run | None = None, **options) -> FitResult:
-    """Train ``model`` on ``loss_fn(model, batch)`` through ``phases``; see docs/training.md.
-
-    model:   a torch.nn.Module (a :class:`dynnets.train.Ensemble` for a batched multi-start); moved to the
-             run's device and dtype when they are given; set to train mode.
-    loss_fn: ``loss_fn(model, batch) -> scalar tensor`` (a residual tensor for a Levenberg-Marquardt phase).
-             Under DDP it receives the DistributedDataParallel wrapper and must call it.
-    data:    None (batch=None every step), a re-iterable of batches such as a DataLoader (cycled over
-             epochs), or a callable ``step -> batch`` (0-based step index). Tensors in a batch are moved to
-             the device, floating ones cast to the dtype.
-    phases:  a list of :class:`dynnets.train.Phase` run in order. Shorthand for one phase: the keywords
-             ``steps, optimizer, lr, schedule, clip_grad_norm, lbfgs_options``.
-    run:     a :class:`dynnets.train.Run` (checkpoint, checkpoint_every, resume, progress, device, dtype, seed,
-             time_budget, timer, keep_best, monitor, desc, ddp, on_step, on_checkpoint), or those keywords.
-
-    Bad options raise ConfigError before any work; a non-finite loss or gradient raises NonFiniteLossError
-    before that step's update (no checkpoint of non-finite parameters is ever written); a checkpoint that
-    belongs to another run or cannot be used raises CheckpointError and nothing is loaded.
+    losses:        loss at the start of every step (before its update), over the whole run including the
+                   steps done before a resume; under DDP the mean over ranks (LM: the sum over ranks).
+    steps_done:    steps taken over the whole run (less than the phases' total when the time budget
+                   stopped the run or a Levenberg-Marquardt phase could not progress).
+    seconds:       wall time of this call; train_seconds: training time by the run's timer (monitors,
+                   callbacks and checkpoint writes excluded).
+    resumed_from:  the checkpoint's step when this call resumed, else None.
+    stopped_early: True when time_budget ended the run.
+    lr_history:    learning rate used by every step (LM: the damping mu at its start).
+    end_loss:      loss of the returned parameters when known (LM steps and keep_best compute it), else None.
+    monitor:       the monitor's records {"step", "phase", "seconds", "value"} of this call.
     """
-    phases, run = split_options(model, loss_fn, data, phases, run, options)
-    info = D.current()
-    if run.ddp is True and info.world_size < 2:
-        raise ConfigError("ddp=True but no process group with more than one rank is initialised (rule: start "
-                          "with torchrun and call dynnets.train.init_distributed() first)")
-    use_ddp = info.world_size > 1 if run.ddp is None else run.ddp
-    first = next(model.parameters())
-    dev = D.local_device(run.device if run.device is not None else first.device)
-    training = Training(model, loss_fn, data, phases, run, info, use_ddp)  # may refuse a schedule: convert after
-    model.to(device=dev, dtype=run.dtype)  # in place: the optimizers keep the same Parameter objects
-    if run.checkpoint is not None:  # refuse now a state that could not be written/read back later
+
+    losses: list[float]
+    steps_done: int
+    seconds: float
+    resumed_from: int | None = None
+    stopped_early: bool = False
+    checkpoint: Path | None = None
+    lr_history: list[float] = field(default_factory=list)
+    end_loss: float | None = None
+    train_seconds: float = 0.0
+    monitor: list[dict] = field(default_factory=list)
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1] if self.losses else math.nan
+
+
+def make_stepper(phase: Phase, model, loss_fn, use_ddp: bool, checkpoint):
+    loss = phase.loss or loss_fn
+    if phase.optimizer == "lm":
+        return LevenbergMarquardt(phase, model, loss, checkpoint)
+    return TorchStepper(phase, model, loss, use_ddp, checkpoint)
+
+
+class Training:
+    """One run's state and loop; built by `fit` after every option has been checked."""
+
+    def __init__(self, model, loss_fn, data, phases: tuple[Phase, ...], run: Run, info: D.DistInfo, use_ddp: bool):
+        self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
+        self.source = BatchSource(data)
+        self.steppers = [make_stepper(p, model, loss_fn, use_ddp, run.checkpoint) for p in phases]
+        self.fingerprint = {}
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        self.step = self.phase = self.phase_step = 0
+        self.best = None
+        self.resumed_from = None
+        self.data = data
+
+    def start(self, use_ddp: bool, dev) -> None:
+        """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
+        run, info = self.run, self.info
+        if run.checkpoint is not None:
+            self.fingerprint = fingerprint(model=self.model, loss_fn=self.loss_fn, data=self.data,
+                                           phases=self.phases, seed=run.seed, keep_best=run.keep_best)
+        # rank 0 decides whether to resume, so that every rank takes the same path even while a file system
+        # catches up; every rank then checks the checkpoint and they agree before anyone applies it
+        if D.broadcast_flag(run.checkpoint is not None and run.resume and run.checkpoint.exists()):
+            error, prepared = None, None
+            try:
+                prepared = prepare_resume(run.checkpoint, self, self.source, info)
+            except Exception as e:  # noqa: BLE001 - re-raised below, once every rank knows
+                error = e
+            if not D.all_agree(error is None):
+                if prepared is not None:
+                    prepared.undo()
+                raise error or CheckpointError(f"checkpoint {run.checkpoint}: another rank could not use it")
+            prepared.apply(self)
+            self.resumed_from = self.step
+        elif run.seed is not None:
+            seed_everything(run.seed)
+        if run.checkpoint is not None and info.is_main:
+            remove_stale_temp_files(run.checkpoint)
+        self.model.train()
+        self.net = D.wrap_ddp(self.model, dev) if use_ddp else self.model
+
+    def write_checkpoint(self) -> None:
+        run, info = self.run, self.info
+        records = D.gather_objects({"rng": capture_rng(), "data": self.source.state()})
+        running = self.phase < len(self.phases) and self.phase_step > 0
+        error = None
+        if info.is_main:
+            try:
+                save_checkpoint(run.checkpoint, build_payload(
+                    fingerprint=self.fingerprint, step=self.step, phase=self.phase, phase_step=self.phase_step,
+                    model=self.model, stepper=self.steppers[self.phase].state_dict() if running else None,
+                    losses=self.losses, lrs=self.lrs, best=self.best, world_size=info.world_size, ranks=records))
+            except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                error = e
+        # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists
+        if not D.all_agree(error is None):
+            raise error or CheckpointError(f"checkpoint {run.checkpoint}: rank 0 failed to write it")
+        if info.is_main and run.on_checkpoint is not None:
+            run.on_checkpoint(self.step, run.checkpoint)
+
+    def _loss_key(self, i: int):
+        p = self.phases[i]
+        return id(p.loss or self.loss_fn), p.optimizer == "lm"
+
+    def _take_step(self, stepper, dev) -> Outcome:
+        batch = move_batch(self.source.next(self.step), dev, self.run.dtype)
+        snapshot = None
+        if self.run.keep_best:
+            snapshot = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        lr = stepper.lr
+        outcome = stepper.step(self.net, batch, self.step + 1)
+        if snapshot is not None and (self.best is None or outcome.loss < self.best["loss"]):
+            self.best = {"loss": outcome.loss, "model": snapshot}
+        self.step += 1
+        self.phase_step += 1
+        self.losses.append(outcome.loss)
+        self.lrs.append(lr)
+        return outcome
+
+    def _stalled(self, phase: Phase) -> bool:
+        rule, k = phase.stall, self.phase_step
+        if rule is None or k % rule.every or k < 2 * rule.every:
+            return False
+        return self.losses[-1] > self.losses[-1 - rule.every] * (1.0 - rule.rtol)
+
+    def train(self, dev, clock: Clock, log: MonitorLog, bar) -> tuple[bool, Outcome | None]:
+        """Run the remaining phases; returns (stopped by the time budget, the last step's outcome).
+
+        A finished phase hands over to the next (the checkpoint then holds no optimizer state); the last
+        phase keeps its optimizer state when its steps are done, so a resumed run may extend it."""
+        run, last = self.run, None
+        if log.due(self.step):
+            log.record(self.model, self.step, self._phase_name())
+        while self.phase < len(self.phases):
+            phase, stepper = self.phases[self.phase], self.steppers[self.phase]
+            final = self.phase == len(self.phases) - 1
+            if self.phase_step == 0 and self.phase > 0 and self._loss_key(self.phase) != self._loss_key(self.phase - 1):
+                self.best = None  # keep-best compares losses of one function only
+            while self.phase_step < phase.steps:
+                last = self._take_step(stepper, dev)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
+                if self._stalled(phase):
+                    stepper.reset()
+                with clock.paused():
+                    if run.on_step is not None and self.info.is_main:
+                        run.on_step(self.step, last.loss)
+                if log.due(self.step):
+                    log.record(self.model, self.step, phase.name)
+                out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
+                finished = last.done or self.phase_step >= phase.steps
+                if last.done or (finished and not final):
+                    self.phase, self.phase_step = self.phase + 1, 0
+                if run.checkpoint is not None and (finished or out_of_time or self.step % run.checkpoint_every == 0):
+                    with clock.paused():
+                        self.write_checkpoint()
+                if out_of_time and not (finished and final):
+                    return True, last
+                if finished:
+                    break
+            if self.phase_step >= phase.steps:
+                if final:
+                    break
+                self.phase, self.phase_step = self.phase + 1, 0  # a phase of zero steps
+        return False, last
+
+    def _phase_name(self) -> str:
+        return self.phases[min(self.phase, len(self.phases) - 1)].name
+
+    def end_loss(self, last: Outcome | None, dev) -> float | None:
+        """The loss of the current parameters: known after an LM step, else evaluated for keep-best or an
+        LM phase (full-batch data only; the random generators are left as they were)."""
+        if last is not None and last.after is not None:
+            return last.after
+        stepper = self.steppers[-1]
+        if not (self.run.keep_best or isinstance(stepper, LevenbergMarquardt)) or self.source.kind == "iterable":
+            return None
+        rng = capture_rng()
         try:
-            check_payload(build_payload(fingerprint={}, step=0, phase=0, phase_step=1, model=model,
-                                        stepper=training.steppers[0].state_dict(), losses=[], lrs=[], best=None,
-                                        world_size=info.world_size, ranks=[{"rng": capture_rng(), "data": {}}]))
-        except CheckpointError as e:
-            raise ConfigError(str(e)) from None
-    lock = RunLock(run.checkpoint) if run.checkpoint is not None and info.is_main else None
-    lock_error = None
-    if lock is not None:
+            batch = move_batch(self.source.next(max(self.step - 1, 0)), dev, self.run.dtype)
+            return stepper.loss_of(self.net, batch)
+        finally:
+            restore_rng(rng)
+
+    def finish(self, stopped: bool, last: Outcome | None, dev, clock: Clock, log: MonitorLog, t0: float) -> FitResult:
+        end = self.end_loss(last, dev)
+        if self.run.keep_best and self.best is not None and end is not None and self.best["loss"] < end:
+            self.model.load_state_dict(self.best["model"])
+            end = self.best["loss"]
+        if log.monitor is not None:
+            log.record(self.model, self.step, self._phase_name())
+        return FitResult(losses=self.losses, steps_done=self.step, seconds=time.perf_counter() - t0,
+                         resumed_from=self.resumed_from, stopped_early=stopped, checkpoint=self.run.checkpoint,
+                         lr_history=self.lrs, end_loss=end, train_seconds=clock.elapsed(), monitor=log.records)
+
+
+def train(training: Training, use_ddp: bool, dev) -> FitResult:
+    t0 = time.perf_counter()
+    training.start(use_ddp, dev)
+    run = training.run
+    clock = Clock(run.timer)
+    log = MonitorLog(run.monitor, clock)
+    total = sum(p.steps for p in training.phases)
+    bar = tqdm(total=total, initial=training.step, desc=run.desc or "fit", unit="step", dynamic_ncols=True,
+               disable=not (run.progress and training.info.is_main))
+    with torch.enable_grad():
         try:
-            lock.acquire()
-        except CheckpointError as e:
-            lock_error = e
-    if run.checkpoint is not None and not D.all_agree(lock_error is None):
-        raise lock_error or CheckpointError(f"checkpoint {run.checkpoint}: rank 0 could not lock it")
-    try:
-        return train(training, use_ddp, dev)
-    finally:
-        if lock is not None:
-            lock.release()
+            stopped, last = training.train(dev, clock, log, bar)
+        finally:
+            bar.close()
+        return training.finish(stopped, last, dev, clock, log, t0)

@@ -2,7 +2,7 @@
 
 `TorchStepper` drives a torch.optim optimizer (Adam, SGD, L-BFGS with its closure, or an instance) and its
 learning-rate schedule; `dynnets.train.lm.LevenbergMarquardt` is the other implementation. The training
-loop (dynnets.train.run) only calls this interface, so checkpoints, resume, DDP, time budgets, restarts
+loop (dynnets.train.loop) only calls this interface, so checkpoints, resume, DDP, time budgets, restarts
 on stall and keep-best work the same for every optimizer.
 
 Guards: a non-finite loss or gradient at the start of a step raises NonFiniteLossError before the

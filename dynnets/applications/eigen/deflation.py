@@ -33,7 +33,7 @@ import torch
 
 from ...checks import check_int, positive_real, real
 from ...errors import ConfigError
-from ...structure import NormPreserving
+from ...structure import QuadraticInvariant
 from ...systems.yi import YiField, spread_bound
 from .result import ConvergenceError, EigenResult, finish
 
@@ -69,7 +69,7 @@ def _cayley_closed_form(b: np.ndarray, y: np.ndarray, h: float, threshold: float
 def _generic(method, b: np.ndarray, y: np.ndarray, h: float, threshold: float, max_steps: int, device):
     field = YiField(torch.as_tensor(b)).to(device)
     x = torch.as_tensor(y, device=device).reshape(1, -1)
-    keeps_norm = NormPreserving() in method.guarantees(field, h)
+    keeps_norm = QuadraticInvariant.norm() in method.guarantees(field, h)
     with torch.no_grad():
         for k in range(max_steps + 1):
             res = float(field.residual(x))

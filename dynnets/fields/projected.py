@@ -6,24 +6,24 @@ import torch
 
 from ..base import Field
 from ..errors import ConfigError, ConfigTypeError
-from ..structure import ConservesLinear
+from ..structure import LinearInvariant
 
 
-class ConserveLinear(Field):
+class Projected(Field):
     """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
 
     ``field`` is any field on (batch, dim) states; ``c`` a non-zero finite vector of length dim (any scale:
     it is used as c / max |c_i|, and the trait declares the unit vector of its line). The
     wrapped field's other traits are dropped (the projection destroys a partition or a skew product),
-    except ``ConservesLinear(c2)`` with c2 exactly orthogonal to c, which the projection keeps: wrapping
+    except ``LinearInvariant(c2)`` with c2 exactly orthogonal to c, which the projection keeps: wrapping
     twice with orthogonal vectors conserves both quantities.
     """
 
     def __init__(self, field: Field, c):
         super().__init__()
         if not isinstance(field, Field):
-            raise ConfigTypeError(f"ConserveLinear wraps a dynnets Field, got {type(field).__name__}")
-        trait = ConservesLinear(c)  # validates c (non-empty, finite, non-zero); declares its unit vector
+            raise ConfigTypeError(f"Projected wraps a dynnets Field, got {type(field).__name__}")
+        trait = LinearInvariant(c)  # validates c (non-empty, finite, non-zero); declares its unit vector
         if len(trait.c) != field.dim:
             raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={field.dim}")
         # c / max |c_i| (scale-safe: c^T c of c = 1e200 or 1e-300 would overflow or underflow; the scaled
@@ -36,7 +36,7 @@ class ConserveLinear(Field):
         self.register_buffer("c_unit", c_t / c_t.dot(c_t), persistent=False)
         kept = {
             t for t in field.traits
-            if isinstance(t, ConservesLinear) and len(t.c) == self.dim
+            if isinstance(t, LinearInvariant) and len(t.c) == self.dim
             and sum(a * b for a, b in zip(t.c, trait.c, strict=True)) == 0.0
         }
         self.traits = frozenset(kept | {trait})
