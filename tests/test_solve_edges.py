@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import dynnets as dn
+from dynnets.errors import StepSizeError
 from dynnets.solvers import PIController
 from dynnets.solvers.controller import initial_step, scaled_rms
 
@@ -80,3 +81,15 @@ def test_the_first_step_is_finite_and_positive_where_the_scale_vanishes():
     x0 = torch.tensor([[1.0, 0.0]], dtype=F64)
     h = initial_step(field, field.at(0.0, x0), x0, 0.0, 10.0, 5, 1e-8, 0.0)
     assert math.isfinite(h) and 0.0 < h <= 10.0
+
+
+class NaNController(PIController):
+    """A controller proposing NaN after the first accepted step (a defective subclass)."""
+
+    def accepted(self, h, err, previous, k, after_rejection):
+        return math.nan
+
+
+def test_a_non_finite_step_size_is_refused_with_a_typed_error():
+    with pytest.raises(StepSizeError, match="h=nan .*finite and positive"):
+        dn.solve(_oscillator(), torch.tensor([[1.0, 0.0]], dtype=F64), [0.0, 1.0], controller=NaNController())

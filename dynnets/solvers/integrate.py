@@ -15,7 +15,7 @@ pair's dense output (``dense=True``, the default: steps ignore the intermediate 
 clipped to land on each of them (``dense=False``); the last time is always reached by a step. Time
 advances as t <- t + h, exactly as a Flow passes it to its steps, so ``Solution.flow()`` reproduces the
 solve. A step that cannot meet the tolerance (h below the time resolution, or ``max_steps`` attempts)
-raises ``ToleranceError`` naming t, h and the error.
+raises ``ToleranceError`` naming t, h and the error; every attempted h is finite and positive.
 """
 
 from __future__ import annotations
@@ -146,8 +146,12 @@ class _Control:
         self.attempts = 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
-        """Refuse to go on when max_steps steps were attempted or h fell below the time resolution."""
+        """Refuse to go on when an attempted h is not finite and positive (a controller or starting-step
+        defect, never attempted), max_steps steps were attempted, or h fell below the time resolution."""
         self.attempts += 1
+        if not (h > 0.0 and math.isfinite(h)):
+            raise StepSizeError(f"{self.pair.name} was about to attempt the step h={h!r} at t={t!r} (last error "
+                                f"estimate {err:.3e}; rule: every attempted step is finite and positive)")
         if self.attempts > self.max_steps:
             raise ToleranceError(f"{self.pair.name} did not reach the end within max_steps={self.max_steps} attempted "
                                  f"steps: at t={t!r} with h={h:.3e}, last error estimate {err:.3e} (tolerance 1)")
