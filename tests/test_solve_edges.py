@@ -1,5 +1,5 @@
-"""dn.solve at its edges (issue 26): pure relative control (atol = 0) at components that are exactly 0 (no
-NaN step, no spinning)."""
+"""dn.solve at its edges (issue 26): start times far from 0 (the step logic on offsets from t_eval[0]) and
+pure relative control (atol = 0) at components that are exactly 0 (no NaN step, no spinning)."""
 
 import dataclasses
 import math
@@ -8,11 +8,12 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.errors import StepSizeError
+from dynnets.errors import ConfigError, StepSizeError
 from dynnets.solvers import PIController
 from dynnets.solvers.controller import initial_step, scaled_rms
 
 F64 = torch.float64
+EPS = torch.finfo(F64).eps
 PAIRS = [dn.methods.DormandPrince5(), dn.methods.BogackiShampine3(), dn.methods.DormandPrince853()]
 IDS = [p.name for p in PAIRS]
 
@@ -28,6 +29,64 @@ def _rotation(x0, t):
 
 def _relative(x, exact):
     return float(((x - exact).norm(dim=1) / exact.norm(dim=1)).max())
+
+
+# --- 1. large start times -------------------------------------------------------------------------------
+
+SHIFTS = [(1e15, 1.0), (1e13, 2.0 ** -7)]  # (t0, span): t0 + span is exact, ulp(1e15) = 0.125, ulp(1e13) = 2^-9
+SOLVES = [dict(rtol=1e-10, atol=1e-12), dict(rtol=1e-10, atol=1e-12, dense=False),
+          dict(method=dn.methods.RK4(), h=2.0 ** -10)]
+
+
+@pytest.mark.parametrize("options", SOLVES, ids=["dense", "landing", "fixed"])
+@pytest.mark.parametrize("t0, span", SHIFTS, ids=["1e15", "1e13"])
+def test_an_autonomous_solve_is_the_same_at_any_start_time(t0, span, options):
+    """An autonomous field's solution depends on t - t0 only, and dn.solve chooses, lands and interpolates its
+    steps on offsets from t_eval[0]: from t0 = 1e15 (where t + h rounds to multiples of 0.125) it takes the
+    very steps and states of the same solve from 0, bit for bit, close to the rotation (bounds below).
+    Before the fix the adaptive solve took no step there and returned x0 (an error of 0.84 and 0.0078);
+    the fixed-step cases passed before too (their step sizes come from the exact interval lengths)."""
+    x0 = torch.tensor([[1.0, 0.0], [0.3, -0.7]], dtype=F64)
+    times = [t0, t0 + 0.3 * span, t0 + span]
+    offsets = [t - t0 for t in times]  # exact (the middle one rounded to t0's grid when forming t0 + 0.3 span)
+    shifted = dn.solve(_oscillator(), x0, times, **options)
+    reference = dn.solve(_oscillator(), x0, offsets, **options)
+    assert shifted.accepted == reference.accepted > 0
+    assert shifted.sizes == reference.sizes
+    assert torch.equal(shifted.x, reference.x)
+    exact = torch.stack([_rotation(x0, s) for s in offsets])
+    # adaptive: 50 rtol as in test_solve (measured <= 0.06); RK4: twice its leading global error span h^4 / 120
+    # on the rotation, plus 100 eps of round-off (measured 6.6e-15, 2.3e-16)
+    bound = 50 * options["rtol"] if "rtol" in options else span * options.get("h", 0) ** 4 / 60 + 100 * EPS
+    assert max(_relative(shifted.x[j], exact[j]) for j in range(3)) <= bound
+    assert torch.equal(shifted.flow()(x0, t0), shifted.x[-1])  # Solution.flow() still reproduces the solve
+
+
+class CountingForced(dn.systems.ForcedOscillator):
+    """The forced oscillator (time-dependent), counting its evaluations."""
+
+    calls = 0
+
+    def forward(self, t, x):
+        CountingForced.calls += 1
+        return super().forward(t, x)
+
+
+@pytest.mark.parametrize("options", SOLVES, ids=["dense", "landing", "fixed"])
+def test_a_time_dependent_field_whose_steps_the_clock_cannot_resolve_is_refused_before_any_work(options):
+    """A time-dependent field gets the absolute time t <- t + h (as a Flow passes it); at t = 1e15 that clock
+    moves in multiples of 0.125, so the span 1 (below 10 ulp = 1.25) is refused in one line before the
+    field is evaluated. Before the fix: x0 returned (adaptive) or the forcing frozen (fixed: error 1.2).
+    Control: the same solve from 0.3 runs and meets its closed form."""
+    field = CountingForced(omega=2.0, amplitude=1.5)
+    x0 = torch.tensor([[0.4, -0.2]], dtype=F64)
+    CountingForced.calls = 0
+    with pytest.raises(ConfigError, match=r"below the time resolution 1.25 .*time-dependent CountingForced"):
+        dn.solve(field, x0, [1e15, 1e15 + 0.5, 1e15 + 1.0], **options)
+    assert CountingForced.calls == 0
+    sol = dn.solve(field, x0, [0.3, 0.8, 1.3], **options)
+    assert float((sol.x[-1] - field.solution(x0, 0.3, 1.3)).abs().max()) <= 1e-8
+    assert torch.equal(sol.flow()(x0, 0.3), sol.x[-1])
 
 
 # --- 3. atol = 0 at exact zeros ---------------------------------------------------------------------------
@@ -93,3 +152,4 @@ class NaNController(PIController):
 def test_a_non_finite_step_size_is_refused_with_a_typed_error():
     with pytest.raises(StepSizeError, match="h=nan .*finite and positive"):
         dn.solve(_oscillator(), torch.tensor([[1.0, 0.0]], dtype=F64), [0.0, 1.0], controller=NaNController())
+
