@@ -1,5 +1,6 @@
-"""dn.solve at its edges (issue 26): start times far from 0 (the step logic on offsets from t_eval[0]) and
-pure relative control (atol = 0) at components that are exactly 0 (no NaN step, no spinning)."""
+"""dn.solve at its edges (issue 26): start times far from 0 (the step logic on offsets from t_eval[0]),
+fixed steps that overflow or meet a NaN (one final finiteness check), and pure relative control
+(atol = 0) at components that are exactly 0 (no NaN step, no spinning)."""
 
 import dataclasses
 import math
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 import dynnets as dn
-from dynnets.errors import ConfigError, StepSizeError
+from dynnets.errors import ConfigError, DivergenceError, StepSizeError, ToleranceError
 from dynnets.solvers import PIController
+from dynnets.solvers import integrate as integrate_module
 from dynnets.solvers.controller import initial_step, scaled_rms
 
 F64 = torch.float64
@@ -87,6 +89,66 @@ def test_a_time_dependent_field_whose_steps_the_clock_cannot_resolve_is_refused_
     sol = dn.solve(field, x0, [0.3, 0.8, 1.3], **options)
     assert float((sol.x[-1] - field.solution(x0, 0.3, 1.3)).abs().max()) <= 1e-8
     assert torch.equal(sol.flow()(x0, 0.3), sol.x[-1])
+
+
+# --- 2. non-finite fixed-step results ---------------------------------------------------------------------
+
+NONFINITE = [
+    ("x' = x^2 (blows up at t = 1)", lambda x: x ** 2, [0.0, 0.5, 0.9, 1.5, 2.0], 3),
+    ("x' = 100 x (overflows near t = 7.1)", lambda x: 100.0 * x, [0.0, 5.0, 10.0], 2),
+    ("a NaN field", lambda x: x * float("nan"), [0.0, 0.25, 1.0], 1),
+]
+
+
+@pytest.mark.parametrize("fn, times, first", [case[1:] for case in NONFINITE], ids=[c[0] for c in NONFINITE])
+def test_a_fixed_step_solve_that_becomes_non_finite_raises_naming_the_first_such_time(fn, times, first):
+    """RK4 with h = 0.01 returned inf or NaN silently. Now DivergenceError names the first time of t_eval
+    with a non-finite state and the one before it, and the solve up to that earlier time returns finite
+    states (the check is not merely a refusal of the field)."""
+    field, x0 = dn.fields.FunctionField(fn, 1), torch.ones(1, 1, dtype=F64)
+    with pytest.raises(DivergenceError, match=rf"t_eval\[{first - 1}\]={times[first - 1]!r} and "
+                                              rf"t_eval\[{first}\]={times[first]!r}"):
+        dn.solve(field, x0, times, method=dn.methods.RK4(), h=0.01)
+    if first > 1:
+        prefix = dn.solve(field, x0, times[:first], method=dn.methods.RK4(), h=0.01)
+        assert bool(torch.isfinite(prefix.x).all())
+
+
+def test_the_adaptive_path_refuses_the_same_fields():
+    """The error-controlled solve rejects non-finite steps itself: x' = x^2 ends in ToleranceError, as does
+    a NaN field, at once (its first step is NaN: no step is attempted, instead of 100,000 NaN attempts)."""
+    x0 = torch.ones(1, 1, dtype=F64)
+    with pytest.raises(ToleranceError):
+        dn.solve(dn.fields.FunctionField(lambda x: x ** 2, 1), x0, [0.0, 2.0])
+    calls = []
+    nan_field = dn.fields.FunctionField(lambda x: calls.append(1) or x * float("nan"), 1)
+    with pytest.raises(ToleranceError, match="no first step"):
+        dn.solve(nan_field, x0, [0.0, 1.0])
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("options", [dict(method=dn.methods.RK4(), h=0.01), dict(rtol=1e-8)], ids=["fixed", "adaptive"])
+def test_one_finiteness_check_per_solve_and_no_host_read_per_step(monkeypatch, options):
+    """The final check runs once per solve; a fixed-step solve reads the device the same number of times
+    for 10 steps as for 1000 (no per-step synchronisation; counted over Tensor.item, tolist, __bool__,
+    __float__)."""
+    checks, reads = [], []
+    original = integrate_module._checked_finite
+    monkeypatch.setattr(integrate_module, "_checked_finite", lambda solution: checks.append(1) or original(solution))
+    x0 = torch.tensor([[1.0, 0.0]], dtype=F64)
+    dn.solve(_oscillator(), x0, [0.0, 1.0], **options)
+    assert len(checks) == 1
+    if "h" not in options:
+        return
+    for name in ("item", "tolist", "__bool__", "__float__"):
+        method = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _m=method, **k: reads.append(1) or _m(self, *a, **k))
+    counts = []
+    for end in (0.1, 10.0):
+        reads.clear()
+        dn.solve(_oscillator(), x0, [0.0, end], **options)
+        counts.append(len(reads))
+    assert counts[0] == counts[1] <= 3, counts
 
 
 # --- 3. atol = 0 at exact zeros ---------------------------------------------------------------------------

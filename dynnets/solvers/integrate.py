@@ -22,6 +22,10 @@ raises ``ToleranceError`` naming t, h and the error; every attempted h is finite
 Time-dependent fields: that float64 clock t <- t + h must resolve every step, h >= 10 ulp(max |t|)
 (below it t + h rounds by more than 5% of h, and at h < ulp / 2 the field's time stops); a span, an
 interval (``dense=False``) or a fixed step below it is refused before any work (``ConfigError``).
+
+Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
+has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
+``DivergenceError`` naming the first time of t_eval where it appears.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import torch
 
 from ..base import Field, Method
 from ..checks import MAX_STEPS, check_bool, check_int, positive_real, real
-from ..errors import ConfigError, ConfigTypeError, ShapeError, StepSizeError, ToleranceError
+from ..errors import ConfigError, ConfigTypeError, DivergenceError, ShapeError, StepSizeError, ToleranceError
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
@@ -67,7 +71,7 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
                                   "steps (rule: give h, or rtol/atol, not both)")
         grid = _fixed_grid(times, h, max_steps)
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
-        return _fixed(field, method, x0, times, grid)
+        return _checked_finite(_fixed(field, method, x0, times, grid))
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
@@ -82,7 +86,7 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
     _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
                  "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
     control = _Control(method, rtol, atol, controller or PIController(), max_steps)
-    return _adaptive(field, x0, times, control, dense)
+    return _checked_finite(_adaptive(field, x0, times, control, dense))
 
 
 def _check_times(t_eval) -> list[float]:
@@ -139,6 +143,18 @@ def _check_clock(field, times: list[float], smallest: float, what: str) -> None:
         raise ConfigError(f"{what} {smallest!r} is below the time resolution {resolution:.3g} at t={times[-1]!r} "
                           f"for the time-dependent {type(field).__name__} (rule: the time t <- t + h passed to "
                           "the field must resolve every step, h >= 10 ulp(max |t|); shift the times towards 0)")
+
+
+def _checked_finite(solution: Solution) -> Solution:
+    """The solution, checked once for non-finite states (one host synchronisation per solve)."""
+    finite = torch.isfinite(solution.x.flatten(1)).all(dim=1).tolist()
+    if all(finite):
+        return solution
+    j = finite.index(False)
+    raise DivergenceError(f"dn.solve with {solution.method.name} became non-finite between t_eval[{j - 1}]="
+                          f"{float(solution.t[j - 1])!r} and t_eval[{j}]={float(solution.t[j])!r} (the first time "
+                          "with a non-finite state; rule: a solve returns finite states; fixed steps: try a "
+                          "smaller h or error control; or end t_eval before the blow-up)")
 
 
 def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]]:
