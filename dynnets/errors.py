@@ -58,8 +58,8 @@ class NonFiniteLossError(DynnetsError, FloatingPointError):
 
 
 class DivergenceError(DynnetsError, FloatingPointError):
-    """A rollout, a validation run or a reported result became non-finite or grew past its stated limit
-    (the message names the seed and the step)."""
+    """A rollout, a validation run, a solve (``dn.solve``) or a reported result became non-finite or grew past
+    its stated limit (the message names where: the seed and the step, or the time)."""
 
 
 class GuaranteeError(DynnetsError, AssertionError):

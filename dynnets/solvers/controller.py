@@ -1,7 +1,8 @@
 """Step-size control for embedded pairs: the scaled error norm, the PI controller and the first step.
 
 Error norm (Hairer, Norsett, Wanner I, II.4, (4.11)): with sc_j = atol + rtol max(|x_j|, |x'_j|), the
-error of a state is the root mean square of e_j / sc_j over its components; a batch of states takes the
+error of a state is the root mean square of e_j / sc_j over its components (0/0 counted as 0: with atol = 0,
+a component exactly 0 before and after the step with no error; ``scaled_rms``); a batch takes the
 largest over its rows, so every row meets the tolerance (one step size for the batch: the accepted steps
 are single ``Step``s). A step is accepted when the norm is at most 1.
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..checks import positive_real, real
-from ..errors import ConfigError
+from ..errors import ConfigError, ToleranceError
 
 #: errors below this are treated as this when they enter a power (the PI memory err_(n-1) too)
 FLOOR = 1e-10
@@ -80,14 +81,24 @@ class PIController:
         return h * max(self.min_factor, self.safety * err ** (-1.0 / k))
 
 
-def scaled_rms(e: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:
-    """Per row: sqrt(mean_j (e_j / (atol + rtol max(|x_j|, |x'_j|)))^2), computed without overflow (a
-    ratio beyond 1e150, a certain rejection, is not squared: the norm is then its largest entry, inf if
-    non-finite)."""
-    ratio = (e / torch.maximum(x.abs(), x_new.abs()).mul_(rtol).add_(atol)).flatten(1)
+def _rms(ratio: torch.Tensor) -> torch.Tensor:
+    """Per row: sqrt(mean_j ratio_j^2), computed without overflow (a ratio beyond 1e150, a certain rejection,
+    is not squared: the norm is then its largest |entry|, inf or NaN for a non-finite one)."""
+    ratio = ratio.flatten(1)
     largest = ratio.abs().amax(dim=1)
-    rms = ratio.square().mean(dim=1).sqrt()
-    return torch.where(largest < 1e150, rms, largest)
+    return torch.where(largest < 1e150, ratio.square().mean(dim=1).sqrt(), largest)
+
+
+def scaled_rms(e: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:
+    """Per row: sqrt(mean_j (e_j / (atol + rtol max(|x_j|, |x'_j|)))^2) (``_rms``). A component whose scale is
+    0 (atol = 0, x_j = x'_j = 0) counts 0/0 as 0: it is exactly 0 before and after the step and both
+    solutions of the pair agree exactly, so there is nothing to control (NaN would reject every step);
+    a nonzero e_j against a zero scale stays inf (pure relative control cannot accept it)."""
+    scale = torch.maximum(x.abs(), x_new.abs()).mul_(rtol).add_(atol)
+    ratio = e / scale
+    if atol == 0.0:  # only then can a scale be 0
+        ratio = torch.where((e == 0) & (scale == 0), 0.0, ratio)
+    return _rms(ratio)
 
 
 @torch.no_grad()
@@ -110,14 +121,28 @@ def initial_step(field, k0: torch.Tensor, x0: torch.Tensor, t0: float, span: flo
                  atol: float) -> float:
     """Hairer's starting step (HNW I, II.4): d0 = ||x0||, d1 = ||F(t0, x0)|| in the scaled norm, h0 = 0.01
     d0 / d1, one Euler step to estimate d2 = ||F(t0 + h0, x1) - F(t0, x0)|| / h0, then h = min(100 h0,
-    (0.01 / max(d1, d2))^(1/order)); the smallest over the batch, at most the span. One evaluation."""
+    (0.01 / max(d1, d2))^(1/order)); the smallest over the batch, at most the span. One evaluation.
+
+    The scale is sc_j = atol + rtol |x0_j|; a component with sc_j = 0 (atol = 0, x0_j = 0) has no size at
+    x0 to measure a first step against, so it is left out of d0, d1, d2 (counted as 0), and the error norm,
+    whose scale uses max(|x|, |x'|), controls it from the first step on. The result is finite and
+    positive; ``ToleranceError`` where no such h exists (F(t0, x0) not finite, or d1 overflowing)."""
     scale = x0.abs() * rtol + atol
-    d0 = (x0 / scale).flatten(1).square().mean(1).sqrt()
-    d1 = (k0 / scale).flatten(1).square().mean(1).sqrt()
+    d0, d1 = _rms(_measured(x0, scale)), _rms(_measured(k0, scale))
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
     h0 = min(float(h0.min()), span)
+    if not h0 > 0.0:
+        raise ToleranceError(f"no first step at t={t0!r}: 0.01 ||x0|| / ||F(t0, x0)|| = {h0!r} in the scaled norm "
+                             f"(rtol={rtol:g}, atol={atol:g}); F(t0, x0) is not finite or too large for the scale "
+                             "(rule: a step must be finite and positive)")
     k1 = field.at(t0 + h0, x0 + h0 * k0)
-    d2 = float(((k1 - k0) / scale).flatten(1).square().mean(1).sqrt().max()) / h0
-    d12 = max(float(d1.max()), d2)
+    d2 = float(_rms(_measured(k1 - k0, scale)).max()) / h0
+    d12 = max(float(d1.max()), d2 if d2 == d2 else math.inf)
     h1 = max(1e-6, h0 * 1e-3) if not d12 > 1e-15 else (0.01 / d12) ** (1.0 / order)
-    return min(100.0 * h0, h1, span)
+    h = min(100.0 * h0, h1, span)
+    return h if h > 0.0 else h0  # h1 = 0 where F(t0 + h0, x1) is not finite: h0 it is, the error norm decides
+
+
+def _measured(v: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """v / scale, 0 where the scale is 0 (the starting step's norm leaves such components out)."""
+    return torch.where(scale > 0, v / scale, 0.0)

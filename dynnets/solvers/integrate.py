@@ -12,10 +12,20 @@ Error control (an ``EmbeddedPair``): every attempted step computes the pair's st
 the first-same-as-last stage reused), the error norm of ``controller.pair_error``, is accepted when it is at
 most 1, and the PI controller (``PIController``) picks the next h. States at ``t_eval`` come from the
 pair's dense output (``dense=True``, the default: steps ignore the intermediate times) or from steps
-clipped to land on each of them (``dense=False``); the last time is always reached by a step. Time
-advances as t <- t + h, exactly as a Flow passes it to its steps, so ``Solution.flow()`` reproduces the
+clipped to land on each of them (``dense=False``); the last time is always reached by a step. The step
+logic (time resolution, landing, the dense output's theta) runs on offsets s = t - t_eval[0], so it
+resolves steps to round-off of the span however large t_eval[0] is; the field gets the absolute time,
+advanced t <- t + h exactly as a Flow passes it to its steps, so ``Solution.flow()`` reproduces the
 solve. A step that cannot meet the tolerance (h below the time resolution, or ``max_steps`` attempts)
-raises ``ToleranceError`` naming t, h and the error.
+raises ``ToleranceError`` naming t, h and the error; every attempted h is finite and positive.
+
+Time-dependent fields: that float64 clock t <- t + h must resolve every step, h >= 10 ulp(max |t|)
+(below it t + h rounds by more than 5% of h, and at h < ulp / 2 the field's time stops); a span, an
+interval (``dense=False``) or a fixed step below it is refused before any work (``ConfigError``).
+
+Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
+has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
+``DivergenceError`` naming the first time of t_eval where it appears.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import torch
 
 from ..base import Field, Method
 from ..checks import MAX_STEPS, check_bool, check_int, positive_real, real
-from ..errors import ConfigError, ConfigTypeError, ShapeError, StepSizeError, ToleranceError
+from ..errors import ConfigError, ConfigTypeError, DivergenceError, ShapeError, StepSizeError, ToleranceError
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
@@ -59,7 +69,9 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
             if value is not None:
                 raise ConfigError(f"{name}={value!r} applies to error-controlled solves, but h={h!r} asks for fixed "
                                   "steps (rule: give h, or rtol/atol, not both)")
-        return _fixed(field, method, x0, times, _fixed_grid(times, h, max_steps))
+        grid = _fixed_grid(times, h, max_steps)
+        _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
+        return _checked_finite(_fixed(field, method, x0, times, grid))
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
@@ -70,8 +82,11 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
                           "to step to every time of t_eval")
     if controller is not None and not isinstance(controller, PIController):
         raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    intervals = [b - a for a, b in zip(times[:-1], times[1:])]
+    _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
+                 "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
     control = _Control(method, rtol, atol, controller or PIController(), max_steps)
-    return _adaptive(field, x0, times, control, dense)
+    return _checked_finite(_adaptive(field, x0, times, control, dense))
 
 
 def _check_times(t_eval) -> list[float]:
@@ -115,6 +130,33 @@ def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
     return rtol, atol
 
 
+def _clock_resolution(times: list[float]) -> float:
+    """The smallest step the float64 clock t <- t + h (the time a Flow passes its steps) resolves over
+    t_eval: 10 ulp(max |t|), where t + h is rounded by at most 5% of h."""
+    return 10.0 * max(math.ulp(times[0]), math.ulp(times[-1]))
+
+
+def _check_clock(field, times: list[float], smallest: float, what: str) -> None:
+    """Refuse a time-dependent field whose steps the clock cannot resolve (an autonomous one ignores t)."""
+    resolution = _clock_resolution(times)
+    if field.time_dependent and smallest < resolution:
+        raise ConfigError(f"{what} {smallest!r} is below the time resolution {resolution:.3g} at t={times[-1]!r} "
+                          f"for the time-dependent {type(field).__name__} (rule: the time t <- t + h passed to "
+                          "the field must resolve every step, h >= 10 ulp(max |t|); shift the times towards 0)")
+
+
+def _checked_finite(solution: Solution) -> Solution:
+    """The solution, checked once for non-finite states (one host synchronisation per solve)."""
+    finite = torch.isfinite(solution.x.flatten(1)).all(dim=1).tolist()
+    if all(finite):
+        return solution
+    j = finite.index(False)
+    raise DivergenceError(f"dn.solve with {solution.method.name} became non-finite between t_eval[{j - 1}]="
+                          f"{float(solution.t[j - 1])!r} and t_eval[{j}]={float(solution.t[j])!r} (the first time "
+                          "with a non-finite state; rule: a solve returns finite states; fixed steps: try a "
+                          "smaller h or error control; or end t_eval before the blow-up)")
+
+
 def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]]:
     """(h_j, n_j) per interval: n_j = ceil(span_j / h) (a ratio within 1e-9 of an integer is that integer,
     so t_eval on a grid of h is hit with steps of exactly h up to rounding)."""
@@ -146,8 +188,12 @@ class _Control:
         self.attempts = 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
-        """Refuse to go on when max_steps steps were attempted or h fell below the time resolution."""
+        """Refuse to go on when an attempted h is not finite and positive (a controller or starting-step
+        defect, never attempted), max_steps steps were attempted, or h fell below the time resolution."""
         self.attempts += 1
+        if not (h > 0.0 and math.isfinite(h)):
+            raise StepSizeError(f"{self.pair.name} was about to attempt the step h={h!r} at t={t!r} (last error "
+                                f"estimate {err:.3e}; rule: every attempted step is finite and positive)")
         if self.attempts > self.max_steps:
             raise ToleranceError(f"{self.pair.name} did not reach the end within max_steps={self.max_steps} attempted "
                                  f"steps: at t={t!r} with h={h:.3e}, last error estimate {err:.3e} (tolerance 1)")
@@ -158,21 +204,27 @@ class _Control:
 
 
 def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
+    """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
+    interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow)."""
     pair, controller = control.pair, control.controller
-    t, x, end = times[0], x0, times[-1]
-    resolution = 10.0 * max(math.ulp(t), math.ulp(end), math.ulp(end - t))
+    targets = [tj - times[0] for tj in times]
+    s, t, x, end = 0.0, times[0], x0, targets[-1]
+    resolution = 10.0 * math.ulp(end)  # of the offsets s <= end (and of end - s)
+    if field.time_dependent:
+        resolution = max(resolution, _clock_resolution(times))
     k0 = field.at(t, x)
-    h = initial_step(field, k0, x, t, end - t, pair.error_order, control.rtol, control.atol)
+    # a first guess below the resolution is raised to it: the error control then accepts or refuses that step
+    h = max(resolution, initial_step(field, k0, x, t, end, pair.error_order, control.rtol, control.atol))
     nfev, rejected, previous, after_rejection, err = 2, 0, 1.0, False, math.nan
     states, sizes, j = [x0], [], 1
     while j < len(times):
-        target = end if dense else times[j]
-        if target - t <= resolution:  # reached up to the rounding of t <- t + h: the state is there
+        target = end if dense else targets[j]
+        if target - s <= resolution:  # reached up to the rounding of s <- s + h: the state is there
             states.append(x)
             j += 1
             continue
-        landing = t + h >= target - resolution
-        step = target - t if landing else h
+        landing = s + h >= target - resolution
+        step = target - s if landing else h
         control.budget(t, step, err, resolution)
         ks = pair.stages(field, x, step, t, [k0], count=pair.step_stages)
         nfev += pair.step_stages - 1
@@ -183,7 +235,7 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
             h, after_rejection = controller.rejected(step, err, pair.error_order), True
             continue
         if dense:
-            j, evaluated = _interpolate(pair, field, times, j, t, step, x, ks, x_new, states, landing)
+            j, evaluated = _interpolate(pair, field, targets, j, (s, t, step), x, ks, x_new, states, landing)
             nfev += evaluated
         elif landing:
             states.append(x_new)
@@ -191,7 +243,7 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
         h = controller.accepted(step, err, previous, pair.error_order, after_rejection)
         previous, after_rejection = err, False
         sizes.append((step, 1))
-        t, x = t + step, x_new
+        s, t, x = s + step, t + step, x_new
         if j < len(times):
             k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
             nfev += pair.fsal is None
@@ -199,18 +251,19 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
                     rejected)
 
 
-def _interpolate(pair, field, times, j, t, h, x, ks, x_new, states, landing) -> tuple[int, int]:
-    """Append the dense-output states of the times t_j, t_(j+1), ... inside the accepted step [t, t + h]
-    (the step's own end, when it lands on the last time, exactly); return (next j, evaluations made)."""
+def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
+    """Append the dense-output states of the offsets targets[j], targets[j + 1], ... inside the accepted step
+    ``step`` = (offset s, absolute time t, h) (the step's own end, when it lands on the last time, exactly);
+    return (next j, evaluations made)."""
+    s, t, h = step
     evaluated = 0
-    while j < len(times) and (times[j] < t + h or (landing and j == len(times) - 1)):
-        if landing and j == len(times) - 1:
+    while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):
+        if landing and j == len(targets) - 1:
             states.append(x_new)
         else:
             if len(ks) < pair.dense_stages:
                 evaluated += pair.dense_stages - len(ks)
                 pair.stages(field, x, h, t, ks, count=pair.dense_stages)
-            states.append(pair.combine(x, h, ks, pair.dense_weights((times[j] - t) / h)))
+            states.append(pair.combine(x, h, ks, pair.dense_weights((targets[j] - s) / h)))
         j += 1
     return j, evaluated
-
