@@ -37,7 +37,44 @@ from .errors import (
 from .structure import LinearInvariant, QuadraticInvariant, Trait
 
 
-class Field(nn.Module):
+class ExactConstants(nn.Module):
+    """A module whose fixed tensors (a vector c, a matrix M, a stencil, a normalisation) follow
+    ``.to(dtype)``, ``.double()`` and ``.float()`` from their exact float64 values (``register_constant``).
+
+    A plain buffer built in float32 and converted with ``.double()`` keeps float32's rounding: a projection
+    onto c^T F = 0 built that way left c^T F(x) = 2.4e-8 in float64 instead of 2e-16. A constant's
+    float64 master is kept beside the buffer and every conversion casts from it; a loaded state dict
+    replaces the master by the loaded values."""
+
+    def register_constant(self, name: str, value, *, dtype: torch.dtype | None = None,
+                          persistent: bool = True) -> None:
+        """Register ``value`` (a tensor, or numbers: read in float64) as a buffer of ``dtype`` (default: the
+        tensor's own floating dtype, else torch's default dtype) whose conversions start from float64."""
+        given = value if isinstance(value, torch.Tensor) else None
+        exact = torch.as_tensor(value, dtype=torch.float64).detach().clone()
+        if dtype is None:
+            dtype = given.dtype if given is not None and given.is_floating_point() else torch.get_default_dtype()
+        if "_exact" not in self.__dict__:
+            self._exact = {}
+        self._exact[name] = exact
+        self.register_buffer(name, exact.to(dtype), persistent=persistent)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name, exact in self.__dict__.get("_exact", {}).items():
+            current = self._buffers[name]
+            self._exact[name] = exact.to(device=current.device)
+            self._buffers[name] = self._exact[name].to(dtype=current.dtype)
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        for name in self.__dict__.get("_exact", {}):
+            if prefix + name in state_dict:
+                self._exact[name] = state_dict[prefix + name].detach().to(torch.float64).clone()
+
+
+class Field(ExactConstants):
     """A vector field x -> F(x) as a torch Module; x has shape (batch, dim) (or (batch, C, H, W)).
 
     Subclasses set ``dim`` and ``traits`` (a frozenset of ``dynnets.structure.Trait``) and may override:
@@ -285,7 +322,7 @@ class Method:
         return f"{type(self).__name__}()"
 
 
-class Layer(nn.Module):
+class Layer(ExactConstants):
     """One map x -> y of a network, composed by ``Flow``. Inputs may carry any leading (batch) dims.
 
     Subclasses implement ``forward`` and override what they can certify:

@@ -37,6 +37,11 @@ class ShapeError(DynnetsError, ValueError):
     """An input does not have the shape a field expects."""
 
 
+class DtypeError(DynnetsError, TypeError):
+    """Tensors that must share a dtype do not (a float32 model given float64 states, a field returning
+    another dtype than its input, integer states), or a dtype is not supported."""
+
+
 class NotCertifiedError(DynnetsError, TypeError):
     """No certified (exactly computed) bound is available for a layer."""
 

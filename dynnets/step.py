@@ -22,6 +22,20 @@ def _check_step_size(h) -> float:
     return positive_real("step size h", h, StepSizeError, symbol="h")
 
 
+def _representable_bounds(bound: float) -> dict:
+    """Per floating dtype, the largest number of that dtype <= bound, as a Python float (exact in it):
+    h = bound * sigmoid(rho) computed in the parameter's dtype then never exceeds the bound (sigmoid <= 1,
+    and a product rounded below a representable number stays below it), where the bound itself rounds up
+    in float32 (0.2 -> 0.20000000298). Computed once, on the CPU, at construction."""
+    out = {}
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        t = torch.tensor(bound, dtype=dtype)
+        if float(t) > bound:
+            t = torch.nextafter(t, torch.zeros_like(t))
+        out[dtype] = float(t)
+    return out
+
+
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
@@ -67,6 +81,7 @@ class Step(Layer):
                 rho = _inverse_softplus(h0)
             else:
                 rho = math.log(h0 / (self.h_max - h0))
+                self._h_bounds = _representable_bounds(self.h_max)
             self.h_raw = nn.Parameter(torch.tensor(rho))
             learned = float(Step.h.fget(self).detach())  # this class's h (subclasses may clamp it)
             if not abs(learned - h0) <= 1e-6 * h0:  # e.g. softplus(rho) underflows for h = 1e-50 in float32
@@ -83,7 +98,7 @@ class Step(Layer):
             return self._h
         if self.h_max is None:
             return F.softplus(self.h_raw)
-        return self.h_max * torch.sigmoid(self.h_raw)
+        return self._h_bounds[self.h_raw.dtype] * torch.sigmoid(self.h_raw)
 
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
         if self.time_dependent:

@@ -121,10 +121,13 @@ def norm_drift(f, x) -> float:
 
 @torch.no_grad()
 def quadratic_drift(f, x, Q) -> float:
-    """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(1, ||x_i||^2)), Q symmetrised.
+    """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(||x_i||^2, ||f(x_i)||^2)), Q symmetrised.
 
-    Scale-safe: both states are divided by s_i = max(1, max_j |x_ij|) before the forms are taken (the ratio
-    is unchanged, and no square of a huge state overflows)."""
+    Relative to the scale of the values compared: the round-off of y^T Q y is of the order eps ||Q|| ||y||^2,
+    and for an indefinite Q the states may grow far beyond x while the form stays put (a hyperbolic orbit),
+    so the larger of the two states sets the scale. Scale-safe: both states are divided by s_i = max_j
+    max(|x_ij|, |f(x_i)_j|) before the forms are taken (the ratio is unchanged, and no square of a huge state
+    overflows); a zero pair counts absolutely."""
     f = as_float64(f)
     x = _points(x)
     flat = x.reshape(x.shape[0], -1)
@@ -134,14 +137,16 @@ def quadratic_drift(f, x, Q) -> float:
     Q = 0.5 * (Q + Q.T)
     Q = Q / Q.abs().max()
     Q = Q / torch.linalg.matrix_norm(Q)
-    s = flat.abs().amax(dim=1, keepdim=True).clamp_min(1.0)
-    before, after = flat / s, f(x).reshape(x.shape[0], -1) / s
+    out = f(x).reshape(x.shape[0], -1)
+    s = torch.maximum(flat.abs().amax(dim=1), out.abs().amax(dim=1)).unsqueeze(1)
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    before, after = flat / s, out / s
 
     def form(z):
         return ((z @ Q) * z).sum(dim=1)
 
-    size = torch.maximum(before.square().sum(dim=1), s.squeeze(1).reciprocal().square())
-    return float(((form(after) - form(before)).abs() / size).max())
+    size = torch.maximum(before.square().sum(dim=1), after.square().sum(dim=1))
+    return _relative((form(after) - form(before)).abs(), size)
 
 
 @torch.no_grad()

@@ -36,14 +36,14 @@ class Normalize(Layer):
 
     def __init__(self, mean, std):
         super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.get_default_dtype())
-        std = torch.as_tensor(std, dtype=torch.get_default_dtype())
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        std = torch.as_tensor(std, dtype=torch.float64)
         if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
             raise ConfigError("Normalize needs finite mean and std")
         if not bool((std > 0).all()):
             raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
-        self.register_buffer("mean", mean.clone())
-        self.register_buffer("std", std.clone())
+        self.register_constant("mean", mean, dtype=torch.get_default_dtype())
+        self.register_constant("std", std, dtype=torch.get_default_dtype())
 
     def forward(self, x):
         return (x - self.mean) / self.std

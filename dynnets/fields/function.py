@@ -1,4 +1,4 @@
-"""A fixed field given by a function, for integrating callables (a decomposition's parts, a test field)."""
+"""A fixed field given by a function or a user's own ``nn.Module``: F(x) = fn(x), or F(t, x) = fn(t, x)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,47 @@ from collections.abc import Callable
 import torch
 
 from ..base import Field
-from ..checks import check_size
-from ..errors import ConfigTypeError
+from ..checks import check_bool, check_size
+from ..errors import ConfigTypeError, DtypeError, ShapeError
 
 
 class FunctionField(Field):
-    """F(x) = fn(x) for a callable on (batch, dim) states; no parameters, no traits (it claims nothing)."""
+    """F(x) = fn(x), or with ``time_dependent=True`` F(t, x) = fn(t, x) (torchdiffeq's convention; t a 0-d
+    tensor, or (batch,) with one time per row), for any callable on (batch, ...) states: a function, a
+    user's ``nn.Module`` (its parameters train like any field's), a decomposition's part, a test field. The
+    signature is never guessed: ``time_dependent`` says it.
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], dim: int):
+    No traits: it claims nothing (``lipschitz_bound()`` raises ``NotCertifiedError``). ``dim`` (optional)
+    fixes the size of the last axis; None accepts states of any shape. Every output is checked to have the
+    input's shape and dtype (``ShapeError``, ``DtypeError``): a broadcast or a cast would otherwise give a
+    wrong step silently.
+    """
+
+    def __init__(self, fn: Callable, dim: int | None = None, *, time_dependent: bool = False):
         super().__init__()
         if not callable(fn):
             raise ConfigTypeError(f"FunctionField needs a callable, got {type(fn).__name__}")
         self.fn = fn
-        self.dim = check_size("dim", dim)
+        self.dim = None if dim is None else check_size("dim", dim)
+        self.time_dependent = check_bool("time_dependent", time_dependent)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        if self.dim is not None:
+            super().check_input(x)
+
+    def forward(self, *args) -> torch.Tensor:
+        x = args[-1]
         self.check_input(x)
-        return self.fn(x)
+        out = self.fn(*args)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ShapeError(f"FunctionField's function returned {shape} for a state of shape {tuple(x.shape)} "
+                             "(rule: F(x) has the shape of x)")
+        if out.dtype != x.dtype:
+            raise DtypeError(f"FunctionField's function returned {out.dtype} for a state of {x.dtype} (rule: F(x) "
+                             "has the dtype of x)")
+        return out
 
     def extra_repr(self) -> str:
-        return f"fn={getattr(self.fn, '__name__', type(self.fn).__name__)}, dim={self.dim}"
+        timed = ", time_dependent=True" if self.time_dependent else ""
+        return f"fn={getattr(self.fn, '__name__', type(self.fn).__name__)}, dim={self.dim}{timed}"

@@ -17,20 +17,19 @@ class Linear(Field):
 
     def __init__(self, matrix, *, trainable: bool = False):
         super().__init__()
-        m = torch.as_tensor(matrix)
+        m = torch.as_tensor(matrix, dtype=torch.float64) if not isinstance(matrix, torch.Tensor) else matrix
         if m.is_complex():
             raise ConfigError(f"Linear needs a real matrix, got dtype {m.dtype} (the imaginary part would be dropped)")
-        if not m.is_floating_point():
-            m = m.to(torch.get_default_dtype())
+        dtype = m.dtype if isinstance(matrix, torch.Tensor) and m.is_floating_point() else torch.get_default_dtype()
         if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
             raise ConfigError(f"Linear needs a square non-empty matrix, got shape {tuple(m.shape)}")
         if not bool(torch.isfinite(m).all()):
             raise ConfigError("Linear needs a finite matrix, got NaN or inf entries")
         self.dim = m.shape[0]
         if trainable:
-            self.M = nn.Parameter(m.clone())
+            self.M = nn.Parameter(m.to(dtype).clone())
         else:
-            self.register_buffer("M", m.clone())
+            self.register_constant("M", m, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -32,8 +32,8 @@ class Projected(Field):
         c_t = c_t / c_t.abs().max()
         self.field = field
         self.dim = len(trait.c)
-        self.register_buffer("c", c_t.clone(), persistent=False)
-        self.register_buffer("c_unit", c_t / c_t.dot(c_t), persistent=False)
+        self.register_constant("c", c_t, persistent=False)
+        self.register_constant("c_unit", c_t / c_t.dot(c_t), persistent=False)
         kept = {
             t for t in field.traits
             if isinstance(t, LinearInvariant) and len(t.c) == self.dim

@@ -75,7 +75,7 @@ class QuadraticPreserving(Field):
         if not bool(torch.isfinite(Q).all()) or not torch.equal(Q, Q.T):
             raise ConfigError("Q must be finite and exactly symmetric (use (Q + Q.T) / 2), got "
                               f"max |Q - Q^T| = {float((Q - Q.T).abs().max()):.3g}")
-        self.Q = Q
+        self.register_constant("Q", Q, dtype=torch.float64)
         self.traits = frozenset({QuadraticInvariant(Q)})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ class _Diffusion2D(Field):
         self.alpha = positive_real("alpha (diffusivity)", alpha)
         self.stencil = stencil
         self.dim = grid.n
-        self.register_buffer("kernel", laplacian(stencil, grid.dx))
+        self.register_constant("kernel", laplacian(stencil, grid.dx))
         self._taps = stencil_taps(self.kernel)
         symbol = stencil_symbol(self.kernel, grid.n)
         if float(symbol.imag.abs().max()) > 1e-12 * float(symbol.abs().max()) or float(symbol.real.max()) > 1e-9:

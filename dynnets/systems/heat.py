@@ -58,9 +58,9 @@ class HeatField1D(Field):
         self.grid = grid
         self.dim = grid.interior_size
         self.dx = grid.dx
-        self.register_buffer("alpha", torch.tensor(alpha, dtype=torch.float64))
-        self.register_buffer("left", torch.tensor(real("left", left), dtype=torch.float64))
-        self.register_buffer("right", torch.tensor(real("right", right), dtype=torch.float64))
+        self.register_constant("alpha", alpha, dtype=torch.float64)
+        self.register_constant("left", real("left", left), dtype=torch.float64)
+        self.register_constant("right", real("right", right), dtype=torch.float64)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)

@@ -85,7 +85,7 @@ class YiField(Field):
         super().__init__()
         a = check_symmetric(matrix)
         self.radius = positive_real("radius (the norm of the states the step-size check covers)", radius)
-        self.register_buffer("A", (a + a.T) / 2)
+        self.register_constant("A", (a + a.T) / 2)
         self.dim = a.shape[0]
 
     def _matrix(self, x: torch.Tensor) -> torch.Tensor:
