@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dynnets.applications.runner import CommandLineParser, run_cli
 from dynnets.io import atomic_write
 
 from . import report
@@ -42,8 +43,8 @@ def available() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.run_all", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(prog="python -m experiments.run_all", description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="published scale instead of --quick")
     parser.add_argument("--out", type=Path, default=None, help="default results/ (quick), results/full/ (--full)")
     parser.add_argument("--seed", type=int, default=0)
@@ -87,4 +88,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(lambda argv: sys.exit(main(argv)))  # argparse errors: one line (run_cli); otherwise main's status

@@ -8,4 +8,5 @@
     presnov      the Presnov decomposition and the gradient/sphere flows that approximate maps
     adversarial  L2 attacks, certified accuracy, the CIFAR-10 loader
     runner       the command line and outputs every experiment and benchmark share
+    results_dir  which seeds an experiment's output directory holds, and the rule for adding seeds
 """

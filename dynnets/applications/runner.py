@@ -6,13 +6,19 @@
     if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
 
 Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``. Before
-any work each option is validated (an unknown device, a device or dtype the experiment cannot honour, an
-``--out`` that is a file or cannot be written: one ``error:`` line, exit status 2). Threads and torch's
-default dtype (``set_default_dtype=True``) are set for the run and restored afterwards. Each seed's metrics go to ``metrics.json``
-(``--seeds``: ``DIR/seed_S/metrics.json`` and, in ``DIR/metrics.json``, one row per seed plus the
-median and the worst of the headline numbers), written atomically together with the settings that
-produced them: rerunning the same command skips the seeds already finished with identical settings,
-and a run with other settings refuses to replace them (naming the setting) unless ``--overwrite``.
+any work each option is validated and ``--out`` is created and proved writable: a bad value (an argparse
+error too, an unknown device, a device or dtype the experiment cannot honour, more than ``MAX_SEEDS``
+seeds, an ``--out`` that cannot be written) is one ``error:`` line naming the value and the rule, exit
+status 2 (``run_cli``); ``--help`` prints the full usage. Threads and torch's default dtype
+(``set_default_dtype=True``) are set for the run and restored afterwards.
+
+Where results live (``results_dir``): a run adds its seeds to DIR. One seed in DIR: ``DIR/metrics.json``
+and its figures in DIR; several: ``DIR/seed_S/`` each and, in ``DIR/metrics.json``, one row per seed plus
+the median and the worst of the headline numbers over every seed in DIR (rewritten as each seed
+finishes). Each seed's metrics are written atomically, last, with the settings that produced them and the
+files it wrote: seeds already finished with identical settings are skipped, a lone seed moves to
+``DIR/seed_S`` when a second one joins, and results of other settings are never replaced or mixed in:
+the run is refused (naming the setting) unless ``--overwrite``, which removes them first.
 A headline number that is NaN or infinite is an error (``DivergenceError``), never a row of a table.
 Under torchrun only rank 0 writes. Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``, so a
 smoke run never replaces recorded figures; default DIR ``benchmarks/results``) and always rerun.
@@ -22,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
+import re
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,12 +45,16 @@ from ..train.config import resolve_device, resolve_dtype
 from ..train.distributed import is_main_process
 from ..train.rng import seed_everything as seed_globals
 from ..train.select import divergence
+from . import results_dir
 
-__all__ = ["Runner", "atomic_write", "check_rollout", "experiment_parser", "parse_seeds", "resolve_device",
-           "resolve_dtype", "run_cli", "save_figure", "seed_everything", "write_json"]
+__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "experiment_parser",
+           "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
+           "write_json"]
 
 _NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
 MAX_SEED = 2**63 - 1
+#: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
+MAX_SEEDS = 100
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -53,17 +64,23 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'3' -> [3], '0-4' -> [0, 1, 2, 3, 4], '1,5,9' -> [1, 5, 9]; seeds are integers in [0, 2^63)."""
-    seeds: list[int] = []
+    """'3' -> [3], '0-4' -> [0, 1, 2, 3, 4], '1,5,9' -> [1, 5, 9]; seeds are distinct integers in [0, 2^63),
+    at most MAX_SEEDS of them (counted before any range is expanded)."""
+    ranges: list[tuple[int, int]] = []
     try:
         for part in str(text).split(","):
             lo, _, hi = part.strip().partition("-")
             a, b = int(lo), int(hi) if hi else int(lo)
             if b < a:
                 raise ValueError
-            seeds += range(a, b + 1)
+            ranges.append((a, b))
     except ValueError:
         raise ConfigError(f"--seeds {text!r} is not a seed list (rule: A-B with A <= B, or A,B,C)") from None
+    count = sum(b - a + 1 for a, b in ranges)
+    if count > MAX_SEEDS:
+        raise ConfigError(f"--seeds {text!r} is {count} seeds (rule: at most {MAX_SEEDS} seeds per run; a "
+                          "later run into the same --out adds more)")
+    seeds = [s for a, b in ranges for s in range(a, b + 1)]
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2^63), got {seeds[:8]}")
@@ -86,6 +103,18 @@ def _lookup(metrics: dict, key: str):
     return metrics
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one ``ConfigError`` line naming the option, the value and the rule, as for
+    every other user error (``run_cli`` prints ``error: ...`` and exits 2), instead of the usage block;
+    ``--help`` still prints the full usage."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
+        if message.startswith("unrecognized arguments"):
+            message += f" (rule: only the options `{self.prog} --help` lists)"
+        raise ConfigError(message)
+
+
 class Runner:
     """Command line, validation, seeds, outputs and thread settings of one experiment or benchmark.
 
@@ -104,14 +133,18 @@ class Runner:
         self.set_default_dtype = bool(set_default_dtype)
         module = "experiments" if kind == "experiment" else "benchmarks"
         default_out = Path("results") / name if kind == "experiment" else Path("benchmarks") / "results"
-        p = argparse.ArgumentParser(prog=f"python -m {module}.{name}", description=description,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = CommandLineParser(prog=f"python -m {module}.{name}", description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--quick", action="store_true", help="small run (under a minute on 2 CPU cores)")
-        p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
+        seed = p.add_mutually_exclusive_group() if kind == "experiment" else p
+        seed.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
         if kind == "experiment":
-            p.add_argument("--seeds", default=None, help="several seeds, e.g. 0-4: per-seed rows, median, worst")
+            seed.add_argument("--seeds", default=None,
+                              help=f"several seeds, e.g. 0-4 or 1,5,9 (at most {MAX_SEEDS}); added to the "
+                                   "seeds already in --out: per-seed rows, median and worst over all of them")
             p.add_argument("--overwrite", action="store_true",
-                           help="replace results in --out that were produced with other settings")
+                           help="remove the results in --out that other settings produced, and rerun seeds "
+                                "already finished (without it, nothing in --out is ever replaced)")
         p.add_argument("--out", type=Path, default=default_out, help="output directory")
         p.add_argument("--device", default="cpu", help=f"one of {', '.join(self.devices)}")
         p.add_argument("--dtype", default=default_dtype, help=f"one of {', '.join(self.dtypes)}")
@@ -134,7 +167,8 @@ class Runner:
             raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
         seeds = getattr(args, "seeds", None)
         args.seed_list = parse_seeds(seeds) if seeds is not None else [args.seed]
-        _check_out(args.out)
+        if args.out.exists() and not args.out.is_dir():
+            raise ConfigError(f"--out {args.out} is a file (rule: a directory for the results)")
         return args
 
     def settings(self, args) -> dict:
@@ -146,10 +180,12 @@ class Runner:
     # ---- the run ----------------------------------------------------------------------------------
     def main(self, run_seed: Callable[[argparse.Namespace, int, Path], dict], argv=None,
              validate: Callable[[argparse.Namespace], None] | None = None) -> dict:
-        """Parse and validate (``validate(args)``: the experiment's own rules), then run every seed."""
+        """Parse and validate (``validate(args)``: the experiment's own rules), create ``--out``, then run
+        every seed; returns what ``DIR/metrics.json`` holds (a lone seed's metrics, or the summary)."""
         args = self.parse(argv)
         if validate is not None:
             validate(args)
+        _prepare_out(args.out)
         if self.kind == "benchmark":
             with _run_settings(args, self.set_default_dtype):
                 seed_everything(args.seed)
@@ -158,28 +194,30 @@ class Runner:
             print(f"wrote {path}")
             return result
         settings = self.settings(args)
-        many = len(args.seed_list) > 1
-        rows = {}
+        plan = results_dir.plan(args.out, args.seed_list, settings, overwrite=args.overwrite,
+                                required=self.headline)
+        writer = is_main_process()  # under torchrun every rank runs the seeds; rank 0 writes
+        for done in plan.apply() if writer else ():
+            print(f"{self.name}: {done}")
         with _run_settings(args, self.set_default_dtype):
             for seed in args.seed_list:
-                rows[seed] = self._one_seed(run_seed, args, seed, args.out / f"seed_{seed}" if many else args.out,
-                                            settings)
-        if not many:
-            return rows[args.seed_list[0]]
-        summary = self.summarise(rows, settings)
-        write_json(args.out / "metrics.json", summary)
+                if seed in plan.todo:
+                    plan.finished[seed] = self._one_seed(run_seed, args, seed, plan, settings, writer)
+                else:
+                    print(f"{self.name}: seed {seed} finished earlier with identical settings "
+                          f"({plan.seed_dir(seed) / results_dir.METRICS}); not rerun")
+                if plan.many and writer:  # after each seed: an interrupted run leaves an exact summary
+                    write_json(args.out / results_dir.METRICS, self.summarise(plan.finished, settings))
+        if not plan.many:
+            return plan.finished[args.seed_list[0]]
+        summary = self.summarise(plan.finished, settings)
         print(self.table(summary))
         return summary
 
-    def _one_seed(self, run_seed, args, seed: int, out: Path, settings: dict) -> dict:
-        path = out / "metrics.json"
-        if path.exists() and not getattr(args, "overwrite", False):
-            stored = _read(path)
-            if stored.get("settings") == settings and stored.get("seed") == seed:
-                print(f"{self.name}: seed {seed} finished earlier with identical settings ({path}); not rerun")
-                return stored
-            raise ConfigError(f"{path} holds results of another run ({_difference(stored, settings, seed)}); "
-                              "use another --out or pass --overwrite to replace them")
+    def _one_seed(self, run_seed, args, seed: int, plan, settings: dict, writer: bool) -> dict:
+        out = plan.seed_dir(seed)
+        out.mkdir(parents=True, exist_ok=True)
+        before = results_dir.snapshot(out)
         seed_everything(seed)
         metrics = dict(run_seed(args, seed, out))
         for key in self.headline:
@@ -187,13 +225,15 @@ class Runner:
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise DivergenceError(f"seed {seed}: {self.name}'s {key} is {value} (rule: a finite number; "
                                       "a diverged or non-finite run is an error, not a table entry)")
-        metrics.update(seed=seed, settings=settings)
-        if is_main_process():  # under torchrun every rank returns the metrics; rank 0 writes them
-            print(f"wrote {write_json(path, metrics)}")
+        files = {*results_dir.seed_files(before, results_dir.snapshot(out)), *plan.files_of_earlier_run(seed)}
+        metrics.update(seed=seed, settings=settings, files=sorted(files))
+        if writer:
+            print(f"wrote {write_json(out / results_dir.METRICS, metrics)}")
         return metrics
 
     def summarise(self, rows: dict, settings: dict) -> dict:
-        per_seed = {s: {k: _lookup(m, k) for k in self.headline} for s, m in rows.items()}
+        """One row per seed (in seed order), and the median and the worst of each headline number."""
+        per_seed = {s: {k: _lookup(rows[s], k) for k in self.headline} for s in sorted(rows)}
         median, worst, worst_seed = {}, {}, {}
         for key, better in self.headline.items():
             values = {s: per_seed[s][key] for s in per_seed}
@@ -201,7 +241,7 @@ class Runner:
             worst_seed[key] = pick(values, key=values.get)
             worst[key] = values[worst_seed[key]]
             median[key] = statistics.median(values.values())
-        return {"experiment": self.name, "settings": settings, "seeds": list(rows), "per_seed": per_seed,
+        return {"experiment": self.name, "settings": settings, "seeds": list(per_seed), "per_seed": per_seed,
                 "median": median, "worst": worst, "worst_seed": worst_seed,
                 "better": self.headline}
 
@@ -216,31 +256,17 @@ class Runner:
         return "\n".join(lines)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file (rule: a directory for the results)")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out} cannot be created or written ({probe} is not a writable directory)")
-
-
-def _read(path: Path) -> dict:
+def _prepare_out(out: Path) -> None:
+    """Create ``--out`` and prove it writable with a probe file, before any work: ``os.access`` is not
+    enough (root passes it for /proc; a read-only mount passes it too)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path} exists but is not a readable metrics file ({err}); use --overwrite") from None
-
-
-def _difference(stored: dict, settings: dict, seed: int) -> str:
-    if stored.get("seed") != seed:
-        return f"seed {stored.get('seed')} there, {seed} here"
-    old = stored.get("settings") or {}
-    diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-    if not diff:
-        return "no settings recorded"
-    return ", ".join(f"--{k.replace('_', '-')}={old.get(k)!r} there, {settings.get(k)!r} here" for k in diff[:3])
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"--out {out} cannot be created or written ({err.strerror or err}; rule: a "
+                          "writable directory)") from None
 
 
 @contextlib.contextmanager
@@ -258,7 +284,7 @@ def _run_settings(args, default_dtype: bool):
         torch.set_default_dtype(dtype)
 
 
-def experiment_parser(name: str, description: str | None = None) -> argparse.ArgumentParser:
+def experiment_parser(name: str, description: str | None = None) -> CommandLineParser:
     """The runner's parser alone (for code that builds its own loop); prefer ``Runner.main``."""
     return Runner(name, description).parser
 
