@@ -81,7 +81,6 @@ class Field(ExactConstants):
 
     - ``lipschitz_bound()``: an exactly computed bound of Lip(F);
     - ``euler_lipschitz_bound(h)``: a sharper certified bound of x -> x + h F(x), or None;
-    - ``contractive_limit()``: the largest h for which x -> x + h F(x) is certified 1-Lipschitz, or None;
     - ``stiffness()``: for a field whose Jacobian has a real, non-positive spectrum on the states it
       accepts (a semi-discrete diffusion, a convex-potential gradient field, ...), a bound rho of
       that spectrum's magnitude; an explicit method with real stability interval [-r, 0] is then
@@ -118,10 +117,13 @@ class Field(ExactConstants):
         """A certified bound of the explicit Euler step x + h F(x) sharper than 1 + h Lip(F), or None."""
         return None
 
-    def contractive_limit(self):
-        """The largest h for which the explicit Euler step x + h F(x) is certified 1-Lipschitz (a 0-d
-        float64 tensor, differentiable), or None when the field certifies no such h (the default)."""
-        return None
+    @property
+    def fixed(self) -> bool:
+        """True for a field without parameters (a classical system): its stiffness is a fixed number, so a
+        ``Step`` refuses an explicit step outside the method's stability region and bounds a learned h by
+        the limit. A learned field's stiffness changes in training; a step that must respect it applies it
+        at every call (``constraints.ContractiveStep``)."""
+        return next(self.parameters(), None) is None
 
     def stiffness(self):
         """rho >= max |lambda| over the real, non-positive spectrum of DF on the accepted states; None
@@ -259,16 +261,23 @@ class Method:
         return math.inf
 
     def max_stable_step(self, field: Field):
-        """The largest stable h for ``field``: r / field.stiffness() (inf when either is unbounded)."""
+        """The largest stable h for ``field``: r / field.stiffness() (inf when either is unbounded, or the
+        stiffness is 0). A stiffness given as a tensor (a learned field's) gives a tensor, whose gradient is
+        finite also where the stiffness is 0 (the division is guarded, not the result)."""
         rho = field.stiffness()
         r = self.real_stability_interval
         if rho is None or math.isinf(r):
             return math.inf
-        return r / rho
+        if isinstance(rho, torch.Tensor):
+            positive = rho > 0
+            return torch.where(positive, r / torch.where(positive, rho, torch.ones_like(rho)), math.inf)
+        return r / rho if rho > 0 else math.inf
 
     def check_step(self, field: Field, h: float) -> None:
-        """Refuse a step size outside the stability region this method has on ``field`` (StepSizeError
-        naming h, the limit and the rule)."""
+        """Refuse a step size outside the stability region this method has on a fixed ``field``
+        (``Field.fixed``; StepSizeError naming h, the limit and the rule)."""
+        if not field.fixed:
+            return
         limit = float(self.max_stable_step(field))
         if h > limit * (1.0 + 1e-12):
             why = field.describe_instability(h, self.real_stability_interval, self.name)

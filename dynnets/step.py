@@ -71,7 +71,7 @@ class Step(Layer):
         # h is bounded by the stability limit itself (by construction: h = limit * sigmoid(rho))
         method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
         self.learn_h = check_bool("learn_h", learn_h)
-        limit = float(method.max_stable_step(field))
+        limit = float(method.max_stable_step(field)) if field.fixed else math.inf
         if self.learn_h and self.h_max is None and math.isfinite(limit):
             self.h_max = limit
         if self.h_max is not None and h0 >= self.h_max:

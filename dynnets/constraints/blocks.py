@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..checks import positive_real
 from ..errors import StepSizeError
 from ..fields.maxmin import MaxMin
-from ..fields.rescaled_gradient import ConvRescaledGradient, RescaledGradient
+from ..fields.rescaled_gradient import CERTIFIED_STIFFNESS, ConvRescaledGradient, RescaledGradient
 from ..methods.rk import Euler
 from ..step import Flow, Step
 from .layers import OrthogonalLinear
@@ -26,11 +26,15 @@ __all__ = ["conv_rescaled_step", "maxmin_step", "orthogonal_block", "rescaled_st
 
 
 def _rescaled_h(h, learn_h: bool) -> tuple[float, float | None]:
+    """h and the learned bound h_max from Euler's largest stable step on any rescaled gradient field: its
+    real stability interval over the stiffness the rescaling certifies for every A (2 / 1)."""
     h = positive_real("step size h", h, StepSizeError, symbol="h")
-    if h > 2.0 or (learn_h and h >= 2.0):
-        raise StepSizeError(f"a rescaled gradient step is certified 1-Lipschitz for h <= 2 (and a learned h "
-                            f"starts below its bound h_max = 2), got h={h}")
-    return h, (2.0 if learn_h else None)
+    limit = Euler().real_stability_interval / CERTIFIED_STIFFNESS
+    if h > limit or (learn_h and h >= limit):
+        raise StepSizeError(f"a rescaled gradient step is certified 1-Lipschitz for h <= {limit:g} (Euler's "
+                            f"stability interval 2 over the certified stiffness 1; a learned h starts below its "
+                            f"bound h_max = {limit:g}), got h={h}")
+    return h, (limit if learn_h else None)
 
 
 def rescaled_step(dim: int, width: int, activation="relu", h: float = 2.0, *, learn_h: bool = False,

@@ -75,7 +75,10 @@ class ContractiveStep(Step):
 
     @property
     def h(self):
-        limit = self.field.contractive_limit()
+        # Euler's largest stable step 2 / (beta ||A||^2) (``GradientBounds.stiffness``), shrunk by 64 eps so that
+        # round-off in the SVD cannot push h beta ||A||^2 above 2, and at most STEP_CAP (a zero A gives a
+        # finite h, not inf, so that h * 0 is 0)
+        limit = torch.clamp(SAFETY * self.method.max_stable_step(self.field), max=STEP_CAP)
         if self._at_limit:
             return limit
         h = Step.h.fget(self)

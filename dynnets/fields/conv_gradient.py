@@ -88,8 +88,8 @@ class ConvGradient(GradientBounds, Field):
     def euler_lipschitz_bound(self, h):
         return super().euler_lipschitz_bound(h) if self.tied else None
 
-    def contractive_limit(self):
-        return super().contractive_limit() if self.tied else None
+    def stiffness(self):
+        return super().stiffness() if self.tied else None
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, hidden={self.hidden}, input_size={self.input_size}, "

@@ -53,7 +53,7 @@ class Gradient(GradientBounds, Field):
 
     def _spectral_bounds(self, dtype=None):
         """Exact (s_min, s_max) of A as a map on R^dim (SVD); the certified bounds build on it
-        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, contractive_limit)."""
+        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, stiffness)."""
         return matrix_bounds(self.A if dtype is None else self.A.to(dtype))
 
     def extra_repr(self) -> str:

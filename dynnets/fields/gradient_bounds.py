@@ -7,9 +7,11 @@ exposes what explicit Euler needs without fields importing methods:
 - ``lipschitz_bound()``: beta ||A||_2^2 (Lip of the field itself);
 - ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (``gradient_euler_bound``,
   proved in ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
-- ``contractive_limit()``: 2 / (beta ||A||_2^2), the largest h for which the contractive step is 1-Lipschitz,
-  as a differentiable float64 tensor, shrunk by a relative 64 eps so that round-off in the SVD cannot
-  push h beta ||A||^2 above 2, and at most ``STEP_CAP`` (A = 0 gives a finite h, not inf).
+- ``stiffness()``: beta ||A||_2^2 for a contractive field (sign -1): DF(x) = -A^T diag(sigma') A is
+  symmetric with spectrum in [-beta ||A||^2, 0], so Euler's largest stable step,
+  ``Euler().max_stable_step(field)`` = 2 / (beta ||A||^2), is also the largest h for which the step is
+  1-Lipschitz (``constraints.ContractiveStep`` clamps h to it at every call: the weights, hence the limit,
+  change in training).
 """
 
 from __future__ import annotations
@@ -67,13 +69,14 @@ class GradientBounds:
         smin, smax = self.spectral_bounds(torch.float64)
         return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
 
-    def contractive_limit(self) -> torch.Tensor | None:
-        """2 / (beta ||A||^2) for a contractive field (None for an expansive one), at most ``STEP_CAP``: a
-        zero (or underflowing) A makes every h contractive, and the cap keeps h finite so that h * 0 is 0."""
+    def stiffness(self) -> torch.Tensor | None:
+        """beta ||A||_2^2 (module docstring), a differentiable float64 tensor; None for an expansive field
+        (its spectrum is positive) or an activation without a certified slope range."""
         if self.sign != -1:
             return None
-        _, beta = self._slopes()
+        try:
+            _, beta = self._slopes()
+        except NotCertifiedError:
+            return None
         _, smax = self.spectral_bounds(torch.float64)
-        den = beta * smax * smax
-        limit = SAFETY * 2.0 / torch.where(den > 0, den, torch.ones_like(den))
-        return torch.where(den > 0, limit.clamp(max=STEP_CAP), torch.full_like(den, STEP_CAP))
+        return beta * smax * smax

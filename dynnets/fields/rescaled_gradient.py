@@ -39,6 +39,11 @@ from .activations import activation_slopes, get_activation
 from .gradient_bounds import GradientBounds
 
 
+#: the stiffness beta s_max(B)^2 the rescaling certifies for every A (module docstring): Euler's largest
+#: stable (1-Lipschitz) step on these fields is 2 / 1 = 2 whatever the weights
+CERTIFIED_STIFFNESS = 1.0
+
+
 def diagonal_scaling(row_abs: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
     """t_i = beta * sum_j M_ij q_j / q_i for the entrywise modulus M of the Gram operator, with zero entries
     (a zero row of A, whose unit contributes nothing) replaced by 1 so that nothing divides by 0."""
