@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from dynnets.applications.pde import solve_heat
+import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
 from dynnets.applications.trial.heat import DYNNETS_RECIPE, PAPER_RECIPE, heat_sine_exact, train_heat_trial
 from dynnets.methods import CrankNicolson, Euler
@@ -40,7 +40,9 @@ def fd_timing(timer):
             grid = UniformGrid1D(0.0, 1.0, n)
             field = HeatField1D(grid)
             start = clock()
-            sol = solve_heat(field, lambda x: torch.sin(math.pi * x), (0.1, 0.3), ratio * grid.dx**2, method)
+            u0 = grid.sample(lambda x: torch.sin(math.pi * x)).unsqueeze(0)
+            states = dn.solve(field, u0, [0.0, 0.1, 0.3], method, h=ratio * grid.dx**2).x
+            sol = {t: field.with_boundary(states[j + 1])[0] for j, t in enumerate((0.1, 0.3))}
             seconds = clock() - start
             x = grid.nodes()
             err = max(float((sol[t] - heat_sine_exact(x, t)).abs().max()) for t in (0.1, 0.3))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .errors import ConfigError, ShapeError
 
 __all__ = [
-    "check_kernel",
+    "check_conv_kernel",
     "circular_conv",
     "circular_pad",
     "circular_conv_adjoint",
@@ -56,7 +56,7 @@ def check_grid(input_size) -> tuple[int, int]:
     return n1, n2
 
 
-def check_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:
+def check_conv_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:
     """Validate a circular-convolution kernel (C_out, C_in, k1, k2) against the grid it acts on:
     odd kernel sizes no larger than the grid. Returns the grid (n1, n2)."""
     n1, n2 = check_grid(input_size)
@@ -111,7 +111,7 @@ def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """Per-frequency channel matrices, shape (n1, n2, C_out, C_in), complex."""
-    n1, n2 = check_kernel(kernel, input_size)
+    n1, n2 = check_conv_kernel(kernel, input_size)
     sym = torch.fft.fft2(kernel, s=(n1, n2))  # zero-pads the kernel to the grid
     return sym.permute(2, 3, 0, 1)
 
@@ -164,7 +164,7 @@ def circular_conv_adjoint(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor
 @torch.no_grad()
 def conv_operator_matrix(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """The explicit (C_out n1 n2) x (C_in n1 n2) matrix of the circular convolution (for tests; small grids)."""
-    n1, n2 = check_kernel(kernel, input_size)
+    n1, n2 = check_conv_kernel(kernel, input_size)
     c_in = kernel.shape[1]
     basis = torch.eye(c_in * n1 * n2, dtype=kernel.dtype, device=kernel.device).reshape(-1, c_in, n1, n2)
     return circular_conv(basis, kernel).reshape(basis.shape[0], -1).T

@@ -221,12 +221,6 @@ class Flow(Layer):
                                   "reconstruction does not differentiate); use memory='checkpoint'")
 
     @classmethod
-    def integrator(cls, field: Field, method: Method, t: float, steps: int, **options) -> Flow:
-        """The time-t map of ``field`` by ``steps`` weight-tied steps of ``method`` (h = t / steps)."""
-        steps = check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
-        return cls.repeat(Step(field, method, positive_real("time t", t) / steps), steps, **options)
-
-    @classmethod
     def repeat(cls, step: nn.Module, n: int, **options) -> Flow:
         """n applications of one weight-tied step (``options``: ``memory``, ``checkpoint_every``)."""
         return cls([step] * check_int("Flow.repeat's count n", n, minimum=1, maximum=MAX_STEPS), **options)

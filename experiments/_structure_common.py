@@ -28,7 +28,7 @@ def rollout(f, x0: torch.Tensor, n: int) -> torch.Tensor:
 
 def reference_flow(field, dt: float, substeps: int) -> dn.Flow:
     """The reference flow map over dt: `substeps` classical RK4 steps of the true field."""
-    return dn.Flow.integrator(field, dn.methods.RK4(), dt, substeps)
+    return dn.Flow.repeat(dn.Step(field, dn.methods.RK4(), dt / substeps), substeps)
 
 
 def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,

@@ -28,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from dynnets.applications.pde import solve_heat  # noqa: E402
+import dynnets as dn  # noqa: E402
 from dynnets.applications.runner import Runner, run_cli, save_figure  # noqa: E402
 from dynnets.applications.trial.heat import (  # noqa: E402
     DYNNETS_RECIPE,
@@ -73,7 +73,8 @@ def run_fd() -> tuple[dict, dict, dict]:
             dx = grid.dx
             key = f"{dx:g}"
             try:
-                sol = solve_heat(field, sine, TIMES, dt_of(dx), method)
+                states = dn.solve(field, grid.sample(sine).unsqueeze(0), [0.0, *TIMES], method, h=dt_of(dx)).x
+                sol = {t: field.with_boundary(states[j + 1])[0] for j, t in enumerate(TIMES)}
             except StepSizeError as err:
                 table[name][key] = {f"{t:g}": None for t in TIMES}
                 refused[name][key] = str(err)

@@ -63,7 +63,7 @@ def test_observed_order(method, order, ns):
     M = torch.tensor([[-0.3, 2.0, 0.1], [-2.0, -0.1, 0.5], [0.0, -0.4, -0.2]], dtype=torch.float64)
     x0 = torch.tensor([[1.0, -0.5, 0.25]], dtype=torch.float64)
     exact = x0 @ torch.linalg.matrix_exp(M).T
-    errors = [float((dn.Flow.integrator(dn.fields.Linear(M), method, 1.0, n)(x0) - exact).norm()) for n in ns]
+    errors = [float((dn.Flow.repeat(dn.Step(dn.fields.Linear(M), method, 1.0 / n), n)(x0) - exact).norm()) for n in ns]
     slope = -np.polyfit(np.log(ns), np.log(errors), 1)[0]
     assert abs(slope - order) <= 0.15, (slope, errors)
     assert method.order == order

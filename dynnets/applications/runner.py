@@ -43,7 +43,7 @@ from ..errors import ConfigError, DivergenceError, DynnetsError
 from ..io import atomic_write, jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
 from ..train.distributed import is_main_process
-from ..train.rng import seed_everything as seed_globals
+from ..train.rng import MAX_SEED, seed_everything
 from ..train.select import divergence
 from . import results_dir
 
@@ -52,19 +52,12 @@ __all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_ro
            "write_json"]
 
 _NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
-MAX_SEED = 2**63 - 1
 #: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
 MAX_SEEDS = 100
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed every global generator (python, numpy, torch) and return a torch Generator for data."""
-    seed_globals(seed)
-    return torch.Generator().manual_seed(seed)
-
-
 def parse_seeds(text: str) -> list[int]:
-    """'3' -> [3], '0-4' -> [0, 1, 2, 3, 4], '1,5,9' -> [1, 5, 9]; seeds are distinct integers in [0, 2^63),
+    """'3' -> [3], '0-4' -> [0, 1, 2, 3, 4], '1,5,9' -> [1, 5, 9]; seeds are distinct integers in [0, MAX_SEED],
     at most MAX_SEEDS of them (counted before any range is expanded)."""
     ranges: list[tuple[int, int]] = []
     try:

@@ -82,7 +82,7 @@ class ConvSpectralNormBound(SpectralNormBound):
         self.input_size = linalg.check_grid(input_size)
 
     def _check(self, w: torch.Tensor) -> None:
-        linalg.check_kernel(w, self.input_size)
+        linalg.check_conv_kernel(w, self.input_size)
 
     def norm(self, w: torch.Tensor) -> torch.Tensor:
         return linalg.conv_spectral_norm(w, self.input_size)

@@ -44,7 +44,7 @@ class ConvGradient(GradientBounds, Field):
         self.activation = get_activation(activation)
         self.dim = channels * self.input_size[0] * self.input_size[1]
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
-        linalg.check_kernel(k, self.input_size)
+        linalg.check_conv_kernel(k, self.input_size)
         init_scale = checks.init_scale(init_scale, positive=True)
         k = k * (math.sqrt(init_scale) / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
         self.K = nn.Parameter(k)

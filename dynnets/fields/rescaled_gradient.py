@@ -38,7 +38,6 @@ from ..errors import ShapeError
 from .activations import activation_slopes, get_activation
 from .gradient_bounds import GradientBounds
 
-
 #: the stiffness beta s_max(B)^2 the rescaling certifies for every A (module docstring): Euler's largest
 #: stable (1-Lipschitz) step on these fields is 2 / 1 = 2 whatever the weights
 CERTIFIED_STIFFNESS = 1.0
@@ -121,7 +120,7 @@ class ConvRescaledGradient(_Rescaled):
         self.beta = self._init_common(activation, self.hidden)
         self.dim = channels * self.input_size[0] * self.input_size[1]
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
-        linalg.check_kernel(k, self.input_size)
+        linalg.check_conv_kernel(k, self.input_size)
         k = k * (math.sqrt(checks.init_scale(init_scale, positive=True))
                  / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
         self.K = nn.Parameter(k)

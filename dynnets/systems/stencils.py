@@ -67,7 +67,7 @@ def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device
     return e / (dx * dx)
 
 
-def check_kernel(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
+def check_stencil(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
     """A stencil is a 2-D tensor with odd, equal side lengths."""
     k = torch.as_tensor(kernel)
     if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
@@ -81,7 +81,7 @@ def check_kernel(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
 
 def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
     """Embed an odd kernel in the centre of a size x size one (zeros around): same operator."""
-    kernel = check_kernel(kernel)
+    kernel = check_stencil(kernel)
     k = kernel.shape[0]
     if size < k or size % 2 == 0:
         raise ConfigError(f"cannot embed a {k}x{k} stencil in a {size}x{size} kernel (need odd size >= {k})")
@@ -92,7 +92,7 @@ def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
 def stencil_taps(kernel: torch.Tensor) -> tuple[tuple[tuple[int, int], float], ...]:
     """The non-zero entries of a stencil as ((shift_y, shift_x), weight) with
     torch.roll(u, shift)[i] = u[i - shift], so that K * U = sum weight * roll(U, shift)."""
-    kernel = check_kernel(kernel).detach().to("cpu", torch.float64)
+    kernel = check_stencil(kernel).detach().to("cpu", torch.float64)
     r = kernel.shape[0] // 2
     return tuple(((r - a, r - b), float(kernel[a, b])) for a, b in kernel.nonzero().tolist())
 
@@ -114,7 +114,7 @@ def apply_stencil(kernel: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     float64 convolution."""
     if u.dim() != 4:
         raise ShapeError(f"apply_stencil expects (batch, C, H, W), got shape {tuple(u.shape)}")
-    kernel = check_kernel(kernel)
+    kernel = check_stencil(kernel)
     if kernel.shape[0] > min(u.shape[-2:]):
         raise ShapeError(f"a {kernel.shape[0]}x{kernel.shape[0]} stencil does not fit a grid {tuple(u.shape[-2:])}")
     return apply_taps(stencil_taps(kernel), u)
@@ -124,7 +124,7 @@ def stencil_symbol(kernel: torch.Tensor, n: int) -> torch.Tensor:
     """The eigenvalues of U -> K * U on an n x n periodic grid, as an (n, n) complex tensor indexed like
     torch.fft.fft2: the mode exp(2 pi i (kx ix + ky iy)/n) is an eigenvector with eigenvalue
     sum_{a,b} K[a, b] exp(2 pi i (kx (b - r) + ky (a - r))/n)."""
-    kernel = check_kernel(kernel).to(torch.float64)
+    kernel = check_stencil(kernel).to(torch.float64)
     r = kernel.shape[0] // 2
     if kernel.shape[0] > n:
         raise ShapeError(f"a {kernel.shape[0]}x{kernel.shape[0]} stencil does not fit an {n}x{n} grid")
@@ -195,7 +195,7 @@ def identity(size: int = 1, dtype=torch.float64) -> torch.Tensor:
 def kernel_moments(kernel: torch.Tensor, dx: float = 1.0) -> dict[str, float]:
     """Moments M_pq = sum K[a,b] (x_b)^p (y_a)^q with offsets x_b = (b - r) dx, y_a = (a - r) dx, p + q <= 2.
     Keys: "sum", "x", "y", "xx", "xy", "yy"."""
-    k = check_kernel(kernel).detach().to("cpu", torch.float64)
+    k = check_stencil(kernel).detach().to("cpu", torch.float64)
     dx = _spacing(dx)
     r = k.shape[0] // 2
     off = (torch.arange(k.shape[0], dtype=torch.float64) - r) * dx

@@ -17,13 +17,13 @@ import torch
 from ..errors import ConfigError
 from .monitor import Monitor
 from .phase import Phase, check_phases, is_int, positive_finite
+from .rng import MAX_SEED
 
 _DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float64": torch.float64, "double": torch.float64,
     "float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
 }
 TIMERS = ("wall", "cpu")
-MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to 2**64 - 1
 
 
 def resolve_device(device) -> torch.device:

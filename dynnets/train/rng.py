@@ -22,6 +22,9 @@ import torch
 
 from ..errors import CheckpointError
 
+#: the largest seed: torch.manual_seed takes seeds up to 2**64 - 1 (numpy's is the seed mod 2**32)
+MAX_SEED = 2**64 - 1
+
 
 def seed_everything(seed: int) -> None:
     """Seed python ``random``, numpy's global generator and torch (CPU and every CUDA device)."""

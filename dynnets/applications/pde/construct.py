@@ -30,7 +30,7 @@ import torch
 
 from ...errors import ConfigError
 from ...fields.convfd import ConvFD
-from ...systems.stencils import check_kernel, identity, laplacian, pad_kernel
+from ...systems.stencils import check_stencil, identity, laplacian, pad_kernel
 
 MAX_FACTORS = 4
 _POWER_ACT = {1: "relu", 2: "relu2", 3: "relu3", 4: "relu4"}
@@ -46,7 +46,7 @@ def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
         beta = float(beta)
         if not math.isfinite(beta):
             raise ConfigError(f"term {i}: beta must be finite, got {beta}")
-        factors = [check_kernel(torch.as_tensor(d, dtype=torch.float64), f"term {i} factor {j}")
+        factors = [check_stencil(torch.as_tensor(d, dtype=torch.float64), f"term {i} factor {j}")
                    for j, d in enumerate(factors)]
         m = len(factors)
         if m == 0:
@@ -66,7 +66,7 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
     linear: a 2-D odd kernel L, or None.  terms: pairs (beta_i, [D_i1, ..., D_im]) of a number and
     2-D odd kernels.  kernel_size: odd size of the ConvFD kernels (default: the largest stencil)."""
     terms = _check_terms(terms)
-    kernels = [check_kernel(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")] if linear is not None else []
+    kernels = [check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")] if linear is not None else []
     sizes = [k.shape[0] for k in kernels] + [d.shape[0] for _, fs in terms for d in fs]
     if not sizes:
         raise ConfigError("nothing to construct: give a linear stencil or at least one term")

@@ -27,7 +27,7 @@ import torch
 from ...errors import ConfigError
 from ...io import atomic_write
 from ...methods.rk import RK4
-from ...step import Flow
+from ...step import Flow, Step
 from ...systems.grids import PeriodicGrid2D
 from ...systems.stencils import stencil_symbol
 
@@ -80,7 +80,7 @@ def mode_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_lo:
 
 def reference_flow(field, dt: float, substeps: int) -> Flow:
     """One snapshot interval dt as ``substeps`` RK4 steps of the fixed field (stability checked)."""
-    return Flow.integrator(field, RK4(), dt, substeps)
+    return Flow.repeat(Step(field, RK4(), dt / substeps), substeps)
 
 
 @torch.no_grad()

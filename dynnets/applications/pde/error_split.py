@@ -84,7 +84,7 @@ def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
 
 def rk4_flow(field, u: torch.Tensor, t: float, steps: int) -> torch.Tensor:
     """``steps`` classical RK4 steps of size t/steps (the fine reference integrator)."""
-    return Flow.integrator(field, RK4(), t, steps)(u)
+    return Flow.repeat(Step(field, RK4(), t / steps), steps)(u)
 
 
 def _amax(x: torch.Tensor) -> torch.Tensor:

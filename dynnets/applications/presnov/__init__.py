@@ -13,9 +13,9 @@ from .decomposition import (
 )
 from .fit import fit_map, relative_error
 from .models import dense_resnet, matched_dense_width, n_params, presnov_flow
-from .targets import LinearMap, rotation_shear, time_one_map
+from .targets import LinearMap, rotation_shear
 
 __all__ = ["LinearMap", "decompose", "dense_resnet", "fit_map", "gauss_legendre",
            "matched_dense_width", "n_params", "potential", "presnov_flow", "quadrature_error",
            "relative_error", "rotation_shear", "sphere_defect", "sphere_skew", "sphere_tolerance",
-           "time_one_map", "trotter_flow"]
+           "trotter_flow"]

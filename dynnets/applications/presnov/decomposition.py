@@ -30,7 +30,7 @@ import torch
 from ...errors import ConfigError, ShapeError
 from ...fields import FunctionField
 from ...methods import RK4
-from ...step import Flow
+from ...step import Flow, Step
 
 __all__ = ["gauss_legendre", "potential", "decompose", "sphere_skew", "sphere_defect",
            "sphere_tolerance", "quadrature_error", "trotter_flow"]
@@ -121,9 +121,9 @@ def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: 
         raise ConfigError(f"pieces must be a positive integer, got pieces={pieces!r}")
 
     dim = x.shape[-1]
-    grad_part = Flow.integrator(FunctionField(lambda y: decompose(f, y, n)[0], dim), RK4(), t / pieces, substeps)
-    sphere_part = Flow.integrator(FunctionField(lambda y: decompose(f, y, n)[1], dim), RK4(), t / pieces,
-                                  substeps)
+    h = t / pieces / substeps
+    grad_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[0], dim), RK4(), h), substeps)
+    sphere_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[1], dim), RK4(), h), substeps)
     for _ in range(pieces):
         x = grad_part(sphere_part(x))
     return x

@@ -1,8 +1,8 @@
 """Target maps of R^3 for the approximation experiments (all float64-exact or RK4-converged).
 
 ``rotation_shear()``: the linear map x -> R (I + s e_1 e_3^T) x (rotation about (1, 1, 1)/sqrt 3).
-``time_one_map(field)``: the time-1 flow of a fixed field (e.g. ``dynnets.systems.DampedForced``) by fine
-RK4, itself a ``dn.Flow``.
+The time-1 flow of a fixed field (e.g. ``dynnets.systems.DampedForced``) is
+``Flow.repeat(Step(field, RK4(), 1 / 200), 200)``, itself a ``dn.Flow``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ...methods import RK4
-from ...step import Flow
-
-__all__ = ["rotation_shear", "LinearMap", "time_one_map"]
+__all__ = ["rotation_shear", "LinearMap"]
 
 
 def rotation_shear(angle: float = 1.0, shear: float = 0.8, dtype=torch.float64) -> torch.Tensor:
@@ -37,8 +34,3 @@ class LinearMap(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.matrix.t()
-
-
-def time_one_map(field, t: float = 1.0, steps: int = 200) -> Flow:
-    """The time-t flow of ``field`` by ``steps`` RK4 steps (error O((t/steps)^4), checked in the tests)."""
-    return Flow.integrator(field, RK4(), t, steps)
