@@ -5,8 +5,8 @@ evaluation code.
                                    [--lr LR] [--temperature T] [--train-eps E] [--holdout K --out DIR]
 
     optional dependencies (pip never touches torch with --no-deps; neither needs torchvision at run time):
-    /work/main/.venv/bin/pip install deel-torchlip==1.0.5 --no-deps      # needs numpy and torch only
-    /work/main/.venv/bin/pip install torchattacks==3.5.1 --no-deps       # needs scipy, tqdm, numpy
+    pip install deel-torchlip==1.0.5 --no-deps      # needs numpy and torch only
+    pip install torchattacks==3.5.1 --no-deps       # needs scipy, tqdm, numpy
 
 Data: scikit-learn's 8x8 digits, pixels in [0, 1], the robustness experiment's split (1347 train / 450 test,
 seed 0). Every model is centred by the training mean, has 58,442 parameters (64 -> 256 -> 128 -> 64 -> 10) and

@@ -15,14 +15,10 @@ for an error estimate of order k in h (``EmbeddedPair.error_order``) with beta =
 rejection; a rejected step is retried with h * max(min_factor, safety * err^(-1/k)) (the integral part
 alone: the previous error says nothing about a step that failed).
 
-Why beta = 0.1 / k: midway between Hairer's DOPRI5 default (beta = 0.04 = 0.2 / k) and beta = 0 (the
-plain I controller of SciPy's solve_ivp and of Hairer's DOP853). Measured on the DETEST problems of
-``benchmarks/solve.py`` (evaluations to reach the same end-point error as SciPy's RK45, which runs the
-same pair, first step and norm: with beta = 0 dynnets' evaluations equal SciPy's to 0.5%): beta = 0.04
-needs 0.88-1.18x RK45's evaluations (1.13x and 1.18x at error 1e-4 on the orbits e = 0.5 and 0.7, whose
-crude-tolerance curves are irregular), beta = 0.02 needs 0.87-1.07x. Gustafsson's beta = 0.4 / k, alpha
-= 0.7 / k damps the step sequence more, at the cost of up to ~1.4x more evaluations at crude tolerances
-on the DETEST orbits.
+Why beta = 0.1 / k: midway between Hairer's DOPRI5 default (beta = 0.2 / k) and the plain I controller
+(beta = 0) of SciPy's solve_ivp; it needed the fewest evaluations at equal end-point error on the DETEST
+problems of ``benchmarks/solve.py`` (figures and the comparison with beta = 0.04 and Gustafsson's 0.4 / k
+in benchmarks/README.md, "solve").
 """
 
 from __future__ import annotations
