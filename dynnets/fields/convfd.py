@@ -4,7 +4,7 @@ U: (batch, C, H, W). A: (hidden, C, k, k), B: (C, hidden, k, k), both applied by
 wrap-around (circular padding, periodic boundary conditions, as finite-difference stencils on a torus).
 sigma acts channel by channel, each hidden channel with its own activation ("relu", "relu2" =
 max(0, x)^2, "relu3", "tanh", ...). With relu and relu2 channels this family contains every FD
-right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree <= 2 exactly (``dynnets.pde.construct``).
+right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree <= 2 exactly (``dynnets.applications.pde.construct``).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class MirroredConvFD(ConvFD):
 
         F(U) = sum_j B_j * (relu(A_j * U)^p + (-1)^p relu(-A_j * U)^p) = sum_j B_j * (A_j * U)^p,
 
-    a polynomial ConvFD: the subfamily in which the exact construction (``dynnets.pde.construct``)
+    a polynomial ConvFD: the subfamily in which the exact construction (``dynnets.applications.pde.construct``)
     lives, without the ReLU kinks (no channel can go silent in training). Trainable tensors: ``A_free``
     (hidden/2, C, k, k) and ``B_free`` (C, hidden/2, k, k); ``A`` and ``B`` are the full tied kernels.
     """

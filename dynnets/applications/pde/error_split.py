@@ -196,7 +196,7 @@ def fisher_slope(lo: float, hi: float) -> float:
 
 def field_lipschitz(field) -> Callable[[float, float], float]:
     """Lip rule in the max-norm for the fixed FD fields alpha K * U (heat) and alpha K * U + U - U^2
-    (Fisher) of ``dynnets.pde`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
+    (Fisher) of ``dynnets.systems`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
     alpha sum |K_ij| (= 8 alpha/dx^2 for the 5-point Laplacian) + max |1 - 2U| on the value range."""
     if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
         raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
