@@ -252,24 +252,33 @@ class Flow(Layer):
         return total
 
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
-        return self._run(x, t, 0, len(self._index))
+        return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
 
-    def _run(self, x: torch.Tensor, t, start: int, stop: int) -> torch.Tensor:
-        """Apply the layers at positions start, ..., stop - 1 to x, the first starting at time t, under the
-        flow's memory mode (weight-tied stretches advanced at once, ``Layer.advance``)."""
+    def _start_times(self, t) -> list:
+        """The time each position starts at, then the end time: t plus the durations before it, where a
+        weight-tied run of n steps of h starts its j-th step at t_run + j h (one rounding, not j accumulated
+        ones: 100 steps of 0.1 from 0 end at 10.0, not 9.99999999999998)."""
+        per_layer = [layer.duration for layer in self.layers]
+        out = [t]
+        for i, count in self._runs:
+            run_start, h = out[-1], per_layer[i]
+            out.extend(run_start + (h if j == 1 else j * h) for j in range(1, count + 1))
+        return out
+
+    def _run(self, x: torch.Tensor, times, start: int, stop: int) -> torch.Tensor:
+        """Apply the layers at positions start, ..., stop - 1 to x under the flow's memory mode (weight-tied
+        stretches advanced at once, ``Layer.advance``); ``times``: ``_start_times`` for a time-dependent flow."""
         layers = list(self.layers)
         whole = (start, stop) == (0, len(self._index))
         index = self._index if whole else self._index[start:stop]
         saving = self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active()
         if self.time_dependent:
             if not saving:
-                per_layer = [layer.duration for layer in layers]
                 with parametrize.cached(), shared_norms():
-                    for i in index:
+                    for i, t in zip(index, times[start:stop]):
                         x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
-                        t = t + per_layer[i]
                 return x
-            layers, index = _timed(layers, index, t)
+            layers, index = _timed(layers, index, times[start:stop])
         stretches = self._runs if whole and not self.time_dependent else _memory.runs(index)
         if saving:
             if self.memory == "reversible":
@@ -286,16 +295,12 @@ class Flow(Layer):
         return y, grad_y
 
     def times(self, t=0.0, every: int = 1) -> torch.Tensor:
-        """The times of ``trajectory(x, t, every)``'s states: t, then t + h_1 + ... + h_j after each step j
-        recorded (every ``every``-th and the last), accumulated as the steps receive them; float64, or
-        a differentiable tensor when some step size is learned."""
+        """The times of ``trajectory(x, t, every)``'s states: t, then the time after each step recorded
+        (every ``every``-th and the last), as the steps receive them (``_start_times``); float64, or a
+        differentiable tensor when some step size is learned."""
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
-        per_layer = [layer.duration for layer in self.layers]
-        out, n = [t], len(self._index)
-        for k, i in enumerate(self._index, start=1):
-            t = t + per_layer[i]
-            if k % every == 0 or k == n:
-                out.append(t)
+        times, n = self._start_times(t), len(self._index)
+        out = [times[k] for k in range(n + 1) if k % every == 0 or k == n]
         if any(isinstance(v, torch.Tensor) for v in out):
             return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in out])
         return torch.tensor(out, dtype=torch.float64)
@@ -309,14 +314,10 @@ class Flow(Layer):
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
         n = len(self._index)
         states = [x]
-        per_layer = [layer.duration for layer in self.layers] if self.time_dependent else None
+        times = self._start_times(t) if self.time_dependent else None
         for start in range(0, n, every):
-            stop = min(start + every, n)
-            x = self._run(x, t, start, stop)
+            x = self._run(x, times, start, min(start + every, n))
             states.append(x)
-            if per_layer is not None:
-                for i in self._index[start:stop]:
-                    t = t + per_layer[i]
         return torch.stack(states)
 
     @property
@@ -334,7 +335,7 @@ class Flow(Layer):
         self._refuse_non_invertible("Flow.inverse")
         layers, index = list(self.layers), self._index
         if self.time_dependent:
-            layers, index = _timed(layers, index, t)
+            layers, index = _timed(layers, index, self._start_times(t)[:-1])
         for i in reversed(index):
             y = layers[i].inverse(y)
         return y
@@ -392,13 +393,8 @@ class _AtTime(Layer):
         return self.layer.inverse(y, self.t)
 
 
-def _timed(layers, index, t):
-    """(the layer at each position, a time-dependent one bound to its start time by ``_AtTime``;
-    range(len(index))): position k starts at t + h_1 + ... + h_k-1, accumulated in the order the layers
-    are applied (so a solve that advances t <- t + h agrees exactly)."""
-    per_layer = [layer.duration for layer in layers]
-    bound = []
-    for i in index:
-        bound.append(_AtTime(layers[i], t) if layers[i].time_dependent else layers[i])
-        t = t + per_layer[i]
+def _timed(layers, index, times):
+    """(the layer at each position, a time-dependent one bound to its start time ``times[k]`` by
+    ``_AtTime``; range(len(index)))."""
+    bound = [_AtTime(layers[i], t) if layers[i].time_dependent else layers[i] for i, t in zip(index, times)]
     return bound, range(len(bound))

@@ -152,6 +152,8 @@ class LinearInvariant(Property, Trait):
         return torch.tensor(self.c, dtype=dtype, device=device)
 
     def __repr__(self) -> str:
+        if len(set(self.c)) == 1:
+            return f"LinearInvariant.ones({len(self.c)})"
         shown = self.c if len(self.c) <= 6 else self.c[:3] + ("...",)
         return f"LinearInvariant(c={shown}, dim={len(self.c)})"
 
@@ -195,7 +197,7 @@ class QuadraticInvariant(Property, Trait):
 
     def __repr__(self) -> str:
         if self.Q is None:
-            return "QuadraticInvariant(Q=I)"
+            return "QuadraticInvariant.norm()"
         n = len(self.Q)
         return f"QuadraticInvariant(Q={self.Q if n <= 3 else '...'}, dim={n})"
 

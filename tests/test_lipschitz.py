@@ -17,7 +17,6 @@ import dynnets as dn
 from dynnets import structure
 from dynnets.constraints import (
     BoundedLinear,
-    Chain,
     ContractiveStep,
     ExpansiveStep,
     Normalize,
@@ -55,7 +54,7 @@ def _lipschitz_claim(net):
 def dense_seed_net():
     torch.manual_seed(1)
     pairs = [dn.constraints.switching_pair(6, 12, 0.5) for _ in range(3)]
-    return Chain([Normalize(torch.zeros(6), 2.0 * torch.ones(6)), dn.Flow(pairs), BoundedLinear(6, 4)]), (6,), 6 * 8
+    return dn.Flow([Normalize(torch.zeros(6), 2.0 * torch.ones(6)), dn.Flow(pairs), BoundedLinear(6, 4)]), (6,), 6 * 8
 
 
 def dense_exact_net():
@@ -236,7 +235,7 @@ def test_power_iteration_variant_is_never_certified():
 def test_normalisation_is_in_the_bound():
     torch.manual_seed(8)
     std = torch.tensor([0.5, 2.0, 4.0])
-    chain = Chain([Normalize(torch.tensor([1.0, 2.0, 3.0]), std), dn.constraints.switching_pair(3, 5)]).double()
+    chain = dn.Flow([Normalize(torch.tensor([1.0, 2.0, 3.0]), std), dn.constraints.switching_pair(3, 5)]).double()
     assert chain.lipschitz_bound() == pytest.approx(2.0 * chain.layers[1].lipschitz_bound(), rel=1e-14)
     x, y = _pairs((3,), 256, torch.Generator().manual_seed(5))
     res = adversarial_lipschitz_search(chain, x, y, chain.lipschitz_bound(), steps=30, lr=0.02)

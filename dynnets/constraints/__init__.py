@@ -6,12 +6,11 @@
     blocks         rescaled (SLL) steps, dense and circular-conv; MaxMin steps; orthogonal/MaxMin blocks
     layers         Normalize, ZeroPad, BoundedLinear, OrthogonalLinear (``dynnets.Flow`` composes them)
 
-A certified network is a ``dynnets.Flow`` of these; ``Chain`` is the former name of that composition, kept
-as an alias of ``Flow``. See docs/lipschitz.md for the mathematics and its conditions.
+A certified network is a ``dynnets.Flow`` of these. See docs/lipschitz.md for the mathematics and its
+conditions.
 """
 
 from ..linalg import conv_spectral_norm, power_iteration_norm, spectral_norm
-from ..step import Flow
 from . import bounds
 from .blocks import conv_rescaled_step, maxmin_step, orthogonal_block, rescaled_step
 from .bounds import activation_slopes, gradient_euler_bound, leaky_relu, seed_contraction
@@ -19,11 +18,8 @@ from .layers import BoundedLinear, Normalize, OrthogonalLinear, ZeroPad
 from .parametrize import ConvSpectralNormBound, Orthogonal, SpectralNormBound, orthogonality_penalty
 from .steps import ContractiveStep, ExpansiveStep, conv_switching_pair, is_certified, switching_pair
 
-#: deprecated alias: a certified chain is a ``dynnets.Flow`` of layers (one composition, one caching rule)
-Chain = Flow
-
 __all__ = [
-    "BoundedLinear", "Chain", "ContractiveStep", "ConvSpectralNormBound", "ExpansiveStep", "Normalize",
+    "BoundedLinear", "ContractiveStep", "ConvSpectralNormBound", "ExpansiveStep", "Normalize",
     "Orthogonal", "OrthogonalLinear", "SpectralNormBound", "ZeroPad", "activation_slopes", "bounds",
     "conv_rescaled_step", "conv_spectral_norm", "conv_switching_pair", "gradient_euler_bound", "is_certified",
     "leaky_relu", "maxmin_step", "orthogonal_block", "orthogonality_penalty", "power_iteration_norm",

@@ -80,7 +80,7 @@ class Hamiltonian(Field):
     """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim; F(x) = (grad T(p), -grad V(q)).
 
     ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
-    ``hamiltonian(x)`` (alias ``energy``) returns H per batch row, e.g. to plot energy along a rollout.
+    ``hamiltonian(x)`` returns H per batch row, e.g. to plot energy along a rollout.
     ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
 
     For H a network of (q, p) jointly (not separable), use ``GeneralHamiltonian`` with an implicit
@@ -132,7 +132,6 @@ class Hamiltonian(Field):
         q, p = x[..., : self.q_dim], x[..., self.q_dim:]
         return self.kinetic.value(p, self._gamma) + self.potential_energy.value(q, self._gamma)
 
-    energy = hamiltonian
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
@@ -142,7 +141,7 @@ class GeneralHamiltonian(Field):
     """H(q, p) = w^T Gamma(K x + a) on x = (q, p), q, p in R^dim (K: (width, 2 dim)); F(x) = J grad H(x) =
     (dH/dp, -dH/dq) with grad H = K^T (w * sigma(K x + a)).
 
-    ``potential`` names Gamma as for ``Hamiltonian``; ``hamiltonian(x)`` (alias ``energy``) returns H per
+    ``potential`` names Gamma as for ``Hamiltonian``; ``hamiltonian(x)`` returns H per
     row; ``jacobian(x)`` is the closed form J K^T diag(w * sigma'(K x + a)) K. Trait
     ``CanonicalHamiltonian``: every symplectic Runge-Kutta method (``GaussLegendre``, ``ImplicitMidpoint``)
     is a symplectic map on it.
@@ -177,7 +176,6 @@ class GeneralHamiltonian(Field):
         self.check_input(x)
         return self.energy_net.value(x, self._gamma)
 
-    energy = hamiltonian
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
