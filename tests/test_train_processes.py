@@ -137,7 +137,7 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     # rank now and then: 'terminate called without an active exception'). N > 0: the check is not vacuous.
     if Path("/proc/self/task").is_dir():
         left = re.findall(r"group_threads_left (\d+) of (\d+)", log)
-        assert len(left) == 2 and all(k == "0" and int(n) > 0 for k, n in left), log
+        assert len(left) == 2 and all(still == "0" and int(started) > 0 for still, started in left), log
 
     ddp, one, control = (load_checkpoint(p) for p in (ddp_out, single_out, control_out))
     assert ddp["world_size"] == 2 and one["world_size"] == 1
