@@ -2,13 +2,17 @@
 
     python tests/_train_script.py resume --checkpoint F --steps 2N --every N [--slow-after N]
     python tests/_train_script.py ddp --out F --steps K [--control-out G]     # also under torchrun
-        [--split-out H --split-checkpoint C --stop-at S] [--lm-out L]
+        [--split-out H --split-checkpoint C --stop-at S] [--lm-out L] [--fail-on-rank R]
 
 `resume` trains a float64 MLP with dropout on shuffled mini-batches (DataLoader with a seeded generator,
 epochs that do not divide the step count), Adam + StepLR + gradient clipping, and a loss that also draws
 from numpy's and python's global generators, so every piece of state a resume must restore is exercised.
 It prints "checkpoint S" after each checkpoint write and "resumed_from S" at the end.
 With --slow-after N it sleeps 100 ms per step after step N, so a test can SIGKILL it mid-training.
+
+`ddp` shuts the process group down in a `finally`, then prints "group_threads_left L of N": of the N threads
+that init_distributed started (gloo's I/O loop and worker threads; Linux /proc, "unknown" elsewhere), L still
+run. With --fail-on-rank R, rank R raises right after init_distributed while the other ranks start training.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import random
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,11 +78,32 @@ def run_resume(args) -> None:
     print(f"resumed_from {result.resumed_from}", flush=True)
 
 
+def thread_ids() -> set[int] | None:
+    """Ids of this process's threads (Linux /proc); None where they cannot be listed."""
+    tasks = Path("/proc/self/task")
+    return {int(task.name) for task in tasks.iterdir()} if tasks.is_dir() else None
+
+
 def run_ddp(args) -> None:
     if args.pid_dir:  # torchrun starts workers in their own sessions: the test kills them by pid on timeout
         with open(os.path.join(args.pid_dir, f"worker-{os.getpid()}.pid"), "w") as f:
             f.write(str(os.getpid()))
+    before = thread_ids()
     info = init_distributed(device="cpu", timeout=60.0)
+    started = None if before is None else thread_ids() - before
+    try:
+        if args.fail_on_rank == info.rank:
+            raise RuntimeError(f"deliberate failure on rank {info.rank}")
+        train_ddp(args, info)
+    finally:
+        shutdown_distributed()
+    if started is None:
+        print("group_threads_left unknown", flush=True)
+    else:
+        print(f"group_threads_left {len(started & thread_ids())} of {len(started)}", flush=True)
+
+
+def train_ddp(args, info) -> None:
     dataset = make_data(128, 5)
     loader = shard_loader(dataset, global_batch_size=32, seed=6)
     model = make_model(7, dropout=0.0)
@@ -121,7 +147,6 @@ def run_ddp(args) -> None:
         control = make_model(7, dropout=0.0)
         fit(control, mse, half, steps=args.steps, optimizer="sgd", lr=0.1, progress=False)
         save_checkpoint(args.control_out, {"params": dict(control.state_dict())})
-    shutdown_distributed()
 
 
 def main() -> None:
@@ -143,6 +168,7 @@ def main() -> None:
     d.add_argument("--stop-at", type=int, default=None)
     d.add_argument("--pid-dir", default=None)
     d.add_argument("--lm-out", default=None)
+    d.add_argument("--fail-on-rank", type=int, default=None)
     args = parser.parse_args()
     {"resume": run_resume, "ddp": run_ddp}[args.mode](args)
 

@@ -7,7 +7,7 @@ In the script::
     info = init_distributed(device="cpu")          # gloo on CPU, nccl on CUDA; no-op without torchrun
     loader = shard_loader(dataset, global_batch_size=64, seed=0)   # each rank gets 64 / world_size
     result = fit(model, loss_fn, loader, steps=1000, checkpoint="run.ckpt")   # wraps the model in DDP
-    shutdown_distributed()
+    shutdown_distributed()                         # every rank, also on error paths: call it in a `finally`
 
 DDP averages gradients over ranks, so with a mean-reduced loss and equal shard sizes every rank takes the
 step a single process would take on the whole global batch (up to the order of floating-point sums).
@@ -15,7 +15,12 @@ step a single process would take on the whole global batch (up to the order of f
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
+import sys
+import warnings
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -92,17 +97,48 @@ def init_distributed(device="cpu", backend: str | None = None, timeout: float = 
         raise ConfigError(f"backend='nccl' needs CUDA devices, but device={device!r}")
     if dev.type == "cuda":
         torch.cuda.set_device(local)
+    # torch.distributed.nn.functional binds `group.WORLD` as a default argument when it is first imported, which
+    # DistributedDataParallel does lazily (through torch._dynamo). Imported after init_process_group, its
+    # functions would hold the group for the rest of the process, so shutdown_distributed could never free it;
+    # imported now, those defaults are None.
+    importlib.import_module("torch.distributed.nn.functional")
     dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
     return DistInfo(rank=rank, world_size=world, local_rank=local, backend=backend)
 
 
 def shutdown_distributed() -> None:
-    """Tear the process group down together: a barrier first, so that no rank destroys its gloo
-    context while another still uses it (seen here as a rank aborting with 'terminate called without
-    an active exception' when rank 0 was still writing its checkpoint)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    """Tear the process group down on every rank, so that none of its threads outlives it.
+
+    On the normal path the ranks first meet at a barrier, so that no rank closes its connections while a
+    peer still uses them. Called while an exception propagates (from a ``finally`` or ``except``) it skips
+    the barrier: the other ranks may be inside another collective or never come, and waiting would turn one
+    rank's error into a hang until the timeout. Either way the group is then destroyed *and freed*.
+
+    Freeing is the point. gloo runs each collective on a worker thread, which drops its reference to the
+    finished work (and to the tensors in it) only after the caller has been told the work is done. Dropping
+    the last reference of a tensor that has a Python object takes the GIL; if the main thread has by then
+    begun finalising the interpreter, the worker thread is ended inside a noexcept destructor and the
+    process aborts with 'terminate called without an active exception' (a rank exiting with SIGABRT, now and
+    then, under load). ``destroy_process_group`` only forgets the group; freeing it joins the worker threads
+    while the interpreter is alive. A group still referenced elsewhere (e.g. by a DistributedDataParallel
+    wrapper the caller keeps) cannot be freed: a RuntimeWarning says so.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    synchronised = False
+    try:
+        if sys.exc_info()[1] is None:
+            dist.barrier()
+            synchronised = True
+    finally:
+        gc.collect()  # DDP wrappers of finished fits sit in reference cycles: free them while the group lives
+        group = weakref.ref(dist.group.WORLD)
         dist.destroy_process_group()
+    if synchronised and group() is not None:  # (on an error path a traceback may still hold the group)
+        warnings.warn("the process group is still referenced after shutdown_distributed() (e.g. by a "
+                      "DistributedDataParallel wrapper), so its threads keep running and can abort the "
+                      "interpreter at exit (rule: drop such references before shutting down)",
+                      RuntimeWarning, stacklevel=2)
 
 
 def local_device(device) -> torch.device:
