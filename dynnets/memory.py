@@ -34,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.nn.utils import parametrize
 
 from .checks import MAX_STEPS, check_int
 from .errors import ConfigError
@@ -153,7 +154,8 @@ class _Segment(torch.autograd.Function):
         ctx.run, ctx.span, ctx.replay = run, span, _Replay(x)
         ctx.t = None if isinstance(t, torch.Tensor) else t
         ctx.save_for_backward(x, t if ctx.t is None else None, *params)
-        return run(x, t, *span)
+        with own_parametrization_cache():
+            return run(x, t, *span)
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -167,12 +169,30 @@ class _Segment(torch.autograd.Function):
             x = x.detach().requires_grad_(need[0])
             if isinstance(t, torch.Tensor):
                 t = t.detach().requires_grad_(need[1])
-        with torch.enable_grad(), ctx.replay():
+        with torch.enable_grad(), ctx.replay(), own_parametrization_cache():
             y = ctx.run(x, t, *ctx.span)
         wrt = [v for v, wanted in zip((x, t, *params), need, strict=True) if wanted]
         grads = iter(torch.autograd.grad(y, wrt, grad_y, allow_unused=True, create_graph=attached)
                      if y.requires_grad else [None] * len(wrt))
         return (None, None, *(next(grads) if wanted else None for wanted in need))
+
+
+@contextmanager
+def own_parametrization_cache():
+    """Run without the cache of an enclosing ``torch.nn.utils.parametrize.cached()`` context.
+
+    That cache is one module-wide dict, filled by whichever evaluation of a parametrized weight comes
+    first. The memory modes evaluate their steps without a graph (forward) or with a graph of their own
+    (backward): a weight cached there would be handed to a plain step elsewhere in the network that shares
+    the field, which would then silently get no gradient through it. torch has no public switch for
+    this, so the module's two globals are set aside for the duration (tests/test_memory.py checks it).
+    """
+    state = parametrize._cache_enabled, parametrize._cache
+    parametrize._cache_enabled, parametrize._cache = 0, {}
+    try:
+        yield
+    finally:
+        parametrize._cache_enabled, parametrize._cache = state
 
 
 class _Replay:
@@ -209,7 +229,8 @@ class _ReversibleFlow(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layers, stretches, x, *params):
-        y = apply_runs(layers, stretches, x)
+        with own_parametrization_cache():
+            y = apply_runs(layers, stretches, x)
         ctx.layers, ctx.stretches, ctx.params = layers, stretches, params
         ctx.save_for_backward(y)
         return y
@@ -219,7 +240,8 @@ class _ReversibleFlow(torch.autograd.Function):
     def backward(ctx, grad_y):
         (y,) = ctx.saved_tensors
         grads: dict = {}
-        _, grad_x = reverse_runs(ctx.layers, ctx.stretches, y, grad_y, grads)
+        with own_parametrization_cache():
+            _, grad_x = reverse_runs(ctx.layers, ctx.stretches, y, grad_y, grads)
         return (None, None, grad_x, *(grads.get(id(p)) for p in ctx.params))
 
 
