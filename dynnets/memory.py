@@ -269,10 +269,11 @@ class SavedTensorMeter:
 
     A context manager over ``torch.autograd.graph.saved_tensors_hooks``: every tensor saved for the
     backward while it is active (in the forward, and in a backward run inside it, e.g. the local
-    recomputation of ``memory="reversible"``) is counted once per storage until the graph releases it.
-    Parameters are excluded (they exist whether or not one backpropagates). Not counted: tensors that
-    ``torch.utils.checkpoint`` keeps under its own hooks, and allocator overhead; measure process
-    memory (e.g. peak RSS) for those.
+    recomputation of ``memory="reversible"`` or of a ``memory="checkpoint"`` segment) is counted once per
+    storage until the graph releases it. Parameters are excluded (they exist whether or not one
+    backpropagates). Not counted: tensors that ``torch.utils.checkpoint`` keeps under its own hooks,
+    transient tensors that are never saved, and allocator overhead (heap caching and fragmentation);
+    measure process memory (peak RSS, ``benchmarks.memory``) for those.
     """
 
     def __init__(self, exclude=()):
