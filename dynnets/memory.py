@@ -132,8 +132,8 @@ def run_checkpointed(run, layers, index, x: torch.Tensor, t, every: int, per_lay
 
 
 class _Segment(torch.autograd.Function):
-    """y = run(x, t, *span) computed without recording a graph; the backward recomputes it with one and returns
-    the vector-Jacobian product w.r.t. x, t (when a tensor) and ``params``.
+    """y = run(x, t, *span) computed without recording a graph; the backward recomputes it with one and
+    returns the vector-Jacobian product w.r.t. x, t (when a tensor) and ``params``.
 
     ``params`` are the trainable parameters of the segment's layers, passed as inputs so that autograd
     routes their gradients here (from ``.backward()`` and ``torch.autograd.grad`` alike, whether or not x
