@@ -85,7 +85,8 @@ def build(depth: int, mode: str, seed: int = 0, method: str = "SymplecticEuler")
 
 def build_dense(depth: int, mode: str, seed: int = 0) -> dn.Flow:
     torch.manual_seed(seed)
-    return dn.Flow.repeat(dn.Step(dn.fields.Dense(DENSE_DIM, DENSE_DIM), dn.methods.RK4(), H), depth, memory=mode)
+    step = dn.Step(dn.fields.Dense(DENSE_DIM, DENSE_DIM), dn.methods.RK4(), H)
+    return dn.Flow.repeat(step, depth, memory=mode)
 
 
 def loss_of(flow, x):
@@ -192,8 +193,10 @@ RUNNER = Runner("memory", __doc__, kind="benchmark", dtypes=("float32",), defaul
                  devices=("cpu",), threads=1)
 RUNNER.parser.add_argument("--repeats", type=int, default=5, help="timed rounds per mode (default 5)")
 RUNNER.parser.add_argument("--dense-depths", type=int, nargs="+", default=None,
-                           help="depths of the Dense(64, 64) / RK4 memory rows (default 10 100 1000; --quick 10 100)")
-RUNNER.parser.add_argument("--child", nargs=4, metavar=("CONFIG", "MODE", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
+                           help="depths of the Dense(64, 64) / RK4 memory rows "
+                                "(default 10 100 1000; --quick 10 100)")
+RUNNER.parser.add_argument("--child", nargs=4, metavar=("CONFIG", "MODE", "DEPTH", "BATCH"),
+                           help=argparse.SUPPRESS)
 
 
 def validate(args) -> None:
