@@ -11,7 +11,7 @@ same as last in the weight-tied run, forward and backward) is timed besides Symp
 
 Memory is also measured on the configuration of issue 26: a weight-tied flow of Dense(64, 64) / RK4 steps
 (an MLP field 64-64-64, no explicit inverse, so plain and checkpoint only), batch 256, float32, h = 0.01,
-depths 10, 100, 1000 (``--dense-depths`` to choose, e.g. 10000: plain backprop then needs about 12 GB).
+depths 10, 100, 1000 (``--dense-depths`` to choose, e.g. 10000: plain backprop then needs about 12 GiB).
 
 Memory measures, each configuration in a fresh subprocess of its own, with glibc's default allocator
 (every ``MALLOC_*`` variable and ``GLIBC_TUNABLES`` are removed from the child's environment, so the figures
