@@ -9,20 +9,23 @@ inverse's field evaluations for its vector-Jacobian products; ``reversible-recom
 backward (inverse, then the step recomputed) on the same flow for comparison, and StormerVerlet (first
 same as last in the weight-tied run, forward and backward) is timed besides SymplecticEuler.
 
-Two memory measures, both of the extra memory one forward + backward needs beyond the model, its
-gradients and the input:
+Memory is also measured on the configuration of issue 26: a weight-tied flow of Dense(64, 64) / RK4 steps
+(an MLP field 64-64-64, no explicit inverse, so plain and checkpoint only), batch 256, float32, h = 0.01,
+depths 10, 100, 1000 (``--dense-depths`` to choose, e.g. 10000: plain backprop then needs about 12 GiB).
+
+Memory measures, each configuration in a fresh subprocess of its own, with glibc's default allocator
+(every ``MALLOC_*`` variable and ``GLIBC_TUNABLES`` are removed from the child's environment, so the figures
+are what a default process shows, heap caching and fragmentation included):
   * ``saved``: peak bytes of tensors autograd keeps for the backward (``dynnets.memory.SavedTensorMeter``,
     counted once per storage, parameters excluded, through the backward so that the reversible mode's
-    local recomputation counts). Not defined for checkpoint mode (torch.utils.checkpoint keeps its
-    tensors under its own hooks, invisible to the meter).
-  * ``rss``: growth of the peak resident set size of a fresh subprocess during one forward + backward:
-    after building the model and one warm-up step on a batch of 8 (code paths, thread pool and
-    parameter gradients allocated), the kernel's peak mark is reset (``echo 5 > /proc/self/clear_refs``)
-    and VmHWM - VmRSS is read afterwards. It includes every transient tensor and allocator overhead.
-    Measured twice: with ``MALLOC_MMAP_THRESHOLD_=65536`` (``rss_bytes``: glibc maps every block
-    >= 64 KiB separately and unmaps it on free, so RSS follows the live bytes) and with glibc's default
-    settings (``rss_bytes_default_malloc``: what a default process shows, including the heap's caching;
-    this inflates checkpoint mode, whose short-lived recomputed tensors fragment the heap).
+    local recomputation and checkpoint mode's recomputed segment count).
+  * ``rss``: growth of the peak resident set size during one forward + backward, the extra memory it
+    needs beyond the model, its gradients and the input: after building the model and one warm-up step
+    on a batch of 8 (code paths, thread pool and parameter gradients allocated), the kernel's peak mark is
+    reset (``echo 5 > /proc/self/clear_refs``) and VmHWM - VmRSS is read afterwards. It includes every
+    transient tensor and allocator overhead.
+  * ``peak_rss``: the child's peak resident set size over that forward + backward (``ru_maxrss`` after the
+    reset): the whole process, torch and the model included.
 Time: median seconds of forward + backward (wall clock and process CPU time, the steadier one on a
 shared machine) and of the backward alone, modes timed round-robin in one process with alternating order. Accuracy: relative difference of the reversible gradients from plain
 ones in float32 at depth 1000, and the round-trip error of reconstructing x_0 from x_1000.
@@ -30,7 +33,7 @@ ones in float32 at depth 1000, and the round-trip error of reconstructing x_0 fr
 Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads per
 process made every mode 10-20x slower and the timings meaningless.
 
-    python -m benchmarks.memory [--quick] [--repeats N] [--threads T]
+    python -m benchmarks.memory [--quick] [--repeats N] [--threads T] [--dense-depths D [D ...]]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,12 +53,15 @@ import torch
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
+from dynnets.checks import MAX_STEPS, check_int
 from dynnets.errors import ConfigError
 from dynnets.memory import SavedTensorMeter
 
 from ._common import machine
 
 Q_DIM, WIDTH, BATCH, H = 32, 64, 1024, 0.01
+#: issue 26's configuration: Dense(64, 64) / RK4, batch 256 (plain and checkpoint: RK4 has no inverse)
+DENSE_DIM, DENSE_BATCH, DENSE_MODES = 64, 256, ("plain", "checkpoint")
 MODES = ("plain", "reversible", "checkpoint")
 #: timed besides MODES: the reversible backward without the reuse (inverse, then the step recomputed)
 GENERIC = "reversible-recompute"
@@ -76,6 +83,12 @@ def build(depth: int, mode: str, seed: int = 0, method: str = "SymplecticEuler")
     return dn.Flow.repeat(step, depth, memory="reversible" if mode == GENERIC else mode)
 
 
+def build_dense(depth: int, mode: str, seed: int = 0) -> dn.Flow:
+    torch.manual_seed(seed)
+    step = dn.Step(dn.fields.Dense(DENSE_DIM, DENSE_DIM), dn.methods.RK4(), H)
+    return dn.Flow.repeat(step, depth, memory=mode)
+
+
 def loss_of(flow, x):
     return flow(x).sin().sum()
 
@@ -89,44 +102,46 @@ def _vm(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
-def child(mode: str, depth: int, batch: int) -> dict:
-    """Run in a fresh process: peak-RSS growth of one forward + backward, and the saved-tensor peak."""
-    flow = build(depth, mode)
-    x = torch.randn(batch, 2 * Q_DIM, generator=torch.Generator().manual_seed(1))
+def child(config: str, mode: str, depth: int, batch: int) -> dict:
+    """Run in a fresh process: peak-RSS growth and peak RSS of one forward + backward, and the saved-tensor
+    peak."""
+    if config == "dense":
+        flow, dim = build_dense(depth, mode), DENSE_DIM
+    else:
+        flow, dim = build(depth, mode), 2 * Q_DIM
+    x = torch.randn(batch, dim, generator=torch.Generator().manual_seed(1))
     loss_of(flow, x[:8]).backward()  # warm-up: code paths, thread pool, parameter .grad buffers
     flow.zero_grad(set_to_none=False)
     gc.collect()
-    # reset the kernel's peak-RSS mark (VmHWM) to the current RSS, so that the import's and the warm-up's
-    # transients do not hide the growth we measure
+    # reset the kernel's peak-RSS mark (VmHWM, which ru_maxrss reads) to the current RSS, so that the
+    # import's and the warm-up's transients do not hide the growth we measure
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = _vm("VmRSS")
     loss_of(flow, x).backward()
     rss = _vm("VmHWM") - base
-    saved = None
-    if mode != "checkpoint":
-        with SavedTensorMeter(exclude=flow.parameters()) as meter:
-            loss_of(flow, x).backward()
-        saved = meter.peak
-    return {"rss_bytes": rss, "saved_bytes": saved}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    with SavedTensorMeter(exclude=flow.parameters()) as meter:
+        loss_of(flow, x).backward()
+    return {"rss_bytes": rss, "peak_rss_bytes": peak, "saved_bytes": meter.peak}
 
 
-def measure_memory(mode: str, depth: int, batch: int, allocator: str) -> dict:
-    env = dict(os.environ)
-    if allocator == "mmap":
-        # glibc serves every block >= 64 KiB with its own mmap and unmaps it on free (this also turns
-        # off the dynamic threshold), so RSS follows the bytes actually live instead of the heap's
-        # high-water mark
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    else:
-        env.pop("MALLOC_MMAP_THRESHOLD_", None)
+def default_environment() -> dict:
+    """This process's environment without allocator settings (``MALLOC_*``, ``GLIBC_TUNABLES``): memory
+    figures are those of a default process."""
+    return {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")}
+
+
+def measure_memory(config: str, mode: str, depth: int, batch: int, threads: int | None = None) -> dict:
+    """``child`` in a fresh subprocess (one per configuration) with the default allocator."""
+    threads = torch.get_num_threads() if threads is None else threads
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--threads", str(torch.get_num_threads()),
-         "--child", mode, str(depth), str(batch)],
-        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+        [sys.executable, "-m", "benchmarks.memory", "--threads", str(threads),
+         "--child", config, mode, str(depth), str(batch)],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=default_environment(),
     )
     if out.returncode != 0:
-        raise RuntimeError(f"child {mode} depth={depth} failed:\n{out.stderr}")
+        raise RuntimeError(f"child {config} {mode} depth={depth} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -177,19 +192,27 @@ def measure_accuracy(depth: int, batch: int) -> dict:
 RUNNER = Runner("memory", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
                  devices=("cpu",), threads=1)
 RUNNER.parser.add_argument("--repeats", type=int, default=5, help="timed rounds per mode (default 5)")
-RUNNER.parser.add_argument("--child", nargs=3, metavar=("MODE", "DEPTH", "BATCH"), help=argparse.SUPPRESS)
+RUNNER.parser.add_argument("--dense-depths", type=int, nargs="+", default=None,
+                           help="depths of the Dense(64, 64) / RK4 memory rows "
+                                "(default 10 100 1000; --quick 10 100)")
+RUNNER.parser.add_argument("--child", nargs=4, metavar=("CONFIG", "MODE", "DEPTH", "BATCH"),
+                           help=argparse.SUPPRESS)
 
 
 def validate(args) -> None:
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be a positive integer, got {args.repeats}")
+    if args.dense_depths is not None:
+        for depth in args.dense_depths:
+            check_int("--dense-depths", depth, minimum=1, maximum=MAX_STEPS)
 
 
 def main(argv=None) -> dict:
     args = RUNNER.parse(argv)
     if args.child:  # a measuring subprocess: one JSON line on stdout, no result file
         torch.set_num_threads(args.threads)
-        print(json.dumps(child(args.child[0], int(args.child[1]), int(args.child[2]))))
+        config, mode, depth, batch = args.child
+        print(json.dumps(child(config, mode, int(depth), int(batch))))
         return {}
     return RUNNER.main(run_benchmark, argv, validate=validate)
 
@@ -199,14 +222,10 @@ def run_benchmark(args, seed, out) -> dict:
     depths = (10, 100) if args.quick else (10, 100, 1000)
     deep = depths[-1]
 
-    memory = {}
-    for mode in MODES:
-        for depth in depths:
-            mm = measure_memory(mode, depth, batch, "mmap")
-            default = measure_memory(mode, depth, batch, "default")
-            memory[f"{mode}/{depth}"] = {"saved_bytes": mm["saved_bytes"], "rss_bytes": mm["rss_bytes"],
-                                         "rss_bytes_default_malloc": default["rss_bytes"]}
-            print(f"  measured memory {mode:<10} depth {depth:>4}", file=sys.stderr)
+    dense_depths = tuple(args.dense_depths or ((10, 100) if args.quick else (10, 100, 1000)))
+    memory = {f"{mode}/{depth}": _measured("hamiltonian", mode, depth, batch) for mode in MODES for depth in depths}
+    dense = {f"{mode}/{depth}": _measured("dense", mode, depth, DENSE_BATCH)
+             for mode in DENSE_MODES for depth in dense_depths}
     times = {method: measure_times(deep, batch, args.repeats, method,
                                    (*MODES, GENERIC) if method == "SymplecticEuler" else ("plain", "reversible", GENERIC))
              for method in METHODS}
@@ -215,17 +234,32 @@ def run_benchmark(args, seed, out) -> dict:
                    "weight_tied": True, "state_dim": 2 * Q_DIM, "width": WIDTH, "batch": batch, "h": H,
                    "dtype": "float32", "depths": list(depths),
                    "checkpoint_every": build(deep, "checkpoint").checkpoint_every, "quick": args.quick,
-                   "torch_threads": args.threads},
+                   "torch_threads": args.threads, "allocator": "glibc defaults (no MALLOC_* settings)"},
         "memory_bytes": memory,
+        "dense_config": {"field": "Dense(64, 64)", "method": "RK4", "weight_tied": True, "batch": DENSE_BATCH,
+                         "h": H, "dtype": "float32", "depths": list(dense_depths),
+                         "checkpoint_every": {d: build_dense(d, "checkpoint").checkpoint_every for d in dense_depths}},
+        "dense_memory_bytes": dense,
         "times_s_at_deepest": times,
         "accuracy_at_deepest": measure_accuracy(deep, batch),
-        "ratios": _ratios(memory, times, depths[0], deep),
+        "ratios": {**_ratios(memory, times, depths[0], deep), **_dense_ratios(dense, dense_depths)},
         "targets": {"reversible_deep_vs_shallow_memory_max": 1.5, "plain_growth_about": 100,
                     "reversible_vs_plain_time_max": 1.5},
         "machine": machine(),
     }
     _report(result, batch, deep)
     return result
+
+
+def _measured(config: str, mode: str, depth: int, batch: int) -> dict:
+    result = measure_memory(config, mode, depth, batch)
+    print(f"  measured memory {config} {mode:<10} depth {depth:>5}", file=sys.stderr)
+    return result
+
+
+def _dense_ratios(dense: dict, depths) -> dict:
+    return {f"dense: checkpoint_{d}_vs_plain_{d}_{key}": dense[f"checkpoint/{d}"][f"{key}_bytes"]
+            / dense[f"plain/{d}"][f"{key}_bytes"] for d in depths for key in ("rss", "saved")}
 
 
 def _ratios(memory: dict, times: dict, shallow: int, deep: int) -> dict:
@@ -239,11 +273,8 @@ def _ratios(memory: dict, times: dict, shallow: int, deep: int) -> dict:
         f"reversible_{deep}_vs_plain_{shallow}_saved": ratio(f"reversible/{deep}", f"plain/{shallow}", "saved_bytes"),
         f"plain_{deep}_vs_plain_{shallow}_rss": ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes"),
         f"plain_{deep}_vs_plain_{shallow}_saved": ratio(f"plain/{deep}", f"plain/{shallow}", "saved_bytes"),
-        f"reversible_{deep}_vs_plain_{shallow}_rss_default_malloc":
-            ratio(f"reversible/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
-        f"plain_{deep}_vs_plain_{shallow}_rss_default_malloc":
-            ratio(f"plain/{deep}", f"plain/{shallow}", "rss_bytes_default_malloc"),
         f"checkpoint_{deep}_vs_plain_{shallow}_rss": ratio(f"checkpoint/{deep}", f"plain/{shallow}", "rss_bytes"),
+        f"checkpoint_{deep}_vs_plain_{deep}_rss": ratio(f"checkpoint/{deep}", f"plain/{deep}", "rss_bytes"),
     }
     for method, t in times.items():
         plain = t["plain"]
@@ -257,14 +288,11 @@ def _ratios(memory: dict, times: dict, shallow: int, deep: int) -> dict:
 
 
 def _report(result: dict, batch: int, deep: int) -> None:
-    mib = 2.0 ** 20
-    print(f"weight-tied Hamiltonian/SymplecticEuler, state dim {2 * Q_DIM}, width {WIDTH}, batch {batch}, float32")
-    print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'peak RSS (MiB)':>16}{'default malloc':>16}")
-    for key, m in result["memory_bytes"].items():
-        mode, depth = key.split("/")
-        saved = "-" if m["saved_bytes"] is None else f"{m['saved_bytes'] / mib:.2f}"
-        print(f"{mode:<12}{depth:>6}{saved:>13}{m['rss_bytes'] / mib:>16.1f}"
-              f"{m['rss_bytes_default_malloc'] / mib:>16.1f}")
+    print(f"weight-tied Hamiltonian/SymplecticEuler, state dim {2 * Q_DIM}, width {WIDTH}, batch {batch}, float32; "
+          "glibc's default allocator")
+    _memory_table(result["memory_bytes"])
+    print(f"\nweight-tied Dense({DENSE_DIM}, {DENSE_DIM})/RK4, batch {DENSE_BATCH}, float32")
+    _memory_table(result["dense_memory_bytes"])
     for method, t in result["times_s_at_deepest"].items():
         print(f"\n{method}, depth {deep}: {'mode':<22}{'fwd+bwd (s)':>12}{'cpu (s)':>9}{'bwd (s)':>9}")
         for mode, v in t.items():
@@ -276,6 +304,15 @@ def _report(result: dict, batch: int, deep: int) -> None:
     accuracy = result["accuracy_at_deepest"]
     print(f"reversible vs plain gradient, float32, depth {deep}: relative difference "
           f"{accuracy['grad_rel_diff_float32']:.2e}; reconstruction error {accuracy['reconstruction_rel_err_float32']:.2e}")
+
+
+def _memory_table(rows: dict) -> None:
+    mib = 2.0 ** 20
+    print(f"{'mode':<12}{'depth':>6}{'saved (MiB)':>13}{'RSS growth (MiB)':>18}{'peak RSS (MiB)':>16}")
+    for key, m in rows.items():
+        mode, depth = key.split("/")
+        print(f"{mode:<12}{depth:>6}{m['saved_bytes'] / mib:>13.2f}{m['rss_bytes'] / mib:>18.1f}"
+              f"{m['peak_rss_bytes'] / mib:>16.1f}")
 
 
 if __name__ == "__main__":

@@ -267,25 +267,37 @@ class Flow(Layer):
 
     def _run(self, x: torch.Tensor, times, start: int, stop: int) -> torch.Tensor:
         """Apply the layers at positions start, ..., stop - 1 to x under the flow's memory mode (weight-tied
-        stretches advanced at once, ``Layer.advance``); ``times``: ``_start_times`` for a time-dependent flow."""
-        layers = list(self.layers)
-        whole = (start, stop) == (0, len(self._index))
-        index = self._index if whole else self._index[start:stop]
+        stretches advanced at once, ``Layer.advance``); ``times``: ``_start_times`` for a time-dependent
+        flow, else None."""
         saving = self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active()
+        if not saving:
+            return self._run_plain(x, None if times is None else times[start:stop], start, stop)
+        layers, index = list(self.layers), self._index[start:stop]
+        if self.memory == "checkpoint":
+            def segment(z, segment_times, start_in, stop_in):
+                return self._run_plain(z, segment_times, start + start_in, start + stop_in)
+
+            return _memory.run_checkpointed(segment, layers, index, x, None if times is None else times[start:stop],
+                                            self.checkpoint_every)
         if self.time_dependent:
-            if not saving:
-                with parametrize.cached(), shared_norms():
-                    for i, t in zip(index, times[start:stop]):
-                        x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
-                return x
             layers, index = _timed(layers, index, times[start:stop])
-        stretches = self._runs if whole and not self.time_dependent else _memory.runs(index)
-        if saving:
-            if self.memory == "reversible":
-                return _memory.run_reversible(layers, stretches, x)
-            return _memory.run_checkpointed(layers, index, x, self.checkpoint_every)
+            return _memory.run_reversible(layers, _memory.runs(index), x)
+        return _memory.run_reversible(layers, self._stretches(start, stop), x)
+
+    def _run_plain(self, x: torch.Tensor, times, start: int, stop: int) -> torch.Tensor:
+        """``_run`` with ordinary autograd (memory mode ``plain``); ``times``: the start times of positions
+        start, ..., stop - 1 for a time-dependent flow."""
+        layers = list(self.layers)
         with parametrize.cached(), shared_norms():
-            return _memory.apply_runs(layers, stretches, x)
+            if not self.time_dependent:
+                return _memory.apply_runs(layers, self._stretches(start, stop), x)
+            for i, t in zip(self._index[start:stop], times):
+                x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
+            return x
+
+    def _stretches(self, start: int, stop: int):
+        """The weight-tied stretches of positions start, ..., stop - 1 (``dynnets.memory.runs``)."""
+        return self._runs if (start, stop) == (0, len(self._index)) else _memory.runs(self._index[start:stop])
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
         """(x, grad_x) through n applications of this flow from their output y, step by step in reverse

@@ -32,12 +32,14 @@ def test_trajectory_equals_step_by_step_evaluation(every):
     assert got.shape[0] == len(flow.times(every=every)) == -(-10 // every) + 1
 
 
-# (implicit steps under memory="checkpoint" fail in torch itself, on main too: Newton's torch.func Jacobian
-# refuses the saved-tensor hooks of non-reentrant checkpointing; reversible needs invertible steps)
+# (implicit steps under memory="checkpoint" failed with torch.utils.checkpoint: Newton's torch.func Jacobian
+# refuses the saved-tensor hooks of non-reentrant checkpointing; dynnets' own segments use none. Reversible
+# needs invertible steps)
 @pytest.mark.parametrize("memory, method", [("plain", dn.methods.RK4()), ("plain", dn.methods.GaussLegendre(2)),
                                             ("checkpoint", dn.methods.RK4()),
+                                            ("checkpoint", dn.methods.GaussLegendre(2)),
                                             ("reversible", dn.methods.GaussLegendre(2))],
-                         ids=["plain-RK4", "plain-Gauss", "checkpoint-RK4", "reversible-Gauss"])
+                         ids=["plain-RK4", "plain-Gauss", "checkpoint-RK4", "checkpoint-Gauss", "reversible-Gauss"])
 def test_time_dependent_trajectory_in_every_memory_mode(memory, method):
     steps = [dn.Step(ForcedPendulum(), method, h) for h in (0.2, 0.1, 0.3, 0.25, 0.15)]
     flow = dn.Flow(steps, memory=memory)
