@@ -12,7 +12,7 @@ import numbers
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, DeviceError, DtypeError, ShapeError, StepSizeError
 
 #: the largest size (a dimension, a width, a grid) any constructor accepts: torch's index range
 MAX_SIZE = 2**31 - 1
@@ -87,3 +87,98 @@ def init_scale(value, positive: bool = False) -> float:
     if v > MAX_INIT_SCALE:
         raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
     return v
+
+
+def real_array(name: str, value, error: type[Exception] = ConfigError) -> torch.Tensor:
+    """``value`` (a tensor, an array, a number or nested sequences of numbers) as a float64 CPU tensor of
+    finite entries: no string, bool, complex or non-numeric entry (``float('0.5')`` and ``float(True)`` would
+    accept them), no empty array."""
+    if isinstance(value, (str, bytes)):
+        raise error(f"{name} must be real numbers, got the string {value!r}")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
+        out = value.detach().to("cpu", torch.float64)
+    else:
+        _check_real_entries(name, value, error)
+        try:
+            out = torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise error(f"{name} must be a (nested) sequence of real numbers of one shape, got {value!r} "
+                        f"({err})") from None
+    if out.numel() == 0:
+        raise error(f"{name} must not be empty, got shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        raise error(f"{name} must be finite, got NaN or inf entries")
+    return out
+
+
+def _check_real_entries(name: str, value, error) -> None:
+    """Every leaf of nested sequences (or a numpy array's dtype) is a real number, not a bool or string."""
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise error(f"{name} must be real numbers, got an entry of dtype {value.dtype}")
+        return
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # a numpy array
+    if kind is not None:
+        if kind not in "fiu":
+            raise error(f"{name} must be real numbers, got an array of dtype {value.dtype}")
+        return
+    if isinstance(value, (numbers.Number, str, bytes)):
+        if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+            raise error(f"{name} must be real numbers, got the entry {value!r}")
+        return
+    try:
+        items = list(value)
+    except TypeError:
+        raise error(f"{name} must be real numbers, got {type(value).__name__}") from None
+    for item in items:
+        _check_real_entries(name, item, error)
+
+
+def check_state(x, who: str, reference: torch.Tensor | None = None) -> None:
+    """A batch of states given to a layer (``who`` names it): a floating torch.Tensor with at least one axis
+    and one element, of the dtype and on the device of ``reference`` (one of the layer's parameters; None
+    for a layer without, whose computation follows the input's dtype). Reads only metadata (type, dtype,
+    device, shape): no host synchronisation, and torch.compile traces it into guards."""
+    if not isinstance(x, torch.Tensor):
+        raise DtypeError(f"{who} takes a torch.Tensor of states, got {type(x).__name__} (rule: convert it first, "
+                         "torch.as_tensor(x, dtype=...))")
+    if x.dim() == 0 or x.numel() == 0:
+        raise ShapeError(f"{who} takes a non-empty batch of states (batch, ...), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise DtypeError(f"{who} takes floating-point states, got {x.dtype}")
+    if reference is not None:
+        if x.dtype != reference.dtype:
+            raise DtypeError(f"{who} has {reference.dtype} parameters but got {x.dtype} states (rule: one dtype; "
+                             f"convert the states, x.to({reference.dtype}), or the model, .to({x.dtype}))")
+        if x.device != reference.device:
+            raise DeviceError(f"{who} has its parameters on {reference.device} but got states on {x.device} "
+                              f"(rule: one device; move the states or the model, .to(device))")
+
+
+def check_time(t, x: torch.Tensor, who: str) -> None:
+    """The time a step starts from: a finite real number, or a real tensor of shape () or (batch,) (one
+    time per row of x). A tensor's values are not read (no host synchronisation)."""
+    if isinstance(t, torch.Tensor):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise DtypeError(f"{who}'s start time t must be real, got a tensor of dtype {t.dtype}")
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+            raise ShapeError(f"{who}'s start time t must have shape () or (batch,) = ({x.shape[0]},), got "
+                             f"{tuple(t.shape)}")
+        return
+    real(f"{who}'s start time t", t, symbol="t")
+
+
+_DTYPE_MAX: dict = {}
+
+
+def check_step_fits(h: float, dtype: torch.dtype, who: str) -> None:
+    """A fixed step size must be finite in the dtype the step runs in (h = 1e308, or 1e39 in float32, is
+    inf there): compared as Python floats, no host synchronisation."""
+    top = _DTYPE_MAX.get(dtype)
+    if top is None:
+        top = _DTYPE_MAX[dtype] = torch.finfo(dtype).max
+    if h > top:
+        raise StepSizeError(f"{who}: h={h:g} is too large for {dtype}: it is inf there (rule: h <= {top:.6g}, the "
+                            f"largest {dtype} number)")
