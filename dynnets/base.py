@@ -30,6 +30,7 @@ from . import checks
 from .errors import (
     ConfigTypeError,
     IncompatibleFieldError,
+    NonFiniteWeightError,
     NotCertifiedError,
     NotInvertibleError,
     ShapeError,
@@ -59,6 +60,15 @@ class ExactConstants(nn.Module):
             self._exact = {}
         self._exact[name] = exact
         self.register_buffer(name, exact.to(dtype), persistent=persistent)
+
+    def constant(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """The constant ``name`` in ``like``'s dtype and device: the buffer itself when it matches, else cast
+        from the exact float64 value (a fixed field computing in its input's dtype loses nothing to an
+        earlier rounding)."""
+        buffer = self._buffers[name]
+        if buffer.dtype == like.dtype and buffer.device == like.device:
+            return buffer
+        return self._exact[name].to(dtype=like.dtype, device=like.device)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
@@ -402,6 +412,20 @@ class Layer(ExactConstants):
         params = [p for p in self.parameters() if p.requires_grad]
         return recompute_backward(self.inverse, self, y, grad_y, n, params, grads)
 
+
+
+def certified_bound(who: str, compute) -> float:
+    """``compute()`` (a layer's certified bound from exact norms) as a finite float; NonFiniteWeightError
+    naming the layer ``who`` when a weight it is computed from has NaN or inf entries (NaN: the SVD fails,
+    ``linalg.singular_values``; inf: it returns NaN, caught here where the bound is read on the host)."""
+    try:
+        bound = float(compute())
+    except NonFiniteWeightError as err:
+        raise NonFiniteWeightError(f"{who}: {err}") from None
+    if not math.isfinite(bound):
+        raise NonFiniteWeightError(f"{who}: its Lipschitz bound is {bound}: a weight has NaN or inf entries (rule: "
+                                   "finite weights)")
+    return bound
 
 
 def _first_parameter(module: nn.Module) -> tuple:

@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from . import memory as _memory
 from . import structure
-from .base import Field, Layer, Method, add_gradients
+from .base import Field, Layer, Method, add_gradients, certified_bound
 from .checks import (
     MAX_STEPS,
     check_bool,
@@ -198,14 +198,7 @@ class Step(Layer):
     def lipschitz_bound(self) -> float:
         """Certified upper bound of this step's Lipschitz constant (exact norms only); NonFiniteWeightError
         naming the step when a weight it is computed from is not finite."""
-        try:
-            bound = float(self.method.lipschitz_bound(self.field, self.h))
-        except NonFiniteWeightError as err:
-            raise NonFiniteWeightError(f"{self._describe()}: {err}") from None
-        if not math.isfinite(bound):  # an inf weight: the SVD returns NaN without an error
-            raise NonFiniteWeightError(f"{self._describe()}: its Lipschitz bound is {bound}: a weight has NaN or "
-                                       "inf entries (rule: finite weights)")
-        return bound
+        return certified_bound(self._describe(), lambda: self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
         h = f"{float(self.h if not self.learn_h else self.h.detach()):.4g}" + (" (learned)" if self.learn_h else "")
