@@ -428,6 +428,12 @@ def certified_bound(who: str, compute) -> float:
     return bound
 
 
+def first_parameter(module: nn.Module) -> torch.Tensor | None:
+    """The first floating parameter of ``module``'s tree (the dtype and device it computes in), or None."""
+    slot = _first_parameter(module)
+    return slot[0]._parameters[slot[1]] if slot else None
+
+
 def _first_parameter(module: nn.Module) -> tuple:
     """(the module holding it, its name) of the first floating parameter in ``module``'s tree, or ()."""
     for m in module.modules():

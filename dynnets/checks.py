@@ -49,9 +49,22 @@ def check_bool(name: str, value) -> bool:
 
 def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None,
          minimum: float | None = None, positive: bool = False) -> float:
-    """``value`` as a finite float: a real number (int, float, numpy scalar or 0-d tensor without grad),
-    not a bool or string; ``positive`` requires > 0, ``minimum`` requires >= minimum."""
+    """``value`` as a finite float: a real number (``as_real``); ``positive`` requires > 0, ``minimum``
+    requires >= minimum."""
     shown = symbol or name
+    v = as_real(name, value, error)
+    if not math.isfinite(v):
+        raise error(f"{name} must be finite, got {shown}={v}")
+    if positive and not v > 0:
+        raise error(f"{name} must be positive and finite, got {shown}={v}")
+    if minimum is not None and v < minimum:
+        raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
+    return v
+
+
+def as_real(name: str, value, error: type[Exception] = ConfigError) -> float:
+    """``value`` as a float (NaN and inf included): a real number (int, float, numpy scalar or 0-d tensor
+    without grad), not a bool, a string or a complex number, which ``float()`` would accept or misread."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_complex():
             raise error(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
@@ -61,14 +74,7 @@ def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str 
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise error(f"{name} must be finite, got {shown}={v}")
-    if positive and not v > 0:
-        raise error(f"{name} must be positive and finite, got {shown}={v}")
-    if minimum is not None and v < minimum:
-        raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
-    return v
+    return float(value)
 
 
 def positive_real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None) -> float:

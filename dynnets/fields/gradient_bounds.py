@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError, NotCertifiedError
+from ..checks import real
+from ..errors import ConfigError, NotCertifiedError, StepSizeError
 from ..linalg import memoized
 from .activations import activation_slopes
 
@@ -27,9 +28,15 @@ STEP_CAP = 1e6
 
 
 def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
-    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b)."""
-    a, beta = slopes
-    h, smin, smax = float(h), float(smin), float(smax)
+    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b): every argument a finite real
+    number (h >= 0, 0 <= smin <= smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
+    h = real("gradient_euler_bound's step size h", h, StepSizeError, symbol="h", minimum=0.0)
+    smin = real("gradient_euler_bound's smin", smin, symbol="smin", minimum=0.0)
+    smax = real("gradient_euler_bound's smax", smax, symbol="smax", minimum=smin)
+    if isinstance(slopes, (str, bytes)) or not isinstance(slopes, (tuple, list)) or len(slopes) != 2:
+        raise ConfigError(f"gradient_euler_bound's slopes must be a pair (a, beta), got {slopes!r}")
+    a = real("gradient_euler_bound's slope a", slopes[0], symbol="a", minimum=0.0)
+    beta = real("gradient_euler_bound's slope beta", slopes[1], symbol="beta", minimum=a)
     if sign == -1:
         return max(abs(1.0 - h * beta * smax * smax), abs(1.0 - h * a * smin * smin))
     if sign == 1:
