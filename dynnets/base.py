@@ -372,9 +372,10 @@ class Layer(ExactConstants):
             self.__dict__["_parameter_slot"] = slot  # not a submodule: kept out of nn.Module's registries
         return slot[0]._parameters[slot[1]] if slot else None
 
-    def check_state(self, x, who: str | None = None) -> None:
+    def check_state(self, x, who=None) -> None:
         """Refuse, before any work, states that are not a non-empty floating tensor of the dtype and device of
-        the layer's parameters (``checks.check_state``: one typed error naming both)."""
+        the layer's parameters (``checks.check_state``: one typed error naming both; ``who``: a name or a
+        callable giving it, default the class name)."""
         checks.check_state(x, who or type(self).__name__, self.reference_parameter())
 
     @property

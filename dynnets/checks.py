@@ -142,11 +142,26 @@ def _check_real_entries(name: str, value, error) -> None:
         _check_real_entries(name, item, error)
 
 
-def check_state(x, who: str, reference: torch.Tensor | None = None) -> None:
-    """A batch of states given to a layer (``who`` names it): a floating torch.Tensor with at least one axis
-    and one element, of the dtype and on the device of ``reference`` (one of the layer's parameters; None
-    for a layer without, whose computation follows the input's dtype). Reads only metadata (type, dtype,
-    device, shape): no host synchronisation, and torch.compile traces it into guards."""
+def _named(who) -> str:
+    """``who``: a name, or a callable giving it (built only for an error message, off the hot path)."""
+    return who() if callable(who) else who
+
+
+def check_state(x, who, reference: torch.Tensor | None = None) -> None:
+    """A batch of states given to a layer (``who`` names it: a string or a callable giving one): a floating
+    torch.Tensor with at least one axis and one element, of the dtype and on the device of ``reference``
+    (one of the layer's parameters; None for a layer without, whose computation follows the input's dtype).
+    Reads only metadata (type, dtype, device, shape): no host synchronisation, and torch.compile traces it
+    into guards."""
+    if isinstance(x, torch.Tensor):
+        if x.dim() != 0 and x.numel() != 0 and x.is_floating_point() and (
+                reference is None or (x.dtype == reference.dtype and x.device == reference.device)):
+            return  # the common case in one test; the errors below say which rule failed
+    _refuse_state(x, _named(who), reference)
+
+
+def _refuse_state(x, who: str, reference) -> None:
+    """The typed error for states ``check_state`` did not accept, naming the rule they broke."""
     if not isinstance(x, torch.Tensor):
         raise DtypeError(f"{who} takes a torch.Tensor of states, got {type(x).__name__} (rule: convert it first, "
                          "torch.as_tensor(x, dtype=...))")
@@ -163,9 +178,12 @@ def check_state(x, who: str, reference: torch.Tensor | None = None) -> None:
                               f"(rule: one device; move the states or the model, .to(device))")
 
 
-def check_time(t, x: torch.Tensor, who: str) -> None:
+def check_time(t, x: torch.Tensor, who) -> None:
     """The time a step starts from: a finite real number, or a real tensor of shape () or (batch,) (one
     time per row of x). A tensor's values are not read (no host synchronisation)."""
+    if t.__class__ in (float, int) and -math.inf < t < math.inf:
+        return  # the common case: a finite Python number (NaN fails the comparison)
+    who = _named(who)
     if isinstance(t, torch.Tensor):
         if t.is_complex() or t.dtype == torch.bool:
             raise DtypeError(f"{who}'s start time t must be real, got a tensor of dtype {t.dtype}")
@@ -179,12 +197,12 @@ def check_time(t, x: torch.Tensor, who: str) -> None:
 _DTYPE_MAX: dict = {}
 
 
-def check_step_fits(h: float, dtype: torch.dtype, who: str) -> None:
+def check_step_fits(h: float, dtype: torch.dtype, who) -> None:
     """A fixed step size must be finite in the dtype the step runs in (h = 1e308, or 1e39 in float32, is
     inf there): compared as Python floats, no host synchronisation."""
     top = _DTYPE_MAX.get(dtype)
     if top is None:
         top = _DTYPE_MAX[dtype] = torch.finfo(dtype).max
     if h > top:
-        raise StepSizeError(f"{who}: h={h:g} is too large for {dtype}: it is inf there (rule: h <= {top:.6g}, the "
+        raise StepSizeError(f"{_named(who)}: h={h:g} is too large for {dtype}: it is inf there (rule: h <= {top:.6g}, the "
                             f"largest {dtype} number)")

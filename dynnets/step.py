@@ -134,12 +134,11 @@ class Step(Layer):
 
     def _check_call(self, x, t) -> None:
         """The checks of every call (class docstring), before any work."""
-        who = self._describe()
-        self.check_state(x, who)
+        self.check_state(x, self._describe)
         self.field.check_input(x)
-        check_time(t, x, who)
+        check_time(t, x, self._describe)
         if not self.learn_h:
-            check_step_fits(self._h, x.dtype, who)
+            check_step_fits(self._h, x.dtype, self._describe)
 
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
         self._check_call(x, t)

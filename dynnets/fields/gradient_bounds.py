@@ -14,10 +14,12 @@ exposes what explicit Euler needs without fields importing methods:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..checks import real
-from ..errors import ConfigError, NotCertifiedError, StepSizeError
+from ..errors import ConfigError, NonFiniteWeightError, NotCertifiedError, StepSizeError
 from ..linalg import memoized
 from .activations import activation_slopes
 
@@ -71,8 +73,11 @@ class GradientBounds:
         except NotCertifiedError:
             return None
         h = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
-        smin, smax = self.spectral_bounds(torch.float64)
-        return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
+        smin, smax = (float(s) for s in self.spectral_bounds(torch.float64))
+        if not (math.isfinite(smin) and math.isfinite(smax)):  # an inf weight: the SVD gives NaN, no error
+            raise NonFiniteWeightError(f"{type(self).__name__}'s weight has NaN or inf entries (singular values "
+                                       f"{smin}, {smax}; rule: finite weights)")
+        return gradient_euler_bound(h, self.sign, smin, smax, slopes)
 
     def contractive_limit(self) -> torch.Tensor | None:
         """2 / (beta ||A||^2) for a contractive field (None for an expansive one), at most ``STEP_CAP``: a
