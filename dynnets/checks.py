@@ -1,8 +1,13 @@
-"""The one validation layer for options: each check returns the normalised value or raises a typed error
-(``ConfigError`` unless told otherwise) whose one-line message names the value and the rule.
+"""The one validation layer for options and for what a layer is called with: each check returns the
+normalised value or raises a typed error (``ConfigError`` unless told otherwise) whose one-line message
+names the value and the rule.
 
 Strict on types: a bool is not a number (``h=True``), a string is not a number (``h='0.1'``), a tensor
 that requires grad is not a constant (its gradient would be dropped silently).
+
+The per-call checks (``check_state``, ``check_time``, ``check_step_fits``) run on every forward: they read
+Python values and tensor metadata only (no host synchronisation; torch.compile turns them into guards) and
+build their message only when they fail.
 """
 
 from __future__ import annotations

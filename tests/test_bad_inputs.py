@@ -194,11 +194,14 @@ def _counting_method(method):
     """The method with a counter of the steps it starts (step and advance): 0 means no work was done (a
     partitioned or Cayley step does not call the field's forward)."""
     calls = []
-    for name in ("step", "advance"):
-        def counted(*args, _run=getattr(method, name), **kwargs):
+
+    def counting(run):
+        def counted(*args, **kwargs):
             calls.append(1)
-            return _run(*args, **kwargs)
-        setattr(method, name, counted)
+            return run(*args, **kwargs)
+        return counted
+
+    method.step, method.advance = counting(method.step), counting(method.advance)
     return method, calls
 
 
