@@ -398,7 +398,7 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
     (lambda: M.ButcherTableau.from_lists([["0.5"]], [1.0]), TableauError, "real numbers, got '0.5'"),
     (lambda: dn.constraints.gradient_euler_bound(math.nan, -1, 0.5, 1.0, (0.5, 1.0)), StepSizeError, "h=nan"),
     (lambda: dn.constraints.power_iteration_norm(torch.randn(3, 3), iterations=0), ConfigError, "iterations"),
-    (lambda: dn.constraints.Normalize([0.0, 1.0], [1.0, 2.0, 3.0]), ConfigError, "shapes \\(2,\\) and \\(3,\\)"),
+    (lambda: dn.constraints.Normalize([0.0, 1.0], [1.0, 2.0, 3.0]), ConfigError, "broadcastable shapes"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=100), StepSizeError, "h_c=100 is not below"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=1.0), StepSizeError, "size h_E=0"),
 ], ids=["h_max-without-learn_h", "tableau-string", "tableau-bool", "tableau-A-string", "gradient_euler_bound-nan",
@@ -406,6 +406,16 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
 def test_accepted_nonsense_is_refused(call, error, rule):
     with pytest.raises(error, match=rule) as info:
         call()
+    _one_line(info)
+
+
+def test_normalize_broadcasts_per_channel_and_refuses_states_it_does_not_fit():
+    mean = torch.rand(3, 1, 1, dtype=torch.float64)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    layer = dn.constraints.Normalize(mean, 2.0)
+    assert torch.equal(layer(x), (x - mean) / 2.0)  # per channel, in the input's dtype, exact constants
+    with pytest.raises(ShapeError, match="do not fit states of shape \\(2, 4\\)") as info:
+        dn.constraints.Normalize([0.0, 1.0, 2.0], 1.0)(torch.randn(2, 4))
     _one_line(info)
 
 

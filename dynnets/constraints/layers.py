@@ -38,21 +38,27 @@ class Normalize(Layer):
     def __init__(self, mean, std):
         super().__init__()
         mean, std = real_array("Normalize's mean", mean), real_array("Normalize's std", std)
-        if mean.dim() > 1 or std.dim() > 1 or (mean.numel() > 1 and std.numel() > 1 and mean.numel() != std.numel()):
-            raise ConfigError(f"Normalize needs mean and std each a scalar or a vector of one length (per feature), "
-                              f"got shapes {tuple(mean.shape)} and {tuple(std.shape)}")
+        try:  # per feature (n,), per channel (C, 1, 1) or one number, the same for both or one of them scalar
+            self.shape = tuple(torch.broadcast_shapes(mean.shape, std.shape))
+        except RuntimeError:
+            raise ConfigError(f"Normalize needs mean and std of broadcastable shapes (e.g. both per feature), got "
+                              f"shapes {tuple(mean.shape)} and {tuple(std.shape)}") from None
         if not bool((std > 0).all()):
             raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
-        self.features = max(mean.numel(), std.numel())
         self.register_constant("mean", mean, dtype=torch.get_default_dtype())
         self.register_constant("std", std, dtype=torch.get_default_dtype())
 
     def forward(self, x):
-        self.check_state(x)
-        if self.features > 1 and x.shape[-1] != self.features:
-            raise ShapeError(f"Normalize has {self.features} features but got states of shape {tuple(x.shape)}")
+        self._check_shape(x)
         # no parameters: computes in x's dtype, the constants cast from their exact values
         return (x - self.constant("mean", x)) / self.constant("std", x)
+
+    def _check_shape(self, x) -> None:
+        """x a batch of states that mean and std broadcast against without changing its shape."""
+        self.check_state(x)
+        if len(self.shape) > x.dim() or any(s not in (1, n) for s, n in zip(self.shape[::-1], x.shape[::-1])):
+            raise ShapeError(f"Normalize's mean and std of shape {self.shape} do not fit states of shape "
+                             f"{tuple(x.shape)} (rule: they broadcast against the trailing dimensions)")
 
     def lipschitz_bound(self) -> float:
         """1 / min |s|: a negative s (e.g. from a state_dict) flips the sign, never the bound's; a zero or
@@ -72,7 +78,7 @@ class Normalize(Layer):
         return True
 
     def inverse(self, y):
-        self.check_state(y)
+        self._check_shape(y)
         return y * self.constant("std", y) + self.constant("mean", y)
 
 
