@@ -26,9 +26,11 @@ import math
 import torch
 from torch import nn
 
+from . import checks
 from .errors import (
     ConfigTypeError,
     IncompatibleFieldError,
+    NonFiniteWeightError,
     NotCertifiedError,
     NotInvertibleError,
     ShapeError,
@@ -58,6 +60,15 @@ class ExactConstants(nn.Module):
             self._exact = {}
         self._exact[name] = exact
         self.register_buffer(name, exact.to(dtype), persistent=persistent)
+
+    def constant(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """The constant ``name`` in ``like``'s dtype and device: the buffer itself when it matches, else cast
+        from the exact float64 value (a fixed field computing in its input's dtype loses nothing to an
+        earlier rounding)."""
+        buffer = self._buffers[name]
+        if buffer.dtype == like.dtype and buffer.device == like.device:
+            return buffer
+        return self._exact[name].to(dtype=like.dtype, device=like.device)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
@@ -89,6 +100,10 @@ class Field(ExactConstants):
 
     traits: frozenset = frozenset()
     dim: int
+    #: the number of trailing axes one state occupies: 1 for a vector (batch, dim), 3 for a grid or an image
+    #: (batch, C, H, W); None when the field accepts states of any shape. A method that solves one system per
+    #: state (implicit Runge-Kutta, Cayley) takes exactly (batch, *state)
+    state_ndim: int | None = 1
     #: True for a non-autonomous field F(t, x): it implements ``forward(t, x)`` instead of ``forward(x)``
     time_dependent: bool = False
 
@@ -350,6 +365,28 @@ class Layer(ExactConstants):
         """A certified upper bound of this layer's Lipschitz constant in the 2-norm (exact norms only)."""
         raise NotCertifiedError(f"{type(self).__name__} provides no certified Lipschitz bound")
 
+    def parameter_owner(self) -> nn.Module:
+        """The module whose parameters fix the dtype and device the layer computes in: the layer itself (a
+        Step: its field)."""
+        return self
+
+    def reference_parameter(self) -> torch.Tensor | None:
+        """The first floating parameter of ``parameter_owner()``, or None (a map without parameters computes in
+        its input's dtype, its constants cast from their exact values). Looked up once, then read through the
+        module holding it at every call, so a conversion (of the layer or of its field alone) or a replaced
+        parameter is seen; a dict lookup, cheap enough for every forward."""
+        slot = self.__dict__.get("_parameter_slot")
+        if slot is None or (slot and slot[0]._parameters.get(slot[1]) is None):
+            slot = _first_parameter(self.parameter_owner())
+            self.__dict__["_parameter_slot"] = slot  # not a submodule: kept out of nn.Module's registries
+        return slot[0]._parameters[slot[1]] if slot else None
+
+    def check_state(self, x, who=None) -> None:
+        """Refuse, before any work, states that are not a non-empty floating tensor of the dtype and device of
+        the layer's parameters (``checks.check_state``: one typed error naming both; ``who``: a name or a
+        callable giving it, default the class name)."""
+        checks.check_state(x, who or type(self).__name__, self.reference_parameter())
+
     @property
     def time_dependent(self) -> bool:
         """Whether the result depends on the time the layer starts from (then ``forward(x, t)``)."""
@@ -385,3 +422,32 @@ class Layer(ExactConstants):
         params = [p for p in self.parameters() if p.requires_grad]
         return recompute_backward(self.inverse, self, y, grad_y, n, params, grads)
 
+
+
+def certified_bound(who: str, compute) -> float:
+    """``compute()`` (a layer's certified bound from exact norms) as a finite float; NonFiniteWeightError
+    naming the layer ``who`` when a weight it is computed from has NaN or inf entries (NaN: the SVD fails,
+    ``linalg.singular_values``; inf: it returns NaN, caught here where the bound is read on the host)."""
+    try:
+        bound = float(compute())
+    except NonFiniteWeightError as err:
+        raise NonFiniteWeightError(f"{who}: {err}") from None
+    if not math.isfinite(bound):
+        raise NonFiniteWeightError(f"{who}: its Lipschitz bound is {bound}: a weight has NaN or inf entries (rule: "
+                                   "finite weights)")
+    return bound
+
+
+def first_parameter(module: nn.Module) -> torch.Tensor | None:
+    """The first floating parameter of ``module``'s tree (the dtype and device it computes in), or None."""
+    slot = _first_parameter(module)
+    return slot[0]._parameters[slot[1]] if slot else None
+
+
+def _first_parameter(module: nn.Module) -> tuple:
+    """(the module holding it, its name) of the first floating parameter in ``module``'s tree, or ()."""
+    for m in module.modules():
+        for name, p in m._parameters.items():
+            if p is not None and p.is_floating_point():
+                return (m, name)
+    return ()

@@ -1,8 +1,13 @@
-"""The one validation layer for options: each check returns the normalised value or raises a typed error
-(``ConfigError`` unless told otherwise) whose one-line message names the value and the rule.
+"""The one validation layer for options and for what a layer is called with: each check returns the
+normalised value or raises a typed error (``ConfigError`` unless told otherwise) whose one-line message
+names the value and the rule.
 
 Strict on types: a bool is not a number (``h=True``), a string is not a number (``h='0.1'``), a tensor
 that requires grad is not a constant (its gradient would be dropped silently).
+
+The per-call checks (``check_state``, ``check_time``, ``check_step_fits``) run on every forward: they read
+Python values and tensor metadata only (no host synchronisation; torch.compile turns them into guards) and
+build their message only when they fail.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import numbers
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, DeviceError, DtypeError, ShapeError, StepSizeError
 
 #: the largest size (a dimension, a width, a grid) any constructor accepts: torch's index range
 MAX_SIZE = 2**31 - 1
@@ -49,9 +54,22 @@ def check_bool(name: str, value) -> bool:
 
 def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None,
          minimum: float | None = None, positive: bool = False) -> float:
-    """``value`` as a finite float: a real number (int, float, numpy scalar or 0-d tensor without grad),
-    not a bool or string; ``positive`` requires > 0, ``minimum`` requires >= minimum."""
+    """``value`` as a finite float: a real number (``as_real``); ``positive`` requires > 0, ``minimum``
+    requires >= minimum."""
     shown = symbol or name
+    v = as_real(name, value, error)
+    if not math.isfinite(v):
+        raise error(f"{name} must be finite, got {shown}={v}")
+    if positive and not v > 0:
+        raise error(f"{name} must be positive and finite, got {shown}={v}")
+    if minimum is not None and v < minimum:
+        raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
+    return v
+
+
+def as_real(name: str, value, error: type[Exception] = ConfigError) -> float:
+    """``value`` as a float (NaN and inf included): a real number (int, float, numpy scalar or 0-d tensor
+    without grad), not a bool, a string or a complex number, which ``float()`` would accept or misread."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_complex():
             raise error(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
@@ -61,14 +79,7 @@ def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str 
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise error(f"{name} must be finite, got {shown}={v}")
-    if positive and not v > 0:
-        raise error(f"{name} must be positive and finite, got {shown}={v}")
-    if minimum is not None and v < minimum:
-        raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
-    return v
+    return float(value)
 
 
 def positive_real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None) -> float:
@@ -87,3 +98,116 @@ def init_scale(value, positive: bool = False) -> float:
     if v > MAX_INIT_SCALE:
         raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
     return v
+
+
+def real_array(name: str, value, error: type[Exception] = ConfigError) -> torch.Tensor:
+    """``value`` (a tensor, an array, a number or nested sequences of numbers) as a float64 CPU tensor of
+    finite entries: no string, bool, complex or non-numeric entry (``float('0.5')`` and ``float(True)`` would
+    accept them), no empty array."""
+    if isinstance(value, (str, bytes)):
+        raise error(f"{name} must be real numbers, got the string {value!r}")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
+        out = value.detach().to("cpu", torch.float64)
+    else:
+        _check_real_entries(name, value, error)
+        try:
+            out = torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise error(f"{name} must be a (nested) sequence of real numbers of one shape, got {value!r} "
+                        f"({err})") from None
+    if out.numel() == 0:
+        raise error(f"{name} must not be empty, got shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        raise error(f"{name} must be finite, got NaN or inf entries")
+    return out
+
+
+def _check_real_entries(name: str, value, error) -> None:
+    """Every leaf of nested sequences (or a numpy array's dtype) is a real number, not a bool or string."""
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise error(f"{name} must be real numbers, got an entry of dtype {value.dtype}")
+        return
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # a numpy array
+    if kind is not None:
+        if kind not in "fiu":
+            raise error(f"{name} must be real numbers, got an array of dtype {value.dtype}")
+        return
+    if isinstance(value, (numbers.Number, str, bytes)):
+        if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+            raise error(f"{name} must be real numbers, got the entry {value!r}")
+        return
+    try:
+        items = list(value)
+    except TypeError:
+        raise error(f"{name} must be real numbers, got {type(value).__name__}") from None
+    for item in items:
+        _check_real_entries(name, item, error)
+
+
+def _named(who) -> str:
+    """``who``: a name, or a callable giving it (built only for an error message, off the hot path)."""
+    return who() if callable(who) else who
+
+
+def check_state(x, who, reference: torch.Tensor | None = None) -> None:
+    """A batch of states given to a layer (``who`` names it: a string or a callable giving one): a floating
+    torch.Tensor with at least one axis and one element, of the dtype and on the device of ``reference``
+    (one of the layer's parameters; None for a layer without, whose computation follows the input's dtype).
+    Reads only metadata (type, dtype, device, shape): no host synchronisation, and torch.compile traces it
+    into guards."""
+    if isinstance(x, torch.Tensor):
+        if x.dim() != 0 and x.numel() != 0 and x.is_floating_point() and (
+                reference is None or (x.dtype == reference.dtype and x.device == reference.device)):
+            return  # the common case in one test; the errors below say which rule failed
+    _refuse_state(x, _named(who), reference)
+
+
+def _refuse_state(x, who: str, reference) -> None:
+    """The typed error for states ``check_state`` did not accept, naming the rule they broke."""
+    if not isinstance(x, torch.Tensor):
+        raise DtypeError(f"{who} takes a torch.Tensor of states, got {type(x).__name__} (rule: convert it first, "
+                         "torch.as_tensor(x, dtype=...))")
+    if x.dim() == 0 or x.numel() == 0:
+        raise ShapeError(f"{who} takes a non-empty batch of states (batch, ...), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise DtypeError(f"{who} takes floating-point states, got {x.dtype}")
+    if reference is not None:
+        if x.dtype != reference.dtype:
+            raise DtypeError(f"{who} has {reference.dtype} parameters but got {x.dtype} states (rule: one dtype; "
+                             f"convert the states, x.to({reference.dtype}), or the model, .to({x.dtype}))")
+        if x.device != reference.device:
+            raise DeviceError(f"{who} has its parameters on {reference.device} but got states on {x.device} "
+                              f"(rule: one device; move the states or the model, .to(device))")
+
+
+def check_time(t, x: torch.Tensor, who) -> None:
+    """The time a step starts from: a finite real number, or a real tensor of shape () or (batch,) (one
+    time per row of x). A tensor's values are not read (no host synchronisation)."""
+    if t.__class__ in (float, int) and -math.inf < t < math.inf:
+        return  # the common case: a finite Python number (NaN fails the comparison)
+    who = _named(who)
+    if isinstance(t, torch.Tensor):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise DtypeError(f"{who}'s start time t must be real, got a tensor of dtype {t.dtype}")
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] != x.shape[0]):
+            raise ShapeError(f"{who}'s start time t must have shape () or (batch,) = ({x.shape[0]},), got "
+                             f"{tuple(t.shape)}")
+        return
+    real(f"{who}'s start time t", t, symbol="t")
+
+
+_DTYPE_MAX: dict = {}
+
+
+def check_step_fits(h: float, dtype: torch.dtype, who) -> None:
+    """A fixed step size must be finite in the dtype the step runs in (h = 1e308, or 1e39 in float32, is
+    inf there): compared as Python floats, no host synchronisation."""
+    top = _DTYPE_MAX.get(dtype)
+    if top is None:
+        top = _DTYPE_MAX[dtype] = torch.finfo(dtype).max
+    if h > top:
+        raise StepSizeError(f"{_named(who)}: h={h:g} is too large for {dtype}: it is inf there (rule: h <= {top:.6g}, the "
+                            f"largest {dtype} number)")

@@ -42,6 +42,15 @@ class DtypeError(DynnetsError, TypeError):
     another dtype than its input, integer states), or a dtype is not supported."""
 
 
+class DeviceError(DynnetsError, ValueError):
+    """Tensors that must be on one device are not (a model on one device given states on another)."""
+
+
+class NonFiniteWeightError(DynnetsError, FloatingPointError):
+    """A weight whose exact norm (SVD, FFT symbol) a bound needs has NaN or infinite entries, so no bound
+    exists (the message names the layer)."""
+
+
 class NotCertifiedError(DynnetsError, TypeError):
     """No certified (exactly computed) bound is available for a layer."""
 

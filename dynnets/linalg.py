@@ -27,7 +27,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, ShapeError
+from .checks import check_int
+from .errors import ConfigError, NonFiniteWeightError, ShapeError
 
 __all__ = [
     "check_conv_kernel",
@@ -41,6 +42,7 @@ __all__ = [
     "matrix_bounds",
     "power_iteration_norm",
     "shared_norms",
+    "singular_values",
     "spectral_norm",
     "vector_norm",
 ]
@@ -93,18 +95,34 @@ def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(nonzero, nx / torch.where(nonzero, ny, 1.0), 1.0)
 
 
+def singular_values(w: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.svdvals(w)``: the one SVD every exact norm here goes through. A matrix with NaN entries
+    makes LAPACK fail; that failure becomes ``NonFiniteWeightError`` (torch's own check, caught where it is
+    raised: no extra host synchronisation). An inf entry gives NaN singular values without an error, which a
+    layer's ``lipschitz_bound`` refuses when it reads its bound (a float, read on the host anyway)."""
+    try:
+        return torch.linalg.svdvals(w)
+    except torch.linalg.LinAlgError:
+        raise NonFiniteWeightError(f"the singular values of a {tuple(w.shape)} weight do not exist: it has NaN "
+                                   "entries (rule: finite weights)") from None
+
+
 def spectral_norm(w: torch.Tensor) -> torch.Tensor:
     """Largest singular value of a matrix by SVD (differentiable; exact up to round-off)."""
-    if w.dim() != 2:
-        raise ShapeError(f"spectral_norm needs a matrix, got shape {tuple(w.shape)}")
-    return torch.linalg.svdvals(w)[0]
+    if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.numel() == 0:
+        raise ShapeError(f"spectral_norm needs a non-empty matrix, got {_shape(w)}")
+    return singular_values(w)[0]
+
+
+def _shape(w) -> str:
+    return f"shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
 
 
 def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(s_min, s_max) of w as a map R^n -> R^m (w of shape (m, n)): s_min = 0 when m < n."""
     if w.dim() != 2:
         raise ShapeError(f"matrix_bounds needs a matrix, got shape {tuple(w.shape)}")
-    s = torch.linalg.svdvals(w)
+    s = singular_values(w)
     smin = s[-1] if w.shape[0] >= w.shape[1] else torch.zeros((), dtype=s.dtype, device=s.device)
     return smin, s[0]
 
@@ -119,7 +137,7 @@ def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
 def conv_singular_values(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """All singular values of the circular convolution on the grid, shape (n1 * n2, min(C_out, C_in))."""
     sym = conv_symbol(kernel, input_size)
-    return torch.linalg.svdvals(sym).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
+    return singular_values(sym).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
 
 
 def conv_bounds(kernel: torch.Tensor, input_size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,6 +194,9 @@ def power_iteration_norm(w: torch.Tensor, iterations: int = 1, generator: torch.
 
     Kept to reproduce published code that normalises by such estimates; dynnets never certifies a bound
     with it (tests check that a step built on it is not reported as 1-Lipschitz)."""
+    iterations = check_int("power_iteration_norm's iterations", iterations, minimum=1)
+    if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.numel() == 0 or not w.is_floating_point():
+        raise ShapeError(f"power_iteration_norm needs a non-empty floating matrix, got {_shape(w)}")
     v = torch.randn(w.shape[1], dtype=w.dtype, device=w.device, generator=generator)
     v = v / v.norm()
     for _ in range(iterations):

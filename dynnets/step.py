@@ -12,9 +12,25 @@ from torch.nn.utils import parametrize
 
 from . import memory as _memory
 from . import structure
-from .base import Field, Layer, Method, add_gradients
-from .checks import MAX_STEPS, check_bool, check_int, positive_real
-from .errors import ConfigError, ConfigTypeError, NotCertifiedError, NotInvertibleError, StepSizeError
+from .base import Field, Layer, Method, add_gradients, certified_bound
+from .checks import (
+    MAX_STEPS,
+    check_bool,
+    check_int,
+    check_state,
+    check_step_fits,
+    check_time,
+    positive_real,
+    real,
+)
+from .errors import (
+    ConfigError,
+    ConfigTypeError,
+    NonFiniteWeightError,
+    NotCertifiedError,
+    NotInvertibleError,
+    StepSizeError,
+)
 from .linalg import shared_norms
 
 
@@ -54,6 +70,12 @@ class Step(Layer):
     ``step(x, t)``: the step starts at time t (default 0), which only a time-dependent field
     (``field.time_dependent``) uses: its stages are evaluated at t + c_i h. In a Flow each step is given
     the time at which it starts (``Flow.forward(x, t)``).
+
+    Every call refuses, before any work, states that are not a non-empty floating tensor of the dtype and
+    device of the field's parameters, or not of the field's shape (``Layer.check_state``,
+    ``Field.check_input``), a start time t that is not a finite number or a real tensor of shape () or
+    (batch,), and a fixed h that is not finite in the states' dtype (h = 1e39 in float32): all read from
+    Python values and tensor metadata, no host synchronisation.
     """
 
     def __init__(self, field: Field, method: Method, h: float, *, learn_h: bool = False,
@@ -65,6 +87,9 @@ class Step(Layer):
         self.field = field
         self.method = method
         h0 = _check_step_size(h)
+        if h_max is not None and learn_h is not True:
+            raise ConfigError(f"h_max={h_max!r} bounds a learned step size, but learn_h={learn_h!r} (rule: h_max only "
+                              "with learn_h=True; a fixed h is used as given)")
         self.h_max = None if h_max is None else _check_step_size(h_max)
         # a fixed classical field refuses an explicit step outside its stability region; a learned h can
         # only grow up to h_max, so that is the value checked when it is given, and without one a learned
@@ -100,13 +125,30 @@ class Step(Layer):
             return F.softplus(self.h_raw)
         return self._h_bounds[self.h_raw.dtype] * torch.sigmoid(self.h_raw)
 
+    def parameter_owner(self) -> nn.Module:
+        """The field: its parameters fix the dtype (a learned h's parameter follows the states' dtype)."""
+        return self.field
+
+    def _describe(self) -> str:
+        return f"Step({type(self.field).__name__}, {self.method.name})"
+
+    def _check_call(self, x, t) -> None:
+        """The checks of every call (class docstring), before any work."""
+        self.check_state(x, self._describe)
+        self.field.check_input(x)
+        check_time(t, x, self._describe)
+        if not self.learn_h:
+            check_step_fits(self._h, x.dtype, self._describe)
+
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        self._check_call(x, t)
         if self.time_dependent:
             return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
 
     def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """n applications of this step (``Method.advance``: a method may share work between them)."""
+        self._check_call(x, 0.0)
         return self.method.advance(self.field, x, self.h, n)
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
@@ -147,13 +189,15 @@ class Step(Layer):
 
     def inverse(self, y: torch.Tensor, t=0.0) -> torch.Tensor:
         """x with step(x, t) = y (t: the time the step starts from)."""
+        self._check_call(y, t)
         if self.field.time_dependent:
             return self.method.inverse(self.field, y, self.h, t)
         return self.method.inverse(self.field, y, self.h)
 
     def lipschitz_bound(self) -> float:
-        """Certified upper bound of this step's Lipschitz constant (exact norms only)."""
-        return float(self.method.lipschitz_bound(self.field, self.h))
+        """Certified upper bound of this step's Lipschitz constant (exact norms only); NonFiniteWeightError
+        naming the step when a weight it is computed from is not finite."""
+        return certified_bound(self._describe(), lambda: self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
         h = f"{float(self.h if not self.learn_h else self.h.detach()):.4g}" + (" (learned)" if self.learn_h else "")
@@ -189,6 +233,9 @@ class Flow(Layer):
     def __init__(self, steps: Iterable[Layer], *, memory: str = "plain",
                  checkpoint_every: int | None = None):
         super().__init__()
+        if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
+            raise ConfigTypeError(f"a Flow takes a list of layers, got {type(steps).__name__} (rule: Flow([step, ...]) "
+                                  "or Flow.repeat(step, n))")
         steps = list(steps)
         if not steps:
             raise ConfigError("a Flow needs at least one step, got an empty list")
@@ -252,7 +299,14 @@ class Flow(Layer):
         return total
 
     def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+        self._check_call(x, t)
         return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
+
+    def _check_call(self, x, t) -> None:
+        """x a non-empty floating tensor and t a finite time or a real (batch,)/() tensor, before any work (an
+        autonomous flow passes t to no step, so it is checked here); each step checks x's dtype itself."""
+        check_state(x, "Flow")
+        check_time(t, x, "Flow")
 
     def _start_times(self, t) -> list:
         """The time each position starts at, then the end time: t plus the durations before it, where a
@@ -311,6 +365,8 @@ class Flow(Layer):
         (every ``every``-th and the last), as the steps receive them (``_start_times``); float64, or a
         differentiable tensor when some step size is learned."""
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
+        if not isinstance(t, torch.Tensor):
+            t = real("Flow.times' start time t", t, symbol="t")
         times, n = self._start_times(t), len(self._index)
         out = [times[k] for k in range(n + 1) if k % every == 0 or k == n]
         if any(isinstance(v, torch.Tensor) for v in out):
@@ -324,6 +380,7 @@ class Flow(Layer):
         the flow's memory mode, so with ``memory="reversible"`` or ``"checkpoint"`` the backward stores the
         recorded states and what the mode keeps inside each segment, no more. Times: ``times(t, every)``."""
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
+        self._check_call(x, t)
         n = len(self._index)
         states = [x]
         times = self._start_times(t) if self.time_dependent else None
@@ -345,6 +402,7 @@ class Flow(Layer):
         """The exact inverse map, composed from each step's explicit inverse in reverse order (t: the time
         the flow starts from, as in ``forward``)."""
         self._refuse_non_invertible("Flow.inverse")
+        self._check_call(y, t)
         layers, index = list(self.layers), self._index
         if self.time_dependent:
             layers, index = _timed(layers, index, self._start_times(t)[:-1])
@@ -370,9 +428,9 @@ class Flow(Layer):
         for k, layer in enumerate(self.layers):
             try:
                 per_layer.append(float(layer.lipschitz_bound()))
-            except NotCertifiedError as err:
+            except (NotCertifiedError, NonFiniteWeightError) as err:
                 where = self._index.index(k)
-                raise NotCertifiedError(f"Flow step {where} ({type(layer).__name__}): {err}") from None
+                raise type(err)(f"Flow step {where} ({type(layer).__name__}): {err}") from None
         bound = 1.0
         for i in self._index:
             bound *= per_layer[i]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import as_real
 from .errors import ConfigError
 
 __all__ = [
@@ -56,8 +57,8 @@ def _finite_reals(values, what: str, kind: str) -> list[float]:
     elif isinstance(values, (str, bytes)):
         raise ConfigError(f"a {what} needs a {kind} of numbers, got the string {values!r}")
     try:
-        vec = [float(v) for v in values]
-    except (TypeError, ValueError):
+        vec = [as_real(f"a {what}'s {kind} entry", v) for v in values]  # not '1' or True, which float() takes
+    except TypeError:
         raise ConfigError(f"a {what} needs a {kind} of real numbers, got {values!r}") from None
     if not vec:
         raise ConfigError(f"a {what} needs a non-empty {kind}, got an empty one")

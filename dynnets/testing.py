@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from . import structure
+from .checks import positive_real, real_array
 from .errors import ConfigError, ConfigTypeError, ShapeError
 from .linalg import vector_norm
 
@@ -49,7 +50,8 @@ def as_float64(f):
 
 
 def _points(x) -> torch.Tensor:
-    x = torch.as_tensor(x)
+    if not isinstance(x, torch.Tensor) or x.is_complex() or x.dtype == torch.bool:
+        x = real_array("the points x", x)  # numbers only: a string, a bool or a complex entry is refused
     if x.dim() < 2:
         raise ShapeError(f"points must be a batch of shape (batch, ...), got shape {tuple(x.shape)}")
     return x.to(torch.float64)
@@ -131,7 +133,7 @@ def quadratic_drift(f, x, Q) -> float:
     f = as_float64(f)
     x = _points(x)
     flat = x.reshape(x.shape[0], -1)
-    Q = torch.as_tensor(Q, dtype=torch.float64, device=x.device)
+    Q = real_array("Q", Q).to(x.device)
     if Q.shape != (flat.shape[1], flat.shape[1]):
         raise ShapeError(f"Q has shape {tuple(Q.shape)} but states have {flat.shape[1]} entries")
     Q = 0.5 * (Q + Q.T)
@@ -220,6 +222,7 @@ def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:
     Each defect is held to C * n * eps with n = (number of steps) * (state dimension): round-off
     accumulates at most linearly in both for the compositions dynnets builds. The caller decides what
     to do with a failed check; ``verify`` never asserts."""
+    C = positive_real("verify's round-off factor C", C, symbol="C")
     x = _points(x)
     steps = len(net) if hasattr(net, "__len__") else 1
     n = steps * x[0].numel()

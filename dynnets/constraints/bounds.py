@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from ..checks import real
+from ..errors import StepSizeError
 from ..fields.activations import activation_slopes, leaky_relu
 from ..fields.gradient_bounds import gradient_euler_bound
 
@@ -28,6 +30,6 @@ __all__ = ["activation_slopes", "gradient_euler_bound", "leaky_relu", "seed_cont
 
 
 def seed_contraction(h: float) -> float:
-    """sqrt(1 - h + h^2): the seed slides' contraction factor (orthogonal A, slopes in [1/2, 1])."""
-    h = float(h)
+    """sqrt(1 - h + h^2): the seed slides' contraction factor (orthogonal A, slopes in [1/2, 1]); h >= 0."""
+    h = real("seed_contraction's step size h", h, StepSizeError, symbol="h", minimum=0.0)
     return math.sqrt(1.0 - h + h * h)

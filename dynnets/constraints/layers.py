@@ -19,9 +19,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .. import structure
-from ..base import Layer
-from ..checks import check_size
+from ..base import Layer, certified_bound
+from ..checks import check_size, real_array
 from ..errors import ConfigError, ShapeError
+from ..linalg import spectral_norm
 from .parametrize import Orthogonal, SpectralNormBound
 
 __all__ = ["BoundedLinear", "Normalize", "OrthogonalLinear", "ZeroPad"]
@@ -36,17 +37,28 @@ class Normalize(Layer):
 
     def __init__(self, mean, std):
         super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.float64)
-        std = torch.as_tensor(std, dtype=torch.float64)
-        if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
-            raise ConfigError("Normalize needs finite mean and std")
+        mean, std = real_array("Normalize's mean", mean), real_array("Normalize's std", std)
+        try:  # per feature (n,), per channel (C, 1, 1) or one number, the same for both or one of them scalar
+            self.shape = tuple(torch.broadcast_shapes(mean.shape, std.shape))
+        except RuntimeError:
+            raise ConfigError(f"Normalize needs mean and std of broadcastable shapes (e.g. both per feature), got "
+                              f"shapes {tuple(mean.shape)} and {tuple(std.shape)}") from None
         if not bool((std > 0).all()):
             raise ConfigError(f"Normalize needs std > 0 everywhere, got min std = {float(std.min())}")
         self.register_constant("mean", mean, dtype=torch.get_default_dtype())
         self.register_constant("std", std, dtype=torch.get_default_dtype())
 
     def forward(self, x):
-        return (x - self.mean) / self.std
+        self._check_shape(x)
+        # no parameters: computes in x's dtype, the constants cast from their exact values
+        return (x - self.constant("mean", x)) / self.constant("std", x)
+
+    def _check_shape(self, x) -> None:
+        """x a batch of states that mean and std broadcast against without changing its shape."""
+        self.check_state(x)
+        if len(self.shape) > x.dim() or any(s not in (1, n) for s, n in zip(self.shape[::-1], x.shape[::-1])):
+            raise ShapeError(f"Normalize's mean and std of shape {self.shape} do not fit states of shape "
+                             f"{tuple(x.shape)} (rule: they broadcast against the trailing dimensions)")
 
     def lipschitz_bound(self) -> float:
         """1 / min |s|: a negative s (e.g. from a state_dict) flips the sign, never the bound's; a zero or
@@ -66,7 +78,8 @@ class Normalize(Layer):
         return True
 
     def inverse(self, y):
-        return y * self.std + self.mean
+        self._check_shape(y)
+        return y * self.constant("std", y) + self.constant("mean", y)
 
 
 class ZeroPad(Layer):
@@ -84,6 +97,7 @@ class ZeroPad(Layer):
         self.size_in, self.size_out, self.axis = size_in, size_out, axis
 
     def forward(self, x):
+        self.check_state(x)
         if x.dim() < -self.axis or x.shape[self.axis] != self.size_in:
             raise ShapeError(f"ZeroPad expects {self.size_in} features/channels along axis {self.axis}, got shape "
                              f"{tuple(x.shape)}")
@@ -105,6 +119,7 @@ class _LinearHead(Layer):
         self.feature_dims = check_size("feature_dims", feature_dims)
 
     def forward(self, x):
+        self.check_state(x)
         if x.dim() < self.feature_dims:
             raise ShapeError(f"{type(self).__name__} needs inputs with at least {self.feature_dims} feature dims, "
                              f"got shape {tuple(x.shape)}")
@@ -112,7 +127,7 @@ class _LinearHead(Layer):
 
     def lipschitz_bound(self) -> float:
         with torch.no_grad():
-            return float(torch.linalg.matrix_norm(self.linear.weight.double(), ord=2))
+            return certified_bound(type(self).__name__, lambda: spectral_norm(self.linear.weight.double()))
 
     @property
     def guarantees(self) -> frozenset:
@@ -150,6 +165,7 @@ class OrthogonalLinear(_LinearHead):
     def inverse(self, y):
         if not self.invertible:
             return super().inverse(y)
+        self.check_state(y)
         if self.linear.bias is not None:
             y = y - self.linear.bias
         return F.linear(y, self.linear.weight.t())

@@ -124,7 +124,7 @@ class Orthogonal(nn.Module):
     def defect(self, w: torch.Tensor) -> float:
         w = w.detach().double()
         g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
-        return float(torch.linalg.matrix_norm(g - torch.eye(g.shape[0], dtype=g.dtype), ord=2))
+        return float(linalg.spectral_norm(g - torch.eye(g.shape[0], dtype=g.dtype)))
 
 
 def orthogonality_penalty(w: torch.Tensor) -> torch.Tensor:

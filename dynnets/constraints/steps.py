@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..errors import ConfigError
+from ..checks import positive_real
+from ..errors import ConfigError, StepSizeError
 from ..fields.activations import activation_slopes, leaky_relu
 from ..fields.conv_gradient import ConvGradient
 from ..fields.gradient import Gradient
@@ -69,8 +70,8 @@ class ContractiveStep(Step):
 
     def __init__(self, field, h: float | None = None, *, learn_h: bool = False, h_max: float | None = None):
         _check_gradient_field(field, -1, "ContractiveStep")
-        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h and h is not None,
-                         h_max=h_max)
+        _check_free_step("ContractiveStep", h is None, learn_h, h_max)
+        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h, h_max=h_max)
         self._at_limit = h is None
 
     @property
@@ -110,11 +111,13 @@ class ExpansiveStep(Step):
                 raise ConfigError(f"partner must be a ContractiveStep, got {type(partner).__name__}")
             if rule == "seed":
                 _check_seed_conditions(partner)
-        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h and h is not None,
-                         h_max=h_max)
+        _check_free_step("ExpansiveStep", h is None, learn_h, h_max)
+        super().__init__(field, Euler(), 1.0 if h is None else h, learn_h=learn_h, h_max=h_max)
         # stored outside the module tree: the partner is a sibling layer, not a child
         self._partner = (partner,) if partner is not None else None
         self.rule = rule
+        if partner is not None:
+            _check_derived_step(self, partner)
 
     @property
     def partner(self):
@@ -144,6 +147,35 @@ class ExpansiveStep(Step):
         return _repr(self)
 
 
+def _check_free_step(who: str, derived: bool, learn_h, h_max) -> None:
+    """A derived step size (h=None) has nothing to learn and no bound to keep: learn_h and h_max need an h."""
+    if derived and (learn_h is not False or h_max is not None):
+        raise ConfigError(f"{who} with h=None derives its step size (rule: learn_h={learn_h!r} and h_max={h_max!r} "
+                          "need a starting h)")
+
+
+def _check_derived_step(step: ExpansiveStep, partner: ContractiveStep) -> None:
+    """A derived expansive step of size 0 is the identity, not the pair's expansive half: its partner's
+    bound L_C leaves no room (the seed rule needs h_C < 1, the exact one L_C < 1, i.e. h_C below the
+    partner's limit 2 / (beta ||A||^2))."""
+    with torch.no_grad():
+        h, hc = float(step.h), float(partner.h)
+    if not h > 0.0:
+        raise StepSizeError(f"the expansive step derived from its partner's h_C={hc:.6g} by rule={step.rule!r} has "
+                            f"size h_E={h:g} (rule: the seed rule needs h_C < 1, the exact rule a partner bound "
+                            f"below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
+
+
+def _check_below_limit(step: ContractiveStep, h_c: float) -> None:
+    """A pair's h_c at or above the contractive limit 2 / (beta ||A||^2) would be clamped to it, leaving the
+    derived expansive step a size of about 0: refused at construction (training may still move h up to it)."""
+    with torch.no_grad():
+        limit = float(step.method.max_stable_step(step.field))
+    if not h_c < limit:
+        raise StepSizeError(f"h_c={h_c:g} is not below the contractive limit 2 / (beta ||A||^2) = {limit:.6g} of the "
+                            "pair's contractive step (rule: h_c < limit; the seed rule needs h_c < 1)")
+
+
 def _check_seed_conditions(partner: ContractiveStep) -> None:
     field = partner.field
     a, beta = activation_slopes(field.activation)
@@ -165,6 +197,7 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
     h_c by ``rule``.
     """
+    h_c = positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
     if width < dim:
         raise ConfigError(f"an orthogonal contractive weight needs width >= dim, got width={width}, dim={dim}")
     fc = Gradient(dim, width, sign=-1, activation=leaky_relu(slope))
@@ -172,6 +205,7 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     fe = Gradient(dim, width, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "A", SpectralNormBound(1.0))
     c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
+    _check_below_limit(c, h_c)
     return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
 
 
@@ -191,7 +225,9 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     parametrize.register_parametrization(fc, "K", ConvSpectralNormBound(1.0, input_size))
     fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
-    c = ContractiveStep(fc, 1.0 if h_c is None else h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
+    h_c = 1.0 if h_c is None else positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
+    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
+    _check_below_limit(c, h_c)
     return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
 
 

@@ -27,6 +27,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..checks import real
 from ..errors import ConfigError, NotCertifiedError
 
 _LOG2 = math.log(2.0)
@@ -122,7 +123,7 @@ def get_activation(name) -> Activation:
 
 def leaky_relu(a: float) -> Activation:
     """LeakyReLU with negative slope a in [0, 1]: monotone, difference quotients in [a, 1]."""
-    a = float(a)
+    a = real("leaky_relu's negative slope a", a, symbol="a")
     if not (0.0 <= a <= 1.0):
         raise ConfigError(f"leaky_relu needs a negative slope a in [0, 1], got a={a}")
     return Activation(f"leaky_relu({a!r})", partial(F.leaky_relu, negative_slope=a), 1.0, (a, 1.0))

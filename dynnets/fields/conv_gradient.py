@@ -43,6 +43,7 @@ class ConvGradient(GradientBounds, Field):
         self.tied = bool(tied)
         self.activation = get_activation(activation)
         self.dim = channels * self.input_size[0] * self.input_size[1]
+        self.state_ndim = 3  # (batch, C, H, W)
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
         linalg.check_conv_kernel(k, self.input_size)
         init_scale = checks.init_scale(init_scale, positive=True)

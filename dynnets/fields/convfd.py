@@ -62,6 +62,7 @@ class ConvFD(Field):
             else:
                 self._runs.append((i, i + 1, act))
         self.dim = channels
+        self.state_ndim = 3  # (batch, C, H, W)
         self.A = nn.Parameter(torch.randn(hidden, channels, k, k) / math.sqrt(channels * k * k))
         self.B = nn.Parameter(torch.randn(channels, hidden, k, k) * (checks.init_scale(init_scale) / math.sqrt(hidden * k * k)))
         if init == "mirrored":

@@ -29,6 +29,7 @@ class FunctionField(Field):
             raise ConfigTypeError(f"FunctionField needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.dim = None if dim is None else check_size("dim", dim)
+        self.state_ndim = None if dim is None else 1
         self.time_dependent = check_bool("time_dependent", time_dependent)
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -16,9 +16,12 @@ exposes what explicit Euler needs without fields importing methods:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ..errors import ConfigError, NotCertifiedError
+from ..checks import real
+from ..errors import ConfigError, NonFiniteWeightError, NotCertifiedError, StepSizeError
 from ..linalg import memoized
 from .activations import activation_slopes
 
@@ -29,9 +32,15 @@ STEP_CAP = 1e6
 
 
 def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
-    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b)."""
-    a, beta = slopes
-    h, smin, smax = float(h), float(smin), float(smax)
+    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b): every argument a finite real
+    number (h >= 0, 0 <= smin <= smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
+    h = real("gradient_euler_bound's step size h", h, StepSizeError, symbol="h", minimum=0.0)
+    smin = real("gradient_euler_bound's smin", smin, symbol="smin", minimum=0.0)
+    smax = real("gradient_euler_bound's smax", smax, symbol="smax", minimum=smin)
+    if isinstance(slopes, (str, bytes)) or not isinstance(slopes, (tuple, list)) or len(slopes) != 2:
+        raise ConfigError(f"gradient_euler_bound's slopes must be a pair (a, beta), got {slopes!r}")
+    a = real("gradient_euler_bound's slope a", slopes[0], symbol="a", minimum=0.0)
+    beta = real("gradient_euler_bound's slope beta", slopes[1], symbol="beta", minimum=a)
     if sign == -1:
         return max(abs(1.0 - h * beta * smax * smax), abs(1.0 - h * a * smin * smin))
     if sign == 1:
@@ -66,8 +75,11 @@ class GradientBounds:
         except NotCertifiedError:
             return None
         h = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
-        smin, smax = self.spectral_bounds(torch.float64)
-        return gradient_euler_bound(h, self.sign, float(smin), float(smax), slopes)
+        smin, smax = (float(s) for s in self.spectral_bounds(torch.float64))
+        if not (math.isfinite(smin) and math.isfinite(smax)):  # an inf weight: the SVD gives NaN, no error
+            raise NonFiniteWeightError(f"{type(self).__name__}'s weight has NaN or inf entries (singular values "
+                                       f"{smin}, {smax}; rule: finite weights)")
+        return gradient_euler_bound(h, self.sign, smin, smax, slopes)
 
     def stiffness(self) -> torch.Tensor | None:
         """beta ||A||_2^2 (module docstring), a differentiable float64 tensor; None for an expansive field

@@ -7,25 +7,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Field
+from ..checks import check_bool, real_array
 from ..errors import ConfigError
 from ..linalg import spectral_norm
 
 
 class Linear(Field):
     """F(x) = M x. With ``trainable=False`` (default) M is a buffer: a fixed field for classical
-    solvers and for convergence-order tests on problems with known solutions (x(t) = exp(t M) x0)."""
+    solvers and for convergence-order tests on problems with known solutions (x(t) = exp(t M) x0); like the
+    other fixed fields it computes in its input's dtype, with M cast from its exact float64 value."""
 
     def __init__(self, matrix, *, trainable: bool = False):
         super().__init__()
-        m = torch.as_tensor(matrix, dtype=torch.float64) if not isinstance(matrix, torch.Tensor) else matrix
-        if m.is_complex():
-            raise ConfigError(f"Linear needs a real matrix, got dtype {m.dtype} (the imaginary part would be dropped)")
-        dtype = m.dtype if isinstance(matrix, torch.Tensor) and m.is_floating_point() else torch.get_default_dtype()
-        if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        if isinstance(matrix, torch.Tensor) and matrix.is_complex():
+            raise ConfigError(f"Linear needs a real matrix, got dtype {matrix.dtype} (the imaginary part would be "
+                              "dropped)")
+        m = real_array("Linear's matrix", matrix)
+        dtype = matrix.dtype if isinstance(matrix, torch.Tensor) and matrix.is_floating_point() else \
+            torch.get_default_dtype()
+        if m.dim() != 2 or m.shape[0] != m.shape[1]:
             raise ConfigError(f"Linear needs a square non-empty matrix, got shape {tuple(m.shape)}")
-        if not bool(torch.isfinite(m).all()):
-            raise ConfigError("Linear needs a finite matrix, got NaN or inf entries")
         self.dim = m.shape[0]
+        self.trainable = check_bool("trainable", trainable)
         if trainable:
             self.M = nn.Parameter(m.to(dtype).clone())
         else:
@@ -33,7 +36,7 @@ class Linear(Field):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return F.linear(x, self.M)
+        return F.linear(x, self.M if self.trainable else self.constant("M", x))
 
     def lipschitz_bound(self) -> float:
         return float(spectral_norm(self.M))

@@ -40,6 +40,7 @@ class MaxMin(GradientBounds, Field):
             raise ConfigError(f"MaxMin pairs features along axis -1 (vectors) or -3 (image channels), got {axis}")
         self.axis = axis
         self.dim = self.size
+        self.state_ndim = -axis  # vectors (..., size) or images (..., C, H, W)
         self.activation = get_activation("relu")
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -119,6 +119,7 @@ class ConvRescaledGradient(_Rescaled):
         self.input_size = linalg.check_grid(input_size)
         self.beta = self._init_common(activation, self.hidden)
         self.dim = channels * self.input_size[0] * self.input_size[1]
+        self.state_ndim = 3  # (batch, C, H, W)
         k = torch.randn(hidden, channels, kernel_size, kernel_size)
         linalg.check_conv_kernel(k, self.input_size)
         k = k * (math.sqrt(checks.init_scale(init_scale, positive=True))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Field
+from ..checks import real_array
 from ..errors import ConfigError
 from ..structure import QuadraticInvariant, SkewProduct
 from .skew import check_skew_sizes, skew_net
@@ -69,7 +70,7 @@ class QuadraticPreserving(Field):
         super().__init__()
         self.dim, self.width = check_skew_sizes("QuadraticPreserving", dim, width, _WHY_DIM)
         self.net = skew_net(self.dim, self.width, activation, None, init_scale, bias_scale=0.5)
-        Q = torch.as_tensor(Q, dtype=torch.float64).detach().clone()
+        Q = real_array("Q", Q).clone()
         if Q.shape != (self.dim, self.dim):
             raise ConfigError(f"Q must be a {self.dim}x{self.dim} matrix, got shape {tuple(Q.shape)}")
         if not bool(torch.isfinite(Q).all()) or not torch.equal(Q, Q.T):

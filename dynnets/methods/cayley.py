@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from ..base import Method
-from ..errors import StepSizeError
+from ..errors import ShapeError, StepSizeError
 from ..linalg import norm_ratio
 from ..structure import QuadraticInvariant, SkewProduct
 
@@ -166,6 +166,9 @@ class Cayley(Method):
     requires = (SkewProduct,)
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
+        if x.dim() != 2:  # one system per state: a (2, 5, dim) batch has no single S(x) per row
+            raise ShapeError(f"Cayley solves one system per state: it takes states (batch, dim) with one batch axis, "
+                             f"got shape {tuple(x.shape)}; reshape the batch to one axis")
         a, c = _system_scale(h, x.dtype)
         factors = field.skew_factors(x)
         if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included

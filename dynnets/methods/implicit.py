@@ -77,7 +77,16 @@ class ImplicitRK(Method):
 
     def _problem(self, field, x: torch.Tensor) -> StageProblem:
         size = self.tableau.stages * (x[0].numel() if x.dim() > 1 else 0)
-        if x.dim() < 2 or size > MAX_SYSTEM:
+        axes = field.state_ndim
+        if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
+            # one batch axis: a (2, 5, d) batch would be read as 2 states of 5 d entries, which the closed-form
+            # Jacobians (per (batch, dim) row) do not describe
+            raise ConfigError(
+                f"{self.name} solves one Newton system per state; it needs batched states (batch, *state) with one "
+                f"batch axis{'' if axes is None else f' ({axes}-axis states for {type(field).__name__})'}, got "
+                f"shape {tuple(x.shape)}; reshape the batch to one axis"
+            )
+        if size > MAX_SYSTEM:
             raise ConfigError(
                 f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
                 f"(batch, ...) with s n <= {MAX_SYSTEM}, got shape {tuple(x.shape)} (s n = {size}); use an "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,12 +64,9 @@ class ButcherTableau:
         """Build from nested lists; ``c`` defaults to the row sums of ``a``; ``order``, if given, must be a
         positive integer that the order conditions confirm (a lower bound of the computed order)."""
         claimed = None if order is None else check_claimed_order(order, name)
-        try:
-            a_t = tuple(tuple(float(v) for v in row) for row in a)
-            b_t = tuple(float(v) for v in b)
-            c_t = None if c is None else tuple(float(v) for v in c)
-        except (TypeError, ValueError) as err:
-            raise TableauError(f"tableau {name!r}: entries must be real numbers ({err})") from None
+        a_t = tuple(_reals(name, f"row {i} of A", row) for i, row in enumerate(_rows(name, "A", a)))
+        b_t = _reals(name, "b", b)
+        c_t = None if c is None else _reals(name, "c", c)
         _check_entries(name, a_t, b_t, c_t)
         tab = cls(a_t, b_t, tuple(math.fsum(row) for row in a_t) if c_t is None else c_t, name)
         if claimed is not None:
@@ -100,7 +98,7 @@ class ButcherTableau:
     def order_of(self, weights) -> int:
         """The order of the method (A, weights): the largest p <= ``max_checked_order`` for which every
         order condition with at most p vertices holds to round-off (0 if even sum w = 1 fails)."""
-        weights = tuple(float(w) for w in weights)
+        weights = _reals(self.name, "a weight vector", weights)
         if len(weights) != self.stages:
             raise TableauError(f"tableau {self.name!r}: a weight vector needs {self.stages} entries, got "
                                f"{len(weights)}")
@@ -166,6 +164,29 @@ class ButcherTableau:
         return stability.real_stability_interval(self.a, self.b)
 
 
+def _rows(name: str, what: str, rows) -> list:
+    """``rows`` (A, the embedded weights, the dense-output rows) as a list of rows."""
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+        raise TableauError(f"tableau {name!r}: {what} must be a sequence of rows of real numbers, got {rows!r}")
+    return list(rows)
+
+
+def _reals(name: str, what: str, values) -> tuple[float, ...]:
+    """One row of coefficients as floats, each a real number: not a string ('0.5') or a bool (True), which
+    float() alone would accept."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TableauError(f"tableau {name!r}: {what} must be a sequence of real numbers, got {values!r}")
+    out = []
+    for v in values:
+        try:
+            if isinstance(v, (bool, str, bytes, complex)):
+                raise TypeError
+            out.append(float(v))  # a NaN or inf is reported with the shapes by _check_entries
+        except (TypeError, ValueError):
+            raise TableauError(f"tableau {name!r}: entries must be real numbers, got {v!r} in {what}") from None
+    return tuple(out)
+
+
 def _check_entries(name: str, a, b, c) -> None:
     """Shapes match, every entry is finite and at most MAX_ENTRY in magnitude."""
     s = len(b)
@@ -226,11 +247,8 @@ class EmbeddedTableau(ButcherTableau):
     def from_lists(cls, a, b, c=None, *, embedded=(), dense=None, name: str = "custom", orders=None):
         """Build and validate; ``orders`` = (p, p-hat..., dense order) must equal the computed orders."""
         base = ButcherTableau.from_lists(a, b, c, name=name)
-        try:
-            vectors = tuple(tuple(float(w) for w in vector) for vector in embedded)
-            rows = None if dense is None else tuple(tuple(float(v) for v in row) for row in dense)
-        except (TypeError, ValueError) as err:
-            raise TableauError(f"pair {name!r}: embedded weights and dense output must be real numbers ({err})") from None
+        vectors = tuple(_reals(name, "an embedded weight vector", v) for v in _rows(name, "embedded", embedded))
+        rows = None if dense is None else tuple(_reals(name, "a dense-output row", r) for r in _rows(name, "dense", dense))
         tab = cls(base.a, base.b, base.c, name, vectors, rows)
         if orders is not None:
             try:

@@ -34,8 +34,8 @@ import math
 
 import torch
 
-from ..base import Field, Method
-from ..checks import MAX_STEPS, check_bool, check_int, positive_real, real
+from ..base import Field, Method, first_parameter
+from ..checks import MAX_STEPS, check_bool, check_int, check_state, positive_real, real
 from ..errors import ConfigError, ConfigTypeError, DivergenceError, ShapeError, StepSizeError, ToleranceError
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
@@ -113,7 +113,9 @@ def _check_state(field, x0) -> None:
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
         raise ConfigTypeError(f"x0 must be a floating-point tensor, got {type(x0).__name__}"
                               f"{'' if not isinstance(x0, torch.Tensor) else ' of dtype ' + str(x0.dtype)}")
-    if x0.dim() < 2 or x0.shape[0] == 0:
+    check_state(x0, f"solve's initial state x0 (for {type(field).__name__})", first_parameter(field))
+    field.check_input(x0)
+    if x0.dim() < 2:
         raise ShapeError(f"x0 must be a batch of states (batch, ...), got shape {tuple(x0.shape)}; use x0[None] "
                          "for one state")
     if not bool(torch.isfinite(x0).all()):

@@ -47,6 +47,7 @@ class _Diffusion2D(Field):
         self.alpha = positive_real("alpha (diffusivity)", alpha)
         self.stencil = stencil
         self.dim = grid.n
+        self.state_ndim = 3  # (batch, 1, n, n)
         self.register_constant("kernel", laplacian(stencil, grid.dx))
         self._taps = stencil_taps(self.kernel)
         symbol = stencil_symbol(self.kernel, grid.n)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_bool
 from ..errors import ConfigError
 from .monitor import Monitor
 from .phase import Phase, check_phases, is_int, positive_finite
@@ -162,7 +163,7 @@ def check_run(run: Run) -> Run:
     return replace(run, checkpoint=check_checkpoint_path(run.checkpoint),
                    time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
                    device=None if run.device is None else resolve_device(run.device),
-                   dtype=resolve_dtype(run.dtype), progress=bool(run.progress))
+                   dtype=resolve_dtype(run.dtype), progress=check_bool("progress", run.progress))
 
 
 def _legacy_phase(options: dict) -> Phase:
@@ -214,8 +215,16 @@ def split_options(model, loss_fn, data, phases, run, options: dict) -> tuple[tup
 
 
 def check_data(data) -> None:
+    """None, a callable step -> batch, or a re-iterable of batches. A tuple or list of two or more tensors is
+    refused: it reads as one batch (x, y) as naturally as a list of single-tensor batches, and iterating it
+    trained on x, then on y, as separate batches (loss 0.66 where [(x, y)] reaches 2.5e-4)."""
     if data is None or callable(data):
         return
+    if isinstance(data, (tuple, list)) and len(data) > 1 and all(isinstance(b, torch.Tensor) for b in data):
+        raise ConfigError(f"data is a {type(data).__name__} of {len(data)} tensors, which fit would iterate as "
+                          f"{len(data)} separate batches; pass [({', '.join('x' + str(i) for i in range(len(data)))})] "
+                          "for one batch used at every step, or a list of tuples, a DataLoader or a callable "
+                          "step -> batch for several (rule: a tuple or list of tensors is ambiguous)")
     try:
         it = iter(data)
     except TypeError:

@@ -24,7 +24,7 @@ from torch.func import functional_call, jacfwd
 from ..errors import CheckpointError
 from . import distributed as D
 from .phase import Phase
-from .stepper import Outcome, Stepper, nonfinite
+from .stepper import Outcome, Stepper, nonfinite, real_tensor
 
 MU_MAX, MU_MIN = 1e15, 1e-15
 
@@ -47,6 +47,7 @@ class LevenbergMarquardt(Stepper):
         self.mu = self.mu0
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self._cache = None  # (theta, residual, loss) of the current parameters
+        self._step = 0  # the step being taken (named by a residual-type error)
 
     @property
     def lr(self) -> float:
@@ -59,13 +60,15 @@ class LevenbergMarquardt(Stepper):
         params = {n: c.view(p.shape) for (n, p), c in zip(self.named, theta.split([p.numel() for _, p in self.named]),
                                                           strict=True)}
         frozen = dict(self.model.named_buffers())
-        return self.residual_fn(_Call(self.model, {**params, **frozen}), batch).reshape(-1)
+        residual = self.residual_fn(_Call(self.model, {**params, **frozen}), batch)
+        return real_tensor(residual, self._step, "the residual function").reshape(-1)
 
     @staticmethod
     def _loss(r: torch.Tensor) -> float:
         return float(D.all_reduce_sum(r.detach().pow(2).sum().reshape(1)))
 
     def _current(self, batch, step: int):
+        self._step = step
         theta = self._theta()
         if self._cache is not None and torch.equal(self._cache[0], theta):
             return self._cache

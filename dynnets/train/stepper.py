@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, NonFiniteLossError, ShapeError
+from ..errors import CheckpointError, ConfigError, DtypeError, NonFiniteLossError, ShapeError
 from . import distributed as D
 from .phase import Phase
 
@@ -65,9 +65,19 @@ class Stepper(ABC):
         """The current learning rate (LM: the damping mu), recorded once per step."""
 
 
+def real_tensor(value, step: int, what: str = "loss_fn") -> torch.Tensor:
+    """What ``what`` returned at ``step``: a real floating tensor (a complex loss has no order to minimise, and
+    autograd refuses its implicit gradient), else a typed error."""
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"{what} returned {type(value).__name__} at step {step}, expected a tensor")
+    if not value.is_floating_point():
+        raise DtypeError(f"{what} returned a {value.dtype} tensor at step {step} (rule: a real floating tensor; "
+                         "take .abs() or .real of a complex one)")
+    return value
+
+
 def scalar_loss(loss, step: int) -> torch.Tensor:
-    if not isinstance(loss, torch.Tensor):
-        raise ConfigError(f"loss_fn returned {type(loss).__name__} at step {step}, expected a scalar tensor")
+    loss = real_tensor(loss, step)
     if loss.numel() != 1:
         raise ShapeError(f"loss_fn returned a tensor of shape {tuple(loss.shape)} at step {step}, expected a "
                          "scalar")
