@@ -57,6 +57,10 @@ def test_network_options_are_refused_before_any_work(options, rule, monkeypatch)
     ({"procedure": "paper", "steps": True}, "steps"),
     ({"lr": float("nan")}, "takes no option 'lr'"), ({"procedure": "paper", "order": "x"}, "takes no option 'order'"),
     ({"procedure": "bogus"}, "procedure"),
+    # issue 26: an AttributeError and a silently accepted tol before
+    ({"method": "x"}, r"method must be None or a dynnets.methods.Method .* got 'x' of type str"),
+    ({"tol": 1e10}, r"tol must be in \[16 eps, 1\) .* got tol=1e\+?10"),
+    ({"tol": 1.0}, r"tol must be in \[16 eps, 1\)"), ({"tol": 1e-17}, r"tol must be in \[16 eps, 1\)"),
 ])
 def test_eigen_solver_options_are_refused_with_a_typed_error(options, rule):
     with pytest.raises(ConfigError, match=rule):

@@ -201,21 +201,50 @@ def test_robust_generic_method_path_matches():
         assert torch.allclose(generic.eigenvalues, closed.eigenvalues, atol=1e-13, rtol=0)
 
 
-def test_closed_form_cayley_equals_dynnets_cayley_step():
-    from dynnets.applications.eigen.deflation import _cayley_closed_form
+def test_closed_form_steps_are_cayley_steps_of_the_yi_field():
+    """The fixed-h closed form is dn.methods.Cayley's step; the best step is the Cayley step with
+    h* = 2 tan(theta* / 2) / ||g||, and no other h along the arc gives a larger Rayleigh quotient."""
+    from dynnets.applications.eigen.flow import run_closed_form
 
     field = YiField(torch.tensor(SEED_MATRIX, dtype=torch.float64))
+    a = field.A.numpy()
     y = np.random.default_rng(0).standard_normal(6)
-    h = 0.3
-    ours, _, _ = _cayley_closed_form(field.A.numpy(), y, h, threshold=0.0, max_steps=1)
-    ref = dn.Step(field, dn.methods.Cayley(), h)(torch.tensor(y).reshape(1, 6))[0].numpy()
-    assert np.abs(ours - ref).max() <= 100 * EPS64 * np.linalg.norm(y)
+    y /= np.linalg.norm(y)
+
+    def cayley(h):
+        return dn.Step(field, dn.methods.Cayley(), h)(torch.tensor(y).reshape(1, 6))[0].numpy()
+
+    assert np.abs(run_closed_form(a, y, 0.0, 1, h=0.3).y - cayley(0.3)).max() <= 100 * EPS64
+    best = run_closed_form(a, y, 0.0, 1).y
+    g = a @ y - (y @ a @ y) * y
+    theta = np.arctan2(best @ g / np.linalg.norm(g), best @ y)
+    h_star = 2 * np.tan(theta / 2) / np.linalg.norm(g)
+    assert np.abs(best - cayley(h_star)).max() <= 100 * EPS64
+
+    def rho(v):
+        return v @ a @ v / (v @ v)
+
+    assert rho(best) > rho(y) + 0.1
+    for factor in (0.5, 0.9, 1.1, 2.0, 10.0):
+        assert rho(cayley(factor * h_star)) <= rho(best) + 10 * EPS64, factor
+
+
+def test_robust_resolves_a_cluster_its_flow_cannot():
+    """Eigenvalues 1 and 1 + 1e-7 with tol = 1e-14: the flow separates them at a rate of 1e-7 per step (the
+    old solver raised ConvergenceError after max_steps); the block of the two (its gap to -1 is 2) is an
+    invariant subspace after a few steps, and Rayleigh-Ritz on it gives both pairs."""
+    a = np.diag([1.0, 1.0 + 1e-7, -1.0])
+    res = yi_eig(a, seed=0, tol=1e-14)
+    assert np.abs(res.eigenvalues.numpy() - [-1.0, 1.0, 1.0 + 1e-7]).max() <= 1e-14 * np.sqrt(3) * np.linalg.norm(a)
+    assert np.abs(np.abs(res.eigenvectors.numpy()) - np.eye(3)[:, [2, 0, 1]]).max() <= 1e-6
+    assert float(res.residuals.max()) <= np.sqrt(3) * 1e-14 * np.linalg.norm(a)
 
 
 def test_robust_reports_non_convergence():
-    a = np.diag([1.0, 1.0 + 1e-7, -1.0])
-    with pytest.raises(ConvergenceError, match="max_steps"):
-        yi_eig(a, seed=0, tol=1e-14, max_steps=50)
+    """max_steps=5 steps per pair: a random 40 x 40 matrix needs more."""
+    with pytest.raises(ConvergenceError, match=r"pairs? [0-9.]+/40: .* not an invariant subspace to tol .*"
+                                               "\\(more than max_steps=5 steps per pair"):
+        yi_eig(random_symmetric(40, 2), seed=0, max_steps=5)
 
 
 def test_python_lists_are_read_in_float64():

@@ -8,23 +8,31 @@ import math
 import numpy as np
 import torch
 
-from ...checks import check_int
-from ...errors import ConfigError
+from ...base import Method
+from ...checks import check_int, real
+from ...errors import ConfigError, ConfigTypeError
 from ...systems.yi import YiField, check_symmetric
 from .result import EigenResult
 
-__all__ = ["PROCEDURES", "yi_eig"]
+__all__ = ["PROCEDURES", "TOL_RANGE", "yi_eig"]
 
 PROCEDURES = ("robust", "paper", "network")
+#: [smallest, largest) tol of the robust procedure: below 16 eps the round-off of A x alone (about
+#: sqrt(n) eps ||A||_2 <= sqrt(n) eps ||A||_F) can exceed tol ||A||_F; at 1 every unit vector passes
+#: (||A x - rho x|| <= ||A||_2 <= ||A||_F), so nothing would be an eigenvector test
+TOL_RANGE = (16 * float(np.finfo(np.float64).eps), 1.0)
 
 
 def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: int = 0, **options) -> EigenResult:
     """Eigenvalues (ascending) and an orthonormal eigenbasis of the symmetric matrix ``A`` via the Yi ODE.
 
     procedure="robust" (default): deflation on the orthogonal complement and residual stopping
-        ||A x - rho x|| <= tol ||A||_F with large monotone steps of ``method`` (default: the Cayley step in
-        closed form; any ``dynnets.methods.Method`` works); see ``dynnets.applications.eigen.deflation``. Options:
-        ``order`` ("descending" | "alternating"), ``max_steps``, ``step_factor``.
+        ||A x - rho x|| <= tol ||A||_F (tol in [16 eps, 1)) with steps of ``method`` (default: the Cayley
+        step in closed form with the best step size; any ``dynnets.methods.Method`` works, with a fixed
+        monotone step); clusters the flow resolves only slowly go through Rayleigh-Ritz on a block; see
+        ``dynnets.applications.eigen.deflation``. Every pair has ||A v - lambda v|| <= sqrt(n) tol ||A||_F.
+        Options: ``order`` ("descending" | "alternating"), ``max_steps`` (the most steps per pair before
+        ``ConvergenceError``), ``step_factor``.
     procedure="paper": the seed's forward-Euler procedure (t in [0, 8], 2e5 steps, Gram-Schmidt between
         runs, Rayleigh quotients); ``method`` and ``tol`` do not apply. Options: ``x0`` (first start,
         e.g. the seed's eq. 27), ``t_final``, ``steps``, ``progress``.
@@ -39,9 +47,7 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
     symmetric matrix works (1e160 A would overflow ||A||_F, 1e-160 A underflow g.g). "paper" reproduces the
     seed's fixed time interval on A as given, so its forward-Euler step is refused where it is unstable.
     """
-    if procedure not in PROCEDURES:
-        raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
-    _check_options(procedure, options)
+    tol = _check_arguments(procedure, method, tol, options)
     a = check_symmetric(A)
     device = a.device
     rng = np.random.default_rng(check_int("seed", seed, minimum=0, maximum=2**63 - 1))
@@ -70,6 +76,28 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
 
         return paper_eig(field, rng=rng, device=device, **options)
     raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+
+
+def _check_arguments(procedure: str, method, tol, options: dict):
+    """Refuse a bad procedure, option, method or (robust) tol before any work; returns tol."""
+    if procedure not in PROCEDURES:
+        raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+    _check_options(procedure, options)
+    if method is not None and not isinstance(method, Method):
+        raise ConfigTypeError(f"method must be None or a dynnets.methods.Method (e.g. dn.methods.Cayley()), "
+                              f"got {method!r} of type {type(method).__name__}")
+    return _check_tol(tol) if procedure == "robust" else tol
+
+
+def _check_tol(tol) -> float:
+    """tol of the robust procedure: a real number in TOL_RANGE (the rule there)."""
+    low, high = TOL_RANGE
+    value = real("tol", tol)
+    if not low <= value < high:
+        raise ConfigError(f"tol must be in [16 eps, 1) = [{low:.3g}, {high:g}) (the residual test ||A x - rho x|| "
+                          "<= tol ||A||_F: below, round-off; from 1 on, every vector passes), "
+                          f"got tol={value:g}")
+    return value
 
 
 def _check_options(procedure: str, options: dict) -> None:
