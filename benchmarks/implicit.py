@@ -14,20 +14,21 @@ time since its solver couples the samples of a batch); the drift of the field's 
 first tenth). Goal (issue 17): time per step within 2x of gl6 at the same batch, with a defect at least
 100x smaller than gl6's.
 
-    python -m benchmarks.implicit [--repeats N] [--steps N] [--batches 1 8 64]
+    python -m benchmarks.implicit [--quick] [--repeats N] [--steps N] [--batches 1 8 64]
 """
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import torch
 from tqdm import tqdm
 
 import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
+from dynnets.errors import ConfigError
 
-from ._common import Counted, interleaved_times, machine, write_json
+from ._common import Counted, interleaved_times, machine
 
 H, STEPS_PER_CALL, DEFECT_STEPS, SCALE = 0.1, 20, 50, 0.5
 OURS = {"dynnets ImplicitMidpoint": dn.methods.ImplicitMidpoint(), "dynnets GaussLegendre3": dn.methods.GaussLegendre(3)}
@@ -143,35 +144,54 @@ def energy_drift(field, odeint, points, steps: int) -> dict:
     return out
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=10_000, help="rollout length of the energy measurement")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
-    args = parser.parse_args(argv)
+RUNNER = Runner("implicit", __doc__, kind="benchmark", dtypes=("float64",), default_dtype="float64")
+RUNNER.parser.add_argument("--repeats", type=int, default=10)
+RUNNER.parser.add_argument("--steps", type=int, default=10_000, help="rollout length of the energy measurement")
+RUNNER.parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
+
+
+def _torchdiffeq():
+    """torchdiffeq's odeint, with its implicit solvers (a ConfigError naming what is missing otherwise)."""
     try:
         from torchdiffeq import odeint
         from torchdiffeq._impl.odeint import SOLVERS
     except ImportError:
-        raise SystemExit("error: torchdiffeq is needed (pip install -e '.[bench]')") from None
+        raise ConfigError("torchdiffeq is needed (pip install -e '.[bench]')") from None
     if "gl6" not in SOLVERS:
-        raise SystemExit("error: this torchdiffeq has no implicit solvers (gl6); they are in its GitHub version "
-                         "after 0.2.5 (commit 657943a)")
-    torch.set_num_threads(1)
+        raise ConfigError("this torchdiffeq has no implicit solvers (gl6); they are in its GitHub version after "
+                          "0.2.5 (commit 657943a)")
+    return odeint
+
+
+def validate(args) -> None:
+    for name in ("repeats", "steps"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if any(b < 1 for b in args.batches):
+        raise ConfigError(f"--batches must be positive integers, got {args.batches}")
+    _torchdiffeq()
+
+
+def run_benchmark(args, seed, out) -> dict:
+    odeint = _torchdiffeq()
+    steps, batches = (100, [1, 8]) if args.quick else (args.steps, args.batches)
     field = make_field()
     points = torch.randn(8, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     result = {
         "config": {"field": "GeneralHamiltonian(2, 16), parameters N(0, 0.5^2)", "h": H, "dtype": "float64",
-                   "steps_per_timed_call": STEPS_PER_CALL, "defect_steps": DEFECT_STEPS, "energy_steps": args.steps,
+                   "steps_per_timed_call": STEPS_PER_CALL, "defect_steps": DEFECT_STEPS, "energy_steps": steps,
                    "torchdiffeq": "fixed grid, defaults (Broyden, |residual|_2 < 1e-8, max_iters 100)"},
-        "timing": timing(field, odeint, args.batches, args.repeats),
+        "timing": timing(field, odeint, batches, args.repeats),
         "symplecticity_defect": symplecticity(field, odeint, points),
-        "energy": energy_drift(field, odeint, points, args.steps),
+        "energy": energy_drift(field, odeint, points, steps),
         "machine": machine(),
     }
     report(result)
-    print(f"wrote {write_json('implicit', result)}")
     return result
+
+
+def main(argv=None) -> dict:
+    return RUNNER.main(run_benchmark, argv, validate=validate)
 
 
 def report(result: dict) -> None:
@@ -188,4 +208,4 @@ def report(result: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
