@@ -31,15 +31,26 @@ has no error estimate to stop an overflow or a NaN of the field, so a non-finite
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
 from ..base import Field, Method, first_parameter
 from ..checks import MAX_STEPS, check_bool, check_int, check_state, positive_real, real
-from ..errors import ConfigError, ConfigTypeError, DivergenceError, ShapeError, StepSizeError, ToleranceError
+from ..errors import (
+    ConfigError,
+    ConfigTypeError,
+    DivergenceError,
+    NotInvertibleError,
+    ShapeError,
+    StepSizeError,
+    ToleranceError,
+)
+from ..memory import check_mode
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
+from .adjoint import replay_checkpointed
 from .controller import PIController, initial_step, pair_error
 from .solution import Solution
 
@@ -49,13 +60,18 @@ MIN_RTOL_EPS = 100.0
 
 
 def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
-          dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None) -> Solution:
+          dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None,
+          memory: str = "plain", checkpoint_every: int | None = None) -> Solution:
     """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
 
     ``x0``: (batch, ...) floating states; ``t_eval``: at least two finite, strictly increasing times;
     ``method``: a ``Method`` (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol``
     (error control, default 1e-6/1e-9; the method must be an ``EmbeddedPair``); ``max_steps``: the most
-    steps attempted. Every option is checked before any work (one-line typed errors)."""
+    steps attempted; ``memory``: what the backward stores, as for a Flow: ``"plain"``, ``"checkpoint"``
+    (every ``checkpoint_every``-th state, default ceil(sqrt(steps)); error control: the discrete adjoint of
+    ``solvers.adjoint``) or ``"reversible"`` (fixed steps of an invertible method). Every option is checked
+    before any work (one-line typed errors)."""
+    memory, checkpoint_every = check_mode(memory, checkpoint_every)
     times = _check_times(t_eval)
     _check_state(field, x0)
     method = DormandPrince5() if method is None else method
@@ -71,7 +87,7 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
                                   "steps (rule: give h, or rtol/atol, not both)")
         grid = _fixed_grid(times, h, max_steps)
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
-        return _checked_finite(_fixed(field, method, x0, times, grid))
+        return _checked_finite(_fixed(field, method, x0, times, grid, memory=memory, checkpoint_every=checkpoint_every))
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
@@ -86,7 +102,12 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
     _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
                  "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
     control = _Control(method, rtol, atol, controller or PIController(), max_steps)
-    return _checked_finite(_adaptive(field, x0, times, control, dense))
+    if memory == "plain" or not torch.is_grad_enabled():
+        return _checked_finite(_adaptive(field, x0, times, control, dense))
+    _check_adjoint(memory, method, dense)
+    with torch.no_grad():
+        solution = _checked_finite(_adaptive(field, x0, times, control, dense))
+    return replace(solution, x=replay_checkpointed(solution, x0, checkpoint_every, _interpolate))
 
 
 def _check_times(t_eval) -> list[float]:
@@ -175,8 +196,20 @@ def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]
     return grid
 
 
-def _fixed(field, method, x0, times, grid) -> Solution:
-    parts = [Step(field, method, hj) if n == 1 else Flow.repeat(Step(field, method, hj), n) for hj, n in grid]
+def _check_adjoint(memory: str, pair: EmbeddedPair, dense: bool) -> None:
+    if memory == "reversible":
+        raise NotInvertibleError(f"memory='reversible' needs explicitly invertible steps, and the steps of an "
+                                 f"error-controlled solve ({pair.name}) have no inverse; use memory='checkpoint'")
+    if not dense:
+        raise ConfigError("memory='checkpoint' with error control replays the dense output: pass dense=True "
+                          "(the default), got dense=False")
+
+
+def _fixed(field, method, x0, times, grid, **memory) -> Solution:
+    """``memory``: the memory options of each interval's Flow (``dynnets.memory``)."""
+    plain = memory["memory"] == "plain"
+    parts = [Step(field, method, hj) if n == 1 and plain else Flow.repeat(Step(field, method, hj), n, **memory)
+             for hj, n in grid]
     states = Flow(parts).trajectory(x0, times[0])
     nfev = sum(n for _, n in grid) * method.stage_count if isinstance(method, ExplicitRK) else None
     return Solution(torch.tensor(times, dtype=torch.float64), states, field, method, tuple(grid), nfev)

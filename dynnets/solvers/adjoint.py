@@ -1,0 +1,70 @@
+"""Backpropagation through an error-controlled solve in memory independent of its number of steps
+(``dn.solve(..., memory="checkpoint")``): the discrete adjoint of the accepted steps, checkpointed.
+
+The solve runs once without a graph; its accepted steps (``Solution.sizes``) are then replayed in segments of
+``checkpoint_every`` steps (default ceil(sqrt(N)), ``memory.default_segment``), each a ``memory._Segment``
+(the one checkpoint segment of ``Flow(memory="checkpoint")``): the replay keeps only each segment's input
+state and returns the states at ``t_eval``; the backward recomputes one segment at a time with a graph and
+takes its vector-Jacobian product w.r.t. its input state and the field's parameters. The replay is the
+solve's own arithmetic (``pair.stages``, ``pair.combine`` and the dense output ``interpolate`` in the same
+order, t <- t + h), so the states are bitwise those of the solve (the first-same-as-last stage a segment
+starts from is F(t, x), the value the solve reused) and the gradient is that of backpropagation through
+the solve, to round-off. Memory: ceil(N / k) states, the stages of k steps, the states at t_eval.
+
+Why the discrete adjoint and not the continuous one (torchdiffeq's ``odeint_adjoint``: the adjoint ODE
+solved backwards with its own steps, the state reconstructed by integrating backwards): its gradient is the
+exact derivative of the solution the loss was computed from, so its error against the ODE's sensitivity is
+the solve's own error and no second tolerance, and it needs no backward integration of the state (unstable
+for a contracting field). The cost is one extra solve without a graph (the replay) over the continuous
+adjoint's backward solve; benchmarks/adjoint.py measures both gradients' errors, memory and time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..memory import _Segment, default_segment, trainable
+from .solution import Solution
+
+
+def replay_checkpointed(solution: Solution, x0: torch.Tensor, every: int | None, interpolate) -> torch.Tensor:
+    """The states of ``solution`` (a dense-output error-controlled solve from x0) at its times, recomputed
+    from its accepted steps in checkpointed segments of ``every`` steps (module docstring). ``interpolate``:
+    the solve's dense output of the targets inside one step (``integrate._interpolate``)."""
+    times = solution.t.tolist()
+    targets = [tj - times[0] for tj in times]
+    steps, s, t = [], 0.0, times[0]
+    for h, _ in solution.sizes:  # offsets s and absolute times t accumulated as the solve did
+        steps.append((s, t, h))
+        s, t = s + h, t + h
+    every = every or default_segment(len(steps))
+    params = trainable([solution.field])
+    x, states = x0, [x0]
+    for a in range(0, len(steps), every):
+        run = _Steps(solution, steps[a:a + every], targets, len(states), a + every >= len(steps), interpolate)
+        y = _Segment.apply(run, (), x, None, *params)
+        states.extend(y[:-1].unbind(0))
+        x = y[-1]
+    states.extend([x] * (len(times) - len(states)))  # times the last step reached (as the solve appends them)
+    return torch.stack(states)
+
+
+class _Steps:
+    """``run(x, t)`` of one ``_Segment``: the accepted steps (s, t, h) from x, the last one landing on the
+    end when ``last``; returns the dense-output states of the targets from index ``j`` they cover, then the
+    state after the segment, stacked."""
+
+    def __init__(self, solution: Solution, steps: list, targets: list, j: int, last: bool, interpolate):
+        self.pair, self.field, self.steps, self.targets = solution.method, solution.field, steps, targets
+        self.j, self.last, self.interpolate = j, last, interpolate
+
+    def __call__(self, x: torch.Tensor, _t=None) -> torch.Tensor:
+        pair, j, outputs, ks = self.pair, self.j, [], []
+        for i, (s, t, h) in enumerate(self.steps):
+            ks = pair.stages(self.field, x, h, t, [ks[pair.fsal]] if ks and pair.fsal is not None else [],
+                             count=pair.step_stages)
+            x_new = pair.combine(x, h, ks, pair.weights)
+            landing = self.last and i == len(self.steps) - 1
+            j, _ = self.interpolate(pair, self.field, self.targets, j, (s, t, h), x, ks, x_new, outputs, landing)
+            x = x_new
+        return torch.stack([*outputs, x])
