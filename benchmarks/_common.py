@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine() -> dict:
@@ -62,3 +68,43 @@ class Counted:
     def __call__(self, t, y):
         self.calls += 1
         return self.field.at(t, y)
+
+
+def _vm(field: str) -> int:
+    """VmRSS / VmHWM of this process in bytes (Linux /proc)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def peak_rss(run) -> dict:
+    """Memory of ``run()`` in this process, after a warm-up the caller did: ``rss_bytes``, the growth of the
+    peak resident set size during it (VmHWM - VmRSS: every transient tensor and the allocator's overhead),
+    and ``peak_rss_bytes``, the process's peak resident set size over it (``ru_maxrss``: torch and the
+    model included). The kernel's peak mark is reset first (``echo 5 > /proc/self/clear_refs``), so the
+    import's and the warm-up's transients do not hide what ``run`` needs."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _vm("VmRSS")
+    run()
+    return {"rss_bytes": _vm("VmHWM") - base,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # KiB on Linux
+
+
+def default_environment() -> dict:
+    """This process's environment without allocator settings (``MALLOC_*``, ``GLIBC_TUNABLES``): memory
+    figures are those of a default process."""
+    return {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")}
+
+
+def child_json(module: str, argv: list[str], threads: int) -> dict:
+    """``python -m module --threads T argv...`` in a fresh subprocess with the default allocator (one per
+    configuration, so that no measurement inherits another's heap); its last stdout line, as JSON."""
+    out = subprocess.run([sys.executable, "-m", module, "--threads", str(threads), *argv], cwd=ROOT,
+                         capture_output=True, text=True, check=False, env=default_environment())
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(argv)} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -39,15 +39,10 @@ process made every mode 10-20x slower and the timings meaningless.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -57,7 +52,7 @@ from dynnets.checks import MAX_STEPS, check_int
 from dynnets.errors import ConfigError
 from dynnets.memory import SavedTensorMeter
 
-from ._common import machine
+from ._common import child_json, machine, peak_rss
 
 Q_DIM, WIDTH, BATCH, H = 32, 64, 1024, 0.01
 #: issue 26's configuration: Dense(64, 64) / RK4, batch 256 (plain and checkpoint: RK4 has no inverse)
@@ -65,7 +60,6 @@ DENSE_DIM, DENSE_BATCH, DENSE_MODES = 64, 256, ("plain", "checkpoint")
 MODES = ("plain", "reversible", "checkpoint")
 #: timed besides MODES: the reversible backward without the reuse (inverse, then the step recomputed)
 GENERIC = "reversible-recompute"
-ROOT = Path(__file__).resolve().parent.parent
 METHODS = {"SymplecticEuler": dn.methods.SymplecticEuler, "StormerVerlet": dn.methods.StormerVerlet}
 
 
@@ -93,15 +87,6 @@ def loss_of(flow, x):
     return flow(x).sin().sum()
 
 
-def _vm(field: str) -> int:
-    """VmRSS / VmHWM of this process in bytes (Linux /proc)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
 def child(config: str, mode: str, depth: int, batch: int) -> dict:
     """Run in a fresh process: peak-RSS growth and peak RSS of one forward + backward, and the saved-tensor
     peak."""
@@ -112,37 +97,16 @@ def child(config: str, mode: str, depth: int, batch: int) -> dict:
     x = torch.randn(batch, dim, generator=torch.Generator().manual_seed(1))
     loss_of(flow, x[:8]).backward()  # warm-up: code paths, thread pool, parameter .grad buffers
     flow.zero_grad(set_to_none=False)
-    gc.collect()
-    # reset the kernel's peak-RSS mark (VmHWM, which ru_maxrss reads) to the current RSS, so that the
-    # import's and the warm-up's transients do not hide the growth we measure
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    base = _vm("VmRSS")
-    loss_of(flow, x).backward()
-    rss = _vm("VmHWM") - base
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    result = peak_rss(lambda: loss_of(flow, x).backward())
     with SavedTensorMeter(exclude=flow.parameters()) as meter:
         loss_of(flow, x).backward()
-    return {"rss_bytes": rss, "peak_rss_bytes": peak, "saved_bytes": meter.peak}
-
-
-def default_environment() -> dict:
-    """This process's environment without allocator settings (``MALLOC_*``, ``GLIBC_TUNABLES``): memory
-    figures are those of a default process."""
-    return {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")}
+    return {**result, "saved_bytes": meter.peak}
 
 
 def measure_memory(config: str, mode: str, depth: int, batch: int, threads: int | None = None) -> dict:
     """``child`` in a fresh subprocess (one per configuration) with the default allocator."""
     threads = torch.get_num_threads() if threads is None else threads
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--threads", str(threads),
-         "--child", config, mode, str(depth), str(batch)],
-        cwd=ROOT, capture_output=True, text=True, check=False, env=default_environment(),
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"child {config} {mode} depth={depth} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_json("benchmarks.memory", ["--child", config, mode, str(depth), str(batch)], threads)
 
 
 def measure_times(depth: int, batch: int, repeats: int, method: str = "SymplecticEuler",

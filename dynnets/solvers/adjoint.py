@@ -27,10 +27,12 @@ from ..memory import _Segment, default_segment, trainable
 from .solution import Solution
 
 
-def replay_checkpointed(solution: Solution, x0: torch.Tensor, every: int | None, interpolate) -> torch.Tensor:
-    """The states of ``solution`` (a dense-output error-controlled solve from x0) at its times, recomputed
-    from its accepted steps in checkpointed segments of ``every`` steps (module docstring). ``interpolate``:
-    the solve's dense output of the targets inside one step (``integrate._interpolate``)."""
+def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every: int | None,
+                        interpolate) -> torch.Tensor:
+    """The states of ``solution`` (an error-controlled solve from x0; ``dense`` as it was solved) at its
+    times, recomputed from its accepted steps in checkpointed segments of ``every`` steps (module
+    docstring). ``interpolate``: the solve's dense output of the targets inside one step
+    (``integrate._interpolate``)."""
     times = solution.t.tolist()
     targets = [tj - times[0] for tj in times]
     steps, s, t = [], 0.0, times[0]
@@ -41,7 +43,7 @@ def replay_checkpointed(solution: Solution, x0: torch.Tensor, every: int | None,
     params = trainable([solution.field])
     x, states = x0, [x0]
     for a in range(0, len(steps), every):
-        run = _Steps(solution, steps[a:a + every], targets, len(states), a + every >= len(steps), interpolate)
+        run = _Steps(solution, steps[a:a + every], targets, len(states), a + every >= len(steps), dense, interpolate)
         y = _Segment.apply(run, (), x, None, *params)
         states.extend(y[:-1].unbind(0))
         x = y[-1]
@@ -54,17 +56,26 @@ class _Steps:
     end when ``last``; returns the dense-output states of the targets from index ``j`` they cover, then the
     state after the segment, stacked."""
 
-    def __init__(self, solution: Solution, steps: list, targets: list, j: int, last: bool, interpolate):
+    def __init__(self, solution: Solution, steps: list, targets: list, j: int, last: bool, dense: bool, interpolate):
         self.pair, self.field, self.steps, self.targets = solution.method, solution.field, steps, targets
-        self.j, self.last, self.interpolate = j, last, interpolate
+        self.j, self.last, self.dense, self.interpolate = j, last, dense, interpolate
 
     def __call__(self, x: torch.Tensor, _t=None) -> torch.Tensor:
-        pair, j, outputs, ks = self.pair, self.j, [], []
+        pair, targets, j, outputs, ks = self.pair, self.targets, self.j, [], []
         for i, (s, t, h) in enumerate(self.steps):
+            # dense=False: a step of h = target - s landed on the target; a target closer than h was reached
+            # (within the time resolution <= h) by the step before: the solve appends the state then
+            while not self.dense and j < len(targets) and targets[j] - s < h:
+                outputs.append(x)
+                j += 1
             ks = pair.stages(self.field, x, h, t, [ks[pair.fsal]] if ks and pair.fsal is not None else [],
                              count=pair.step_stages)
             x_new = pair.combine(x, h, ks, pair.weights)
-            landing = self.last and i == len(self.steps) - 1
-            j, _ = self.interpolate(pair, self.field, self.targets, j, (s, t, h), x, ks, x_new, outputs, landing)
+            if self.dense:
+                landing = self.last and i == len(self.steps) - 1
+                j, _ = self.interpolate(pair, self.field, targets, j, (s, t, h), x, ks, x_new, outputs, landing)
+            elif j < len(targets) and targets[j] - s == h:
+                outputs.append(x_new)
+                j += 1
             x = x_new
         return torch.stack([*outputs, x])

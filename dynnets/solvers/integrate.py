@@ -102,12 +102,14 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
     _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
                  "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
     control = _Control(method, rtol, atol, controller or PIController(), max_steps)
+    if memory == "reversible":
+        raise NotInvertibleError(f"memory='reversible' needs explicitly invertible steps, and the steps of an "
+                                 f"error-controlled solve ({method.name}) have no inverse; use memory='checkpoint'")
     if memory == "plain" or not torch.is_grad_enabled():
         return _checked_finite(_adaptive(field, x0, times, control, dense))
-    _check_adjoint(memory, method, dense)
     with torch.no_grad():
         solution = _checked_finite(_adaptive(field, x0, times, control, dense))
-    return replace(solution, x=replay_checkpointed(solution, x0, checkpoint_every, _interpolate))
+    return replace(solution, x=replay_checkpointed(solution, x0, dense, checkpoint_every, _interpolate))
 
 
 def _check_times(t_eval) -> list[float]:
@@ -194,15 +196,6 @@ def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]
                               f"intervals of ceil(length / h) <= max_steps)")
         grid.append(((b - a) / n, n))
     return grid
-
-
-def _check_adjoint(memory: str, pair: EmbeddedPair, dense: bool) -> None:
-    if memory == "reversible":
-        raise NotInvertibleError(f"memory='reversible' needs explicitly invertible steps, and the steps of an "
-                                 f"error-controlled solve ({pair.name}) have no inverse; use memory='checkpoint'")
-    if not dense:
-        raise ConfigError("memory='checkpoint' with error control replays the dense output: pass dense=True "
-                          "(the default), got dense=False")
 
 
 def _fixed(field, method, x0, times, grid, **memory) -> Solution:

@@ -1,0 +1,261 @@
+"""Backpropagation through long solves: ``dn.solve(..., memory="checkpoint")`` (the discrete adjoint of the
+accepted steps, checkpointed) against torchdiffeq's ``odeint_adjoint`` (the continuous adjoint) and plain
+backpropagation through ``dn.solve``.
+
+Field: ``ForcedMLP``, F(t, x) = B tanh(A x + b + u sin(w t)), state 64, width 64, w = 10 (a time-dependent
+MLP: the forcing sets the adaptive step), batch 256, float32, loss sum(sin(x(T))). Two solves of 10,000
+steps (``--steps``): fixed-step RK4 with h = T / steps (torchdiffeq ``rk4``, its 3/8 rule, on the same
+step), and error-controlled Dormand-Prince 5(4) at rtol 1e-4, atol 1e-6 (torchdiffeq ``dopri5``, the same
+tolerances; its backward solve uses them too) over a span T that takes about that many accepted steps.
+Measured:
+  * peak RSS, each configuration in a fresh subprocess with glibc's default allocator (no ``MALLOC_*``
+    variables; ``_common.peak_rss``): ``peak_rss`` the whole process (torch included) over one forward +
+    backward after a warm-up, ``rss`` its growth during it. Plain backpropagation is measured where the
+    machine has the memory for it (``--plain-steps``, default the same steps).
+  * time of forward + backward, ours and ``odeint_adjoint`` round-robin in one process
+    (``_common.interleaved_times``: wall-clock minimum and process CPU seconds).
+  * gradient error, float64, the same kind of field (state 8, width 16, w = 3, batch 8) on t in [0, 2],
+    loss sum(x(t_j) * W) over 5 times: relative error of the gradient w.r.t. x0 and every parameter at rtol
+    1e-4, 1e-6, 1e-9 (atol = rtol / 1000) against plain backpropagation through a DormandPrince853 solve at
+    rtol 1e-12 (itself checked against central finite differences of that solve along two random
+    directions).
+Targets (issue 28): peak RSS <= 1.1x odeint_adjoint's and <= 0.05x plain backpropagation's, time <= 1.0x
+odeint_adjoint's, gradient error <= odeint_adjoint's at each rtol.
+
+    python -m benchmarks.adjoint [--quick] [--steps N] [--plain-steps N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
+from dynnets.base import Field
+from dynnets.checks import MAX_STEPS, check_int
+
+from ._common import Counted, child_json, interleaved_times, machine, peak_rss
+
+DIM, WIDTH, BATCH, OMEGA = 64, 64, 256, 10.0
+#: span per step of the adaptive solve: DormandPrince5 at RTOL takes about one accepted step per 0.0087
+SPAN_PER_STEP, RTOL, ATOL = 0.0087, 1e-4, 1e-6
+CANDIDATES = ("dynnets checkpoint", "torchdiffeq odeint_adjoint", "dynnets plain")
+ERROR_RTOLS = (1e-4, 1e-6, 1e-9)
+
+
+class ForcedMLP(Field):
+    """F(t, x) = B tanh(A x + b + u sin(w t)): an MLP field whose hidden layer is forced in time."""
+
+    time_dependent = True
+
+    def __init__(self, dim: int, width: int, omega: float):
+        super().__init__()
+        self.dim, self.omega = dim, omega
+        self.A = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
+        self.b = nn.Parameter(0.1 * torch.randn(width))
+        self.u = nn.Parameter(torch.randn(width))
+        self.B = nn.Parameter(torch.randn(dim, width) / math.sqrt(width))
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        forcing = self.u * torch.sin(self.omega * t).reshape(-1, 1)
+        return F.linear(torch.tanh(F.linear(x, self.A, self.b) + forcing), self.B)
+
+
+def problem(steps: int, batch: int, dtype=torch.float32, seed: int = 0):
+    """(field, x0, span T) of the memory and time rows."""
+    torch.manual_seed(seed)
+    field = ForcedMLP(DIM, WIDTH, OMEGA).to(dtype)
+    return field, torch.randn(batch, DIM, dtype=dtype), SPAN_PER_STEP * steps
+
+
+def backward_of(candidate: str, solver: str, field, x0, span: float, steps: int):
+    """() -> None: one forward + backward of loss sum(sin(x(T))) by ``candidate`` with ``solver``
+    ("fixed": RK4 with h = span / steps; "adaptive": Dormand-Prince 5(4) at RTOL, ATOL)."""
+    t = torch.tensor([0.0, span], dtype=torch.float64)
+    if candidate.startswith("torchdiffeq"):
+        from torchdiffeq import odeint_adjoint
+
+        options = (dict(method="rk4", options=dict(step_size=span / steps)) if solver == "fixed"
+                   else dict(method="dopri5", rtol=RTOL, atol=ATOL))
+        params = tuple(field.parameters())
+        return lambda: odeint_adjoint(Counted(field), x0, t.to(x0.dtype), adjoint_params=params,
+                                      **options)[-1].sin().sum().backward()
+    memory = candidate.split()[-1]
+    options = dict(method=dn.methods.RK4(), h=span / steps) if solver == "fixed" else dict(rtol=RTOL, atol=ATOL)
+    return lambda: dn.solve(field, x0, t, memory=memory, **options).x[-1].sin().sum().backward()
+
+
+def child(candidate: str, solver: str, steps: int, batch: int) -> dict:
+    """In a fresh process: peak RSS of one forward + backward after a warm-up (batch 8, 20 steps)."""
+    field, x0, span = problem(steps, batch)
+    backward_of(candidate, solver, field, x0[:8], span * 20 / steps, 20)()
+    field.zero_grad(set_to_none=False)
+    return peak_rss(backward_of(candidate, solver, field, x0, span, steps))
+
+
+def accepted_steps(steps: int, batch: int) -> int:
+    field, x0, span = problem(steps, batch)
+    with torch.no_grad():
+        return dn.solve(field, x0, [0.0, span], rtol=RTOL, atol=ATOL).accepted
+
+
+def times(solver: str, steps: int, batch: int, repeats: int) -> dict:
+    field, x0, span = problem(steps, batch)
+    fns = {c: backward_of(c, solver, field, x0, span, steps) for c in CANDIDATES[:2]}
+    return interleaved_times(fns, repeats=repeats, warmup=1)
+
+
+def gradient_errors() -> dict:
+    """Relative gradient errors of ours and odeint_adjoint at ERROR_RTOLS (module docstring)."""
+    from torchdiffeq import odeint_adjoint
+
+    torch.manual_seed(1)
+    field = ForcedMLP(8, 16, 3.0).double()
+    x0, weights = torch.randn(8, 8, dtype=torch.float64), torch.randn(5, 8, 8, dtype=torch.float64)
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+    params = tuple(field.parameters())
+
+    def gradient(solve) -> torch.Tensor:
+        x = x0.clone().requires_grad_(True)
+        grads = torch.autograd.grad((solve(x) * weights).sum(), (x, *params))
+        return torch.cat([g.flatten() for g in grads])
+
+    def ours(rtol, method=None, memory="checkpoint"):
+        return lambda x: dn.solve(field, x, t, method=method, rtol=rtol, atol=rtol * 1e-3, memory=memory).x
+
+    def theirs(rtol):
+        return lambda x: odeint_adjoint(Counted(field), x, t, rtol=rtol, atol=rtol * 1e-3, method="dopri5",
+                                        adjoint_params=params)
+
+    reference = gradient(ours(1e-12, dn.methods.DormandPrince853(), "plain"))
+    out = {"reference_vs_finite_differences": _finite_difference_check(field, x0, weights, t, reference)}
+    for rtol in ERROR_RTOLS:
+        out[f"rtol {rtol:g}"] = {name: float((gradient(solve) - reference).norm() / reference.norm())
+                                 for name, solve in (("dynnets checkpoint", ours(rtol)),
+                                                     ("torchdiffeq odeint_adjoint", theirs(rtol)))}
+    return out
+
+
+def _finite_difference_check(field, x0, weights, t, reference, eps: float = 1e-4) -> float:
+    """Largest relative difference of the reference gradient's directional derivatives along two random
+    directions from central differences of the rtol 1e-12 DormandPrince853 loss (error O(eps^2))."""
+    params = tuple(field.parameters())
+
+    def loss(direction, scale):
+        chunks = iter(direction.split([p.numel() for p in (x0, *params)]))
+        with torch.no_grad():
+            x = x0 + scale * next(chunks).view_as(x0)
+            saved = [p.clone() for p in params]
+            for p in params:
+                p.add_(scale * next(chunks).view_as(p))
+            value = (dn.solve(field, x, t, method=dn.methods.DormandPrince853(), rtol=1e-12, atol=1e-15).x
+                     * weights).sum()
+            for p, s in zip(params, saved):
+                p.copy_(s)
+        return float(value)
+
+    worst = 0.0
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(2):
+        v = torch.randn(reference.numel(), dtype=torch.float64, generator=generator)
+        fd = (loss(v, eps) - loss(v, -eps)) / (2 * eps)
+        worst = max(worst, abs(fd - float(reference @ v)) / abs(fd))
+    return worst
+
+
+RUNNER = Runner("adjoint", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
+                 devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--steps", type=int, default=None, help="steps of each solve (default 10000; "
+                                                                     "--quick 500)")
+RUNNER.parser.add_argument("--plain-steps", type=int, default=None,
+                           help="steps of the plain-backpropagation memory rows (default --steps)")
+RUNNER.parser.add_argument("--repeats", type=int, default=3, help="timed rounds per candidate (default 3)")
+RUNNER.parser.add_argument("--child", nargs=4, metavar=("CANDIDATE", "SOLVER", "STEPS", "BATCH"),
+                           help=argparse.SUPPRESS)
+
+
+def validate(args) -> None:
+    for name in ("steps", "plain_steps"):
+        if getattr(args, name) is not None:
+            check_int(f"--{name.replace('_', '-')}", getattr(args, name), minimum=20, maximum=MAX_STEPS)
+    check_int("--repeats", args.repeats, minimum=1, maximum=100)
+
+
+def main(argv=None) -> dict:
+    args = RUNNER.parse(argv)
+    if args.child:  # a measuring subprocess: one JSON line on stdout, no result file
+        torch.set_num_threads(args.threads)
+        candidate, solver, steps, batch = args.child
+        print(json.dumps(child(candidate.replace("_", " "), solver, int(steps), int(batch))))
+        return {}
+    return RUNNER.main(run_benchmark, argv, validate=validate)
+
+
+def run_benchmark(args, seed, out) -> dict:
+    steps = args.steps or (500 if args.quick else 10_000)
+    plain_steps = args.plain_steps or steps
+    batch = 32 if args.quick else BATCH
+    memory, seconds = {}, {}
+    for solver in ("fixed", "adaptive"):
+        for candidate in CANDIDATES:
+            n = plain_steps if candidate == "dynnets plain" else steps
+            memory[f"{solver}/{candidate}"] = {"steps": n, **child_json(
+                "benchmarks.adjoint", ["--child", candidate.replace(" ", "_"), solver, str(n), str(batch)],
+                args.threads)}
+        seconds[solver] = times(solver, steps, batch, args.repeats)
+    result = {
+        "config": {"field": f"ForcedMLP({DIM}, {WIDTH}, omega={OMEGA})", "batch": batch, "dtype": "float32",
+                   "steps": steps, "span": SPAN_PER_STEP * steps, "fixed": "RK4, h = span / steps",
+                   "adaptive": f"DormandPrince5 / dopri5, rtol {RTOL:g}, atol {ATOL:g}",
+                   "adaptive_accepted_steps": accepted_steps(steps, batch), "torch_threads": args.threads,
+                   "allocator": "glibc defaults (no MALLOC_* settings)", "quick": args.quick},
+        "memory_bytes": memory, "times_s": seconds, "gradient_errors": gradient_errors(), "machine": machine(),
+    }
+    result["ratios"] = _ratios(result)
+    _report(result)
+    return result
+
+
+def _ratios(result: dict) -> dict:
+    memory, seconds, out = result["memory_bytes"], result["times_s"], {}
+    for solver in ("fixed", "adaptive"):
+        ours, theirs, plain = (memory[f"{solver}/{c}"] for c in CANDIDATES)
+        out[f"{solver}: peak RSS ours / odeint_adjoint"] = ours["peak_rss_bytes"] / theirs["peak_rss_bytes"]
+        out[f"{solver}: peak RSS ours / plain"] = ours["peak_rss_bytes"] / plain["peak_rss_bytes"]
+        out[f"{solver}: RSS growth ours / plain"] = ours["rss_bytes"] / plain["rss_bytes"]
+        t_ours, t_theirs = (seconds[solver][c] for c in CANDIDATES[:2])
+        out[f"{solver}: time ours / odeint_adjoint (wall min)"] = t_ours["min"] / t_theirs["min"]
+        out[f"{solver}: time ours / odeint_adjoint (cpu min)"] = t_ours["cpu_min"] / t_theirs["cpu_min"]
+    return out
+
+
+def _report(result: dict) -> None:
+    mib, config = 2.0 ** 20, result["config"]
+    print(f"{config['field']}, batch {config['batch']}, float32, {config['steps']} steps (adaptive: "
+          f"{config['adaptive_accepted_steps']} accepted)")
+    print(f"{'solve / candidate':<42}{'steps':>7}{'peak RSS (MiB)':>16}{'growth (MiB)':>14}{'wall (s)':>10}"
+          f"{'cpu (s)':>9}")
+    for key, m in result["memory_bytes"].items():
+        solver, candidate = key.split("/")
+        t = result["times_s"][solver].get(candidate)
+        timing = f"{t['min']:>10.2f}{t['cpu_min']:>9.2f}" if t else f"{'-':>10}{'-':>9}"
+        print(f"{key:<42}{m['steps']:>7}{m['peak_rss_bytes'] / mib:>16.1f}{m['rss_bytes'] / mib:>14.1f}{timing}")
+    errors = result["gradient_errors"]
+    print(f"\ngradient error (float64, relative, vs DormandPrince853 at rtol 1e-12; that reference vs finite "
+          f"differences: {errors['reference_vs_finite_differences']:.1e})")
+    for rtol in ERROR_RTOLS:
+        row = errors[f"rtol {rtol:g}"]
+        print(f"  rtol {rtol:<8g}" + "".join(f"{name}: {value:.2e}   " for name, value in row.items()))
+    print()
+    for key, value in result["ratios"].items():
+        print(f"{key:<52}{value:>8.3f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
