@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -80,18 +79,20 @@ def _vm(field: str) -> int:
 
 
 def peak_rss(run) -> dict:
-    """Memory of ``run()`` in this process, after a warm-up the caller did: ``rss_bytes``, the growth of the
-    peak resident set size during it (VmHWM - VmRSS: every transient tensor and the allocator's overhead),
-    and ``peak_rss_bytes``, the process's peak resident set size over it (``ru_maxrss``: torch and the
-    model included). The kernel's peak mark is reset first (``echo 5 > /proc/self/clear_refs``), so the
-    import's and the warm-up's transients do not hide what ``run`` needs."""
+    """Memory of ``run()`` in this process, after a warm-up the caller did: ``peak_rss_bytes``, the process's
+    peak resident set size over it (VmHWM: torch and the model included), and ``rss_bytes``, its growth
+    during it (VmHWM - VmRSS before: every transient tensor and the allocator's overhead). The kernel's
+    peak mark is reset first (``echo 5 > /proc/self/clear_refs``), so the import's and the warm-up's
+    transients do not hide what ``run`` needs. Not ``ru_maxrss``: the kernel keeps there the larger of this
+    process's peak and the RSS of the process it was forked from at ``exec``, which the reset leaves alone
+    (a child of a benchmark that had grown to 390 MiB reported 390 MiB whatever it ran)."""
     gc.collect()
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = _vm("VmRSS")
     run()
-    return {"rss_bytes": _vm("VmHWM") - base,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # KiB on Linux
+    peak = _vm("VmHWM")
+    return {"rss_bytes": peak - base, "peak_rss_bytes": peak}
 
 
 def default_environment() -> dict:

@@ -10,15 +10,19 @@ tolerances; its backward solve uses them too) over a span T that takes about tha
 Measured:
   * peak RSS, each configuration in a fresh subprocess with glibc's default allocator (no ``MALLOC_*``
     variables; ``_common.peak_rss``): ``peak_rss`` the whole process (torch included) over one forward +
-    backward after a warm-up, ``rss`` its growth during it. Plain backpropagation is measured where the
-    machine has the memory for it (``--plain-steps``, default the same steps).
+    backward after a warm-up, ``rss`` its growth during it. Plain backpropagation keeps every stage (10,000
+    steps would need about 14 GiB fixed, 30 GiB adaptive, more than this shared machine can give): it is
+    measured at ``--plain-steps`` and half that (default 1000, 500) and its peak RSS extrapolated linearly
+    to the steps of the others (its growth is linear in the steps; the two points give the slope).
   * time of forward + backward, ours and ``odeint_adjoint`` round-robin in one process
     (``_common.interleaved_times``: wall-clock minimum and process CPU seconds).
   * gradient error, float64, the same kind of field (state 8, width 16, w = 3, batch 8) on t in [0, 2],
     loss sum(x(t_j) * W) over 5 times: relative error of the gradient w.r.t. x0 and every parameter at rtol
-    1e-4, 1e-6, 1e-9 (atol = rtol / 1000) against plain backpropagation through a DormandPrince853 solve at
-    rtol 1e-12 (itself checked against central finite differences of that solve along two random
-    directions).
+    1e-4, 1e-6, 1e-9 (atol = rtol / 1000) against plain backpropagation through DormandPrince853 with the
+    fixed step 0.0025 (800 steps; checked against central finite differences of that solve along two
+    random unit directions, and against backpropagation through DormandPrince853 at rtol 1e-12). Ours with steps landing on the 5 times (``dense=False``) and with the dense output
+    (``dense=True``, the default: the interior states, and their gradients, carry the order-4
+    interpolant's error); torchdiffeq's backward integrates between the times, without an interpolant.
 Targets (issue 28): peak RSS <= 1.1x odeint_adjoint's and <= 0.05x plain backpropagation's, time <= 1.0x
 odeint_adjoint's, gradient error <= odeint_adjoint's at each rtol.
 
@@ -43,10 +47,12 @@ from dynnets.checks import MAX_STEPS, check_int
 from ._common import Counted, child_json, interleaved_times, machine, peak_rss
 
 DIM, WIDTH, BATCH, OMEGA = 64, 64, 256, 10.0
-#: span per step of the adaptive solve: DormandPrince5 at RTOL takes about one accepted step per 0.0087
-SPAN_PER_STEP, RTOL, ATOL = 0.0087, 1e-4, 1e-6
+#: span per step of the adaptive solve: DormandPrince5 at RTOL takes about one accepted step per 0.087
+SPAN_PER_STEP, RTOL, ATOL = 0.087, 1e-4, 1e-6
 CANDIDATES = ("dynnets checkpoint", "torchdiffeq odeint_adjoint", "dynnets plain")
 ERROR_RTOLS = (1e-4, 1e-6, 1e-9)
+#: the reference gradient: backpropagation through DormandPrince853 with this fixed step on [0, 2]
+REFERENCE_H = 0.5 / 200
 
 
 class ForcedMLP(Field):
@@ -126,26 +132,32 @@ def gradient_errors() -> dict:
         grads = torch.autograd.grad((solve(x) * weights).sum(), (x, *params))
         return torch.cat([g.flatten() for g in grads])
 
-    def ours(rtol, method=None, memory="checkpoint"):
-        return lambda x: dn.solve(field, x, t, method=method, rtol=rtol, atol=rtol * 1e-3, memory=memory).x
+    def ours(rtol, method=None, memory="checkpoint", dense=True):
+        return lambda x: dn.solve(field, x, t, method=method, rtol=rtol, atol=rtol * 1e-3, memory=memory,
+                                  dense=dense).x
 
     def theirs(rtol):
         return lambda x: odeint_adjoint(Counted(field), x, t, rtol=rtol, atol=rtol * 1e-3, method="dopri5",
                                         adjoint_params=params)
 
-    reference = gradient(ours(1e-12, dn.methods.DormandPrince853(), "plain"))
-    out = {"reference_vs_finite_differences": _finite_difference_check(field, x0, weights, t, reference)}
+    def fixed(x):
+        return dn.solve(field, x, t, method=dn.methods.DormandPrince853(), h=REFERENCE_H).x
+
+    reference = gradient(fixed)
+    adaptive = gradient(ours(1e-12, dn.methods.DormandPrince853(), "plain"))
+    out = {"reference_vs_finite_differences": _finite_difference_check(fixed, x0, params, weights, reference),
+           "reference_vs_adaptive_rtol_1e-12": float((adaptive - reference).norm() / reference.norm())}
     for rtol in ERROR_RTOLS:
         out[f"rtol {rtol:g}"] = {name: float((gradient(solve) - reference).norm() / reference.norm())
-                                 for name, solve in (("dynnets checkpoint", ours(rtol)),
+                                 for name, solve in (("dynnets checkpoint", ours(rtol, dense=False)),
+                                                     ("dynnets checkpoint dense", ours(rtol)),
                                                      ("torchdiffeq odeint_adjoint", theirs(rtol)))}
     return out
 
 
-def _finite_difference_check(field, x0, weights, t, reference, eps: float = 1e-4) -> float:
-    """Largest relative difference of the reference gradient's directional derivatives along two random
-    directions from central differences of the rtol 1e-12 DormandPrince853 loss (error O(eps^2))."""
-    params = tuple(field.parameters())
+def _finite_difference_check(solve, x0, params, weights, reference, eps: float = 1e-4) -> float:
+    """Largest relative difference of the reference gradient's directional derivatives along two random unit
+    directions from central differences of the (smooth: fixed-step) reference solve, error O(eps^2)."""
 
     def loss(direction, scale):
         chunks = iter(direction.split([p.numel() for p in (x0, *params)]))
@@ -154,16 +166,16 @@ def _finite_difference_check(field, x0, weights, t, reference, eps: float = 1e-4
             saved = [p.clone() for p in params]
             for p in params:
                 p.add_(scale * next(chunks).view_as(p))
-            value = (dn.solve(field, x, t, method=dn.methods.DormandPrince853(), rtol=1e-12, atol=1e-15).x
-                     * weights).sum()
-            for p, s in zip(params, saved):
+            value = float((solve(x) * weights).sum())
+            for p, s in zip(params, saved, strict=True):
                 p.copy_(s)
-        return float(value)
+        return value
 
     worst = 0.0
     generator = torch.Generator().manual_seed(2)
     for _ in range(2):
         v = torch.randn(reference.numel(), dtype=torch.float64, generator=generator)
+        v /= v.norm()
         fd = (loss(v, eps) - loss(v, -eps)) / (2 * eps)
         worst = max(worst, abs(fd - float(reference @ v)) / abs(fd))
     return worst
@@ -199,36 +211,51 @@ def main(argv=None) -> dict:
 
 def run_benchmark(args, seed, out) -> dict:
     steps = args.steps or (500 if args.quick else 10_000)
-    plain_steps = args.plain_steps or steps
+    plain_steps = args.plain_steps or (200 if args.quick else 1000)
     batch = 32 if args.quick else BATCH
-    memory, seconds = {}, {}
-    for solver in ("fixed", "adaptive"):
-        for candidate in CANDIDATES:
-            n = plain_steps if candidate == "dynnets plain" else steps
-            memory[f"{solver}/{candidate}"] = {"steps": n, **child_json(
-                "benchmarks.adjoint", ["--child", candidate.replace(" ", "_"), solver, str(n), str(batch)],
-                args.threads)}
-        seconds[solver] = times(solver, steps, batch, args.repeats)
+    memory = {f"{solver}/{candidate}/{n}": _child(candidate, solver, n, batch, args.threads)
+              for solver in ("fixed", "adaptive") for candidate in CANDIDATES
+              for n in ((plain_steps // 2, plain_steps) if candidate == "dynnets plain" else (steps,))}
+    seconds = {solver: times(solver, steps, batch, args.repeats) for solver in ("fixed", "adaptive")}
     result = {
         "config": {"field": f"ForcedMLP({DIM}, {WIDTH}, omega={OMEGA})", "batch": batch, "dtype": "float32",
-                   "steps": steps, "span": SPAN_PER_STEP * steps, "fixed": "RK4, h = span / steps",
-                   "adaptive": f"DormandPrince5 / dopri5, rtol {RTOL:g}, atol {ATOL:g}",
-                   "adaptive_accepted_steps": accepted_steps(steps, batch), "torch_threads": args.threads,
-                   "allocator": "glibc defaults (no MALLOC_* settings)", "quick": args.quick},
+                   "steps": steps, "plain_steps": [plain_steps // 2, plain_steps], "span": SPAN_PER_STEP * steps,
+                   "fixed": "RK4, h = span / steps", "adaptive": f"DormandPrince5 / dopri5, rtol {RTOL:g}, atol {ATOL:g}",
+                   "accepted_steps": {n: accepted_steps(n, batch) for n in (plain_steps // 2, plain_steps, steps)},
+                   "torch_threads": args.threads, "allocator": "glibc defaults (no MALLOC_* settings)",
+                   "quick": args.quick},
         "memory_bytes": memory, "times_s": seconds, "gradient_errors": gradient_errors(), "machine": machine(),
     }
-    result["ratios"] = _ratios(result)
+    result["plain_extrapolated"] = _plain_extrapolated(memory, steps, plain_steps)
+    result["ratios"] = _ratios(result, steps)
     _report(result)
     return result
 
 
-def _ratios(result: dict) -> dict:
+def _child(candidate: str, solver: str, steps: int, batch: int, threads: int) -> dict:
+    argv = ["--child", candidate.replace(" ", "_"), solver, str(steps), str(batch)]
+    return child_json("benchmarks.adjoint", argv, threads)
+
+
+def _plain_extrapolated(memory: dict, steps: int, plain_steps: int) -> dict:
+    """Plain backpropagation's peak RSS at ``steps``, extrapolated from its two measured step counts (its
+    growth is linear in the steps: every stage of every step is kept), where running it would not fit the
+    shared machine (10,000 steps: about 14 GiB fixed, 30 GiB adaptive)."""
+    out = {}
+    for solver in ("fixed", "adaptive"):
+        small, large = (memory[f"{solver}/dynnets plain/{n}"]["peak_rss_bytes"] for n in (plain_steps // 2, plain_steps))
+        per_step = (large - small) / (plain_steps - plain_steps // 2)
+        out[solver] = {"bytes_per_step": per_step, "peak_rss_bytes": large + per_step * (steps - plain_steps)}
+    return out
+
+
+def _ratios(result: dict, steps: int) -> dict:
     memory, seconds, out = result["memory_bytes"], result["times_s"], {}
     for solver in ("fixed", "adaptive"):
-        ours, theirs, plain = (memory[f"{solver}/{c}"] for c in CANDIDATES)
-        out[f"{solver}: peak RSS ours / odeint_adjoint"] = ours["peak_rss_bytes"] / theirs["peak_rss_bytes"]
-        out[f"{solver}: peak RSS ours / plain"] = ours["peak_rss_bytes"] / plain["peak_rss_bytes"]
-        out[f"{solver}: RSS growth ours / plain"] = ours["rss_bytes"] / plain["rss_bytes"]
+        ours, theirs = (memory[f"{solver}/{c}/{steps}"]["peak_rss_bytes"] for c in CANDIDATES[:2])
+        out[f"{solver}: peak RSS ours / odeint_adjoint"] = ours / theirs
+        out[f"{solver}: peak RSS ours / plain (extrapolated)"] = ours / result["plain_extrapolated"][solver][
+            "peak_rss_bytes"]
         t_ours, t_theirs = (seconds[solver][c] for c in CANDIDATES[:2])
         out[f"{solver}: time ours / odeint_adjoint (wall min)"] = t_ours["min"] / t_theirs["min"]
         out[f"{solver}: time ours / odeint_adjoint (cpu min)"] = t_ours["cpu_min"] / t_theirs["cpu_min"]
@@ -237,18 +264,23 @@ def _ratios(result: dict) -> dict:
 
 def _report(result: dict) -> None:
     mib, config = 2.0 ** 20, result["config"]
-    print(f"{config['field']}, batch {config['batch']}, float32, {config['steps']} steps (adaptive: "
-          f"{config['adaptive_accepted_steps']} accepted)")
+    print(f"{config['field']}, batch {config['batch']}, float32; adaptive accepted steps per nominal steps: "
+          f"{config['accepted_steps']}")
     print(f"{'solve / candidate':<42}{'steps':>7}{'peak RSS (MiB)':>16}{'growth (MiB)':>14}{'wall (s)':>10}"
           f"{'cpu (s)':>9}")
     for key, m in result["memory_bytes"].items():
-        solver, candidate = key.split("/")
+        solver, candidate, steps = key.split("/")
         t = result["times_s"][solver].get(candidate)
         timing = f"{t['min']:>10.2f}{t['cpu_min']:>9.2f}" if t else f"{'-':>10}{'-':>9}"
-        print(f"{key:<42}{m['steps']:>7}{m['peak_rss_bytes'] / mib:>16.1f}{m['rss_bytes'] / mib:>14.1f}{timing}")
+        print(f"{solver + '/' + candidate:<42}{steps:>7}{m['peak_rss_bytes'] / mib:>16.1f}{m['rss_bytes'] / mib:>14.1f}"
+              f"{timing}")
+    for solver, m in result["plain_extrapolated"].items():
+        print(f"{solver + '/dynnets plain (extrapolated)':<42}{config['steps']:>7}{m['peak_rss_bytes'] / mib:>16.1f}"
+              f"  ({m['bytes_per_step'] / 2 ** 10:.0f} KiB per step)")
     errors = result["gradient_errors"]
-    print(f"\ngradient error (float64, relative, vs DormandPrince853 at rtol 1e-12; that reference vs finite "
-          f"differences: {errors['reference_vs_finite_differences']:.1e})")
+    print(f"\ngradient error (float64, relative, vs DormandPrince853 with h = {REFERENCE_H:g}; that reference vs "
+          f"finite differences: {errors['reference_vs_finite_differences']:.1e}, vs rtol 1e-12: "
+          f"{errors['reference_vs_adaptive_rtol_1e-12']:.1e})")
     for rtol in ERROR_RTOLS:
         row = errors[f"rtol {rtol:g}"]
         print(f"  rtol {rtol:<8g}" + "".join(f"{name}: {value:.2e}   " for name, value in row.items()))

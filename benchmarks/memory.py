@@ -24,7 +24,7 @@ are what a default process shows, heap caching and fragmentation included):
     on a batch of 8 (code paths, thread pool and parameter gradients allocated), the kernel's peak mark is
     reset (``echo 5 > /proc/self/clear_refs``) and VmHWM - VmRSS is read afterwards. It includes every
     transient tensor and allocator overhead.
-  * ``peak_rss``: the child's peak resident set size over that forward + backward (``ru_maxrss`` after the
+  * ``peak_rss``: the child's peak resident set size over that forward + backward (VmHWM after the
     reset): the whole process, torch and the model included.
 Time: median seconds of forward + backward (wall clock and process CPU time, the steadier one on a
 shared machine) and of the backward alone, modes timed round-robin in one process with alternating order. Accuracy: relative difference of the reversible gradients from plain
