@@ -323,7 +323,7 @@ def test_seed_and_seeds_together_are_refused(capsys):
 
 EXPERIMENTS = ["eigen", "heat", "mass", "hamiltonian", "double_pendulum", "presnov", "fisher", "robustness",
                "quickstart"]
-BENCHMARKS = ["eigen", "fisher", "heat", "invariants", "lipschitz", "memory", "overhead", "solve",
+BENCHMARKS = ["adjoint", "eigen", "fisher", "heat", "invariants", "lipschitz", "memory", "overhead", "solve",
               "structure"]
 
 
