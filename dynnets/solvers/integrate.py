@@ -46,7 +46,7 @@ from ..errors import (
     StepSizeError,
     ToleranceError,
 )
-from ..memory import check_mode
+from ..memory import check_mode, transforms_active
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
@@ -105,7 +105,7 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
     if memory == "reversible":
         raise NotInvertibleError(f"memory='reversible' needs explicitly invertible steps, and the steps of an "
                                  f"error-controlled solve ({method.name}) have no inverse; use memory='checkpoint'")
-    if memory == "plain" or not torch.is_grad_enabled():
+    if memory == "plain" or not torch.is_grad_enabled() or transforms_active():  # as a Flow: plain there
         return _checked_finite(_adaptive(field, x0, times, control, dense))
     with torch.no_grad():
         solution = _checked_finite(_adaptive(field, x0, times, control, dense))

@@ -163,3 +163,14 @@ def test_bad_memory_options_are_typed_errors():
         dn.solve(field, x0, [0.0, 1.0], memory="reversible")
     with pytest.raises(NotInvertibleError, match="memory='reversible'"):
         dn.solve(field, x0, [0.0, 1.0], method=dn.methods.RK4(), h=0.1, memory="reversible")
+
+
+def test_under_torch_func_the_solve_runs_plain():
+    """As a Flow: inside a torch.func transform the checkpointed solve is the plain one (same Jacobian)."""
+    field = _field("forced")
+    x0 = torch.randn(1, 4, dtype=torch.float64)
+
+    def end(memory):
+        return lambda x: dn.solve(field, x, [0.0, 1.0], rtol=1e-8, memory=memory).x[-1]
+
+    assert torch.equal(torch.func.jacrev(end("checkpoint"))(x0), torch.func.jacrev(end("plain"))(x0))
