@@ -56,9 +56,11 @@ def check_mode(memory, checkpoint_every) -> tuple[str, int | None]:
     return memory, checkpoint_every
 
 
-def default_segment(n: int) -> int:
-    """ceil(sqrt(n)) steps per segment: about 2 sqrt(n) stored states, one extra forward (Chen et al. 2016)."""
-    return max(1, math.ceil(math.sqrt(n)))
+def default_segment(n: int, per_step: float = 1.0) -> int:
+    """ceil(sqrt(n / per_step)) steps per segment, where a step's recorded graph holds ``per_step`` times a
+    state: n / k kept states plus the k steps of the one segment recomputed with a graph, n / k + k per_step
+    states, is least there (per_step = 1: about 2 sqrt(n) states, one extra forward; Chen et al. 2016)."""
+    return max(1, math.ceil(math.sqrt(n / per_step)))
 
 
 def transforms_active() -> bool:

@@ -50,7 +50,7 @@ from ..memory import check_mode, transforms_active
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
-from .adjoint import replay_checkpointed
+from .adjoint import replay_checkpointed, segment_length
 from .controller import PIController, initial_step, pair_error
 from .solution import Solution
 
@@ -87,7 +87,7 @@ def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, 
                                   "steps (rule: give h, or rtol/atol, not both)")
         grid = _fixed_grid(times, h, max_steps)
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
-        return _checked_finite(_fixed(field, method, x0, times, grid, memory=memory, checkpoint_every=checkpoint_every))
+        return _checked_finite(_fixed(field, method, x0, times, grid, memory, checkpoint_every))
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
@@ -198,11 +198,12 @@ def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]
     return grid
 
 
-def _fixed(field, method, x0, times, grid, **memory) -> Solution:
-    """``memory``: the memory options of each interval's Flow (``dynnets.memory``)."""
-    plain = memory["memory"] == "plain"
-    parts = [Step(field, method, hj) if n == 1 and plain else Flow.repeat(Step(field, method, hj), n, **memory)
-             for hj, n in grid]
+def _fixed(field, method, x0, times, grid, memory: str, every: int | None) -> Solution:
+    """``memory``, ``every``: the memory options of each interval's Flow (``dynnets.memory``)."""
+    stages = method.stage_count if isinstance(method, ExplicitRK) else 1
+    parts = [Step(field, method, hj) if n == 1 and memory == "plain" else Flow.repeat(
+        Step(field, method, hj), n, memory=memory,
+        checkpoint_every=segment_length(n, stages, every) if memory == "checkpoint" else None) for hj, n in grid]
     states = Flow(parts).trajectory(x0, times[0])
     nfev = sum(n for _, n in grid) * method.stage_count if isinstance(method, ExplicitRK) else None
     return Solution(torch.tensor(times, dtype=torch.float64), states, field, method, tuple(grid), nfev)

@@ -100,7 +100,7 @@ def test_a_wrong_adjoint_is_caught(monkeypatch):
 
 def test_the_forward_keeps_one_state_per_segment():
     """Tensors autograd keeps after the forward (parameters excluded): the input state of each of the
-    ceil(N / k) segments (and the stacked states at t_eval, none inside [0, T] here) for the checkpointed
+    ceil(N / k) segments (k = ``segment_length``) (and the stacked states at t_eval, none inside [0, T] here) for the checkpointed
     solve, every stage of every step for plain backpropagation."""
     field = _field("forced")
     x0 = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
@@ -114,7 +114,7 @@ def test_the_forward_keeps_one_state_per_segment():
 
     short, long = saved("checkpoint", 2.0), saved("checkpoint", 12.0)
     for kept, _, steps in (short, long):
-        segments = math.ceil(steps / math.ceil(math.sqrt(steps)))
+        segments = math.ceil(steps / adjoint.segment_length(steps, dn.methods.DormandPrince5().step_stages, None))
         assert kept == segments * x0.nbytes
     assert long[2] > 3 * short[2]
     plain = saved("plain", 12.0)
