@@ -4,9 +4,9 @@ backpropagation through ``dn.solve``.
 
 Field: ``ForcedMLP``, F(t, x) = B tanh(A x + b + u sin(w t)), state 64, width 64, w = 10 (a time-dependent
 MLP: the forcing sets the adaptive step), batch 256, float32, loss sum(sin(x(T))). Two solves of 10,000
-steps (``--steps``): fixed-step RK4 with h = T / steps (torchdiffeq ``rk4``, its 3/8 rule, on the same
-step), and error-controlled Dormand-Prince 5(4) at rtol 1e-4, atol 1e-6 (torchdiffeq ``dopri5``, the same
-tolerances; its backward solve uses them too) over a span T that takes about that many accepted steps.
+steps (``--steps``): fixed-step RK4 with h = 0.087 over T = 870 (torchdiffeq ``rk4``, its 3/8 rule, on the
+same step), and error-controlled Dormand-Prince 5(4) at rtol 1e-4, atol 1e-6 (torchdiffeq ``dopri5``, the
+same tolerances; its backward solve uses them too) over T = 3600, where ours accepts 10,015 steps.
 Measured:
   * peak RSS, each configuration in a fresh subprocess with glibc's default allocator (no ``MALLOC_*``
     variables; ``_common.peak_rss``): ``peak_rss`` the whole process (torch included) over one forward +
@@ -26,7 +26,7 @@ Measured:
 Targets (issue 28): peak RSS <= 1.1x odeint_adjoint's and <= 0.05x plain backpropagation's, time <= 1.0x
 odeint_adjoint's, gradient error <= odeint_adjoint's at each rtol.
 
-    python -m benchmarks.adjoint [--quick] [--steps N] [--plain-steps N] [--repeats R]
+    python -m benchmarks.adjoint [--quick] [--steps N] [--plain-steps N] [--repeats R]   (about 30 minutes)
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ from dynnets.checks import MAX_STEPS, check_int
 from ._common import Counted, child_json, interleaved_times, machine, peak_rss
 
 DIM, WIDTH, BATCH, OMEGA = 64, 64, 256, 10.0
-#: span per step of the adaptive solve: DormandPrince5 at RTOL takes about one accepted step per 0.087
-SPAN_PER_STEP, RTOL, ATOL = 0.087, 1e-4, 1e-6
+#: span per nominal step: RK4 steps of h = 0.087 (0.87 rad of the forcing); DormandPrince5 at RTOL, ATOL took
+#: 10,015 accepted steps over 3600 (batch 256; 8112 over 2700: fewer per unit time as the state grows)
+SPAN_PER_STEP, RTOL, ATOL = {"fixed": 0.087, "adaptive": 0.36}, 1e-4, 1e-6
 CANDIDATES = ("dynnets checkpoint", "torchdiffeq odeint_adjoint", "dynnets plain")
 ERROR_RTOLS = (1e-4, 1e-6, 1e-9)
 #: the reference gradient: backpropagation through DormandPrince853 with this fixed step on [0, 2]
@@ -73,11 +74,11 @@ class ForcedMLP(Field):
         return F.linear(torch.tanh(F.linear(x, self.A, self.b) + forcing), self.B)
 
 
-def problem(steps: int, batch: int, dtype=torch.float32, seed: int = 0):
+def problem(solver: str, steps: int, batch: int, dtype=torch.float32, seed: int = 0):
     """(field, x0, span T) of the memory and time rows."""
     torch.manual_seed(seed)
     field = ForcedMLP(DIM, WIDTH, OMEGA).to(dtype)
-    return field, torch.randn(batch, DIM, dtype=dtype), SPAN_PER_STEP * steps
+    return field, torch.randn(batch, DIM, dtype=dtype), SPAN_PER_STEP[solver] * steps
 
 
 def backward_of(candidate: str, solver: str, field, x0, span: float, steps: int):
@@ -99,22 +100,25 @@ def backward_of(candidate: str, solver: str, field, x0, span: float, steps: int)
 
 def child(candidate: str, solver: str, steps: int, batch: int) -> dict:
     """In a fresh process: peak RSS of one forward + backward after a warm-up (batch 8, 20 steps)."""
-    field, x0, span = problem(steps, batch)
+    field, x0, span = problem(solver, steps, batch)
     backward_of(candidate, solver, field, x0[:8], span * 20 / steps, 20)()
     field.zero_grad(set_to_none=False)
     return peak_rss(backward_of(candidate, solver, field, x0, span, steps))
 
 
 def accepted_steps(steps: int, batch: int) -> int:
-    field, x0, span = problem(steps, batch)
+    field, x0, span = problem("adaptive", steps, batch)
     with torch.no_grad():
         return dn.solve(field, x0, [0.0, span], rtol=RTOL, atol=ATOL).accepted
 
 
 def times(solver: str, steps: int, batch: int, repeats: int) -> dict:
-    field, x0, span = problem(steps, batch)
+    """Forward + backward, ours and odeint_adjoint round-robin: ``repeats`` rounds after a warm-up with fixed
+    steps; one round, warm from those, with error control (odeint_adjoint takes minutes per call there, ours
+    a fifth of that)."""
+    field, x0, span = problem(solver, steps, batch)
     fns = {c: backward_of(c, solver, field, x0, span, steps) for c in CANDIDATES[:2]}
-    return interleaved_times(fns, repeats=repeats, warmup=1)
+    return interleaved_times(fns, repeats=repeats if solver == "fixed" else 1, warmup=1 if solver == "fixed" else 0)
 
 
 def gradient_errors() -> dict:
@@ -187,7 +191,8 @@ RUNNER.parser.add_argument("--steps", type=int, default=None, help="steps of eac
                                                                      "--quick 500)")
 RUNNER.parser.add_argument("--plain-steps", type=int, default=None,
                            help="steps of the plain-backpropagation memory rows (default --steps)")
-RUNNER.parser.add_argument("--repeats", type=int, default=3, help="timed rounds per candidate (default 3)")
+RUNNER.parser.add_argument("--repeats", type=int, default=3,
+                           help="timed rounds per candidate with fixed steps (default 3; error control: 1)")
 RUNNER.parser.add_argument("--child", nargs=4, metavar=("CANDIDATE", "SOLVER", "STEPS", "BATCH"),
                            help=argparse.SUPPRESS)
 
@@ -219,7 +224,8 @@ def run_benchmark(args, seed, out) -> dict:
     seconds = {solver: times(solver, steps, batch, args.repeats) for solver in ("fixed", "adaptive")}
     result = {
         "config": {"field": f"ForcedMLP({DIM}, {WIDTH}, omega={OMEGA})", "batch": batch, "dtype": "float32",
-                   "steps": steps, "plain_steps": [plain_steps // 2, plain_steps], "span": SPAN_PER_STEP * steps,
+                   "steps": steps, "plain_steps": [plain_steps // 2, plain_steps],
+                   "span": {k: v * steps for k, v in SPAN_PER_STEP.items()},
                    "fixed": "RK4, h = span / steps", "adaptive": f"DormandPrince5 / dopri5, rtol {RTOL:g}, atol {ATOL:g}",
                    "accepted_steps": {n: accepted_steps(n, batch) for n in (plain_steps // 2, plain_steps, steps)},
                    "torch_threads": args.threads, "allocator": "glibc defaults (no MALLOC_* settings)",
