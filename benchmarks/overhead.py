@@ -4,7 +4,13 @@ dim = width = 128. Goal: ratio <= 1.05. Also against torchdiffeq's fixed-grid Eu
 method="euler", step_size=h) on the same piecewise-constant-in-time field (layer k on [k h, (k+1) h)),
 when torchdiffeq is installed (the `bench` extra).
 
-    python -m benchmarks.overhead [--repeats N]
+Second table: the cost per training step of ``dynnets.train.fit`` against a plain Adam loop (zero_grad,
+forward, loss, backward, step) on the same model and data, float64, batch 40 (the 40 pendulum pairs of
+issue 29: H = p^2/2 - cos q, one orbit from (1, 0), h = 0.1), for a 4-step Stormer-Verlet Flow of
+Hamiltonian(1, 16) and a 2-16-16-2 tanh MLP; each timed call runs ``--fit-steps`` steps with a fresh
+optimizer. Goal (issue 29 item 4): fit <= 1.1x the plain loop.
+
+    python -m benchmarks.overhead [--repeats N] [--fit-steps N]
 """
 
 from __future__ import annotations
@@ -61,6 +67,57 @@ class TorchdiffeqEuler(nn.Module):
 RUNNER = Runner("overhead", __doc__, kind="benchmark", dtypes=("float32",), default_dtype="float32",
                  devices=("cpu",), threads=os.cpu_count() or 1)
 RUNNER.parser.add_argument("--repeats", type=int, default=60)
+RUNNER.parser.add_argument("--fit-steps", type=int, default=200)
+FIT_BATCH, FIT_DT, FIT_GOAL = 40, 0.1, 1.1
+
+
+def pendulum_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+    """The issue-29 training set: 41 states of one orbit from (1, 0), h = 0.1 (RK4, 10 substeps each)."""
+    reference = dn.Flow.repeat(dn.Step(dn.systems.Pendulum().double(), dn.methods.RK4(), FIT_DT / 10), 10)
+    states = [torch.tensor([[1.0, 0.0]], dtype=torch.float64)]
+    with torch.no_grad():
+        for _ in range(FIT_BATCH):
+            states.append(reference(states[-1]))
+    orbit = torch.cat(states)
+    return orbit[:-1], orbit[1:]
+
+
+def fit_models() -> dict:
+    torch.manual_seed(0)
+    sv = dn.Flow([dn.Step(dn.fields.Hamiltonian(1, 16), dn.methods.StormerVerlet(), FIT_DT / 4) for _ in range(4)])
+    mlp = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
+    return {"Stormer-Verlet flow": sv.double(), "MLP": mlp.double()}
+
+
+def fit_overhead(steps: int, repeats: int) -> dict:
+    """Seconds per training step of fit and of a plain Adam loop, interleaved in one process."""
+    from dynnets.train import fit
+
+    x, y = pendulum_pairs()
+
+    def loss_fn(model, batch):
+        inputs, targets = batch
+        return (model(inputs) - targets).square().mean()
+
+    def plain(model):
+        def once():
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model, (x, y)).backward()
+                opt.step()
+        return once
+
+    def with_fit(model):
+        return lambda: fit(model, loss_fn, [(x, y)], steps=steps, lr=1e-3, progress=False)
+
+    out = {}
+    for name, model in fit_models().items():
+        stats = interleaved_times({"plain": plain(model), "fit": with_fit(model)}, repeats=repeats, warmup=1)
+        out[name] = {k: {m: v / steps for m, v in s.items()} for k, s in stats.items()}
+        out[name]["ratio"] = stats["fit"]["min"] / stats["plain"]["min"]
+        out[name]["ratio_cpu"] = stats["fit"]["cpu_min"] / stats["plain"]["cpu_min"]
+    return out
 
 
 def main(argv=None) -> dict:
@@ -111,6 +168,14 @@ def run_benchmark(args, seed, out) -> dict:
     print(f"ratio dynnets / hand-written = {result['ratio_vs_handwritten']:.3f} (goal <= 1.05)")
     if result["ratio_vs_torchdiffeq"] is not None:
         print(f"ratio dynnets / torchdiffeq  = {result['ratio_vs_torchdiffeq']:.3f}")
+    steps = args.fit_steps
+    result["fit"] = {"config": {"batch": FIT_BATCH, "steps_per_call": steps, "dtype": "float64", "lr": 1e-3},
+                     "goal_ratio": FIT_GOAL, "models": fit_overhead(steps, max(args.repeats // 4, 5))}
+    print(f"\n{'fit vs plain Adam loop':<22}{'plain (us/step)':>16}{'fit (us/step)':>15}{'ratio':>8}{'ratio cpu':>11}")
+    for name, r in result["fit"]["models"].items():
+        print(f"{name:<22}{1e6 * r['plain']['min']:>16.1f}{1e6 * r['fit']['min']:>15.1f}{r['ratio']:>8.3f}"
+              f"{r['ratio_cpu']:>11.3f}")
+    print(f"goal: fit <= {FIT_GOAL}x the plain loop")
     return result
 
 
