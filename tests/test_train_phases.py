@@ -37,7 +37,7 @@ def test_two_phases_equal_the_two_optimizers_run_one_after_the_other():
     a, b = _net(), _net()
     fit(a, _mse, phases=[Phase("adam", 7, lr=1e-2), Phase("lbfgs", 2, options=dict(max_iter=5))], progress=False)
     fit(b, _mse, steps=7, lr=1e-2, progress=False)
-    fit(b, _mse, steps=2, optimizer="lbfgs", lbfgs_options=dict(max_iter=5), progress=False)
+    fit(b, _mse, phases=[Phase("lbfgs", 2, options=dict(max_iter=5))], progress=False)
     assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b), strict=True))
     # negative control: another second phase gives other parameters
     c = _net()
@@ -91,9 +91,14 @@ def test_stall_restart_resets_the_optimizer_state_exactly_when_the_loss_stalls()
             calls.append(1)
             return _mse(m, b) * 0 + values[len(calls) - 1]
 
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        fit(model, loss, phases=[Phase(opt, 7, stall=stall)], progress=False)
-        return int(next(iter(opt.state.values()))["step"])
+        opts = []  # the phase's optimizer, seen through its schedule
+
+        def schedule(opt):
+            opts.append(opt)
+            return torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0)
+
+        fit(model, loss, phases=[Phase("adam", 7, schedule=schedule, stall=stall)], progress=False)
+        return int(next(iter(opts[0].state.values()))["step"])
 
     assert run(Stall(every=1, rtol=1e-4)) == 2
     assert run(None) == 7
@@ -106,12 +111,12 @@ def test_stall_restart_of_lbfgs_matches_a_fresh_lbfgs_per_chunk():
     a = _net()
     fit(a, _mse, phases=[Phase("lbfgs", 4, options=opts, stall=Stall(every=1, rtol=0.999999))], progress=False)
     b = _net()
-    fit(b, _mse, steps=2, optimizer="lbfgs", lbfgs_options=opts, progress=False)
-    fit(b, _mse, steps=1, optimizer="lbfgs", lbfgs_options=opts, progress=False)
-    fit(b, _mse, steps=1, optimizer="lbfgs", lbfgs_options=opts, progress=False)
+    fit(b, _mse, phases=[Phase("lbfgs", 2, options=opts)], progress=False)
+    fit(b, _mse, phases=[Phase("lbfgs", 1, options=opts)], progress=False)
+    fit(b, _mse, phases=[Phase("lbfgs", 1, options=opts)], progress=False)
     assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b), strict=True))
     c = _net()
-    fit(c, _mse, steps=4, optimizer="lbfgs", lbfgs_options=opts, progress=False)  # negative control: no restart
+    fit(c, _mse, phases=[Phase("lbfgs", 4, options=opts)], progress=False)  # negative control: no restart
     assert not all(torch.equal(p, q) for p, q in zip(_params(a), _params(c), strict=True))
 
 
