@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import CheckpointError, ConfigError
-from .rng import capture_rng, check_rng, restore_rng
+from .rng import capture_rng, restore_rng
 
 
 def _generators(data) -> list[torch.Generator]:
@@ -114,23 +114,8 @@ class BatchSource:
         return {"epoch": self.epoch, "position": self.position, "epoch_rng": self._epoch_rng,
                 "generators": list(self._epoch_generators)}
 
-    def check_state(self, state, where: str) -> None:
-        try:
-            epoch, position, rng, gens = state["epoch"], state["position"], state["epoch_rng"], state["generators"]
-        except (KeyError, TypeError):
-            raise CheckpointError(f"{where}: data-position record is malformed") from None
-        if not (isinstance(epoch, int) and isinstance(position, int) and epoch >= 0 and position >= 0):
-            raise CheckpointError(f"{where}: data position epoch={epoch!r}, position={position!r} is invalid")
-        if rng is None and position and not self.indexed:
-            raise CheckpointError(f"{where}: data position {position} has no generator record")
-        if rng is not None:
-            check_rng(rng, where)
-        if self.kind == "iterable" and len(gens) != len(_generators(self.data)) * (rng is not None):
-            raise CheckpointError(f"{where}: the checkpoint records {len(gens)} data generator(s), this run's "
-                                  f"data has {len(_generators(self.data))}")
-
     def restore(self, state, where: str) -> None:
-        """Replay the data to the recorded position (checked first by :meth:`check_state`)."""
+        """Replay the data to the recorded position (CheckpointError if the data is shorter than recorded)."""
         if self.kind != "iterable" or state["position"] == 0:
             return  # (no batch drawn yet: the epoch starts on the first draw, after the generators are restored)
         self.epoch = state["epoch"]

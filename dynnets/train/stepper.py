@@ -14,14 +14,13 @@ checkpoint of non-finite parameters is ever written.
 
 from __future__ import annotations
 
-import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, DtypeError, NonFiniteLossError, ShapeError
+from ..errors import ConfigError, DtypeError, NonFiniteLossError, ShapeError
 from . import distributed as D
 from .phase import OPTIMIZERS, Phase
 
@@ -52,10 +51,6 @@ class Stepper(ABC):
     @abstractmethod
     def state_dict(self) -> dict:
         ...
-
-    @abstractmethod
-    def check_state(self, state, where: str) -> None:
-        """CheckpointError if ``state`` cannot be loaded; nothing is changed."""
 
     @abstractmethod
     def load_state_dict(self, state: dict) -> None:
@@ -201,16 +196,6 @@ class TorchStepper(Stepper):
     def state_dict(self) -> dict:
         return {"optimizer": self.opt.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict()}
-
-    def check_state(self, state, where: str) -> None:
-        opt, sched = copy.deepcopy((self.opt, self.scheduler))  # tried on copies: nothing is changed
-        try:
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{where}: does not fit this optimizer/schedule: {' '.join(str(e).split())}") \
-                from None
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["optimizer"])
