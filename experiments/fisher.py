@@ -226,7 +226,7 @@ def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None
         states, bounds, weight = stability
         h = model.h
 
-        def stable(m, batch):  # the values it closes over are part of the checkpoint's fingerprint
+        def stable(m, batch):
             r = ((m(x) - y) / den).reshape(-1)
             return torch.cat([r, weight * stability_residuals(m(states, linearise=True), bounds, h)])
 
