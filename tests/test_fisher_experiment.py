@@ -59,7 +59,8 @@ def test_quick_run_writes_metrics_and_training_reduces_the_error(tmp_path):
     with pytest.raises(ConfigError, match="holds results of another run .*--pde='fisher' there, 'heat' here"):
         fisher.main(["--quick", "--pde", "heat", "--out", str(tmp_path)])
     (tmp_path / "metrics.json").unlink()
-    with pytest.raises(CheckpointError, match="convfd.ckpt: written by another run: .*--no-resume"):
+    with pytest.raises(CheckpointError, match="convfd.ckpt: written by a run with other settings: settings.pde: "
+                                              "checkpoint 'fisher', this run 'heat'.*--no-resume"):
         fisher.main(["--quick", "--pde", "heat", "--seed", "7", "--out", str(tmp_path)])
     assert all((tmp_path / f).read_bytes() == data for f, data in before.items() if f != "metrics.json")
 

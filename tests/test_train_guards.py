@@ -129,3 +129,18 @@ def test_other_settings_are_refused_listing_every_differing_key(tmp_path):
     # negative control: the same settings resume; resume=False starts over
     assert fit(_wide(), _mse, steps=4, lr=1e-3, seed=1, checkpoint=path, progress=False).resumed_from == 2
     assert fit(_wide(5), _mse, steps=4, checkpoint=path, resume=False, progress=False).resumed_from is None
+
+
+def test_the_callers_own_settings_are_recorded_and_compared(tmp_path):
+    """fit(settings=...) adds the caller's values (e.g. an experiment's options that make its data and loss,
+    which fit does not compare) to the checkpoint's settings; they read back as JSON (a tuple equals its list)."""
+    path = tmp_path / "run.ckpt"
+    fit(_wide(), _mse, steps=2, checkpoint=path, settings={"pde": "fisher", "grid": (32, 32)}, progress=False)
+    assert load_checkpoint(path)["settings"]["settings.grid"] == [32, 32]
+    with pytest.raises(SettingsMismatchError) as info:
+        fit(_wide(), _mse, steps=4, checkpoint=path, settings={"pde": "heat", "grid": [32, 32]}, progress=False)
+    assert info.value.keys == ["settings.pde"]
+    with pytest.raises(ConfigError, match="settings=.*JSON-able"):
+        fit(_wide(), _mse, steps=4, checkpoint=path, settings={"f": _mse}, progress=False)
+    assert fit(_wide(), _mse, steps=4, checkpoint=path, settings={"pde": "fisher", "grid": [32, 32]},
+               progress=False).resumed_from == 2

@@ -6,10 +6,11 @@ The options of one phase (optimizer, lr, schedule, ...) are checked by :mod:`dyn
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -79,6 +80,7 @@ class Options:
     monitor: Monitor | None = None
     desc: str | None = None
     on_step: Callable | None = None
+    settings: dict = field(default_factory=dict)
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(Options))
@@ -125,10 +127,23 @@ def check_options(run: Options) -> Options:
         raise ConfigError(f"desc={run.desc!r} must be None or a string")
     if run.on_step is not None and not callable(run.on_step):
         raise ConfigError(f"on_step must be None or callable, got {type(run.on_step).__name__}")
-    return replace(run, checkpoint=check_checkpoint_path(run.checkpoint),
+    return replace(run, settings=_json_dict(run.settings), checkpoint=check_checkpoint_path(run.checkpoint),
                    time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
                    device=None if run.device is None else resolve_device(run.device), dtype=resolve_dtype(run.dtype),
                    **{k: check_bool(k, getattr(run, k)) for k in ("resume", "keep_best", "progress")})
+
+
+def _json_dict(settings) -> dict:
+    """The caller's own settings as they read back from JSON (so a tuple compares equal to its list)."""
+    if settings is None:
+        return {}
+    try:
+        if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+            raise TypeError("not a dict with string keys")
+        return json.loads(json.dumps(settings, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"settings={settings!r} must be a dict of JSON-able values with string keys, no NaN "
+                          f"({e})") from None
 
 
 def _one_phase(options: dict) -> Phase:

@@ -32,8 +32,10 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Ph
              ``steps, optimizer, lr, schedule``.
     options: checkpoint (a file path), checkpoint_every (100), resume (True), progress (True), device, dtype,
              seed, time_budget (seconds by timer "wall" or "cpu"), keep_best, monitor (a Monitor), desc,
-             on_step(step, loss) (called on rank 0 after each step). DistributedDataParallel is used when a
-             process group with more than one rank is initialised.
+             on_step(step, loss) (called on rank 0 after each step), settings (a dict of JSON-able values the
+             checkpoint records beside the run's own and a resume compares, e.g. an experiment's command-line
+             options). DistributedDataParallel is used when a process group with more than one rank is
+             initialised.
 
     Bad options raise ConfigError before any work; a non-finite loss or gradient raises NonFiniteLossError
     before that step's update (no checkpoint of non-finite parameters is ever written); a checkpoint that

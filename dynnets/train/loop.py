@@ -87,7 +87,7 @@ class Training:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
         run, info = self.run, self.info
         self.settings = settings(model=self.model, loss_fn=self.loss_fn, data=self.data, phases=self.phases,
-                                 seed=run.seed, keep_best=run.keep_best)  # of the model converted by fit
+                                 seed=run.seed, keep_best=run.keep_best, extra=run.settings)  # after conversion
         if run.checkpoint is not None and info.is_main:
             remove_stale_temp_files(run.checkpoint)  # left by a writer that was killed
         # rank 0 decides whether to resume, so that every rank takes the same path even while a file system

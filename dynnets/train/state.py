@@ -12,7 +12,8 @@ Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_
 The resume rule: a checkpoint is resumed only by a run with the same settings, a plain dict of JSON-able
 values (the model's class and every parameter's name, dtype and shape; the data's kind and length; the loss,
 schedule and per-phase loss by name; the seed; keep-best; per phase the optimizer, lr, options, stall rule
-and the steps of every phase but the last, which may grow). Any difference is refused with one
+and the steps of every phase but the last, which may grow; and the caller's own, fit's ``settings=``, e.g. an
+experiment's command-line options). Any difference is refused with one
 SettingsMismatchError listing every differing key with both values. Code is not compared: a loss, schedule
 or model whose code changed under the same name resumes, and keeping it the same is the user's
 responsibility.
@@ -48,8 +49,9 @@ def _plain(value):
     return getattr(value, "__qualname__", type(value).__qualname__)
 
 
-def settings(*, model, loss_fn, data, phases, seed, keep_best) -> dict:
-    """The settings of one run that its checkpoints record and a resume compares (see the module docstring)."""
+def settings(*, model, loss_fn, data, phases, seed, keep_best, extra: dict) -> dict:
+    """The settings of one run that its checkpoints record and a resume compares (see the module docstring);
+    ``extra``: the caller's own (fit's ``settings=``), under their names prefixed by "settings."."""
     kind = "None" if data is None else "callable" if callable(data) else type(data).__qualname__
     out = {"model": type(model).__qualname__, "loss": _plain(loss_fn), "seed": seed, "keep_best": keep_best,
            "data": kind + (f" of {len(data)} batches" if hasattr(data, "__len__") else ""),
@@ -61,6 +63,7 @@ def settings(*, model, loss_fn, data, phases, seed, keep_best) -> dict:
                                                                      "loss", "stall")})
         if i < len(phases):  # where the next phase starts; the last phase may be extended (a longer run)
             out[f"phase {i} steps"] = p.steps
+    out.update({f"settings.{k}": v for k, v in extra.items()})
     return out
 
 

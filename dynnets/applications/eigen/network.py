@@ -155,17 +155,9 @@ def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float
     return res, new, basis
 
 
-def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
-                points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
-                accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
-                timer: str = "wall", progress: bool = False, device=None) -> EigenResult:
-    """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
-    The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
-    ``time_budget`` (seconds by ``timer``: "wall", or "cpu" = this process's CPU time, robust to other jobs
-    on the cores) cuts the running round's Adam phase short and skips its L-BFGS phase, then ends the search
-    after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
-    (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
-    Returns the pairs found (possibly fewer than n)."""
+def _checked(seed, starts, width, points, adam_steps, lbfgs_steps, horizon, lr, accept_tol, causality, max_rounds,
+             time_budget, timer) -> tuple:
+    """network_eig's options, validated, in the order given (timer is only checked)."""
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     starts, width, points = (check_int(k, v, minimum=1) for k, v in
                              (("starts", starts), ("width", width), ("points", points)))
@@ -182,6 +174,46 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
         time_budget = positive_real("time_budget", time_budget)
     if timer not in TIMERS:
         raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
+    return (seed, starts, width, points, adam_steps, lbfgs_steps, horizon, lr, accept_tol, causality, max_rounds,
+            time_budget)
+
+
+def _starts(x0, keep, basis: torch.Tensor, starts: int, gen: torch.Generator) -> torch.Tensor:
+    """A round's unit start vectors orthogonal to the accepted ``basis``: the previous round's end points
+    where ``keep`` says so, fresh random ones elsewhere."""
+    fresh = torch.randn(starts, basis.shape[0], generator=gen, dtype=torch.float64)
+    x0 = fresh if x0 is None else torch.where(keep.unsqueeze(1), x0, fresh)
+    x0 = x0 - (x0 @ basis) @ basis.T
+    return x0 / x0.norm(dim=1, keepdim=True)
+
+
+def _progress(progress: bool, rounds: int, adam_steps: int, lbfgs_steps: int):
+    """(a tqdm bar over the search's iterations, fit's on_step that advances it), or (None, None)."""
+    if not progress:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
+
+    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
+        bar.update(1 if step <= adam_steps else lbfgs_steps)
+    return bar, on_step
+
+
+def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
+                points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
+                accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
+                timer: str = "wall", progress: bool = False, device=None) -> EigenResult:
+    """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
+    The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
+    ``time_budget`` (seconds by ``timer``: "wall", or "cpu" = this process's CPU time, robust to other jobs
+    on the cores) cuts the running round's Adam phase short and skips its L-BFGS phase, then ends the search
+    after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
+    (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
+    Returns the pairs found (possibly fewer than n)."""
+    (seed, starts, width, points, adam_steps, lbfgs_steps, horizon, lr, accept_tol, causality, max_rounds,
+     time_budget) = _checked(seed, starts, width, points, adam_steps, lbfgs_steps, horizon, lr, accept_tol, causality,
+                             max_rounds, time_budget, timer)
     a_np = field.A.detach().cpu().numpy()
     a = torch.as_tensor(a_np)
     n = a.shape[0]
@@ -192,14 +224,7 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     basis = torch.zeros(n, 0, dtype=torch.float64)
     found, steps, history = [], [], []
     x0, keep = None, None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
-
-    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
-        bar.update(1 if step <= adam_steps else lbfgs_steps)
+    bar, on_step = _progress(progress, rounds, adam_steps, lbfgs_steps)
     t0, clock = time.perf_counter(), Clock(timer)
     for r in range(rounds):
         if len(found) == n or (time_budget is not None and clock.elapsed() > time_budget):
@@ -208,12 +233,9 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             v = torch.linalg.qr(torch.cat([basis, torch.randn(n, 1, generator=gen, dtype=torch.float64)], 1))[0][:, -1]
             ends, losses = v.unsqueeze(0), torch.zeros(1)
         else:
-            fresh = torch.randn(starts, n, generator=gen, dtype=torch.float64)
-            x0 = fresh if x0 is None else torch.where(keep.unsqueeze(1), x0, fresh)
-            x0 = x0 - (x0 @ basis) @ basis.T
-            x0 = x0 / x0.norm(dim=1, keepdim=True)
+            x0 = _starts(x0, keep, basis, starts, gen)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
-                                        causality, gen, on_step if bar is not None else None,
+                                        causality, gen, on_step,
                                         None if time_budget is None else time_budget - clock.elapsed(), timer)
         res, new, basis = _accept(a, ends, basis, accept_tol * scale)
         found += new

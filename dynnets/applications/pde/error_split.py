@@ -209,12 +209,11 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
                 space_order: int = 2, next_states: torch.Tensor | None = None) -> dict:
     """Measure the slides' one-step error splitting of ``net`` on ``states`` (batch, 1, n, n), float64.
 
-    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``lipschitz(lo, hi)`` is
-    Lip(F) in the max-norm for values in [lo, hi] (default: ``field_lipschitz`` of the pixel-grid field);
-    ``net`` is the learned
-    step (a Flow of explicit RK steps over total time dt). ``next_states`` (the data's U^{n+1}, from the
-    dataset's own reference solver) is optional: its distance to the pixel-grid reference is reported.
-    Returns per-state tensors and a JSON-ready ``summary``."""
+    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``lipschitz(lo, hi)`` is Lip(F) in
+    the max-norm for values in [lo, hi] (default: ``field_lipschitz`` of the pixel-grid field); ``net`` is the
+    learned step (a Flow of explicit RK steps over total time dt); ``next_states`` (the data's U^{n+1}, from the
+    dataset's own reference solver) is optional: its distance to the pixel-grid reference is reported. Returns
+    per-state tensors and a JSON-ready ``summary``."""
     _check_states(states)
     if isinstance(reference_steps, bool) or not isinstance(reference_steps, int) or reference_steps < 1:
         raise ConfigError(f"reference_steps must be a positive integer, got {reference_steps!r}")
