@@ -46,6 +46,14 @@ def _epoch_setters(data) -> list:
     return out
 
 
+def tensors_of(batch) -> list[torch.Tensor]:
+    """The tensors in (nested tuples/lists/dicts of) ``batch``."""
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    return [t for b in items for t in tensors_of(b)]
+
+
 def move_batch(batch, device: torch.device, dtype: torch.dtype | None):
     """Move tensors in (nested tuples/lists/dicts of) ``batch`` to ``device``; cast floating ones to ``dtype``."""
     if isinstance(batch, torch.Tensor):

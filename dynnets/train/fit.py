@@ -3,6 +3,7 @@ checkpoints with exact resume, DDP, time budgets, restarts on stall, keep-best, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -47,7 +48,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Ph
     use_ddp = info.world_size > 1
     dev = D.local_device(run.device if run.device is not None else next(model.parameters()).device)
     training = Training(model, loss_fn, data, phases, run, info, use_ddp)  # may refuse a schedule: convert after
-    model.to(device=dev, dtype=run.dtype)  # in place: the optimizers keep the same Parameter objects
+    if run.dtype is not None or any(t.device != dev for t in itertools.chain(model.parameters(), model.buffers())):
+        model.to(device=dev, dtype=run.dtype)  # in place: the optimizers keep the same Parameter objects
     if run.checkpoint is not None:  # refuse now a model state that could not be written/read back later
         try:
             check_payload(model.state_dict(), "model")

@@ -20,7 +20,7 @@ from ..io import remove_stale_temp_files
 from . import distributed as D
 from .checkpoint import save_checkpoint
 from .config import Options
-from .data import BatchSource, move_batch
+from .data import BatchSource, move_batch, tensors_of
 from .lm import LevenbergMarquardt
 from .monitor import Clock, MonitorLog
 from .phase import Phase
@@ -108,6 +108,9 @@ class Training:
             seed_everything(run.seed)
         self.model.train()
         self.net = D.wrap_ddp(self.model, dev) if use_ddp else self.model
+        # a list of batches already on the device, with no dtype to cast to, is used as it is
+        self.move = not (self.source.indexed and run.dtype is None and
+                         all(t.device == dev for t in tensors_of(self.source.data)))
 
     def check_parameters(self) -> None:
         """NonFiniteLossError if an update left the parameters non-finite (before a checkpoint or the end)."""
@@ -134,7 +137,9 @@ class Training:
             raise error or CheckpointError(f"checkpoint {run.checkpoint}: rank 0 failed to write it")
 
     def _take_step(self, stepper, dev) -> Outcome:
-        batch = move_batch(self.source.next(self.step), dev, self.run.dtype)
+        batch = self.source.next(self.step)
+        if self.move:
+            batch = move_batch(batch, dev, self.run.dtype)
         snapshot = None
         if self.run.keep_best:
             snapshot = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -19,8 +19,8 @@ from ..errors import ConfigError
 # the optimizer of each name (Levenberg-Marquardt is dynnets.train.lm)
 OPTIMIZERS = {"adam": torch.optim.Adam, "lbfgs": torch.optim.LBFGS, "lm": None, "sgd": torch.optim.SGD}
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3, "lbfgs": 1.0}
-# keyword arguments of torch.optim.LBFGS other than params and lr
-LBFGS_OPTIONS = tuple(p for p in inspect.signature(torch.optim.LBFGS).parameters if p not in ("params", "lr"))
+# the keyword arguments of each torch optimizer other than params and lr (read once: inspect is slow)
+OPTION_NAMES = {k: tuple(inspect.signature(cls).parameters)[2:] for k, cls in OPTIMIZERS.items() if cls is not None}
 # Levenberg-Marquardt: initial damping and the damping floor relative to max diag(J^T J)
 LM_OPTIONS = {"mu0": 1e-2, "tau": 1e-9}
 
@@ -76,7 +76,7 @@ def _check_options(kind: str, options, where: str) -> dict:
         raise ConfigError(f"{where}options must be a dict, got {type(options).__name__}")
     options = dict(options or {})
     if kind == "lbfgs":
-        allowed = LBFGS_OPTIONS
+        allowed = OPTION_NAMES[kind]
         if options.get("line_search_fn", "strong_wolfe") not in (None, "strong_wolfe"):
             raise ConfigError(f"{where}line_search_fn={options['line_search_fn']!r} must be None or 'strong_wolfe'")
         options = {"line_search_fn": "strong_wolfe", **options}
@@ -86,7 +86,7 @@ def _check_options(kind: str, options, where: str) -> dict:
         for key in LM_OPTIONS:
             positive_finite(f"{where}{key}", options[key])
     else:
-        allowed = tuple(inspect.signature(OPTIMIZERS[kind]).parameters)[2:]  # after params, lr
+        allowed = OPTION_NAMES[kind]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}options has unknown key(s) {unknown} for optimizer {kind!r}")
