@@ -1,12 +1,12 @@
 """One optimizer step of one phase, behind one interface (`Stepper`), with the non-finite guards.
 
-`TorchStepper` drives a torch.optim optimizer (Adam, SGD, L-BFGS with its closure, or an instance) and its
+`TorchStepper` drives a torch.optim optimizer (Adam, SGD, or L-BFGS with its closure) and its
 learning-rate schedule; `dynnets.train.lm.LevenbergMarquardt` is the other implementation. The training
 loop (dynnets.train.loop) only calls this interface, so checkpoints, resume, DDP, time budgets, restarts
 on stall and keep-best work the same for every optimizer.
 
 Guards: a non-finite loss or gradient at the start of a step raises NonFiniteLossError before the
-update (one reduction and one host read per step); an L-BFGS update that left the parameters non-finite
+update (one fused check of the gradients and one host read per step); an L-BFGS update that left the parameters non-finite
 is undone (its line search works on a snapshot) and raises. Adam's and SGD's updates of finite gradients are
 not checked every step: the loop checks the parameters before every checkpoint write and at the end, so no
 checkpoint of non-finite parameters is ever written.
