@@ -16,6 +16,7 @@ optimizer, one torch thread. Goal (issue 29 item 4): fit <= 1.1x the plain loop.
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -91,8 +92,15 @@ def fit_models() -> dict:
     return {"Stormer-Verlet flow": sv.double(), "MLP": mlp.double()}
 
 
+def _quantile(values: list[float], q: float) -> float:
+    return sorted(values)[int(q * (len(values) - 1))]
+
+
 def fit_overhead(steps: int, repeats: int) -> dict:
-    """Seconds per training step of fit and of a plain Adam loop, interleaved in one process."""
+    """Seconds per training step of fit and of a plain Adam loop, in one process: (a) whole calls of ``steps``
+    steps (fit's set-up included), interleaved, their minimum; (b) every step timed on its own (fit: at each
+    call of a callable ``data``, which adds moving the batch), alternating runs, the 10% quantile and median
+    of the step times: a loaded machine delays some steps, not the quantile."""
     from dynnets.train import fit
 
     x, y = pendulum_pairs()
@@ -101,26 +109,43 @@ def fit_overhead(steps: int, repeats: int) -> dict:
         inputs, targets = batch
         return (model(inputs) - targets).square().mean()
 
-    def plain(model):
+    def plain(model, stamps=None):
         def once():
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             for _ in range(steps):
+                if stamps is not None:
+                    stamps.append(time.perf_counter())
                 opt.zero_grad(set_to_none=True)
                 loss_fn(model, (x, y)).backward()
                 opt.step()
         return once
 
-    def with_fit(model):
-        return lambda: fit(model, loss_fn, [(x, y)], steps=steps, lr=1e-3, progress=False)
+    def with_fit(model, stamps=None):
+        def data(step):
+            stamps.append(time.perf_counter())
+            return x, y
+        if stamps is None:
+            return lambda: fit(model, loss_fn, [(x, y)], steps=steps, lr=1e-3, progress=False)
+        return lambda: fit(model, loss_fn, data, steps=steps, lr=1e-3, progress=False)
 
     out, threads = {}, torch.get_num_threads()
     torch.set_num_threads(1)  # batch 40 of a tiny model: a second intra-op thread only adds contention
     try:
         for name, model in fit_models().items():
             stats = interleaved_times({"plain": plain(model), "fit": with_fit(model)}, repeats=repeats, warmup=1)
-            out[name] = {k: {m: v / steps for m, v in s.items()} for k, s in stats.items()}
-            out[name]["ratio"] = stats["fit"]["min"] / stats["plain"]["min"]
-            out[name]["ratio_cpu"] = stats["fit"]["cpu_min"] / stats["plain"]["cpu_min"]
+            r = {k: {m: v / steps for m, v in s.items()} for k, s in stats.items()}
+            r["ratio"] = stats["fit"]["min"] / stats["plain"]["min"]
+            r["ratio_cpu"] = stats["fit"]["cpu_min"] / stats["plain"]["cpu_min"]
+            per_step = {"plain": [], "fit": []}
+            for _ in range(repeats):
+                for kind, make in (("plain", plain), ("fit", with_fit)):
+                    stamps = []
+                    make(model, stamps)()
+                    per_step[kind] += [b - a for a, b in zip(stamps, stamps[1:])]
+            for q, label in ((0.1, "p10"), (0.5, "median")):
+                r[f"step_{label}"] = {k: _quantile(v, q) for k, v in per_step.items()}
+                r[f"ratio_step_{label}"] = r[f"step_{label}"]["fit"] / r[f"step_{label}"]["plain"]
+            out[name] = r
     finally:
         torch.set_num_threads(threads)
     return out
@@ -136,10 +161,13 @@ def run_benchmark(args, seed, out) -> dict:
     result["fit"] = {"config": {"batch": FIT_BATCH, "steps_per_call": steps, "dtype": "float64", "lr": 1e-3,
                                 "torch_threads": 1},
                      "goal_ratio": FIT_GOAL, "models": fit_overhead(steps, args.fit_repeats)}
-    print(f"\n{'fit vs plain Adam loop':<22}{'plain (us/step)':>16}{'fit (us/step)':>15}{'ratio':>8}{'ratio cpu':>11}")
+    print(f"\n{'fit vs plain Adam loop':<22}{'calls: plain':>13}{'fit (us/step)':>15}{'ratio':>7}{'cpu':>7}"
+          f"{'steps p10: plain':>18}{'fit':>8}{'ratio':>7}{'median ratio':>14}")
     for name, r in result["fit"]["models"].items():
-        print(f"{name:<22}{1e6 * r['plain']['min']:>16.1f}{1e6 * r['fit']['min']:>15.1f}{r['ratio']:>8.3f}"
-              f"{r['ratio_cpu']:>11.3f}")
+        p10 = r["step_p10"]
+        print(f"{name:<22}{1e6 * r['plain']['min']:>13.1f}{1e6 * r['fit']['min']:>15.1f}{r['ratio']:>7.3f}"
+              f"{r['ratio_cpu']:>7.3f}{1e6 * p10['plain']:>18.1f}{1e6 * p10['fit']:>8.1f}{r['ratio_step_p10']:>7.3f}"
+              f"{r['ratio_step_median']:>14.3f}")
     print(f"goal: fit <= {FIT_GOAL}x the plain loop")
     return result
 

@@ -172,6 +172,7 @@ class Training:
         run, last, post = self.run, None, 0.0
         phase, stepper = self.phases[self.phase], self.steppers[self.phase]
         final = self.phase == len(self.phases) - 1
+        optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
         while self.phase_step < phase.steps:
             last = self._take_step(stepper, dev)
             if bar is not None:
@@ -179,7 +180,8 @@ class Training:
                 if time.perf_counter() >= post:
                     bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
                     post = time.perf_counter() + _POSTFIX_SECONDS
-            self._after_step(phase, stepper, last, clock, log)
+            if optional:
+                self._after_step(phase, stepper, last, clock, log)
             out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
             finished = last.done or self.phase_step >= phase.steps
             if last.done or (finished and not final):
