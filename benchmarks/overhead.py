@@ -7,8 +7,10 @@ when torchdiffeq is installed (the `bench` extra).
 Second table: the cost per training step of ``dynnets.train.fit`` against a plain Adam loop (zero_grad,
 forward, loss, backward, step) on the same model and data, float64, batch 40 (the 40 pendulum pairs of
 issue 29: H = p^2/2 - cos q, one orbit from (1, 0), h = 0.1), for a 4-step Stormer-Verlet Flow of
-Hamiltonian(1, 16) and a 2-16-16-2 tanh MLP; each timed call runs ``--fit-steps`` steps with a fresh
-optimizer, one torch thread. Goal (issue 29 item 4): fit <= 1.1x the plain loop.
+Hamiltonian(1, 16) and a 2-16-16-2 tanh MLP, one torch thread: whole calls of ``--fit-steps`` steps with a
+fresh optimizer (fit's set-up included; their minimum), and every step timed on its own (its 10% quantile:
+on a shared machine the steps another job delays are in the tail, not in the quantile). Goal (issue 29
+item 4): fit <= 1.1x the plain loop.
 
     python -m benchmarks.overhead [--repeats N] [--fit-steps N] [--fit-repeats N] [--fit-only]
 """
@@ -98,14 +100,16 @@ def _quantile(values: list[float], q: float) -> float:
 
 def fit_overhead(steps: int, repeats: int) -> dict:
     """Seconds per training step of fit and of a plain Adam loop, in one process: (a) whole calls of ``steps``
-    steps (fit's set-up included), interleaved, their minimum; (b) every step timed on its own (fit: at each
-    call of a callable ``data``, which adds moving the batch), alternating runs, the 10% quantile and median
-    of the step times: a loaded machine delays some steps, not the quantile."""
+    steps (fit's set-up included), interleaved, their minimum; (b) every step timed on its own (a time stamp
+    as the loss is evaluated, the same in both), alternating runs, the 10% quantile and median of the step
+    times: a loaded machine delays some steps, not the quantile."""
     from dynnets.train import fit
 
     x, y = pendulum_pairs()
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, stamps=None):
+        if stamps is not None:
+            stamps.append(time.perf_counter())
         inputs, targets = batch
         return (model(inputs) - targets).square().mean()
 
@@ -113,20 +117,14 @@ def fit_overhead(steps: int, repeats: int) -> dict:
         def once():
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             for _ in range(steps):
-                if stamps is not None:
-                    stamps.append(time.perf_counter())
                 opt.zero_grad(set_to_none=True)
-                loss_fn(model, (x, y)).backward()
+                loss_fn(model, (x, y), stamps).backward()
                 opt.step()
         return once
 
     def with_fit(model, stamps=None):
-        def data(step):
-            stamps.append(time.perf_counter())
-            return x, y
-        if stamps is None:
-            return lambda: fit(model, loss_fn, [(x, y)], steps=steps, lr=1e-3, progress=False)
-        return lambda: fit(model, loss_fn, data, steps=steps, lr=1e-3, progress=False)
+        loss = loss_fn if stamps is None else (lambda m, b: loss_fn(m, b, stamps))
+        return lambda: fit(model, loss, [(x, y)], steps=steps, lr=1e-3, progress=False)
 
     out, threads = {}, torch.get_num_threads()
     torch.set_num_threads(1)  # batch 40 of a tiny model: a second intra-op thread only adds contention

@@ -144,3 +144,22 @@ def test_the_callers_own_settings_are_recorded_and_compared(tmp_path):
         fit(_wide(), _mse, steps=4, checkpoint=path, settings={"f": _mse}, progress=False)
     assert fit(_wide(), _mse, steps=4, checkpoint=path, settings={"pde": "fisher", "grid": [32, 32]},
                progress=False).resumed_from == 2
+
+
+def test_an_update_that_overflows_never_reaches_a_checkpoint(tmp_path):
+    """SGD's update of finite float32 gradients overflows (lr 1e38 x gradient 40): the parameters are checked
+    before the checkpoint write, so none is written. Control: the same run with lr 1e-3 writes it."""
+    path = tmp_path / "run.ckpt"
+    x = torch.full((4, 2), 10.0)
+
+    def loss(m, b):
+        return m(x).sum()
+
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteLossError, match="parameters are not finite after step 1"):
+        fit(torch.nn.Linear(2, 1), loss, steps=3, optimizer="sgd", lr=1e38, checkpoint=path, checkpoint_every=1,
+            progress=False)
+    assert not path.exists()
+    fit(torch.nn.Linear(2, 1), loss, steps=3, optimizer="sgd", lr=1e-3, checkpoint=path, checkpoint_every=1,
+        progress=False)
+    assert load_checkpoint(path)["step"] == 3

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NonFiniteLossError
 from ..io import remove_stale_temp_files
 from . import distributed as D
 from .checkpoint import save_checkpoint
@@ -26,7 +26,7 @@ from .monitor import Clock, MonitorLog
 from .phase import Phase
 from .rng import capture_rng, restore_rng, seed_everything
 from .state import build_payload, prepare_resume, settings
-from .stepper import Outcome, TorchStepper, all_finite, nonfinite
+from .stepper import Outcome, TorchStepper, all_finite
 
 _POSTFIX_SECONDS = 0.1  # the progress bar's loss/lr text is refreshed at most this often
 
@@ -77,7 +77,6 @@ class Training:
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
         self.steppers = [make_stepper(p, model, loss_fn, use_ddp, run.checkpoint) for p in phases]
-        self.data = data
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
         self.best = None
@@ -86,7 +85,7 @@ class Training:
     def start(self, use_ddp: bool, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
         run, info = self.run, self.info
-        self.settings = settings(model=self.model, loss_fn=self.loss_fn, data=self.data, phases=self.phases,
+        self.settings = settings(model=self.model, loss_fn=self.loss_fn, data=self.source.data, phases=self.phases,
                                  seed=run.seed, keep_best=run.keep_best, extra=run.settings)  # after conversion
         if run.checkpoint is not None and info.is_main:
             remove_stale_temp_files(run.checkpoint)  # left by a writer that was killed
@@ -115,8 +114,9 @@ class Training:
     def check_parameters(self) -> None:
         """NonFiniteLossError if an update left the parameters non-finite (before a checkpoint or the end)."""
         if not all_finite(self.model.parameters()):
-            raise nonfinite(f"the parameters are not finite (an update up to step {self.step} overflowed)",
-                            self.step, self.run.checkpoint)
+            where = f"; the last checkpoint is {self.run.checkpoint}" if self.run.checkpoint else ""
+            raise NonFiniteLossError(f"the parameters are not finite after step {self.step} (an update overflowed; "
+                                     f"rule: finite parameters){where}")
 
     def write_checkpoint(self) -> None:
         run, info = self.run, self.info

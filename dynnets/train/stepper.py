@@ -74,6 +74,8 @@ def real_tensor(value, step: int, what: str = "loss_fn") -> torch.Tensor:
 
 
 def scalar_loss(loss, step: int) -> torch.Tensor:
+    if isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad and loss.is_floating_point():
+        return loss  # the usual case, checked in one line (this runs every step)
     loss = real_tensor(loss, step)
     if loss.numel() != 1:
         raise ShapeError(f"loss_fn returned a tensor of shape {tuple(loss.shape)} at step {step}, expected a "
