@@ -23,7 +23,7 @@ class Dense(Field):
     step x + h F(x) then satisfies E||x'||^2 ~ (1 + c h^2) ||x||^2 with c <= init_scale^2 E[sigma'^2],
     so n steps change the norm by at most about exp(c n h^2 / 2), independent of the width: with the
     default init_scale = 0.5 a 100-step flow with h <= 0.5 keeps forward and backward signal within a
-    small constant factor (tests/test_dense.py measures it).
+    small constant factor (tests/fields/test_dense.py measures it).
     """
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):

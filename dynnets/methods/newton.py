@@ -25,7 +25,7 @@ so F(X_i) and G carry |h lambda| eps ||x|| of round-off (1e8 eps at h lambda = -
 (x) DF)^-1 maps that back to eps ||x||: the correction sees the round-off of the solution, the residual
 that of the equations. As M^-1 scales each direction by its own stiffness, a soft component of a stiff
 system does not hide under the stiff one's round-off either (as it does in max |G|). Measured (the sweeps
-of ``tests/test_implicit_stiff.py``, run over every tableau and float32 too): where Newton stops, the
+of ``tests/methods/test_implicit_stiff.py``, run over every tableau and float32 too): where Newton stops, the
 correction is, in these units, 0.56 in the median, 2.5 at the 99th percentile and 5.2 at most
 over 12160 stiff samples (x' = lambda x with h lambda from -1 to -1e8 and diag(-1, -1e6) with h from 1e-6
 to 100, every Gauss-Legendre and Radau IIA tableau, float32 and float64), and 0.18 / 1.2 / 2.9 over 7655

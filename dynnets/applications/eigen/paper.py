@@ -8,7 +8,7 @@ v_i^T v_i (eq. 20). Defaults: t_f = 8, N = 2e5 (the seed's numbers).
 The time loop is a sequential chain of 2e5 tiny (n-vector) updates, so it runs on NumPy float64 arrays:
 per call NumPy costs about 2.5x less than torch here, and this procedure is the baseline the robust solver
 is compared against, so it must not be handicapped. The arithmetic is exactly that of
-``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/test_eigen.py checks it).
+``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/applications/test_eigen.py checks it).
 """
 
 from __future__ import annotations

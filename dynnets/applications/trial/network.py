@@ -19,7 +19,7 @@ hold exactly for *every* network N; only the PDE residual is learned. For the se
   directions stacked into one matrix product per layer), and g, d and their derivatives are computed
   once per collocation set (they do not depend on the parameters); then
   D_j u = D_j g + D_j d N + d D_j N and D_jj u = D_jj g + D_jj d N + 2 D_j d D_j N + d D_jj N.
-  The two paths agree to round-off (tests/test_heat_trial.py); the fast one is ~5x cheaper.
+  The two paths agree to round-off (tests/applications/test_heat_trial.py); the fast one is ~5x cheaper.
 * ``residual_loss``: the mean squared residual on collocation points as a loss for ``dynnets.train.fit``
   (the recipes' training, Adam warm-up then L-BFGS, is in ``heat.py``).
 """
