@@ -38,8 +38,7 @@ MAX_ENTRY = 1e12
 
 
 def _zero(defect: float, scale: float, terms: int) -> bool:
-    """``defect`` (a sum of ``terms`` rounded products whose magnitudes add up to ``scale``) is zero up
-    to round-off: |defect| <= 4 (terms + 1) eps scale."""
+    """|defect| <= 4 (terms + 1) eps scale: a sum of ``terms`` products of magnitude ``scale`` is zero."""
     return abs(defect) <= 4.0 * (terms + 1) * EPS * scale
 
 
@@ -158,9 +157,7 @@ class ButcherTableau:
 
     @cached_property
     def real_stability_interval(self) -> float:
-        """The largest r with |R(-x)| <= 1 on [0, r]: h lambda must lie in [-r, 0] for a real negative
-        eigenvalue lambda. 2 for Euler and Heun, 2.5127 for SSPRK3, 2.7853 for RK4, inf for the A-stable
-        Gauss and Radau IIA methods."""
+        """The largest r with |R(-x)| <= 1 on [0, r] (2.7853 for RK4, inf for Gauss and Radau IIA)."""
         return stability.real_stability_interval(self.a, self.b)
 
 
@@ -172,8 +169,7 @@ def _rows(name: str, what: str, rows) -> list:
 
 
 def _reals(name: str, what: str, values) -> tuple[float, ...]:
-    """One row of coefficients as floats, each a real number: not a string ('0.5') or a bool (True), which
-    float() alone would accept."""
+    """One row of coefficients as floats; strings and bools (which float() accepts) are refused."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TableauError(f"tableau {name!r}: {what} must be a sequence of real numbers, got {values!r}")
     out = []
@@ -224,20 +220,14 @@ def dense_weights_at(dense, theta: float) -> list[float]:
 
 @dataclass(frozen=True)
 class EmbeddedTableau(ButcherTableau):
-    """An explicit tableau (A, c) with the step's weights b (order p), one or two embedded weight vectors
-    b-hat on the same stages (orders p-hat < p) and an optional dense output P (one row per stage,
-    b_i(theta) = sum_j P_ij theta^(j+1)), so that
+    """An explicit tableau with weights b (order p), one or two embedded weight vectors b-hat (orders < p)
+    and an optional dense output P (one row per stage, b_i(theta) = sum_j P_ij theta^(j+1)):
 
         x' = x + h sum_i b_i k_i,      e = h sum_i (b_i - b-hat_i) k_i        (Hairer, Norsett, Wanner I, II.4)
 
-    estimates the local error of the lower order at the cost of no extra evaluation, and
-    x(t + theta h) ~ x + h sum_i b_i(theta) k_i, possibly on extra stages evaluated only when needed (b_i
-    = 0 there). One object carries the whole pair (as diffrax's tableau carries b_sol and b_error).
-
-    Every order is computed by the rooted-tree conditions: of b, of each b-hat (``embedded_orders``) and of
-    the dense output (``dense_order``: at a fixed theta it is the Runge-Kutta method (A / theta,
-    b(theta) / theta), the minimum over ``DENSE_CHECK_POINTS``). ``from_lists`` refuses a pair whose orders
-    do not come out as claimed (``TableauError``).
+    x(t + theta h) ~ x + h sum_i b_i(theta) k_i (extra stages have b_i = 0). Every order is computed by the
+    rooted-tree conditions (the dense output's at fixed theta as the method (A / theta, b(theta) / theta),
+    minimum over ``DENSE_CHECK_POINTS``); ``from_lists`` refuses orders other than claimed (``TableauError``).
     """
 
     embedded: tuple[tuple[float, ...], ...] = ()
@@ -296,9 +286,8 @@ class EmbeddedTableau(ButcherTableau):
 
 
 def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:
-    """The cubic Hermite interpolant through x, x', F(x) = k_first, F(x') = k_last as stage weights:
-    b(theta) = (3 theta^2 - 2 theta^3) b + (theta - 2 theta^2 + theta^3) e_first + (theta^3 - theta^2)
-    e_last (order 3 wherever the step has order >= 3)."""
+    """Cubic Hermite interpolant through x, x', k_first = F(x), k_last = F(x') as stage weights (order 3):
+    b(theta) = (3 th^2 - 2 th^3) b + (th - 2 th^2 + th^3) e_first + (th^3 - th^2) e_last."""
     rows = [[0.0, 3.0 * bi, -2.0 * bi] for bi in b]
     rows[first] = [v + w for v, w in zip(rows[first], (1.0, -2.0, 1.0))]
     rows[last] = [v + w for v, w in zip(rows[last], (0.0, -1.0, 1.0))]
