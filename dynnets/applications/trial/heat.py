@@ -4,16 +4,11 @@ Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0
 u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t); trial form
 u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
 
-* ``PAPER_RECIPE``: the seed's own network and training: an MLP 2-50-20-1 with sigmoid, float32, Adam
-  with lr 0.005 on the *summed* squared residual over a 20 x 20 linspace grid (faces included).
-* ``DYNNETS_RECIPE``: N a ``TrialNetwork`` (lifting Linear(2, 20), a Flow of 3 Euler steps of tanh
-  Dense(20, 20) fields with h = 1/3, projection; 2,541 parameters) in float64, mean squared residual
-  on 28 x 28 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
-  decays fastest; 784 points), exact derivatives by Taylor mode, 100 Adam steps
-  (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls), by dynnets.train.fit; the
-  projection (21 parameters) is not trained but solved for: the residual is affine in it, so at every
-  evaluation it is the linear least-squares optimum for the current hidden layers (variable projection,
-  ``network.ProjectedLoss``; issue 16: 3-8x smaller errors than training it, at the same CPU budget).
+* ``PAPER_RECIPE``: the seed's MLP 2-50-20-1 (sigmoid, float32), Adam lr 0.005 on the summed squared
+  residual over a 20 x 20 linspace grid.
+* ``DYNNETS_RECIPE``: a ``TrialNetwork`` (3 Euler steps of tanh Dense(20, 20)) in float64, mean squared
+  residual on 28 x 28 midpoints with t = s^2, 100 Adam steps (lr 1e-2) then L-BFGS, the projection solved
+  by variable projection (``network.ProjectedLoss``). Details and figures: docs/heat.md.
 """
 
 from __future__ import annotations
