@@ -7,11 +7,9 @@ exposes what explicit Euler needs without fields importing methods:
 - ``lipschitz_bound()``: beta ||A||_2^2 (Lip of the field itself);
 - ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (``gradient_euler_bound``,
   proved in ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
-- ``stiffness()``: beta ||A||_2^2 for a contractive field (sign -1): DF(x) = -A^T diag(sigma') A is
-  symmetric with spectrum in [-beta ||A||^2, 0], so Euler's largest stable step,
-  ``Euler().max_stable_step(field)`` = 2 / (beta ||A||^2), is also the largest h for which the step is
-  1-Lipschitz (``constraints.ContractiveStep`` clamps h to it at every call: the weights, hence the limit,
-  change in training).
+- ``stiffness()``: beta ||A||_2^2 for a contractive field (sign -1, spectrum of DF in [-beta ||A||^2, 0]):
+  Euler's largest stable step 2 / (beta ||A||^2) is also its largest 1-Lipschitz step
+  (``constraints.ContractiveStep`` clamps h to it at every call).
 """
 
 from __future__ import annotations
