@@ -9,16 +9,9 @@ largest at tan(2 theta*) = 2 ||g|| / (rho - mu) (theta* in (0, pi/2)): the step 
 
     h* = 2 tan(theta* / 2) / ||g||
 
-makes each step the best Cayley step of the ODE (the rotation to the top Ritz vector of span(y, B y), i.e.
-steepest ascent of rho with exact line search). Unlike a fixed h = c / spread_bound(B) it needs no bound of
-the spread (the Gershgorin bound overestimates it by about 0.4 sqrt(n) for a random matrix, and the rate per
-step is h gap), and rho increases at every step by construction. Near the limit each step still contracts
-the error by about 1 - 2 gap / spread(B): the ODE is the gradient flow of rho, and no step size changes
-that rate.
-
-NumPy float64 throughout (per call ~2.5x cheaper than torch for such vectors). B y is carried along the
-rotation (one product B g per step) and recomputed every ``REFRESH`` steps and before a vector is accepted,
-so carried round-off never decides acceptance.
+makes each step the best Cayley step (the rotation to the top Ritz vector of span(y, B y)): no bound of the
+spread is needed and rho increases at every step. NumPy float64 throughout; B y is carried along the
+rotation and recomputed every ``REFRESH`` steps and before a vector is accepted.
 """
 
 from __future__ import annotations
