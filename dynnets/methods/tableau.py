@@ -4,20 +4,11 @@
     --+----
       | b^T        step:     x' = x + h sum_i b_i k_i
 
-Computed from the coefficients, never declared:
-
-- the order, from the order conditions of all rooted trees up to min(2 s, 10) vertices (``trees``),
-  for ``b`` or for any other weight vector (``order_of``: e.g. the b-hat of an embedded pair);
-- ``is_explicit`` (A strictly lower triangular);
-- ``is_symplectic``: b_i a_ij + b_j a_ji - b_i b_j = 0 for all i, j (Cooper's condition: the method then
-  conserves every quadratic first integral and is symplectic on Hamiltonian fields; Hairer, Lubich,
-  Wanner, Geometric Numerical Integration, IV.2.1 and VI.4.1);
-- ``is_symmetric``: a_(s+1-i)(s+1-j) + a_ij = b_j and b_(s+1-i) = b_i (the adjoint method, stages in
-  reverse order, is the method itself, so Psi_(-h) = Psi_h^(-1); GNI V.2.2);
-- the stability function and real stability interval (``stability``).
-
-Every comparison with zero is scale-aware: a relation is accepted when its defect is within a few
-eps of the magnitude of the terms it adds up, so the verdicts hold for coefficients of any size.
+Computed from the coefficients, never declared: the order (rooted-tree conditions up to min(2 s, 10)
+vertices, ``trees``; ``order_of`` for any weight vector); ``is_explicit``; ``is_symplectic``
+(b_i a_ij + b_j a_ji = b_i b_j, Cooper; GNI IV.2.1, VI.4.1); ``is_symmetric`` (a_(s+1-i)(s+1-j) + a_ij = b_j,
+b_(s+1-i) = b_i, so Psi_(-h) = Psi_h^(-1); GNI V.2.2); the stability function (``stability``). Every
+comparison with zero is relative to the magnitude of the terms summed (scale-aware).
 """
 
 from __future__ import annotations
@@ -60,8 +51,7 @@ class ButcherTableau:
 
     @classmethod
     def from_lists(cls, a, b, c=None, *, name: str = "custom", order: int | None = None):
-        """Build from nested lists; ``c`` defaults to the row sums of ``a``; ``order``, if given, must be a
-        positive integer that the order conditions confirm (a lower bound of the computed order)."""
+        """Build from nested lists; ``c`` defaults to A's row sums; a claimed ``order`` must be confirmed."""
         claimed = None if order is None else check_claimed_order(order, name)
         a_t = tuple(_reals(name, f"row {i} of A", row) for i, row in enumerate(_rows(name, "A", a)))
         b_t = _reals(name, "b", b)
@@ -95,8 +85,7 @@ class ButcherTableau:
         return min(2 * self.stages, trees.MAX_ORDER)
 
     def order_of(self, weights) -> int:
-        """The order of the method (A, weights): the largest p <= ``max_checked_order`` for which every
-        order condition with at most p vertices holds to round-off (0 if even sum w = 1 fails)."""
+        """The largest p <= ``max_checked_order`` whose order conditions (A, weights) hold to round-off."""
         weights = _reals(self.name, "a weight vector", weights)
         if len(weights) != self.stages:
             raise TableauError(f"tableau {self.name!r}: a weight vector needs {self.stages} entries, got "
