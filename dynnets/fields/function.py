@@ -13,14 +13,9 @@ from ..errors import ConfigTypeError, DtypeError, ShapeError
 
 class FunctionField(Field):
     """F(x) = fn(x), or with ``time_dependent=True`` F(t, x) = fn(t, x) (torchdiffeq's convention; t a 0-d
-    tensor, or (batch,) with one time per row), for any callable on (batch, ...) states: a function, a
-    user's ``nn.Module`` (its parameters train like any field's), a decomposition's part, a test field. The
-    signature is never guessed: ``time_dependent`` says it.
-
-    No traits: it claims nothing (``lipschitz_bound()`` raises ``NotCertifiedError``). ``dim`` (optional)
-    fixes the size of the last axis; None accepts states of any shape. Every output is checked to have the
-    input's shape and dtype (``ShapeError``, ``DtypeError``): a broadcast or a cast would otherwise give a
-    wrong step silently.
+    tensor, or (batch,)) for any callable on (batch, ...) states (an ``nn.Module``'s parameters train).
+    No traits, no certified bound. ``dim`` (optional) fixes the last axis. Every output must have the
+    input's shape and dtype (``ShapeError``, ``DtypeError``).
     """
 
     def __init__(self, fn: Callable, dim: int | None = None, *, time_dependent: bool = False):
