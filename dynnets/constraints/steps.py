@@ -3,13 +3,11 @@
 - ``ContractiveStep(field, h)``: explicit Euler of a contractive gradient field (sign = -1) with the step
   size clamped by construction, h_eff = min(h, 2 / (beta ||A||_2^2)) (exact SVD / FFT norm, recomputed
   at every call), so the step is 1-Lipschitz whatever training does to A or h.
-- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field (sign = +1); bound
-  1 + h beta ||A||_2^2. With ``partner=`` (a ContractiveStep) its step size is *derived* from the
-  partner's so that the pair (expansive, then contractive) is 1-Lipschitz by construction:
-    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2) with L_C the partner's exact bound;
-    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2), the seed slides' condition
-                  sqrt(1 - h_C + h_C^2)(1 + h_E ||W||^2 beta_E) <= 1, valid when the partner's A is
-                  orthogonal (``Orthogonal`` parametrisation) and its slopes lie in [1/2, 1] (checked).
+- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field, bound 1 + h beta ||A||_2^2;
+  with ``partner=`` (a ContractiveStep) h_E is derived so that (expansive, contractive) is 1-Lipschitz:
+    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2), L_C the partner's exact bound;
+    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2) (the seed slides), for an
+                  ``Orthogonal`` partner A with slopes in [1/2, 1] (checked).
 - ``switching_pair`` / ``conv_switching_pair``: such pairs, ready to stack in a ``Flow``.
 
 Derived step sizes are capped at ``STEP_CAP`` (finite for a zero weight). All bounds are recomputed from
@@ -184,9 +182,8 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
                    expansive_activation="relu", learn_h: bool = False) -> Flow:
     """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
 
-    Contractive: A orthogonal (needs width >= dim), LeakyReLU(slope), h_c (clamped to the exact limit;
-    trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
-    h_c by ``rule``.
+    Contractive: A orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``).
+    Expansive: ||W||_2 <= 1, step size derived by ``rule``.
     """
     h_c = positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
     if width < dim:
