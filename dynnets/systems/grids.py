@@ -29,9 +29,7 @@ class UniformGrid1D:
     @classmethod
     def from_spacing(cls, a: float, b: float, dx: float) -> UniformGrid1D:
         """The grid with spacing dx; (b - a)/dx must be an integer (to 1e-9 relative)."""
-        dx = float(dx)
-        if not (math.isfinite(dx) and dx > 0):
-            raise ConfigError(f"grid spacing dx must be positive and finite, got dx={dx}")
+        dx = positive_real("grid spacing dx", dx, symbol="dx")
         ratio = (float(b) - float(a)) / dx
         n = round(ratio)
         if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):

@@ -62,8 +62,7 @@ def _refine_last(u: torch.Tensor, factor: int) -> torch.Tensor:
 def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
     """Trigonometric interpolation of periodic (batch, C, n, n) data to (batch, C, n f, n f); the fine
     grid's node [f i, f j] is the coarse node [i, j], where the values are unchanged (to round-off)."""
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ConfigError(f"the refinement factor must be a positive integer, got factor={factor!r}")
+    factor = check_int("the refinement factor", factor, minimum=1)
     _check_states(u)
     if factor == 1:
         return u

@@ -124,9 +124,8 @@ LBFGS_CHUNK = 10  # L-BFGS iterations per step: the loss is checked (restart on 
 
 
 def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
-    """Adam (``adam_steps`` at ``adam_lr``) then L-BFGS (strong Wolfe, history ``lbfgs_history``) in chunks of
-    10 iterations, restarted with an empty memory when a chunk leaves the loss unchanged to 4 digits (its
-    curvature pairs no longer describe the landscape)."""
+    """Adam, then L-BFGS in chunks of LBFGS_CHUNK iterations, restarted when a chunk leaves the loss
+    unchanged to 4 digits."""
     lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
                   options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
                                tolerance_grad=0.0, tolerance_change=0.0))
@@ -137,11 +136,9 @@ def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
                      timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
                      device=None, progress: bool = False) -> dict:
-    """Train one recipe under ``seed`` for ``time_budget`` seconds of training (``timer``: "cpu" = this
-    process's CPU time, "wall" = wall clock; the monitor is not counted) with dynnets.train.fit, keeping the
-    parameters of the lowest loss seen; returns {solution, history (entries {seconds, phase, iteration,
-    monitor}: the max error over t = 0.1, 0.3 about every ``log_every`` seconds), errors {t: max abs error},
-    max_abs_error, train_seconds, wall_seconds}."""
+    """Train one recipe for ``time_budget`` seconds (``timer`` "cpu" or "wall") with dynnets.train.fit,
+    keeping the lowest-loss parameters; returns {solution, history (max error at t = 0.1, 0.3 every
+    ``log_every`` s), errors, max_abs_error, train_seconds, wall_seconds, ...}."""
     solution, pde, points = build_heat_trial(recipe, seed, dtype, device)
     if recipe.projection == "least-squares":
         loss = ProjectedLoss(solution, pde, points)

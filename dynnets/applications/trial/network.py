@@ -1,12 +1,7 @@
 """Trial-function network solver for linear PDEs on a box with Dirichlet / initial data.
 
-Lagaris, Likas, Fotiadis (1998) write the unknown as
-
-    u(z) = g(z) + d(z) N(z),        z = (x, t) or any point of a box,
-
-where g satisfies the boundary and initial data and d vanishes where the data are given, so the data
-hold exactly for *every* network N; only the PDE residual is learned. For the seed's heat problem
-(Puleo, Svejda, Breitenstein 2022, eq. 13): g = (1 - t) sin(pi x), d = x (1 - x) t.
+Lagaris, Likas, Fotiadis (1998): u(z) = g(z) + d(z) N(z), g satisfying the data and d vanishing where they
+are given, so the data hold for every N and only the PDE residual is learned.
 
 Derivatives are exact: reverse mode with ``create_graph`` (any row-wise module), or, when every PDE term
 is u, a first or a pure second derivative and N is a ``TrialNetwork`` with a jet-capable activation,
