@@ -96,10 +96,8 @@ class CommandLineParser(argparse.ArgumentParser):
 
 class Runner:
     """Command line, validation, seeds, outputs and thread settings of one experiment or benchmark.
-
-    ``headline`` maps dotted metric keys to "min" (lower is better) or "max": the numbers aggregated over
-    seeds (median and worst) and checked to be finite. ``dtypes``/``devices`` list what the run can honour;
-    anything else is refused before any work."""
+    ``headline``: dotted metric keys -> "min" or "max" (better), aggregated over seeds and checked finite;
+    ``dtypes``/``devices``: what the run can honour."""
 
     def __init__(self, name: str, description: str | None = None, *, kind: str = "experiment",
                  headline: dict[str, str] | None = None, dtypes=("float32", "float64"),

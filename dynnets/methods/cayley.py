@@ -42,18 +42,15 @@ def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torc
 
 
 class _PlaneCayley(torch.autograd.Function):
-    """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'| (1 in exact
-    arithmetic), per row; a > 0 a number, c > 0 a number or a 0-d tensor (a learned h).
-
-    Divided by m = a + c (|u|^2 + |v|^2): e = a / m, u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1).
+    """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'|, per row; a > 0 a
+    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m, u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1).
     With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0 and
     Cramer's rule gives x' = x + g_u u^ + g_v v^,
 
         g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
 
-    The backward is the chain rule through these scalars (m constant, c acts through s); rho is identically
-    1 in exact arithmetic, so it is a constant for the backward. ``scalars`` is a non-differentiable
-    output saved for the backward."""
+    The backward is the chain rule through these scalars (m constant, c through s, rho a constant: it is 1
+    in exact arithmetic); ``scalars`` is a non-differentiable output saved for it."""
 
     generate_vmap_rule = True
 

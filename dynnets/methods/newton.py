@@ -4,23 +4,17 @@ With states flattened to x in R^n and s stages K = (K_1, ..., K_s), per sample
 
     G(K) = K - F(X) = 0,     X_i = x + h sum_j a_ij K_j.
 
-Newton uses the exact Jacobian J_i = DF(X_i) (``Field.jacobian``): M dK = -G(K), M = I - h [a_ij J_i]
-(s n x s n), from the explicit predictor or K = 0 (whichever has the smaller residual), with a
-backtracking line search; samples it does not solve are retried by continuation in h (m = 4, then 16
-sub-steps).
+Newton with the exact Jacobian (``Field.jacobian``): M dK = -G(K), M = I - h [a_ij DF(X_i)], from the
+explicit predictor or K = 0, with backtracking; unsolved samples are retried by continuation in h
+(``CONTINUATION`` sub-steps). A sample stops when Newton's correction (the error of h K to first order)
 
-Stopping rule: Newton's correction approximates the error of h K, so a sample stops on
+    |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
 
-    |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8,
-
-eps of x's dtype (the residual G is no measure for a stiff field: it carries |h lambda| eps ||x|| of
-round-off, which M^-1 maps back to eps ||x||). Newton goes on while the correction still halves, or stops
-below eps max(||x||, |h| ||K||); each sample returns its best iterate. C = 8 is measured: see
-benchmarks/README.md, "implicit: Newton stopping rule".
-
-A sample not within the tolerance after ``max_iterations`` updates and the continuation raises
-``NotConvergedError`` naming h, the correction, the tolerance and the iteration count. The backward
-(implicit function theorem) is in ``ift``.
+(eps of x's dtype; G itself carries |h lambda| eps ||x|| of round-off on stiff fields) and no longer halves,
+or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. C = 8 is measured
+(benchmarks/README.md, "implicit: Newton stopping rule"). A sample outside the tolerance after
+``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the tolerance
+and the iterations. Backward: ``ift``.
 """
 
 from __future__ import annotations

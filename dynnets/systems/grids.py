@@ -118,12 +118,5 @@ class PeriodicGrid2D:
         ky, kx = torch.meshgrid(k, k, indexing="ij")
         return kx, ky
 
-    def check_field(self, u: torch.Tensor, what: str = "u") -> None:
-        if u.dim() != 4 or tuple(u.shape[-2:]) != self.shape:
-            raise ShapeError(
-                f"{what} on a {self.n}x{self.n} periodic grid must have shape (batch, C, {self.n}, {self.n}), "
-                f"got {tuple(u.shape)}"
-            )
-
     def __repr__(self) -> str:
         return f"PeriodicGrid2D(n={self.n}, L={self.length}, dx={self.dx:.4g})"

@@ -1,8 +1,7 @@
 """Pairs the Yi flow resolves only slowly, taken together: an invariant subspace, then Rayleigh-Ritz on it.
 
-The flow reaches a cluster's invariant subspace quickly; only the rotation inside it is slow (~spread / gap
-steps). So a vector still above the threshold starts a block Y (orthonormal columns), grown and refined by
-the same flow until span(Y) is invariant:
+The flow reaches a cluster's invariant subspace quickly, only the rotation inside is slow: a vector still
+above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow:
 
 - refine (a sweep): each column runs the flow on the compression to the complement of the other columns;
 - grow, when a sweep no longer cuts ||B Y - Y C||_F by CUT: one more column, from the largest residual

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -85,7 +85,6 @@ DYNNETS_RECIPE = HeatTrialRecipe(
     points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
     width=20, depth=3, projection="least-squares",
 )
-RECIPES = {r.name: r for r in (DYNNETS_RECIPE, PAPER_RECIPE)}
 
 
 def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | None = None,
@@ -163,7 +162,3 @@ def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: flo
     return {"solution": solution, "history": history, "errors": errors, "max_abs_error": max(errors.values()),
             "train_seconds": result.train_seconds, "wall_seconds": wall, "seed": seed, "recipe": recipe.name,
             "final_loss": result.end_loss}
-
-
-def with_changes(recipe: HeatTrialRecipe, **changes) -> HeatTrialRecipe:
-    return replace(recipe, **changes)

@@ -283,14 +283,10 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
 
 
 class ProjectedLoss:
-    """Variable projection (Golub & Pereyra 1973): the residual of a linear PDE is affine in the projection
-    w = output_scale (P, q) of a TrialNetwork, r = r0 + M(theta) w (``linear_parts``), so for the hidden
-    parameters theta the best projection solves a linear least-squares problem and the loss to minimise is
-
-        f(theta) = min_w mean (r0 + M(theta) w)^2.
-
-    ``loss(model, batch)`` returns mean (r0 + M w*)^2, w* = lstsq(M, -r0) held fixed (envelope theorem: the
-    gradient in theta is f's); ``set_projection()`` writes w* into the network (before evaluating it)."""
+    """Variable projection (Golub & Pereyra 1973): r = r0 + M(theta) w is affine in the projection w
+    (``linear_parts``), so the loss is f(theta) = min_w mean (r0 + M(theta) w)^2. ``loss(model, batch)``
+    returns mean (r0 + M w*)^2 with w* = lstsq(M, -r0) held fixed (envelope theorem: the gradient is f's);
+    ``set_projection()`` writes w* into the network (before evaluating it)."""
 
     def __init__(self, solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
         if points.dim() != 2:
