@@ -49,6 +49,7 @@ from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
 from .controller import NORMS, PIController, initial_step, pair_error
+from .events import EventTracker
 from .solution import Solution, with_time_gradient
 
 #: the default (rtol, atol) per state dtype: float64 asks 1e-6 relative, float32 1e-4 (its floor, 100 eps, is
@@ -60,7 +61,7 @@ MIN_RTOL_EPS = 100.0
 
 def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
           dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None,
-          norm: str = "worst") -> Solution:
+          norm: str = "worst", event=None, terminal: bool = True) -> Solution:
     """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
 
     ``field``: a ``Field`` or any callable (a function, the user's own ``nn.Module``), taken by the rule of
@@ -71,8 +72,12 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
     -(d x(t_j)/d x0) F(t_0, x0), given by ``solution.with_time_gradient``); ``method``: a ``Method``
     (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol`` (error control, defaults
     ``DEFAULT_TOLERANCES`` by dtype; the method must be an ``EmbeddedPair``); ``norm``: "worst" or "rms"
-    (``controller.pair_error``); ``max_steps``: the most steps attempted. Every option is checked before
-    any work (one-line typed errors)."""
+    (``controller.pair_error``); ``max_steps``: the most steps attempted; ``event``: g(t, x) -> one value per
+    state (error control only): the first zero of each state's g along the solve, located on the dense
+    output to round-off, is ``Solution.event_t`` / ``event_x`` (NaN where none), differentiable
+    (``solvers.events``); ``terminal``: stop once every state has had its event (``t``, ``x`` then hold
+    the times of t_eval reached, up to the end of that step). Every option is checked before any work
+    (one-line typed errors)."""
     field = as_field(field)
     times, t_tensor = _check_times(t_eval)
     one_state = _check_state(field, x0)
@@ -89,7 +94,8 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
     if t_tensor is not None:  # d x(t_j) / d t_0 = -(d x(t_j) / d x0) F(t_0, x0), through the solve
         x = x - with_time_gradient(field, direction, t_tensor[:1], x[None], tangent_only=True)[0]
     if h is not None:
-        for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller)):
+        for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller),
+                            ("event", event)):
             if value is not None:
                 raise ConfigError(f"{name}={value!r} applies to error-controlled solves, but h={h!r} asks for fixed "
                                   "steps (rule: give h, or rtol/atol, not both)")
@@ -97,8 +103,10 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
         sol = _checked_finite(_fixed(field, method, x, times, grid))
     else:
-        sol = _checked_finite(_adaptive(field, x, times, _control(method, rtol, atol, dense, controller, norm,
-                                                                   max_steps, x.dtype, field, times)))
+        control = _control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
+        tracker = None if event is None else EventTracker(event, check_bool("terminal", terminal), direction,
+                                                          method, field, x, times[0])
+        sol = _checked_finite(_adaptive(field, x, times, control, tracker))
     return _as_given(sol, t_tensor, direction, one_state)
 
 
@@ -109,7 +117,7 @@ def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, fiel
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
     rtol, atol = _check_tolerances(rtol, atol, dtype)
     dense = True if dense is None else check_bool("dense", dense)
-    if dense and method.dense is None:
+    if dense and method.dense is None:  # (events too: their roots are located on the dense output)
         raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
                           "to step to every time of t_eval")
     if controller is not None and not isinstance(controller, PIController):
@@ -124,9 +132,12 @@ def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, fiel
 
 def _as_given(sol: Solution, t_tensor, direction: float, one_state: bool) -> Solution:
     """The solution in the user's terms: the times as given, their gradients, one state unbatched."""
-    x = sol.x if t_tensor is None else with_time_gradient(sol.field, direction, t_tensor, sol.x)
+    x = sol.x if t_tensor is None else with_time_gradient(sol.field, direction, t_tensor[:len(sol.t)], sol.x)
     t = sol.t if direction > 0 else -sol.t
-    return dataclasses.replace(sol, t=t, x=x[:, 0] if one_state else x, direction=direction, one_state=one_state)
+    event_t, event_x = (sol.event_t, sol.event_x) if not one_state or sol.event_t is None else (
+        sol.event_t[0], sol.event_x[0])
+    return dataclasses.replace(sol, t=t, x=x[:, 0] if one_state else x, direction=direction, one_state=one_state,
+                               event_t=event_t, event_x=event_x)
 
 
 def _check_times(t_eval) -> tuple[list[float], torch.Tensor | None]:
@@ -251,7 +262,7 @@ class _Control:
                                  f"error estimate {err:.3e} (rule: error <= 1 in the scaled norm)")
 
 
-def _adaptive(field, x0, times, control: _Control) -> Solution:
+def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None = None) -> Solution:
     """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
     interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow).
     Every accepted step is kept for the dense output (``Solution.at``) as (s, t, h, x, stages)."""
@@ -295,11 +306,15 @@ def _adaptive(field, x0, times, control: _Control) -> Solution:
         sizes.append((step, 1))
         segments.append((s, t, step, x, ks))
         s, t, x = s + step, t + step, x_new
+        if tracker is not None and tracker.after_step(segments[-1], x):
+            break
         if j < len(times):
             k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
             nfev += pair.fsal is None
-    return Solution(torch.tensor(times, dtype=torch.float64), torch.stack(states), field, pair, tuple(sizes), nfev,
-                    rejected, segments=tuple(segments))
+    events = (None, None) if tracker is None else tracker.result(x0)
+    return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
+                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments),
+                    event_t=events[0], event_x=events[1])
 
 
 def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:

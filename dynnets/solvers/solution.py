@@ -31,6 +31,10 @@ class Solution:
     Dense output: ``at(t)`` from the pair's interpolant on the accepted step holding t (error-controlled
     solves keep every accepted step's start state and stages in ``segments``, which they computed anyway:
     the memory of the stages of all steps, also under ``torch.no_grad``).
+
+    Events (``solve(..., event=g)``): ``event_t`` the first time each state's g(t, x) crosses zero, shape
+    (batch,) (a 0-d tensor for one state), NaN where it does not within the solve, and ``event_x`` the
+    state there; both differentiable (the implicit function theorem, ``solvers.events``).
     """
 
     t: torch.Tensor
@@ -43,6 +47,8 @@ class Solution:
     segments: tuple = ()
     direction: float = 1.0
     one_state: bool = False
+    event_t: torch.Tensor | None = None
+    event_x: torch.Tensor | None = None
 
     @property
     def accepted(self) -> int:
