@@ -16,7 +16,15 @@ Gradient error (float64): the directional derivative of the loss of one batch al
 of the parameters, against a fourth-order central difference of the loss solved at rtol 1e-13 (step 1e-3:
 truncation ~1e-12), at rtol 1e-4, 1e-6, 1e-9 (atol = rtol / 1000), relative.
 
-Targets: dynnets (rms) <= 0.8x torchdiffeq's ms/iteration and <= 1.05x its evaluations.
+Bouncing ball (``examples/bouncing_ball.py``, float64, rtol 1e-10, atol 1e-12): 10 bounces, each a solve
+stopped by the event height = 0 (dynnets: ``dn.solve(..., event=)``; torchdiffeq: ``odeint_event`` with
+dopri5, the ball lifted by 1e-7 after each bounce as in torchdiffeq's own example), the velocity reversed
+and scaled by e; the last bounce time against its closed form, its gradient
+with respect to (g, e) against the closed form and between the two libraries, and the time of one
+simulation with its backward pass.
+
+Targets: dynnets (rms) <= 0.8x torchdiffeq's ms/iteration and <= 1.05x its evaluations; bounce times within
+1e-12 of the closed form; the last bounce time's gradient equal to torchdiffeq's to 1e-7.
 
     python -m benchmarks.torchdiffeq [--quick] [--repeats N] [--batches K]
 """
@@ -30,7 +38,7 @@ import torch
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
-from examples import ode_demo
+from examples import bouncing_ball, ode_demo
 
 from ._common import interleaved_times, machine
 
@@ -43,9 +51,9 @@ RUNNER.parser.add_argument("--repeats", type=int, default=7)
 RUNNER.parser.add_argument("--batches", type=int, default=10)
 
 
-def _odeint():
+def _torchdiffeq():
     try:
-        return importlib.import_module("torchdiffeq").odeint
+        return importlib.import_module("torchdiffeq")
     except ImportError:
         raise dn.errors.ConfigError("benchmarks.torchdiffeq needs torchdiffeq==0.2.5 (pip install --no-deps "
                                     "torchdiffeq==0.2.5, or the bench extra)") from None
@@ -137,8 +145,57 @@ def gradient_errors(func, batch, odeint) -> dict:
     return out
 
 
+def bounces(g, e, n: int, torchdiffeq=None) -> torch.Tensor:
+    """The first n bounce times of the ball (dynnets' events, or torchdiffeq's odeint_event)."""
+    t, x = torch.zeros((), dtype=torch.float64), torch.tensor([bouncing_ball.H0, 0.0], dtype=torch.float64)
+    times = []
+    for _ in range(n):
+        field = lambda t, y: torch.stack([y[..., 1], -g * torch.ones_like(y[..., 1])], dim=-1)  # noqa: E731
+        if torchdiffeq is None:
+            sol = dn.solve(field, x, torch.stack([t, t + 60.0]), event=lambda t, y: y[..., 0],
+                           **bouncing_ball.TOLERANCES)
+            t, x_event = sol.event_t, sol.event_x
+        else:
+            t, states = torchdiffeq.odeint_event(field, x, t, event_fn=lambda t, y: y[..., 0], method="dopri5",
+                                                 odeint_interface=torchdiffeq.odeint, **bouncing_ball.TOLERANCES)
+            x_event = states[-1]
+        # torchdiffeq's own bouncing_ball example lifts the ball by 1e-7 after a bounce ("so as not to trigger
+        # the event function immediately": its odeint_event takes a zero at t0 as the event); dn.solve does not
+        lift = 0.0 if torchdiffeq is None else 1e-7
+        x = torch.stack([torch.zeros_like(x_event[0]) + lift, -e * x_event[1]])
+        times.append(t)
+    return torch.stack(times)
+
+
+def ball_comparison(torchdiffeq, repeats: int) -> dict:
+    n, g0, e0 = 10, bouncing_ball.TRUE_G, bouncing_ball.TRUE_E
+    exact, d_g, d_e = bouncing_ball.closed_form(g0, e0, n)
+    out, grads = {}, {}
+    for name, lib in (("dynnets", None), ("torchdiffeq", torchdiffeq)):
+        g = torch.tensor(g0, dtype=torch.float64, requires_grad=True)
+        e = torch.tensor(e0, dtype=torch.float64, requires_grad=True)
+        times = bounces(g, e, n, lib)
+        grads[name] = [float(v) for v in torch.autograd.grad(times[-1], (g, e))]
+        out[name] = {"event_time_error": max(abs(float(a) - b) for a, b in zip(times.detach(), exact)),
+                     "gradient_error_vs_closed_form": max(abs(grads[name][0] - d_g) / abs(d_g),
+                                                          abs(grads[name][1] - d_e) / abs(d_e))}
+    out["gradient_difference"] = max(abs(a - b) / abs(b) for a, b in zip(grads["dynnets"], grads["torchdiffeq"]))
+
+    def timed(lib):
+        def call():
+            g = torch.tensor(g0, dtype=torch.float64, requires_grad=True)
+            bounces(g, torch.tensor(e0, dtype=torch.float64), n, lib)[-1].backward()
+        return call
+    times = interleaved_times({"dynnets": timed(None), "torchdiffeq": timed(torchdiffeq)}, repeats, warmup=1)
+    for name in ("dynnets", "torchdiffeq"):
+        out[name]["ms_per_simulation"] = 1e3 * times[name]["min"]
+    out["time_ratio"] = times["dynnets"]["min"] / times["torchdiffeq"]["min"]
+    return out
+
+
 def run(args, seed, out) -> dict:
-    odeint = _odeint()
+    torchdiffeq = _torchdiffeq()
+    odeint = torchdiffeq.odeint
     repeats, n_batches = (2, 3) if args.quick else (args.repeats, args.batches)
     func = trained_model(20 if args.quick else 200)
     t, true_y = ode_demo.data(torch.float64)
@@ -162,6 +219,12 @@ def run(args, seed, out) -> dict:
     for key, row in result["gradient_error"].items():
         if key.startswith("rtol"):
             print(f"gradient error {key}: dynnets {row['dynnets']:.2e}, torchdiffeq {row['torchdiffeq']:.2e}")
+    ball = result["bouncing_ball"] = ball_comparison(torchdiffeq, repeats)
+    print(f"bouncing ball, 10 bounces: bounce time error dynnets {ball['dynnets']['event_time_error']:.1e}, "
+          f"torchdiffeq {ball['torchdiffeq']['event_time_error']:.1e}; gradient vs closed form "
+          f"{ball['dynnets']['gradient_error_vs_closed_form']:.1e} / "
+          f"{ball['torchdiffeq']['gradient_error_vs_closed_form']:.1e}; between them {ball['gradient_difference']:.1e}; "
+          f"ms/simulation {ball['dynnets']['ms_per_simulation']:.1f} / {ball['torchdiffeq']['ms_per_simulation']:.1f}")
     return result
 
 
