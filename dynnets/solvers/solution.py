@@ -10,6 +10,7 @@ import torch
 
 from ..base import Field, Method
 from ..errors import ConfigError
+from ..methods.embedded import EmbeddedPair
 from ..step import Flow, Step
 
 
@@ -30,7 +31,8 @@ class Solution:
 
     Dense output: ``at(t)`` from the pair's interpolant on the accepted step holding t (error-controlled
     solves keep every accepted step's start state and stages in ``segments``, which they computed anyway:
-    the memory of the stages of all steps, also under ``torch.no_grad``).
+    the memory of the stages of all steps, also under ``torch.no_grad``); fixed-step solves keep nothing
+    and recompute (cubic Hermite, ``at``).
 
     Events (``solve(..., event=g)``): ``event_t`` the first time each state's g(t, x) crosses zero, shape
     (batch,) (a 0-d tensor for one state), NaN where it does not within the solve, and ``event_x`` the
@@ -71,10 +73,12 @@ class Solution:
         (*t.shape, *x0.shape), from the pair's dense output on the accepted step holding each time (order 4
         for DormandPrince5, 3 for BogackiShampine3, 7 for DormandPrince853): differentiable with respect to
         what the solve depends on, and with respect to ``t`` (d x/d t = F(t, x), ``with_time_gradient``).
-        Only error-controlled solves keep a dense output."""
-        if not self.segments:
-            raise ConfigError(f"Solution.at needs the dense output of an error-controlled solve (an embedded pair "
-                              f"with dense output, rtol/atol), this solve used {self.method.name} with fixed steps")
+        A fixed-step solve keeps nothing: its steps from the state at the time of t_eval before t are
+        recomputed up to the step holding t, and the cubic Hermite interpolant of that step's end states
+        and F there is returned (order 3: exact for cubics, an O(h^4) interpolation error on top of the
+        method's own)."""
+        if isinstance(self.method, EmbeddedPair) and self.segments and self.method.dense is None:
+            raise ConfigError(f"Solution.at needs a pair with a dense output, {self.method.name} has none")
         query = torch.as_tensor(t, dtype=torch.float64)
         if query.dim() > 1:
             raise ConfigError(f"Solution.at takes a time or a 1-D tensor of times, got shape {tuple(query.shape)}")
@@ -83,7 +87,8 @@ class Solution:
         if not bool(((flat >= lo) & (flat <= hi)).all()):
             raise ConfigError(f"Solution.at: every time must lie in the span [{lo!r}, {hi!r}] of the solve, got "
                               f"{flat.tolist()!r}")
-        x = torch.stack([self._dense(self.direction * v) for v in flat.tolist()])
+        dense = self._dense if self.segments else self._hermite
+        x = torch.stack([dense(self.direction * v) for v in flat.tolist()])
         if query.requires_grad:
             x = with_time_gradient(self.field, self.direction, query.reshape(-1), x)
         x = x[:, 0] if self.one_state else x
@@ -98,6 +103,25 @@ class Solution:
         if len(ks) < pair.dense_stages:
             pair.stages(self.field, x, h, t, ks, count=pair.dense_stages)
         return pair.combine(x, h, ks, pair.dense_weights(min(1.0, max(0.0, (offset - start) / h))))
+
+    def _hermite(self, s: float) -> torch.Tensor:
+        """A fixed-step solve's state at its own time s: the steps recomputed from the preceding time of
+        t_eval, then x(t + th h) = (1 - 3 th^2 + 2 th^3) x0 + (th - 2 th^2 + th^3) h F0 + (3 th^2 - 2 th^3) x1
+        + (th^3 - th^2) h F1."""
+        times = (self.direction * self.t).tolist()
+        j = min(len(times) - 2, max(0, bisect.bisect_right(times, s) - 1))
+        h, n = self.sizes[j]
+        k = min(n - 1, max(0, int((s - times[j]) / h)))
+        x, t = (self.x[j][None] if self.one_state else self.x[j]), times[j]
+        step = Step(self.field, self.method, h)
+        for _ in range(k):
+            x, t = step(x, t), t + h
+        x1 = step(x, t)
+        theta = min(1.0, max(0.0, (s - t) / h))
+        f0, f1 = self.field.at(t, x), self.field.at(t + h, x1)
+        th2, th3 = theta * theta, theta ** 3
+        return ((1 - 3 * th2 + 2 * th3) * x + (theta - 2 * th2 + th3) * h * f0 + (3 * th2 - 2 * th3) * x1
+                + (th3 - th2) * h * f1)
 
 
 def with_time_gradient(field, direction: float, t: torch.Tensor, x: torch.Tensor, tangent_only: bool = False):
