@@ -27,7 +27,9 @@ As users pass them: ``field`` any callable (``as_field``: f(t, x) or f(x) by the
 positional parameters); one state x0 (d,) is solved as the batch x0[None] (the field sees (1, d)) and
 returned as (len(t_eval), d); decreasing t_eval is solved forwards in s = -t with ``Negated(field)``
 (F still gets the true time); a t_eval that requires grad gets the exact flow's derivatives through the
-straight-through terms of ``solution.with_time_gradient`` (one more evaluation per time).
+straight-through terms of ``solution.with_time_gradient`` (one more evaluation per time). Events
+(``event=``) are located after each accepted step by ``events.EventTracker``; the dense output between
+the times is ``Solution.at``.
 
 Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
 has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
