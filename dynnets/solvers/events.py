@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ..errors import ConfigTypeError, ShapeError
+from ..errors import ConfigError, ConfigTypeError, ShapeError
 from ..methods.tableau import dense_weights_at
 
 #: the most Illinois iterations per located event (each halves the bracket at worst every other step)
@@ -35,6 +35,9 @@ class EventTracker:
         if not callable(event):
             raise ConfigTypeError(f"event must be a callable event(t, x) -> one value per sample, got "
                                   f"{type(event).__name__}")
+        if pair.dense is None:
+            raise ConfigError(f"events are located on the dense output, {pair.name} has none (rule: a pair with "
+                              "dense output, e.g. DormandPrince5)")
         self.event, self.terminal, self.direction, self.pair, self.field = event, terminal, direction, pair, field
         self.batch, self.evaluations, self.located = x0.shape[0], 0, []
         self.found = torch.zeros(self.batch, dtype=torch.bool)
