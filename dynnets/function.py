@@ -18,7 +18,8 @@ class FunctionField(Field):
     """F(x) = fn(x), or with ``time_dependent=True`` F(t, x) = fn(t, x) (torchdiffeq's convention; t a 0-d
     tensor, or (batch,) with one time per row), for any callable on (batch, ...) states: a function, a
     user's ``nn.Module`` (its parameters train like any field's), a decomposition's part, a test field. The
-    signature is never guessed: ``time_dependent`` says it.
+    signature is never guessed: ``time_dependent`` says it, and a callable whose signature contradicts it
+    (two required positional parameters with False, one with True) is refused at construction.
 
     No traits: it claims nothing (``lipschitz_bound()`` raises ``NotCertifiedError``). ``dim`` (optional)
     fixes the size of the last axis; None accepts states of any shape. Every output is checked to have the
@@ -29,11 +30,17 @@ class FunctionField(Field):
     def __init__(self, fn: Callable, dim: int | None = None, *, time_dependent: bool = False):
         super().__init__()
         if isinstance(fn, Field) or not callable(fn):
-            raise ConfigTypeError(f"FunctionField needs a callable that is not already a Field, got {type(fn).__name__}")
+            raise ConfigTypeError(f"FunctionField needs a callable that is not already a Field, got "
+                                  f"{type(fn).__name__}")
         self.fn = fn
         self.dim = None if dim is None else check_size("dim", dim)
         self.state_ndim = None if dim is None else 1
         self.time_dependent = check_bool("time_dependent", time_dependent)
+        required = _required_positional(fn)
+        if required == (1 if self.time_dependent else 2):  # would fail at the first call with a TypeError
+            raise ConfigTypeError(f"FunctionField({_name(fn)}, time_dependent={self.time_dependent}) calls it as "
+                                  f"{'f(t, x)' if self.time_dependent else 'f(x)'}, but it takes {required} required "
+                                  f"positional parameter(s) (rule: time_dependent=True for f(t, x), False for f(x))")
 
     def check_input(self, x: torch.Tensor) -> None:
         if self.dim is not None:
@@ -70,18 +77,27 @@ def as_field(fn) -> Field:
         return fn
     if not callable(fn):
         raise ConfigTypeError(f"field must be a dynnets Field, an nn.Module or a function, got {type(fn).__name__}")
-    target = fn.forward if isinstance(fn, nn.Module) else fn
-    try:
-        params = inspect.signature(target).parameters.values()
-        required = sum(p.kind in _POSITIONAL and p.default is p.empty for p in params)
-    except (TypeError, ValueError):
-        required = None
+    required = _required_positional(fn)
     if required not in (1, 2):
-        raise ConfigTypeError(f"cannot tell how to call {getattr(target, '__qualname__', type(fn).__name__)}: it has "
+        raise ConfigTypeError(f"cannot tell how to call {_name(fn)}: it has "
                               f"{'no readable signature' if required is None else f'{required} required positional parameters'}"
                               " (rule: exactly 2 means f(t, x), exactly 1 means f(x); else wrap it: "
                               "dn.fields.FunctionField(fn, time_dependent=...))")
     return FunctionField(fn, time_dependent=required == 2)
+
+
+def _required_positional(fn) -> int | None:
+    """The number of required positional parameters of ``fn`` (an ``nn.Module``: of its ``forward``), or
+    None where Python cannot read its signature (some builtins)."""
+    try:
+        params = inspect.signature(fn.forward if isinstance(fn, nn.Module) else fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return sum(p.kind in _POSITIONAL and p.default is p.empty for p in params)
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
 
 
 class Negated(Field):

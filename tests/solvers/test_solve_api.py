@@ -210,3 +210,14 @@ def test_a_fixed_step_solves_dense_output_is_the_cubic_hermite_of_its_recomputed
     x = dn.solve(rotate, x0t, [0.0, 2.0], method=dn.methods.RK4(), h=0.01).at(1.3)
     (grad,) = torch.autograd.grad(x[0], x0t)
     assert (grad - torch.tensor([math.cos(1.3), math.sin(1.3)], dtype=F64)).abs().max() < 1e-8
+
+
+def test_function_field_refuses_a_time_dependence_its_callable_contradicts():
+    """The issue's wall: FunctionField(ODEFunc(), 2) called forward(t, y) with y only (a TypeError at the first
+    step); now refused at construction naming the option. Unreadable signatures (builtins) are taken as said."""
+    with pytest.raises(dn.errors.ConfigTypeError, match="time_dependent=True for f"):
+        dn.fields.FunctionField(ODEFunc(), 2)
+    with pytest.raises(dn.errors.ConfigTypeError, match="takes 1 required"):
+        dn.fields.FunctionField(lambda x: x, 2, time_dependent=True)
+    assert not dn.fields.FunctionField(torch.sin, 3).time_dependent
+    assert dn.fields.FunctionField(ODEFunc(), 2, time_dependent=True).time_dependent
