@@ -324,11 +324,12 @@ def test_seed_and_seeds_together_are_refused(capsys):
 EXPERIMENTS = ["eigen", "heat", "mass", "hamiltonian", "double_pendulum", "presnov", "fisher", "robustness",
                "quickstart"]
 BENCHMARKS = ["eigen", "fisher", "heat", "invariants", "lipschitz", "memory", "overhead", "solve",
-              "structure"]
+              "structure", "torchdiffeq"]
+EXAMPLES = ["ode_demo", "bouncing_ball"]
 
 
 @pytest.mark.parametrize("module", [f"experiments.{e}" for e in EXPERIMENTS]
-                         + [f"benchmarks.{b}" for b in BENCHMARKS])
+                         + [f"benchmarks.{b}" for b in BENCHMARKS] + [f"examples.{e}" for e in EXAMPLES])
 def test_every_experiment_and_benchmark_reports_a_bad_option_value_in_one_line(module, capsys):
     main = importlib.import_module(module).main
     for argv, message in ((["--seed", "x"], "error: --seed: invalid int value: 'x'"),

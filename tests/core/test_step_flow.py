@@ -50,8 +50,8 @@ def test_bad_step_size_rejected(h):
 def test_step_rejects_non_method_and_non_module():
     with pytest.raises(TypeError, match="dynnets.methods.Method"):
         dn.Step(dn.fields.Dense(2, 3), "euler", 0.1)
-    with pytest.raises(TypeError, match="dynnets.fields.Field"):
-        dn.Step(lambda x: x, dn.methods.Euler(), 0.1)
+    with pytest.raises(TypeError, match="dynnets Field, an nn.Module or a function"):
+        dn.Step("x", dn.methods.Euler(), 0.1)
 
 
 def test_wrong_input_shape_names_the_shapes():

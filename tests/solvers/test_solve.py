@@ -258,7 +258,8 @@ def test_a_stiff_fixed_field_refuses_an_unstable_fixed_step():
 
 X0 = torch.zeros(1, 2, dtype=torch.float64)
 BAD = [
-    (dict(t_eval=[0.0, 1.0, 1.0]), ConfigError, "strictly increasing"),
+    (dict(t_eval=[0.0, 1.0, 1.0]), ConfigError, "strictly monotone"),
+    (dict(t_eval=[0.0, 1.0, 0.5]), ConfigError, "strictly monotone"),
     (dict(t_eval=[0.0, float("nan")]), ConfigError, "finite"),
     (dict(t_eval=[0.0]), ConfigError, "at least two"),
     (dict(t_eval=torch.zeros(2, 2)), ConfigError, "1-D"),
@@ -276,10 +277,14 @@ BAD = [
     (dict(method=dn.methods.RK4(), rtol=1e-6), ConfigTypeError, "embedded pair"),
     (dict(method="RK45"), ConfigTypeError, "Method"),
     (dict(method=dn.methods.StormerVerlet(), h=0.1), dn.errors.IncompatibleFieldError, "Partitioned"),
-    (dict(x0=torch.zeros(2, dtype=torch.float64)), ShapeError, "batch"),
+    (dict(x0=torch.zeros(3, dtype=torch.float64)), ShapeError, "dim=2"),
+    (dict(norm="max"), ConfigError, "norm must be one of"),
+    (dict(x0=torch.zeros(1, 2, dtype=torch.float16)), ConfigError, "no default tolerance"),
     (dict(x0=torch.zeros(1, 2, dtype=torch.int64)), ConfigTypeError, "floating"),
     (dict(x0=torch.full((1, 2), float("nan"), dtype=torch.float64)), ConfigError, "finite"),
-    (dict(field=lambda t, x: x), ConfigTypeError, "Field"),
+    (dict(field=3), ConfigTypeError, "Field"),
+    (dict(field=lambda *args: args[-1]), ConfigTypeError, "0 required positional parameters"),
+    (dict(field=lambda t, x, y: x), ConfigTypeError, "3 required positional parameters"),
 ]
 
 
