@@ -37,13 +37,9 @@ def _groups(activations) -> dict[str, list[int]]:
 class ConvFD(Field):
     """F(U) = B * sigma(A * U + a) (+ b), circular padding.
 
-    channels:    C, the number of fields in U.
-    hidden:      number of hidden channels.
-    kernel_size: odd k of both A and B.
-    activations: one name for every hidden channel, or a list of ``hidden`` names.
-    bias:        add trainable biases a (hidden) and b (C); default False (an FD right-hand side that is
-                 a homogeneous polynomial needs none).
-    init_scale:  B ~ N(0, init_scale^2 / (hidden k^2)); A ~ N(0, 1/(C k^2)).
+    ``channels`` C of U, ``hidden`` channels, odd ``kernel_size`` k of A and B, ``activations`` one name or
+    ``hidden`` names, ``bias`` trainable a and b (default False), ``init_scale``: B ~ N(0, init_scale^2 /
+    (hidden k^2)), A ~ N(0, 1/(C k^2)).
     init:        "random" or "mirrored": within each group of relu^p channels (even size) the second half
                  is the first with A -> -A, B -> (-1)^p B, so F starts as the polynomial
                  sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).

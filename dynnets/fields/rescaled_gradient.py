@@ -1,13 +1,9 @@
 """Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b), T diagonal and computed from A (dense and
 circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
 
-F = -grad V for the convex potential V(x) = sum_i Gamma(a_i^T x + b_i) / t_i (Gamma' = sigma monotone), and
-with D the diagonal of difference quotients of sigma (entries in [a, beta]) and B = T^{-1/2} A,
-
-    Psi(x) - Psi(y) = (I - h A^T T^{-1} D A)(x - y) = (I - h B^T D B)(x - y)      (T, D diagonal commute),
-
-which is the gradient-step theorem (``gradient_bounds``) for the matrix B: Lip <= max(|1 - h beta s_max(B)^2|,
-|1 - h a s_min(B)^2|). The diagonal
+With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
+gradient-step bound (``gradient_bounds``) holds with B: Lip <= max(|1 - h beta s_max(B)^2|, |1 - h a
+s_min(B)^2|). The diagonal
 
     t_i = beta * sum_j |(A A^T)_ij| q_j / q_i,      q > 0 (learned, q = exp(log_q)),
 
