@@ -267,7 +267,8 @@ class _Control:
 def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None = None) -> Solution:
     """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
     interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow).
-    Every accepted step is kept for the dense output (``Solution.at``) as (s, t, h, x, stages)."""
+    An accepted step whose stages are in an autograd graph is kept for the dense output (``Solution.at``)
+    as (s, t, h, x, stages); otherwise nothing is kept (``Solution.at`` recomputes the steps)."""
     pair, controller, dense = control.pair, control.controller, control.dense
     targets = [tj - times[0] for tj in times]
     s, t, x, end = 0.0, times[0], x0, targets[-1]
@@ -306,16 +307,18 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
         h = controller.accepted(step, err, previous, pair.error_order, after_rejection)
         previous, after_rejection = err, False
         sizes.append((step, 1))
-        segments.append((s, t, step, x, ks))
+        segment = (s, t, step, x, ks)
+        if x_new.requires_grad:  # its stages are in the autograd graph anyway: kept for the dense output
+            segments.append(segment)
         s, t, x = s + step, t + step, x_new
-        if tracker is not None and tracker.after_step(segments[-1], x):
+        if tracker is not None and tracker.after_step(segment, x):
             break
         if j < len(times):
             k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
             nfev += pair.fsal is None
     events = (None, None) if tracker is None else tracker.result(x0)
     return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
-                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments),
+                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments), controlled=True,
                     event_t=events[0], event_x=events[1])
 
 

@@ -221,3 +221,20 @@ def test_function_field_refuses_a_time_dependence_its_callable_contradicts():
         dn.fields.FunctionField(lambda x: x, 2, time_dependent=True)
     assert not dn.fields.FunctionField(torch.sin, 3).time_dependent
     assert dn.fields.FunctionField(ODEFunc(), 2, time_dependent=True).time_dependent
+
+
+@pytest.mark.parametrize("pair", [dn.methods.DormandPrince5(), dn.methods.BogackiShampine3(),
+                                  dn.methods.DormandPrince853()], ids=lambda p: p.name)
+@pytest.mark.parametrize("times", [[0.3, 1.0, 2.5], [2.5, 1.0, 0.3]], ids=["forward", "backward"])
+def test_a_solve_outside_autograd_keeps_no_stages_and_recomputes_its_dense_output_bit_for_bit(pair, times):
+    """Under no_grad nothing is kept per step (memory independent of the number of steps); Solution.at then
+    replays the accepted steps from x0 and gives exactly what the solve that kept its stages gives (a
+    time-dependent field: the replayed clock is the solve's)."""
+    x0 = torch.tensor([[0.4], [-1.2]], dtype=F64)
+    with torch.no_grad():
+        plain = dn.solve(_forced, x0, times, method=pair, rtol=1e-8, atol=1e-10)
+    recorded = dn.solve(_forced, x0.clone().requires_grad_(True), times, method=pair, rtol=1e-8, atol=1e-10)
+    assert plain.segments == () and len(recorded.segments) == recorded.accepted
+    queries = torch.linspace(min(times), max(times), 17, dtype=F64)
+    assert torch.equal(plain.at(queries), recorded.at(queries).detach())
+    assert torch.equal(plain.at(torch.tensor(times[-1], dtype=F64)), recorded.at(times[-1]).detach())
