@@ -63,7 +63,7 @@ MIN_RTOL_EPS = 100.0
 
 def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
           dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None,
-          norm: str = "worst", event=None, terminal: bool = True) -> Solution:
+          norm: str | None = None, event=None, terminal: bool | None = None) -> Solution:
     """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
 
     ``field``: a ``Field`` or any callable (a function, the user's own ``nn.Module``), taken by the rule of
@@ -73,12 +73,12 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
     time), a tensor that may require grad (then d x(t_j)/d t_j = F(t_j, x(t_j)) and d x(t_j)/d t_0 =
     -(d x(t_j)/d x0) F(t_0, x0), given by ``solution.with_time_gradient``); ``method``: a ``Method``
     (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol`` (error control, defaults
-    ``DEFAULT_TOLERANCES`` by dtype; the method must be an ``EmbeddedPair``); ``norm``: "worst" or "rms"
-    (``controller.pair_error``); ``max_steps``: the most steps attempted; ``event``: g(t, x) -> one value per
+    ``DEFAULT_TOLERANCES`` by dtype; the method must be an ``EmbeddedPair``); ``norm``: "worst" (default)
+    or "rms" (``controller.pair_error``); ``max_steps``: the most steps attempted; ``event``: g(t, x) -> one value per
     state (error control only): the first zero of each state's g along the solve, located on the dense
     output to round-off, is ``Solution.event_t`` / ``event_x`` (NaN where none), differentiable
-    (``solvers.events``); ``terminal``: stop once every state has had its event (``t``, ``x`` then hold
-    the times of t_eval reached, up to the end of that step). Every option is checked before any work
+    (``solvers.events``); ``terminal`` (default True): stop once every state has had its event (``t``,
+    ``x`` then hold the times of t_eval reached, up to the end of that step). Every option is checked before any work
     (one-line typed errors)."""
     field = as_field(field)
     times, t_tensor = _check_times(t_eval)
@@ -92,12 +92,14 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
                               f"{type(method).__name__}")
     method.check(field)
     max_steps = check_int("max_steps", max_steps, minimum=1, maximum=MAX_STEPS)
+    if terminal is not None and event is None:
+        raise ConfigError(f"terminal={terminal!r} applies to events, but no event was given (rule: event=g(t, x))")
     x = x0[None] if one_state else x0
     if t_tensor is not None:  # d x(t_j) / d t_0 = -(d x(t_j) / d x0) F(t_0, x0), through the solve
         x = x - with_time_gradient(field, direction, t_tensor[:1], x[None], tangent_only=True)[0]
     if h is not None:
         for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller),
-                            ("event", event)):
+                            ("norm", norm), ("event", event)):
             if value is not None:
                 raise ConfigError(f"{name}={value!r} applies to error-controlled solves, but h={h!r} asks for fixed "
                                   "steps (rule: give h, or rtol/atol, not both)")
@@ -106,8 +108,8 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
         sol = _checked_finite(_fixed(field, method, x, times, grid))
     else:
         control = _control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
-        tracker = None if event is None else EventTracker(event, check_bool("terminal", terminal), direction,
-                                                          method, field, x, times[0])
+        terminal = True if terminal is None else check_bool("terminal", terminal)
+        tracker = None if event is None else EventTracker(event, terminal, direction, method, field, x, times[0])
         sol = _checked_finite(_adaptive(field, x, times, control, tracker))
     return _as_given(sol, t_tensor, direction, one_state)
 
@@ -124,6 +126,7 @@ def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, fiel
                           "to step to every time of t_eval")
     if controller is not None and not isinstance(controller, PIController):
         raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    norm = "worst" if norm is None else norm
     if norm not in NORMS:
         raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     intervals = [b - a for a, b in zip(times[:-1], times[1:])]
@@ -267,7 +270,8 @@ class _Control:
 def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None = None) -> Solution:
     """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
     interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow).
-    Every accepted step is kept for the dense output (``Solution.at``) as (s, t, h, x, stages)."""
+    An accepted step whose stages are in an autograd graph is kept for the dense output (``Solution.at``)
+    as (s, t, h, x, stages); otherwise nothing is kept (``Solution.at`` recomputes the steps)."""
     pair, controller, dense = control.pair, control.controller, control.dense
     targets = [tj - times[0] for tj in times]
     s, t, x, end = 0.0, times[0], x0, targets[-1]
@@ -306,16 +310,18 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
         h = controller.accepted(step, err, previous, pair.error_order, after_rejection)
         previous, after_rejection = err, False
         sizes.append((step, 1))
-        segments.append((s, t, step, x, ks))
+        segment = (s, t, step, x, ks)
+        if x_new.requires_grad:  # its stages are in the autograd graph anyway: kept for the dense output
+            segments.append(segment)
         s, t, x = s + step, t + step, x_new
-        if tracker is not None and tracker.after_step(segments[-1], x):
+        if tracker is not None and tracker.after_step(segment, x):
             break
         if j < len(times):
             k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
             nfev += pair.fsal is None
     events = (None, None) if tracker is None else tracker.result(x0)
     return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
-                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments),
+                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments), controlled=True,
                     event_t=events[0], event_x=events[1])
 
 

@@ -10,7 +10,6 @@ import torch
 
 from ..base import Field, Method
 from ..errors import ConfigError
-from ..methods.embedded import EmbeddedPair
 from ..step import Flow, Step
 
 
@@ -29,10 +28,11 @@ class Solution:
     s = -t: ``field``, ``sizes`` and ``flow()`` are that solve's (call ``flow()(x0, -t[0])``). For one state
     x0 of shape (d,) (``one_state``) ``x`` has shape (len(t), d) and ``flow()`` takes the batch x0[None].
 
-    Dense output: ``at(t)`` from the pair's interpolant on the accepted step holding t (error-controlled
-    solves keep every accepted step's start state and stages in ``segments``, which they computed anyway:
-    the memory of the stages of all steps, also under ``torch.no_grad``); fixed-step solves keep nothing
-    and recompute (cubic Hermite, ``at``).
+    Dense output: ``at(t)`` from the pair's interpolant on the accepted step holding t. An error-controlled
+    solve (``controlled``) whose stages are recorded by autograd keeps every accepted step's start state and
+    stages in ``segments`` (the graph holds them anyway: no extra memory); one that is not (``torch.no_grad``,
+    nothing requiring grad) keeps nothing, and ``at`` recomputes its accepted steps from x0 once per call,
+    bit for bit the solve's own. Fixed-step solves keep nothing either (cubic Hermite, ``at``).
 
     Events (``solve(..., event=g)``): ``event_t`` the first time each state's g(t, x) crosses zero, shape
     (batch,) (a 0-d tensor for one state), NaN where it does not within the solve, and ``event_x`` the
@@ -47,6 +47,7 @@ class Solution:
     nfev: int | None
     rejected: int = 0
     segments: tuple = ()
+    controlled: bool = False
     direction: float = 1.0
     one_state: bool = False
     event_t: torch.Tensor | None = None
@@ -77,7 +78,7 @@ class Solution:
         recomputed up to the step holding t, and the cubic Hermite interpolant of that step's end states
         and F there is returned (order 3: exact for cubics, an O(h^4) interpolation error on top of the
         method's own)."""
-        if isinstance(self.method, EmbeddedPair) and self.segments and self.method.dense is None:
+        if self.controlled and self.method.dense is None:
             raise ConfigError(f"Solution.at needs a pair with a dense output, {self.method.name} has none")
         query = torch.as_tensor(t, dtype=torch.float64)
         if query.dim() > 1:
@@ -87,22 +88,41 @@ class Solution:
         if not bool(((flat >= lo) & (flat <= hi)).all()):
             raise ConfigError(f"Solution.at: every time must lie in the span [{lo!r}, {hi!r}] of the solve, got "
                               f"{flat.tolist()!r}")
-        dense = self._dense if self.segments else self._hermite
+        if self.controlled:
+            segments = self.segments or self._replay()
+
+            def dense(s):
+                return self._dense(segments, s)
+        else:
+            dense = self._hermite
         x = torch.stack([dense(self.direction * v) for v in flat.tolist()])
         if query.requires_grad:
             x = with_time_gradient(self.field, self.direction, query.reshape(-1), x)
         x = x[:, 0] if self.one_state else x
         return x.reshape(*query.shape, *x.shape[1:])
 
-    def _dense(self, s: float) -> torch.Tensor:
+    def _dense(self, segments, s: float) -> torch.Tensor:
         """The batch of states at the solve's own time s (forward: s = t, backward: s = -t)."""
         offset = s - self.direction * float(self.t[0])
-        starts = [segment[0] for segment in self.segments]
-        start, t, h, x, ks = self.segments[max(0, bisect.bisect_right(starts, offset) - 1)]
+        starts = [segment[0] for segment in segments]
+        start, t, h, x, ks = segments[max(0, bisect.bisect_right(starts, offset) - 1)]
         pair = self.method
         if len(ks) < pair.dense_stages:
             pair.stages(self.field, x, h, t, ks, count=pair.dense_stages)
         return pair.combine(x, h, ks, pair.dense_weights(min(1.0, max(0.0, (offset - start) / h))))
+
+    def _replay(self) -> tuple:
+        """The accepted steps of an error-controlled solve recomputed from x0 with the solve's own arithmetic
+        (the first stage of a step is the last one's first-same-as-last stage, as in the solve)."""
+        pair, field = self.method, self.field
+        x, t, s = (self.x[0][None] if self.one_state else self.x[0]), self.direction * float(self.t[0]), 0.0
+        k0, segments = field.at(t, x), []
+        for h, _ in self.sizes:
+            ks = pair.stages(field, x, h, t, [k0], count=pair.step_stages)
+            segments.append((s, t, h, x, ks))
+            x, s, t = pair.combine(x, h, ks, pair.weights), s + h, t + h
+            k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
+        return tuple(segments)
 
     def _hermite(self, s: float) -> torch.Tensor:
         """A fixed-step solve's state at its own time s: the steps recomputed from the preceding time of

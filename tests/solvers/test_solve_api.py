@@ -99,18 +99,20 @@ def _forced(t, x):
     return torch.sin(t) - 0.25 * x ** 2
 
 
+@pytest.mark.parametrize("options", [TIGHT, dict(method=dn.methods.RK4(), h=1e-3)], ids=["adaptive", "rk4"])
 @pytest.mark.parametrize("times", [[0.3, 1.1, 2.0], [2.0, 1.1, 0.3]], ids=["forward", "backward"])
-def test_gradients_with_respect_to_t_eval_match_finite_differences(times):
+def test_gradients_with_respect_to_t_eval_match_finite_differences(times, options):
     """d x(t_j)/d t_j = F(t_j, x_j) and d x(t_j)/d t_0 = -(d x(t_j)/d x0) F(t_0, x0), against central
-    differences of the solve at rtol 1e-12 (difference step 1e-5: error ~1e-10 relative)."""
+    differences of the solve (difference step 1e-5: error ~1e-10 relative; the solves' own errors, rtol
+    1e-12 or RK4's h^4 = 1e-12, are below it)."""
     x0 = torch.tensor([[0.4], [-1.2]], dtype=F64)
     weights = torch.tensor([[1.0], [0.3]], dtype=F64)
     t = torch.tensor(times, dtype=F64, requires_grad=True)
-    sol = dn.solve(_forced, x0, t, **TIGHT)
+    sol = dn.solve(_forced, x0, t, **options)
     (grad,) = torch.autograd.grad((sol.x * weights).sum(), t)
 
     def loss(tt):
-        return float((dn.solve(_forced, x0, tt, **TIGHT).x * weights).sum())
+        return float((dn.solve(_forced, x0, tt, **options).x * weights).sum())
 
     eps = 1e-5
     for j in range(3):
@@ -221,3 +223,20 @@ def test_function_field_refuses_a_time_dependence_its_callable_contradicts():
         dn.fields.FunctionField(lambda x: x, 2, time_dependent=True)
     assert not dn.fields.FunctionField(torch.sin, 3).time_dependent
     assert dn.fields.FunctionField(ODEFunc(), 2, time_dependent=True).time_dependent
+
+
+@pytest.mark.parametrize("pair", [dn.methods.DormandPrince5(), dn.methods.BogackiShampine3(),
+                                  dn.methods.DormandPrince853()], ids=lambda p: p.name)
+@pytest.mark.parametrize("times", [[0.3, 1.0, 2.5], [2.5, 1.0, 0.3]], ids=["forward", "backward"])
+def test_a_solve_outside_autograd_keeps_no_stages_and_recomputes_its_dense_output_bit_for_bit(pair, times):
+    """Under no_grad nothing is kept per step (memory independent of the number of steps); Solution.at then
+    replays the accepted steps from x0 and gives exactly what the solve that kept its stages gives (a
+    time-dependent field: the replayed clock is the solve's)."""
+    x0 = torch.tensor([[0.4], [-1.2]], dtype=F64)
+    with torch.no_grad():
+        plain = dn.solve(_forced, x0, times, method=pair, rtol=1e-8, atol=1e-10)
+    recorded = dn.solve(_forced, x0.clone().requires_grad_(True), times, method=pair, rtol=1e-8, atol=1e-10)
+    assert plain.segments == () and len(recorded.segments) == recorded.accepted
+    queries = torch.linspace(min(times), max(times), 17, dtype=F64)
+    assert torch.equal(plain.at(queries), recorded.at(queries).detach())
+    assert torch.equal(plain.at(torch.tensor(times[-1], dtype=F64)), recorded.at(times[-1]).detach())
