@@ -17,8 +17,9 @@ import torch
 from ..errors import ConfigError
 
 # the optimizer of each name (Levenberg-Marquardt is dynnets.train.lm)
-OPTIMIZERS = {"adam": torch.optim.Adam, "lbfgs": torch.optim.LBFGS, "lm": None, "sgd": torch.optim.SGD}
-DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3, "lbfgs": 1.0}
+OPTIMIZERS = {"adam": torch.optim.Adam, "lbfgs": torch.optim.LBFGS, "lm": None, "rmsprop": torch.optim.RMSprop,
+              "sgd": torch.optim.SGD}
+DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3, "rmsprop": 1e-2, "lbfgs": 1.0}
 # the keyword arguments of each torch optimizer other than params and lr (read once: inspect is slow)
 OPTION_NAMES = {k: tuple(inspect.signature(cls).parameters)[2:] for k, cls in OPTIMIZERS.items() if cls is not None}
 # Levenberg-Marquardt: initial damping and the damping floor relative to max diag(J^T J)
@@ -39,9 +40,9 @@ class Stall:
 class Phase:
     """``steps`` optimizer steps of ``optimizer``.
 
-    optimizer: "adam" | "sgd" | "lbfgs" | "lm" (Levenberg-Marquardt: the loss returns a residual tensor
+    optimizer: "adam" | "sgd" | "rmsprop" | "lbfgs" | "lm" (Levenberg-Marquardt: the loss returns a residual tensor
                and minimised is its sum of squares).
-    lr:        default 1e-3 (adam, sgd), 1.0 (lbfgs); LM has none (its damping is options["mu0"]).
+    lr:        default 1e-3 (adam, sgd), 1e-2 (rmsprop, torch's default), 1.0 (lbfgs); LM has none (its damping is options["mu0"]).
     schedule:  None or ``optimizer -> LRScheduler``, stepped once per step.
     options:   keyword arguments of the optimizer: torch.optim.LBFGS's (default line_search_fn=
                "strong_wolfe"), Adam's/SGD's other arguments, or LM's mu0 (1e-2) and tau (1e-9).
