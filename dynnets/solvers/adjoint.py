@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..memory import _Segment, default_segment, trainable
-from .solution import Solution
+from .solution import Solution, replay, step_times
 
 #: the state-sized tensors one stage of a step keeps for the backward, about: its input, the field's hidden
 #: activations, the stage derivative (measured for an MLP field: 5-6 per RK4 stage, 3 per Dormand-Prince stage)
@@ -46,10 +46,7 @@ def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every
     (``integrate._interpolate``)."""
     times = solution.t.tolist()
     targets = [tj - times[0] for tj in times]
-    steps, s, t = [], 0.0, times[0]
-    for h, _ in solution.sizes:  # offsets s and absolute times t accumulated as the solve did
-        steps.append((s, t, h))
-        s, t = s + h, t + h
+    steps = step_times(solution.sizes, times[0])
     every = segment_length(len(steps), solution.method.step_stages, every)
     params = trainable([solution.field])
     x, states = x0, [x0]
@@ -71,17 +68,14 @@ class _Steps:
         self.pair, self.field, self.steps, self.targets = solution.method, solution.field, steps, targets
         self.j, self.last, self.dense, self.interpolate = j, last, dense, interpolate
 
-    def __call__(self, x: torch.Tensor, _t=None) -> torch.Tensor:
-        pair, targets, j, outputs, ks = self.pair, self.targets, self.j, [], []
-        for i, (s, t, h) in enumerate(self.steps):
+    def __call__(self, x0: torch.Tensor, _t=None) -> torch.Tensor:
+        pair, targets, j, outputs, x = self.pair, self.targets, self.j, [], x0
+        for i, ((s, t, h, x, ks), x_new) in enumerate(replay(pair, self.field, x0, self.steps)):
             # dense=False: a step of h = target - s landed on the target; a target closer than h was reached
             # (within the time resolution <= h) by the step before: the solve appends the state then
             while not self.dense and j < len(targets) and targets[j] - s < h:
                 outputs.append(x)
                 j += 1
-            ks = pair.stages(self.field, x, h, t, [ks[pair.fsal]] if ks and pair.fsal is not None else [],
-                             count=pair.step_stages)
-            x_new = pair.combine(x, h, ks, pair.weights)
             if self.dense:
                 landing = self.last and i == len(self.steps) - 1
                 j, _ = self.interpolate(pair, self.field, targets, j, (s, t, h), x, ks, x_new, outputs, landing)

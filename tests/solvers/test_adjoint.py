@@ -174,3 +174,35 @@ def test_under_torch_func_the_solve_runs_plain():
         return lambda x: dn.solve(field, x, [0.0, 1.0], rtol=1e-8, memory=memory).x[-1]
 
     assert torch.equal(torch.func.jacrev(end("checkpoint"))(x0), torch.func.jacrev(end("plain"))(x0))
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_backward_in_time_one_state_and_time_gradients(dense):
+    """Decreasing t_eval, one state (d,) and t_eval requiring grad go through the checkpointed solve: its
+    gradients w.r.t. x0, the parameters and every time equal plain backpropagation's to round-off."""
+    field = _field("forced")
+    grads = {}
+    for memory in ("plain", "checkpoint"):
+        x0 = torch.linspace(-1.0, 1.0, 4, dtype=torch.float64).requires_grad_(True)
+        t = torch.tensor([2.0, 1.2, 0.5, -0.3], dtype=torch.float64, requires_grad=True)
+        sol = dn.solve(field, x0, t, rtol=1e-8, dense=dense, memory=memory)
+        assert sol.x.shape == (4, 4)
+        grads[memory] = torch.autograd.grad(sol.x.sin().sum(), (x0, t, *field.parameters()))
+    scale = max(float(g.abs().max()) for g in grads["plain"])
+    defect = max(float((a - b).abs().max()) for a, b in zip(*grads.values(), strict=True))
+    assert 0 < scale and defect <= C * 200 * EPS64 * scale
+
+
+def test_a_callable_field_and_an_event():
+    """The user's own nn.Module f(x) is checkpointed like a Field (its parameters are the field's: a tensor
+    a plain function closes over is not, as for torchdiffeq's adjoint_params); an event's time needs the
+    solve's graph, so memory='checkpoint' with an event is refused."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    x0 = torch.randn(3, 4, dtype=torch.float64)
+    grads = [torch.autograd.grad(dn.solve(module, x0, [0.0, 1.0], rtol=1e-8, memory=m).x.sum(),
+                                 tuple(module.parameters())) for m in ("plain", "checkpoint")]
+    assert all(float((a - b).abs().max()) <= 1e3 * EPS64 * float(b.abs().max()) for a, b in zip(*grads, strict=True))
+    with pytest.raises(ConfigError, match="event"):
+        dn.solve(_field("forced"), x0[:, :4].requires_grad_(True), [0.0, 1.0], memory="checkpoint",
+                 event=lambda t, x: x[:, 0])
