@@ -31,6 +31,10 @@ straight-through terms of ``solution.with_time_gradient`` (one more evaluation p
 (``event=``) are located after each accepted step by ``events.EventTracker``; the dense output between
 the times is ``Solution.at``.
 
+Memory (``memory=``, as a Flow's): fixed steps pass it to each interval's Flow; error control with
+"checkpoint" solves without a graph and replays the accepted steps in checkpointed segments
+(``solvers.adjoint``: backpropagation through the accepted steps, to round-off, in O(sqrt(N)) states).
+
 Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
 has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
 ``DivergenceError`` naming the first time of t_eval where it appears.
