@@ -6,7 +6,10 @@ stretches of 10 times). The model is first trained 200 iterations (dynnets, floa
 longer nearly linear); both libraries then get copies of those weights and the same ``--batches`` fixed
 batches. One iteration = solve the batch (Dormand-Prince 5(4): dn.solve's default, torchdiffeq's dopri5),
 loss mean |pred - true|, backward through the solve (plain backpropagation for both; the optimizer step is
-the same code for both and left out). Timed round-robin (``interleaved_times``, min over ``--repeats``
+the same code for both and left out). Peak RSS: each candidate and dtype in its own subprocess with the
+default allocator (``_common.child_json``), the trained weights and batches passed in a file; after one
+warm-up pass over the batches, ``_common.peak_rss`` of a second (the process's VmHWM, torch and both
+libraries imported, and its growth over the pass). Timed round-robin (``interleaved_times``, min over ``--repeats``
 rounds of all batches) at equal rtol/atol: float32 at rtol 1e-4, atol 1e-6 (dn.solve's float32 default;
 torchdiffeq's own default 1e-7 is below float32's round-off, which dn.solve refuses) and float64 at
 torchdiffeq's defaults rtol 1e-7, atol 1e-9. dynnets runs with its per-sample worst-case norm and with
@@ -31,8 +34,12 @@ Targets: dynnets (rms) <= 0.8x torchdiffeq's ms/iteration and <= 1.05x its evalu
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib
+import json
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -40,7 +47,7 @@ import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
 from examples import bouncing_ball, ode_demo
 
-from ._common import interleaved_times, machine
+from ._common import child_json, interleaved_times, machine, peak_rss
 
 TOLERANCES = {torch.float32: dict(rtol=1e-4, atol=1e-6), torch.float64: dict(rtol=1e-7, atol=1e-9)}
 GRADIENT_RTOLS = (1e-4, 1e-6, 1e-9)
@@ -49,6 +56,7 @@ RUNNER = Runner("torchdiffeq", __doc__, kind="benchmark", dtypes=("float64",), d
                 devices=("cpu",), threads=1)
 RUNNER.parser.add_argument("--repeats", type=int, default=7)
 RUNNER.parser.add_argument("--batches", type=int, default=10)
+RUNNER.parser.add_argument("--child", nargs=3, metavar=("STATE", "DTYPE", "CANDIDATE"), help=argparse.SUPPRESS)
 
 
 def _torchdiffeq():
@@ -112,6 +120,26 @@ def candidates(func, dtype, batches, odeint) -> dict:
 
     return {"dynnets (worst)": ours_run("worst", "dynnets (worst)"), "dynnets (rms)": ours_run("rms", "dynnets (rms)"),
             "torchdiffeq dopri5": theirs_run}, counts
+
+
+def child(state: str, dtype: str, candidate: str) -> dict:
+    """In a fresh process: peak RSS of one pass of ``candidate`` over the batches saved in ``state``."""
+    saved = torch.load(state)
+    func = ode_demo.ODEFunc().double()
+    func.load_state_dict(saved["func"])
+    fns, _ = candidates(func, getattr(torch, dtype), saved["batches"], _torchdiffeq().odeint)
+    fns[candidate]()  # warm-up: code paths, thread pool, parameter .grad buffers
+    return peak_rss(fns[candidate])
+
+
+def memory(func, batches, threads: int) -> dict:
+    """{dtype: {candidate: peak_rss's figures}}, one default-allocator subprocess per configuration."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = str(Path(tmp) / "state.pt")
+        torch.save({"func": func.state_dict(), "batches": batches}, state)
+        return {dtype: {name: child_json("benchmarks.torchdiffeq", ["--child", state, dtype, name], threads)
+                        for name in ("dynnets (worst)", "dynnets (rms)", "torchdiffeq dopri5")}
+                for dtype in ("float32", "float64")}
 
 
 def gradient_errors(func, batch, odeint) -> dict:
@@ -201,8 +229,11 @@ def run(args, seed, out) -> dict:
     t, true_y = ode_demo.data(torch.float64)
     make = ode_demo.batches(t, true_y, torch.Generator().manual_seed(seed + 7))
     batches = [make(k) for k in range(n_batches)]
-    result = {"machine": machine(), "repeats": repeats, "batches": n_batches, "ode_demo": {}}
-    print(f"{'dtype':<9}{'candidate':<22}{'ms/iter':>9}{'ratio':>8}{'nfev/solve':>12}{'ratio':>8}")
+    result = {"machine": machine(), "repeats": repeats, "batches": n_batches, "ode_demo": {},
+              "allocator": "glibc defaults (no MALLOC_* settings)"}
+    rss = memory(func, batches, args.threads)
+    print(f"{'dtype':<9}{'candidate':<22}{'ms/iter':>9}{'ratio':>8}{'nfev/solve':>12}{'ratio':>8}"
+          f"{'peak RSS MiB':>14}{'growth MiB':>12}")
     for dtype in (torch.float32, torch.float64):
         fns, counts = candidates(func, dtype, batches, odeint)
         times = interleaved_times(fns, repeats, warmup=1)
@@ -211,9 +242,11 @@ def run(args, seed, out) -> dict:
         rows = {}
         for name in fns:
             ms, nfev = 1e3 * times[name]["min"] / n_batches, sum(counts[name]) / n_batches
+            mem = rss[str(dtype)[6:]][name]
             rows[name] = {"ms_per_iteration": ms, "ms_median": 1e3 * times[name]["median"] / n_batches,
-                          "nfev_per_solve": nfev, "time_ratio": ms / base_ms, "nfev_ratio": nfev / base_nfev}
-            print(f"{str(dtype)[6:]:<9}{name:<22}{ms:>9.2f}{ms / base_ms:>8.2f}{nfev:>12.1f}{nfev / base_nfev:>8.2f}")
+                          "nfev_per_solve": nfev, "time_ratio": ms / base_ms, "nfev_ratio": nfev / base_nfev, **mem}
+            print(f"{str(dtype)[6:]:<9}{name:<22}{ms:>9.2f}{ms / base_ms:>8.2f}{nfev:>12.1f}{nfev / base_nfev:>8.2f}"
+                  f"{mem['peak_rss_bytes'] / 2**20:>14.1f}{mem['rss_bytes'] / 2**20:>12.1f}")
         result["ode_demo"][str(dtype)[6:]] = {"tolerances": TOLERANCES[dtype], **rows}
     result["gradient_error"] = gradient_errors(func, batches[0], odeint)
     for key, row in result["gradient_error"].items():
@@ -229,6 +262,11 @@ def run(args, seed, out) -> dict:
 
 
 def main(argv=None) -> dict:
+    args = RUNNER.parse(argv)
+    if args.child:  # a measuring subprocess: one JSON line on stdout, no result file
+        torch.set_num_threads(args.threads)
+        print(json.dumps(child(*args.child)))
+        return {}
     return RUNNER.main(run, argv)
 
 

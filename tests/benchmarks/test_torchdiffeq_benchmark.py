@@ -1,4 +1,4 @@
-"""benchmarks.torchdiffeq --quick runs side by side and writes its figures (no timing is asserted)."""
+"""benchmarks.torchdiffeq --quick runs side by side and writes its figures (no timing or memory bound is asserted)."""
 
 import json
 
@@ -17,6 +17,8 @@ def test_the_torchdiffeq_benchmark_quick_writes_every_figure(tmp_path):
         for name in ("dynnets (worst)", "dynnets (rms)", "torchdiffeq dopri5"):
             row = saved["ode_demo"][dtype][name]
             assert row["ms_per_iteration"] > 0 and row["nfev_per_solve"] > 0
+            # each configuration's own subprocess: the whole process's peak, and its growth over one pass
+            assert row["peak_rss_bytes"] > 100 * 2**20 and 0 <= row["rss_bytes"] < row["peak_rss_bytes"]
     for key in ("rtol=0.0001", "rtol=1e-06", "rtol=1e-09"):
         assert result["gradient_error"][key]["dynnets"] < 1e-3
     ball = result["bouncing_ball"]
