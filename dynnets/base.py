@@ -178,7 +178,8 @@ class Field(ExactConstants):
 
     # Interfaces promised by traits; a field declaring the trait overrides them.
     def partition(self):
-        """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``)."""
+        """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``); f or g is None where that part is
+        zero (a field with one energy): the partitioned methods skip its shears."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):

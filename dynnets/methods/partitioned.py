@@ -1,5 +1,8 @@
 """Partitioned methods for fields F(q, v) = (f(v), g(q)) (trait ``Partitioned``, interface ``partition()``).
 
+A field may leave one part out (``partition()`` gives None for it: that part is zero, e.g. a single linear
+or activation kick); its shears are the identity and are skipped.
+
 Each step is a composition of shears (q += h f(v) or v += h g(q)), each with unit Jacobian determinant
 and an explicit inverse (the same shear with -h), so the step preserves volume for every partitioned
 field and is explicitly invertible. For a separable Hamiltonian field (f = grad T, g = -grad V) each
@@ -43,10 +46,14 @@ def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1
     return z + step if sign > 0 else z - step
 
 
-def _groups(shears):
-    """Maximal stretches of consecutive shears of the same part: (part, weights)."""
+def _groups(shears, f, g):
+    """Maximal stretches of consecutive shears of the same part: (part, weights). A part the field leaves
+    out (``partition()`` gave None: that energy is zero) has identity shears: they are dropped, so the
+    stretches of the other part on either side merge (its point has not moved between them)."""
     out: list[tuple[str, list[float]]] = []
     for part, weight in shears:
+        if (f if part == "q" else g) is None:
+            continue
         if out and out[-1][0] == part:
             out[-1][1].append(weight)
         else:
@@ -84,7 +91,7 @@ class _PartitionedMethod(Method):
     def advance(self, field, x: torch.Tensor, h, n: int) -> torch.Tensor:
         """The shears of n steps in order, the field evaluated once per stretch of same-part shears."""
         q, v, f, g = _split(field, x)
-        for part, weights in _groups(self.shears * n):
+        for part, weights in _groups(self.shears * n, f, g):
             if part == "q":
                 value = f(v)
                 for w in weights:
@@ -99,6 +106,8 @@ class _PartitionedMethod(Method):
         """The shears undone in reverse order (each the same shear with -h)."""
         q, v, f, g = _split(field, y)
         for part, weight in reversed(self.shears):
+            if (f if part == "q" else g) is None:
+                continue
             if part == "q":
                 q = _shear(q, h, weight, f(v), -1)
             else:
@@ -112,7 +121,7 @@ class _PartitionedMethod(Method):
         q += c_i f(v). One evaluation and one VJP per stretch: the backward costs about one forward plus one
         VJP (``Method.reversible_backward``).
         A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
-        q, v, _, _ = _split(field, y)
+        q, v, f, g = _split(field, y)
         # the reconstruction and the cotangents are updated in place: a new tensor per stretch, each freed
         # one stretch later, made glibc's heap grow with depth (peak RSS 38.8 MiB at 1000 steps, 6 in place)
         q, v = q.clone(), v.clone()
@@ -121,7 +130,7 @@ class _PartitionedMethod(Method):
         h_value = h.detach() if isinstance(h, torch.Tensor) else h
         total: list = [None] * len(params)
         h_bar = None
-        for part, weights in _groups(tuple(reversed(self.shears)) * n):
+        for part, weights in _groups(tuple(reversed(self.shears)) * n, f, g):
             which, at, cotangent = ("f", v, q_bar) if part == "q" else ("g", q, v_bar)
             coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
             value, at_bar, got = field.partition_vjp(which, at, coefficient * cotangent, params)
