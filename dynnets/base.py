@@ -252,6 +252,9 @@ class Method:
     #: whether ``step(field, x, h, t)`` evaluates a time-dependent field at its stage times (t + c_i h);
     #: a method that does not is refused such a field by ``check``
     handles_time: bool = False
+    #: whether ``step``/``advance`` take h as a per-row tensor (shape (batch, 1, ...), broadcast against the
+    #: states), each row's result the step of its own h, with ``guarantees`` holding for every real h
+    per_sample_h: bool = False
 
     def check(self, field) -> None:
         """Refuse a field this method cannot integrate (TypeError naming both)."""

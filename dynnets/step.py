@@ -20,6 +20,7 @@ from .checks import (
     check_state,
     check_step_fits,
     check_time,
+    per_sample_h,
     positive_real,
     real,
 )
@@ -140,16 +141,36 @@ class Step(Layer):
         if not self.learn_h:
             check_step_fits(self._h, x.dtype, self._describe)
 
-    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
+        """The step from x (starting at time t); ``h``: a per-sample step size instead of the step's own
+        (``per_sample``)."""
         self._check_call(x, t)
+        if h is not None:
+            return self.method.step(self.field, x, self.per_sample(h, x))
         if self.time_dependent:
             return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
 
-    def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
+    def advance(self, x: torch.Tensor, n: int, h=None) -> torch.Tensor:
         """n applications of this step (``Method.advance``: a method may share work between them)."""
         self._check_call(x, 0.0)
-        return self.method.advance(self.field, x, self.h, n)
+        return self.method.advance(self.field, x, self.h if h is None else self.per_sample(h, x), n)
+
+    def per_sample(self, h, x: torch.Tensor) -> torch.Tensor:
+        """h (shape () or (batch,)) for the states x, shaped to broadcast: the step of each row is this step
+        with that row's h, so what ``guarantees`` lists holds row by row. Refused (ConfigError) for a method
+        without ``per_sample_h`` (its guarantees or its solver depend on one h), a learned h (the given one
+        would silently replace it) and a fixed field with a stability limit (checking it would read h)."""
+        if not self.method.per_sample_h:
+            raise ConfigError(f"{self._describe()}: {self.method.name} takes no per-sample h (rule: only methods "
+                              "with per_sample_h, the partitioned ones, whose guarantees hold for every h)")
+        if self.learn_h:
+            raise ConfigError(f"{self._describe()} learns its h; a per-sample h would replace it (rule: per-sample "
+                              "h only on steps with a fixed h)")
+        if self.field.fixed and math.isfinite(float(self.method.max_stable_step(self.field))):
+            raise ConfigError(f"{self._describe()}: {type(self.field).__name__} has a stability limit, which a "
+                              "per-sample h could exceed unchecked (rule: per-sample h on fields without one)")
+        return per_sample_h(h, x, self._describe)
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
         """(x, grad_x) through n applications from their output y alone, this step's parameter gradients
@@ -298,9 +319,32 @@ class Flow(Layer):
             total = total + per_layer[i]
         return total
 
-    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
+        """The flow from x (starting at time t); ``h``: a per-sample step size (shape () or (batch,)) given to
+        every step instead of its own (``Step.per_sample``): row i is the flow of that row's h."""
         self._check_call(x, t)
+        if h is not None:
+            return self._run_per_sample(x, h)
         return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
+
+    def _run_per_sample(self, x: torch.Tensor, h) -> torch.Tensor:
+        """Every layer (a Step or a Flow) run with the per-sample h, with ordinary autograd: the memory modes
+        reconstruct each step from its own h, so they are refused rather than ignored."""
+        if self.memory != "plain":
+            raise ConfigError(f"a per-sample h needs memory='plain', this Flow has memory={self.memory!r} (rule: the "
+                              "reversible and checkpointed backward use each step's own h)")
+        for k, layer in enumerate(self.layers):
+            if not isinstance(layer, (Step, Flow)):
+                raise ConfigError(f"a per-sample h is given to Steps and Flows; layer {k} is a {type(layer).__name__}")
+        layers = list(self.layers)
+        with parametrize.cached(), shared_norms():
+            for i, count in self._runs:
+                if isinstance(layers[i], Step) and count > 1:
+                    x = layers[i].advance(x, count, h=h)
+                    continue
+                for _ in range(count):
+                    x = layers[i](x, h=h)
+        return x
 
     def _check_call(self, x, t) -> None:
         """x a non-empty floating tensor and t a finite time or a real (batch,)/() tensor, before any work (an

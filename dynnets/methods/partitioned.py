@@ -63,6 +63,9 @@ def _groups(shears, f, g):
 
 class _PartitionedMethod(Method):
     requires = (Partitioned,)
+    #: every shear is z + (w h) value: a per-row h of shape (batch, 1) broadcasts, and each row's map is the
+    #: step of its own h (symplectic / volume-preserving for every real h)
+    per_sample_h = True
     #: the step as shears (part, weight) in order: ("q", w) is q += w h f(v), ("v", w) is v += w h g(q)
     shears: tuple = ()
 
