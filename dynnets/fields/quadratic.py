@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import checks
 from ..base import Field
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
@@ -25,7 +26,7 @@ from ..structure import Partitioned, SeparableHamiltonian
 class _Quadratic(nn.Module):
     """z -> S z + b and z -> 1/2 z^T S z + b^T z with S symmetric by construction (module docstring)."""
 
-    def __init__(self, dim: int, rank: int | None, bias: bool, scale: float = 0.1):
+    def __init__(self, dim: int, rank: int | None, bias: bool, scale: float):
         super().__init__()
         if rank is None:
             self.A = nn.Parameter(torch.randn(dim, dim) * (scale / 2))
@@ -63,13 +64,14 @@ class QuadraticHamiltonian(Field):
     ``kinetic`` / ``potential_energy``: which energy is present (at least one); an absent one is zero, and
     ``partition()`` gives None for its part, so the partitioned methods skip its shear. ``rank``: None
     (S = A + A^T) or r (S = diag(d) + U diag(e) U^T). ``bias``: the linear terms b.
+    ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
     ``matrices()`` gives (S_T, S_V) (None for an absent energy); ``hamiltonian(x)`` gives H per row.
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
     def __init__(self, dim: int, *, kinetic: bool = True, potential_energy: bool = True, rank: int | None = None,
-                 bias: bool = False):
+                 bias: bool = False, init_scale: float = 0.1):
         super().__init__()
         self.q_dim = check_size("dim", dim)
         self.dim = 2 * self.q_dim
@@ -78,10 +80,10 @@ class QuadraticHamiltonian(Field):
             raise ConfigError("QuadraticHamiltonian needs kinetic=True or potential_energy=True (rule: at least one "
                               "energy; with neither the field is zero)")
         rank = None if rank is None else check_size("rank", rank)
-        bias = check_bool("bias", bias)
+        bias, scale = check_bool("bias", bias), checks.init_scale(init_scale)
         self.rank = rank
-        self.kinetic = _Quadratic(self.q_dim, rank, bias) if kinetic else None
-        self.potential_energy = _Quadratic(self.q_dim, rank, bias) if potential else None
+        self.kinetic = _Quadratic(self.q_dim, rank, bias, scale) if kinetic else None
+        self.potential_energy = _Quadratic(self.q_dim, rank, bias, scale) if potential else None
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
         """dq/dt = S_T p + b_T."""

@@ -23,17 +23,19 @@ from ..methods import StormerVerlet, SymplecticEuler
 from ..step import Flow, Step
 
 
-def _linear_module(dim: int, sublayers: int, h: float, method, rank, bias) -> list[Step]:
-    steps = [Step(QuadraticHamiltonian(dim, rank=rank, bias=bias), method, h) for _ in range(sublayers // 2)]
+def _linear_module(dim: int, sublayers: int, h: float, method, options: dict) -> list[Step]:
+    steps = [Step(QuadraticHamiltonian(dim, **options), method, h) for _ in range(sublayers // 2)]
     if sublayers % 2:
-        steps.append(Step(QuadraticHamiltonian(dim, kinetic=False, rank=rank, bias=bias), method, h))
+        steps.append(Step(QuadraticHamiltonian(dim, kinetic=False, **options), method, h))
     return steps
 
 
 def sympnet(dim: int, layers: int, *, linear: int = 2, width: int | None = None, h: float = 1.0,
-            rank: int | None = None, bias: bool = True, potential: str = "logcosh", method=None) -> Flow:
+            rank: int | None = None, bias: bool = True, potential: str = "logcosh", init_scale: float = 0.1,
+            method=None) -> Flow:
     """The SympNet of the module docstring on x = (q, p), q, p in R^dim. ``rank``/``bias``: of the linear
     shears (``QuadraticHamiltonian``); ``potential``: the activation modules' Gamma (``Hamiltonian``);
+    ``init_scale``: both families' initial output scale (a small one starts the network near the identity);
     ``method``: SymplecticEuler() (default) or StormerVerlet() (either applies each kick exactly)."""
     dim, layers = check_size("dim", dim), check_size("layers", layers)
     linear = check_int("linear", linear, minimum=0)
@@ -46,8 +48,9 @@ def sympnet(dim: int, layers: int, *, linear: int = 2, width: int | None = None,
                           "partitioned method applies each kick exactly)")
     steps: list[Step] = []
     for i in range(layers):
-        steps += _linear_module(dim, linear, h, method, rank, bias)
+        steps += _linear_module(dim, linear, h, method, {"rank": rank, "bias": bias, "init_scale": init_scale})
         if width is not None and not (linear and i == layers - 1):
-            field = Hamiltonian(dim, width, potential, kinetic=i % 2 == 1, potential_energy=i % 2 == 0)
+            field = Hamiltonian(dim, width, potential, init_scale=init_scale, kinetic=i % 2 == 1,
+                                potential_energy=i % 2 == 0)
             steps.append(Step(field, method, h))
     return Flow(steps)
