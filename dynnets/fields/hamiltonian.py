@@ -34,10 +34,14 @@ from .activations import ACTIVATIONS
 class _Potential(nn.Module):
     """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a))."""
 
-    def __init__(self, dim: int, width: int, init_scale: float):
+    def __init__(self, dim: int, width: int, init_scale: float, diagonal: bool = False):
         super().__init__()
-        self.K = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
-        self.a = nn.Parameter(torch.randn(width) * 0.5)
+        if diagonal:  # K = I and a = 0, fixed: z -> sum_i w_i Gamma(z_i) (the LA-SympNet activation module)
+            self.register_buffer("K", torch.eye(dim))
+            self.register_buffer("a", torch.zeros(dim))
+        else:
+            self.K = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
+            self.a = nn.Parameter(torch.randn(width) * 0.5)
         self.w = nn.Parameter(torch.randn(width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def value(self, z, gamma):
@@ -84,7 +88,8 @@ class Hamiltonian(Field):
     ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
     ``kinetic=False`` (T = 0) or ``potential=False`` (V = 0) leaves one energy: its part of ``partition()``
     is None, and a partitioned step is then the one exact kick p <- p - h grad V(q) (or q <- q + h grad T(p)),
-    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2; ``dn.networks.sympnet``).
+    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2; ``dn.networks.sympnet``). ``diagonal=True``
+    (width == dim) fixes K = I and a = 0: T(p) = sum_i w_i Gamma(p_i), the LA-SympNet's activation module.
 
     For H a network of (q, p) jointly (not separable), use ``GeneralHamiltonian`` with an implicit
     symplectic method.
@@ -93,7 +98,7 @@ class Hamiltonian(Field):
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
     def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5,
-                 kinetic: bool = True, potential_energy: bool = True):
+                 kinetic: bool = True, potential_energy: bool = True, diagonal: bool = False):
         super().__init__()
         self.q_dim = check_size("dim", dim)
         self.width = check_size("width", width)
@@ -103,8 +108,10 @@ class Hamiltonian(Field):
         self._gamma, self._sigma, self._slope = act.antiderivative, act.fn, act.slope_of_value
         if not (check_bool("kinetic", kinetic) or check_bool("potential_energy", potential_energy)):
             raise ConfigError("Hamiltonian needs kinetic=True or potential_energy=True (rule: at least one energy)")
-        self.kinetic = _Potential(dim, width, init_scale) if kinetic else None
-        self.potential_energy = _Potential(dim, width, init_scale) if potential_energy else None
+        if check_bool("diagonal", diagonal) and width != dim:
+            raise ConfigError(f"diagonal=True needs width == dim (one ridge per coordinate), got width={width}, dim={dim}")
+        self.kinetic = _Potential(dim, width, init_scale, diagonal) if kinetic else None
+        self.potential_energy = _Potential(dim, width, init_scale, diagonal) if potential_energy else None
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
         """dq/dt = grad T(p)."""

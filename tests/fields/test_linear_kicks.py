@@ -53,11 +53,12 @@ def test_symplectic_euler_on_both_energies_is_the_pair_of_shears():
                                rtol=0, atol=16 * EPS * float(q.abs().max() + p.abs().max()))
 
 
-@pytest.mark.parametrize("linear, width", [(2, 4), (3, None), (0, 5), (4, 2)])
+@pytest.mark.parametrize("linear, width", [(2, 4), (3, None), (0, 5), (4, 2), (2, "diagonal")])
 @pytest.mark.parametrize("method", [dn.methods.SymplecticEuler(), dn.methods.StormerVerlet()])
 def test_sympnets_are_symplectic_to_round_off(linear, width, method):
     torch.manual_seed(0)
-    net = dn.networks.sympnet(DIM, 4, linear=linear, width=width, h=0.5, method=method).double()
+    kind = {"diagonal": True} if width == "diagonal" else {"width": width}
+    net = dn.networks.sympnet(DIM, 4, linear=linear, h=0.5, method=method, **kind).double()
     for k, step in enumerate(net.layers):
         randomize(step.field, 0.8, seed=10 + k)
     x = points(8, 2 * DIM, seed=7)
@@ -82,6 +83,11 @@ def test_sympnet_layout_and_parameter_count_follow_the_paper():
     # b_V) = 4 parameters each plus 3 ridge parameters (K, a, w) per activation module of width 1
     net = dn.networks.sympnet(1, 3, linear=2, width=1)
     assert len(net) == 3 + 2 and sum(p.numel() for p in net.parameters()) == 3 * 4 + 2 * 3
+    # the paper's own LA-SympNet: diagonal activation modules p <- p - h w * tanh(q), 14 parameters
+    la = dn.networks.sympnet(1, 3, linear=2, diagonal=True)
+    assert len(la) == 5 and sum(p.numel() for p in la.parameters()) == 14
+    field = la.steps[1].field.potential_energy
+    assert torch.equal(field.K, torch.eye(1)) and [n for n, _ in field.named_parameters()] == ["w"]
     g = dn.networks.sympnet(2, 4, linear=0, width=8)
     kinds = [(s.field.kinetic is None, s.field.potential_energy is None) for s in g]
     assert kinds == [(True, False), (False, True)] * 2  # alternating p- and q-kicks
@@ -91,6 +97,7 @@ def test_sympnet_layout_and_parameter_count_follow_the_paper():
     ({"linear": 0, "width": None}, ConfigError),
     ({"linear": -1}, ConfigError),
     ({"method": dn.methods.RK4()}, ConfigError),
+    ({"width": 3, "diagonal": True}, ConfigError),
 ])
 def test_bad_sympnet_options_are_refused(kwargs, error):
     with pytest.raises(error):
@@ -102,11 +109,14 @@ def test_a_field_without_energy_is_refused():
         dn.fields.QuadraticHamiltonian(2, kinetic=False, potential_energy=False)
     with pytest.raises(ConfigError):
         dn.fields.Hamiltonian(2, 4, kinetic=False, potential_energy=False)
+    with pytest.raises(ConfigError):
+        dn.fields.Hamiltonian(2, 4, diagonal=True)  # a diagonal potential has width == dim
 
 
 def test_one_energy_fields_run_reversibly_and_invert():
     torch.manual_seed(1)
-    net = dn.networks.sympnet(DIM, 3, linear=3, width=4, h=0.3, method=dn.methods.StormerVerlet()).double()
+    net = dn.Flow([*dn.networks.sympnet(DIM, 3, linear=3, width=4, h=0.3, method=dn.methods.StormerVerlet()),
+                   *dn.networks.sympnet(DIM, 3, linear=2, diagonal=True, h=0.3)]).double()
     rev = dn.Flow(list(net), memory="reversible")
     x = points(6, 2 * DIM, seed=8).requires_grad_(True)
     torch.testing.assert_close(net.inverse(net(x)), x, rtol=0, atol=1e-13)
