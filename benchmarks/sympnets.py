@@ -338,10 +338,12 @@ def print_table(table: dict, iterations: int, budget: float) -> None:
 
 def figure(states: dict, truth: torch.Tensor, path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    steps = torch.arange(truth.shape[0])
-    for name, x in states.items():
-        a.semilogy(steps, (x - truth).norm(dim=1).clamp_min(1e-16), label=name, lw=1)
-        b.semilogy(steps, (energy(x) - energy(truth[:1])).abs().clamp_min(1e-16), lw=1)
+    steps = torch.arange(1, truth.shape[0])
+    colours = plt.get_cmap("tab20").colors
+    for k, (name, x) in enumerate(states.items()):
+        style = {"lw": 1, "color": colours[k % len(colours)], "ls": "-" if name.startswith("dynnets") else "--"}
+        a.semilogy(steps, (x - truth).norm(dim=1)[1:].clamp_min(1e-16), label=name, **style)
+        b.semilogy(steps, (energy(x) - energy(truth[:1])).abs()[1:].clamp_min(1e-16), **style)
     a.set(xlabel="step", ylabel="||x_k - x(t_k)||", title="rollout error (seed 0)")
     b.set(xlabel="step", ylabel="|H(x_k) - H(x_0)|", title="energy error")
     a.legend(fontsize=6)
