@@ -156,6 +156,24 @@ class Step(Layer):
         self._check_call(x, 0.0)
         return self.method.advance(self.field, x, self.h if h is None else self.per_sample(h, x), n)
 
+    def parts_key(self):
+        """(q_dim, dim) when this step acts on the parts of a partitioned state (``Method.acts_on_parts``,
+        an autonomous field, and the call not redefined by a subclass), else None: consecutive steps with one
+        key run on the parts in a Flow."""
+        own_call = type(self).forward is Step.forward and type(self).advance is Step.advance
+        if self.method.runs_on_parts() and not self.time_dependent and own_call:
+            return self.field.partition()[0], self.field.dim
+        return None
+
+    def advance_parts(self, q: torch.Tensor, v: torch.Tensor, n: int):
+        """``advance`` on the parts of a state whose joined form an earlier step of the same ``parts_key``
+        checked: the checks of a call that the parts can fail (dtype and device of this step's parameters,
+        h finite in that dtype), then the method's ``advance_parts``."""
+        self.check_state(q, self._describe)
+        if not self.learn_h:
+            check_step_fits(self._h, q.dtype, self._describe)
+        return self.method.advance_parts(self.field, q, v, self.h, n)
+
     def per_sample(self, h, x: torch.Tensor) -> torch.Tensor:
         """h (shape () or (batch,)) for the states x, shaped to broadcast: the step of each row is this step
         with that row's h, so what ``guarantees`` lists holds row by row. Refused (ConfigError) for a method
@@ -279,6 +297,7 @@ class Flow(Layer):
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
         # a field's time dependence is a property of its class: looked up once, not on every forward
         self._time_dependent = any(layer.time_dependent for layer in unique)
+        self._parts_keys = tuple(layer.parts_key() if isinstance(layer, Step) else None for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
@@ -388,7 +407,7 @@ class Flow(Layer):
         layers = list(self.layers)
         with parametrize.cached(), shared_norms():
             if not self.time_dependent:
-                return _memory.apply_runs(layers, self._stretches(start, stop), x)
+                return _apply_on_parts(layers, self._parts_keys, self._stretches(start, stop), x)
             for i, t in zip(self._index[start:stop], times):
                 x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
             return x
@@ -485,6 +504,26 @@ class Flow(Layer):
         if self.memory == "checkpoint":
             extra += f", checkpoint_every={self.checkpoint_every}"
         return f"steps={len(self)}, distinct={len(self.layers)}{extra}"
+
+
+def _apply_on_parts(layers, keys, stretches, x: torch.Tensor) -> torch.Tensor:
+    """``memory.apply_runs``, except that a run of consecutive steps with one ``Step.parts_key`` works on the
+    parts (q, v) of the state: the first step checks and splits x, the others take the parts
+    (``Step.advance_parts``), and x is joined once at the run's end. The arithmetic is that of the steps one
+    by one (splitting and joining are exact), without a copy of the state per step."""
+    parts, current = None, None
+    for i, count in stretches:
+        key = keys[i]
+        if parts is not None and key != current:
+            x, parts = torch.cat(parts, dim=-1), None
+        if key is None:
+            x = layers[i](x) if count == 1 else layers[i].advance(x, count)
+            continue
+        if parts is None:
+            layers[i]._check_call(x, 0.0)
+            parts, current = (x[..., : key[0]], x[..., key[0]:]), key
+        parts = layers[i].advance_parts(*parts, count)
+    return x if parts is None else torch.cat(parts, dim=-1)
 
 
 class _AtTime(Layer):

@@ -66,6 +66,7 @@ class _PartitionedMethod(Method):
     #: every shear is z + (w h) value: a per-row h of shape (batch, 1) broadcasts, and each row's map is the
     #: step of its own h (symplectic / volume-preserving for every real h)
     per_sample_h = True
+    acts_on_parts = True
     #: the step as shears (part, weight) in order: ("q", w) is q += w h f(v), ("v", w) is v += w h g(q)
     shears: tuple = ()
 
@@ -94,6 +95,14 @@ class _PartitionedMethod(Method):
     def advance(self, field, x: torch.Tensor, h, n: int) -> torch.Tensor:
         """The shears of n steps in order, the field evaluated once per stretch of same-part shears."""
         q, v, f, g = _split(field, x)
+        return torch.cat(self._sheared(q, v, f, g, h, n), dim=-1)
+
+    def advance_parts(self, field, q: torch.Tensor, v: torch.Tensor, h, n: int):
+        """``advance`` on the parts (q, v), returned unjoined (``Method.acts_on_parts``)."""
+        _, f, g = field.partition()
+        return self._sheared(q, v, f, g, h, n)
+
+    def _sheared(self, q, v, f, g, h, n: int):
         for part, weights in _groups(self.shears * n, f, g):
             if part == "q":
                 value = f(v)
@@ -103,7 +112,7 @@ class _PartitionedMethod(Method):
                 value = g(q)
                 for w in weights:
                     v = _shear(v, h, w, value)
-        return torch.cat([q, v], dim=-1)
+        return q, v
 
     def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:
         """The shears undone in reverse order (each the same shear with -h)."""

@@ -4,13 +4,24 @@ symplectic to round-off in float64 (the MLP is the negative control)."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 import dynnets as dn
 
 sympnets = pytest.importorskip("benchmarks.sympnets")
-pytest.importorskip("strupnet")
+# not imported here: strupnet's import sets torch's default dtype (the benchmark restores it)
+if importlib.util.find_spec("strupnet") is None:
+    pytest.skip("strupnet==0.0.4 (the bench extra) is not installed", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_unchanged():
+    before = torch.get_default_dtype()
+    yield
+    assert torch.get_default_dtype() == before
 
 
 def test_the_reimplemented_g_sympnet_is_strupnets():
