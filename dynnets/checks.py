@@ -1,13 +1,7 @@
-"""The one validation layer for options and for what a layer is called with: each check returns the
-normalised value or raises a typed error (``ConfigError`` unless told otherwise) whose one-line message
-names the value and the rule.
-
-Strict on types: a bool is not a number (``h=True``), a string is not a number (``h='0.1'``), a tensor
-that requires grad is not a constant (its gradient would be dropped silently).
-
-The per-call checks (``check_state``, ``check_time``, ``check_step_fits``) run on every forward: they read
-Python values and tensor metadata only (no host synchronisation; torch.compile turns them into guards) and
-build their message only when they fail.
+"""The one validation layer: each check returns the normalised value or raises a typed error
+(``ConfigError`` unless told otherwise) naming the value and the rule. A bool or a string is not a number;
+a tensor that requires grad is not a constant. The per-call checks (``check_state``, ``check_time``,
+``check_step_fits``) read metadata only (no host synchronisation).
 """
 
 from __future__ import annotations
@@ -68,8 +62,8 @@ def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str 
 
 
 def as_real(name: str, value, error: type[Exception] = ConfigError) -> float:
-    """``value`` as a float (NaN and inf included): a real number (int, float, numpy scalar or 0-d tensor
-    without grad), not a bool, a string or a complex number, which ``float()`` would accept or misread."""
+    """``value`` as a float (NaN and inf included): int, float, numpy scalar or 0-d tensor without grad;
+    not a bool, string or complex."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_complex():
             raise error(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
@@ -91,9 +85,8 @@ MAX_INIT_SCALE = 1e3
 
 
 def init_scale(value, positive: bool = False) -> float:
-    """An initialisation scale relative to the variance-preserving one: a number in [0, 1e3] ((0, 1e3] with
-    ``positive``: a scale the weights are normalised to); larger initial weights make float32 states
-    overflow within a few layers."""
+    """An initialisation scale relative to the variance-preserving one, in [0, 1e3] ((0, 1e3] with
+    ``positive``)."""
     v = real("init_scale", value, minimum=None if positive else 0.0, positive=positive)
     if v > MAX_INIT_SCALE:
         raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
@@ -101,9 +94,8 @@ def init_scale(value, positive: bool = False) -> float:
 
 
 def real_array(name: str, value, error: type[Exception] = ConfigError) -> torch.Tensor:
-    """``value`` (a tensor, an array, a number or nested sequences of numbers) as a float64 CPU tensor of
-    finite entries: no string, bool, complex or non-numeric entry (``float('0.5')`` and ``float(True)`` would
-    accept them), no empty array."""
+    """``value`` (tensor, array, number or nested sequences) as a non-empty float64 CPU tensor of finite
+    real entries (no string, bool or complex)."""
     if isinstance(value, (str, bytes)):
         raise error(f"{name} must be real numbers, got the string {value!r}")
     if isinstance(value, torch.Tensor):
@@ -153,11 +145,8 @@ def _named(who) -> str:
 
 
 def check_state(x, who, reference: torch.Tensor | None = None) -> None:
-    """A batch of states given to a layer (``who`` names it: a string or a callable giving one): a floating
-    torch.Tensor with at least one axis and one element, of the dtype and on the device of ``reference``
-    (one of the layer's parameters; None for a layer without, whose computation follows the input's dtype).
-    Reads only metadata (type, dtype, device, shape): no host synchronisation, and torch.compile traces it
-    into guards."""
+    """A non-empty floating tensor of states with a batch axis, of the dtype and device of ``reference``
+    (a parameter of the layer; None: any). ``who`` names the layer (a string or a callable giving one)."""
     if isinstance(x, torch.Tensor):
         if x.dim() != 0 and x.numel() != 0 and x.is_floating_point() and (
                 reference is None or (x.dtype == reference.dtype and x.device == reference.device)):
@@ -184,8 +173,7 @@ def _refuse_state(x, who: str, reference) -> None:
 
 
 def check_time(t, x: torch.Tensor, who) -> None:
-    """The time a step starts from: a finite real number, or a real tensor of shape () or (batch,) (one
-    time per row of x). A tensor's values are not read (no host synchronisation)."""
+    """A step's start time: a finite real number, or a real tensor of shape () or (batch,)."""
     if t.__class__ in (float, int) and -math.inf < t < math.inf:
         return  # the common case: a finite Python number (NaN fails the comparison)
     who = _named(who)
@@ -220,8 +208,7 @@ _DTYPE_MAX: dict = {}
 
 
 def check_step_fits(h: float, dtype: torch.dtype, who) -> None:
-    """A fixed step size must be finite in the dtype the step runs in (h = 1e308, or 1e39 in float32, is
-    inf there): compared as Python floats, no host synchronisation."""
+    """A fixed step size must be finite in the dtype the step runs in (1e39 is inf in float32)."""
     top = _DTYPE_MAX.get(dtype)
     if top is None:
         top = _DTYPE_MAX[dtype] = torch.finfo(dtype).max

@@ -67,6 +67,15 @@ class CheckpointError(DynnetsError, ValueError):
     """A checkpoint file is missing, truncated, corrupt, or does not fit the model it is loaded into."""
 
 
+class SettingsMismatchError(CheckpointError):
+    """A training checkpoint was written by a run with other settings; ``keys`` names every setting that
+    differs (the message shows both values of each)."""
+
+    def __init__(self, message: str, keys=()):
+        super().__init__(message)
+        self.keys = list(keys)
+
+
 class NonFiniteLossError(DynnetsError, FloatingPointError):
     """Training produced a NaN or infinite loss; the parameters are left as they were before that step."""
 

@@ -4,9 +4,7 @@
     write_json(path, payload)                               # tensors, arrays, inf/nan made JSON-safe
     save_figure(fig, path)                                   # PNG, closes the figure
 
-A reader (or a process killed at any moment) sees the old file or the new one, never a mixture. New
-files get the permissions an ordinary ``open(path, "w")`` would give (0666 minus the umask), not the
-0600 of the temporary file.
+A reader sees the old file or the new one, never a mixture; new files get 0666 minus the umask.
 """
 
 from __future__ import annotations

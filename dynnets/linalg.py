@@ -1,22 +1,15 @@
 """Exact operator norms (SVD for dense matrices, the FFT symbol for circular 2-D convolutions) and the
 one circular padding / convolution every periodic layer uses.
 
-Every function here is exact up to floating-point round-off of an SVD (relative error a small multiple
-of dim * eps). ``power_iteration_norm`` is the one exception: it is an *estimate* from below, kept
-only to reproduce (and test against) published code that relies on it; nothing in dynnets certifies
-a bound with it.
+Every function is exact up to the round-off of an SVD, except ``power_iteration_norm``, an estimate from
+below that dynnets never certifies with.
 
-Circular convolution convention (the one ``dynnets.fields.ConvGradient`` uses): a kernel K of shape
-(C_out, C_in, k1, k2) with odd k1, k2 acts on x of shape (C_in, n1, n2) by
+A kernel K (C_out, C_in, k1, k2), k1 and k2 odd, acts on x (C_in, n1, n2) by
 
     (K x)[o, i, j] = sum_{c, p, q} K[o, c, p, q] x[c, (i + p - k1 // 2) mod n1, (j + q - k2 // 2) mod n2].
 
-The 2-D DFT block-diagonalises it: with K^(w) = sum_{p,q} K[:, :, p, q] exp(2 pi i (w1 p / n1 + w2 q / n2))
-(a C_out x C_in complex matrix per frequency w), the singular values of the operator are the union
-over the n1 n2 frequencies of the singular values of K^(w) (Sedghi, Gupta, Long, ICLR 2019). The shift
-and the sign of the exponent only multiply K^(w) by unit phases or permute frequencies, so the
-``fft2`` of the zero-padded kernel gives the same set. The operator norm therefore depends on the grid
-(n1, n2): every function takes it explicitly.
+Its singular values are those of the per-frequency matrices K^(w) = fft2 of the zero-padded kernel
+(Sedghi, Gupta, Long, ICLR 2019), so the norm depends on the grid (n1, n2), which every function takes.
 """
 
 from __future__ import annotations
@@ -74,8 +67,7 @@ def check_conv_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:
 
 
 def vector_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
-    """Euclidean norm along ``dim`` without overflow or underflow: |x| = m |x / m| with m = max |x_i|
-    (torch's norm squares the entries: |(1e200, 1e200)| would be inf, |(1e-200, 1e-200)| 0)."""
+    """Euclidean norm along ``dim`` without overflow or underflow: |x| = m |x / m|, m = max |x_i|."""
     m = x.abs().amax(dim=dim, keepdim=True)
     scale = torch.where(m > 0, m, torch.ones_like(m))
     out = scale * torch.linalg.vector_norm(x / scale, dim=dim, keepdim=True)
@@ -83,11 +75,9 @@ def vector_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.
 
 
 def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """|x_i| / |y_i| per row (last dimension kept, size 1), 1 where y_i = 0, without overflow or underflow:
-    both rows are divided by m = max(max |x_i|, max |y_i|) first, which cancels in the ratio, so m is a
-    constant for autograd (the derivative is exactly that of |x| / |y|, and m's own backward is saved)."""
+    """|x_i| / |y_i| per row (last dimension kept), 1 where y_i = 0; rows divided by their common max
+    first (no overflow; a constant for autograd, as it cancels)."""
     with torch.no_grad():
-        # clamped at the smallest normal number: m = 0 only for x_i = y_i = 0, whose quotients stay 0
         m = torch.maximum(x.abs(), y.abs()).amax(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
     nx = torch.linalg.vector_norm(x / m, dim=-1, keepdim=True)
     ny = torch.linalg.vector_norm(y / m, dim=-1, keepdim=True)
@@ -96,10 +86,8 @@ def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def singular_values(w: torch.Tensor) -> torch.Tensor:
-    """``torch.linalg.svdvals(w)``: the one SVD every exact norm here goes through. A matrix with NaN entries
-    makes LAPACK fail; that failure becomes ``NonFiniteWeightError`` (torch's own check, caught where it is
-    raised: no extra host synchronisation). An inf entry gives NaN singular values without an error, which a
-    layer's ``lipschitz_bound`` refuses when it reads its bound (a float, read on the host anyway)."""
+    """``torch.linalg.svdvals(w)``, the one SVD of every exact norm; NaN entries raise
+    ``NonFiniteWeightError`` (an inf gives NaN values, refused by the layer's ``lipschitz_bound``)."""
     try:
         return torch.linalg.svdvals(w)
     except torch.linalg.LinAlgError:
@@ -190,10 +178,8 @@ def conv_operator_matrix(kernel: torch.Tensor, input_size) -> torch.Tensor:
 
 @torch.no_grad()
 def power_iteration_norm(w: torch.Tensor, iterations: int = 1, generator: torch.Generator | None = None) -> float:
-    """NOT CERTIFIED: a power-iteration estimate of ||w||_2, always <= the true value (up to round-off).
-
-    Kept to reproduce published code that normalises by such estimates; dynnets never certifies a bound
-    with it (tests check that a step built on it is not reported as 1-Lipschitz)."""
+    """NOT CERTIFIED: a power-iteration estimate of ||w||_2 (<= the true value), to reproduce published
+    code; dynnets never certifies a bound with it."""
     iterations = check_int("power_iteration_norm's iterations", iterations, minimum=1)
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.numel() == 0 or not w.is_floating_point():
         raise ShapeError(f"power_iteration_norm needs a non-empty floating matrix, got {_shape(w)}")
@@ -212,10 +198,8 @@ _MEMO: dict | None = None
 
 @contextlib.contextmanager
 def shared_norms():
-    """Within this context each exact norm computed through ``memoized`` is computed once per weight
-    tensor (one forward pass: weights do not change). ``Flow.forward`` enters it together with
-    ``torch.nn.utils.parametrize.cached()``, which makes a parametrised weight the same tensor object at
-    every access; re-entrant."""
+    """Within this (re-entrant) context each norm through ``memoized`` is computed once per weight tensor;
+    ``Flow.forward`` enters it with ``torch.nn.utils.parametrize.cached()``."""
     global _MEMO
     outer = _MEMO
     _MEMO = {} if outer is None else outer

@@ -190,7 +190,7 @@ def own_parametrization_cache():
     first. The memory modes evaluate their steps without a graph (forward) or with a graph of their own
     (backward): a weight cached there would be handed to a plain step elsewhere in the network that shares
     the field, which would then silently get no gradient through it. torch has no public switch for
-    this, so the module's two globals are set aside for the duration (tests/test_memory.py checks it).
+    this, so the module's two globals are set aside for the duration (tests/core/test_memory.py checks it).
     """
     state = parametrize._cache_enabled, parametrize._cache
     parametrize._cache_enabled, parametrize._cache = 0, {}

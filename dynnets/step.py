@@ -32,6 +32,7 @@ from .errors import (
     NotInvertibleError,
     StepSizeError,
 )
+from .function import as_field
 from .linalg import shared_norms
 
 
@@ -60,6 +61,9 @@ def _inverse_softplus(y: float) -> float:
 class Step(Layer):
     """x -> Psi^h_F(x): one step of ``method`` applied to the vector field ``field``.
 
+    ``field``: a ``Field``, or any callable (a function, the user's own ``nn.Module``) taken by the signature
+    rule of ``dynnets.function.as_field``: f(t, x) with two required positional parameters, f(x) with one.
+
     ``h`` is a fixed positive float, or, with ``learn_h=True``, a trainable parameter kept positive by
     construction: h = softplus(rho), or h = h_max * sigmoid(rho) when ``h_max`` is given (so the step
     size can never leave (0, h_max), whatever training does).
@@ -84,6 +88,7 @@ class Step(Layer):
         super().__init__()
         if not isinstance(method, Method):
             raise ConfigTypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
+        field = as_field(field)
         method.check(field)
         self.field = field
         self.method = method

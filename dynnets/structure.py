@@ -1,24 +1,12 @@
 """Geometric properties, the structural traits of field families, and their algebra.
 
-A *property* is what a map (a Step or a Flow) guarantees: ``Symplectic()``, ``PreservesVolume()``,
-``LinearInvariant(c)`` (c^T x is conserved), ``QuadraticInvariant(Q)`` (x^T Q x is conserved;
-``QuadraticInvariant.norm()``, Q = I, is the Euclidean norm) and ``Lipschitz(L)``.
-
-A *trait* is what a vector-field family is: ``Partitioned()`` (state (q, v), F = (f(v), g(q))),
-``CanonicalHamiltonian()`` (F = J grad H on x = (q, p)), ``SeparableHamiltonian()`` (partitioned and
-canonical Hamiltonian with H = T(p) + V(q)), ``SkewProduct()`` (F(x) = S(x) x with S(x) skew) and
-``Affine()`` (F(x) = M x + c, which tells implicit linear methods such as Crank-Nicolson they may solve
-with M).
-
-An invariant is one concept with one name at both levels: a field declares ``LinearInvariant(c)`` among
-its traits when c^T F(x) = 0 for all x (so c^T x is a first integral of its flow), and a map guarantees
-the same ``LinearInvariant(c)`` when its steps keep it; likewise ``QuadraticInvariant(Q)`` (x^T Q F(x) = 0).
-Methods turn traits into properties (any Runge-Kutta method keeps every linear invariant; a symplectic
-Runge-Kutta tableau keeps every quadratic one and turns CanonicalHamiltonian into Symplectic), so a
-Step's guarantees come from the pair (field, method) and fields and methods never import each other.
-
-A Flow's guarantees are the intersection of its steps' guarantees, except Lipschitz constants,
-which multiply (``compose``).
+A *property* is what a map (Step or Flow) guarantees (``Symplectic``, ``PreservesVolume``,
+``LinearInvariant``, ``QuadraticInvariant``, ``Lipschitz``); a *trait* is what a field family is
+(``Partitioned``, ``CanonicalHamiltonian``, ``SeparableHamiltonian``, ``SkewProduct``, ``Affine``). An
+invariant has one name at both levels: a field declares ``LinearInvariant(c)`` when c^T F = 0 and a map
+guarantees it when its steps keep it (likewise ``QuadraticInvariant(Q)``). Methods turn traits into
+properties; a Flow's guarantees are its steps' intersection, with Lipschitz constants multiplied
+(``compose``). See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -50,8 +38,7 @@ __all__ = [
 
 
 def _finite_reals(values, what: str, kind: str) -> list[float]:
-    """``values`` (a tensor or a sequence of numbers) as a flat list of finite floats, not all zero; else
-    ConfigError naming the value and the rule (``what``: the invariant, ``kind``: "vector c", "matrix Q")."""
+    """``values`` (tensor or numbers) as a flat list of finite floats, not all zero, else ConfigError."""
     if isinstance(values, torch.Tensor):
         values = values.detach().to("cpu", torch.float64).reshape(-1).tolist()
     elif isinstance(values, (str, bytes)):
@@ -70,8 +57,7 @@ def _finite_reals(values, what: str, kind: str) -> list[float]:
 
 
 def _unit_of_line(vec: list[float]) -> tuple[float, ...]:
-    """vec / |vec| with the first non-zero entry positive; |vec| is computed after dividing by max |vec_i|,
-    so neither 1e200 nor 1e-300 overflows or underflows."""
+    """vec / |vec| with the first non-zero entry positive (scaled by max |vec_i| first: no overflow)."""
     big = max(abs(v) for v in vec)
     scaled = [v / big for v in vec]
     norm = math.sqrt(math.fsum(v * v for v in scaled))
@@ -80,20 +66,14 @@ def _unit_of_line(vec: list[float]) -> tuple[float, ...]:
 
 
 def _as_vector(c) -> tuple[float, ...]:
-    """c as the canonical unit vector of its line: c / |c| with the first non-zero entry positive.
-
-    c^T x is conserved exactly when (a c)^T x is, for any a != 0, so the invariant is the line of c: two
-    vectors on one line give the same (equal, hashable) property, and measuring drift with the unit
-    vector is scale-free (``_unit_of_line``)."""
+    """c as the canonical unit vector of its line (c and a c, a != 0, are the same invariant)."""
     if isinstance(c, torch.Tensor):
         c = c.reshape(-1)
     return _unit_of_line(_finite_reals(c, "linear invariant", "vector c"))
 
 
 def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
-    """Q as the canonical representative of its quadratic form: the symmetric part (Q + Q^T)/2 (x^T Q x
-    depends on nothing else), scaled to unit Frobenius norm with its first non-zero entry positive
-    (x^T Q x is conserved exactly when x^T (a Q) x is, a != 0). Scale-safe as ``_unit_of_line``."""
+    """Q's canonical form: (Q + Q^T)/2 scaled to unit Frobenius norm, first non-zero entry positive."""
     if isinstance(q, torch.Tensor):
         rows = q.detach().to("cpu", torch.float64).tolist() if q.dim() == 2 else None
     elif isinstance(q, (str, bytes)):
@@ -135,10 +115,8 @@ class PreservesVolume(Property):
 
 @dataclass(frozen=True, init=False)
 class LinearInvariant(Property, Trait):
-    """c^T x is conserved: by a map, c^T Psi(x) = c^T x; declared by a field, c^T F(x) = 0 for every x (a
-    first integral of its flow, which every Runge-Kutta method keeps). ``c`` is stored as the canonical
-    unit vector of its line (``_as_vector``), a tuple of floats, so that the invariant is hashable and c
-    and 2 c are the same invariant."""
+    """c^T x is conserved: by a map, c^T Psi(x) = c^T x; by a field, c^T F(x) = 0. ``c`` is stored as the
+    unit vector of its line (a hashable tuple: c and 2 c are the same invariant)."""
 
     c: tuple[float, ...]
 
@@ -161,13 +139,9 @@ class LinearInvariant(Property, Trait):
 
 @dataclass(frozen=True, init=False)
 class QuadraticInvariant(Property, Trait):
-    """x^T Q x is conserved: by a map, Psi(x)^T Q Psi(x) = x^T Q x; declared by a field, x^T Q F(x) = 0 for
-    every x (every Runge-Kutta method with a symplectic tableau keeps it; Cooper 1987, GNI IV.2.1).
-
-    ``Q`` is stored as the canonical symmetric unit-norm representative of its form (``_as_symmetric``),
-    a tuple of row tuples, so that the invariant is hashable and Q, 2 Q and Q^T are the same invariant. A
-    multiple of the identity is the Euclidean norm, in any dimension: ``QuadraticInvariant.norm()``, stored
-    as ``Q = None`` (``QuadraticInvariant(torch.eye(n))`` equals it)."""
+    """x^T Q x is conserved: by a map, Psi(x)^T Q Psi(x) = x^T Q x; by a field, x^T Q F(x) = 0 (kept by
+    symplectic tableaux; Cooper 1987, GNI IV.2.1). ``Q`` is stored in canonical form (hashable: Q, 2 Q and
+    Q^T are the same invariant); a multiple of I is the norm, ``QuadraticInvariant.norm()``, Q = None."""
 
     Q: tuple[tuple[float, ...], ...] | None
 
@@ -221,10 +195,8 @@ class Partitioned(Trait):
 
 @dataclass(frozen=True)
 class CanonicalHamiltonian(Trait):
-    """F(x) = J grad H(x) on x = (q, p), J = [[0, I], [-I, 0]] (q' = dH/dp, p' = -dH/dq), for any H (not
-    necessarily separable). The field exposes ``hamiltonian(x)`` (a time-dependent field: F(t, x) =
-    J grad_x H(t, x) and ``hamiltonian(t, x)``). Every symplectic Runge-Kutta method
-    (``ButcherTableau.is_symplectic``) is a symplectic map on it (for every start time t)."""
+    """F(x) = J grad H(x) on x = (q, p), J = [[0, I], [-I, 0]], any H. The field exposes
+    ``hamiltonian(x)`` (time-dependent: ``hamiltonian(t, x)``)."""
 
 
 @dataclass(frozen=True)
@@ -240,15 +212,12 @@ class SkewProduct(Trait):
 
 @dataclass(frozen=True)
 class Affine(Trait):
-    """F(x) = M x + c with constant M and c (e.g. a semi-discretised linear PDE with boundary data).
-    The field exposes ``affine_parts(dtype, device) -> (M, c)``, so implicit linear methods (Crank-
-    Nicolson) can solve with M instead of iterating."""
+    """F(x) = M x + c with constant M and c; the field exposes ``affine_parts(dtype, device) -> (M, c)``."""
 
 
 def compose(guarantee_sets: Iterable[frozenset]) -> frozenset:
-    """Guarantees of a composition: the intersection of all sets, except that Lipschitz constants
-    multiply (present only when every member has one). An empty composition is the identity, which
-    we give no guarantees to avoid vacuous claims."""
+    """The intersection of the sets, Lipschitz constants multiplied (kept only when every member has
+    one); an empty composition guarantees nothing."""
     sets = [frozenset(s) for s in guarantee_sets]
     if not sets:
         return frozenset()

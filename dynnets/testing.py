@@ -1,11 +1,8 @@
 """Measuring structural claims numerically, in float64, with torch.func.
 
-Every function takes a map ``f`` (a callable on batches, e.g. a Step or Flow) and a batch of points,
-and returns a non-negative float defect; none of them asserts anything. A torch Module is evaluated on
-a float64 copy of itself (the caller's module is left untouched); points are converted to float64.
-Jacobians are exact (reverse-mode autodiff with ``torch.func.jacrev``), batched with ``vmap``.
-
-Typical use in a test: ``assert symplecticity_defect(net, x) <= C * n * torch.finfo(torch.float64).eps``.
+Each function takes a map ``f`` (e.g. a Step or Flow) and a batch of points and returns a non-negative
+defect, asserting nothing. A Module is evaluated on a float64 copy; Jacobians are exact (``jacrev``,
+batched with ``vmap``). In a test: ``assert symplecticity_defect(net, x) <= C * n * EPS64``.
 """
 
 from __future__ import annotations
@@ -98,8 +95,7 @@ def _relative(error: torch.Tensor, scale: torch.Tensor) -> float:
 
 @torch.no_grad()
 def invariant_drift(f, x, c) -> float:
-    """max_i | u^T f(x_i) - u^T x_i | / max(|x_i|, |f(x_i)|), u = c / |c| (scale-free: the round-off of
-    u^T x is of the order eps |x|, whatever the size of the states or of c)."""
+    """max_i | u^T f(x_i) - u^T x_i | / max(|x_i|, |f(x_i)|), u = c / |c| (scale-free)."""
     f = as_float64(f)
     x = _points(x)
     u = torch.tensor(structure.LinearInvariant(c).c, dtype=torch.float64, device=x.device)
@@ -123,13 +119,9 @@ def norm_drift(f, x) -> float:
 
 @torch.no_grad()
 def quadratic_drift(f, x, Q) -> float:
-    """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(||x_i||^2, ||f(x_i)||^2)), Q symmetrised.
-
-    Relative to the scale of the values compared: the round-off of y^T Q y is of the order eps ||Q|| ||y||^2,
-    and for an indefinite Q the states may grow far beyond x while the form stays put (a hyperbolic orbit),
-    so the larger of the two states sets the scale. Scale-safe: both states are divided by s_i = max_j
-    max(|x_ij|, |f(x_i)_j|) before the forms are taken (the ratio is unchanged, and no square of a huge state
-    overflows); a zero pair counts absolutely."""
+    """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(||x_i||^2, ||f(x_i)||^2)), Q symmetrised
+    (the larger state sets the scale: an indefinite Q allows growing states). States are divided by their
+    largest entry first (no overflow); a zero pair counts absolutely."""
     f = as_float64(f)
     x = _points(x)
     flat = x.reshape(x.shape[0], -1)
@@ -167,9 +159,8 @@ def lipschitz_ratio(f, x, y) -> float:
 
 @torch.no_grad()
 def inverse_defect(f, f_inverse, x, dtype=torch.float64) -> float:
-    """max_i || f_inverse(f(x_i)) - x_i || / max(1, ||x_i||): the round-trip error, in float64 on a copy
-    (default) or, with ``dtype=None``, in x's own dtype with the modules as they are (what a run in that
-    dtype sees, e.g. the reconstruction of ``memory="reversible"``)."""
+    """max_i || f_inverse(f(x_i)) - x_i || / max(1, ||x_i||), in float64 on a copy (default) or, with
+    ``dtype=None``, in x's own dtype with the modules as they are."""
     if dtype not in (None, torch.float64):
         raise ConfigError(f"inverse_defect measures in torch.float64 or (dtype=None) in x's dtype, got {dtype}")
     if dtype is not None:
@@ -194,10 +185,8 @@ class Check:
 
 
 def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-    """The defect of one property on the points x (y: the partner points for Lipschitz pairs).
-
-    Lipschitz(L) is measured as the relative excess max(0, ratio - L) / L of the observed ratio over
-    the claimed constant, so that, like every other defect, it is 0 when the claim holds."""
+    """The defect of one property on the points x (y: partner points for Lipschitz, whose defect is the
+    relative excess max(0, ratio - L) / L)."""
     if isinstance(prop, structure.Symplectic):
         return symplecticity_defect(f, x)
     if isinstance(prop, structure.PreservesVolume):
@@ -217,11 +206,8 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
 
 
 def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:
-    """Measure every property ``net.guarantees`` claims, in float64, on the points x.
-
-    Each defect is held to C * n * eps with n = (number of steps) * (state dimension): round-off
-    accumulates at most linearly in both for the compositions dynnets builds. The caller decides what
-    to do with a failed check; ``verify`` never asserts."""
+    """Measure every property ``net.guarantees`` claims, in float64 on x, each held to C * n * eps with
+    n = (number of steps) * (state dimension); never asserts."""
     C = positive_real("verify's round-off factor C", C, symbol="C")
     x = _points(x)
     steps = len(net) if hasattr(net, "__len__") else 1

@@ -206,11 +206,13 @@ def make_data(pde: str, cfg: dict, seed: int) -> dict:
                 seconds=time.perf_counter() - t0)
 
 
-def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None, monitor=None) -> FitResult:
+def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None, monitor=None,
+           settings=None) -> FitResult:
     """Levenberg-Marquardt on the one-step residual relative to the increment (summed over ranks): ``iterations``
     = (one-step phase, stability phase). In the stability phase, ``stability`` = (states, bounds, weight),
     rank 0 appends the stability residuals of the field's spectrum at those constant states (``model`` is then
-    an EulerStepMap) to the same one-step residual."""
+    an EulerStepMap) to the same one-step residual. ``settings``: the run's options its checkpoint records (the
+    data and the losses are not compared by fit: the options that make them are)."""
     steps, stable_steps = iterations
     if stability is None or stability[2] == 0:
         stable_steps = 0
@@ -226,7 +228,7 @@ def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None
         states, bounds, weight = stability
         h = model.h
 
-        def stable(m, batch):  # the values it closes over are part of the checkpoint's fingerprint
+        def stable(m, batch):
             r = ((m(x) - y) / den).reshape(-1)
             return torch.cat([r, weight * stability_residuals(m(states, linearise=True), bounds, h)])
 
@@ -234,7 +236,7 @@ def _train(model, x, y, iterations, ckpt, desc, time_budget=None, stability=None
                             loss=stable if dn.train.is_main_process() else one_step))
     try:
         return fit(model, one_step, phases=phases, checkpoint=ckpt, checkpoint_every=5, desc=desc,
-                   time_budget=time_budget, monitor=monitor)
+                   time_budget=time_budget, monitor=monitor, settings=settings)
     except CheckpointError as e:
         raise CheckpointError(f"{e}; here: rerun with --no-resume to start over") from None
 
@@ -271,7 +273,7 @@ def least_squares_start(step_map, b_name: str, x: torch.Tensor, y: torch.Tensor)
     return {"one_step_loss": float(num / den), "rank": int(fit_b.rank), "unknowns": b0.numel()}
 
 
-def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dict:
+def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int, settings=None) -> dict:
     """The least-squares start, then LM on all pairs (this rank's shard) with the stability
     residuals; the parameters returned are those of {trained, its start} with the better validation rollout,
     never one whose rollout diverges (dynnets.train.choose raises DivergenceError if both do)."""
@@ -296,7 +298,7 @@ def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dic
     start = copy.deepcopy(step_map.state_dict())
     monitor = Monitor(lambda m: float(rollout_errors(m.flow, val_traj)[-1]), every_steps=5)
     result = _train(step_map, x, y, (cfg["iterations"], cfg["stability_iterations"]), out / "convfd.ckpt",
-                    "ConvFD (LM)", args.time_budget, stability, monitor)
+                    "ConvFD (LM)", args.time_budget, stability, monitor, settings)
     kept = [copy.deepcopy(step_map.state_dict()), start]
 
     def validation(state):
@@ -312,11 +314,12 @@ def train_convfd(args, cfg: dict, data: dict, out, rank: int, world: int) -> dic
                 validation_monitor=[(r["step"], r["value"]) for r in result.monitor])
 
 
-def train_baseline(cfg: dict, data: dict, out, rank: int, world: int) -> dict:
+def train_baseline(cfg: dict, data: dict, out, rank: int, world: int, settings=None) -> dict:
     baseline = CircularCNN(width=4, kernel_size=3).to(torch.float64)
     t2 = time.perf_counter()
     x, y = data["x_train"][rank::world], data["y_train"][rank::world]
-    result = _train(baseline, x, y, (cfg["baseline_iterations"], 0), out / "baseline.ckpt", "baseline (LM)")
+    result = _train(baseline, x, y, (cfg["baseline_iterations"], 0), out / "baseline.ckpt", "baseline (LM)",
+                    settings=settings)
     return dict(model=baseline, fit=result, seconds=time.perf_counter() - t2)
 
 
@@ -340,8 +343,10 @@ def run(args, seed: int, out) -> dict:
     if args.ddp:
         torch.distributed.barrier()
     data = make_data(args.pde, cfg, seed)
-    convfd = train_convfd(args, cfg, data, out, info.rank, info.world_size)
-    baseline = train_baseline(cfg, data, out, info.rank, info.world_size)
+    settings = {"pde": args.pde, "field": args.field, "quick": args.quick, "stability_weight": args.stability_weight,
+                "seed": seed}
+    convfd = train_convfd(args, cfg, data, out, info.rank, info.world_size, settings)
+    baseline = train_baseline(cfg, data, out, info.rank, info.world_size, settings)
     metrics = evaluate(args, cfg, data, convfd, baseline, seed)
     metrics.update(world_size=info.world_size, threads=args.threads)
     if info.rank == 0:  # written only now: a run refused at training leaves --out as it was

@@ -1,18 +1,11 @@
 """Which seeds an experiment's ``--out`` directory holds, where each one lives, and the one rule for adding
 seeds to it.
 
-A results directory D holds finished seeds, all produced with one set of settings:
-
-    one seed       D/metrics.json is that seed's metrics; the files it wrote are in D
-    several seeds  D/seed_S/ holds seed S (metrics.json and its files); D/metrics.json is the runner's
-                   summary of every one of them (rows, median, worst)
-
-A seed is finished when its metrics.json exists: written atomically and last, with the seed, the settings
-and the names of the files the seed wrote (``files``). A run *adds* its seeds to D (``plan``): seeds
-finished with identical settings are skipped, the others run. When D would hold a second seed, the lone seed
-moves to D/seed_S first: only its metrics and the files it recorded, so nothing else in D is touched.
-Results produced with other settings are refused before any work, in one line naming the differing
-setting; with ``overwrite`` they are removed instead, and the run's own seeds are rerun.
+One seed: D/metrics.json and its files in D; several: D/seed_S/ each and D/metrics.json the summary. A
+seed is finished when its metrics.json (written last, with the settings and ``files``) exists. A run adds
+its seeds (``plan``): finished ones with identical settings are skipped, a lone seed moves to D/seed_S when
+a second joins, results of other settings are refused naming the difference (removed with ``overwrite``).
+See docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -5,23 +5,12 @@
     def run_seed(args, seed, out) -> dict: ...                            # one seed's metrics
     if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
 
-Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``. Before
-any work each option is validated and ``--out`` is created and proved writable: a bad value (an argparse
-error too, an unknown device, a device or dtype the experiment cannot honour, more than ``MAX_SEEDS``
-seeds, an ``--out`` that cannot be written) is one ``error:`` line naming the value and the rule, exit
-status 2 (``run_cli``); ``--help`` prints the full usage. Threads and torch's default dtype
-(``set_default_dtype=True``) are set for the run and restored afterwards.
-
-Where results live (``results_dir``): a run adds its seeds to DIR. One seed in DIR: ``DIR/metrics.json``
-and its figures in DIR; several: ``DIR/seed_S/`` each and, in ``DIR/metrics.json``, one row per seed plus
-the median and the worst of the headline numbers over every seed in DIR (rewritten as each seed
-finishes). Each seed's metrics are written atomically, last, with the settings that produced them and the
-files it wrote: seeds already finished with identical settings are skipped, a lone seed moves to
-``DIR/seed_S`` when a second one joins, and results of other settings are never replaced or mixed in:
-the run is refused (naming the setting) unless ``--overwrite``, which removes them first.
-A headline number that is NaN or infinite is an error (``DivergenceError``), never a row of a table.
-Under torchrun only rank 0 writes. Benchmarks (``kind="benchmark"``) write ``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``, so a
-smoke run never replaces recorded figures; default DIR ``benchmarks/results``) and always rerun.
+Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``, all
+validated (and ``--out`` proved writable) before any work: a bad value is one ``error:`` line naming the
+value and the rule, exit status 2 (``run_cli``). Threads and the default dtype (``set_default_dtype``) are
+restored afterwards. Where seeds' results live in DIR: ``results_dir`` and docs/architecture.md. A
+non-finite headline number is a ``DivergenceError``. Under torchrun only rank 0 writes. Benchmarks write
+``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
 from __future__ import annotations
@@ -47,8 +36,7 @@ from ..train.rng import MAX_SEED, seed_everything
 from ..train.select import divergence
 from . import results_dir
 
-__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "experiment_parser",
-           "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
+__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
            "write_json"]
 
 _NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
@@ -97,9 +85,7 @@ def _lookup(metrics: dict, key: str):
 
 
 class CommandLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one ``ConfigError`` line naming the option, the value and the rule, as for
-    every other user error (``run_cli`` prints ``error: ...`` and exits 2), instead of the usage block;
-    ``--help`` still prints the full usage."""
+    """argparse whose errors are one ``ConfigError`` line naming the option, the value and the rule."""
 
     def error(self, message: str):
         message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
@@ -110,10 +96,8 @@ class CommandLineParser(argparse.ArgumentParser):
 
 class Runner:
     """Command line, validation, seeds, outputs and thread settings of one experiment or benchmark.
-
-    ``headline`` maps dotted metric keys to "min" (lower is better) or "max": the numbers aggregated over
-    seeds (median and worst) and checked to be finite. ``dtypes``/``devices`` list what the run can honour;
-    anything else is refused before any work."""
+    ``headline``: dotted metric keys -> "min" or "max" (better), aggregated over seeds and checked finite;
+    ``dtypes``/``devices``: what the run can honour."""
 
     def __init__(self, name: str, description: str | None = None, *, kind: str = "experiment",
                  headline: dict[str, str] | None = None, dtypes=("float32", "float64"),
@@ -250,8 +234,7 @@ class Runner:
 
 
 def _prepare_out(out: Path) -> None:
-    """Create ``--out`` and prove it writable with a probe file, before any work: ``os.access`` is not
-    enough (root passes it for /proc; a read-only mount passes it too)."""
+    """Create ``--out`` and prove it writable with a probe file (``os.access`` is not enough)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
@@ -275,11 +258,6 @@ def _run_settings(args, default_dtype: bool):
     finally:
         torch.set_num_threads(threads)
         torch.set_default_dtype(dtype)
-
-
-def experiment_parser(name: str, description: str | None = None) -> CommandLineParser:
-    """The runner's parser alone (for code that builds its own loop); prefer ``Runner.main``."""
-    return Runner(name, description).parser
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:

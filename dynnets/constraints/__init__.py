@@ -1,13 +1,6 @@
-"""Lipschitz constraints with certified bounds: exact norms, parametrisations, certified steps and layers.
-
-    parametrize    SpectralNormBound, ConvSpectralNormBound, Orthogonal (torch parametrize modules)
-    bounds         the certified Euler-step bound of gradient fields, activation slope ranges
-    steps          ContractiveStep, ExpansiveStep, switching pairs
-    blocks         rescaled (SLL) steps, dense and circular-conv; MaxMin steps; orthogonal/MaxMin blocks
-    layers         Normalize, ZeroPad, BoundedLinear, OrthogonalLinear (``dynnets.Flow`` composes them)
-
-A certified network is a ``dynnets.Flow`` of these. See docs/lipschitz.md for the mathematics and its
-conditions.
+"""Lipschitz constraints with certified bounds: parametrisations (``parametrize``), the Euler-step bound of
+gradient fields (``bounds``), certified steps and pairs (``steps``, ``blocks``) and layers (``layers``); a
+certified network is a ``dynnets.Flow`` of these. Mathematics and conditions: docs/lipschitz.md.
 """
 
 from ..linalg import conv_spectral_norm, power_iteration_norm, spectral_norm

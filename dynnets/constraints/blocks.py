@@ -1,15 +1,11 @@
 """Certified blocks beyond the switching pairs, each a step (or a flow of steps) of the framework.
 
-- ``rescaled_step``: x -> x - h A^T T^{-1} sigma(A x + b), explicit Euler of a ``RescaledGradient`` field;
-  1-Lipschitz for every A and every h <= 2 (h = 2 is the SDP-based Lipschitz layer, SLL); bound
-  max(|1 - h beta s_max(B)^2|, |1 - h a s_min(B)^2|), B = T^{-1/2} A, from the exact SVD.
-- ``conv_rescaled_step``: the same with a circular convolution K (``ConvRescaledGradient``; FFT-symbol norms).
-- ``maxmin_step``: the MaxMin (GroupSort2) activation, which *is* the Euler step h = 1 of the fixed gradient
-  field -A^T relu(A x), A the pair-difference matrix (``dynnets.fields.MaxMin``); bound 1.
-- ``orthogonal_block``: ``OrthogonalLinear`` then ``maxmin_step``: the orthogonal/GroupSort block of
-  Anil et al. (2019) with an exact QR orthogonalisation; bound ||Q||_2 = 1 to round-off.
+- ``rescaled_step`` / ``conv_rescaled_step``: Euler of a (conv) ``RescaledGradient`` field, 1-Lipschitz for
+  every weight and h <= 2 (h = 2: the SDP-based Lipschitz layer, SLL);
+- ``maxmin_step``: MaxMin (GroupSort2) as the Euler step h = 1 of ``dynnets.fields.MaxMin``; bound 1;
+- ``orthogonal_block``: ``OrthogonalLinear`` then ``maxmin_step`` (Anil et al. 2019); bound 1 to round-off.
 
-See docs/lipschitz.md for the proofs.
+Proofs: docs/lipschitz.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """Fixed and linear layers with exactly computed Lipschitz bounds, composed by ``dynnets.Flow`` like steps.
 
-- ``Normalize(mean, std)``: x -> (x - mu) / s, bound 1 / min |s| (a std loaded with a negative sign is a
-  reflection, not a negative bound);
-- ``ZeroPad(size_in, size_out, axis)``: isometric lift by zero padding, bound 1;
-- ``BoundedLinear(n_in, n_out, c)``: y = W x + b with ||W||_2 <= c (exact ``SpectralNormBound``);
-- ``OrthogonalLinear(n_in, n_out)``: y = Q x + b with Q^T Q = I or Q Q^T = I (``Orthogonal``, QR): the exact
-  time-1 map of a constant skew-symmetric linear field when square; bound ||Q||_2 (= 1 to round-off).
-
-Every layer accepts any leading (batch) dimensions, one unbatched sample included, and reports its bound from
-the stored tensors in float64.
+``Normalize`` (bound 1 / min |s|), ``ZeroPad`` (1), ``BoundedLinear`` (||W||_2 <= c), ``OrthogonalLinear``
+(||Q||_2 = 1 to round-off); any leading (batch) dimensions; bounds from the stored tensors in float64.
 """
 
 from __future__ import annotations
@@ -148,10 +141,7 @@ class BoundedLinear(_LinearHead):
 
 class OrthogonalLinear(_LinearHead):
     """y = Q x + b with orthonormal columns (n_out >= n_in: an isometry) or rows (n_out < n_in), by the
-    ``Orthogonal`` (QR) parametrisation; bound = exact ||Q||_2 = 1 to round-off.
-
-    A square Q without bias is the exact time-1 map of the linear field x' = S x with S = log Q skew (when
-    det Q = 1): a norm-preserving, explicitly invertible step (inverse Q^T y)."""
+    ``Orthogonal`` (QR) parametrisation; bound = exact ||Q||_2 = 1 to round-off (square: inverse Q^T y)."""
 
     def __init__(self, n_in: int, n_out: int, bias: bool = True, *, feature_dims: int = 1):
         super().__init__()

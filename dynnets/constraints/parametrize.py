@@ -5,13 +5,9 @@
     P.register_parametrization(field, "K", ConvSpectralNormBound(1.0, (8, 8)))  # exact FFT-symbol norm
     P.register_parametrization(field, "A", Orthogonal())                        # A^T A = I (or A A^T = I)
 
-Each parametrisation validates the tensor it is registered on (``right_inverse`` runs at registration
-and raises a typed error naming the shape and the rule), maps any unconstrained tensor into the
-constraint set in ``forward``, and measures membership with ``defect(W)`` (0 inside the set, up to
-round-off). ``certified = True`` marks a parametrisation whose set membership holds by construction
-from exactly computed quantities. The bounds of dynnets never *trust* a parametrisation, though: they
-recompute exact norms of the actual weights, so a wrong or estimated normalisation can only make a
-reported bound larger, never false.
+Each validates the tensor at registration (``right_inverse``, typed error), maps any tensor into the set
+(``forward``) and measures membership (``defect(W)``, 0 inside); ``certified = True`` marks membership by
+construction from exact quantities. Bounds never trust a parametrisation: they recompute exact norms.
 """
 
 from __future__ import annotations
@@ -32,11 +28,8 @@ def _check_finite(name: str, w: torch.Tensor) -> None:
 
 
 class SpectralNormBound(nn.Module):
-    """W -> W / max(1, ||W||_2 / c): the exact (SVD) projection onto {||W||_2 <= c} along rays.
-
-    ``right_inverse(W)`` returns W itself: it is a true preimage whenever ||W||_2 <= c, and otherwise
-    ``forward`` rescales it onto the sphere ||W||_2 = c (so a random initialisation can be registered).
-    """
+    """W -> W / max(1, ||W||_2 / c): the exact (SVD) projection onto {||W||_2 <= c} along rays;
+    ``right_inverse(W)`` = W (a preimage when ||W||_2 <= c, else rescaled onto the sphere)."""
 
     certified = True
 
@@ -71,11 +64,8 @@ class SpectralNormBound(nn.Module):
 
 class ConvSpectralNormBound(SpectralNormBound):
     """K -> K / max(1, ||K||_op / c) for a circular convolution kernel (C_out, C_in, k1, k2) acting on an
-    ``input_size`` = (n1, n2) grid; ||K||_op is the exact operator norm from the FFT symbol.
-
-    The operator norm depends on the grid, so the constraint is tied to one ``input_size``; a kernel
-    larger than the grid or of even size is refused at registration.
-    """
+    ``input_size`` = (n1, n2) grid (exact FFT-symbol norm); a kernel larger than the grid or of even size is
+    refused at registration."""
 
     def __init__(self, c: float, input_size):
         super().__init__(c)
@@ -95,9 +85,7 @@ class Orthogonal(nn.Module):
     """X -> Q with orthonormal columns (W^T W = I, tall W) or rows (W W^T = I, wide W), by the QR
     factorisation X = Q R with the signs fixed so that diag R > 0 (a smooth map on full-rank X).
 
-    ``right_inverse(W)`` returns W: for an orthonormal W, QR gives Q = W back (R = I), so it is a true
-    preimage; any other full-rank W is mapped to the orthonormal factor of its QR decomposition.
-    Orthogonality holds to round-off: ``defect(W) = ||W^T W - I||_2`` (or W W^T), about dim * eps.
+    ``right_inverse(W)`` = W (a preimage when W is orthonormal). ``defect(W) = ||W^T W - I||_2`` (or W W^T).
     """
 
     certified = True

@@ -3,21 +3,16 @@
 - ``ContractiveStep(field, h)``: explicit Euler of a contractive gradient field (sign = -1) with the step
   size clamped by construction, h_eff = min(h, 2 / (beta ||A||_2^2)) (exact SVD / FFT norm, recomputed
   at every call), so the step is 1-Lipschitz whatever training does to A or h.
-- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field (sign = +1); bound
-  1 + h beta ||A||_2^2. With ``partner=`` (a ContractiveStep) its step size is *derived* from the
-  partner's so that the pair (expansive, then contractive) is 1-Lipschitz by construction:
-    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2) with L_C the partner's exact bound;
-    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2), the seed slides' condition
-                  sqrt(1 - h_C + h_C^2)(1 + h_E ||W||^2 beta_E) <= 1, valid when the partner's A is
-                  orthogonal (``Orthogonal`` parametrisation) and its slopes lie in [1/2, 1] (checked).
+- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field, bound 1 + h beta ||A||_2^2;
+  with ``partner=`` (a ContractiveStep) h_E is derived so that (expansive, contractive) is 1-Lipschitz:
+    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2), L_C the partner's exact bound;
+    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2) (the seed slides), for an
+                  ``Orthogonal`` partner A with slopes in [1/2, 1] (checked).
 - ``switching_pair`` / ``conv_switching_pair``: such pairs, ready to stack in a ``Flow``.
 
-Every derived step size is finite: a zero weight or a partner whose bound is 0 would make the formulas
-infinite, so they are capped at ``STEP_CAP`` (a smaller h keeps every inequality).
-
-All bounds are recomputed from the actual weights in float64 (exact norms): a parametrisation or a
-clamp only makes them small, it is never trusted. They certify the real-arithmetic map defined by the
-stored parameters; evaluating it in float32 adds relative round-off of order 1e-7.
+Derived step sizes are capped at ``STEP_CAP`` (finite for a zero weight). All bounds are recomputed from
+the actual weights in float64 (exact norms), never trusted from a parametrisation or clamp; they certify the
+real-arithmetic map of the stored parameters.
 """
 
 from __future__ import annotations
@@ -76,9 +71,7 @@ class ContractiveStep(Step):
 
     @property
     def h(self):
-        # Euler's largest stable step 2 / (beta ||A||^2) (``GradientBounds.stiffness``), shrunk by 64 eps so that
-        # round-off in the SVD cannot push h beta ||A||^2 above 2, and at most STEP_CAP (a zero A gives a
-        # finite h, not inf, so that h * 0 is 0)
+        # Euler's limit 2 / (beta ||A||^2) times SAFETY (SVD round-off), capped at STEP_CAP (finite for A = 0)
         limit = torch.clamp(SAFETY * self.method.max_stable_step(self.field), max=STEP_CAP)
         if self._at_limit:
             return limit
@@ -137,8 +130,7 @@ class ExpansiveStep(Step):
             lc = torch.maximum((1.0 - hc * beta * smax * smax).abs(), (1.0 - hc * a * smin * smin).abs())
         _, beta_e = activation_slopes(self.field.activation)
         _, sw = self.field.spectral_bounds(torch.float64)
-        # h_E = gain / den, but finite: a zero W (den = 0) or a partner bound near 0 (gain -> inf) gives the
-        # cap, and gain = den = 0 gives h_E = 0 (0 / 0 never happens)
+        # h_E = gain / den, finite: den = 0 or gain -> inf gives the cap, gain = den = 0 gives 0
         gain = torch.clamp(1.0 / torch.clamp(lc, min=_MIN_PARTNER_BOUND) - 1.0, min=0.0)
         den = torch.maximum(beta_e * sw * sw, gain / STEP_CAP)
         return SAFETY * gain / torch.clamp(den, min=torch.finfo(torch.float64).tiny)
@@ -155,9 +147,7 @@ def _check_free_step(who: str, derived: bool, learn_h, h_max) -> None:
 
 
 def _check_derived_step(step: ExpansiveStep, partner: ContractiveStep) -> None:
-    """A derived expansive step of size 0 is the identity, not the pair's expansive half: its partner's
-    bound L_C leaves no room (the seed rule needs h_C < 1, the exact one L_C < 1, i.e. h_C below the
-    partner's limit 2 / (beta ||A||^2))."""
+    """Refuse a derived expansive step of size 0 (its partner's bound leaves no room)."""
     with torch.no_grad():
         h, hc = float(step.h), float(partner.h)
     if not h > 0.0:
@@ -167,8 +157,7 @@ def _check_derived_step(step: ExpansiveStep, partner: ContractiveStep) -> None:
 
 
 def _check_below_limit(step: ContractiveStep, h_c: float) -> None:
-    """A pair's h_c at or above the contractive limit 2 / (beta ||A||^2) would be clamped to it, leaving the
-    derived expansive step a size of about 0: refused at construction (training may still move h up to it)."""
+    """Refuse a pair's h_c at or above the contractive limit 2 / (beta ||A||^2) (it would leave h_E ~ 0)."""
     with torch.no_grad():
         limit = float(step.method.max_stable_step(step.field))
     if not h_c < limit:
@@ -193,9 +182,8 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
                    expansive_activation="relu", learn_h: bool = False) -> Flow:
     """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
 
-    Contractive: A orthogonal (needs width >= dim), LeakyReLU(slope), h_c (clamped to the exact limit;
-    trainable in (0, 2) with ``learn_h``). Expansive: W with ||W||_2 <= 1 (exact), step size derived from
-    h_c by ``rule``.
+    Contractive: A orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``).
+    Expansive: ||W||_2 <= 1, step size derived by ``rule``.
     """
     h_c = positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
     if width < dim:
@@ -214,9 +202,8 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
     (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
 
-    The contractive kernel starts near an isometry (identity on the first channels plus 0.1 noise) and is
-    normalised to ||K||_op <= 1, so the default h_c = 1 is below the limit 2 and s_min stays away from 0;
-    the expansive kernel is normalised likewise."""
+    Both kernels are normalised to ||K||_op <= 1, the contractive one starting near an isometry, so the
+    default h_c = 1 is below the limit 2."""
     fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
     with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
         k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)

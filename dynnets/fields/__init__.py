@@ -2,11 +2,11 @@
 docs/structure.md says which method keeps what on each."""
 
 from ..base import Field
+from ..function import FunctionField
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu
 from .conv_gradient import ConvGradient
 from .convfd import ConvFD, MirroredConvFD
 from .dense import Dense
-from .function import FunctionField
 from .gradient import Gradient
 from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear

@@ -1,20 +1,10 @@
 """The one table of named activation functions and everything the library knows about each.
 
-An ``Activation`` carries, besides the function itself:
-
-- ``lipschitz``: sup |sigma'| (``math.inf`` when unbounded), used by certified bounds of generic fields;
-- ``slopes``: for a *monotone* activation, the range [a, beta] of its difference quotients
-  (sigma(u) - sigma(v)) / (u - v); the certified bounds of gradient steps need it (None otherwise);
-- ``jet``: p -> (sigma(p), sigma'(p), sigma''(p)), for exact second derivatives by Taylor mode
-  (trial-function networks); None where not provided;
-- ``antiderivative``: Gamma with Gamma' = sigma (e.g. log cosh for tanh), the ridge potentials of
-  Hamiltonian fields; None where not provided;
-- ``slope_of_value``: s -> sigma'(p) from s = sigma(p) (1 - s^2 for tanh, s (1 - s) for the sigmoid),
-  for closed-form backward passes that have sigma(p) at hand; None where sigma' is not a function of sigma.
-
-``relu2`` = max(0, x)^2 is the ConvFD activation of the seed slides; it is not globally Lipschitz, so no
-certified bound is claimed for fields that use it; nor for ``relu3``, ``relu4`` (exact products of 3 and
-4 stencils in ``dynnets.applications.pde.construct``).
+An ``Activation`` carries ``lipschitz`` (sup |sigma'|, inf when unbounded), ``slopes`` ([a, beta] of the
+difference quotients of a monotone activation, else None), ``jet`` (p -> (sigma, sigma', sigma'') for Taylor
+mode), ``antiderivative`` (Gamma' = sigma, e.g. log cosh for tanh) and ``slope_of_value`` (sigma' from
+sigma(p), e.g. 1 - s^2 for tanh); None where not provided. ``relu2``..``relu4`` (ConvFD powers) are not
+globally Lipschitz: no certified bound is claimed for them.
 """
 
 from __future__ import annotations

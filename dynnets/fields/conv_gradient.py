@@ -1,12 +1,8 @@
 """Circular-convolution gradient field on images: F(U) = sign * K^T sigma(K U + b).
 
-K is a circular convolution (kernel (hidden, channels, k, k), odd k) on a fixed ``input_size`` grid and
-K^T its exact adjoint, so F is the negative (sign = -1) or positive gradient of the convex potential
-1^T Gamma(K U + b): the conv version of ``Gradient``. Its certified bounds use the exact operator norm
-of K from the FFT symbol, which depends on the grid, so inputs of any other spatial size are refused.
-
-With ``tied=False`` it is the unconstrained conv ResNet field F(U) = B sigma(K U + b) (B a second
-kernel, channels x hidden), used as a baseline; no sharp Euler bound is claimed for it.
+K: a circular convolution (hidden, channels, k, k), odd k, on a fixed ``input_size`` grid (its exact
+FFT-symbol norm depends on the grid: other sizes are refused); the conv version of ``Gradient``. With
+``tied=False``, the baseline F(U) = B sigma(K U + b) (no sharp Euler bound claimed).
 """
 
 from __future__ import annotations

@@ -22,22 +22,27 @@ from ..errors import ConfigError, ShapeError
 from ..linalg import circular_pad
 from .activations import get_activation
 
+#: the power p of each relu^p activation (mirrored pairs: relu(z)^p + (-1)^p relu(-z)^p = z^p)
+_POWERS = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
+
+
+def _groups(activations) -> dict[str, list[int]]:
+    """The hidden channels of each activation name, in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, act in enumerate(activations):
+        groups.setdefault(act.name, []).append(i)
+    return groups
+
 
 class ConvFD(Field):
     """F(U) = B * sigma(A * U + a) (+ b), circular padding.
 
-    channels:    C, the number of fields in U.
-    hidden:      number of hidden channels.
-    kernel_size: odd k of both A and B.
-    activations: one name for every hidden channel, or a list of ``hidden`` names.
-    bias:        add trainable biases a (hidden) and b (C); default False (an FD right-hand side that is
-                 a homogeneous polynomial needs none).
-    init_scale:  B ~ N(0, init_scale^2 / (hidden k^2)); A ~ N(0, 1/(C k^2)).
-    init:        "random" (independent entries) or "mirrored": within each group of equal activations
-                 relu^p (p = 1..4, even group size) the second half of the channels is the first half
-                 with A -> -A and B -> (-1)^p B, so that at initialisation F is exactly a polynomial
-                 sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017); training then
-                 starts from the polynomial form the exact FD right-hand side has.
+    ``channels`` C of U, ``hidden`` channels, odd ``kernel_size`` k of A and B, ``activations`` one name or
+    ``hidden`` names, ``bias`` trainable a and b (default False), ``init_scale``: B ~ N(0, init_scale^2 /
+    (hidden k^2)), A ~ N(0, 1/(C k^2)).
+    init:        "random" or "mirrored": within each group of relu^p channels (even size) the second half
+                 is the first with A -> -A, B -> (-1)^p B, so F starts as the polynomial
+                 sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
@@ -77,13 +82,11 @@ class ConvFD(Field):
             self.register_parameter("b", None)
 
     def _mirror(self) -> None:
-        powers = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
-        groups: dict[str, list[int]] = {}
-        for i, act in enumerate(self.activations):
-            if act.name not in powers:
+        groups = _groups(self.activations)
+        for name, idx in groups.items():
+            if name not in _POWERS:
                 raise ConfigError(f"init='mirrored' needs relu-power activations (relu, relu2, relu3, relu4), "
-                                  f"got {act.name!r} for hidden channel {i}")
-            groups.setdefault(act.name, []).append(i)
+                                  f"got {name!r} for hidden channel {idx[0]}")
         with torch.no_grad():
             for name, idx in groups.items():
                 if len(idx) % 2:
@@ -91,7 +94,7 @@ class ConvFD(Field):
                 half = len(idx) // 2
                 first, second = idx[:half], idx[half:]
                 self.A[second] = -self.A[first]
-                self.B[:, second] = (-1.0) ** powers[name] * self.B[:, first]
+                self.B[:, second] = (-1.0) ** _POWERS[name] * self.B[:, first]
 
     def check_input(self, u: torch.Tensor) -> None:
         if u.dim() != 4 or u.shape[1] != self.channels:
@@ -128,24 +131,19 @@ class MirroredConvFD(ConvFD):
 
         F(U) = sum_j B_j * (relu(A_j * U)^p + (-1)^p relu(-A_j * U)^p) = sum_j B_j * (A_j * U)^p,
 
-    a polynomial ConvFD: the subfamily in which the exact construction (``dynnets.applications.pde.construct``)
-    lives, without the ReLU kinks (no channel can go silent in training). Trainable tensors: ``A_free``
-    (hidden/2, C, k, k) and ``B_free`` (C, hidden/2, k, k); ``A`` and ``B`` are the full tied kernels.
+    the polynomial subfamily of the exact construction (``dynnets.applications.pde.construct``). Trainable:
+    ``A_free`` (hidden/2, C, k, k), ``B_free`` (C, hidden/2, k, k); ``A``, ``B`` are the tied kernels.
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
                  init_scale: float = 0.1):
         super().__init__(channels, hidden, kernel_size, activations, init="mirrored", init_scale=init_scale)
-        powers = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
         first, second, signs = [], [], []
-        groups: dict[str, list[int]] = {}
-        for i, act in enumerate(self.activations):
-            groups.setdefault(act.name, []).append(i)
-        for name, idx in groups.items():
+        for name, idx in _groups(self.activations).items():
             half = len(idx) // 2
             first += idx[:half]
             second += idx[half:]
-            signs += [(-1.0) ** powers[name]] * half
+            signs += [(-1.0) ** _POWERS[name]] * half
         A, B = self.A.detach().clone(), self.B.detach().clone()
         del self.A, self.B
         self.A_free = nn.Parameter(A[first])

@@ -18,12 +18,9 @@ from .activations import get_activation
 class Dense(Field):
     """F(x) = B sigma(A x + b), A: (width, dim), b: (width,), B: (dim, width).
 
-    Initialisation: A ~ N(0, 1/dim) so that the pre-activations have unit variance, b = 0, and
-    B ~ N(0, init_scale^2 / width), independent of A, so E[D F] = 0. For independent layers the Euler
-    step x + h F(x) then satisfies E||x'||^2 ~ (1 + c h^2) ||x||^2 with c <= init_scale^2 E[sigma'^2],
-    so n steps change the norm by at most about exp(c n h^2 / 2), independent of the width: with the
-    default init_scale = 0.5 a 100-step flow with h <= 0.5 keeps forward and backward signal within a
-    small constant factor (tests/test_dense.py measures it).
+    Initialisation: A ~ N(0, 1/dim), b = 0, B ~ N(0, init_scale^2 / width), so E[D F] = 0 and n Euler steps
+    change E||x||^2 by about exp(c n h^2 / 2), c <= init_scale^2 E[sigma'^2], whatever the width
+    (tests/fields/test_dense.py).
     """
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):

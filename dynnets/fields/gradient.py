@@ -1,8 +1,7 @@
 """Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022; the seed slides' X and Y).
 
-With sign = -1 it is -grad V for the convex potential V(x) = 1^T Gamma(A x + b), Gamma' = sigma (for
-sigma monotone); explicit Euler of it is then non-expansive for small enough h (the Lipschitz issue
-certifies this). With sign = +1 it is the expansive field W^T sigma(W x + v).
+With sign = -1 it is -grad V, V(x) = 1^T Gamma(A x + b) convex (Gamma' = sigma monotone): explicit Euler
+is non-expansive for h <= 2 / (beta ||A||^2) (``gradient_bounds``); sign = +1 is the expansive field.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ from .gradient_bounds import GradientBounds
 class Gradient(GradientBounds, Field):
     """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}.
 
-    Initialisation: A ~ N(0, s^2) entrywise with s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)), so that
-    ||A||_2^2 is about init_scale (the largest singular value of a Gaussian matrix is about
-    s (sqrt(dim) + sqrt(width))); b = 0.
+    Initialisation: A ~ N(0, s^2), s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)) (||A||_2^2 ~ init_scale);
+    b = 0.
     """
 
     def __init__(self, dim: int, width: int, sign: int = -1, activation: str = "relu", *,

@@ -1,17 +1,10 @@
 """Certified bounds shared by the gradient-field families (dense ``Gradient``, circular ``ConvGradient``).
 
-A field F(x) = sign * A^T sigma(A x + b) mixes this in and implements ``spectral_bounds(dtype)``, the
-exact (s_min, s_max) of its linear map A (SVD, or the FFT symbol for circular convolutions). It then
-exposes what explicit Euler needs without fields importing methods:
-
-- ``lipschitz_bound()``: beta ||A||_2^2 (Lip of the field itself);
-- ``euler_lipschitz_bound(h)``: the sharp certified bound of x -> x + h F(x) (``gradient_euler_bound``,
-  proved in ``dynnets.constraints.bounds``), or None when the activation has no certified slope range;
-- ``stiffness()``: beta ||A||_2^2 for a contractive field (sign -1): DF(x) = -A^T diag(sigma') A is
-  symmetric with spectrum in [-beta ||A||^2, 0], so Euler's largest stable step,
-  ``Euler().max_stable_step(field)`` = 2 / (beta ||A||^2), is also the largest h for which the step is
-  1-Lipschitz (``constraints.ContractiveStep`` clamps h to it at every call: the weights, hence the limit,
-  change in training).
+A field F(x) = sign * A^T sigma(A x + b) mixes this in, implementing ``_weight()`` and
+``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or FFT symbol). It then exposes
+``lipschitz_bound()`` = beta ||A||_2^2, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``, or None
+without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
+step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
 """
 
 from __future__ import annotations

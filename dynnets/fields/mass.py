@@ -1,10 +1,7 @@
 """Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
 
-F(x) = S(x) 1 for the skew S(x) = A(x) - A(x)^T of ``fields.skew``: the row sums of A(x) minus its column
-sums, so 1^T F(x) = 1^T S(x) 1 = 0 for all x and every Runge-Kutta method conserves the mass 1^T x
-(trait ``LinearInvariant(ones)``). Full rank: the strict upper triangle of A(x) is V^T Sigma(W x + w)
-(O(n^2) per sample); ``rank=k``: A(x) = U(x) V(x)^T with U, V of k columns (O(n k) per sample, as many
-parameters as a ``Dense`` field of the same width).
+F(x) = S(x) 1 for the skew S(x) of ``fields.skew``, so 1^T F(x) = 0 and every Runge-Kutta method conserves
+the mass 1^T x (trait ``LinearInvariant(ones)``). Full rank, or ``rank=k``: A(x) = U(x) V(x)^T (O(n k)).
 """
 
 from __future__ import annotations

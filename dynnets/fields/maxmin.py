@@ -6,10 +6,8 @@ moves u_i by +relu(v_i - u_i) and v_i by -relu(v_i - u_i); its Euler step with h
 
     (u_i + relu(v_i - u_i), v_i - relu(v_i - u_i)) = (max(u_i, v_i), min(u_i, v_i)),
 
-the norm-preserving MaxMin activation of Anil, Lucas, Grosse (ICML 2019). ||A||_2^2 = 2 and relu has slopes
-[0, 1], so h = 1 is exactly the contractive limit 2 / (beta ||A||^2) of the gradient-step theorem: the
-certified bound of the step is max(|1 - 2 h|, 1) = 1 for h <= 1 (``GradientBounds`` with s_max = sqrt 2,
-s_min = 0 since A has fewer rows than columns).
+the MaxMin activation of Anil, Lucas, Grosse (ICML 2019). ||A||_2^2 = 2, so h = 1 is the contractive limit
+2 / (beta ||A||^2) and the certified bound (``GradientBounds``) is 1.
 """
 
 from __future__ import annotations

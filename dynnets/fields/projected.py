@@ -12,11 +12,8 @@ from ..structure import LinearInvariant
 class Projected(Field):
     """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
 
-    ``field`` is any field on (batch, dim) states; ``c`` a non-zero finite vector of length dim (any scale:
-    it is used as c / max |c_i|, and the trait declares the unit vector of its line). The
-    wrapped field's other traits are dropped (the projection destroys a partition or a skew product),
-    except ``LinearInvariant(c2)`` with c2 exactly orthogonal to c, which the projection keeps: wrapping
-    twice with orthogonal vectors conserves both quantities.
+    ``c``: a non-zero finite vector of length dim (any scale). The wrapped field's traits are dropped,
+    except ``LinearInvariant(c2)`` with c2 exactly orthogonal to c (wrapping twice conserves both).
     """
 
     def __init__(self, field: Field, c):

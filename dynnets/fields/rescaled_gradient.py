@@ -1,26 +1,17 @@
 """Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b), T diagonal and computed from A (dense and
 circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
 
-F = -grad V for the convex potential V(x) = sum_i Gamma(a_i^T x + b_i) / t_i (Gamma' = sigma monotone), and
-with D the diagonal of difference quotients of sigma (entries in [a, beta]) and B = T^{-1/2} A,
-
-    Psi(x) - Psi(y) = (I - h A^T T^{-1} D A)(x - y) = (I - h B^T D B)(x - y)      (T, D diagonal commute),
-
-which is the gradient-step theorem (``gradient_bounds``) for the matrix B: Lip <= max(|1 - h beta s_max(B)^2|,
-|1 - h a s_min(B)^2|). The diagonal
+With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
+gradient-step bound (``gradient_bounds``) holds with B: Lip <= max(|1 - h beta s_max(B)^2|, |1 - h a
+s_min(B)^2|). The diagonal
 
     t_i = beta * sum_j |(A A^T)_ij| q_j / q_i,      q > 0 (learned, q = exp(log_q)),
 
-dominates beta A A^T in the semidefinite order (x^T (T - beta G) x >= beta sum_ij |G_ij| (q_j/q_i x_i^2 -
-|x_i x_j|) >= 0 by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), i.e. beta ||B||_2^2 <= 1, so h beta s_max(B)^2
-<= 2 for every h <= 2 and any A: the step x - 2 A^T T^{-1} sigma(A x + b) is the SDP-based Lipschitz layer of
-Araujo, Havens, Delattre, Allauzen, Hu (ICLR 2023). The certified bounds never trust the construction:
-they take the exact s_min, s_max of B (SVD, or the FFT symbol for circular convolutions) in float64.
-
-Circular convolutions: T is one scale per hidden channel (translation equivariance is kept) and the row sums
-run over the channels and spatial offsets of the kernel of K K^T (``conv2d(K, K)``, offsets up to 2(k - 1));
-on a grid smaller than that kernel several offsets wrap onto one operator entry, whose modulus is at most
-the sum of theirs, so the bound still holds.
+dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so beta ||B||_2^2 <= 1 and h <= 2
+is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens, Delattre, Allauzen, Hu (ICLR 2023).
+The certified bounds still use the exact s_min, s_max of B (SVD or FFT symbol) in float64. For circular
+convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T (offsets that
+wrap on a small grid only lower the operator's entries).
 """
 
 from __future__ import annotations
@@ -44,8 +35,7 @@ CERTIFIED_STIFFNESS = 1.0
 
 
 def diagonal_scaling(row_abs: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
-    """t_i = beta * sum_j M_ij q_j / q_i for the entrywise modulus M of the Gram operator, with zero entries
-    (a zero row of A, whose unit contributes nothing) replaced by 1 so that nothing divides by 0."""
+    """t_i = beta * sum_j M_ij q_j / q_i, M the entrywise modulus of the Gram operator (0 replaced by 1)."""
     q = torch.exp(log_q.to(row_abs.dtype))
     t = beta * (row_abs @ q) / q
     return torch.where(t > 0, t, torch.ones_like(t))

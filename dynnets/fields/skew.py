@@ -3,17 +3,12 @@
 Two parametrisations, each a module with the same interface (``apply(x, v)`` = S(x) v, ``row_sums(x)`` =
 S(x) 1, ``matrix(x)`` = S(x), ``factors(x)``):
 
-* ``UpperTriangleSkew`` (full rank): the m = n (n - 1) / 2 entries of the strictly upper triangle of M(x)
-  are u(x) = V^T Sigma(W x + w), S(x) = M(x) - M(x)^T. S(x) is built by *placing* +-u_k at (i_k, j_k) and
-  (j_k, i_k) (one scatter, O(n^2) per sample, no arithmetic: skew-symmetric exactly in floating point), and
-  S(x) 1 = (V D)^T Sigma(W x + w) with D the pairs' incidence matrix (V D formed once per call: the cost of
-  a Dense field). The earlier m x n^2 basis matrix did the placement by a product, O(n^4) per sample.
-* ``LowRankSkew`` (rank k): S(x) = U(x) V(x)^T - V(x) U(x)^T = W J W^T with W = [U V] (n x 2k),
-  J = [[0, I_k], [-I_k, 0]], so S(x) y = W (J (W^T y)) costs O(n k) and the Cayley step needs a 2k x 2k
-  solve (Woodbury identity, ``methods.Cayley``). The 2k columns w_j of W share one hidden layer
-  z = sigma(A x + a) in R^width, split into 2k groups z_j of g = width / (2k) units, w_j = P_j^T z_j
-  (P in R^{width x n}), so W(x) costs what a ``Dense`` field of the same width costs:
-  y = W^T v: y_j = sum_{r in group j} z_r (P v)_r, and W c = P^T (z * c_group(r)).
+* ``UpperTriangleSkew`` (full rank): the m = n (n - 1) / 2 strictly upper entries of M(x) are
+  u(x) = V^T Sigma(W x + w), S(x) = M(x) - M(x)^T, built by placing +-u_k (one scatter, O(n^2), exactly
+  skew); S(x) 1 = (V D)^T Sigma(W x + w), D the pairs' incidence matrix.
+* ``LowRankSkew`` (rank k): S(x) = W J W^T, W = [U V] (n x 2k), J = [[0, I_k], [-I_k, 0]]: S(x) y costs
+  O(n k) and the Cayley step a 2k x 2k solve. The columns w_j = P_j^T z_j share one hidden layer
+  z = sigma(A x + a), split into 2k groups of g = width / (2k) units (P in R^{width x n}).
 
 Initialisation. Full rank: W ~ N(0, 1/n), w ~ N(0, bias_scale^2), V ~ N(0, s^2 / width). Low rank:
 A ~ N(0, 1/n), P ~ N(0, s / (g sqrt(2 k n))), so that ||S(x)||_2 is of the order of s = init_scale,
@@ -73,10 +68,7 @@ class UpperTriangleSkew(nn.Module):
         return (self.matrix(x) @ v.unsqueeze(-1)).squeeze(-1)
 
     def row_sums(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) 1 = M(x) 1 - M(x)^T 1 = D^T u(x) = (V D)^T sigma(W x + w), D the incidence matrix of the pairs
-        (u_k counts at row i_k, -u_k at row j_k): V D (width x n) is formed once per call by two index
-        additions of V's columns, so the field costs what a ``Dense`` field of the same width costs,
-        independent of the n (n - 1) / 2 upper entries (which S(x) itself needs, the sum does not)."""
+        """S(x) 1 = (V D)^T sigma(W x + w), D the pairs' incidence matrix (+1 at row i_k, -1 at row j_k)."""
         vd = self.V.new_zeros(self.V.shape[0], self.dim).index_add(1, self.rows, self.V).index_add(1, self.cols,
                                                                                               -self.V)
         return self.activation.fn(F.linear(x, self.W, self.w)) @ vd
@@ -122,8 +114,7 @@ class LowRankSkew(nn.Module):
         return self.activation.fn(F.linear(x, self.A, self.a))
 
     def _apply_jw(self, z: torch.Tensor, pv: torch.Tensor) -> torch.Tensor:
-        """W J W^T v from z and P v (shape (batch, width), or P 1 broadcast): y = W^T v summed per group,
-        then W (J y) = P^T (z * (J y) repeated over each group)."""
+        """W J W^T v from z and P v: y = W^T v summed per group, then W (J y) = P^T (z * (J y) per group)."""
         k, g = self.rank, self.group
         y = (z * pv).reshape(*z.shape[:-1], 2 * k, g).sum(-1)
         jy = torch.cat([y[..., k:], -y[..., :k]], dim=-1)

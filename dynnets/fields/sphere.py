@@ -18,13 +18,9 @@ _WHY_DIM = "the only skew 1x1 matrix is 0"
 class SpherePreserving(Field):
     """F(x) = S(x) x, S(x) skew-symmetric exactly in floating point. Needs dim >= 2.
 
-    ``rank=None``: S(x) = M(x) - M(x)^T with the strict upper triangle of M(x) = V^T Sigma(W x + w)
-    (W: (width, dim), V: (width, dim (dim - 1) / 2)); ``rank=k``: S(x) = U(x) V(x)^T - V(x) U(x)^T with U, V
-    of k columns, O(dim k) per sample (``width`` a multiple of 2 k), and ``skew_factors(x)`` gives [U V]^T,
-    with which ``methods.Cayley`` solves a 2k x 2k system per sample instead of a dim x dim one.
-
-    ``skew(x)`` returns S(x), shape (batch, dim, dim): the interface ``methods.Cayley`` uses. Traits
-    ``SkewProduct`` and ``QuadraticInvariant.norm()`` (every symplectic Runge-Kutta method keeps ||x||).
+    ``rank=None``: full rank (``skew.UpperTriangleSkew``); ``rank=k``: S(x) = U V^T - V U^T with k columns
+    each (``width`` a multiple of 2 k), ``skew_factors(x)`` = [U V]^T for the Woodbury Cayley step.
+    ``skew(x)`` = S(x), (batch, dim, dim). Traits ``SkewProduct``, ``QuadraticInvariant.norm()``.
     """
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
@@ -60,10 +56,8 @@ class SpherePreserving(Field):
 
 class QuadraticPreserving(Field):
     """F(x) = S(x) Q x for a given symmetric Q (dim x dim) and the full-rank learned skew S(x) of
-    ``SpherePreserving``: x^T Q x is a first integral (trait ``QuadraticInvariant(Q)``), e.g. the kinetic
-    energy of a rigid body with Q = diag(1 / I_k). Q must be exactly symmetric (use (Q + Q^T) / 2); it is
-    kept in float64 and cast to the input's dtype, so the conserved form is the declared one in every dtype
-    the module runs in.
+    ``SpherePreserving``: x^T Q x is a first integral (trait ``QuadraticInvariant(Q)``). Q must be exactly
+    symmetric; it is kept in float64 and cast to the input's dtype.
     """
 
     def __init__(self, dim: int, width: int, Q, activation: str = "tanh", *, init_scale: float = 0.5):
@@ -73,7 +67,7 @@ class QuadraticPreserving(Field):
         Q = real_array("Q", Q).clone()
         if Q.shape != (self.dim, self.dim):
             raise ConfigError(f"Q must be a {self.dim}x{self.dim} matrix, got shape {tuple(Q.shape)}")
-        if not bool(torch.isfinite(Q).all()) or not torch.equal(Q, Q.T):
+        if not torch.equal(Q, Q.T):  # finite: real_array
             raise ConfigError("Q must be finite and exactly symmetric (use (Q + Q.T) / 2), got "
                               f"max |Q - Q^T| = {float((Q - Q.T).abs().max()):.3g}")
         self.register_constant("Q", Q, dtype=torch.float64)

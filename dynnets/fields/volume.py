@@ -23,11 +23,8 @@ from .activations import get_activation
 class VolumePreserving(Field):
     """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim).
 
-    A: (width, v_dim), C: (dim, width), B: (width, dim), D: (v_dim, width). The slides' one-layer form
-    Sigma(A v + a) is the case width = dim, C = I; the extra output layer lets q and v have different
-    sizes and the hidden width be chosen freely. Initialisation as ``Dense``.
-
-    ``partition()`` returns (q_dim, f, g), the interface the partitioned methods use.
+    A: (width, v_dim), C: (dim, width), B: (width, dim), D: (v_dim, width) (the slides' form: width = dim,
+    C = I). Initialisation as ``Dense``. ``partition()`` returns (q_dim, f, g).
     """
 
     traits = frozenset({Partitioned()})

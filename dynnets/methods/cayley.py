@@ -2,26 +2,16 @@
 
     x' = (I - h/2 S(x))^{-1} (I + h/2 S(x)) x,   S frozen at the current point.
 
-For skew S the Cayley transform cay(hS) = (I - hS/2)^{-1}(I + hS/2) is orthogonal (Hairer, Lubich,
-Wanner, Geometric Numerical Integration, IV.8.3), so ||x'|| = ||x||. I - hS/2 is invertible for every
-h since the eigenvalues of a skew matrix are imaginary. Freezing S at x makes the step first order in h.
-It has no explicit inverse (recovering x from x' needs S at the unknown x).
+For skew S, cay(hS) is orthogonal (Hairer, Lubich, Wanner, GNI IV.8.3), so ||x'|| = ||x||; I - hS/2 is
+invertible for every h. Freezing S at x makes the step first order; it has no explicit inverse.
 
-Low rank (a field whose ``skew_factors(x)`` gives W = [U V], S = W J W^T with J = [[0, I], [-I, 0]]; at
-rank 1 the step below is solved in closed form by Cramer's rule, ``_PlaneCayley``):
-cay(hS) = 2 (I - hS/2)^{-1} - I and the Woodbury identity give
+Low rank (``skew_factors(x)`` gives W = [U V], S = W J W^T, J = [[0, I], [-I, 0]]): by Woodbury,
 
-    x' = x + h W (I - h/2 J G)^{-1} J W^T x = x + h W (J^T - h/2 G)^{-1} W^T x,      G = W^T W  (2k x 2k),
+    x' = x + h W (J^T - h/2 G)^{-1} W^T x,      G = W^T W  (2k x 2k, invertible for every h),
 
-one 2k x 2k solve per sample instead of an n x n one (the second form multiplies the system by J^T,
-J^T J = I: a constant matrix J^T replaces permuting G and W^T x, and partial pivoting picks the same
-rows). I - h/2 J G is invertible for every h: J G and W J W^T = S have the same non-zero eigenvalues, all
-imaginary; so is J^T - h/2 G = J^T (I - h/2 J G).
-
-Numerically the guarantee holds for every step size: for h > 2 both systems are divided by h/2 (so h S / 2
-never overflows: (e I - S) x' = (e I + S) x, resp. (e J^T - G) z = 2 W^T x with e = 2/h), and the result
-is rescaled radially by |x| / |x'| (exactly 1 in exact arithmetic), which removes the solve's error growth
-with h |S|; a step so large that 2/h underflows in the state's dtype is refused (StepSizeError).
+one 2k x 2k solve per sample; rank 1 is solved in closed form (``_PlaneCayley``). For h > 2 both systems
+are divided by h/2 (no overflow), and the result is rescaled radially by |x| / |x'| (1 in exact
+arithmetic); a step whose 2/h underflows in the state's dtype raises StepSizeError.
 """
 
 from __future__ import annotations
@@ -35,9 +25,8 @@ from ..structure import QuadraticInvariant, SkewProduct
 
 
 def _system_scale(h, dtype) -> tuple:
-    """(a, c) with the Cayley system written as (a I - c S) x' = (a I + c S) x: (1, h/2), or (2/h, 1) for
-    h > 2 so that h S / 2 cannot overflow for any finite h whose inverse the dtype can represent. A learned
-    (tensor) h is bounded by its parametrisation and uses (1, h/2): no host synchronisation."""
+    """(a, c) of the system (a I - c S) x' = (a I + c S) x: (2/h, 1) for a float h > 2, else (1, h/2)
+    (a learned tensor h is bounded by its parametrisation)."""
     if isinstance(h, float) and h > 2.0:
         e = 2.0 / h
         if e < torch.finfo(dtype).tiny:
@@ -48,30 +37,20 @@ def _system_scale(h, dtype) -> tuple:
 
 
 def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
-    """The Cayley step for rank k = 1, S = u v^T - v u^T (a rotation in the plane of u and v), with the
-    radial rescale, in closed form (``_PlaneCayley``): no LAPACK call and no autograd graph of its ~40
-    small operations on (batch,)-shaped scalars, whose per-operation cost dominated this step."""
+    """The rank-1 Cayley step, S = u v^T - v u^T, with the radial rescale, in closed form."""
     return _PlaneCayley.apply(x, u, v, a, c)[0]
 
 
 class _PlaneCayley(torch.autograd.Function):
-    """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'| (1 in exact
-    arithmetic), per row; a > 0 a number, c > 0 a number or a 0-d tensor (a learned h).
-
-    Scale-safe: the system is divided by m = a + c (|u|^2 + |v|^2) >= a, i.e. solved as (e I - S^) x' =
-    (e I + S^) x with e = a / m <= 1 and S^ = (c / m) S = u^ v^^T - v^ u^^T, u^ = s u, v^ = s v,
-    s = sqrt(c / m): every entry below is at most 1 in size (nothing overflows before |u|^2 does, as in the
-    Gram matrix of the general Woodbury path). With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2,
-    r = u^.v^ the 2 x 2 Woodbury system has det = e^2 + p q - r^2 >= e^2 > 0 (a Gram determinant is >= 0)
-    and Cramer's rule gives x' = x + g_u u^ + g_v v^,
+    """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'|, per row; a > 0 a
+    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m, u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1).
+    With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0 and
+    Cramer's rule gives x' = x + g_u u^ + g_v v^,
 
         g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
 
-    The backward is the chain rule through these scalars, written out. x' does not depend on m (it scales
-    e and s^2 alike), so m is a constant for it; c acts through s only. rho corrects round-off only: it is
-    identically 1 as a function of (x, u, v, c) in exact arithmetic, so its derivative is 0 and the backward
-    treats it as the constant it computed (tests: gradcheck, equality with the dense n x n solve). The
-    scalars are an extra output saved for the backward, not differentiable."""
+    The backward is the chain rule through these scalars (m constant, c through s, rho a constant: it is 1
+    in exact arithmetic); ``scalars`` is a non-differentiable output saved for it."""
 
     generate_vmap_rule = True
 
@@ -141,11 +120,8 @@ class _PlaneCayley(torch.autograd.Function):
 
 
 def _gram(w: torch.Tensor) -> torch.Tensor:
-    """W^T W per sample for w = W^T of shape (batch, m, n), by one batched matmul whose backward is also a
-    plain batched matmul: half = w w_const^T carries the gradient through its first factor only, and adding
-    (half - half_const)^T (zero in value) adds the second factor's share, (G_bar + G_bar^T) w in total.
-    Autograd's own backward of w w^T multiplies by a transposed batch, about 10x slower on CPU for these
-    small matrices (as is a broadcast product over (batch, m, m, n))."""
+    """W^T W per sample for w = W^T (batch, m, n): half = w w_const^T plus (half - half_const)^T (zero in
+    value) gives the gradient (G_bar + G_bar^T) w with plain batched matmuls in the backward."""
     half = torch.bmm(w, w.detach().transpose(1, 2))
     return half + (half - half.detach()).transpose(1, 2)
 
@@ -174,12 +150,8 @@ class Cayley(Method):
         if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included
             return _plane_step(factors[:, 0], factors[:, 1], x, a, c)
         out = self._dense(field.skew(x), x, a, c) if factors is None else self._woodbury(factors, x, a, c)
-        # cay(hS) is orthogonal, but the solve is accurate only to about cond eps ~ h |S| eps: the radial
-        # factor |x| / |x'| (1 in exact arithmetic) restores |x'| = |x| to a few roundings for every h
-        # (float32, h = 1e7: 6.6e-5 without it, 1.2e-7 with it). As a function of (x, h, parameters) it is
-        # identically 1 in exact arithmetic, so its derivative is 0: it is a constant for autograd (the
-        # gradient is that of the exact Cayley map, scaled by the factor), and its ~10 operations record
-        # no graph
+        # the solve is accurate to ~h |S| eps; |x| / |x'| (identically 1 in exact arithmetic, so a constant
+        # for autograd) restores |x'| = |x| to a few roundings for every h
         with torch.no_grad():
             ratio = norm_ratio(x, out)
         return out * ratio
@@ -190,8 +162,7 @@ class Cayley(Method):
         eye = torch.eye(s.shape[-1], dtype=s.dtype, device=s.device)
         sx = (s @ x.unsqueeze(-1)).squeeze(-1)
         lhs, rhs = (eye - c * s, x + c * sx) if a == 1.0 else (a * eye - c * s, a * x + c * sx)
-        # a I - c S is never singular for skew S, so the unchecked solver is safe (and ~50x faster for
-        # small batched systems than linalg.solve, whose error check synchronises)
+        # a I - c S is never singular for skew S: the unchecked solver is safe
         return torch.linalg.solve_ex(lhs, rhs.unsqueeze(-1))[0].squeeze(-1)
 
     @staticmethod

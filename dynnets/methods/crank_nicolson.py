@@ -2,9 +2,7 @@
 
     x' = x + h/2 (F(x) + F(x'))   <=>   (I - h/2 M) x' = (I + h/2 M) x + h c
 
-The linear system is solved directly (LU), so no iteration and no step-size restriction: for a
-field whose M has its spectrum in the closed left half plane, |(1 + z/2)/(1 - z/2)| <= 1 (A-stable).
-It is a Runge-Kutta method, so it preserves every linear invariant c^T x of a LinearInvariant field.
+solved directly (LU): A-stable, no step-size restriction; it preserves the field's linear invariants.
 """
 
 from __future__ import annotations

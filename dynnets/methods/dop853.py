@@ -1,10 +1,6 @@
-"""Coefficients of DOP853, Dormand and Prince's explicit Runge-Kutta pair of order 8 with embedded
-estimators of orders 5 and 3 and a dense output of order 7 (Hairer, Norsett, Wanner, Solving Ordinary
-Differential Equations I, 2nd ed., II.10; the coefficients of Hairer's code DOP853, as published), as the
-nearest doubles. Stage rows are sparse ({j: a_ij}); stage 12 (0-based) is the first-same-as-last stage
-F(t + h, x'), whose row is b; stages 13-15 are evaluated only for the dense output. Nothing here is
-trusted: ``tableau()`` builds the ``EmbeddedTableau``, which computes the order of every weight vector from
-the rooted-tree conditions (8 for b, 5 and 3 for the embedded weights, 7 for the dense output).
+"""Coefficients of DOP853 (order 8, embedded 5 and 3, dense output 7; Hairer, Norsett, Wanner I, II.10, as
+in Hairer's code), nearest doubles, sparse rows {j: a_ij}; stage 12 is first-same-as-last (its row is b),
+stages 13-15 serve the dense output. ``tableau()`` computes and checks every order.
 """
 
 from __future__ import annotations

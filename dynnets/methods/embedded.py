@@ -1,7 +1,5 @@
-"""Embedded Runge-Kutta pairs as methods: an ``EmbeddedTableau`` (``tableau``; the named ones in
-``tableaux``) stepped by the one explicit Runge-Kutta step (``ExplicitRK.stages``, ``combine``), with the
-error estimates and dense output the solver (``dynnets.solve``) asks for. A pair is an ``ExplicitRK`` and
-can be used as a fixed-step method in any ``Step``; ``dynnets.solve`` adds the step-size control.
+"""Embedded Runge-Kutta pairs: an ``EmbeddedTableau`` stepped by ``ExplicitRK``, with the error estimates
+and dense output ``dynnets.solve`` uses; a fixed-step method in any ``Step`` too.
 """
 
 from __future__ import annotations
@@ -13,13 +11,9 @@ from .tableau import EmbeddedTableau, dense_weights_at
 
 
 class EmbeddedPair(ExplicitRK):
-    """An explicit Runge-Kutta step with the embedded error estimate and dense output of an
-    ``EmbeddedTableau``.
-
-    With one estimator the error is ||e|| (of order p-hat + 1 in h); with two (e_1 of order p_1 + 1 and
-    e_2 of order p_2 + 1, p_1 > p_2) it is Hairer's DOP853 estimate ||e_1||^2 / sqrt(||e_1||^2 +
-    0.01 ||e_2||^2), of order 2 (p_1 + 1) - (p_2 + 1) in h. ``error_order`` is that exponent k; a
-    step-size controller scales h by err^(-1/k).
+    """An explicit step with the error estimate and dense output of an ``EmbeddedTableau``. The error is
+    ||e|| (order p-hat + 1 in h) or, with two estimators (p_1 > p_2), Hairer's DOP853 estimate
+    ||e_1||^2 / sqrt(||e_1||^2 + 0.01 ||e_2||^2) (order 2 (p_1 + 1) - (p_2 + 1)): ``error_order``.
     """
 
     def __init__(self, tableau: EmbeddedTableau):
@@ -54,8 +48,7 @@ class EmbeddedPair(ExplicitRK):
 
 
 def _first_same_as_last(tab: EmbeddedTableau) -> int | None:
-    """The index of a stage evaluated at (t + h, x') (its row of A is b exactly and c = 1), whose
-    value is the next step's first stage, or None."""
+    """The index of a stage at (t + h, x') (row of A = b, c = 1), reused as the next first stage, or None."""
     for i, row in enumerate(tab.a):
         if tab.c[i] == 1.0 and row == tab.b:
             return i

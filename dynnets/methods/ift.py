@@ -1,19 +1,13 @@
 """Exact gradients of an implicit Runge-Kutta step by the implicit function theorem.
 
-For the stage equations G(K) = K - F(x + h (A (x) I) K) = 0 solved by ``newton``, dG/dK = M =
-I - h [a_ij J_i] with J_i = DF(X_i), so dK = M^-1 (dF at fixed K). A custom autograd Function stores
-nothing of the Newton iterations, only x, K, h and the parameters. With K_bar the incoming gradient it
-solves the adjoint system once,
+For G(K) = K - F(x + h (A (x) I) K) = 0, dG/dK = M = I - h [a_ij J_i], J_i = DF(X_i). The backward stores
+only x, K, h and the parameters and solves the adjoint system once,
 
     M^T mu = K_bar,      M^T = I - h [a_ji J_j^T]_(ij),   J_i at the converged stages,
 
-then one vector-Jacobian product of F at the stages with cotangents mu gives X_bar_i = J_i^T mu_i and the
-parameters' gradient; x_bar = sum_i X_bar_i and h_bar = sum_i X_bar_i . (A K)_i. The backward is written
-in torch operations, and the Function has a vmap rule (it merges the vmapped dimension into the
-batch), so ``torch.func`` transforms (``jacrev``, ``vmap``, as ``dynnets.testing`` uses) see the exact
-derivative of the converged step, not of the Newton iterations. Parameters enter as inputs of the
-Function and are evaluated with ``torch.func.functional_call``, so transforms over the parameters
-(per-sample gradients, ensembles) are exact too.
+then one VJP of F at the stages gives X_bar_i = J_i^T mu_i and the parameters' gradient; x_bar = sum_i
+X_bar_i, h_bar = sum_i X_bar_i . (A K)_i. With its vmap rule and parameters passed through
+``functional_call``, ``torch.func`` transforms see the exact derivative of the converged step.
 """
 
 from __future__ import annotations

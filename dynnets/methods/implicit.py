@@ -2,31 +2,16 @@
 
     K_i = F(x + h sum_j a_ij K_j)   (solved by Newton's method, ``newton``),    x' = x + h sum_i b_i K_i
 
-Guarantees (Hairer, Lubich, Wanner, Geometric Numerical Integration, IV.1-2, VI.4, V.2):
+Guarantees (Hairer, Lubich, Wanner, GNI IV.1-2, VI.4, V.2): every tableau conserves linear invariants; a
+symplectic tableau (``ButcherTableau.is_symplectic``, e.g. Gauss-Legendre) conserves quadratic invariants
+and is symplectic on every ``CanonicalHamiltonian`` field; a symmetric one (``is_symmetric``) is inverted
+by the same method with -h (``Flow.inverse``, ``memory="reversible"``, to the Newton tolerance). They hold
+for the step computed, as Newton reaches round-off or raises ``NotConvergedError``.
 
-- every Runge-Kutta method conserves the linear invariants c^T x of a field with c^T F = 0;
-- a symplectic tableau (b_i a_ij + b_j a_ji = b_i b_j, ``ButcherTableau.is_symplectic``, e.g. Gauss-
-  Legendre) conserves every quadratic invariant x^T Q x of a field with x^T Q F(x) = 0 (trait
-  ``QuadraticInvariant``, the norm among them) and is a symplectic (hence volume-preserving)
-  map on every Hamiltonian field F = J grad H, separable or not (trait ``CanonicalHamiltonian``);
-- a symmetric tableau (``is_symmetric``) has Psi_(-h) = Psi_h^(-1): the inverse step is the same method
-  with -h, again an implicit solve (to the same tolerance), so ``Flow.inverse`` and
-  ``memory="reversible"`` work, reconstructing inputs to about the Newton tolerance.
+A time-dependent field F(t, x) is integrated as the autonomous (x, s) -> (F(s, x), 1) (``_Autonomised``):
+the time component of stage i is exactly t + c_i h, so the guarantees hold for each map x -> Psi_(t, h)(x).
 
-A time-dependent field F(t, x) is integrated as the autonomous field (x, s) -> (F(s, x), 1) on the state
-extended by the time (``_Autonomised``): for every Runge-Kutta method the time component of stage i is
-then exactly t + c_i h, so this is the same step, and Newton's method, the implicit-function-theorem
-gradients (including those with respect to t and h) and the symmetric inverse need nothing new. The
-guarantees above hold for every fixed-time step map x -> Psi_(t, h)(x) (the time is integrated
-exactly, GNI VI.1 for time-dependent Hamiltonians).
-
-Each property holds for the step actually computed, since Newton's method either reaches round-off or
-raises ``NotConvergedError``; the Jacobian of the step is the implicit-function-theorem derivative at the
-converged stages, which is exactly symplectic for a symplectic tableau wherever it is evaluated.
-
-Cost per Newton iteration: one batched evaluation of F and of DF at the s stages and one dense solve of
-size s n per sample, so the method is meant for states of moderate size n (up to a few hundred); s n above
-MAX_SYSTEM = 4096 is refused with ConfigError rather than attempted.
+Each Newton iteration solves a dense system of size s n per sample: s n > MAX_SYSTEM raises ConfigError.
 """
 
 from __future__ import annotations
@@ -79,8 +64,6 @@ class ImplicitRK(Method):
         size = self.tableau.stages * (x[0].numel() if x.dim() > 1 else 0)
         axes = field.state_ndim
         if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
-            # one batch axis: a (2, 5, d) batch would be read as 2 states of 5 d entries, which the closed-form
-            # Jacobians (per (batch, dim) row) do not describe
             raise ConfigError(
                 f"{self.name} solves one Newton system per state; it needs batched states (batch, *state) with one "
                 f"batch axis{'' if axes is None else f' ({axes}-axis states for {type(field).__name__})'}, got "
@@ -132,9 +115,8 @@ class ImplicitRK(Method):
 
 
 class _Autonomised(Field):
-    """(x, s) -> (F(t0 + s, x), 1) on flattened states extended by one time component s, which starts at
-    s = t - t0 = 0 (t0 the value of the start time t: the Newton tolerance, relative to the state's size,
-    is not loosened by a large |t|, and s carries the gradient of t when t is a tensor)."""
+    """(x, s) -> (F(t0 + s, x), 1) on flattened states plus s = t - t0, starting at 0 (t0 the value of t:
+    a large |t| does not loosen the Newton tolerance; s carries the gradient of a tensor t)."""
 
     def __init__(self, field: Field, shape, t):
         super().__init__()

@@ -1,45 +1,20 @@
 """The stage equations of an implicit Runge-Kutta step, solved by Newton's method.
 
-With states flattened to x in R^n and s stages K = (K_1, ..., K_s), the stage equations are
+With states flattened to x in R^n and s stages K = (K_1, ..., K_s), per sample
 
-    G(K) = K - F(X) = 0,     X_i = x + h sum_j a_ij K_j                          (per sample)
+    G(K) = K - F(X) = 0,     X_i = x + h sum_j a_ij K_j.
 
-Newton's method uses the exact Jacobian J_i = DF(X_i) (``Field.jacobian``), batched over samples:
-M dK = -G(K) with M = I - h [a_ij J_i]_(ij) (an s n x s n block matrix), from K_i = F(x + c_i h F(x))
-(c_i = sum_j a_ij) or, where that explicit predictor has the larger residual (stiff fields), K = 0, with a
-backtracking line search (K + lam dK, lam halved until max |G| decreases) so that a poor start far
-from the solution (large h Lip F) does not make the iteration cycle. Samples it does not solve are
-retried by continuation in h (h/m, 2h/m, ..., h, each from the previous solution; m = 4, then 16).
+Newton with the exact Jacobian (``Field.jacobian``): M dK = -G(K), M = I - h [a_ij DF(X_i)], from the
+explicit predictor or K = 0, with backtracking; unsolved samples are retried by continuation in h
+(``CONTINUATION`` sub-steps). A sample stops when Newton's correction (the error of h K to first order)
 
-Stopping rule. What the step outputs is x + h sum_i b_i K_i, so the error that matters is that of h K,
-and near the solution Newton's correction is that error to first order: K - K* = M^-1 G(K) + O(|K - K*|^2).
-A sample stops on
+    |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
 
-    |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf)
-
-with C = 8 and eps of x's dtype: the correction against the stage scale (the size of x and of the stage
-increments h K_i, what x + h sum b_i K_i adds up). The residual G itself is no measure of accuracy for a
-stiff field: X_i = x + h sum a_ij K_j is a near cancellation when h ||DF|| >> 1 (for x' = lambda x,
-X = x / (1 - h lambda / 2) under the implicit midpoint rule), stored only to eps (||x|| + |h| ||A|| ||K||),
-so F(X_i) and G carry |h lambda| eps ||x|| of round-off (1e8 eps at h lambda = -1e8), while M^-1 = (I - h A
-(x) DF)^-1 maps that back to eps ||x||: the correction sees the round-off of the solution, the residual
-that of the equations. As M^-1 scales each direction by its own stiffness, a soft component of a stiff
-system does not hide under the stiff one's round-off either (as it does in max |G|). Measured (the sweeps
-of ``tests/test_implicit_stiff.py``, run over every tableau and float32 too): where Newton stops, the
-correction is, in these units, 0.56 in the median, 2.5 at the 99th percentile and 5.2 at most
-over 12160 stiff samples (x' = lambda x with h lambda from -1 to -1e8 and diag(-1, -1e6) with h from 1e-6
-to 100, every Gauss-Legendre and Radau IIA tableau, float32 and float64), and 0.18 / 1.2 / 2.9 over 7655
-samples of random Hamiltonian, sphere-preserving and double-pendulum fields with h up to 1; so C = 8.
-Within the tolerance Newton goes on while the correction still halves (so it stops where it stagnates at
-round-off, not merely inside the tolerance: what a conserved quadratic form sees), or stops at once below
-eps max(||x||, |h| ||K||); each sample returns its best iterate (at stagnation the correction fluctuates).
-The correction is measured with the previous iteration's factorised Newton matrix, so a converged solve
-needs no Jacobian beyond its last update.
-
-A sample that is not within the tolerance after ``max_iterations`` updates and the continuation (a
-non-finite residual, a singular Newton matrix, no solution on the branch from h = 0) raises
-``NotConvergedError`` naming h, the correction, the tolerance and the iteration count: nothing is
-returned unconverged. The backward (exact gradients by the implicit function theorem) is in ``ift``.
+(eps of x's dtype; G itself carries |h lambda| eps ||x|| of round-off on stiff fields) and no longer halves,
+or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. C = 8 is measured
+(benchmarks/README.md, "implicit: Newton stopping rule"). A sample outside the tolerance after
+``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the tolerance
+and the iterations. Backward: ``ift``.
 """
 
 from __future__ import annotations
@@ -63,9 +38,8 @@ STALL = 10
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One run of damped Newton: the last iterate, its residual (the stopping measure: Newton's correction
-    |h| |M^-1 G| at that iterate) and tolerance per sample, which samples converged, and the number of
-    updates taken."""
+    """One damped Newton run: best iterate, its correction |h| |M^-1 G| and tolerance per sample, which
+    samples converged, and the number of updates."""
 
     K: torch.Tensor
     residual: torch.Tensor
@@ -81,8 +55,7 @@ class _Attempt:
 
 @dataclass(frozen=True)
 class StageSolution:
-    """The converged stages (batch, s, n), the number of Newton updates taken (continuation included) and
-    the Newton runs that produced them."""
+    """Converged stages (batch, s, n), Newton updates taken (continuation included) and the runs."""
 
     stages: torch.Tensor
     iterations: int
@@ -101,8 +74,7 @@ def _solve(lu, G: torch.Tensor) -> torch.Tensor:
 
 
 def _keep_best(best, ratio, K, *per_sample):
-    """(ratio, K, *per_sample) of each sample's iterate with the smallest correction / tolerance so far (the
-    first iterate when none is finite, so a NaN is reported as such)."""
+    """Per sample, (ratio, K, *per_sample) of the iterate with the smallest ratio so far (NaN never wins)."""
     if best is None:
         return (ratio, K, *per_sample)
     better = ratio < best[0]  # False for NaN
@@ -174,8 +146,8 @@ class StageProblem:
     # -- forward: Newton -----------------------------------------------------------------------------
     @torch.no_grad()
     def solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
-        """Newton's method with backtracking, then continuation in h for the samples it did not solve
-        (module docstring); x: (batch, *state). Raises NotConvergedError, never returns unconverged K."""
+        """Newton, then continuation in h for unsolved samples; x: (batch, *state). Raises
+        NotConvergedError, never returns unconverged K."""
         shape = x.shape[1:]
         flat = x.reshape(x.shape[0], -1)
         first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
@@ -195,11 +167,8 @@ class StageProblem:
         return StageSolution(K, iterations, tuple(attempts))
 
     def _start(self, params, flat, h, shape):
-        """The initial guess with its (G, X), per sample the one with the smaller residual max |G|: the
-        explicit predictor K_i = F(x + c_i h F(x)) (c_i = sum_j a_ij), the stage values to second order in
-        h, or K = 0 (all stage points at x; residual -F(x)). On a stiff field (|h| Lip F >> 1) the predictor
-        is an unstable explicit Euler step that lands orders of magnitude away (for x' = -1e6 x^3 from x = 1
-        at h = 1, at |K| ~ 1e17), while the stage points stay within the size of x."""
+        """(K, G, X) of the start with the smaller max |G| per sample: the predictor K_i = F(x + c_i h F(x))
+        (c_i = sum_j a_ij) or K = 0 (G = -F(x)), the latter for stiff fields where the predictor blows up."""
         f0 = self.field_at(params, flat.unsqueeze(1), shape)
         c = self.a_like(flat).sum(dim=1)
         predictor = self.field_at(params, flat.unsqueeze(1) + (h * c).unsqueeze(-1) * f0, shape)
@@ -209,9 +178,8 @@ class StageProblem:
                 torch.where(keep, X, flat.unsqueeze(1)))
 
     def _continued(self, params, flat, h, pieces: int, shape):
-        """Solve for h k / pieces, k = 1..pieces, each from the previous solution (K(h) is smooth in h and
-        K(0) = F(x), so a good start for the full h is reached in small moves; the intermediate solves
-        only provide starts, so they get at most STALL iterations)."""
+        """Solve for h k / pieces, k = 1..pieces, each from the previous solution; the intermediate
+        solves only provide starts (at most STALL iterations)."""
         K = self._start(params, flat, h / pieces, shape)[0]
         used = 0
         for k in range(1, pieces + 1):
@@ -223,13 +191,9 @@ class StageProblem:
         return attempt, used
 
     def _newton(self, params, flat, h: float, K, G, X, shape, limit: int | None = None) -> _Attempt:
-        """At most ``limit`` (default ``max_iterations``) damped Newton updates from K (with its residual G
-        and stage points X); samples stop once converged (module docstring: the correction |h| M^-1 G
-        against the stage scale) and return their best iterate (at stagnation the correction fluctuates at
-        round-off); the run stops early when the unconverged samples' best correction has not dropped by
-        10% over STALL iterations (no solution on this path: the caller continues or reports). The
-        correction is measured with the previous iteration's factorised Newton matrix (exact for a linear
-        field, first-order close otherwise), so a converged solve costs no Jacobian beyond its last step."""
+        """At most ``limit`` (default ``max_iterations``) damped Newton updates from (K, G, X) under the
+        module's stopping rule; stops early when the unconverged samples' best correction has not dropped
+        by 10% over STALL iterations. The correction uses the previous iteration's factorised M."""
         limit = self.max_iterations if limit is None else limit
         eps = torch.finfo(flat.dtype).eps
         x_size = flat.abs().amax(dim=1)
@@ -260,8 +224,7 @@ class StageProblem:
             K, G, X = self._damped(params, flat, h, K, G, step, done, within, shape)
 
     def _factor(self, params, X, h, shape):
-        """LU factors of M = I - h [a_ij DF(X_i)] at the stage points X. A singular Newton matrix gives
-        non-finite steps, hence corrections: that sample is given up."""
+        """LU factors of M = I - h [a_ij DF(X_i)]; a singular M gives non-finite corrections (sample lost)."""
         LU, pivots, _ = torch.linalg.lu_factor_ex(self.newton_matrix(self.jacobian_at(params, X, shape), h))
         return LU, pivots
 
@@ -277,10 +240,8 @@ class StageProblem:
         return K - self.field_at(params, X, shape), X
 
     def _damped(self, params, flat, h, K, G, step, done, within, shape):
-        """K + lam step with lam = 1, 1/2, ... (at most MAX_HALVINGS halvings) per sample, the first that
-        lowers max |G| (backtracking: Newton's full step from a poor start can cycle; near the solution
-        lam = 1 is taken, keeping quadratic convergence). Converged samples stay put; samples already
-        within the tolerance take the full step (at the floor, round-off decides whether |G| drops)."""
+        """K + lam step, per sample the first lam = 1, 1/2, ... (at most MAX_HALVINGS halvings) that lowers
+        max |G|. Converged samples stay put; samples within the tolerance take the full step."""
         norm = G.abs().amax(dim=(1, 2))
         lam = torch.ones_like(norm)
         for halving in range(MAX_HALVINGS + 1):

@@ -2,13 +2,8 @@
 
     k_i = F(t + c_i h, x + h sum_{j<i} a_ij k_j),    x' = x + h sum_i b_i k_i
 
-(an autonomous field is evaluated as F(x), exactly as before). The stages are computed by ``stages``,
-which the error-controlled solver (``dynnets.solvers``) also calls: it reuses a first stage (first same
-as last), asks for the stages a step's weights do not use (the embedded error estimate, dense output)
-and combines them with other weight vectors; there is no second Runge-Kutta loop.
-
-Any Runge-Kutta method preserves every linear first integral c^T x of the field (c^T k_i = 0 for
-all i), so a field declaring LinearInvariant(c) gets LinearInvariant(c).
+(an autonomous field is evaluated as F(x)). ``stages`` is also the error-controlled solver's stage loop
+(``dynnets.solvers``). Every Runge-Kutta method preserves the field's linear invariants.
 """
 
 from __future__ import annotations
@@ -27,8 +22,7 @@ def _scaled(h, coefficient: float):
 
 
 def nonzero(weights) -> tuple[tuple[int, float], ...]:
-    """(j, w_j) for the non-zero entries of a weight vector: zero weights are skipped, unit ones not
-    multiplied (so explicit Euler is exactly x + h F(x))."""
+    """(j, w_j) for the non-zero entries of a weight vector (explicit Euler is exactly x + h F(x))."""
     return tuple((j, float(w)) for j, w in enumerate(weights) if w != 0.0)
 
 
@@ -60,14 +54,12 @@ class ExplicitRK(Method):
 
     @property
     def real_stability_interval(self) -> float:
-        """Length r of the stability interval [-r, 0] on the negative real axis (from the tableau); with
-        the field's ``stiffness()`` it gives ``max_stable_step`` (a Method base class rule)."""
+        """r of the real stability interval [-r, 0] (from the tableau)."""
         return self.tableau.real_stability_interval
 
     def stages(self, field, x: torch.Tensor, h, t=None, ks: list | None = None, count: int | None = None) -> list:
-        """The stage derivatives k_len(ks), ..., k_(count-1) appended to ``ks`` (default: none known yet,
-        up to the last stage the weights b use): k_i = F(t + c_i h, x + h sum_j a_ij k_j). ``t`` is the
-        step's start time, needed by a time-dependent field (a float or a 0-d tensor)."""
+        """k_len(ks), ..., k_(count-1) (default: up to the last stage b uses) appended to ``ks``; ``t``, the
+        start time, is needed by a time-dependent field."""
         ks = [] if ks is None else ks
         timed = field.time_dependent
         if timed and t is None:
@@ -92,8 +84,7 @@ class ExplicitRK(Method):
 
     @staticmethod
     def combine(x: torch.Tensor | None, h, ks, weights) -> torch.Tensor:
-        """x + h sum_j w_j k_j for ``weights`` = ``nonzero(w)``, summed in stage order (x None: the sum
-        alone, e.g. an embedded error estimate)."""
+        """x + h sum_j w_j k_j for ``weights`` = ``nonzero(w)`` (x None: the sum alone)."""
         for j, w in weights:
             term = _scaled(h, w) * ks[j]
             x = term if x is None else x + term
@@ -108,8 +99,7 @@ class ExplicitRK(Method):
         return len(self._stages) == 1 and self._weights == ((0, 1.0),)
 
     def _field_euler_bound(self, field, h):
-        """The field's own sharper certified bound of the Euler step (``Field.euler_lipschitz_bound``,
-        e.g. gradient fields), or None."""
+        """``Field.euler_lipschitz_bound(h)`` for an Euler tableau, else None."""
         return field.euler_lipschitz_bound(h) if self.is_euler else None
 
     def guarantees(self, field, h) -> frozenset:
@@ -120,9 +110,8 @@ class ExplicitRK(Method):
         return frozenset(props)
 
     def lipschitz_bound(self, field, h) -> float:
-        """Certified bound from Lip(F) = L: stage i has Lip(x_i) <= 1 + h sum_j |a_ij| L Lip(x_j) and
-        the step 1 + h sum_i |b_i| L Lip(x_i); for Euler, the field's own sharper certified bound of
-        x + h F(x) when it exposes one."""
+        """Lip(x_i) <= 1 + h sum_j |a_ij| L Lip(x_j), step 1 + h sum_i |b_i| L Lip(x_i) (L = Lip F); for
+        Euler, the field's sharper bound when it has one."""
         sharp = self._field_euler_bound(field, h)
         if sharp is not None:
             return float(sharp)

@@ -4,11 +4,8 @@ Applied to y' = lambda y, a Runge-Kutta method (A, b) multiplies y by (Hairer, W
 
     R(z) = det(I - z A + z 1 b^T) / det(I - z A),     z = h lambda,
 
-a polynomial for explicit methods (det(I - z A) = 1) and a rational function for implicit ones. The
-coefficients of det(I - z M) = sum_k (-1)^k e_k z^k are the elementary symmetric functions e_k of the
-eigenvalues of M, obtained from the power sums p_i = tr(M^i) by Newton's identities
-k e_k = sum_{i=1..k} (-1)^(i-1) e_(k-i) p_i: exact zeros for the nilpotent A of an explicit method
-(all traces vanish), no eigenvalue computation of a defective matrix.
+with det(I - z M) = sum_k (-1)^k e_k z^k from the traces p_i = tr(M^i) by Newton's identities
+k e_k = sum_{i=1..k} (-1)^(i-1) e_(k-i) p_i (exact zeros for the nilpotent A of an explicit method).
 """
 
 from __future__ import annotations
@@ -48,10 +45,8 @@ def stability_function(a, b) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def real_stability_interval(a, b) -> float:
-    """The largest r with |R(-x)| <= 1 for all x in [0, r] (inf when it holds on the whole negative real
-    axis, as for A-stable methods). The interval can only end where R(-x) = +-1, so the candidates are
-    the positive real roots of P(-x) -+ Q(-x); at each, in increasing order, |R| is probed just beyond
-    (a root where |R| only touches 1 does not end the interval)."""
+    """The largest r with |R(-x)| <= 1 on [0, r] (inf for A-stable methods): |R| is probed just beyond each
+    positive real root of P(-x) -+ Q(-x), in increasing order."""
     num, den = stability_function(a, b)
     size = max(len(num), len(den))
     p = np.zeros(size)

@@ -4,20 +4,11 @@
     --+----
       | b^T        step:     x' = x + h sum_i b_i k_i
 
-Computed from the coefficients, never declared:
-
-- the order, from the order conditions of all rooted trees up to min(2 s, 10) vertices (``trees``),
-  for ``b`` or for any other weight vector (``order_of``: e.g. the b-hat of an embedded pair);
-- ``is_explicit`` (A strictly lower triangular);
-- ``is_symplectic``: b_i a_ij + b_j a_ji - b_i b_j = 0 for all i, j (Cooper's condition: the method then
-  conserves every quadratic first integral and is symplectic on Hamiltonian fields; Hairer, Lubich,
-  Wanner, Geometric Numerical Integration, IV.2.1 and VI.4.1);
-- ``is_symmetric``: a_(s+1-i)(s+1-j) + a_ij = b_j and b_(s+1-i) = b_i (the adjoint method, stages in
-  reverse order, is the method itself, so Psi_(-h) = Psi_h^(-1); GNI V.2.2);
-- the stability function and real stability interval (``stability``).
-
-Every comparison with zero is scale-aware: a relation is accepted when its defect is within a few
-eps of the magnitude of the terms it adds up, so the verdicts hold for coefficients of any size.
+Computed from the coefficients, never declared: the order (rooted-tree conditions up to min(2 s, 10)
+vertices, ``trees``; ``order_of`` for any weight vector); ``is_explicit``; ``is_symplectic``
+(b_i a_ij + b_j a_ji = b_i b_j, Cooper; GNI IV.2.1, VI.4.1); ``is_symmetric`` (a_(s+1-i)(s+1-j) + a_ij = b_j,
+b_(s+1-i) = b_i, so Psi_(-h) = Psi_h^(-1); GNI V.2.2); the stability function (``stability``). Every
+comparison with zero is relative to the magnitude of the terms summed (scale-aware).
 """
 
 from __future__ import annotations
@@ -38,8 +29,7 @@ MAX_ENTRY = 1e12
 
 
 def _zero(defect: float, scale: float, terms: int) -> bool:
-    """``defect`` (a sum of ``terms`` rounded products whose magnitudes add up to ``scale``) is zero up
-    to round-off: |defect| <= 4 (terms + 1) eps scale."""
+    """|defect| <= 4 (terms + 1) eps scale: a sum of ``terms`` products of magnitude ``scale`` is zero."""
     return abs(defect) <= 4.0 * (terms + 1) * EPS * scale
 
 
@@ -61,8 +51,7 @@ class ButcherTableau:
 
     @classmethod
     def from_lists(cls, a, b, c=None, *, name: str = "custom", order: int | None = None):
-        """Build from nested lists; ``c`` defaults to the row sums of ``a``; ``order``, if given, must be a
-        positive integer that the order conditions confirm (a lower bound of the computed order)."""
+        """Build from nested lists; ``c`` defaults to A's row sums; a claimed ``order`` must be confirmed."""
         claimed = None if order is None else check_claimed_order(order, name)
         a_t = tuple(_reals(name, f"row {i} of A", row) for i, row in enumerate(_rows(name, "A", a)))
         b_t = _reals(name, "b", b)
@@ -96,8 +85,7 @@ class ButcherTableau:
         return min(2 * self.stages, trees.MAX_ORDER)
 
     def order_of(self, weights) -> int:
-        """The order of the method (A, weights): the largest p <= ``max_checked_order`` for which every
-        order condition with at most p vertices holds to round-off (0 if even sum w = 1 fails)."""
+        """The largest p <= ``max_checked_order`` whose order conditions (A, weights) hold to round-off."""
         weights = _reals(self.name, "a weight vector", weights)
         if len(weights) != self.stages:
             raise TableauError(f"tableau {self.name!r}: a weight vector needs {self.stages} entries, got "
@@ -158,9 +146,7 @@ class ButcherTableau:
 
     @cached_property
     def real_stability_interval(self) -> float:
-        """The largest r with |R(-x)| <= 1 on [0, r]: h lambda must lie in [-r, 0] for a real negative
-        eigenvalue lambda. 2 for Euler and Heun, 2.5127 for SSPRK3, 2.7853 for RK4, inf for the A-stable
-        Gauss and Radau IIA methods."""
+        """The largest r with |R(-x)| <= 1 on [0, r] (2.7853 for RK4, inf for Gauss and Radau IIA)."""
         return stability.real_stability_interval(self.a, self.b)
 
 
@@ -172,8 +158,7 @@ def _rows(name: str, what: str, rows) -> list:
 
 
 def _reals(name: str, what: str, values) -> tuple[float, ...]:
-    """One row of coefficients as floats, each a real number: not a string ('0.5') or a bool (True), which
-    float() alone would accept."""
+    """One row of coefficients as floats; strings and bools (which float() accepts) are refused."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TableauError(f"tableau {name!r}: {what} must be a sequence of real numbers, got {values!r}")
     out = []
@@ -224,20 +209,14 @@ def dense_weights_at(dense, theta: float) -> list[float]:
 
 @dataclass(frozen=True)
 class EmbeddedTableau(ButcherTableau):
-    """An explicit tableau (A, c) with the step's weights b (order p), one or two embedded weight vectors
-    b-hat on the same stages (orders p-hat < p) and an optional dense output P (one row per stage,
-    b_i(theta) = sum_j P_ij theta^(j+1)), so that
+    """An explicit tableau with weights b (order p), one or two embedded weight vectors b-hat (orders < p)
+    and an optional dense output P (one row per stage, b_i(theta) = sum_j P_ij theta^(j+1)):
 
         x' = x + h sum_i b_i k_i,      e = h sum_i (b_i - b-hat_i) k_i        (Hairer, Norsett, Wanner I, II.4)
 
-    estimates the local error of the lower order at the cost of no extra evaluation, and
-    x(t + theta h) ~ x + h sum_i b_i(theta) k_i, possibly on extra stages evaluated only when needed (b_i
-    = 0 there). One object carries the whole pair (as diffrax's tableau carries b_sol and b_error).
-
-    Every order is computed by the rooted-tree conditions: of b, of each b-hat (``embedded_orders``) and of
-    the dense output (``dense_order``: at a fixed theta it is the Runge-Kutta method (A / theta,
-    b(theta) / theta), the minimum over ``DENSE_CHECK_POINTS``). ``from_lists`` refuses a pair whose orders
-    do not come out as claimed (``TableauError``).
+    x(t + theta h) ~ x + h sum_i b_i(theta) k_i (extra stages have b_i = 0). Every order is computed by the
+    rooted-tree conditions (the dense output's at fixed theta as the method (A / theta, b(theta) / theta),
+    minimum over ``DENSE_CHECK_POINTS``); ``from_lists`` refuses orders other than claimed (``TableauError``).
     """
 
     embedded: tuple[tuple[float, ...], ...] = ()
@@ -296,9 +275,8 @@ class EmbeddedTableau(ButcherTableau):
 
 
 def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:
-    """The cubic Hermite interpolant through x, x', F(x) = k_first, F(x') = k_last as stage weights:
-    b(theta) = (3 theta^2 - 2 theta^3) b + (theta - 2 theta^2 + theta^3) e_first + (theta^3 - theta^2)
-    e_last (order 3 wherever the step has order >= 3)."""
+    """Cubic Hermite interpolant through x, x', k_first = F(x), k_last = F(x') as stage weights (order 3):
+    b(theta) = (3 th^2 - 2 th^3) b + (th - 2 th^2 + th^3) e_first + (th^3 - th^2) e_last."""
     rows = [[0.0, 3.0 * bi, -2.0 * bi] for bi in b]
     rows[first] = [v + w for v, w in zip(rows[first], (1.0, -2.0, 1.0))]
     rows[last] = [v + w for v, w in zip(rows[last], (0.0, -1.0, 1.0))]

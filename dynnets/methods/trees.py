@@ -1,22 +1,13 @@
 """Rooted trees and the Runge-Kutta order conditions (Butcher; Hairer, Norsett, Wanner I, II.2).
 
-A Runge-Kutta method (A, b) has order at least p exactly when, for every rooted tree t with |t| <= p
-vertices,
+(A, b) has order >= p iff b^T Phi(t) = 1 / gamma(t) for every rooted tree t with |t| <= p vertices, where
+for t = [t_1, ..., t_m] (the root's subtrees)
 
-    b^T Phi(t) = 1 / gamma(t),
+    Phi(t)_i = prod_k (A Phi(t_k))_i        (Phi(leaf) = 1),
+    gamma(t) = |t| * prod_k gamma(t_k)      (gamma(leaf) = 1).
 
-where, writing t = [t_1, ..., t_m] for the root with subtrees t_k,
-
-    Phi(t)_i = prod_k (A Phi(t_k))_i        (Phi(leaf) = 1, so A Phi(leaf) = A 1 = c),
-    gamma(t) = |t| * prod_k gamma(t_k)      (the density; gamma(leaf) = 1).
-
-A tree is stored as the tuple of its root's subtrees (the leaf is ``()``). Trees of order n are the
-multisets of subtrees with n - 1 vertices in all, each multiset generated once with its subtrees in a
-fixed order, so equal trees are equal tuples (1, 1, 2, 4, 9, 20, 48, 115, 286, 719 trees of orders
-1..10).
-
-The elementary weights are computed for any weight vector, so the order of a second weight vector
-(the b-hat of an embedded pair) uses the same machinery as the order of b.
+A tree is the tuple of its root's subtrees in canonical order (the leaf is ``()``), so equal trees are equal
+tuples. Any weight vector can be checked (the b-hat of an embedded pair too).
 """
 
 from __future__ import annotations
@@ -34,8 +25,7 @@ MAX_ORDER = 10
 
 
 def _forests(total: int, bound: tuple[int, int]):
-    """Multisets of trees with ``total`` vertices in all, as tuples in non-increasing key order, every key
-    (order, index in ``trees(order)``) at most ``bound``: each multiset is produced exactly once."""
+    """Each multiset of trees with ``total`` vertices once, keys (order, index) non-increasing, <= ``bound``."""
     if total == 0:
         yield ()
         return
@@ -48,8 +38,7 @@ def _forests(total: int, bound: tuple[int, int]):
 
 @cache
 def trees(order: int) -> tuple[Tree, ...]:
-    """All rooted trees with exactly ``order`` vertices, each once, in a fixed canonical form: a tree is
-    the tuple of its root's subtrees in non-increasing (order, index) key, so equal trees are equal tuples."""
+    """All rooted trees with exactly ``order`` vertices, each once, in canonical form."""
     if order < 1:
         raise ValueError(f"a rooted tree has at least one vertex, got order={order}")
     if order == 1:
@@ -70,8 +59,7 @@ def density(tree: Tree) -> int:
 
 
 class ElementaryWeights:
-    """Phi(t) for the stage matrix A, memoised over trees; with ``absolute=True`` computed from |A|
-    (then b^T Phi(t) with |b| bounds every term of the sum, the unit of its round-off)."""
+    """Phi(t) for the stage matrix A, memoised; ``absolute=True``: from |A| (the round-off scale)."""
 
     def __init__(self, a: tuple[tuple[float, ...], ...], absolute: bool = False):
         self._a = tuple(tuple(abs(v) for v in row) for row in a) if absolute else a
@@ -92,8 +80,7 @@ class ElementaryWeights:
 
 
 def order_defects(a, weights, up_to: int):
-    """For each tree t with |t| <= up_to: (t, b^T Phi(t) - 1/gamma(t), |b|^T |Phi|(t)), the defect of its
-    order condition and the magnitude of the terms it sums (the scale of its round-off)."""
+    """(t, b^T Phi(t) - 1/gamma(t), |b|^T |Phi|(t)) for each tree with |t| <= up_to: defect and scale."""
     phi, phi_abs = ElementaryWeights(a), ElementaryWeights(a, absolute=True)
     for n in range(1, up_to + 1):
         for t in trees(n):
@@ -103,10 +90,7 @@ def order_defects(a, weights, up_to: int):
 
 
 def condition_tolerance(tree: Tree, stages: int, scale: float) -> float:
-    """Round-off allowance of one order condition: each product in b^T Phi(t) has |t| factors, each a
-    rounded coefficient (relative error <= eps/2), and the sums have at most s terms per level, so the
-    computed value lies within about (|t| + s) eps * scale of the exact one; 4x that, plus the rounding
-    of 1/gamma(t)."""
+    """4 (|t| + s) eps scale + eps / gamma(t): the round-off of b^T Phi(t) (|t| factors, s-term sums)."""
     eps = 2.0 ** -52
     return 4.0 * (size(tree) + stages) * eps * scale + eps / density(tree)
 

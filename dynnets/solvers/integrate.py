@@ -23,6 +23,14 @@ Time-dependent fields: that float64 clock t <- t + h must resolve every step, h 
 (below it t + h rounds by more than 5% of h, and at h < ulp / 2 the field's time stops); a span, an
 interval (``dense=False``) or a fixed step below it is refused before any work (``ConfigError``).
 
+As users pass them: ``field`` any callable (``as_field``: f(t, x) or f(x) by the number of required
+positional parameters); one state x0 (d,) is solved as the batch x0[None] (the field sees (1, d)) and
+returned as (len(t_eval), d); decreasing t_eval is solved forwards in s = -t with ``Negated(field)``
+(F still gets the true time); a t_eval that requires grad gets the exact flow's derivatives through the
+straight-through terms of ``solution.with_time_gradient`` (one more evaluation per time). Events
+(``event=``) are located after each accepted step by ``events.EventTracker``; the dense output between
+the times is ``Solution.at``.
+
 Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
 has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
 ``DivergenceError`` naming the first time of t_eval where it appears.
@@ -30,101 +38,154 @@ has no error estimate to stop an overflow or a NaN of the field, so a non-finite
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from ..base import Field, Method, first_parameter
+from ..base import Method, first_parameter
 from ..checks import MAX_STEPS, check_bool, check_int, check_state, positive_real, real
-from ..errors import ConfigError, ConfigTypeError, DivergenceError, ShapeError, StepSizeError, ToleranceError
+from ..errors import ConfigError, ConfigTypeError, DivergenceError, StepSizeError, ToleranceError
+from ..function import Negated, as_field
 from ..methods.embedded import DormandPrince5, EmbeddedPair
 from ..methods.rk import ExplicitRK
 from ..step import Flow, Step
-from .controller import PIController, initial_step, pair_error
-from .solution import Solution
+from .controller import NORMS, PIController, initial_step, pair_error
+from .events import EventTracker
+from .solution import Solution, with_time_gradient
 
-DEFAULT_RTOL, DEFAULT_ATOL = 1e-6, 1e-9
+#: the default (rtol, atol) per state dtype: float64 asks 1e-6 relative, float32 1e-4 (its floor, 100 eps, is
+#: 1.2e-5: an estimate below ten times the floor is mostly round-off); other dtypes have none (pass both)
+DEFAULT_TOLERANCES = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-6)}
 #: the smallest rtol, in units of the state dtype's eps: below it round-off dominates the error estimate
 MIN_RTOL_EPS = 100.0
 
 
-def solve(field: Field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
-          dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None) -> Solution:
+def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=None, rtol=None, atol=None,
+          dense: bool | None = None, max_steps: int = 100_000, controller: PIController | None = None,
+          norm: str | None = None, event=None, terminal: bool | None = None) -> Solution:
     """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
 
-    ``x0``: (batch, ...) floating states; ``t_eval``: at least two finite, strictly increasing times;
-    ``method``: a ``Method`` (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol``
-    (error control, default 1e-6/1e-9; the method must be an ``EmbeddedPair``); ``max_steps``: the most
-    steps attempted. Every option is checked before any work (one-line typed errors)."""
-    times = _check_times(t_eval)
-    _check_state(field, x0)
+    ``field``: a ``Field`` or any callable (a function, the user's own ``nn.Module``), taken by the rule of
+    ``dynnets.function.as_field`` (two required positional parameters: f(t, x); one: f(x)); ``x0``: one state
+    (d,) or a batch (batch, ...), the states returned shaped alike ((len(t_eval), d) or (len(t_eval), batch,
+    ...)); ``t_eval``: at least two finite times, strictly increasing or strictly decreasing (backward in
+    time), a tensor that may require grad (then d x(t_j)/d t_j = F(t_j, x(t_j)) and d x(t_j)/d t_0 =
+    -(d x(t_j)/d x0) F(t_0, x0), given by ``solution.with_time_gradient``); ``method``: a ``Method``
+    (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol`` (error control, defaults
+    ``DEFAULT_TOLERANCES`` by dtype; the method must be an ``EmbeddedPair``); ``norm``: "worst" (default)
+    or "rms" (``controller.pair_error``); ``max_steps``: the most steps attempted; ``event``: g(t, x) -> one value per
+    state (error control only): the first zero of each state's g along the solve, located on the dense
+    output to round-off, is ``Solution.event_t`` / ``event_x`` (NaN where none), differentiable
+    (``solvers.events``); ``terminal`` (default True): stop once every state has had its event (``t``,
+    ``x`` then hold the times of t_eval reached, up to the end of that step). Every option is checked before any work
+    (one-line typed errors)."""
+    field = as_field(field)
+    times, t_tensor = _check_times(t_eval)
+    one_state = _check_state(field, x0)
+    direction = 1.0 if times[1] > times[0] else -1.0
+    if direction < 0:  # backward in time: x' = -F(-s, x) forwards in s = -t (``Negated``)
+        field, times = Negated(field), [-t for t in times]
     method = DormandPrince5() if method is None else method
     if not isinstance(method, Method):
         raise ConfigTypeError(f"method must be a dynnets Method (e.g. dn.methods.RK4(), DormandPrince5()), got "
                               f"{type(method).__name__}")
     method.check(field)
     max_steps = check_int("max_steps", max_steps, minimum=1, maximum=MAX_STEPS)
+    if terminal is not None and event is None:
+        raise ConfigError(f"terminal={terminal!r} applies to events, but no event was given (rule: event=g(t, x))")
+    x = x0[None] if one_state else x0
+    if t_tensor is not None:  # d x(t_j) / d t_0 = -(d x(t_j) / d x0) F(t_0, x0), through the solve
+        x = x - with_time_gradient(field, direction, t_tensor[:1], x[None], tangent_only=True)[0]
     if h is not None:
-        for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller)):
+        for name, value in (("rtol", rtol), ("atol", atol), ("dense", dense), ("controller", controller),
+                            ("norm", norm), ("event", event)):
             if value is not None:
                 raise ConfigError(f"{name}={value!r} applies to error-controlled solves, but h={h!r} asks for fixed "
                                   "steps (rule: give h, or rtol/atol, not both)")
         grid = _fixed_grid(times, h, max_steps)
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
-        return _checked_finite(_fixed(field, method, x0, times, grid))
+        sol = _checked_finite(_fixed(field, method, x, times, grid))
+    else:
+        control = _control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
+        terminal = True if terminal is None else check_bool("terminal", terminal)
+        tracker = None if event is None else EventTracker(event, terminal, direction, method, field, x, times[0])
+        sol = _checked_finite(_adaptive(field, x, times, control, tracker))
+    return _as_given(sol, t_tensor, direction, one_state)
+
+
+def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, field, times) -> _Control:
+    """The checked options of an error-controlled solve."""
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
-    rtol, atol = _check_tolerances(rtol, atol, x0.dtype)
+    rtol, atol = _check_tolerances(rtol, atol, dtype)
     dense = True if dense is None else check_bool("dense", dense)
-    if dense and method.dense is None:
+    if dense and method.dense is None:  # (events too: their roots are located on the dense output)
         raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
                           "to step to every time of t_eval")
     if controller is not None and not isinstance(controller, PIController):
         raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    norm = "worst" if norm is None else norm
+    if norm not in NORMS:
+        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     intervals = [b - a for a, b in zip(times[:-1], times[1:])]
     _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
                  "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
-    control = _Control(method, rtol, atol, controller or PIController(), max_steps)
-    return _checked_finite(_adaptive(field, x0, times, control, dense))
+    return _Control(method, rtol, atol, controller or PIController(), max_steps, dense, norm)
 
 
-def _check_times(t_eval) -> list[float]:
+def _as_given(sol: Solution, t_tensor, direction: float, one_state: bool) -> Solution:
+    """The solution in the user's terms: the times as given, their gradients, one state unbatched."""
+    x = sol.x if t_tensor is None else with_time_gradient(sol.field, direction, t_tensor[:len(sol.t)], sol.x)
+    t = sol.t if direction > 0 else -sol.t
+    event_t, event_x = (sol.event_t, sol.event_x) if not one_state or sol.event_t is None else (
+        sol.event_t[0], sol.event_x[0])
+    return dataclasses.replace(sol, t=t, x=x[:, 0] if one_state else x, direction=direction, one_state=one_state,
+                               event_t=event_t, event_x=event_x)
+
+
+def _check_times(t_eval) -> tuple[list[float], torch.Tensor | None]:
+    """The times as floats, strictly monotone, and the tensor when it requires grad."""
+    t_tensor = None
     if isinstance(t_eval, torch.Tensor):
-        if t_eval.dim() != 1 or t_eval.requires_grad:
-            raise ConfigError(f"t_eval must be a 1-D sequence of times (no gradient), got a tensor of shape "
-                              f"{tuple(t_eval.shape)}")
+        if t_eval.dim() != 1 or not t_eval.is_floating_point():
+            raise ConfigError(f"t_eval must be a 1-D sequence of real times, got a tensor of shape "
+                              f"{tuple(t_eval.shape)} and dtype {t_eval.dtype}")
+        t_tensor = t_eval if t_eval.requires_grad else None
         t_eval = t_eval.tolist()
     if isinstance(t_eval, (str, bytes)) or not hasattr(t_eval, "__len__"):
         raise ConfigTypeError(f"t_eval must be a sequence of times, got {type(t_eval).__name__}")
     times = [real(f"t_eval[{j}]", v) for j, v in enumerate(t_eval)]
     if len(times) < 2:
         raise ConfigError(f"t_eval needs at least two times (the start and an end), got {len(times)}")
+    sign = 1.0 if times[1] > times[0] else -1.0
     for j in range(1, len(times)):
-        if not times[j] > times[j - 1]:
-            raise ConfigError(f"t_eval must be strictly increasing, got t_eval[{j - 1}]={times[j - 1]!r} >= "
-                              f"t_eval[{j}]={times[j]!r}")
-    return times
+        if not sign * times[j] > sign * times[j - 1]:
+            raise ConfigError(f"t_eval must be strictly monotone (increasing, or decreasing: backward in time), "
+                              f"got t_eval[{j - 1}]={times[j - 1]!r}, t_eval[{j}]={times[j]!r}")
+    return times, t_tensor
 
 
-def _check_state(field, x0) -> None:
-    if not isinstance(field, Field):
-        raise ConfigTypeError(f"field must be a dynnets Field, got {type(field).__name__}")
+def _check_state(field, x0) -> bool:
+    """Refuse a bad x0; True for one state (d,) (solved as the batch x0[None])."""
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
         raise ConfigTypeError(f"x0 must be a floating-point tensor, got {type(x0).__name__}"
                               f"{'' if not isinstance(x0, torch.Tensor) else ' of dtype ' + str(x0.dtype)}")
     check_state(x0, f"solve's initial state x0 (for {type(field).__name__})", first_parameter(field))
     field.check_input(x0)
-    if x0.dim() < 2:
-        raise ShapeError(f"x0 must be a batch of states (batch, ...), got shape {tuple(x0.shape)}; use x0[None] "
-                         "for one state")
     if not bool(torch.isfinite(x0).all()):
         raise ConfigError("x0 must be finite, got a non-finite entry")
+    return x0.dim() == 1
 
 
 def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
-    rtol = DEFAULT_RTOL if rtol is None else positive_real("rtol", rtol)
-    atol = DEFAULT_ATOL if atol is None else real("atol", atol, minimum=0.0)
+    if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
+        raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
+                          f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
+    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
+    rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
+    atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
     floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
     if not floor <= rtol <= 1.0:
         raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
@@ -185,9 +246,10 @@ def _fixed(field, method, x0, times, grid) -> Solution:
 class _Control:
     """The tolerances, the controller and the step budget of one error-controlled solve."""
 
-    def __init__(self, pair: EmbeddedPair, rtol: float, atol: float, controller: PIController, max_steps: int):
+    def __init__(self, pair: EmbeddedPair, rtol: float, atol: float, controller: PIController, max_steps: int,
+                 dense: bool, norm: str):
         self.pair, self.rtol, self.atol, self.controller, self.max_steps = pair, rtol, atol, controller, max_steps
-        self.attempts = 0
+        self.dense, self.norm, self.attempts = dense, norm, 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
         """Refuse to go on when an attempted h is not finite and positive (a controller or starting-step
@@ -205,10 +267,12 @@ class _Control:
                                  f"error estimate {err:.3e} (rule: error <= 1 in the scaled norm)")
 
 
-def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
+def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None = None) -> Solution:
     """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
-    interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow)."""
-    pair, controller = control.pair, control.controller
+    interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow).
+    An accepted step whose stages are in an autograd graph is kept for the dense output (``Solution.at``)
+    as (s, t, h, x, stages); otherwise nothing is kept (``Solution.at`` recomputes the steps)."""
+    pair, controller, dense = control.pair, control.controller, control.dense
     targets = [tj - times[0] for tj in times]
     s, t, x, end = 0.0, times[0], x0, targets[-1]
     resolution = 10.0 * math.ulp(end)  # of the offsets s <= end (and of end - s)
@@ -216,9 +280,10 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
         resolution = max(resolution, _clock_resolution(times))
     k0 = field.at(t, x)
     # a first guess below the resolution is raised to it: the error control then accepts or refuses that step
-    h = max(resolution, initial_step(field, k0, x, t, end, pair.error_order, control.rtol, control.atol))
+    h = max(resolution, initial_step(field, k0, x, t, end, pair.error_order, control.rtol, control.atol,
+                                         control.norm))
     nfev, rejected, previous, after_rejection, err = 2, 0, 1.0, False, math.nan
-    states, sizes, j = [x0], [], 1
+    states, sizes, segments, j = [x0], [], [], 1
     while j < len(times):
         target = end if dense else targets[j]
         if target - s <= resolution:  # reached up to the rounding of s <- s + h: the state is there
@@ -231,7 +296,7 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
         ks = pair.stages(field, x, step, t, [k0], count=pair.step_stages)
         nfev += pair.step_stages - 1
         x_new = pair.combine(x, step, ks, pair.weights)
-        err = pair_error(pair, ks, step, x, x_new, control.rtol, control.atol)
+        err = pair_error(pair, ks, step, x, x_new, control.rtol, control.atol, control.norm)
         if not err <= 1.0:
             rejected += 1
             h, after_rejection = controller.rejected(step, err, pair.error_order), True
@@ -245,12 +310,19 @@ def _adaptive(field, x0, times, control: _Control, dense: bool) -> Solution:
         h = controller.accepted(step, err, previous, pair.error_order, after_rejection)
         previous, after_rejection = err, False
         sizes.append((step, 1))
+        segment = (s, t, step, x, ks)
+        if x_new.requires_grad:  # its stages are in the autograd graph anyway: kept for the dense output
+            segments.append(segment)
         s, t, x = s + step, t + step, x_new
+        if tracker is not None and tracker.after_step(segment, x):
+            break
         if j < len(times):
             k0 = ks[pair.fsal] if pair.fsal is not None else field.at(t, x)
             nfev += pair.fsal is None
-    return Solution(torch.tensor(times, dtype=torch.float64), torch.stack(states), field, pair, tuple(sizes), nfev,
-                    rejected)
+    events = (None, None) if tracker is None else tracker.result(x0)
+    return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
+                    tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments), controlled=True,
+                    event_t=events[0], event_x=events[1])
 
 
 def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:

@@ -1,11 +1,8 @@
 """Fixed (non-trainable) classical vector fields, each a ``dynnets.fields.Field``: ODE systems, the Yi
 eigen-ODE, and semi-discretised PDEs on grids (1-D heat with Dirichlet data, 2-D periodic heat and
 Fisher), with the grids and finite-difference stencils they are built from; the DETEST problems (two-body
-orbits, Lotka-Volterra, Van der Pol, Brusselator) and a forced (time-dependent) oscillator.
-
-A fixed field with a real, non-positive spectrum declares ``stiffness()``; every explicit method then
-refuses (``StepSizeError``) a step outside its stability region when a ``Step`` is built, and a learned
-step size on such a field is bounded by that limit by construction (see ``dynnets.Step``).
+orbits, Lotka-Volterra, Van der Pol, Brusselator) and a forced (time-dependent) oscillator. A field with a
+real, non-positive spectrum declares ``stiffness()``: explicit steps outside the stability region are refused.
 """
 
 from . import grids, stencils

@@ -8,16 +8,12 @@ Inputs have shape (batch, 1, n, n).
 
 Stability of explicit Runge-Kutta steps (checked when a ``Step`` is built: ``stiffness()``):
 
-* heat: alpha L is a symmetric circulant operator, its eigenvalues are the real symbol values
-  alpha sigma(xi) <= 0 on the grid frequencies (``stencil_symbol``, exact); rho = max |alpha sigma|
-  (= 8 alpha/dx^2 for the 5-point stencil on an even grid). A method with real stability interval
-  [-r, 0] (2 for Euler and Heun, 2.7853 for RK4) is stable iff dt * rho <= r.
-* Fisher: the Jacobian J(U) = alpha L + diag(1 - 2U) is symmetric. For states in ``state_range``
-  [m0, m1] (default [0, 1], invariant for the PDE) Weyl's inequality puts its spectrum in
-  [-(rho + 2 m1 - 1), 1 - 2 m0]. We require dt * (rho + max(0, 2 m1 - 1)) <= r, i.e. every decaying
-  direction of the frozen-coefficient linearisation lies in the stability interval (for [0, 1]:
-  dt (rho + 1) <= r). The positive part (<= 1 - 2 m0) is the equation's own logistic growth, not a
-  numerical instability. This is a linearised (frozen-coefficient) criterion, not a nonlinear proof.
+* heat: the eigenvalues of alpha L are its real symbol values <= 0 (``stencil_symbol``, exact);
+  rho = max |alpha sigma| (8 alpha/dx^2 for the 5-point stencil); stable iff dt * rho <= r, [-r, 0] the
+  method's real stability interval.
+* Fisher: J(U) = alpha L + diag(1 - 2U); for U in ``state_range`` [m0, m1] (default [0, 1]) Weyl's
+  inequality puts its spectrum in [-(rho + 2 m1 - 1), 1 - 2 m0]; we require dt * (rho + max(0, 2 m1 - 1))
+  <= r (a frozen-coefficient criterion; the positive part is the equation's own growth).
 """
 
 from __future__ import annotations
@@ -72,9 +68,7 @@ class _Diffusion2D(Field):
         return self._rho
 
     def growth_bound(self, c: float) -> float:
-        """b(c) = the largest real part of the spectrum of DF(c 1), the field linearised at the constant
-        state c: 0 for heat (alpha L is negative semi-definite and vanishes on constants). A learned field
-        meant to replace this one should have no linearised growth beyond it (applications.pde.stability)."""
+        """b(c) = the largest real part of the spectrum of DF(c 1): 0 for heat (alpha L <= 0, 0 on constants)."""
         return 0.0
 
     def _rule(self) -> str:

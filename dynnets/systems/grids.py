@@ -29,9 +29,7 @@ class UniformGrid1D:
     @classmethod
     def from_spacing(cls, a: float, b: float, dx: float) -> UniformGrid1D:
         """The grid with spacing dx; (b - a)/dx must be an integer (to 1e-9 relative)."""
-        dx = float(dx)
-        if not (math.isfinite(dx) and dx > 0):
-            raise ConfigError(f"grid spacing dx must be positive and finite, got dx={dx}")
+        dx = positive_real("grid spacing dx", dx, symbol="dx")
         ratio = (float(b) - float(a)) / dx
         n = round(ratio)
         if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
@@ -119,13 +117,6 @@ class PeriodicGrid2D:
         k = torch.fft.fftfreq(self.n, d=1.0 / self.n, dtype=dtype, device=device)
         ky, kx = torch.meshgrid(k, k, indexing="ij")
         return kx, ky
-
-    def check_field(self, u: torch.Tensor, what: str = "u") -> None:
-        if u.dim() != 4 or tuple(u.shape[-2:]) != self.shape:
-            raise ShapeError(
-                f"{what} on a {self.n}x{self.n} periodic grid must have shape (batch, C, {self.n}, {self.n}), "
-                f"got {tuple(u.shape)}"
-            )
 
     def __repr__(self) -> str:
         return f"PeriodicGrid2D(n={self.n}, L={self.length}, dx={self.dx:.4g})"

@@ -4,14 +4,9 @@ Method of lines on a ``UniformGrid1D``: the interior values U(t) in R^(n-1) sati
 
     U' = F(U) = alpha (D2 U + e),   D2 = tridiag(1, -2, 1)/dx^2,  e = (left, 0, ..., 0, right)/dx^2,
 
-a fixed (non-trainable) dynnets field. Explicit Euler of it is FTCS,
-u_i' = u_i + alpha dt/dx^2 (u_{i+1} - 2 u_i + u_{i-1}); Crank-Nicolson uses its ``Affine`` trait.
-
-Stability: the eigenvalues of alpha D2 are -(4 alpha/dx^2) sin^2(k pi / (2n)), k = 1..n-1, real and in
-(-4 alpha/dx^2, 0). An explicit Runge-Kutta method with real stability interval [-r, 0] is stable for
-every n when dt * 4 alpha/dx^2 <= r, i.e. alpha dt/dx^2 <= r/4: 1/2 for Euler (the classical FTCS rule,
-e.g. LeVeque, Finite Difference Methods, 2007, sec. 9.4) and Heun, 0.696 for RK4. The field refuses a
-larger step at Step construction (``stiffness()``, checked by ``Method.check_step``).
+a fixed field (explicit Euler of it is FTCS; Crank-Nicolson uses its ``Affine`` trait). The eigenvalues
+of alpha D2 lie in (-4 alpha/dx^2, 0), so an explicit method with real stability interval [-r, 0] is
+stable when alpha dt/dx^2 <= r/4 (1/2 for Euler: LeVeque 2007, sec. 9.4); a larger step is refused.
 """
 
 from __future__ import annotations
@@ -38,11 +33,8 @@ def _nice(x: float) -> str:
 
 
 class HeatField1D(Field):
-    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``).
-
-    No parameters: the diffusivity and boundary values are buffers (they follow ``.to(dtype)``), the
-    input dtype rules the computation. ``dim`` = number of interior nodes.
-    """
+    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``);
+    no parameters (alpha and the boundary values are buffers); ``dim`` = number of interior nodes."""
 
     traits = frozenset({Affine()})
 

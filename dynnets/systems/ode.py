@@ -95,11 +95,8 @@ class DoublePendulum(Field):
         H = N / (2 m2 l1^2 l2^2 D) - (m1 + m2) g l1 cos q1 - m2 g l2 cos q2,
         N = m2 l2^2 p1^2 + (m1 + m2) l1^2 p2^2 - 2 m2 l1 l2 p1 p2 cos d,
 
-    a non-separable Hamiltonian (the kinetic energy depends on q). F = J grad H in closed form:
-    q1' = (l2 p1 - l1 p2 cos d) / (l1^2 l2 D), q2' = ((m1 + m2) l1 p2 - m2 l2 p1 cos d) / (m2 l1 l2^2 D),
-    p1' = -(m1 + m2) g l1 sin q1 - C1 + C2, p2' = -m2 g l2 sin q2 + C1 - C2 with C1 = p1 p2 sin d /
-    (l1 l2 D), C2 = N sin 2d / (2 l1^2 l2^2 D^2). Trait ``CanonicalHamiltonian``: symplectic Runge-Kutta
-    methods (``GaussLegendre``) are symplectic on it, the partitioned methods cannot integrate it."""
+    a non-separable Hamiltonian; F = J grad H in closed form. Trait ``CanonicalHamiltonian`` (symplectic
+    Runge-Kutta methods are symplectic on it; partitioned methods cannot integrate it)."""
 
     dim = 4
     q_dim = 2
@@ -144,10 +141,8 @@ class DoublePendulum(Field):
 
 class RigidBody(Field):
     """Euler's equations of a free rigid body for the angular momentum y in R^3 with principal moments of
-    inertia I = (I1, I2, I3): y' = y x (I^-1 y) = S(y) y with S(y) = -[I^-1 y]_x skew. Both the Casimir
-    ||y||^2 and the energy y^T I^-1 y / 2 are conserved: traits ``QuadraticInvariant(I)``,
-    ``QuadraticInvariant(diag(1 / I_k))`` and ``SkewProduct`` (so ``Cayley`` keeps ||y||, and every
-    symplectic Runge-Kutta method keeps both; Hairer, Lubich, Wanner, GNI IV.1.2)."""
+    inertia I = (I1, I2, I3): y' = y x (I^-1 y) = S(y) y, S(y) = -[I^-1 y]_x. Traits: ||y||^2 and the energy
+    y^T I^-1 y / 2 conserved (``QuadraticInvariant``), ``SkewProduct`` (GNI IV.1.2)."""
 
     dim = 3
 

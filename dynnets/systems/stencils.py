@@ -1,15 +1,10 @@
 """Finite-difference stencils: 1-D second differences with Dirichlet ends, and 2-D stencils applied
-with wrap-around on a periodic grid (``PeriodicGrid2D``).
+with wrap-around on a periodic grid.
 
-1-D. Finite-difference stencils on uniform 1-D grids with Dirichlet end values.
+1-D: on interior nodes 1..n-1 with end values u_0 = left, u_n = right, the centred second difference is
+the affine map D2 u + e, D2 = tridiag(1, -2, 1)/dx^2, e = (left, 0, ..., 0, right)/dx^2 (O(dx^2)).
 
-The centred second difference (u_{i-1} - 2 u_i + u_{i+1}) / dx^2 approximates u_xx to O(dx^2);
-on the interior nodes 1..n-1 with end values u_0 = left, u_n = right it is the affine map
-D2 u + e, D2 = tridiag(1, -2, 1)/dx^2 and e = (left, 0, ..., 0, right)/dx^2.
-
-2-D. Finite-difference stencils on a uniform 2-D grid, as correlation kernels (see ``periodic2d``).
-
-Kernels are indexed [a, b] with a along y (rows) and b along x (columns); the centre is [r, r].
+2-D kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
 
     laplacian("5pt", dx)    [[0, 1, 0], [1, -4, 1], [0, 1, 0]] / dx^2             order 2 (3x3)
     laplacian("9pt", dx)    [[1, 4, 1], [4, -20, 4], [1, 4, 1]] / (6 dx^2)         order 2, isotropic
@@ -19,17 +14,11 @@ Kernels are indexed [a, b] with a along y (rows) and b along x (columns); the ce
     gradient(axis, "4", dx) [1, -8, 0, 8, -1] / (12 dx)                             order 4
     identity(size)          the delta kernel: K * U = U
 
-``kernel_moments`` gives sum_{a,b} K[a,b] (b - r)^p (a - r)^q dx^(p+q) for p + q <= 2: for a
-consistent approximation of a differential operator sum c_pq d^p_x d^q_y these are the Taylor
-coefficients p! q! c_pq (e.g. the Laplacian: sum 0, first moments 0, xx = yy = 2, xy = 0).
-
-Application on a torus. A stencil K (odd size 2r+1 in both directions) acts by cross-correlation with wrap-around,
+A stencil K (odd size 2r+1) acts by cross-correlation with wrap-around,
 
     (K * U)[iy, ix] = sum_{a,b} K[a, b] U[iy + a - r, ix + b - r]   (indices mod n),
 
-which is ``torch.nn.functional.conv2d`` after circular padding; K[r, r + 1] is the weight of the
-right neighbour u(x + dx, y). On a periodic grid this operator is circulant, so its eigenvalues are
-the values of the stencil's symbol on the grid frequencies (``stencil_symbol``): exact, not estimated.
+a circulant operator whose eigenvalues are its symbol on the grid frequencies (``stencil_symbol``).
 """
 
 from __future__ import annotations
@@ -39,6 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
 
 
@@ -108,10 +98,7 @@ def apply_taps(taps, u: torch.Tensor) -> torch.Tensor:
 
 
 def apply_stencil(kernel: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """K * U with wrap-around, channel by channel; u: (batch, C, n, n).
-
-    FD stencils are sparse: a sum of shifted copies is exact and on CPU much faster than a dense
-    float64 convolution."""
+    """K * U with wrap-around, channel by channel (a sum of shifted copies); u: (batch, C, n, n)."""
     if u.dim() != 4:
         raise ShapeError(f"apply_stencil expects (batch, C, H, W), got shape {tuple(u.shape)}")
     kernel = check_stencil(kernel)
@@ -140,10 +127,7 @@ GRADIENTS = {"2": 2, "4": 4}
 
 
 def _spacing(dx) -> float:
-    dx = float(dx)
-    if not (dx > 0 and dx < float("inf")):
-        raise ConfigError(f"grid spacing dx must be positive and finite, got dx={dx}")
-    return dx
+    return positive_real("grid spacing dx", dx, symbol="dx")
 
 
 def laplacian(name: str = "5pt", dx: float = 1.0, dtype=torch.float64) -> torch.Tensor:

@@ -6,9 +6,8 @@ which simplifies to F(x) = (x^T x) A x - (x^T A x) x = S(x) x with the skew-symm
 
     S(x) = A x x^T - x x^T A       (S(x)^T = x x^T A - A x x^T = -S(x) because A = A^T),
 
-so ||x|| is a first integral of the exact flow (d/dt ||x||^2 = 2 x^T S(x) x = 0), and a Cayley step with
-S frozen at x conserves it to round-off, while forward Euler does not. The equilibria are the
-eigenvectors of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
+so ||x|| is a first integral, kept to round-off by the Cayley step. The equilibria are the eigenvectors
+of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
 """
 
 from __future__ import annotations
@@ -32,9 +31,8 @@ class NotSymmetricError(ConfigError):
 
 
 def check_symmetric(matrix, *, name: str = "A") -> torch.Tensor:
-    """Return ``matrix`` as a float64 tensor (device kept) after checking that it is a non-empty square,
-    finite matrix, symmetric to round-off: max|A - A^T| <= C n eps max|A| with C = ``SYMMETRY_C`` and
-    eps the float64 machine epsilon. Raise ``NotSymmetricError`` naming the value and the rule."""
+    """``matrix`` as a float64 tensor (device kept), non-empty, square, finite and symmetric to round-off,
+    max|A - A^T| <= C n eps max|A| (C = ``SYMMETRY_C``, float64 eps); else ``NotSymmetricError``."""
     if isinstance(matrix, torch.Tensor):
         a = matrix.detach()
     else:  # lists / NumPy: go through float64 (torch.as_tensor of Python floats would give float32)
@@ -73,10 +71,8 @@ def spread_bound(a: torch.Tensor) -> float:
 class YiField(Field):
     """F(x) = -x + [x^T x A + (1 - x^T A x) I] x = S(x) x, S(x) = A x x^T - x x^T A (a fixed field).
 
-    ``radius`` is the norm ||x|| of the states the explicit step-size check covers (``stiffness()``).
-    ``A`` is checked by ``check_symmetric`` and stored (symmetrised, so S(x) is skew to the last bit) as a
-    float64 buffer. Declares the trait ``SkewProduct`` and exposes ``skew(x)``, so the norm-preserving
-    Cayley step applies; any explicit Runge-Kutta method integrates it too (without conserving ||x||).
+    ``radius``: the norm ||x|| of the states the explicit step-size check covers. ``A`` is checked by
+    ``check_symmetric`` and stored symmetrised (float64). Trait ``SkewProduct``.
     """
 
     traits = frozenset({SkewProduct()})
@@ -118,10 +114,8 @@ class YiField(Field):
         return g.norm(dim=-1) / x.norm(dim=-1)
 
     def stiffness(self) -> float:
-        """radius^2 * spread(A): on the sphere ||x|| = radius the Jacobian at the top eigenvector has the
-        eigenvalues radius^2 (lambda_j - lambda_1), real and <= 0, so forward Euler (and any explicit RK with
-        real stability interval r) is linearly stable there for h radius^2 spread <= r. The spread is bounded
-        by Gershgorin discs, so the limit is safe (certified). A frozen-coefficient (linearised) criterion."""
+        """radius^2 * spread(A) (Gershgorin bound): the Jacobian at the top eigenvector on ||x|| = radius
+        has eigenvalues radius^2 (lambda_j - lambda_1) <= 0; rule h radius^2 spread <= r (linearised)."""
         return self.radius**2 * spread_bound(self.A)
 
     def describe_instability(self, h: float, interval: float, method_name: str) -> str:

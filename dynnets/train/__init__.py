@@ -1,6 +1,6 @@
 """Training runtime: the one optimisation loop `fit` (phases of Adam, SGD, L-BFGS or Levenberg-Marquardt;
-checkpoints with a run fingerprint and exact resume; DDP under torchrun; time budgets; restarts on stall;
-keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based selection (`choose`).
+checkpoints that record the run's settings and resume exactly; DDP under torchrun; time budgets; restarts
+on stall; keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based selection (`choose`).
 
     from dynnets.train import fit, Phase
     result = fit(model, loss_fn, loader, steps=2000, checkpoint="runs/a.ckpt", checkpoint_every=200)
@@ -9,9 +9,8 @@ keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based se
 See docs/training.md for phases, Levenberg-Marquardt, multi-start, resuming a run and several processes.
 """
 
-from ..errors import CheckpointError, ConfigError, DivergenceError, NonFiniteLossError
+from ..errors import CheckpointError, ConfigError, DivergenceError, NonFiniteLossError, SettingsMismatchError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Run
 from .distributed import (
                           DistInfo,
                           all_reduce_mean,
@@ -26,12 +25,12 @@ from .ensemble import Ensemble
 from .fit import FitResult, fit
 from .monitor import Monitor
 from .phase import Phase, Stall
-from .rng import capture_rng, restore_rng, seed_everything
+from .rng import seed_everything
 from .select import Choice, choose, divergence
 
 __all__ = [
     "CheckpointError", "Choice", "ConfigError", "DistInfo", "DivergenceError", "Ensemble", "FitResult", "Monitor",
-    "NonFiniteLossError", "Phase", "Run", "Stall", "all_reduce_mean", "all_reduce_sum", "capture_rng", "choose", "divergence",
-    "fit", "init_distributed", "is_main_process", "load_checkpoint", "restore_rng", "save_checkpoint",
+    "NonFiniteLossError", "Phase", "SettingsMismatchError", "Stall", "all_reduce_mean", "all_reduce_sum", "choose",
+    "divergence", "fit", "init_distributed", "is_main_process", "load_checkpoint", "save_checkpoint",
     "seed_everything", "shard_loader", "shutdown_distributed", "wrap_ddp",
 ]

@@ -22,14 +22,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
-from ..io import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
+from ..io import atomic_write
 
 MAGIC = b"DYNNETS-CHECKPOINT\n"
 FORMAT_VERSION = 1
@@ -61,59 +60,6 @@ def check_payload(obj, where: str = "payload") -> None:
     raise CheckpointError(f"checkpoint value at {where} has type {kind.__module__}.{kind.__qualname__}, which "
                           "torch.load(weights_only=True) cannot read; store tensors, numbers, strings and "
                           "dict/list/tuple containers only")
-
-
-class RunLock:
-    """An exclusive advisory lock on ``<resolved path>.lock`` so that two live runs never write one checkpoint.
-
-    The path is resolved first (symlinks followed), so two names of one file share one lock. Uses
-    ``fcntl.flock``: the kernel drops the lock when the holder exits, however it dies (SIGKILL included),
-    so a killed run never blocks the next one; the lock file holds the owner's pid and is removed on
-    release, and a lock file left by a dead owner is taken over and removed in turn. After locking, the
-    file at the path must still be the locked one (another run may have removed it meanwhile); otherwise
-    locking is retried. A no-op where fcntl does not exist (Windows).
-    """
-
-    def __init__(self, path):
-        self.path = Path(os.path.realpath(path) + ".lock")
-        self._fd = None
-
-    def acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                raise CheckpointError(f"checkpoint {str(self.path)[:-5]} is in use by another running process "
-                                      f"(pid {owner} holds the lock {self.path}); wait for it or use another "
-                                      "path") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, str(os.getpid()).encode(), 0)
-                self._fd = fd
-                return
-            os.close(fd)  # the file was removed by its previous owner while we locked it: lock the new one
-        raise CheckpointError(f"checkpoint {str(self.path)[:-5]}: could not lock {self.path}")
-
-    def release(self) -> None:
-        if self._fd is not None:
-            try:
-                os.unlink(self.path)  # still holding the lock: nobody else owns this file
-            except FileNotFoundError:
-                pass
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
 
 
 def save_checkpoint(path, payload: dict) -> None:

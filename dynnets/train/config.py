@@ -1,4 +1,4 @@
-"""Up-front validation of the run options of `fit`, so a bad option fails before any work is done.
+"""Up-front validation of the options of `fit`, so a bad option fails before any work is done.
 
 Each check raises :class:`dynnets.errors.ConfigError` with one message naming the value and the rule.
 The options of one phase (optimizer, lr, schedule, ...) are checked by :mod:`dynnets.train.phase`.
@@ -6,10 +6,11 @@ The options of one phase (optimizer, lr, schedule, ...) are checked by :mod:`dyn
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -29,16 +30,13 @@ TIMERS = ("wall", "cpu")
 
 def resolve_device(device) -> torch.device:
     """'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device that exists on this machine."""
-    if isinstance(device, torch.device):
-        d = device
-    elif isinstance(device, str):
-        try:
-            d = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"device={device!r} is not a device name (rule: 'cpu', 'cuda', 'cuda:N' or "
-                              "'mps')") from None
-    else:
+    if not isinstance(device, (str, torch.device)):
         raise ConfigError(f"device={device!r} must be a string such as 'cpu' or 'cuda', or a torch.device")
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device={device!r} is not a device name (rule: 'cpu', 'cuda', 'cuda:N' or "
+                          "'mps')") from None
     if d.type == "cpu":
         return torch.device("cpu")
     if d.type == "cuda":
@@ -49,21 +47,15 @@ def resolve_device(device) -> torch.device:
             raise ConfigError(f"device={device!r} does not exist: this machine has "
                               f"{torch.cuda.device_count()} CUDA device(s)")
         return d
-    if d.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"device={device!r} requested but MPS is not available on this machine")
+    if d.type == "mps" and torch.backends.mps.is_available():
         return d
-    raise ConfigError(f"device={device!r} is not supported (rule: 'cpu', 'cuda', 'cuda:N' or 'mps')")
+    raise ConfigError(f"device={device!r} is not available (rule: 'cpu', 'cuda', 'cuda:N' or 'mps' on a "
+                      "machine that has it)")
 
 
 def resolve_dtype(dtype) -> torch.dtype | None:
     """None (keep the model's dtype), a floating torch.dtype, or one of its names ('float32', 'float64', ...)."""
-    if dtype is None:
-        return None
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise ConfigError(f"dtype={dtype} is not a floating-point dtype (rule: float32, float64, float16 "
-                              "or bfloat16)")
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.removeprefix("torch.")]
@@ -71,26 +63,9 @@ def resolve_dtype(dtype) -> torch.dtype | None:
                       f"one of {sorted(_DTYPES)})")
 
 
-
-
 @dataclass(frozen=True)
-class Run:
-    """How a run is carried out (everything but its phases).
-
-    checkpoint:  a file path, written atomically every ``checkpoint_every`` steps, at the end of every phase
-                 and when ``time_budget`` stops the run. With ``resume=True`` an existing file is resumed
-                 from after its run fingerprint is checked against this run; ``resume=False`` starts over
-                 and overwrites it.
-    device:      None = the model's device; dtype: None = the model's dtype, else it is converted.
-    seed:        seeds python, numpy and torch at the start of a fresh run (0 <= seed < 2**64).
-    time_budget: seconds of training measured by ``timer`` ("wall" or "cpu": this process's CPU time);
-                 monitors, callbacks and checkpoint writes are not counted. The run stops (and checkpoints)
-                 after the first step that ends past it.
-    keep_best:   restore, at the end, the parameters with the lowest loss seen (full-batch data only).
-    monitor:     a :class:`dynnets.train.Monitor`, evaluated with the clock stopped.
-    ddp:         None = DistributedDataParallel when a process group with more than one rank exists.
-    on_step(step, loss), on_checkpoint(step, path): called on rank 0 after each step / checkpoint write.
-    """
+class Options:
+    """How `fit` carries a run out (everything but its phases); see fit's docstring."""
 
     checkpoint: str | os.PathLike | None = None
     checkpoint_every: int = 100
@@ -104,19 +79,18 @@ class Run:
     keep_best: bool = False
     monitor: Monitor | None = None
     desc: str | None = None
-    ddp: bool | None = None
     on_step: Callable | None = None
-    on_checkpoint: Callable | None = None
+    settings: dict = field(default_factory=dict)
 
 
-RUN_OPTIONS = tuple(f.name for f in fields(Run))
-# the single-phase shorthand of fit: fit(model, loss, data, steps=..., optimizer=..., lr=...)
-PHASE_OPTIONS = ("steps", "optimizer", "lr", "schedule", "clip_grad_norm", "lbfgs_options")
+RUN_OPTIONS = tuple(f.name for f in fields(Options))
+# the single-phase shorthand of fit: fit(model, loss, data, steps=..., optimizer=..., lr=..., schedule=...)
+PHASE_OPTIONS = ("steps", "optimizer", "lr", "schedule")
 
 
 def check_checkpoint_path(checkpoint) -> Path | None:
-    """The resolved checkpoint path (symlinks followed: one file, one lock), refused when it cannot be
-    written: a directory, a parent that is a file, or a directory this process cannot write to."""
+    """The resolved checkpoint path, refused when it cannot be written: a directory, a parent that is a
+    file, or a directory this process cannot write to (tried with a real write: os.access is not reliable)."""
     if checkpoint is None:
         return None
     if not isinstance(checkpoint, (str, os.PathLike)):
@@ -127,26 +101,22 @@ def check_checkpoint_path(checkpoint) -> Path | None:
     existing = path.parent
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: {existing} is a file, not a "
-                          "directory (rule: a path whose parent is a writable directory)")
-    try:  # a real write: os.access is not reliable (root, ACLs, read-only mounts)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "is a file, not a directory")
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".dynnets-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: directory {existing} is not "
-                          f"writable ({e.strerror}) (rule: a path whose parent is a writable directory)") from None
+        raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: {existing}: {e.strerror} (rule: a "
+                          "path whose parent is a writable directory)") from None
     return path
 
 
-def check_run(run: Run) -> Run:
+def check_options(run: Options) -> Options:
     """The run options, validated and normalised (path resolved, device and dtype resolved)."""
     if not is_int(run.checkpoint_every) or run.checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every={run.checkpoint_every!r} must be an integer >= 1")
-    for name in ("resume", "keep_best"):
-        if not isinstance(getattr(run, name), bool):
-            raise ConfigError(f"{name}={getattr(run, name)!r} must be True or False")
     if run.seed is not None and (not is_int(run.seed) or not 0 <= run.seed <= MAX_SEED):
         raise ConfigError(f"seed={run.seed!r} must be None or an integer >= 0 and < 2**64")
     if run.timer not in TIMERS:
@@ -155,36 +125,39 @@ def check_run(run: Run) -> Run:
         raise ConfigError(f"monitor must be None or a dynnets.train.Monitor, got {type(run.monitor).__name__}")
     if run.desc is not None and not isinstance(run.desc, str):
         raise ConfigError(f"desc={run.desc!r} must be None or a string")
-    if run.ddp not in (None, True, False):
-        raise ConfigError(f"ddp={run.ddp!r} must be None, True or False")
-    for name in ("on_step", "on_checkpoint"):
-        if getattr(run, name) is not None and not callable(getattr(run, name)):
-            raise ConfigError(f"{name} must be None or callable, got {type(getattr(run, name)).__name__}")
-    return replace(run, checkpoint=check_checkpoint_path(run.checkpoint),
+    if run.on_step is not None and not callable(run.on_step):
+        raise ConfigError(f"on_step must be None or callable, got {type(run.on_step).__name__}")
+    return replace(run, settings=_json_dict(run.settings), checkpoint=check_checkpoint_path(run.checkpoint),
                    time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
-                   device=None if run.device is None else resolve_device(run.device),
-                   dtype=resolve_dtype(run.dtype), progress=check_bool("progress", run.progress))
+                   device=None if run.device is None else resolve_device(run.device), dtype=resolve_dtype(run.dtype),
+                   **{k: check_bool(k, getattr(run, k)) for k in ("resume", "keep_best", "progress")})
 
 
-def _legacy_phase(options: dict) -> Phase:
-    """The one phase described by fit's shorthand keywords (steps, optimizer, lr, ...)."""
+def _json_dict(settings) -> dict:
+    """The caller's own settings as they read back from JSON (so a tuple compares equal to its list)."""
+    if settings is None:
+        return {}
+    try:
+        if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+            raise TypeError("not a dict with string keys")
+        return json.loads(json.dumps(settings, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"settings={settings!r} must be a dict of JSON-able values with string keys, no NaN "
+                          f"({e})") from None
+
+
+def _one_phase(options: dict) -> Phase:
+    """The one phase described by fit's shorthand keywords (steps, optimizer, lr, schedule)."""
     steps = options.get("steps")
     if steps is None:
         raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
     if not is_int(steps) or steps < 1:
         raise ConfigError(f"steps={steps!r} must be an integer >= 1")
-    optimizer = options.get("optimizer", "adam")
-    lbfgs = options.get("lbfgs_options")
-    if lbfgs is not None and not (isinstance(optimizer, str) and optimizer.lower() == "lbfgs"):
-        raise ConfigError(f"lbfgs_options={lbfgs!r} given but optimizer={optimizer!r} is not 'lbfgs'")
-    if lbfgs is not None and not isinstance(lbfgs, dict):
-        raise ConfigError(f"lbfgs_options must be a dict, got {type(lbfgs).__name__}")
-    return Phase(optimizer=optimizer, steps=steps, lr=options.get("lr"), schedule=options.get("schedule"),
-                 options=lbfgs, clip_grad_norm=options.get("clip_grad_norm"))
+    return Phase(options.get("optimizer", "adam"), steps, lr=options.get("lr"), schedule=options.get("schedule"))
 
 
-def split_options(model, loss_fn, data, phases, run, options: dict) -> tuple[tuple[Phase, ...], Run]:
-    """fit's keywords as (checked phases, checked run); ConfigError before any work."""
+def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Phase, ...], Options]:
+    """fit's keywords as (checked phases, checked options); ConfigError before any work."""
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -201,13 +174,8 @@ def split_options(model, loss_fn, data, phases, run, options: dict) -> tuple[tup
     if phases is not None and shorthand:
         raise ConfigError(f"{sorted(shorthand)} given together with phases= (rule: describe each phase with "
                           "dynnets.train.Phase)")
-    phases = check_phases(_legacy_phase(shorthand) if phases is None else phases, model)
-    run_options = {k: v for k, v in options.items() if k in RUN_OPTIONS}
-    if run is not None and run_options:
-        raise ConfigError(f"{sorted(run_options)} given together with run= (rule: one or the other)")
-    if run is not None and not isinstance(run, Run):
-        raise ConfigError(f"run must be a dynnets.train.Run, got {type(run).__name__}")
-    run = check_run(run if run is not None else Run(**run_options))
+    phases = check_phases(_one_phase(shorthand) if phases is None else phases)
+    run = check_options(Options(**{k: v for k, v in options.items() if k in RUN_OPTIONS}))
     if run.keep_best and data is not None and not callable(data):
         raise ConfigError("keep_best=True with an iterable of batches: losses of different batches cannot be "
                           "compared (rule: keep_best with data=None or a callable step -> batch)")
@@ -217,14 +185,13 @@ def split_options(model, loss_fn, data, phases, run, options: dict) -> tuple[tup
 def check_data(data) -> None:
     """None, a callable step -> batch, or a re-iterable of batches. A tuple or list of two or more tensors is
     refused: it reads as one batch (x, y) as naturally as a list of single-tensor batches, and iterating it
-    trained on x, then on y, as separate batches (loss 0.66 where [(x, y)] reaches 2.5e-4)."""
+    would train on x, then on y, as separate batches."""
     if data is None or callable(data):
         return
     if isinstance(data, (tuple, list)) and len(data) > 1 and all(isinstance(b, torch.Tensor) for b in data):
         raise ConfigError(f"data is a {type(data).__name__} of {len(data)} tensors, which fit would iterate as "
                           f"{len(data)} separate batches; pass [({', '.join('x' + str(i) for i in range(len(data)))})] "
-                          "for one batch used at every step, or a list of tuples, a DataLoader or a callable "
-                          "step -> batch for several (rule: a tuple or list of tensors is ambiguous)")
+                          "for one batch used at every step (rule: a tuple or list of tensors is ambiguous)")
     try:
         it = iter(data)
     except TypeError:

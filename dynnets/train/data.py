@@ -12,7 +12,8 @@ generators (torch, numpy, python) and of every torch.Generator it can see on the
 and counts the batches taken since. On resume it sets those states back, starts the epoch again and skips
 the counted batches, which reproduces the permutation and every generator's state; the training loop then
 restores the global generators to their values at the checkpoint. Samplers with ``set_epoch`` (e.g.
-DistributedSampler) are told the epoch number before each epoch.
+DistributedSampler) are told the epoch number before each epoch. A list or tuple is iterated without
+random draws: only its epoch and position are recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import CheckpointError, ConfigError
-from .rng import capture_rng, check_rng, restore_rng
+from .rng import capture_rng, restore_rng
 
 
 def _generators(data) -> list[torch.Generator]:
@@ -45,6 +46,14 @@ def _epoch_setters(data) -> list:
     return out
 
 
+def tensors_of(batch) -> list[torch.Tensor]:
+    """The tensors in (nested tuples/lists/dicts of) ``batch``."""
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    return [t for b in items for t in tensors_of(b)]
+
+
 def move_batch(batch, device: torch.device, dtype: torch.dtype | None):
     """Move tensors in (nested tuples/lists/dicts of) ``batch`` to ``device``; cast floating ones to ``dtype``."""
     if isinstance(batch, torch.Tensor):
@@ -64,74 +73,66 @@ class BatchSource:
     def __init__(self, data):
         self.data = data
         self.kind = "none" if data is None else "callable" if callable(data) else "iterable"
+        self.indexed = isinstance(data, (list, tuple))  # taken by index: no iterator, no random draws
+        if self.indexed and not data:
+            raise ConfigError(f"data is an empty {type(data).__name__} (rule: at least one batch)")
+        self.setters = _epoch_setters(data)
         self.epoch = 0
         self.position = 0  # batches taken in the current epoch
         self._iterator = None
         self._epoch_rng = None
-        self._epoch_generators = None
+        self._epoch_generators = []
 
     def _start_epoch(self) -> None:
-        for sampler in _epoch_setters(self.data):
+        for sampler in self.setters:
             sampler.set_epoch(self.epoch)
         self._epoch_rng = capture_rng()
         self._epoch_generators = [g.get_state() for g in _generators(self.data)]
         self._iterator = iter(self.data)
         self.position = 0
 
-    def _next_from_iterable(self):
-        if self._iterator is None:
-            self._start_epoch()
+    def _draw(self):
         try:
-            batch = next(self._iterator)
+            return next(self._iterator)
         except StopIteration:
             if self.position == 0:
                 raise ConfigError(f"data ({type(self.data).__name__}) yielded no batch in epoch {self.epoch} "
                                   "(rule: a non-empty iterable)") from None
-            self.epoch += 1
-            self._start_epoch()
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                raise ConfigError(f"data ({type(self.data).__name__}) yielded no batch in epoch {self.epoch} "
-                                  "(rule: a non-empty iterable)") from None
-        self.position += 1
-        return batch
+        self.epoch += 1
+        self._start_epoch()
+        return self._draw()
 
     def next(self, step: int):
         if self.kind == "none":
             return None
         if self.kind == "callable":
             return self.data(step)
-        return self._next_from_iterable()
+        if self.indexed:
+            if self.position == len(self.data):
+                self.epoch, self.position = self.epoch + 1, 0
+            self.position += 1
+            return self.data[self.position - 1]
+        if self._iterator is None:
+            self._start_epoch()
+        batch = self._draw()
+        self.position += 1
+        return batch
 
     def state(self) -> dict:
-        if self.kind != "iterable" or self._iterator is None:
-            return {"epoch": self.epoch, "position": 0, "epoch_rng": None, "generators": []}
         return {"epoch": self.epoch, "position": self.position, "epoch_rng": self._epoch_rng,
                 "generators": list(self._epoch_generators)}
 
-    def check_state(self, state, where: str) -> None:
-        try:
-            epoch, position, rng, gens = state["epoch"], state["position"], state["epoch_rng"], state["generators"]
-        except (KeyError, TypeError):
-            raise CheckpointError(f"{where}: data-position record is malformed") from None
-        if not (isinstance(epoch, int) and isinstance(position, int) and epoch >= 0 and position >= 0):
-            raise CheckpointError(f"{where}: data position epoch={epoch!r}, position={position!r} is invalid")
-        if rng is None:
-            return
-        if self.kind != "iterable":
-            raise CheckpointError(f"{where}: the checkpoint was written while iterating a dataset, but this "
-                                  "run's data is " + ("None" if self.kind == "none" else "a callable"))
-        check_rng(rng, where)
-        if len(gens) != len(_generators(self.data)):
-            raise CheckpointError(f"{where}: the checkpoint records {len(gens)} data generator(s), this run's "
-                                  f"data has {len(_generators(self.data))}")
-
     def restore(self, state, where: str) -> None:
-        """Replay the data to the recorded position (checked first by :meth:`check_state`)."""
-        if state["epoch_rng"] is None:
-            return
+        """Replay the data to the recorded position (CheckpointError if the data is shorter than recorded)."""
+        if self.kind != "iterable" or state["position"] == 0:
+            return  # (no batch drawn yet: the epoch starts on the first draw, after the generators are restored)
         self.epoch = state["epoch"]
+        if self.indexed:
+            if state["position"] > len(self.data):
+                raise CheckpointError(f"{where}: the data has {len(self.data)} batches, but the checkpoint was "
+                                      f"taken after batch {state['position']} of an epoch")
+            self.position = state["position"]
+            return
         restore_rng(state["epoch_rng"])
         for g, s in zip(_generators(self.data), state["generators"], strict=True):
             g.set_state(s)

@@ -109,19 +109,12 @@ def init_distributed(device="cpu", backend: str | None = None, timeout: float = 
 def shutdown_distributed() -> None:
     """Tear the process group down on every rank, so that none of its threads outlives it.
 
-    On the normal path the ranks first meet at a barrier, so that no rank closes its connections while a
-    peer still uses them. Called while an exception propagates (from a ``finally`` or ``except``) it skips
-    the barrier: the other ranks may be inside another collective or never come, and waiting would turn one
-    rank's error into a hang until the timeout. Either way the group is then destroyed *and freed*.
-
-    Freeing is the point. gloo runs each collective on a worker thread, which drops its reference to the
-    finished work (and to the tensors in it) only after the caller has been told the work is done. Dropping
-    the last reference of a tensor that has a Python object takes the GIL; if the main thread has by then
-    begun finalising the interpreter, the worker thread is ended inside a noexcept destructor and the
-    process aborts with 'terminate called without an active exception' (a rank exiting with SIGABRT, now and
-    then, under load). ``destroy_process_group`` only forgets the group; freeing it joins the worker threads
-    while the interpreter is alive. A group still referenced elsewhere (e.g. by a DistributedDataParallel
-    wrapper the caller keeps) cannot be freed: a RuntimeWarning says so.
+    The ranks first meet at a barrier, except while an exception propagates (the other ranks may never come:
+    waiting would turn one rank's error into a hang). The group is then destroyed *and freed*: a gloo worker
+    thread still releasing a finished collective while the interpreter finalises aborts the process
+    ('terminate called without an active exception'); freeing joins those threads first. A group still
+    referenced (e.g. by a DistributedDataParallel wrapper the caller keeps) cannot be freed: a RuntimeWarning
+    says so.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -179,12 +172,7 @@ def shard_loader(dataset, global_batch_size: int, *, seed: int = 0, shuffle: boo
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """The mean of ``value`` over ranks (a copy; ``value`` itself is untouched)."""
-    out = value.detach().clone()
-    info = current()
-    if info.active and info.world_size > 1:
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        out /= info.world_size
-    return out
+    return all_reduce_sum(value) / current().world_size
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
@@ -197,26 +185,24 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def broadcast_flag(flag: bool) -> bool:
-    """Rank 0's value of ``flag`` on every rank (so all ranks agree to stop at the same step)."""
+def _flag_collective(flag: bool, collective) -> bool:
     info = current()
     if not (info.active and info.world_size > 1):
         return flag
     device = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else torch.device("cpu")
     t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
-    dist.broadcast(t, src=0)
+    collective(t)
     return bool(t.item())
+
+
+def broadcast_flag(flag: bool) -> bool:
+    """Rank 0's value of ``flag`` on every rank (so all ranks agree to stop at the same step)."""
+    return _flag_collective(flag, lambda t: dist.broadcast(t, src=0))
 
 
 def all_agree(ok: bool) -> bool:
     """True on every rank iff ``ok`` is True on every rank; also a barrier (every rank must call it)."""
-    info = current()
-    if not (info.active and info.world_size > 1):
-        return ok
-    device = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else torch.device("cpu")
-    t = torch.tensor([1 if ok else 0], dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
+    return _flag_collective(ok, lambda t: dist.all_reduce(t, op=dist.ReduceOp.MIN))
 
 
 def gather_objects(obj) -> list:

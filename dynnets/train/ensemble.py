@@ -10,8 +10,8 @@ The members' parameters are stacked along a new leading dimension (torch.func.st
 per-member computation is vectorised with torch.func.vmap. Because the members share no parameter, the
 gradient of the summed loss is each member's own gradient, and an elementwise optimizer (Adam, SGD without
 weight decay coupling) takes on every member exactly the step it would take alone: a multi-start of N runs
-costs one batched run. Optimizers that couple coordinates (L-BFGS's line search, gradient clipping of the
-global norm, Levenberg-Marquardt) see the ensemble as one model; use them knowingly (e.g. L-BFGS on a sum
+costs one batched run. Optimizers that couple coordinates (L-BFGS's line search, Levenberg-Marquardt) see
+the ensemble as one model; use them knowingly (e.g. L-BFGS on a sum
 of log losses, so that no member sets the step length for the others).
 """
 

@@ -21,7 +21,6 @@ import math
 import torch
 from torch.func import functional_call, jacfwd
 
-from ..errors import CheckpointError
 from . import distributed as D
 from .phase import Phase
 from .stepper import Outcome, Stepper, nonfinite, real_tensor
@@ -118,15 +117,7 @@ class LevenbergMarquardt(Stepper):
         self.mu, self._cache = self.mu0, None
 
     def state_dict(self) -> dict:
-        return {"optimizer_class": "LevenbergMarquardt", "mu": self.mu}
-
-    def check_state(self, state, where: str) -> None:
-        found = state.get("optimizer_class") if isinstance(state, dict) else None
-        if found != "LevenbergMarquardt":
-            raise CheckpointError(f"{where}: written with optimizer {found}, this run uses LevenbergMarquardt")
-        mu = state.get("mu")
-        if isinstance(mu, bool) or not isinstance(mu, float) or not (math.isfinite(mu) and mu > 0):
-            raise CheckpointError(f"{where}: Levenberg-Marquardt damping mu={mu!r} is not positive and finite")
+        return {"mu": self.mu}
 
     def load_state_dict(self, state: dict) -> None:
         self.mu, self._cache = float(state["mu"]), None

@@ -1,5 +1,9 @@
 """The training loop: phases of optimizer steps with checkpoints, resume, time budget, restarts on stall,
-keep-best and monitoring, the same for every optimizer (see dynnets.train.stepper)."""
+keep-best and monitoring, the same for every optimizer (see dynnets.train.stepper).
+
+Per step the loop does what a plain loop does (batch, forward, loss, backward, optimizer step) plus one
+finiteness test of the loss and gradient (one host read); everything else (progress postfix, callbacks,
+monitor, time budget, checkpoints, keep-best copies) runs only when it is asked for or due."""
 
 from __future__ import annotations
 
@@ -11,19 +15,20 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NonFiniteLossError
+from ..io import remove_stale_temp_files
 from . import distributed as D
-from .checkpoint import remove_stale_temp_files, save_checkpoint
-from .config import Run
-from .data import BatchSource, move_batch
-from .fingerprint import fingerprint
+from .checkpoint import save_checkpoint
+from .config import Options
+from .data import BatchSource, move_batch, tensors_of
 from .lm import LevenbergMarquardt
 from .monitor import Clock, MonitorLog
 from .phase import Phase
-from .resume import prepare_resume
 from .rng import capture_rng, restore_rng, seed_everything
-from .state import build_payload
-from .stepper import Outcome, TorchStepper
+from .state import build_payload, prepare_resume, settings
+from .stepper import Outcome, TorchStepper, all_finite
+
+_POSTFIX_SECONDS = 0.1  # the progress bar's loss/lr text is refreshed at most this often
 
 
 @dataclass
@@ -38,7 +43,6 @@ class FitResult:
                    callbacks and checkpoint writes excluded).
     resumed_from:  the checkpoint's step when this call resumed, else None.
     stopped_early: True when time_budget ended the run.
-    lr_history:    learning rate used by every step (LM: the damping mu at its start).
     end_loss:      loss of the returned parameters when known (LM steps and keep_best compute it), else None.
     monitor:       the monitor's records {"step", "phase", "seconds", "value"} of this call.
     """
@@ -49,7 +53,6 @@ class FitResult:
     resumed_from: int | None = None
     stopped_early: bool = False
     checkpoint: Path | None = None
-    lr_history: list[float] = field(default_factory=list)
     end_loss: float | None = None
     train_seconds: float = 0.0
     monitor: list[dict] = field(default_factory=list)
@@ -69,30 +72,29 @@ def make_stepper(phase: Phase, model, loss_fn, use_ddp: bool, checkpoint):
 class Training:
     """One run's state and loop; built by `fit` after every option has been checked."""
 
-    def __init__(self, model, loss_fn, data, phases: tuple[Phase, ...], run: Run, info: D.DistInfo, use_ddp: bool):
+    def __init__(self, model, loss_fn, data, phases: tuple[Phase, ...], run: Options, info: D.DistInfo,
+                 use_ddp: bool):
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
         self.steppers = [make_stepper(p, model, loss_fn, use_ddp, run.checkpoint) for p in phases]
-        self.fingerprint = {}
         self.losses: list[float] = []
-        self.lrs: list[float] = []
         self.step = self.phase = self.phase_step = 0
         self.best = None
         self.resumed_from = None
-        self.data = data
 
     def start(self, use_ddp: bool, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
         run, info = self.run, self.info
-        if run.checkpoint is not None:
-            self.fingerprint = fingerprint(model=self.model, loss_fn=self.loss_fn, data=self.data,
-                                           phases=self.phases, seed=run.seed, keep_best=run.keep_best)
+        self.settings = settings(model=self.model, loss_fn=self.loss_fn, data=self.source.data, phases=self.phases,
+                                 seed=run.seed, keep_best=run.keep_best, extra=run.settings)  # after conversion
+        if run.checkpoint is not None and info.is_main:
+            remove_stale_temp_files(run.checkpoint)  # left by a writer that was killed
         # rank 0 decides whether to resume, so that every rank takes the same path even while a file system
         # catches up; every rank then checks the checkpoint and they agree before anyone applies it
         if D.broadcast_flag(run.checkpoint is not None and run.resume and run.checkpoint.exists()):
             error, prepared = None, None
             try:
-                prepared = prepare_resume(run.checkpoint, self, self.source, info)
+                prepared = prepare_resume(run.checkpoint, self, info)
             except Exception as e:  # noqa: BLE001 - re-raised below, once every rank knows
                 error = e
             if not D.all_agree(error is None):
@@ -103,47 +105,50 @@ class Training:
             self.resumed_from = self.step
         elif run.seed is not None:
             seed_everything(run.seed)
-        if run.checkpoint is not None and info.is_main:
-            remove_stale_temp_files(run.checkpoint)
         self.model.train()
         self.net = D.wrap_ddp(self.model, dev) if use_ddp else self.model
+        # a list of batches already on the device, with no dtype to cast to, is used as it is
+        self.move = not (self.source.indexed and run.dtype is None and
+                         all(t.device == dev for t in tensors_of(self.source.data)))
+
+    def check_parameters(self) -> None:
+        """NonFiniteLossError if an update left the parameters non-finite (before a checkpoint or the end)."""
+        if not all_finite(self.model.parameters()):
+            where = f"; the last checkpoint is {self.run.checkpoint}" if self.run.checkpoint else ""
+            raise NonFiniteLossError(f"the parameters are not finite after step {self.step} (an update overflowed; "
+                                     f"rule: finite parameters){where}")
 
     def write_checkpoint(self) -> None:
         run, info = self.run, self.info
+        self.check_parameters()
         records = D.gather_objects({"rng": capture_rng(), "data": self.source.state()})
         running = self.phase < len(self.phases) and self.phase_step > 0
         error = None
         if info.is_main:
             try:
                 save_checkpoint(run.checkpoint, build_payload(
-                    fingerprint=self.fingerprint, step=self.step, phase=self.phase, phase_step=self.phase_step,
+                    settings=self.settings, step=self.step, phase=self.phase, phase_step=self.phase_step,
                     model=self.model, stepper=self.steppers[self.phase].state_dict() if running else None,
-                    losses=self.losses, lrs=self.lrs, best=self.best, world_size=info.world_size, ranks=records))
+                    losses=self.losses, best=self.best, world_size=info.world_size, ranks=records))
             except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = e
         # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists
         if not D.all_agree(error is None):
             raise error or CheckpointError(f"checkpoint {run.checkpoint}: rank 0 failed to write it")
-        if info.is_main and run.on_checkpoint is not None:
-            run.on_checkpoint(self.step, run.checkpoint)
-
-    def _loss_key(self, i: int):
-        p = self.phases[i]
-        return id(p.loss or self.loss_fn), p.optimizer == "lm"
 
     def _take_step(self, stepper, dev) -> Outcome:
-        batch = move_batch(self.source.next(self.step), dev, self.run.dtype)
+        batch = self.source.next(self.step)
+        if self.move:
+            batch = move_batch(batch, dev, self.run.dtype)
         snapshot = None
         if self.run.keep_best:
             snapshot = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        lr = stepper.lr
         outcome = stepper.step(self.net, batch, self.step + 1)
         if snapshot is not None and (self.best is None or outcome.loss < self.best["loss"]):
             self.best = {"loss": outcome.loss, "model": snapshot}
         self.step += 1
         self.phase_step += 1
         self.losses.append(outcome.loss)
-        self.lrs.append(lr)
         return outcome
 
     def _stalled(self, phase: Phase) -> bool:
@@ -152,46 +157,69 @@ class Training:
             return False
         return self.losses[-1] > self.losses[-1 - rule.every] * (1.0 - rule.rtol)
 
+    def _after_step(self, phase: Phase, stepper, last: Outcome, clock: Clock, log: MonitorLog) -> None:
+        """The optional per-step work: restart on stall, the on_step callback, the monitor."""
+        if self._stalled(phase):
+            stepper.reset()
+        if self.run.on_step is not None and self.info.is_main:
+            with clock.paused():
+                self.run.on_step(self.step, last.loss)
+        if log.due(self.step):
+            log.record(self.model, self.step, phase.name)
+
+    def _run_phase(self, clock: Clock, log: MonitorLog, bar, dev) -> tuple[bool, Outcome | None]:
+        """Steps of the current phase until it ends or the time budget does; returns (out of time, last)."""
+        run, last, post = self.run, None, 0.0
+        phase, stepper = self.phases[self.phase], self.steppers[self.phase]
+        final = self.phase == len(self.phases) - 1
+        optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
+        while self.phase_step < phase.steps:
+            last = self._take_step(stepper, dev)
+            if bar is not None:
+                bar.update(1)
+                if time.perf_counter() >= post:
+                    bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
+                    post = time.perf_counter() + _POSTFIX_SECONDS
+            if optional:
+                self._after_step(phase, stepper, last, clock, log)
+            out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
+            finished = last.done or self.phase_step >= phase.steps
+            if last.done or (finished and not final):
+                self.phase, self.phase_step = self.phase + 1, 0
+            if run.checkpoint is not None and (finished or out_of_time or self.step % run.checkpoint_every == 0):
+                with clock.paused():
+                    self.write_checkpoint()
+            if out_of_time and not (finished and final):
+                return True, last
+            if finished:
+                return False, last
+        if not final:
+            self.phase, self.phase_step = self.phase + 1, 0  # a phase of zero steps
+        return False, last
+
     def train(self, dev, clock: Clock, log: MonitorLog, bar) -> tuple[bool, Outcome | None]:
         """Run the remaining phases; returns (stopped by the time budget, the last step's outcome).
 
         A finished phase hands over to the next (the checkpoint then holds no optimizer state); the last
         phase keeps its optimizer state when its steps are done, so a resumed run may extend it."""
-        run, last = self.run, None
+        last = None
         if log.due(self.step):
             log.record(self.model, self.step, self._phase_name())
         while self.phase < len(self.phases):
-            phase, stepper = self.phases[self.phase], self.steppers[self.phase]
-            final = self.phase == len(self.phases) - 1
             if self.phase_step == 0 and self.phase > 0 and self._loss_key(self.phase) != self._loss_key(self.phase - 1):
                 self.best = None  # keep-best compares losses of one function only
-            while self.phase_step < phase.steps:
-                last = self._take_step(stepper, dev)
-                bar.update(1)
-                bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
-                if self._stalled(phase):
-                    stepper.reset()
-                with clock.paused():
-                    if run.on_step is not None and self.info.is_main:
-                        run.on_step(self.step, last.loss)
-                if log.due(self.step):
-                    log.record(self.model, self.step, phase.name)
-                out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
-                finished = last.done or self.phase_step >= phase.steps
-                if last.done or (finished and not final):
-                    self.phase, self.phase_step = self.phase + 1, 0
-                if run.checkpoint is not None and (finished or out_of_time or self.step % run.checkpoint_every == 0):
-                    with clock.paused():
-                        self.write_checkpoint()
-                if out_of_time and not (finished and final):
-                    return True, last
-                if finished:
-                    break
-            if self.phase_step >= phase.steps:
-                if final:
-                    break
-                self.phase, self.phase_step = self.phase + 1, 0  # a phase of zero steps
+            final = self.phase == len(self.phases) - 1
+            stopped, outcome = self._run_phase(clock, log, bar, dev)
+            last = outcome or last
+            if stopped:
+                return True, last
+            if final and (self.phase_step >= self.phases[-1].steps or self.phase == len(self.phases)):
+                break
         return False, last
+
+    def _loss_key(self, i: int):
+        p = self.phases[i]
+        return id(p.loss or self.loss_fn), p.optimizer == "lm"
 
     def _phase_name(self) -> str:
         return self.phases[min(self.phase, len(self.phases) - 1)].name
@@ -212,6 +240,7 @@ class Training:
             restore_rng(rng)
 
     def finish(self, stopped: bool, last: Outcome | None, dev, clock: Clock, log: MonitorLog, t0: float) -> FitResult:
+        self.check_parameters()
         end = self.end_loss(last, dev)
         if self.run.keep_best and self.best is not None and end is not None and self.best["loss"] < end:
             self.model.load_state_dict(self.best["model"])
@@ -220,7 +249,7 @@ class Training:
             log.record(self.model, self.step, self._phase_name())
         return FitResult(losses=self.losses, steps_done=self.step, seconds=time.perf_counter() - t0,
                          resumed_from=self.resumed_from, stopped_early=stopped, checkpoint=self.run.checkpoint,
-                         lr_history=self.lrs, end_loss=end, train_seconds=clock.elapsed(), monitor=log.records)
+                         end_loss=end, train_seconds=clock.elapsed(), monitor=log.records)
 
 
 def train(training: Training, use_ddp: bool, dev) -> FitResult:
@@ -229,12 +258,14 @@ def train(training: Training, use_ddp: bool, dev) -> FitResult:
     run = training.run
     clock = Clock(run.timer)
     log = MonitorLog(run.monitor, clock)
-    total = sum(p.steps for p in training.phases)
-    bar = tqdm(total=total, initial=training.step, desc=run.desc or "fit", unit="step", dynamic_ncols=True,
-               disable=not (run.progress and training.info.is_main))
+    bar = None
+    if run.progress and training.info.is_main:
+        bar = tqdm(total=sum(p.steps for p in training.phases), initial=training.step, desc=run.desc or "fit",
+                   unit="step", dynamic_ncols=True)
     with torch.enable_grad():
         try:
             stopped, last = training.train(dev, clock, log, bar)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         return training.finish(stopped, last, dev, clock, log, t0)

@@ -1,119 +1,171 @@
-"""The training state stored in a checkpoint, and its all-or-nothing check before restoration.
+"""The training state stored in a checkpoint, the run's settings it records, and resuming from it (every
+check first, then everything applied at once).
 
 Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_only=True)`` reads it)::
 
-    kind="dynnets.train.fit", format=2, fingerprint ({setting: description}, see fingerprint.py),
-    step (steps done in the whole run), phase (index of the running phase; == number of phases when the
-    run is finished), phase_step (steps done in it), model (state_dict), stepper (the running phase's
-    optimizer/schedule state, None at the start of a phase), losses and lrs (float64 tensors, one entry
-    per step), best (None or {"loss", "model"}: keep-best), world_size, ranks (one per rank:
-    {"rng": global RNG states, "data": data position}), torch_version
+    kind="dynnets.train.fit", format=3, settings (see :func:`settings`), step (steps done in the whole run),
+    phase (index of the running phase; == number of phases when the run is finished), phase_step (steps
+    done in it), model (state_dict), stepper (the running phase's optimizer/schedule state, None at the start
+    of a phase), losses (float64 tensor, one entry per step), best (None or {"loss", "model"}: keep-best),
+    world_size, ranks (one per rank: {"rng": global RNG states, "data": data position}), torch_version
+
+The resume rule: a checkpoint is resumed only by a run with the same settings, a plain dict of JSON-able
+values (the model's class and every parameter's name, dtype and shape; the data's kind and length; the loss,
+schedule and per-phase loss by name; the seed; keep-best; per phase the optimizer, lr, options, stall rule
+and the steps of every phase but the last, which may grow; and the caller's own, fit's ``settings=``, e.g. an
+experiment's command-line options). Any difference is refused with one
+SettingsMismatchError listing every differing key with both values. Code is not compared: a loss, schedule
+or model whose code changed under the same name resumes, and keeping it the same is the user's
+responsibility.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import warnings
+from collections.abc import Mapping
 
 import torch
 
-from ..errors import CheckpointError
-from .fingerprint import compare
-from .rng import check_rng
+from ..errors import CheckpointError, SettingsMismatchError
+from . import distributed as D
+from .checkpoint import load_checkpoint
+from .rng import capture_rng, restore_rng
 
 KIND = "dynnets.train.fit"
-FORMAT = 2
-_ENTRIES = ("fingerprint", "step", "phase", "phase_step", "model", "stepper", "losses", "lrs", "best", "ranks",
-            "world_size")
+FORMAT = 3
 
 
-def build_payload(*, fingerprint, step, phase, phase_step, model, stepper, losses, lrs, best, world_size,
-                  ranks) -> dict:
+def _plain(value):
+    """``value`` as JSON-able data: numbers, strings, lists and dicts; a function or object by its name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    return getattr(value, "__qualname__", type(value).__qualname__)
+
+
+def settings(*, model, loss_fn, data, phases, seed, keep_best, extra: dict) -> dict:
+    """The settings of one run that its checkpoints record and a resume compares (see the module docstring);
+    ``extra``: the caller's own (fit's ``settings=``), under their names prefixed by "settings."."""
+    kind = "None" if data is None else "callable" if callable(data) else type(data).__qualname__
+    out = {"model": type(model).__qualname__, "loss": _plain(loss_fn), "seed": seed, "keep_best": keep_best,
+           "data": kind + (f" of {len(data)} batches" if hasattr(data, "__len__") else ""),
+           "phases": len(phases)}
+    for n, p in model.named_parameters():
+        out[f"parameter {n}"] = f"{str(p.dtype)[6:]} {list(p.shape)}" + ("" if p.requires_grad else " frozen")
+    for i, p in enumerate(phases, 1):
+        out.update({f"phase {i} {k}": _plain(getattr(p, k)) for k in ("optimizer", "lr", "options", "schedule",
+                                                                     "loss", "stall")})
+        if i < len(phases):  # where the next phase starts; the last phase may be extended (a longer run)
+            out[f"phase {i} steps"] = p.steps
+    out.update({f"settings.{k}": v for k, v in extra.items()})
+    return out
+
+
+def compare_settings(stored, current: dict, where: str) -> None:
+    """SettingsMismatchError listing every setting in which the checkpoint's run differs from this one."""
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{where}: its settings record is malformed")
+    keys = [k for k in (*current, *(k for k in stored if k not in current))
+            if stored.get(k, "<absent>") != current.get(k, "<absent>")]
+    if keys:
+        def cut(v):
+            text = repr(v)
+            return text if len(text) <= 60 else text[:57] + "..."
+        shown = "; ".join(f"{k}: checkpoint {cut(stored.get(k, '<absent>'))}, this run {cut(current.get(k, '<absent>'))}"
+                          for k in keys)
+        raise SettingsMismatchError(f"{where}: written by a run with other settings: {shown} (rule: resume only "
+                                    "with the settings the run was started with; pass resume=False to start over)",
+                                    keys)
+
+
+def build_payload(*, settings, step, phase, phase_step, model, stepper, losses, best, world_size, ranks) -> dict:
     return {
-        "kind": KIND, "format": FORMAT, "fingerprint": dict(fingerprint), "step": int(step), "phase": int(phase),
+        "kind": KIND, "format": FORMAT, "settings": dict(settings), "step": int(step), "phase": int(phase),
         "phase_step": int(phase_step), "model": model.state_dict(), "stepper": stepper,
-        "losses": torch.tensor(losses, dtype=torch.float64), "lrs": torch.tensor(lrs, dtype=torch.float64),
-        "best": best, "world_size": int(world_size), "ranks": ranks, "torch_version": str(torch.__version__),
+        "losses": torch.tensor(losses, dtype=torch.float64), "best": best, "world_size": int(world_size),
+        "ranks": ranks, "torch_version": str(torch.__version__),
     }
 
 
-def check_payload_fits(payload: dict, *, path, model, phases, fingerprint) -> None:
+def check_payload_fits(payload: dict, *, where: str, model, phases, settings: dict) -> None:
     """Refuse a checkpoint that does not belong to this run, before any of it is applied: another kind of
-    file, another run (fingerprint), an inconsistent position, a model state that does not load."""
-    where = f"checkpoint {path}"
+    file, other settings, a position past this run's phases, a model state that does not load. (The file's
+    digest was verified on reading: a checkpoint of this kind and format was written whole by fit.)"""
     if payload.get("kind") != KIND:
         raise CheckpointError(f"{where}: not a training checkpoint written by dynnets.train.fit "
                               f"(kind={payload.get('kind')!r})")
     if payload.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: format {payload.get('format')!r} holds no run fingerprint (written by an "
-                              "older dynnets); pass resume=False to start over")
-    missing = [k for k in _ENTRIES if k not in payload]
-    if missing:
-        raise CheckpointError(f"{where}: missing entries {missing}")
-    compare(payload["fingerprint"], fingerprint, where)
-    _check_position(payload, where, phases)
-    ranks = payload["ranks"]
-    if not isinstance(ranks, list) or not ranks:
-        raise CheckpointError(f"{where}: per-rank RNG/data records are missing")
-    for r in ranks:
-        if not isinstance(r, dict) or "rng" not in r or "data" not in r:
-            raise CheckpointError(f"{where}: a per-rank record is malformed")
-        check_rng(r["rng"], where)
-    check_model_state(payload["model"], model, where)
-    best = payload["best"]
-    if best is not None:
-        if not isinstance(best, dict) or not isinstance(best.get("loss"), float):
-            raise CheckpointError(f"{where}: keep-best record is malformed")
-        check_model_state(best.get("model"), model, where)
-
-
-def _check_position(payload: dict, where: str, phases) -> None:
-    step, phase, phase_step = payload["step"], payload["phase"], payload["phase_step"]
-    for name, v in (("step", step), ("phase", phase), ("phase_step", phase_step)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise CheckpointError(f"{where}: {name}={v!r} is not a non-negative integer")
-    total = sum(p.steps for p in phases)
-    if step > total:
+        raise CheckpointError(f"{where}: format {payload.get('format')!r} is not {FORMAT} (written by another "
+                              "dynnets); pass resume=False to start over")
+    compare_settings(payload["settings"], settings, where)
+    step, phase, phase_step, total = payload["step"], payload["phase"], payload["phase_step"], sum(p.steps for p in phases)
+    if step > total or phase > len(phases) or (phase < len(phases) and phase_step > phases[phase].steps):
         raise CheckpointError(f"{where}: it is at step {step}, past this run's steps={total} (rule: resume with "
                               "steps >= the checkpoint's step, or pass resume=False to start over)")
-    if phase > len(phases) or (phase < len(phases) and phase_step > phases[phase].steps):
-        raise CheckpointError(f"{where}: it is at phase {phase + 1} step {phase_step}, past this run's phases "
-                              "(rule: resume the run that wrote it, or pass resume=False to start over)")
-    for key in ("losses", "lrs"):
-        history = payload[key]
-        if not isinstance(history, torch.Tensor) or history.dim() != 1 or history.numel() != step:
-            raise CheckpointError(f"{where}: {key} history does not have one entry per step ({step} steps)")
-    if (payload["stepper"] is None) != (phase_step == 0 or phase == len(phases)):
-        raise CheckpointError(f"{where}: optimizer state and position disagree")
+    check_model_state(payload["model"], model, where)
+    if payload["best"] is not None:
+        check_model_state(payload["best"]["model"], model, where)
 
 
 def check_model_state(state, model: torch.nn.Module, where: str) -> None:
-    """CheckpointError unless ``state`` loads into ``model`` (tried on a copy: the model is not touched)."""
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{where}: model state is not a dict")
+    """CheckpointError unless ``state`` has the names, shapes and dtypes of ``model``'s state (what a strict
+    load_state_dict needs; the model is not touched)."""
     own = model.state_dict()
+    if not isinstance(state, dict) or set(own) != set(state):
+        names = set(state) if isinstance(state, dict) else set()
+        raise CheckpointError(f"{where}: does not fit this model: missing {sorted(set(own) - names)[:5]}, "
+                              f"unexpected {sorted(names - set(own))[:5]}")
     for name, value in own.items():
-        if name in state and isinstance(value, torch.Tensor) and isinstance(state[name], torch.Tensor) \
-                and value.dtype != state[name].dtype:
-            raise CheckpointError(f"{where}: {name} is stored as {state[name].dtype} but the model holds "
-                                  f"{value.dtype} (rule: resume with the dtype the run was started with)")
-    try:
-        trial = copy.deepcopy(model)
-    except Exception:  # noqa: BLE001 - a model that cannot be copied: check the structure instead
-        _check_structure(where, own, state)
-        return
-    try:
-        trial.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-        raise CheckpointError(f"{where}: does not fit this model: {' '.join(str(e).split())}") from None
+        theirs = state[name]
+        if isinstance(value, torch.Tensor) and (not isinstance(theirs, torch.Tensor) or theirs.shape != value.shape
+                                                or theirs.dtype != value.dtype):
+            found = f"{theirs.dtype} {list(theirs.shape)}" if isinstance(theirs, torch.Tensor) else type(theirs).__name__
+            raise CheckpointError(f"{where}: {name} is {found} in the checkpoint, {value.dtype} {list(value.shape)} "
+                                  "in the model (rule: resume with the model and dtype the run was started with)")
 
 
-def _check_structure(where, own: dict, state: dict) -> None:
-    """What load_state_dict would check, for models that cannot be deep-copied."""
-    if set(own) != set(state):
-        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        raise CheckpointError(f"{where}: does not fit this model: missing keys {missing[:5]}, unexpected keys "
-                              f"{extra[:5]}")
-    for name, value in own.items():
-        if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(getattr(state[name], "shape", ())):
-            raise CheckpointError(f"{where}: {name} has shape {tuple(state[name].shape)} in the checkpoint, "
-                                  f"{tuple(value.shape)} in the model")
+class PreparedResume:
+    """A checked checkpoint whose data position has been replayed; ``apply(training)`` applies the rest,
+    ``undo()`` puts the random generators back if another rank could not use its copy."""
+
+    def __init__(self, payload: dict, record: dict, rng_before: dict):
+        self.payload, self.record, self.rng_before = payload, record, rng_before
+
+    def undo(self) -> None:
+        restore_rng(self.rng_before)
+
+    def apply(self, training) -> None:
+        p = self.payload
+        training.model.load_state_dict(p["model"])
+        if p["stepper"] is not None:
+            training.steppers[p["phase"]].load_state_dict(p["stepper"])
+        training.step, training.phase, training.phase_step = p["step"], p["phase"], p["phase_step"]
+        training.losses = [float(v) for v in p["losses"].tolist()]
+        training.best = p["best"]
+        restore_rng(self.record["rng"])
+
+
+def prepare_resume(path, training, info: D.DistInfo) -> PreparedResume:
+    """Check everything and replay the data; nothing of the model or the optimizers is touched yet."""
+    where = f"checkpoint {path}"
+    payload = load_checkpoint(path, map_location="cpu")
+    check_payload_fits(payload, where=where, model=training.model, phases=training.phases,
+                       settings=training.settings)
+    ranks = payload["ranks"]
+    if len(ranks) != info.world_size:
+        warnings.warn(f"{where} was written by {len(ranks)} process(es), this run has {info.world_size}: data "
+                      "order and random streams will differ from an uninterrupted run", stacklevel=4)
+    record = ranks[info.rank % len(ranks)]
+    before = capture_rng()
+    try:
+        training.source.restore(record["data"], where)
+    except BaseException:
+        restore_rng(before)
+        raise
+    return PreparedResume(payload, record, before)

@@ -1,27 +1,28 @@
 """One optimizer step of one phase, behind one interface (`Stepper`), with the non-finite guards.
 
-`TorchStepper` drives a torch.optim optimizer (Adam, SGD, L-BFGS with its closure, or an instance) and its
+`TorchStepper` drives a torch.optim optimizer (Adam, SGD, or L-BFGS with its closure) and its
 learning-rate schedule; `dynnets.train.lm.LevenbergMarquardt` is the other implementation. The training
 loop (dynnets.train.loop) only calls this interface, so checkpoints, resume, DDP, time budgets, restarts
 on stall and keep-best work the same for every optimizer.
 
 Guards: a non-finite loss or gradient at the start of a step raises NonFiniteLossError before the
-update; parameters that an update left non-finite are put back (L-BFGS, whose line search moves them in
-place, works on a snapshot) and raise NonFiniteLossError, so no checkpoint of them is ever written.
+update (one fused check of the gradients and one host read per step); an L-BFGS update that left the parameters non-finite
+is undone (its line search works on a snapshot) and raises. Adam's and SGD's updates of finite gradients are
+not checked every step: the loop checks the parameters before every checkpoint write and at the end, so no
+checkpoint of non-finite parameters is ever written.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, DtypeError, NonFiniteLossError, ShapeError
+from ..errors import ConfigError, DtypeError, NonFiniteLossError, ShapeError
 from . import distributed as D
-from .phase import Phase
+from .phase import OPTIMIZERS, Phase
 
 
 @dataclass
@@ -52,10 +53,6 @@ class Stepper(ABC):
         ...
 
     @abstractmethod
-    def check_state(self, state, where: str) -> None:
-        """CheckpointError if ``state`` cannot be loaded; nothing is changed."""
-
-    @abstractmethod
     def load_state_dict(self, state: dict) -> None:
         ...
 
@@ -77,6 +74,8 @@ def real_tensor(value, step: int, what: str = "loss_fn") -> torch.Tensor:
 
 
 def scalar_loss(loss, step: int) -> torch.Tensor:
+    if isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad and loss.is_floating_point():
+        return loss  # the usual case, checked in one line (this runs every step)
     loss = real_tensor(loss, step)
     if loss.numel() != 1:
         raise ShapeError(f"loss_fn returned a tensor of shape {tuple(loss.shape)} at step {step}, expected a "
@@ -84,7 +83,7 @@ def scalar_loss(loss, step: int) -> torch.Tensor:
     if not loss.requires_grad:
         raise ConfigError(f"the loss at step {step} does not depend on any trainable parameter "
                           "(loss.requires_grad is False)")
-    return loss.reshape(())
+    return loss if loss.dim() == 0 else loss.reshape(())
 
 
 def nonfinite(what: str, step: int, checkpoint) -> NonFiniteLossError:
@@ -94,26 +93,43 @@ def nonfinite(what: str, step: int, checkpoint) -> NonFiniteLossError:
 
 
 def all_finite(tensors) -> bool:
-    tensors = [t for t in tensors if t is not None]
-    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    """Every entry of every tensor is finite: one reduction over their concatenation and one host read (a
+    sum that overflowed is looked at tensor by tensor)."""
+    with torch.no_grad():
+        flat = [t.reshape(-1) for t in tensors if t is not None]
+        if not flat or math.isfinite(torch.cat(flat).sum()):
+            return True
+        return all(bool(torch.isfinite(t).all()) for t in flat)
 
 
-def _make_optimizer(phase: Phase, params) -> torch.optim.Optimizer:
-    if isinstance(phase.optimizer, torch.optim.Optimizer):
-        return phase.optimizer
-    cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "lbfgs": torch.optim.LBFGS}[phase.optimizer]
-    return cls(params, lr=phase.lr, **phase.options)
+def grads_finite(params, flags: dict) -> bool:
+    """Every gradient is finite, by the fused check torch.amp.GradScaler runs on its gradients (one kernel per
+    device and dtype, multiplying by 1, which changes no value; ``flags`` caches its (found, 1) tensors per
+    device: found stays 0 until a check fails); :func:`all_finite` where that is refused."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    dev = grads[0].device
+    if dev not in flags:
+        flags[dev] = torch.zeros(1, device=dev), torch.ones(1, device=dev)
+    found, one = flags[dev]
+    try:
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, one)
+    except (RuntimeError, AttributeError):  # e.g. gradients on several devices
+        return all_finite(grads)
+    if not found.item():
+        return True
+    found.zero_()
+    return False
 
 
 def _make_scheduler(schedule, optimizer):
     if schedule is None:
         return None
     scheduler = schedule(optimizer)
-    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) or scheduler.optimizer is not optimizer:
         raise ConfigError(f"schedule(optimizer) returned {type(scheduler).__name__}, not a "
-                          "torch.optim.lr_scheduler.LRScheduler")
-    if scheduler.optimizer is not optimizer:
-        raise ConfigError("schedule(optimizer) returned a scheduler bound to a different optimizer")
+                          "torch.optim.lr_scheduler.LRScheduler bound to that optimizer")
     return scheduler
 
 
@@ -123,11 +139,11 @@ class TorchStepper(Stepper):
 
     def __init__(self, phase: Phase, model: torch.nn.Module, loss_fn, use_ddp: bool, checkpoint=None):
         self.loss_fn, self.use_ddp, self.checkpoint = loss_fn, use_ddp, checkpoint
-        self.clip = phase.clip_grad_norm
-        self.opt = _make_optimizer(phase, [p for p in model.parameters() if p.requires_grad])
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **phase.options)
         self.scheduler = _make_scheduler(phase.schedule, self.opt)
-        self.params = [p for group in self.opt.param_groups for p in group["params"]]
         self.closure_driven = isinstance(self.opt, torch.optim.LBFGS)
+        self.flags: dict = {}
 
     @property
     def lr(self) -> float:
@@ -141,35 +157,35 @@ class TorchStepper(Stepper):
         value = D.all_reduce_mean(loss) if self.use_ddp else loss.detach()
         if not first:  # the parameters are still those before the step: refuse here, before any update
             first.append(float(value))
-            if not math.isfinite(first[0]):
-                raise nonfinite(f"loss is {first[0]}", step, self.checkpoint)
-            if not all_finite(p.grad for p in self.params):
-                raise nonfinite(f"the gradient is not finite (loss {first[0]:.6g})", step, self.checkpoint)
-        if self.clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            if not math.isfinite(first[0]) or not grads_finite(self.params, self.flags):
+                self.refuse(step, first[0])
         return value
+
+    def refuse(self, step: int, loss: float):
+        """NonFiniteLossError for a step whose loss or gradient is not finite (naming an earlier update that
+        already made the parameters non-finite)."""
+        if not all_finite(self.params):
+            raise nonfinite(f"the parameters are not finite (an update before step {step} overflowed)", step,
+                            self.checkpoint)
+        what = f"loss is {loss}" if not math.isfinite(loss) else f"the gradient is not finite (loss {loss:.6g})"
+        raise nonfinite(what, step, self.checkpoint)
 
     def step(self, net, batch, step: int) -> Outcome:
         first: list[float] = []
-        if self.closure_driven:
+        if self.closure_driven:  # the line search moves the parameters in place: undo a non-finite result
             saved = [p.detach().clone() for p in self.params]
             self.opt.step(lambda: self._evaluate(net, batch, step, first))
-        else:
-            saved = None
-            self._evaluate(net, batch, step, first)
-            self.opt.step()
-        if not all_finite(self.params):
-            if saved is not None:
+            if not all_finite(self.params):
                 with torch.no_grad():
                     for p, s in zip(self.params, saved, strict=True):
                         p.copy_(s)
-            raise nonfinite(f"the update made the parameters non-finite (loss before it {first[0]:.6g})", step,
-                            self.checkpoint)
+                raise nonfinite(f"the update made the parameters non-finite (loss before it {first[0]:.6g})",
+                                step, self.checkpoint)
+        else:
+            self._evaluate(net, batch, step, first)
+            self.opt.step()
         if self.scheduler is not None:
-            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(first[0])
-            else:
-                self.scheduler.step()
+            self.scheduler.step()
         return Outcome(first[0])
 
     def loss_of(self, net, batch) -> float:
@@ -180,32 +196,8 @@ class TorchStepper(Stepper):
         self.opt.state.clear()
 
     def state_dict(self) -> dict:
-        return {"optimizer_class": type(self.opt).__name__, "optimizer": self.opt.state_dict(),
+        return {"optimizer": self.opt.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict()}
-
-    def check_state(self, state, where: str) -> None:
-        if not isinstance(state, dict) or state.get("optimizer_class") != type(self.opt).__name__:
-            found = state.get("optimizer_class") if isinstance(state, dict) else None
-            raise CheckpointError(f"{where}: written with optimizer {found}, this run uses {type(self.opt).__name__}")
-        if (state.get("scheduler") is None) != (self.scheduler is None):
-            raise CheckpointError(f"{where}: the checkpoint {'has no' if state.get('scheduler') is None else 'has a'} "
-                                  f"learning-rate schedule but this run {'has one' if self.scheduler else 'has none'}")
-        try:
-            opt, sched = copy.deepcopy((self.opt, self.scheduler))
-        except Exception:  # noqa: BLE001 - cannot be copied: compare the parameter groups instead
-            groups = state["optimizer"].get("param_groups") if isinstance(state["optimizer"], dict) else None
-            if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != \
-                    [len(g["params"]) for g in self.opt.param_groups]:
-                raise CheckpointError(f"{where}: optimizer state does not match this optimizer's parameter groups") \
-                    from None
-            return
-        try:
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{where}: does not fit this optimizer/schedule: {' '.join(str(e).split())}") \
-                from None
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["optimizer"])

@@ -1,11 +1,8 @@
 """Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``).
 
-Certification (Tsuzuku, Sato, Sugiyama 2018): if x -> logits f(x) is L-Lipschitz in the 2-norm, each
-difference f_y - f_j is sqrt(2) L-Lipschitz (the row e_y - e_j has norm sqrt 2), so a correctly
-classified x with margin f_y(x) - max_{j != y} f_j(x) > sqrt(2) L eps keeps its label under every
-perturbation ||delta||_2 <= eps. Attacks explore only some perturbations, so on every input
-"certified" must imply "not broken by the attack": ``soundness_violations`` counts the exceptions,
-which can only come from a wrong bound (or a bug).
+Certification (Tsuzuku, Sato, Sugiyama 2018): for L-Lipschitz logits f, a margin f_y(x) - max_{j != y}
+f_j(x) > sqrt(2) L eps keeps the label within ||delta||_2 <= eps. ``soundness_violations`` counts inputs
+certified yet broken by an attack (a wrong bound or a bug).
 """
 
 from __future__ import annotations
@@ -43,11 +40,8 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
     """L2 projected gradient ascent; returns a bool mask of the inputs still correctly classified at
     *every* iterate of every run (the robust ones).
 
-    One untargeted run ascends the negative margin max_{j != y} f_j - f_y; then ``targets`` targeted runs
-    ascend f_t - f_y for the t = 1st, 2nd, ... most likely wrong classes of the clean input (the greedy
-    untargeted direction can miss a nearer boundary of another class). Perturbations stay in
-    ||delta||_2 <= eps and, with ``box``, keep x + delta inside the pixel range. Model parameters receive
-    no gradient."""
+    One untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely
+    wrong classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
     if eps < 0 or not math.isfinite(eps):
         raise ConfigError(f"eps must be finite and >= 0, got eps={eps}")
     with torch.no_grad():

@@ -1,8 +1,7 @@
 """CIFAR-10 in its standard binary format (no download: point at a directory you already have).
 
-Files ``data_batch_1.bin`` ... ``data_batch_5.bin`` and ``test_batch.bin``; each record is 1 label byte
-(0-9) followed by 3072 pixel bytes: the 1024 red, then green, then blue values of a 32 x 32 image in
-row-major order. Images are returned as float tensors in [0, 1] of shape (N, 3, 32, 32).
+Files ``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin``: records of 1 label byte and 3072
+pixel bytes (red, green, blue planes of 32 x 32, row-major), returned as floats in [0, 1], (N, 3, 32, 32).
 """
 
 from __future__ import annotations

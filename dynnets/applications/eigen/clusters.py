@@ -1,31 +1,17 @@
 """Pairs the Yi flow resolves only slowly, taken together: an invariant subspace, then Rayleigh-Ritz on it.
 
-The flow's error along v_j contracts by about 1 - 2 (rho - lambda_j) / spread per step, so a pair whose
-eigenvalue lies within a tiny gap of the next one (a cluster: eigenvalues 1, 1 + 1e-6, ...) would need
-~spread / gap steps. Its flow does reach the cluster's invariant subspace E quickly (the rate is the gap
-between the cluster and the rest); only the rotation inside E is slow. So when a run of ``budget`` steps
-leaves the residual above the threshold, the vector starts a block Y (orthonormal columns) that is grown and
-refined by the same flow until span(Y) is invariant:
+The flow reaches a cluster's invariant subspace quickly, only the rotation inside is slow: a vector still
+above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow:
 
-- refine (a sweep): each column runs the flow on the compression P_j B P_j to the complement of the other
-  columns (its residual there is column j of B Y - Y (Y^T B Y): only the part of B y_j outside span(Y),
-  which the rotation inside span(Y) does not affect);
-- grow, when a sweep no longer cuts ||B Y - Y C||_F by CUT = 100: one more column, from the largest
-  residual column, run by the flow on the compression to the complement of Y (it lands in the part of E
-  still missing, or below it); a full block (MAX_BLOCK columns, or all but one of the remaining dimension:
-  the whole space would be the same problem again) is refined while a sweep still cuts by 10%;
-- done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: then span(Y) is invariant to that residual, and
-  for any unit eigenvector z of C with residual ||C z - theta z|| <= threshold / 2, Y z is an eigenvector
-  of B with ||B Y z - theta Y z|| <= ||B Y - Y C||_2 + ||C z - theta z|| <= threshold.
+- refine (a sweep): each column runs the flow on the compression to the complement of the other columns;
+- grow, when a sweep no longer cuts ||B Y - Y C||_F by CUT: one more column, from the largest residual
+  column, on the compression to the complement of Y; a full block (MAX_BLOCK, or all but one dimension)
+  is refined while a sweep still cuts by 10%;
+- done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: for a unit eigenvector z of C with
+  ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold.
 
-The eigenpairs of C come from the same solver (``solve``, passed in: recursion). The problem is scale
-invariant, and C - tr(C)/d I has the cluster's width as its spread, so inside a block the relative gaps are
-of order 1 / d and the flow converges in a few hundred steps; a sub-cluster is a block again. A multiple
-eigenvalue needs none of this (every vector of its eigenspace is an eigenvector: the flow converges to one,
-deflation takes it, the next converges to another), and neither does a cluster narrower than the threshold
-(its vectors pass the residual test); what is returned for either is some orthonormal basis of the
-eigenspace. ``ConvergenceError`` when a block takes more than ``max_steps`` steps per column, or is full and
-a sweep no longer improves it.
+The eigenpairs of C come from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when
+a block takes more than ``max_steps`` steps per column, or is full and a sweep no longer improves it.
 """
 
 from __future__ import annotations
@@ -45,10 +31,9 @@ CUT = 100.0
 
 
 class Compression:
-    """The operator v -> P B P v + floor Z Z^T v with P = I - Z Z^T (Z orthonormal columns), applied as
-    ``compression @ v`` in O(m^2 + m d) without forming the m x m matrix; ``np.asarray`` forms it (for a
-    generic method's YiField). On span(Z) it is floor (a lower bound of B's spectrum), so round-off along
-    Z, which the flow toward the top of the complement never removes, is not amplified either."""
+    """v -> P B P v + floor Z Z^T v, P = I - Z Z^T (Z orthonormal columns), as ``compression @ v`` without
+    forming the matrix (``np.asarray`` forms it); floor, a lower bound of B's spectrum, keeps round-off
+    along Z from being amplified."""
 
     def __init__(self, b: np.ndarray, basis: np.ndarray, floor: float):
         self.b, self.z, self.floor = b, basis, floor
@@ -100,11 +85,10 @@ def _grow(run, b, y, r, threshold, floor):
 
 def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *, steps: int, budget: int,
                   first_pair: int, n: int):
-    """Grow and refine the block started by the unit vector ``y`` (module docstring) until it is an
-    invariant subspace of ``b`` to threshold / 2; return (Ritz vectors as columns, steps taken in all).
-    ``run(b, y, threshold)`` is one flow; ``solve(c, threshold)`` returns the orthonormal eigenvectors of a
-    smaller symmetric matrix with residuals <= threshold. ``steps`` were spent before; more than ``budget``
-    steps per column (``max_steps``), or a block that can neither grow nor improve, is a ConvergenceError."""
+    """Grow and refine the block started by the unit vector ``y`` into an invariant subspace of ``b`` to
+    threshold / 2; return (Ritz vectors as columns, steps in all). ``run(b, y, threshold)`` is one flow,
+    ``solve(c, threshold)`` the eigenvectors of a smaller matrix; ``steps`` were spent before, ``budget``
+    is max_steps per column."""
     y, last, floor = y.reshape(-1, 1).copy(), math.inf, _lower_bound(b)
     largest = min(MAX_BLOCK, b.shape[0] - 1)
     while True:

@@ -1,24 +1,11 @@
 """One run of the Yi eigen-ODE y' = S(y) y, S(y) = B y y^T - y y^T B, to its limit: Cayley steps with S frozen
 at y, stopped on the residual ||B y - rho(y) y|| (||y|| = 1) or after a budget of steps.
 
-The Cayley step in closed form: S(y) = g y^T - y g^T with g = B y - rho y (orthogonal to y) has rank 2, so
-(I - h/2 S)^-1 (I + h/2 S) y = cos(theta) y + sin(theta) g / ||g|| exactly, a rotation in the plane (y, g) by
-theta = 2 atan(h ||g|| / 2) (||y|| = 1); h in (0, inf) gives every theta in (0, pi). On that plane B acts as
-the 2 x 2 matrix [[rho, ||g||], [||g||, mu]], mu = g^T B g / ||g||^2, so the Rayleigh quotient along the arc is
-largest at tan(2 theta*) = 2 ||g|| / (rho - mu) (theta* in (0, pi/2)): the step size
-
-    h* = 2 tan(theta* / 2) / ||g||
-
-makes each step the best Cayley step of the ODE (the rotation to the top Ritz vector of span(y, B y), i.e.
-steepest ascent of rho with exact line search). Unlike a fixed h = c / spread_bound(B) it needs no bound of
-the spread (the Gershgorin bound overestimates it by about 0.4 sqrt(n) for a random matrix, and the rate per
-step is h gap), and rho increases at every step by construction. Near the limit each step still contracts
-the error by about 1 - 2 gap / spread(B): the ODE is the gradient flow of rho, and no step size changes
-that rate.
-
-NumPy float64 throughout (per call ~2.5x cheaper than torch for such vectors). B y is carried along the
-rotation (one product B g per step) and recomputed every ``REFRESH`` steps and before a vector is accepted,
-so carried round-off never decides acceptance.
+With g = B y - rho y, S(y) = g y^T - y g^T has rank 2 and the Cayley step is the rotation
+cos(theta) y + sin(theta) g / ||g||, theta = 2 atan(h ||g|| / 2). On span(y, g) B is [[rho, ||g||], [||g||,
+mu]], mu = g^T B g / ||g||^2, so rho is largest along the arc at tan(2 theta*) = 2 ||g|| / (rho - mu): the
+best step h* = 2 tan(theta* / 2) / ||g|| (rho increases at every step, no spread bound needed). NumPy
+float64; B y is carried along and recomputed every ``REFRESH`` steps and before a vector is accepted.
 """
 
 from __future__ import annotations

@@ -1,25 +1,18 @@
 """Trial-function networks for the Yi ODE (Lagaris-style, as in Puleo et al. 2022 Sec. II.4), done so
 that the search finds every eigenpair.
 
-Trial form. On the unit sphere, restricted to the orthogonal complement of the vectors found so far
-(projector P), with rescaled time s = t / T in [0, 1]:
+Trial form, on the unit sphere in the orthogonal complement of the vectors found so far (projector P),
+with s = t / T in [0, 1]:
 
-    x(s) = P y(s) / ||P y(s)||,    y(s) = x0 + s N(s),    x(0) = x0 (unit, P x0 = x0)
+    x(s) = P y(s) / ||P y(s)||,    y(s) = x0 + s N(s),    x(0) = x0 (unit, P x0 = x0),
 
-The seed's x0 (1 - t) + t N(t) lets the zero vector (a stationary point of eq. 17) and off-sphere curves
-in; normalising builds in the flow's first integral ||x|| = 1, and the projection P builds in deflation
-(Theorem B): the trajectory cannot drift back to a found eigenvector. The loss is the seed's eq. (22) in
-s: mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, with dx/ds from ``torch.func.jvp``.
+so ||x|| = 1 and deflation (Theorem B) are built in. The loss is the seed's eq. (22) in s:
+mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, dx/ds by ``torch.func.jvp``.
 
-Search. Each round trains ``starts`` networks (random x0 in the complement) at once: their parameters are
-stacked (``dynnets.train.Ensemble``) and the loss is ``torch.func.vmap``-ed over them, one
-batched computation in float64 (a ``dynnets.train.Ensemble`` trained by ``dynnets.train.fit``: Adam, then
-L-BFGS on the summed log loss; the networks are independent, so the sum's gradient is each network's own). A network's end point x(1) is accepted as a new eigenvector
-when its residual ||A x - rho x|| <= accept_tol ||A||_F and it is not (numerically) in the span of the
-vectors already accepted; accepted vectors are orthonormalised and the next round searches their
-complement. Eigenvalues are Rayleigh quotients (eq. 20) of x(1); nothing is polished afterwards. When
-n - 1 pairs are accepted, the last is the 1-D orthogonal complement (no training; accepted only if its
-residual passes the same test); ``info["rounds"][i]["from_complement"]`` marks that round.
+Search: each round trains ``starts`` networks at once (a ``dynnets.train.Ensemble``, loss vmapped, Adam then
+L-BFGS on the summed log loss). An end point x(1) is accepted when ||A x - rho x|| <= accept_tol ||A||_F and
+it is not in the span of the accepted vectors; eigenvalues are Rayleigh quotients (eq. 20), not polished.
+With n - 1 pairs accepted, the last is the 1-D complement (``info["rounds"][i]["from_complement"]``).
 """
 
 from __future__ import annotations
@@ -44,10 +37,8 @@ __all__ = ["TrialMLP", "network_eig"]
 
 
 class TrialMLP(nn.Module):
-    """N(s): R -> R^n: exponential time features phi_k(s) = 1 - exp(-kappa_k s) (fixed rates kappa_k),
-    then two tanh hidden layers plus a linear skip from the features. On the unit sphere the exact solution is x(t) = e^{tA} x0 / ||e^{tA} x0||,
-    a mix of exponentials with rates T (lambda_1 - lambda_j) up to T * spread, so features on that range of
-    rates let a small network resolve the fast transient and the slow approach alike."""
+    """N(s): R -> R^n: features phi_k(s) = 1 - exp(-kappa_k s) (fixed rates kappa_k, spanning the exact
+    solution's rates T (lambda_1 - lambda_j)), two tanh hidden layers plus a linear skip."""
 
     def __init__(self, dim: int, width: int, rates):
         super().__init__()
@@ -112,11 +103,9 @@ def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]
 
 def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, on_step=None,
                  time_left=None, timer="wall"):
-    """One round of the search: ``starts`` networks as one dynnets.train.Ensemble, trained by dynnets.train.fit
-    with Adam (cosine schedule) then one L-BFGS call of ``lbfgs_steps`` iterations on the sum of log losses
-    (each network's gradient scaled by its own loss, so networks stuck at a large loss do not set L-BFGS's
-    steps for the ones converging; Adam is per-parameter anyway). ``time_left`` (seconds) stops the round
-    after the Adam step that ends past it, skipping L-BFGS. Returns (end points, losses) per network."""
+    """One round: ``starts`` networks as one Ensemble, Adam (cosine schedule) then one L-BFGS call on the sum
+    of log losses (so stuck networks do not set the steps of converging ones); ``time_left`` (seconds) stops
+    it after Adam, skipping L-BFGS. Returns (end points, losses) per network."""
     starts, n = x0.shape
     rates = np.geomspace(0.5, horizon * float(spread_bound(a)), 12)
     ens = Ensemble(_init_members(starts, n, width, rates, gen))
@@ -155,17 +144,8 @@ def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float
     return res, new, basis
 
 
-def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
-                points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
-                accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
-                timer: str = "wall", progress: bool = False, device=None) -> EigenResult:
-    """Search eigenpairs of ``field.A`` with batched trial-function networks; see the module docstring.
-    The time horizon is T = horizon / ||A||_F (the unit-sphere flow's time, so the search is scale free);
-    ``time_budget`` (seconds by ``timer``: "wall", or "cpu" = this process's CPU time, robust to other jobs
-    on the cores) cuts the running round's Adam phase short and skips its L-BFGS phase, then ends the search
-    after evaluating that round. The tensors are tiny: run with torch.set_num_threads(1)
-    (on a loaded 2-core machine two intra-op threads made each iteration ~50x slower here).
-    Returns the pairs found (possibly fewer than n)."""
+def _check_counts(seed, starts, width, points, adam_steps, lbfgs_steps) -> tuple[int, ...]:
+    """network_eig's integer options, checked."""
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     starts, width, points = (check_int(k, v, minimum=1) for k, v in
                              (("starts", starts), ("width", width), ("points", points)))
@@ -173,6 +153,40 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
                                (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)))
     if adam_steps + lbfgs_steps == 0:
         raise ConfigError("adam_steps + lbfgs_steps must be at least 1 (no training would find no pair), got 0")
+    return seed, starts, width, points, adam_steps, lbfgs_steps
+
+
+def _progress(progress: bool, rounds: int, adam_steps: int, lbfgs_steps: int):
+    """(tqdm bar, its per-step callback) for the search, or (None, None)."""
+    if not progress:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
+
+    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
+        bar.update(1 if step <= adam_steps else lbfgs_steps)
+
+    return bar, on_step
+
+
+def _starts(x0, keep, basis: torch.Tensor, starts: int, gen) -> torch.Tensor:
+    """Unit starts in the complement of ``basis``: the kept previous ones, fresh random ones elsewhere."""
+    fresh = torch.randn(starts, basis.shape[0], generator=gen, dtype=torch.float64)
+    x0 = fresh if x0 is None else torch.where(keep.unsqueeze(1), x0, fresh)
+    x0 = x0 - (x0 @ basis) @ basis.T
+    return x0 / x0.norm(dim=1, keepdim=True)
+
+
+def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 24, horizon: float = 80.0,
+                points: int = 96, adam_steps: int = 300, lbfgs_steps: int = 200, lr: float = 1e-2, causality: float = 100.0,
+                accept_tol: float = 5e-5, max_rounds: int | None = None, time_budget: float | None = None,
+                timer: str = "wall", progress: bool = False, device=None) -> EigenResult:
+    """Search eigenpairs of ``field.A`` (module docstring), horizon T = horizon / ||A||_F (scale free).
+    ``time_budget`` (seconds by ``timer``, "wall" or "cpu") cuts the running round short, then ends the
+    search. Run with torch.set_num_threads(1) (tiny tensors). Returns the pairs found (maybe fewer than n)."""
+    seed, starts, width, points, adam_steps, lbfgs_steps = _check_counts(
+        seed, starts, width, points, adam_steps, lbfgs_steps)
     horizon, lr, accept_tol = (positive_real(k, v) for k, v in
                                (("horizon", horizon), ("lr", lr), ("accept_tol", accept_tol)))
     causality = real("causality", causality, minimum=0.0)
@@ -192,14 +206,7 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     basis = torch.zeros(n, 0, dtype=torch.float64)
     found, steps, history = [], [], []
     x0, keep = None, None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
-
-    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
-        bar.update(1 if step <= adam_steps else lbfgs_steps)
+    bar, on_step = _progress(progress, rounds, adam_steps, lbfgs_steps)
     t0, clock = time.perf_counter(), Clock(timer)
     for r in range(rounds):
         if len(found) == n or (time_budget is not None and clock.elapsed() > time_budget):
@@ -208,27 +215,21 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
             v = torch.linalg.qr(torch.cat([basis, torch.randn(n, 1, generator=gen, dtype=torch.float64)], 1))[0][:, -1]
             ends, losses = v.unsqueeze(0), torch.zeros(1)
         else:
-            fresh = torch.randn(starts, n, generator=gen, dtype=torch.float64)
-            x0 = fresh if x0 is None else torch.where(keep.unsqueeze(1), x0, fresh)
-            x0 = x0 - (x0 @ basis) @ basis.T
-            x0 = x0 / x0.norm(dim=1, keepdim=True)
+            x0 = _starts(x0, keep, basis, starts, gen)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
-                                        causality, gen, on_step if bar is not None else None,
+                                        causality, gen, on_step,
                                         None if time_budget is None else time_budget - clock.elapsed(), timer)
         res, new, basis = _accept(a, ends, basis, accept_tol * scale)
         found += new
         steps += [adam_steps + lbfgs_steps] * len(new)
         accepted = len(new)
-        # restart in sequence: a network not accepted hands its end point on as the next round's start
-        # (the next window starts closer to an eigenvector, so its fit error is smaller in absolute terms);
-        # an end point lying mostly along accepted vectors is replaced by a fresh random start
+        # a network not accepted hands its end point on as the next start (unless it lies along accepted ones)
         if ends.shape[0] == starts:
             rest = ends - (ends @ basis) @ basis.T
             keep = rest.norm(dim=1) > 0.5
             x0 = ends
         history.append({"round": r, "accepted": accepted, "from_complement": ends.shape[0] != starts,
-                        "residuals": res.tolist(),
-                        "losses": losses.tolist()})
+                        "residuals": res.tolist(), "losses": losses.tolist()})
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()

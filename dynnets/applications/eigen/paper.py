@@ -5,10 +5,8 @@ against v_1..v_{i-1} (eq. B1), integrate eq. (17) with forward Euler (eq. 21) on
 steps, take v_i = x^(i)(t_f) minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i /
 v_i^T v_i (eq. 20). Defaults: t_f = 8, N = 2e5 (the seed's numbers).
 
-The time loop is a sequential chain of 2e5 tiny (n-vector) updates, so it runs on NumPy float64 arrays:
-per call NumPy costs about 2.5x less than torch here, and this procedure is the baseline the robust solver
-is compared against, so it must not be handicapped. The arithmetic is exactly that of
-``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/test_eigen.py checks it).
+The time loop runs on NumPy float64 arrays (a baseline must not be handicapped by torch's per-call cost);
+its arithmetic is that of ``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/applications/test_eigen.py).
 """
 
 from __future__ import annotations

@@ -20,10 +20,9 @@ class ConvergenceError(DynnetsError, RuntimeError):
 class EigenResult:
     """Eigenpairs found by a solver, sorted by ascending eigenvalue.
 
-    ``eigenvalues`` (k,) and ``eigenvectors`` (n, k, unit columns, orthonormal for a full basis) are float64
-    tensors; k = n for the integrators, k <= n for the network search (``pairs_found``). ``steps`` counts
-    integrator steps (or optimiser iterations) per pair in the order found; ``residuals`` are
-    ||A v - lambda v|| per returned pair; ``seconds`` is wall time.
+    ``eigenvalues`` (k,), ``eigenvectors`` (n, k, unit columns) float64; k <= n only for the network search
+    (``pairs_found``). ``steps`` per pair in the order found; ``residuals`` ||A v - lambda v||; ``seconds``
+    wall time.
     """
 
     eigenvalues: torch.Tensor
@@ -62,11 +61,9 @@ def finish(a: np.ndarray, vectors: list, procedure: str, seconds: float, steps: 
 def accuracy(a, eigenvalues, eigenvectors, cluster_tol: float = 1e-9) -> dict:
     """Compare found pairs with ``numpy.linalg.eigh``.
 
-    eps_i = |(lambda_i - lambda_np) / lambda_np| (eq. 31) and Lambda_i = <v_i, v_np>^2 / (|v_i|^2 |v_np|^2) - 1
-    (eq. 32), each pair matched to the reference by index when the spectrum is complete, else to the nearest
-    reference eigenvalue. Where the reference eigenvalue is repeated (within ``cluster_tol`` relative to
-    max|lambda|) eq. 32 is taken against the whole eigenspace E: Lambda_i = |P_E v_i|^2 / |v_i|^2 - 1, which
-    equals eq. 32 for a simple eigenvalue and is basis independent for a repeated one.
+    eps_i = |(lambda_i - lambda_np) / lambda_np| (eq. 31), Lambda_i = <v_i, v_np>^2 / (|v_i|^2 |v_np|^2) - 1
+    (eq. 32), matched by index for a complete spectrum, else to the nearest reference eigenvalue; for a
+    repeated one (within ``cluster_tol`` of max|lambda|) against its eigenspace E: |P_E v_i|^2 / |v_i|^2 - 1.
     """
     a = torch.as_tensor(a).detach().cpu().double().numpy()
     lam = torch.as_tensor(eigenvalues).detach().cpu().double().numpy().reshape(-1)

@@ -26,26 +26,18 @@ TOL_RANGE = (16 * float(np.finfo(np.float64).eps), 1.0)
 def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: int = 0, **options) -> EigenResult:
     """Eigenvalues (ascending) and an orthonormal eigenbasis of the symmetric matrix ``A`` via the Yi ODE.
 
-    procedure="robust" (default): deflation on the orthogonal complement and residual stopping
-        ||A x - rho x|| <= tol ||A||_F (tol in [16 eps, 1)) with steps of ``method`` (default: the Cayley
-        step in closed form with the best step size; any ``dynnets.methods.Method`` works, with a fixed
-        monotone step); clusters the flow resolves only slowly go through Rayleigh-Ritz on a block; see
-        ``dynnets.applications.eigen.deflation``. Every pair has ||A v - lambda v|| <= sqrt(n) tol ||A||_F.
-        Options: ``order`` ("descending" | "alternating"), ``max_steps`` (the most steps per pair before
-        ``ConvergenceError``), ``step_factor``.
-    procedure="paper": the seed's forward-Euler procedure (t in [0, 8], 2e5 steps, Gram-Schmidt between
-        runs, Rayleigh quotients); ``method`` and ``tol`` do not apply. Options: ``x0`` (first start,
-        e.g. the seed's eq. 27), ``t_final``, ``steps``, ``progress``.
-    procedure="network": trial-function networks trained in one batched computation
-        (``dynnets.applications.eigen.network``); may return fewer than n pairs (``result.pairs_found``).
+    procedure="robust" (default, ``deflation``): residual stopping ||A x - rho x|| <= tol ||A||_F (tol in
+        [16 eps, 1)) with steps of ``method`` (default: the closed-form Cayley step, best step size); every
+        pair has ||A v - lambda v|| <= sqrt(n) tol ||A||_F. Options: ``order`` ("descending" |
+        "alternating"), ``max_steps`` (per pair, then ``ConvergenceError``), ``step_factor``.
+    procedure="paper": the seed's forward-Euler procedure; no ``method`` or ``tol``. Options: ``x0``,
+        ``t_final``, ``steps``, ``progress``.
+    procedure="network" (``network``): trial-function networks; may return fewer than n pairs.
 
-    ``A`` is any array-like; it must be square, finite and symmetric to round-off (else
-    ``NotSymmetricError``). Results are float64 tensors on A's device; ``seed`` makes runs deterministic.
-
-    The problem is scale-invariant, and "robust" and "network" solve it so: A is scaled by a power of two
-    (exact in floating point) to max |A_ij| in [1/2, 1) and the eigenvalues scaled back, so any finite
-    symmetric matrix works (1e160 A would overflow ||A||_F, 1e-160 A underflow g.g). "paper" reproduces the
-    seed's fixed time interval on A as given, so its forward-Euler step is refused where it is unstable.
+    ``A``: array-like, square, finite, symmetric to round-off (else ``NotSymmetricError``). Results are
+    float64 tensors on A's device; ``seed`` makes runs deterministic. "robust" and "network" scale A by a
+    power of two to max |A_ij| in [1/2, 1) (exact; eigenvalues scaled back); "paper" uses A as given, and
+    its forward-Euler step is refused where unstable.
     """
     tol = _check_arguments(procedure, method, tol, options)
     a = check_symmetric(A)

@@ -1,18 +1,11 @@
 """Reference data for pixel-based learning on a periodic 2-D grid.
 
-* ``random_fields``: broadband Gaussian random fields, Fourier amplitudes (1 + |k|^2/k0^2)^(-slope/2)
-  for integer wavenumbers 1 <= |k| <= k_max (|k| the Euclidean norm of (kx, ky)), random phases;
-  each sample scaled to mean ``m`` and max |u - m| = ``a`` with m, a drawn per sample, so values stay
-  in [m - a, m + a] (default within [0.05, 0.95], a sensible range for Fisher).
-* ``mode_fields``: few-mode data (1..max_modes cosines with integer wavenumbers kx, ky in [k_lo, k_hi]),
-  the out-of-band test set.
-* ``reference_trajectories``: snapshots every dt of the semi-discrete flow, computed with ``substeps``
-  RK4 steps per dt (a dynnets Flow of fixed Steps); ``time_error`` measures that reference's own
-  temporal error by step halving.
-* ``heat_exact``: the exact semi-discrete heat solution (FFT of the stencil's symbol), to check the
-  reference solver against.
-* ``split_by_trajectory`` and atomic ``save_dataset``/``load_dataset`` (.npz with the generation
-  parameters as a JSON string).
+* ``random_fields``: Fourier amplitudes (1 + |k|^2/k0^2)^(-slope/2) for integer 1 <= |k| <= k_max, random
+  phases, each sample scaled to mean m and max |u - m| = a (m, a drawn per sample);
+* ``mode_fields``: 1..max_modes cosines with integer wavenumbers in [k_lo, k_hi] (out-of-band test set);
+* ``reference_trajectories``: snapshots every dt by ``substeps`` RK4 steps (``time_error``: by halving);
+* ``heat_exact``: the exact semi-discrete heat solution (FFT); ``split_by_trajectory``; atomic
+  ``save_dataset``/``load_dataset`` (.npz, parameters as JSON).
 """
 
 from __future__ import annotations
@@ -102,9 +95,8 @@ def reference_trajectories(field, u0: torch.Tensor, dt: float, steps: int, *, su
 
 @torch.no_grad()
 def time_error(field, u0: torch.Tensor, dt: float, steps: int, substeps: int) -> float:
-    """Step-halving estimate of the reference's temporal error after ``steps`` snapshots: the largest
-    relative L2 difference (over the samples) between ``substeps`` and ``2 substeps`` RK4 steps per dt.
-    For a method of order 4 the error of the coarser run is about 16/15 of this number."""
+    """The largest relative L2 difference after ``steps`` snapshots between ``substeps`` and 2 ``substeps``
+    RK4 steps per dt (about 15/16 of the coarser run's error)."""
     a = reference_trajectories(field, u0, dt, steps, substeps=substeps)[:, -1]
     b = reference_trajectories(field, u0, dt, steps, substeps=2 * substeps)[:, -1]
     return float(((a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)).max())

@@ -8,27 +8,15 @@ For pixel data U^n = u(t_n, grid) of a PDE u_t = N(u), the FD semi-discretisatio
                                        + |Psi_F(U^n) - Psi_{F_theta}(U^n)|  network term
     network term <= dt exp(Lip(F) dt) sup |F_theta(U) - F(U)|             (the slides' bound)
 
-All norms are max-norms over the pixels (the norm in which Lip(alpha L * U) = alpha sum |L_ij| exactly).
-How each term is measured (``error_split``):
+All norms are max-norms over the pixels. Measured by ``error_split``:
 
-* u(t_{n+1}): U^n is interpolated trigonometrically (FFT zero padding; exact for band-limited periodic
-  data) to grids dx/2 and dx/4; each grid's FD system is integrated over dt with fine RK4 and sampled
-  back at the pixels, giving V_1, V_2, V_4. For a scheme of order 2 in space, V_h - u = C h^2 + ..., so
-  the Richardson value u* = V_4 + (V_4 - V_2)/3 approximates u to O(dx^3 or dx^4); the observed order
-  log2(|V_1 - V_2| / |V_2 - V_4|) is reported as the check that the asymptotic regime holds. The
-  spatial error of the step is |V_1 - u*|.
-* Phi_F: the same fine RK4 on the pixel grid (V_1); its own time error is measured by step doubling.
-* Psi_F: the network's steps (same methods, same step sizes) applied to the exact FD field F.
-* The network term is measured directly (|Psi_F - Psi_theta|) and bounded two ways, with
-  delta_i = |F_theta(Y_i) - F(Y_i)| at the network's own RK stage states Y_i and L = Lip(F) on the range
-  of values visited: (a) the stage recursion for explicit RK, E_i <= e + h sum_j |a_ij| (L E_j + delta_j),
-  out <= e + h sum_j |b_j| (L E_j + delta_j) (rigorous: F(X_j) - F_theta(Y_j) = F(X_j) - F(Y_j) +
-  F(Y_j) - F_theta(Y_j)), and (b) the slides' closed form dt exp(L dt) max_i delta_i, which bounds (a)
-  for Euler substeps ((1 + hL)^m <= exp(L m h)).
-
-The measured error |u* - Psi_theta(U^n)| <= spatial + classical + |Psi_F - Psi_theta| by the triangle
-inequality, and <= spatial + classical + bound, since the bound is rigorous given a true Lip(F): what is
-measured is how tight each term is and which one dominates.
+* u(t_{n+1}): U^n interpolated trigonometrically to grids dx/2, dx/4, each FD system integrated over dt
+  with fine RK4 and sampled at the pixels (V_1, V_2, V_4); the Richardson value u* = V_4 + (V_4 - V_2)/3,
+  with the observed order log2(|V_1 - V_2| / |V_2 - V_4|) as a check; spatial error |V_1 - u*|.
+* Phi_F = V_1 (its time error by step doubling); Psi_F: the network's steps applied to F.
+* The network term, measured and bounded with delta_i = |F_theta(Y_i) - F(Y_i)| at the network's stages
+  and L = Lip(F) on the values visited: (a) the stage recursion E_i <= e + h sum_j |a_ij| (L E_j +
+  delta_j), out <= e + h sum_j |b_j| (L E_j + delta_j), and (b) the slides' dt exp(L dt) max_i delta_i.
 """
 
 from __future__ import annotations
@@ -39,6 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ...checks import check_int
 from ...errors import ConfigError, ShapeError
 from ...methods.rk import RK4, ExplicitRK
 from ...step import Flow, Step
@@ -73,8 +62,7 @@ def _refine_last(u: torch.Tensor, factor: int) -> torch.Tensor:
 def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
     """Trigonometric interpolation of periodic (batch, C, n, n) data to (batch, C, n f, n f); the fine
     grid's node [f i, f j] is the coarse node [i, j], where the values are unchanged (to round-off)."""
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ConfigError(f"the refinement factor must be a positive integer, got factor={factor!r}")
+    factor = check_int("the refinement factor", factor, minimum=1)
     _check_states(u)
     if factor == 1:
         return u
@@ -207,17 +195,12 @@ def field_lipschitz(field) -> Callable[[float, float], float]:
 def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: torch.Tensor,
                 lipschitz: Callable[[float, float], float] | None = None, *, reference_steps: int = 8,
                 space_order: int = 2, next_states: torch.Tensor | None = None) -> dict:
-    """Measure the slides' one-step error splitting of ``net`` on ``states`` (batch, 1, n, n), float64.
-
-    ``make_field(n)`` builds the FD field on the n x n grid of the same torus; ``lipschitz(lo, hi)`` is
-    Lip(F) in the max-norm for values in [lo, hi] (default: ``field_lipschitz`` of the pixel-grid field);
-    ``net`` is the learned
-    step (a Flow of explicit RK steps over total time dt). ``next_states`` (the data's U^{n+1}, from the
-    dataset's own reference solver) is optional: its distance to the pixel-grid reference is reported.
-    Returns per-state tensors and a JSON-ready ``summary``."""
+    """The slides' one-step error splitting of ``net`` (a Flow of explicit RK steps over dt) on ``states``
+    (batch, 1, n, n), float64. ``make_field(n)`` builds the FD field on the n x n grid; ``lipschitz(lo, hi)``
+    is Lip(F) in the max-norm on [lo, hi] (default ``field_lipschitz``); ``next_states`` (the data's U^{n+1})
+    is compared with the pixel-grid reference. Returns per-state tensors and a JSON-ready ``summary``."""
     _check_states(states)
-    if isinstance(reference_steps, bool) or not isinstance(reference_steps, int) or reference_steps < 1:
-        raise ConfigError(f"reference_steps must be a positive integer, got {reference_steps!r}")
+    check_int("reference_steps", reference_steps, minimum=1)
     n = states.shape[-1]
     field = make_field(n)
     if lipschitz is None:
@@ -228,19 +211,28 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
         ref = richardson_step(make_field, states, dt, reference_steps, space_order)
     classical = _amax(ref["V1"] - net_part["psi_F"])
     total = _amax(ref["u_star"] - net_part["psi_theta"])
-    spatial = ref["spatial"]
-    bound = spatial + classical + net_part["bound_slides"]
-    bound_tight = spatial + classical + net_part["bound_recursion"]
-    per_state = {"total": total, "spatial": spatial, "classical": classical,
+    bound = ref["spatial"] + classical + net_part["bound_slides"]
+    per_state = {"total": total, "spatial": ref["spatial"], "classical": classical,
                  "network_actual": net_part["actual"], "network_bound": net_part["bound_slides"],
                  "network_bound_recursion": net_part["bound_recursion"], "sup_delta": net_part["sup_delta"],
                  "bound_sum": bound, "observed_order": ref["observed_order"],
                  "reference_time_error": ref["reference_time_error"]}
+    summary = _summary(per_state, ref, net_part, field, states)
+    if next_states is not None:
+        summary["data_next_vs_pixel_reference_max"] = float(_amax(next_states - ref["V1"]).max())
+    return {"per_state": per_state, "summary": summary}
+
+
+def _summary(per_state: dict, ref: dict, net_part: dict, field, states: torch.Tensor) -> dict:
+    """The JSON-ready summary of ``error_split``'s per-state terms."""
+    total, spatial, classical, bound = (per_state[k] for k in ("total", "spatial", "classical", "bound_sum"))
+    bound_tight = spatial + classical + net_part["bound_recursion"]
+    dt, n = net_part["dt"], states.shape[-1]
     means = {"spatial": float(spatial.mean()), "classical": float(classical.mean()),
              "network": float(net_part["bound_slides"].mean())}
     means_actual = {"spatial": means["spatial"], "classical": means["classical"],
                     "network": float(net_part["actual"].mean())}
-    summary = {
+    return {
         "norm": "max over pixels, per state; sup/mean over the test states",
         "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]), "grid": n,
         "lipschitz": net_part["lipschitz"], "lipschitz_value_range": list(net_part["value_range"]),
@@ -262,9 +254,6 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
         "dominant_term_actual": max(means_actual, key=means_actual.get),
         "reference_time_error_max": float(ref["reference_time_error"].max()),
     }
-    if next_states is not None:
-        summary["data_next_vs_pixel_reference_max"] = float(_amax(next_states - ref["V1"]).max())
-    return {"per_state": per_state, "summary": summary}
 
 
 def plot_error_split(result: dict, title: str = "one-step error splitting"):

@@ -1,33 +1,20 @@
 """Linearised stability of a learned time-step map on a periodic grid: the spectrum of its field at constant
 states, a penalty that keeps it where the PDE's own spectrum is, and the certificate reported after training.
 
-A translation-invariant field F (a ConvFD, an FD field) linearised at a constant state U = c 1 is a
-circulant operator DF(c 1); its eigenvalues on an n x n periodic grid are the discrete Fourier transform of
-its response to a delta at the origin (the first column of the circulant matrix):
+A translation-invariant field linearised at a constant state c 1 is circulant; on an n x n periodic grid its
+eigenvalues are
 
-    lambda_c(xi) = fft2( DF(c 1)[delta] )(xi),     xi = the n x n grid frequencies
+    lambda_c(xi) = fft2( DF(c 1)[delta] )(xi),     xi = the n x n grid frequencies  (``linearised_symbol``).
 
-(``linearised_symbol``; the response by a central difference, exact to round-off for fields of degree <= 2
-in U such as the tied Fisher and heat ConvFD). For the semi-discrete PDE the frozen-
-coefficient spectrum is bounded by the equation itself: Re lambda_c <= b(c) with b(c) = 1 - 2c for Fisher
-(alpha L <= 0 plus the logistic slope 1 - 2c) and b = 0 for heat (``_Diffusion2D.growth_bound``). One explicit
-Euler substep of size h multiplies the mode xi by 1 + h lambda_c(xi), and the exact FD field satisfies
-|1 + h lambda| <= 1 + h max(b(c), 0) whenever h rho(alpha L) <= 2 (its Euler stability rule). A learned field
-fitted to one-step data is constrained only at the frequencies the data carries: nothing stops its symbol at
-frequencies the data lacks (the checkerboard mode xi = (pi, pi) of a grid) from having a large positive real
-part, and a rollout then amplifies round-off there until it overflows (docs/fisher.md, Fisher seed 3).
-
-``stability_residuals`` are hinge residuals, zero exactly when
+The PDE bounds them: Re lambda_c <= b(c) (``growth_bound``: 1 - 2c for Fisher, 0 for heat), and an Euler
+substep amplifies by |1 + h lambda| <= 1 + h max(b(c), 0). ``stability_residuals`` are hinge residuals,
+zero exactly when
 
     Re lambda_c(xi) <= b(c)   and   |1 + h lambda_c(xi)| <= 1 + h max(b(c), 0)      for every probed c, xi,
 
-scaled per Euler substep (h (Re lambda - b), |1 + h lambda| - (1 + h b+)); appended to the one-step
-residual of Levenberg-Marquardt they keep the exact construction a zero-residual point and push every
-learned mode into the PDE's own stability region. ``certificate`` evaluates both quantities after training
-on the rollout grid, over a grid of constant states; for the polynomial (tied) ConvFD the symbol is affine in
-c (lambda_c = lambda_0 + c mu from the relu and relu^2 pairs), so the maxima over an interval of c are
-attained at its end points and a grid containing them certifies the whole interval. This is a frozen-
-coefficient (linearised) criterion at constant states, stated as such: it is not a proof for every state.
+scaled per substep, to append to a Levenberg-Marquardt residual; ``certificate`` reports both after training
+(for the tied ConvFD the symbol is affine in c, so a grid with the interval's end points certifies it). A
+frozen-coefficient criterion at constant states, not a proof for every state; why it is needed: docs/fisher.md.
 """
 
 from __future__ import annotations
@@ -42,16 +29,10 @@ PROBE = 2.0**-10  # size of the central-difference probe (a power of two: c +- P
 
 
 def linearised_response(field, states: torch.Tensor, n: int) -> torch.Tensor:
-    """DF(c 1)[delta]: the field linearised at each constant state c in ``states`` (1-D) applied to a delta at
-    the origin of an n x n grid, shape (len(states), n, n) (the first column of the circulant Jacobian;
-    translated, the correlation kernel of DF(c 1) flipped).
-
-    Computed by the central difference (F(c 1 + e delta) - F(c 1 - e delta)) / 2e, e = PROBE, which is exact
-    (to round-off, about eps |F| / e) for fields that are polynomials of degree <= 2 in U, such as the tied
-    (mirrored) ConvFD of Fisher and heat, and O(e^2) accurate for smooth fields. Forward-mode autodiff is not
-    used on purpose: at a constant state a relu pair's pre-activation A_j * c can be exactly 0 (c = 0, or a
-    kernel summing to 0 such as alpha L for heat), where autograd's relu'(0) = 0 drops the linear term
-    relu(z) - relu(-z) = z of the construction; the central difference keeps it."""
+    """DF(c 1)[delta] for each constant state c in ``states`` (1-D), a delta at the origin of an n x n grid,
+    shape (len(states), n, n), by the central difference (F(c 1 + e delta) - F(c 1 - e delta)) / 2e,
+    e = PROBE: exact to round-off for fields of degree <= 2 in U. Not autodiff: relu'(0) = 0 would drop the
+    linear term relu(z) - relu(-z) = z of a relu pair at a zero pre-activation."""
     states = torch.as_tensor(states).reshape(-1)
     u = states.view(-1, 1, 1, 1).expand(-1, 1, n, n)
     delta = torch.zeros_like(u)
@@ -83,11 +64,9 @@ def stability_residuals(symbol: torch.Tensor, bounds: torch.Tensor, h: float) ->
 
 
 class EulerStepMap(nn.Module):
-    """U -> Psi(U): ``substeps`` explicit Euler steps of ``field`` with h = dt / substeps (``flow``, a dynnets
-    Flow); ``forward(states, linearise=True)`` returns instead the field's ``linearised_symbol`` at the
-    constant ``states`` on an n x n grid (n = ``probe_grid``). One module for both, so that a residual
-    differentiated by ``dynnets.train``'s Levenberg-Marquardt (which calls the model through a functional view
-    of its parameters) can use the step map and the field's spectrum with the same parameters."""
+    """U -> Psi(U): ``substeps`` Euler steps of ``field``, h = dt / substeps; ``forward(states,
+    linearise=True)`` gives the field's ``linearised_symbol`` on a ``probe_grid`` grid instead (one module,
+    so that Levenberg-Marquardt's functional view sees both with the same parameters)."""
 
     def __init__(self, field, dt: float, substeps: int = 3, probe_grid: int = 32):
         super().__init__()

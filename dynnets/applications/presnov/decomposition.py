@@ -2,22 +2,11 @@
 
     U(x) = int_0^1 x . f(t x) dt
 
-Why x . grad U(x) = x . f(x) (so X_S = f - grad U is tangent to the spheres |x| = const): with
-g(t) = t x . f(t x),
-
-    grad U(x) = int_0^1 [f(t x) + t Df(t x)^T x] dt
-    x . grad U(x) = int_0^1 [x . f(t x) + t x^T Df(t x) x] dt = int_0^1 g'(t) dt = g(1) - g(0) = x . f(x).
-
-The same computation for the Gauss-Legendre rule U_N(x) = sum_i w_i x . f(t_i x) gives
-x . grad U_N(x) = sum_i w_i g'(t_i): the N-point rule applied to g'. It is exact (so x . X_S = 0 up to
-round-off) whenever g' is a polynomial of degree <= 2N - 1, i.e. for a polynomial field f of degree p as
-soon as N >= (p + 1) / 2; for a smooth non-polynomial field the defect is the rule's error on g', which
-decays geometrically in N and is measured by ``quadrature_error`` (rule with N against 2N points).
-
-Because x . X_S(x) = 0, X_S(x) = S(x) x with the skew-symmetric S(x) = (X_S x^T - x X_S^T) / |x|^2
-(``sphere_skew``): the sphere-preserving part is exactly a field of the ``SpherePreserving`` family's
-form, and the gradient part is a gradient field; composing flows of the two approximates the flow of f
-(Lie-Trotter splitting, local error O(h^2)).
+With g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so X_S = f - grad U is tangent to
+the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i g'(t_i): exact for a polynomial
+field of degree p once N >= (p + 1) / 2, else the rule's error on g' (``quadrature_error``). X_S(x) = S(x) x
+with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``), so composing the flows of the two parts
+approximates the flow of f (Lie-Trotter, local error O(h^2)).
 """
 
 from __future__ import annotations
@@ -27,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ...checks import check_int
 from ...errors import ConfigError, ShapeError
 from ...fields import FunctionField
 from ...methods import RK4
@@ -40,8 +30,7 @@ Field = Callable[[torch.Tensor], torch.Tensor]
 
 def gauss_legendre(n: int, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and weights of the n-point Gauss-Legendre rule on [0, 1] (exact for degree <= 2n - 1)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"the number of quadrature points must be a positive integer, got n={n!r}")
+    n = check_int("the number of quadrature points n", n, minimum=1)
     s, w = np.polynomial.legendre.leggauss(n)
     nodes = torch.as_tensor((s + 1.0) / 2.0, dtype=dtype, device=device)
     weights = torch.as_tensor(w / 2.0, dtype=dtype, device=device)
@@ -96,8 +85,7 @@ def sphere_tolerance(x: torch.Tensor, fx: torch.Tensor, grad_u: torch.Tensor, n:
                      ) -> torch.Tensor:
     """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|).
 
-    x . X_S = x . f - x . grad U is the difference of two inner products of size <= |x||f|, |x||grad U|;
-    grad U is an n-term quadrature sum (through autograd), each inner product adds dim roundings."""
+    (x . X_S = x . f - x . grad U: inner products of dim terms, grad U an n-term quadrature sum)."""
     eps = torch.finfo(x.dtype).eps
     scale = x.norm(dim=-1) * (fx.norm(dim=-1) + grad_u.norm(dim=-1))
     return c * (n + x.shape[-1]) * eps * scale
@@ -114,12 +102,8 @@ def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: 
                  ) -> torch.Tensor:
     """(Phi^{t/k}_{grad U} o Phi^{t/k}_{X_S})^k (x), k = ``pieces``: the slides' constructive proof.
 
-    Each sub-flow is integrated by ``substeps`` RK4 steps; grad U and X_S come from ``decompose``.
-    Lie-Trotter splitting has local error O((t/k)^2), so the distance to Phi^t_f(x) decays like 1/k
-    (until the RK4 error of the sub-flows, O((t/(k substeps))^4) per piece, is reached)."""
-    if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
-        raise ConfigError(f"pieces must be a positive integer, got pieces={pieces!r}")
-
+    Each sub-flow is ``substeps`` RK4 steps; the distance to Phi^t_f(x) decays like 1/k."""
+    pieces = check_int("pieces", pieces, minimum=1)
     dim = x.shape[-1]
     h = t / pieces / substeps
     grad_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[0], dim), RK4(), h), substeps)

@@ -3,12 +3,8 @@
 ``presnov_flow``: n_steps steps alternating explicit Euler of ``Gradient(sign=s)`` (tanh) and Cayley of
 ``SpherePreserving`` (tanh): G(+1), S, G(-1), S, G(+1), ...
 
-Why both signs: ``Gradient(sign=-1)`` is -A^T sigma(A x + b) = -grad V with V = 1^T Gamma(A x + b),
-Gamma' = sigma; for a monotone sigma (ReLU, tanh) V is convex, so one sign only gives gradients of convex
-(or concave) potentials. The Presnov theorem needs grad U for a general U. Alternating the sign makes
-consecutive Euler steps approximate (to O(h^2), Lie-Trotter) the flow of grad (V_+ - V_-), and
-differences of convex ridge potentials are dense in C^2 on compact sets, so the family is expressive.
-The step sizes stay positive (``Step`` refuses h <= 0), the sign lives in the field.
+Both signs: one sign only gives gradients of convex (or concave) potentials; alternating ones approximate
+(Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge potentials are dense in C^2.
 
 ``dense_resnet``: n_steps explicit Euler steps of ``Dense`` (tanh): an unstructured ResNet.
 """

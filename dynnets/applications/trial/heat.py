@@ -4,23 +4,18 @@ Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0
 u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t); trial form
 u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
 
-* ``PAPER_RECIPE``: the seed's own network and training: an MLP 2-50-20-1 with sigmoid, float32, Adam
-  with lr 0.005 on the *summed* squared residual over a 20 x 20 linspace grid (faces included).
-* ``DYNNETS_RECIPE``: N a ``TrialNetwork`` (lifting Linear(2, 20), a Flow of 3 Euler steps of tanh
-  Dense(20, 20) fields with h = 1/3, projection; 2,541 parameters) in float64, mean squared residual
-  on 28 x 28 cell-midpoint collocation points with t = s^2 (clustered near t = 0 where the solution
-  decays fastest; 784 points), exact derivatives by Taylor mode, 100 Adam steps
-  (lr 1e-2) then L-BFGS (strong Wolfe, history 100, restarted when it stalls), by dynnets.train.fit; the
-  projection (21 parameters) is not trained but solved for: the residual is affine in it, so at every
-  evaluation it is the linear least-squares optimum for the current hidden layers (variable projection,
-  ``network.ProjectedLoss``; issue 16: 3-8x smaller errors than training it, at the same CPU budget).
+* ``PAPER_RECIPE``: the seed's MLP 2-50-20-1 (sigmoid, float32), Adam lr 0.005 on the summed squared
+  residual over a 20 x 20 linspace grid.
+* ``DYNNETS_RECIPE``: a ``TrialNetwork`` (3 Euler steps of tanh Dense(20, 20)) in float64, mean squared
+  residual on 28 x 28 midpoints with t = s^2, 100 Adam steps (lr 1e-2) then L-BFGS, the projection solved
+  by variable projection (``network.ProjectedLoss``). Details and figures: docs/heat.md.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -90,7 +85,6 @@ DYNNETS_RECIPE = HeatTrialRecipe(
     points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
     width=20, depth=3, projection="least-squares",
 )
-RECIPES = {r.name: r for r in (DYNNETS_RECIPE, PAPER_RECIPE)}
 
 
 def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | None = None,
@@ -129,9 +123,8 @@ LBFGS_CHUNK = 10  # L-BFGS iterations per step: the loss is checked (restart on 
 
 
 def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
-    """Adam (``adam_steps`` at ``adam_lr``) then L-BFGS (strong Wolfe, history ``lbfgs_history``) in chunks of
-    10 iterations, restarted with an empty memory when a chunk leaves the loss unchanged to 4 digits (its
-    curvature pairs no longer describe the landscape)."""
+    """Adam, then L-BFGS in chunks of LBFGS_CHUNK iterations, restarted when a chunk leaves the loss
+    unchanged to 4 digits."""
     lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
                   options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
                                tolerance_grad=0.0, tolerance_change=0.0))
@@ -142,11 +135,9 @@ def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
                      timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
                      device=None, progress: bool = False) -> dict:
-    """Train one recipe under ``seed`` for ``time_budget`` seconds of training (``timer``: "cpu" = this
-    process's CPU time, "wall" = wall clock; the monitor is not counted) with dynnets.train.fit, keeping the
-    parameters of the lowest loss seen; returns {solution, history (entries {seconds, phase, iteration,
-    monitor}: the max error over t = 0.1, 0.3 about every ``log_every`` seconds), errors {t: max abs error},
-    max_abs_error, train_seconds, wall_seconds}."""
+    """Train one recipe for ``time_budget`` seconds (``timer`` "cpu" or "wall") with dynnets.train.fit,
+    keeping the lowest-loss parameters; returns {solution, history (max error at t = 0.1, 0.3 every
+    ``log_every`` s), errors, max_abs_error, train_seconds, wall_seconds, ...}."""
     solution, pde, points = build_heat_trial(recipe, seed, dtype, device)
     if recipe.projection == "least-squares":
         loss = ProjectedLoss(solution, pde, points)
@@ -171,7 +162,3 @@ def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: flo
     return {"solution": solution, "history": history, "errors": errors, "max_abs_error": max(errors.values()),
             "train_seconds": result.train_seconds, "wall_seconds": wall, "seed": seed, "recipe": recipe.name,
             "final_loss": result.end_loss}
-
-
-def with_changes(recipe: HeatTrialRecipe, **changes) -> HeatTrialRecipe:
-    return replace(recipe, **changes)

@@ -1,27 +1,13 @@
 """Trial-function network solver for linear PDEs on a box with Dirichlet / initial data.
 
-Lagaris, Likas, Fotiadis (1998) write the unknown as
+Lagaris, Likas, Fotiadis (1998): u(z) = g(z) + d(z) N(z), g satisfying the data and d vanishing where they
+are given, so the data hold for every N and only the PDE residual is learned.
 
-    u(z) = g(z) + d(z) N(z),        z = (x, t) or any point of a box,
-
-where g satisfies the boundary and initial data and d vanishes where the data are given, so the data
-hold exactly for *every* network N; only the PDE residual is learned. For the seed's heat problem
-(Puleo, Svejda, Breitenstein 2022, eq. 13): g = (1 - t) sin(pi x), d = x (1 - x) t.
-
-* ``TrialNetwork``: N built from dynnets layers, a lifting Linear(d_in, width), a Flow of ``depth``
-  explicit-Euler steps of ``Dense`` fields (a ResNet) and a projection Linear(width, 1).
-* ``LinearPDE``: residual sum_k a_k(z) D^k u(z) - f(z), each D^k a string of coordinate names
-  ("t", "xx", "xt").
-* Derivatives are exact. Generic path: reverse mode with ``create_graph`` (any row-wise module).
-  Fast path, used when every term is u, a first or a pure second derivative and N is a
-  ``TrialNetwork`` with a tanh/sigmoid/sin/softplus activation: N's value, gradient and pure second
-  derivatives are pushed forward through the layers in one pass (second-order Taylor mode, all
-  directions stacked into one matrix product per layer), and g, d and their derivatives are computed
-  once per collocation set (they do not depend on the parameters); then
-  D_j u = D_j g + D_j d N + d D_j N and D_jj u = D_jj g + D_jj d N + 2 D_j d D_j N + d D_jj N.
-  The two paths agree to round-off (tests/test_heat_trial.py); the fast one is ~5x cheaper.
-* ``residual_loss``: the mean squared residual on collocation points as a loss for ``dynnets.train.fit``
-  (the recipes' training, Adam warm-up then L-BFGS, is in ``heat.py``).
+Derivatives are exact: reverse mode with ``create_graph`` (any row-wise module), or, when every PDE term
+is u, a first or a pure second derivative and N is a ``TrialNetwork`` with a jet-capable activation,
+second-order forward Taylor mode through the layers with g, d and their derivatives computed once:
+D_j u = D_j g + D_j d N + d D_j N and D_jj u = D_jj g + D_jj d N + 2 D_j d D_j N + d D_jj N. The two
+paths agree to round-off (tests/applications/test_heat_trial.py). Training recipes are in ``heat.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ...checks import check_size
+from ...checks import check_size, positive_real
 from ...errors import ConfigError, ShapeError
 from ...fields.activations import ACTIVATIONS
 from ...fields.dense import Dense
@@ -43,17 +29,13 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class TrialNetwork(nn.Module):
-    """N(z) = P(Flow(L z)): L = Linear(in_dim, width); ``depth`` Euler steps v <- v + h Dense(v)
-    (distinct weights, h = 1/depth so the flow covers unit time); P = Linear(width, 1) times a fixed
-    ``output_scale`` (the expected size of N, so that the trained weights stay O(1)).
-    Input (batch, in_dim), output (batch,)."""
+    """N(z) = output_scale P(Flow(L z)): L = Linear(in_dim, width), ``depth`` Euler steps v <- v + h Dense(v)
+    (h = 1/depth), P = Linear(width, 1). Input (batch, in_dim), output (batch,)."""
 
     def __init__(self, in_dim: int = 2, width: int = 20, depth: int = 3, activation: str = "tanh",
                  *, init_scale: float = 0.5, output_scale: float = 1.0):
         super().__init__()
-        if not (math.isfinite(output_scale) and output_scale > 0):
-            raise ConfigError(f"output_scale must be positive and finite, got {output_scale!r}")
-        self.output_scale = float(output_scale)
+        self.output_scale = positive_real("output_scale", output_scale)
         self.in_dim = check_size("in_dim", in_dim)
         self.width = check_size("width", width)
         self.depth = check_size("depth", depth)
@@ -79,9 +61,8 @@ class TrialNetwork(nn.Module):
         )
 
     def feature_jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
-        """The last hidden layer v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second must be a
-        subset of first), by second-order forward Taylor mode through lift and Euler-Dense steps; N = v P + q
-        (times ``output_scale``) is linear in them. Row blocks of one stacked tensor per layer."""
+        """v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second a subset of first), by
+        second-order forward Taylor mode; N = output_scale (v P + q) is linear in them."""
         if not self.has_jet:
             raise ConfigError("jet needs Euler steps of Dense fields with an activation in "
                               f"{sorted(n for n, a in ACTIVATIONS.items() if a.jet)} and fixed h")
@@ -113,8 +94,7 @@ class TrialNetwork(nn.Module):
 
 
 class TrialSolution(nn.Module):
-    """u(z) = g(z) + d(z) N(z); ``particular`` = g and ``distance`` = d map (batch, in_dim) points to
-    (batch,) values. The data g satisfies hold exactly wherever d = 0, for any parameters of N."""
+    """u(z) = g(z) + d(z) N(z); ``particular`` = g, ``distance`` = d: (batch, in_dim) -> (batch,)."""
 
     def __init__(self, network: nn.Module, particular: Fn, distance: Fn):
         super().__init__()
@@ -127,9 +107,8 @@ class TrialSolution(nn.Module):
 
 
 def derivative(f: Fn, z: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
-    """D^axes f at every row of z, for a row-wise map f: (batch, d) -> (batch,); e.g. axes (0, 0) is
-    d^2 f / dz_0^2. Exact (reverse mode with create_graph: row i of f depends only on row i of z, so
-    the gradient of sum(f) is the per-row gradient), differentiable w.r.t. f's parameters."""
+    """D^axes f at every row of z for a row-wise f: (batch, d) -> (batch,) (axes (0, 0): d^2 f / dz_0^2),
+    by reverse mode with create_graph (differentiable w.r.t. f's parameters)."""
     z = z.detach().requires_grad_(True)
     y = f(z)
     for axis in axes:
@@ -193,8 +172,7 @@ class LinearPDE:
 
 
 def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
-    """(z, first, second, g, d): the derivative directions the PDE needs and the data terms g, d with their
-    derivatives at the points (constants: they do not depend on the parameters, computed once)."""
+    """(z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
     z = points.detach()
     orders = {axes for axes, _ in pde.terms}
     first = sorted({a[0] for a in orders if a})
@@ -210,8 +188,7 @@ def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
 
 
 def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
-    """D^a u for u = g + d N from the jets of N; g = None leaves out the data part (the d N part alone). N may
-    carry a trailing axis of columns (features), against which the data terms are broadcast."""
+    """D^a u for u = g + d N from the jets of N (g = None: the d N part alone; N may have feature columns)."""
     def col(t):
         return t.reshape(t.shape + (1,) * (N.dim() - t.dim()))
 
@@ -238,8 +215,7 @@ def _check_fast(solution, pde, fast):
 
 def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
                       fast: bool | None = None) -> Callable[[], torch.Tensor]:
-    """A closure () -> r(points) for the current parameters. ``fast=None`` picks the Taylor-mode
-    path when it applies (see the module docstring), ``False`` forces the generic path."""
+    """A closure () -> r(points); ``fast=None`` takes the Taylor-mode path where it applies."""
     if not _check_fast(solution, pde, fast):
         return lambda: pde.residual(solution, points)
     z, first, second, g, d = _fast_parts(solution, pde, points)
@@ -252,10 +228,8 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
 
 
 def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
-    """A closure () -> (M, r0) with r(points) = r0 + M w for the projection w = output_scale (P, q) of a
-    TrialNetwork: the residual of a linear PDE is affine in N = v P + q, hence in w, for the current hidden
-    parameters (M: (n, width + 1), column k the residual's part of feature v_k, the last one of the constant).
-    Fast path only (Taylor-mode features)."""
+    """A closure () -> (M, r0) with r(points) = r0 + M w, w = output_scale (P, q) the projection
+    (M: (n, width + 1), the last column the constant's). Fast path only."""
     _check_fast(solution, pde, True)
     z, first, second, g, d = _fast_parts(solution, pde, points)
     r0 = pde.combine(g, z)  # the data's residual: a constant
@@ -274,11 +248,8 @@ def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> C
 def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequence[float],
                 dtype=torch.float64, interior: bool = True,
                 grading: Sequence[float] | None = None) -> torch.Tensor:
-    """Tensor-product collocation points on a box, shape (prod n, d). With ``interior=True`` the
-    points are cell midpoints s = (i + 1/2)/n (the faces, where the trial form already holds the
-    data, are not sampled); otherwise s = i/(n - 1), the uniform grid with its faces (the seed's
-    linspace grid). ``grading`` (one exponent p >= 1 per axis) maps s -> s^p, clustering the points
-    at the lower face (e.g. near t = 0, where a decaying solution changes fastest)."""
+    """Tensor-product collocation points on a box, shape (prod n, d): cell midpoints s = (i + 1/2)/n
+    (``interior``) or s = i/(n - 1); ``grading`` (one p >= 1 per axis) maps s -> s^p."""
     grading = [1.0] * len(n_per_axis) if grading is None else list(grading)
     if len(grading) != len(n_per_axis) or not all(math.isfinite(p) and p >= 1 for p in grading):
         raise ConfigError(f"grading needs one exponent >= 1 per axis, got {grading!r}")
@@ -296,9 +267,8 @@ def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequen
 
 def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, fast: bool | None = None,
                   reduction: str = "mean") -> Callable:
-    """``loss(model, batch)`` = mean (or, ``reduction="sum"``, the sum: the seed's eq. 14) of r(z)^2 over the
-    collocation ``points`` for dynnets.train.fit (data=None: full batch); the residual closure is built once
-    (the data terms g, d and their derivatives are constants at fixed points)."""
+    """``loss(model, batch)`` = mean (``reduction="sum"``: sum, the seed's eq. 14) of r(z)^2 over the
+    collocation ``points``, for dynnets.train.fit."""
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if points.dim() != 2:
@@ -313,16 +283,10 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
 
 
 class ProjectedLoss:
-    """Variable projection (Golub & Pereyra 1973): the residual of a linear PDE is affine in the projection
-    w = output_scale (P, q) of a TrialNetwork, r = r0 + M(theta) w (``linear_parts``), so for the hidden
-    parameters theta the best projection solves a linear least-squares problem and the loss to minimise is
-
-        f(theta) = min_w mean (r0 + M(theta) w)^2.
-
-    ``loss(model, batch)`` returns mean (r0 + M w*)^2 with w* = lstsq(M, -r0) held fixed: by the envelope
-    theorem (grad_w vanishes at w*) its gradient in theta is f's. The optimizer then only moves the hidden
-    layers (the projection gets no gradient); ``set_projection()`` writes w* into the network (call it before
-    evaluating the solution, e.g. in a monitor, and after training)."""
+    """Variable projection (Golub & Pereyra 1973): r = r0 + M(theta) w is affine in the projection w
+    (``linear_parts``), so the loss is f(theta) = min_w mean (r0 + M(theta) w)^2. ``loss(model, batch)``
+    returns mean (r0 + M w*)^2 with w* = lstsq(M, -r0) held fixed (envelope theorem: the gradient is f's);
+    ``set_projection()`` writes w* into the network (before evaluating it)."""
 
     def __init__(self, solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
         if points.dim() != 2:
