@@ -13,12 +13,12 @@ explicitly; see docs/architecture.md.
 
 import importlib as _importlib
 
-from . import constraints, errors, fields, memory, methods, solvers, structure, systems, testing
+from . import constraints, errors, fields, memory, methods, networks, solvers, structure, systems, testing
 from .solvers import solve
 from .step import Flow, Step
 
 __version__ = "0.2.0"
-__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "solve", "solvers",
+__all__ = ["Flow", "Step", "__version__", "constraints", "errors", "fields", "memory", "methods", "networks", "solve", "solvers",
            "structure", "systems", "testing"]
 
 

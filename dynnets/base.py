@@ -178,7 +178,8 @@ class Field(ExactConstants):
 
     # Interfaces promised by traits; a field declaring the trait overrides them.
     def partition(self):
-        """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``)."""
+        """(q_dim, f, g) with F(q, v) = (f(v), g(q)) (trait ``Partitioned``); f or g is None where that part is
+        zero (a field with one energy): the partitioned methods skip its shears."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
@@ -251,6 +252,12 @@ class Method:
     #: whether ``step(field, x, h, t)`` evaluates a time-dependent field at its stage times (t + c_i h);
     #: a method that does not is refused such a field by ``check``
     handles_time: bool = False
+    #: whether ``step``/``advance`` take h as a per-row tensor (shape (batch, 1, ...), broadcast against the
+    #: states), each row's result the step of its own h, with ``guarantees`` holding for every real h
+    per_sample_h: bool = False
+    #: whether the method acts on the parts (q, v) of a partitioned state (``advance_parts``): a Flow runs
+    #: consecutive such steps on the parts, without joining and splitting the state between them
+    acts_on_parts: bool = False
 
     def check(self, field) -> None:
         """Refuse a field this method cannot integrate (TypeError naming both)."""
@@ -312,6 +319,18 @@ class Method:
         for _ in range(n):
             x = self.step(field, x, h)
         return x
+
+    def advance_parts(self, field: Field, q: torch.Tensor, v: torch.Tensor, h, n: int):
+        """``advance`` on the parts (q, v) of the state, returned as (q, v) (methods with ``acts_on_parts``)."""
+        raise IncompatibleFieldError(f"method {self.name} does not act on the parts of a state")
+
+    def runs_on_parts(self) -> bool:
+        """``acts_on_parts``, unless a subclass (or the instance) redefined ``step`` or ``advance`` but not
+        ``advance_parts`` (its steps are then its own arithmetic, which the parts' would not follow)."""
+        def owner(name):
+            return self if name in self.__dict__ else next(c for c in type(self).__mro__ if name in c.__dict__)
+
+        return self.acts_on_parts and len({id(owner(n)) for n in ("step", "advance", "advance_parts")}) == 1
 
     def reversible_backward(self, field: Field, y: torch.Tensor, grad_y: torch.Tensor, h, n: int, params,
                             grads: dict) -> tuple[torch.Tensor, torch.Tensor]:

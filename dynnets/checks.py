@@ -187,6 +187,23 @@ def check_time(t, x: torch.Tensor, who) -> None:
     real(f"{who}'s start time t", t, symbol="t")
 
 
+def per_sample_h(h, x: torch.Tensor, who) -> torch.Tensor:
+    """A step size given per call (``Step.forward(x, h=...)``): a real floating tensor of shape () or (batch,)
+    in x's dtype and device, returned shaped (batch or 1, 1, ..., 1) to broadcast against x. Its values are
+    not read (no host synchronisation)."""
+    who = _named(who)
+    if not isinstance(h, torch.Tensor):
+        raise DtypeError(f"{who}'s per-sample step size h must be a torch.Tensor of shape () or (batch,), got "
+                         f"{type(h).__name__} (rule: a fixed h is given at construction, Step(field, method, h))")
+    if not h.is_floating_point() or h.dtype != x.dtype or h.device != x.device:
+        raise DtypeError(f"{who}'s per-sample step size h must be a {x.dtype} tensor on {x.device} (the states'), "
+                         f"got {h.dtype} on {h.device}")
+    if h.dim() > 1 or (h.dim() == 1 and h.shape[0] != x.shape[0]):
+        raise ShapeError(f"{who}'s per-sample step size h must have shape () or (batch,) = ({x.shape[0]},), got "
+                         f"{tuple(h.shape)}")
+    return h.reshape(-1, *([1] * (x.dim() - 1)))
+
+
 _DTYPE_MAX: dict = {}
 
 

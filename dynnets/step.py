@@ -20,6 +20,7 @@ from .checks import (
     check_state,
     check_step_fits,
     check_time,
+    per_sample_h,
     positive_real,
     real,
 )
@@ -145,16 +146,54 @@ class Step(Layer):
         if not self.learn_h:
             check_step_fits(self._h, x.dtype, self._describe)
 
-    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
+        """The step from x (starting at time t); ``h``: a per-sample step size instead of the step's own
+        (``per_sample``)."""
         self._check_call(x, t)
+        if h is not None:
+            return self.method.step(self.field, x, self.per_sample(h, x))
         if self.time_dependent:
             return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
 
-    def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
+    def advance(self, x: torch.Tensor, n: int, h=None) -> torch.Tensor:
         """n applications of this step (``Method.advance``: a method may share work between them)."""
         self._check_call(x, 0.0)
-        return self.method.advance(self.field, x, self.h, n)
+        return self.method.advance(self.field, x, self.h if h is None else self.per_sample(h, x), n)
+
+    def parts_key(self):
+        """(q_dim, dim) when this step acts on the parts of a partitioned state (``Method.acts_on_parts``,
+        an autonomous field, and the call not redefined by a subclass), else None: consecutive steps with one
+        key run on the parts in a Flow."""
+        own_call = type(self).forward is Step.forward and type(self).advance is Step.advance
+        if self.method.runs_on_parts() and not self.time_dependent and own_call:
+            return self.field.partition()[0], self.field.dim
+        return None
+
+    def advance_parts(self, q: torch.Tensor, v: torch.Tensor, n: int):
+        """``advance`` on the parts of a state whose joined form an earlier step of the same ``parts_key``
+        checked: the checks of a call that the parts can fail (dtype and device of this step's parameters,
+        h finite in that dtype), then the method's ``advance_parts``."""
+        self.check_state(q, self._describe)
+        if not self.learn_h:
+            check_step_fits(self._h, q.dtype, self._describe)
+        return self.method.advance_parts(self.field, q, v, self.h, n)
+
+    def per_sample(self, h, x: torch.Tensor) -> torch.Tensor:
+        """h (shape () or (batch,)) for the states x, shaped to broadcast: the step of each row is this step
+        with that row's h, so what ``guarantees`` lists holds row by row. Refused (ConfigError) for a method
+        without ``per_sample_h`` (its guarantees or its solver depend on one h), a learned h (the given one
+        would silently replace it) and a fixed field with a stability limit (checking it would read h)."""
+        if not self.method.per_sample_h:
+            raise ConfigError(f"{self._describe()}: {self.method.name} takes no per-sample h (rule: only methods "
+                              "with per_sample_h, the partitioned ones, whose guarantees hold for every h)")
+        if self.learn_h:
+            raise ConfigError(f"{self._describe()} learns its h; a per-sample h would replace it (rule: per-sample "
+                              "h only on steps with a fixed h)")
+        if self.field.fixed and math.isfinite(float(self.method.max_stable_step(self.field))):
+            raise ConfigError(f"{self._describe()}: {type(self.field).__name__} has a stability limit, which a "
+                              "per-sample h could exceed unchecked (rule: per-sample h on fields without one)")
+        return per_sample_h(h, x, self._describe)
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
         """(x, grad_x) through n applications from their output y alone, this step's parameter gradients
@@ -263,6 +302,7 @@ class Flow(Layer):
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
         # a field's time dependence is a property of its class: looked up once, not on every forward
         self._time_dependent = any(layer.time_dependent for layer in unique)
+        self._parts_keys = tuple(layer.parts_key() if isinstance(layer, Step) else None for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
         self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
         if memory == "reversible":
@@ -303,9 +343,32 @@ class Flow(Layer):
             total = total + per_layer[i]
         return total
 
-    def forward(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
+        """The flow from x (starting at time t); ``h``: a per-sample step size (shape () or (batch,)) given to
+        every step instead of its own (``Step.per_sample``): row i is the flow of that row's h."""
         self._check_call(x, t)
+        if h is not None:
+            return self._run_per_sample(x, h)
         return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
+
+    def _run_per_sample(self, x: torch.Tensor, h) -> torch.Tensor:
+        """Every layer (a Step or a Flow) run with the per-sample h, with ordinary autograd: the memory modes
+        reconstruct each step from its own h, so they are refused rather than ignored."""
+        if self.memory != "plain":
+            raise ConfigError(f"a per-sample h needs memory='plain', this Flow has memory={self.memory!r} (rule: the "
+                              "reversible and checkpointed backward use each step's own h)")
+        for k, layer in enumerate(self.layers):
+            if not isinstance(layer, (Step, Flow)):
+                raise ConfigError(f"a per-sample h is given to Steps and Flows; layer {k} is a {type(layer).__name__}")
+        layers = list(self.layers)
+        with parametrize.cached(), shared_norms():
+            for i, count in self._runs:
+                if isinstance(layers[i], Step) and count > 1:
+                    x = layers[i].advance(x, count, h=h)
+                    continue
+                for _ in range(count):
+                    x = layers[i](x, h=h)
+        return x
 
     def _check_call(self, x, t) -> None:
         """x a non-empty floating tensor and t a finite time or a real (batch,)/() tensor, before any work (an
@@ -349,7 +412,7 @@ class Flow(Layer):
         layers = list(self.layers)
         with parametrize.cached(), shared_norms():
             if not self.time_dependent:
-                return _memory.apply_runs(layers, self._stretches(start, stop), x)
+                return _apply_on_parts(layers, self._parts_keys, self._stretches(start, stop), x)
             for i, t in zip(self._index[start:stop], times):
                 x = layers[i](x, t) if layers[i].time_dependent else layers[i](x)
             return x
@@ -446,6 +509,26 @@ class Flow(Layer):
         if self.memory == "checkpoint":
             extra += f", checkpoint_every={self.checkpoint_every}"
         return f"steps={len(self)}, distinct={len(self.layers)}{extra}"
+
+
+def _apply_on_parts(layers, keys, stretches, x: torch.Tensor) -> torch.Tensor:
+    """``memory.apply_runs``, except that a run of consecutive steps with one ``Step.parts_key`` works on the
+    parts (q, v) of the state: the first step checks and splits x, the others take the parts
+    (``Step.advance_parts``), and x is joined once at the run's end. The arithmetic is that of the steps one
+    by one (splitting and joining are exact), without a copy of the state per step."""
+    parts, current = None, None
+    for i, count in stretches:
+        key = keys[i]
+        if parts is not None and key != current:
+            x, parts = torch.cat(parts, dim=-1), None
+        if key is None:
+            x = layers[i](x) if count == 1 else layers[i].advance(x, count)
+            continue
+        if parts is None:
+            layers[i]._check_call(x, 0.0)
+            parts, current = (x[..., : key[0]], x[..., key[0]:]), key
+        parts = layers[i].advance_parts(*parts, count)
+    return x if parts is None else torch.cat(parts, dim=-1)
 
 
 class _AtTime(Layer):

@@ -13,6 +13,7 @@ from .linear import Linear
 from .mass import MassPreserving
 from .maxmin import MaxMin
 from .projected import Projected
+from .quadratic import QuadraticHamiltonian
 from .rescaled_gradient import ConvRescaledGradient, RescaledGradient
 from .sphere import QuadraticPreserving, SpherePreserving
 from .volume import VolumePreserving
@@ -20,6 +21,6 @@ from .volume import VolumePreserving
 __all__ = [
     "ACTIVATIONS", "Activation", "ConvFD", "ConvGradient", "ConvRescaledGradient", "Dense", "Field", "FunctionField",
     "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MaxMin", "MirroredConvFD",
-    "Projected", "QuadraticPreserving", "RescaledGradient", "SpherePreserving", "VolumePreserving",
+    "Projected", "QuadraticHamiltonian", "QuadraticPreserving", "RescaledGradient", "SpherePreserving", "VolumePreserving",
     "get_activation", "leaky_relu",
 ]

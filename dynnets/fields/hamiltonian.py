@@ -25,7 +25,7 @@ from torch import nn
 
 from .. import checks
 from ..base import Field
-from ..checks import check_size
+from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
 from .activations import ACTIVATIONS
@@ -34,10 +34,14 @@ from .activations import ACTIVATIONS
 class _Potential(nn.Module):
     """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a))."""
 
-    def __init__(self, dim: int, width: int, init_scale: float):
+    def __init__(self, dim: int, width: int, init_scale: float, diagonal: bool = False):
         super().__init__()
-        self.K = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
-        self.a = nn.Parameter(torch.randn(width) * 0.5)
+        if diagonal:  # K = I and a = 0, fixed: z -> sum_i w_i Gamma(z_i) (the LA-SympNet activation module)
+            self.register_buffer("K", torch.eye(dim))
+            self.register_buffer("a", torch.zeros(dim))
+        else:
+            self.K = nn.Parameter(torch.randn(width, dim) / math.sqrt(dim))
+            self.a = nn.Parameter(torch.randn(width) * 0.5)
         self.w = nn.Parameter(torch.randn(width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def value(self, z, gamma):
@@ -82,6 +86,10 @@ class Hamiltonian(Field):
     ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
     ``hamiltonian(x)`` returns H per batch row, e.g. to plot energy along a rollout.
     ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
+    ``kinetic=False`` (T = 0) or ``potential=False`` (V = 0) leaves one energy: its part of ``partition()``
+    is None, and a partitioned step is then the one exact kick p <- p - h grad V(q) (or q <- q + h grad T(p)),
+    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2; ``dn.networks.sympnet``). ``diagonal=True``
+    (width == dim) fixes K = I and a = 0: T(p) = sum_i w_i Gamma(p_i), the LA-SympNet's activation module.
 
     For H a network of (q, p) jointly (not separable), use ``GeneralHamiltonian`` with an implicit
     symplectic method.
@@ -89,7 +97,8 @@ class Hamiltonian(Field):
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
-    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5):
+    def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5,
+                 kinetic: bool = True, potential_energy: bool = True, diagonal: bool = False):
         super().__init__()
         self.q_dim = check_size("dim", dim)
         self.width = check_size("width", width)
@@ -97,8 +106,12 @@ class Hamiltonian(Field):
         act = _activation_for(potential)
         self.potential_kind = potential
         self._gamma, self._sigma, self._slope = act.antiderivative, act.fn, act.slope_of_value
-        self.kinetic = _Potential(dim, width, init_scale)
-        self.potential_energy = _Potential(dim, width, init_scale)
+        if not (check_bool("kinetic", kinetic) or check_bool("potential_energy", potential_energy)):
+            raise ConfigError("Hamiltonian needs kinetic=True or potential_energy=True (rule: at least one energy)")
+        if check_bool("diagonal", diagonal) and width != dim:
+            raise ConfigError(f"diagonal=True needs width == dim (one ridge per coordinate), got width={width}, dim={dim}")
+        self.kinetic = _Potential(dim, width, init_scale, diagonal) if kinetic else None
+        self.potential_energy = _Potential(dim, width, init_scale, diagonal) if potential_energy else None
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
         """dq/dt = grad T(p)."""
@@ -109,7 +122,8 @@ class Hamiltonian(Field):
         return -self.potential_energy.grad(q, self._sigma)
 
     def partition(self):
-        return self.q_dim, self.f, self.g
+        return (self.q_dim, None if self.kinetic is None else self.f,
+                None if self.potential_energy is None else self.g)
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
         """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
@@ -124,13 +138,18 @@ class Hamiltonian(Field):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([self.f(p), self.g(q)], dim=-1)
+        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
+                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """H(q, p) = T(p) + V(q), shape (batch,)."""
         self.check_input(x)
         q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return self.kinetic.value(p, self._gamma) + self.potential_energy.value(q, self._gamma)
+        out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
+            if energy is not None:
+                out = out + energy.value(z, self._gamma)
+        return out
 
 
     def extra_repr(self) -> str:

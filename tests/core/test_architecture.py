@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "dynnets"
-ORDER = {"core": 0, "fields": 1, "methods": 1, "systems": 1, "constraints": 2, "solvers": 2, "train": 3,
+ORDER = {"core": 0, "fields": 1, "methods": 1, "systems": 1, "constraints": 2, "solvers": 2, "networks": 2, "train": 3,
          "applications": 4}
 
 

@@ -1,0 +1,371 @@
+"""Learning the pendulum's flow map: dynnets' symplectic Flows against SympNets, HNN and a residual MLP.
+
+The SympNets paper's task (Jin, Zhang, Zhu, Tang, Karniadakis, Neural Networks 132, 2020, Sec. 5.1):
+H = p^2 / 2 - cos q, one orbit from (q, p) = (1, 0) sampled every h = 0.1 (reference: RK4 with 200 substeps
+per h, float64); the first 40 pairs (x_k, x_(k+1)) train, the next 100 test; a 1000-step rollout of the
+learned map from (1, 0) is compared with the orbit. Every model is trained on the full batch with Adam,
+lr 1e-3, the same number of iterations (``--iterations``; the paper uses 50,000), through
+``dynnets.train.fit``; a second run gives every model the same CPU seconds instead (``time_budget``: the
+CPU seconds the paper's G-SympNet took for the iterations), so a cheaper model gets more iterations.
+
+Models, in two parameter classes (equal counts within 10% in each):
+
+- about 456 parameters: dynnets' 4-step Stormer-Verlet flow of ``Hamiltonian(1, 19)`` (h = 0.025 each) and
+  its 2-step variant of ``Hamiltonian(1, 38)`` (h = 0.05; 6 ridge evaluations instead of 12);
+  dynnets' G-type ``networks.sympnet(1, 8, linear=0, width=19, h=1, init_scale=0.01)``; dynnets' LA+G-type
+  ``networks.sympnet(1, 8, linear=2, width=20, h=1, init_scale=0.01)`` (the kicks' h is a scale of the
+  network, not the data's step: h = 1 with a near-identity start trains far faster under Adam at lr 1e-3
+  than h = 0.1); dynnets' Gauss-Legendre(2) step of
+  ``GeneralHamiltonian(1, 114)``; the paper's G-SympNet (8 gradient modules of width 19, reimplemented here:
+  p <- p + K^T diag(a) sigma(K q + b), alternating with the same on q; checked against strupnet's G layer
+  at start-up with strupnet's activation); strupnet 0.0.4's G-SympNet (``SympNet(1, 8, 19, method="G")``,
+  sigma = tanh', dt = 0.1); a Greydanus HNN (H an MLP 2-19-19-1, tanh, F = J grad H by autograd, one RK4
+  step of 0.1: the HNN trained on pairs); a residual MLP x + MLP(x), 2-18-18-2, tanh.
+- about 14 parameters: the paper's LA-SympNet (3 layers, 2 sublayers: 14 parameters, reimplemented:
+  linear modules p <- p + S q, q <- q + S p with S = A + A^T and a bias, activation modules p <- p + a *
+  tanh(q)); strupnet's LA-SympNet (``method="LA", layers=3, sublayers=2``); dynnets' LA-SympNet
+  ``networks.sympnet(1, 3, linear=2, diagonal=True, h=1, init_scale=0.01)`` (the paper's layout as exact
+  kicks, 14 parameters) and its LA+G variant ``networks.sympnet(1, 2, linear=2, width=2, h=1,
+  init_scale=0.01)`` (one ridge activation module of width 2, 14 parameters).
+
+Reported per model, median and worst over the seeds: one-step test MSE, the largest rollout error
+||x_k - x(t_k)|| over the first 100 and over all 1000 steps, the energy error max_k |H(x_k) - H(x_0)| and
+its growth (last tenth over first tenth), the symplecticity defect of the trained map in float64
+(``dn.testing.symplecticity_defect`` at the test states), and CPU seconds per training iteration (forward,
+backward and Adam step at batch 40, timed round-robin in one process, ``interleaved_times``) with its ratio
+to the paper's G-SympNet.
+
+    python -m benchmarks.sympnets [--quick] [--iterations N] [--seeds K] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+import dynnets as dn
+from dynnets.applications.runner import Runner, run_cli
+from dynnets.errors import ConfigError
+from dynnets.io import save_figure
+
+from ._common import interleaved_times, machine
+
+DT, TRAIN, TEST, ROLLOUT, LR = 0.1, 40, 100, 1000, 1e-3
+REFERENCE = "G-SympNet (paper)"
+
+
+# ---- the data -----------------------------------------------------------------------------------------------
+def orbit(n: int) -> torch.Tensor:
+    """The pendulum from (1, 0) at t = 0, DT, ..., n DT (RK4 with 200 substeps per DT, float64: local error
+    ~ (DT / 200)^5 = 3e-17 per substep), (n + 1, 2)."""
+    fine = dn.Flow.repeat(dn.Step(dn.systems.Pendulum(), dn.methods.RK4(), DT / 200), 200)
+    x = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    out = [x]
+    with torch.no_grad():
+        for _ in range(n):
+            x = fine(x)
+            out.append(x)
+    return torch.cat(out)
+
+
+def energy(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x[..., 1] ** 2 - torch.cos(x[..., 0])
+
+
+# ---- the peers (state (q, p) throughout; strupnet's is (p, q)) ----------------------------------------------
+class PaperGSympNet(nn.Module):
+    """G-SympNet (Jin et al. 2020, Sec. 3.2): gradient modules p <- p + K^T diag(a) sigma(K q + b), alternating
+    with q <- q + K^T diag(a) sigma(K p + b), no step size (it is absorbed in a)."""
+
+    def __init__(self, dim: int, modules: int, width: int, sigma=torch.tanh):
+        super().__init__()
+        self.dim, self.sigma = dim, sigma
+        self.K = nn.ParameterList([nn.Parameter(torch.randn(width, dim)) for _ in range(modules)])
+        self.a = nn.ParameterList([nn.Parameter(torch.randn(width) * 0.01) for _ in range(modules)])
+        self.b = nn.ParameterList([nn.Parameter(torch.randn(width)) for _ in range(modules)])
+
+    def forward(self, x):
+        q, p = x[..., : self.dim], x[..., self.dim:]
+        for i, (K, a, b) in enumerate(zip(self.K, self.a, self.b)):
+            if i % 2 == 0:
+                p = p + (self.sigma(q @ K.t() + b) * a) @ K
+            else:
+                q = q + (self.sigma(p @ K.t() + b) * a) @ K
+        return torch.cat([q, p], -1)
+
+
+class PaperLASympNet(nn.Module):
+    """LA-SympNet (Jin et al. 2020, Sec. 3.2): ``layers`` - 1 layers of a linear module (``sublayers``
+    alternating shears p <- p + S q, q <- q + S p, S = A + A^T, then a bias) and an activation module
+    (p <- p + a * tanh(q), alternating with q), then a last linear module."""
+
+    def __init__(self, dim: int, layers: int, sublayers: int):
+        super().__init__()
+        self.dim, self.sublayers, self.layers = dim, sublayers, layers
+        self.A = nn.Parameter(torch.randn(layers, sublayers, dim, dim) * 0.01)
+        self.bias = nn.Parameter(torch.zeros(layers, 2 * dim))
+        self.act = nn.Parameter(torch.randn(layers - 1, dim) * 0.01)
+
+    def forward(self, x):
+        q, p = x[..., : self.dim], x[..., self.dim:]
+        for i in range(self.layers):
+            for j in range(self.sublayers):
+                S = self.A[i, j] + self.A[i, j].t()
+                if j % 2 == 0:
+                    p = p + q @ S
+                else:
+                    q = q + p @ S
+            q, p = q + self.bias[i, : self.dim], p + self.bias[i, self.dim:]
+            if i < self.layers - 1:
+                if i % 2 == 0:
+                    p = p + self.act[i] * torch.tanh(q)
+                else:
+                    q = q + self.act[i] * torch.tanh(p)
+        return torch.cat([q, p], -1)
+
+
+class Strupnet(nn.Module):
+    """strupnet 0.0.4's SympNet on (q, p) states with the fixed time step DT."""
+
+    def __init__(self, **options):
+        super().__init__()
+        default = torch.get_default_dtype()
+        from strupnet import SympNet  # its import sets torch's default dtype to float64: restored
+        torch.set_default_dtype(default)
+        self.net = SympNet(**options)
+
+    def forward(self, x):
+        d = x.shape[-1] // 2
+        y = self.net(torch.cat([x[..., d:], x[..., :d]], -1), DT)
+        return torch.cat([y[..., d:], y[..., :d]], -1)
+
+
+class HNN(nn.Module):
+    """Greydanus, Dzamba, Yosinski 2019: H an MLP of (q, p), F = J grad H (autograd, with a graph for
+    training); one RK4 step of DT maps pairs."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.H = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1))
+
+    def field(self, x):
+        # torch.func.grad: differentiable by the outer autograd (training) and by jacrev (the defect)
+        dH = torch.func.vmap(torch.func.grad(lambda z: self.H(z).squeeze(-1)))(x)
+        return torch.cat([dH[..., 1:], -dH[..., :1]], -1)
+
+    def forward(self, x):
+        k1 = self.field(x)
+        k2 = self.field(x + DT / 2 * k1)
+        k3 = self.field(x + DT / 2 * k2)
+        k4 = self.field(x + DT * k3)
+        return x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+class ResidualMLP(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                                 nn.Linear(width, 2))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+def models() -> dict:
+    """name -> (parameter class, builder)."""
+    F, M = dn.fields, dn.methods
+    return {
+        "dynnets SV flow": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 19), M.StormerVerlet(), DT / 4)
+                                                   for _ in range(4)])),
+        "dynnets SV flow 2x38": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 38), M.StormerVerlet(), DT / 2)
+                                                        for _ in range(2)])),
+        "dynnets G sympnet": ("456", lambda: dn.networks.sympnet(1, 8, linear=0, width=19, h=1.0, init_scale=0.01)),
+        "dynnets LA+G sympnet": ("456", lambda: dn.networks.sympnet(1, 8, linear=2, width=20, h=1.0,
+                                                                    init_scale=0.01)),
+        "dynnets GL2": ("456", lambda: dn.Step(F.GeneralHamiltonian(1, 114), M.GaussLegendre(2), DT)),
+        REFERENCE: ("456", lambda: PaperGSympNet(1, 8, 19)),
+        "G-SympNet (strupnet)": ("456", lambda: Strupnet(dim=1, layers=8, width=19, method="G")),
+        "HNN": ("456", lambda: HNN(19)),
+        "residual MLP": ("456", lambda: ResidualMLP(18)),
+        "dynnets LA sympnet": ("14", lambda: dn.networks.sympnet(1, 3, linear=2, diagonal=True, h=1.0,
+                                                                  init_scale=0.01)),
+        "dynnets LA+G sympnet 2x2": ("14", lambda: dn.networks.sympnet(1, 2, linear=2, width=2, h=1.0,
+                                                                        init_scale=0.01)),
+        "LA-SympNet (paper)": ("14", lambda: PaperLASympNet(1, 3, 2)),
+        "LA-SympNet (strupnet)": ("14", lambda: Strupnet(dim=1, layers=3, sublayers=2, method="LA")),
+    }
+
+
+def check_reimplementation() -> float:
+    """The paper's G-SympNet here against strupnet's G layers with the same weights and strupnet's activation
+    (tanh' = 1 - tanh^2; strupnet scales each module by dt): the largest output difference."""
+    torch.manual_seed(0)
+    ref = Strupnet(dim=1, layers=4, width=5, method="G").double()
+    ours = PaperGSympNet(1, 4, 5, sigma=lambda u: 1 - torch.tanh(u) ** 2).double()
+    with torch.no_grad():
+        for layer, K, a, b in zip(ref.net.layers_list, ours.K, ours.a, ours.b):
+            s = layer.hamiltonian
+            K.copy_(s.weight_matrix.t())
+            a.copy_(s.a * DT)
+            b.copy_(s.b)
+    x = torch.randn(16, 2, dtype=torch.float64)
+    with torch.no_grad():
+        return float((ref(x) - ours(x)).abs().max())
+
+
+# ---- training and evaluation ---------------------------------------------------------------------------------
+def train(model, data, iterations: int, budget: float | None):
+    """Adam on the full-batch one-step MSE through dn.train.fit; with ``budget`` (CPU seconds) the run stops
+    there (at most 100 x iterations). Returns (iterations done, CPU seconds)."""
+    x, y = data
+
+    def loss(m, _):
+        return (m(x) - y).square().mean()
+
+    result = dn.train.fit(model, loss, steps=iterations if budget is None else 100 * iterations,
+                          optimizer="adam", lr=LR, progress=False, dtype=torch.float64,
+                          time_budget=budget, timer="cpu")
+    return result.steps_done, result.train_seconds
+
+
+def evaluate(model, test, truth) -> dict:
+    model.eval()
+    with torch.no_grad():
+        mse = float((model(test[0]) - test[1]).square().mean())
+        x, states = truth[:1], [truth[:1]]
+        for _ in range(ROLLOUT):
+            x = model(x)
+            states.append(x)
+    states = torch.cat(states)
+    err = (states - truth).norm(dim=1)
+    e = (energy(states) - energy(truth[:1])).abs()
+    tenth = ROLLOUT // 10
+    finite = bool(torch.isfinite(states).all())
+    return {"test_mse": mse, "rollout_100": float(err[:101].max()), "rollout_1000": float(err.max()),
+            "energy_error": float(e.max()), "energy_growth": float(e[-tenth:].max() / e[1:tenth + 1].max().clamp_min(1e-300)),
+            "symplecticity_defect": float(dn.testing.symplecticity_defect(model, test[0][::10])) if finite else math.inf,
+            "_states": states}
+
+
+def per_iteration_seconds(repeats: int) -> dict:
+    """CPU seconds of one training iteration (forward, backward, Adam step; batch 40) of every model, timed
+    round-robin in one process."""
+    x = torch.randn(TRAIN, 2, dtype=torch.float64)
+    fns = {}
+    for name, (_, build) in models().items():
+        model = build().double()
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+        def once(model=model, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            (model(x) - x).square().mean().backward()
+            opt.step()
+
+        fns[name] = once
+    stats = interleaved_times(fns, repeats)
+    return {name: s["cpu_min"] for name, s in stats.items()}
+
+
+def run_benchmark(args, seed, out) -> dict:
+    iterations = 200 if args.quick else args.iterations
+    seeds = 2 if args.quick else args.seeds
+    truth = orbit(max(ROLLOUT, TRAIN + TEST))
+    data = (truth[:TRAIN], truth[1:TRAIN + 1])
+    test = (truth[TRAIN:TRAIN + TEST], truth[TRAIN + 1:TRAIN + TEST + 1])
+    deviation = check_reimplementation()
+    print(f"paper G-SympNet vs strupnet's G layers, same weights: max difference {deviation:.2e}")
+    rows, states, budget_seconds = {name: {"iterations": [], "budget": []} for name in models()}, {}, []
+    for mode in ("iterations", "budget"):
+        budget = None if mode == "iterations" else statistics.median(budget_seconds)
+        for s in range(seed, seed + seeds):
+            for name, (_, build) in models().items():
+                torch.manual_seed(s)
+                model = build().double()
+                done, seconds = train(model, data, iterations, budget)
+                if mode == "iterations" and name == REFERENCE:
+                    budget_seconds.append(seconds)
+                metrics = evaluate(model, test, truth)
+                if s == seed and mode == "iterations":
+                    states[name] = metrics["_states"]
+                rows[name][mode].append({**{k: v for k, v in metrics.items() if k != "_states"},
+                                         "iterations": done, "train_cpu_seconds": seconds})
+                print(f"{mode:>10} seed {s} {name:<24} it {done:>6} mse {metrics['test_mse']:.3g} "
+                      f"rollout {metrics['rollout_1000']:.3g} energy {metrics['energy_error']:.3g}", flush=True)
+    timing = per_iteration_seconds(5 if args.quick else args.repeats)
+    table = summarise(rows, timing)
+    print_table(table, iterations, statistics.median(budget_seconds))
+    figure(states, truth, out / f"sympnets{'_quick' if args.quick else ''}.png")
+    return {"config": RUNNER.settings(args), "iterations": iterations, "seeds": list(range(seed, seed + seeds)),
+            "budget_cpu_seconds": statistics.median(budget_seconds), "reimplementation_deviation": deviation,
+            "models": table, "per_seed": rows, "machine": machine()}
+
+
+KEYS = ("test_mse", "rollout_100", "rollout_1000", "energy_error", "energy_growth", "symplecticity_defect")
+
+
+def summarise(rows: dict, timing: dict) -> dict:
+    out = {}
+    for name, (group, build) in models().items():
+        entry = {"group": group, "params": sum(p.numel() for p in build().parameters()),
+                 "cpu_seconds_per_iteration": timing[name], "ratio_vs_reference": timing[name] / timing[REFERENCE]}
+        for mode in ("iterations", "budget"):
+            runs = rows[name][mode]
+            entry[mode] = {k: {"median": statistics.median(r[k] for r in runs), "worst": max(r[k] for r in runs)}
+                           for k in (*KEYS, "iterations")}
+        out[name] = entry
+    return out
+
+
+def print_table(table: dict, iterations: int, budget: float) -> None:
+    for mode, what in (("iterations", f"{iterations} iterations each"), ("budget", f"{budget:.1f} CPU s each")):
+        print(f"\n{what}: median / worst over seeds")
+        print(f"{'model':<24}{'params':>7}{'test MSE':>22}{'rollout 100':>20}{'rollout 1000':>20}{'energy':>20}"
+              f"{'defect':>10}{'ms/it':>8}{'x G':>6}")
+        for name, e in table.items():
+            m = e[mode]
+            cells = "".join(f"{m[k]['median']:>10.2e} /{m[k]['worst']:>9.2e}" for k in
+                            ("test_mse", "rollout_100", "rollout_1000", "energy_error"))
+            print(f"{name:<24}{e['params']:>7}{cells}{m['symplecticity_defect']['worst']:>10.1e}"
+                  f"{1e3 * e['cpu_seconds_per_iteration']:>8.3f}{e['ratio_vs_reference']:>6.2f}")
+
+
+def figure(states: dict, truth: torch.Tensor, path) -> None:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    steps = torch.arange(1, truth.shape[0])
+    colours = plt.get_cmap("tab20").colors
+    for k, (name, x) in enumerate(states.items()):
+        style = {"lw": 1, "color": colours[k % len(colours)], "ls": "-" if name.startswith("dynnets") else "--"}
+        a.semilogy(steps, (x - truth).norm(dim=1)[1:].clamp_min(1e-16), label=name, **style)
+        b.semilogy(steps, (energy(x) - energy(truth[:1])).abs()[1:].clamp_min(1e-16), **style)
+    a.set(xlabel="step", ylabel="||x_k - x(t_k)||", title="rollout error (seed 0)")
+    b.set(xlabel="step", ylabel="|H(x_k) - H(x_0)|", title="energy error")
+    a.legend(fontsize=6)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+RUNNER = Runner("sympnets", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--iterations", type=int, default=50_000)
+RUNNER.parser.add_argument("--seeds", type=int, default=5)
+RUNNER.parser.add_argument("--repeats", type=int, default=200)
+
+
+def validate(args) -> None:
+    for name in ("iterations", "seeds", "repeats"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+
+
+def main(argv=None) -> dict:
+    return RUNNER.main(run_benchmark, argv, validate=validate)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,122 @@
+"""Linear kicks: the separable Hamiltonian field of H(q, p) = T(p) + V(q) with quadratic energies
+T(p) = 1/2 p^T S_T p + b_T^T p and V(q) = 1/2 q^T S_V q + b_V^T q, S symmetric; F(x) = (S_T p + b_T,
+-(S_V q + b_V)).
+
+Each part depends only on the other variable, so a partitioned method's shear is that energy's exact flow:
+Symplectic Euler on it is q <- q + h (S_T p + b_T), then p <- p - h (S_V q + b_V), the two linear
+"up/low" modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132,
+2020, Sec. 3.2) with their bias; a field with one energy only (``kinetic=False`` or ``potential_energy=False``)
+is a single linear shear. S is parametrised so it is symmetric for every parameter value: S = A + A^T
+(``rank=None``, dim^2 parameters, as in the paper) or S = diag(d) + U diag(e) U^T (``rank=r``: dim (r + 1)
++ r parameters, indefinite allowed).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import checks
+from ..base import Field
+from ..checks import check_bool, check_size
+from ..errors import ConfigError
+from ..structure import Partitioned, SeparableHamiltonian
+
+
+class _Quadratic(nn.Module):
+    """z -> S z + b and z -> 1/2 z^T S z + b^T z with S symmetric by construction (module docstring)."""
+
+    def __init__(self, dim: int, rank: int | None, bias: bool, scale: float):
+        super().__init__()
+        if rank is None:
+            self.A = nn.Parameter(torch.randn(dim, dim) * (scale / 2))
+        else:
+            self.d = nn.Parameter(torch.randn(dim) * scale)
+            self.U = nn.Parameter(torch.randn(dim, rank) / dim**0.5)
+            self.e = nn.Parameter(torch.randn(rank) * scale)
+        self.rank = rank
+        self.b = nn.Parameter(torch.zeros(dim)) if bias else None
+
+    def matrix(self) -> torch.Tensor:
+        """S (dim x dim), symmetric."""
+        if self.rank is None:
+            return self.A + self.A.t()
+        return torch.diag(self.d) + (self.U * self.e) @ self.U.t()
+
+    def grad(self, z: torch.Tensor) -> torch.Tensor:
+        """S z + b per row (z S = (S z)^T as S is symmetric)."""
+        if self.rank is None:
+            out = z @ (self.A + self.A.t())
+        else:
+            out = z * self.d + ((z @ self.U) * self.e) @ self.U.t()
+        return out if self.b is None else out + self.b
+
+    def value(self, z: torch.Tensor) -> torch.Tensor:
+        out = 0.5 * (z * (z @ self.matrix())).sum(-1)
+        return out if self.b is None else out + z @ self.b
+
+
+class QuadraticHamiltonian(Field):
+    """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S_T and S_V
+    symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)) (module docstring: a linear kick, exact under the
+    partitioned methods).
+
+    ``kinetic`` / ``potential_energy``: which energy is present (at least one); an absent one is zero, and
+    ``partition()`` gives None for its part, so the partitioned methods skip its shear. ``rank``: None
+    (S = A + A^T) or r (S = diag(d) + U diag(e) U^T). ``bias``: the linear terms b.
+    ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
+    ``matrices()`` gives (S_T, S_V) (None for an absent energy); ``hamiltonian(x)`` gives H per row.
+    """
+
+    traits = frozenset({Partitioned(), SeparableHamiltonian()})
+
+    def __init__(self, dim: int, *, kinetic: bool = True, potential_energy: bool = True, rank: int | None = None,
+                 bias: bool = False, init_scale: float = 0.1):
+        super().__init__()
+        self.q_dim = check_size("dim", dim)
+        self.dim = 2 * self.q_dim
+        kinetic, potential = check_bool("kinetic", kinetic), check_bool("potential_energy", potential_energy)
+        if not (kinetic or potential):
+            raise ConfigError("QuadraticHamiltonian needs kinetic=True or potential_energy=True (rule: at least one "
+                              "energy; with neither the field is zero)")
+        rank = None if rank is None else check_size("rank", rank)
+        bias, scale = check_bool("bias", bias), checks.init_scale(init_scale)
+        self.rank = rank
+        self.kinetic = _Quadratic(self.q_dim, rank, bias, scale) if kinetic else None
+        self.potential_energy = _Quadratic(self.q_dim, rank, bias, scale) if potential else None
+
+    def f(self, p: torch.Tensor) -> torch.Tensor:
+        """dq/dt = S_T p + b_T."""
+        return self.kinetic.grad(p)
+
+    def g(self, q: torch.Tensor) -> torch.Tensor:
+        """dp/dt = -(S_V q + b_V)."""
+        return -self.potential_energy.grad(q)
+
+    def partition(self):
+        return (self.q_dim, None if self.kinetic is None else self.f,
+                None if self.potential_energy is None else self.g)
+
+    def matrices(self):
+        """(S_T, S_V), each None when that energy is absent."""
+        return tuple(None if e is None else e.matrix() for e in (self.kinetic, self.potential_energy))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
+        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
+                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        """H(q, p) per row, shape (batch,)."""
+        self.check_input(x)
+        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
+        out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
+            if energy is not None:
+                out = out + energy.value(z)
+        return out
+
+    def extra_repr(self) -> str:
+        parts = [name for name, e in (("kinetic", self.kinetic), ("potential", self.potential_energy)) if e is not None]
+        return f"dim={self.q_dim}, energies={'+'.join(parts)}, rank={self.rank}"
