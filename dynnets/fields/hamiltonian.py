@@ -80,7 +80,37 @@ def _activation_for(potential: str):
     return act
 
 
-class Hamiltonian(Field):
+class SeparableEnergies(Field):
+    """A separable Hamiltonian field x = (q, p) -> (grad T(p), -grad V(q)) whose energies ``kinetic`` and
+    ``potential_energy`` are modules (either may be None: its part is zero); subclasses define ``f``, ``g``,
+    ``q_dim`` and how one energy is evaluated (``energy_value``)."""
+
+    def energy_value(self, energy: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        """One energy's value per row (T(p) or V(q))."""
+        return energy.value(z)
+
+    def partition(self):
+        return (self.q_dim, None if self.kinetic is None else self.f,
+                None if self.potential_energy is None else self.g)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
+        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
+                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        """H(q, p) = T(p) + V(q), shape (batch,)."""
+        self.check_input(x)
+        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
+        out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
+            if energy is not None:
+                out = out + self.energy_value(energy, z)
+        return out
+
+
+class Hamiltonian(SeparableEnergies):
     """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim; F(x) = (grad T(p), -grad V(q)).
 
     ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
@@ -121,10 +151,6 @@ class Hamiltonian(Field):
         """dp/dt = -grad V(q)."""
         return -self.potential_energy.grad(q, self._sigma)
 
-    def partition(self):
-        return (self.q_dim, None if self.kinetic is None else self.f,
-                None if self.potential_energy is None else self.g)
-
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
         """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
         slope = self._slope
@@ -135,22 +161,8 @@ class Hamiltonian(Field):
         own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
         return (value if sign > 0 else -value), point_bar, [own.get(id(p)) for p in params]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
-                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
-
-    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(q, p) = T(p) + V(q), shape (batch,)."""
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
-        for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
-            if energy is not None:
-                out = out + energy.value(z, self._gamma)
-        return out
-
+    def energy_value(self, energy: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        return energy.value(z, self._gamma)
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from .. import checks
-from ..base import Field
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
+from .hamiltonian import SeparableEnergies
 
 
 class _Quadratic(nn.Module):
@@ -56,7 +56,7 @@ class _Quadratic(nn.Module):
         return out if self.b is None else out + z @ self.b
 
 
-class QuadraticHamiltonian(Field):
+class QuadraticHamiltonian(SeparableEnergies):
     """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S_T and S_V
     symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)) (module docstring: a linear kick, exact under the
     partitioned methods).
@@ -93,29 +93,9 @@ class QuadraticHamiltonian(Field):
         """dp/dt = -(S_V q + b_V)."""
         return -self.potential_energy.grad(q)
 
-    def partition(self):
-        return (self.q_dim, None if self.kinetic is None else self.f,
-                None if self.potential_energy is None else self.g)
-
     def matrices(self):
         """(S_T, S_V), each None when that energy is absent."""
         return tuple(None if e is None else e.matrix() for e in (self.kinetic, self.potential_energy))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
-                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
-
-    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(q, p) per row, shape (batch,)."""
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
-        for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
-            if energy is not None:
-                out = out + energy.value(z)
-        return out
 
     def extra_repr(self) -> str:
         parts = [name for name, e in (("kinetic", self.kinetic), ("potential", self.potential_energy)) if e is not None]
