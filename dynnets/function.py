@@ -61,7 +61,7 @@ class FunctionField(Field):
 
     def extra_repr(self) -> str:
         timed = ", time_dependent=True" if self.time_dependent else ""
-        return f"fn={getattr(self.fn, '__name__', type(self.fn).__name__)}, dim={self.dim}{timed}"
+        return f"fn={_name(self.fn)}, dim={self.dim}{timed}"
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
