@@ -330,9 +330,8 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
         landing = s + h >= target - resolution
         step = target - s if landing else h
         control.budget(t, step, err, resolution)
-        ks = pair.stages(field, x, step, t, [k0], count=pair.step_stages)
+        ks, x_new = pair.attempt(field, x, step, t, [k0])
         nfev += pair.step_stages - 1
-        x_new = pair.combine(x, step, ks, pair.weights)
         err = pair_error(pair, ks, step, x, x_new, control.rtol, control.atol, control.norm)
         if not err <= 1.0:
             rejected += 1
