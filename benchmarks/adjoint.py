@@ -25,6 +25,9 @@ Measured:
     random unit directions, and against backpropagation through DormandPrince853 at rtol 1e-12). Ours with steps landing on the 5 times (``dense=False``) and with the dense output
     (``dense=True``, the default: the interior states, and their gradients, carry the order-4
     interpolant's error); torchdiffeq's backward integrates between the times, without an interpolant.
+    Diagnostic rows: ours with the dense output and plain backpropagation (the same forward, so the same
+    gradient when the adjoint is right), with DormandPrince853's order-7 dense output, and plain
+    backpropagation through torchdiffeq's odeint (its forward's own interpolant, order 4).
 Targets (issue 28): peak RSS <= 1.1x odeint_adjoint's and <= 0.05x plain backpropagation's, time <= 1.0x
 odeint_adjoint's, gradient error <= odeint_adjoint's at each rtol.
 
@@ -126,7 +129,7 @@ def times(solver: str, steps: int, batch: int, repeats: int) -> dict:
 
 def gradient_errors() -> dict:
     """Relative gradient errors of ours and odeint_adjoint at ERROR_RTOLS (module docstring)."""
-    from torchdiffeq import odeint_adjoint
+    from torchdiffeq import odeint, odeint_adjoint
 
     torch.manual_seed(1)
     field = ForcedMLP(8, 16, 3.0).double()
@@ -143,9 +146,8 @@ def gradient_errors() -> dict:
         return lambda x: dn.solve(field, x, t, method=method, rtol=rtol, atol=rtol * 1e-3, memory=memory,
                                   dense=dense).x
 
-    def theirs(rtol):
-        return lambda x: odeint_adjoint(Counted(field), x, t, rtol=rtol, atol=rtol * 1e-3, method="dopri5",
-                                        adjoint_params=params)
+    def theirs(rtol, solve=odeint_adjoint, **adjoint):
+        return lambda x: solve(Counted(field), x, t, rtol=rtol, atol=rtol * 1e-3, method="dopri5", **adjoint)
 
     def fixed(x):
         return dn.solve(field, x, t, method=dn.methods.DormandPrince853(), h=REFERENCE_H).x
@@ -158,7 +160,11 @@ def gradient_errors() -> dict:
         out[f"rtol {rtol:g}"] = {name: float((gradient(solve) - reference).norm() / reference.norm())
                                  for name, solve in (("dynnets checkpoint", ours(rtol, dense=False)),
                                                      ("dynnets checkpoint dense", ours(rtol)),
-                                                     ("torchdiffeq odeint_adjoint", theirs(rtol)))}
+                                                     ("torchdiffeq odeint_adjoint", theirs(rtol, adjoint_params=params)),
+                                                     ("dynnets plain dense", ours(rtol, memory="plain")),
+                                                     ("dynnets checkpoint dense DOP853",
+                                                      ours(rtol, dn.methods.DormandPrince853())),
+                                                     ("torchdiffeq odeint backprop", theirs(rtol, odeint)))}
     return out
 
 

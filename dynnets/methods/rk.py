@@ -69,8 +69,14 @@ class ExplicitRK(Method):
             xi = x
             for j, aij in self._stages[i]:
                 xi = xi + _scaled(h, aij) * ks[j]
-            ks.append(field.at(t + _scaled(h, self._c[i]) if self._c[i] else t, xi) if timed else field(xi))
+            ks.append(self.evaluate(field, i, xi, h, t))
         return ks
+
+    def evaluate(self, field, i: int, xi: torch.Tensor, h, t=None) -> torch.Tensor:
+        """k_i = F(t + c_i h, xi) (F(xi) for an autonomous field) at the stage's input xi."""
+        if not field.time_dependent:
+            return field(xi)
+        return field.at(t + _scaled(h, self._c[i]) if self._c[i] else t, xi)
 
     @property
     def stage_count(self) -> int:

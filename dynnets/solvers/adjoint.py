@@ -6,7 +6,7 @@ The solve runs once without a graph; its accepted steps (``Solution.sizes``) are
 (the one checkpoint segment of ``Flow(memory="checkpoint")``): the replay keeps only each segment's input
 state and returns the states at ``t_eval``; the backward recomputes one segment at a time with a graph and
 takes its vector-Jacobian product w.r.t. its input state and the field's parameters. The replay is the
-solve's own arithmetic (``pair.stages``, ``pair.combine`` and the dense output ``interpolate`` in the same
+solve's own arithmetic (``pair.attempt`` and the dense output ``interpolate`` in the same
 order, t <- t + h), so the states are bitwise those of the solve (the first-same-as-last stage a segment
 starts from is F(t, x), the value the solve reused) and the gradient is that of backpropagation through
 the solve, to round-off. Memory: ceil(N / k) states, the stages of k steps, the states at t_eval.

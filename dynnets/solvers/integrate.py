@@ -8,7 +8,7 @@ Fixed steps: each interval [t_j, t_(j+1)] is cut into n_j = ceil((t_(j+1) - t_j)
 the solve is ``Flow([Flow.repeat(Step(field, method, h_j), n_j), ...]).trajectory(x0, t_0)``: any method
 that can integrate the field (explicit, implicit, symplectic, Cayley, ...), with its guarantees.
 
-Error control (an ``EmbeddedPair``): every attempted step computes the pair's stages (``ExplicitRK.stages``,
+Error control (an ``EmbeddedPair``): every attempted step computes the pair's stages and x' (``EmbeddedPair.attempt``,
 the first-same-as-last stage reused), the error norm of ``controller.pair_error``, is accepted when it is at
 most 1, and the PI controller (``PIController``) picks the next h. States at ``t_eval`` come from the
 pair's dense output (``dense=True``, the default: steps ignore the intermediate times) or from steps
@@ -330,9 +330,8 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
         landing = s + h >= target - resolution
         step = target - s if landing else h
         control.budget(t, step, err, resolution)
-        ks = pair.stages(field, x, step, t, [k0], count=pair.step_stages)
+        ks, x_new = pair.attempt(field, x, step, t, [k0])
         nfev += pair.step_stages - 1
-        x_new = pair.combine(x, step, ks, pair.weights)
         err = pair_error(pair, ks, step, x, x_new, control.rtol, control.atol, control.norm)
         if not err <= 1.0:
             rejected += 1

@@ -153,9 +153,8 @@ def replay(pair, field, x: torch.Tensor, steps):
     solve; the first, F(t, x), the value the solve reused): yields ((s, t, h, x, stages), x after the step)."""
     ks: list = []
     for s, t, h in steps:
-        ks = pair.stages(field, x, h, t, [ks[pair.fsal]] if ks and pair.fsal is not None else [],
-                         count=pair.step_stages)
-        x_new = pair.combine(x, h, ks, pair.weights)
+        first = [ks[pair.fsal]] if ks and pair.fsal is not None else pair.stages(field, x, h, t, count=1)
+        ks, x_new = pair.attempt(field, x, h, t, first)
         yield (s, t, h, x, ks), x_new
         x = x_new
 

@@ -19,6 +19,7 @@ from dynnets.errors import (
     TableauError,
     ToleranceError,
 )
+from dynnets.function import FunctionField
 from dynnets.methods import EmbeddedPair, EmbeddedTableau
 from dynnets.methods.tableaux import DORMAND_PRINCE_5
 from dynnets.solvers import PIController
@@ -44,6 +45,19 @@ def test_pair_orders_are_computed_from_the_tableau(pair, orders, error_order, pe
     assert (pair.order, pair.tableau.embedded_orders, pair.tableau.dense_order) == orders
     assert pair.error_order == error_order
     assert pair.fsal is not None and pair.step_stages - 1 == per_step
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=IDS)
+def test_an_attempted_step_combines_x_new_once_with_the_same_bits(pair):
+    # attempt() takes x' as the first-same-as-last stage's input (a_fsal = b): bitwise the stages and x' of
+    # stages() + combine(); negative control: the same sum in another order is not bitwise x'
+    field = FunctionField(lambda t, x: torch.sin(3.0 * t * x) + x.roll(1, -1) ** 2, time_dependent=True)
+    x, h, t = torch.randn(16, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), 0.137, 0.3
+    ks = pair.stages(field, x, h, t, count=pair.step_stages)
+    got, x_new = pair.attempt(field, x, h, t, ks[:1])
+    assert torch.equal(x_new, pair.combine(x, h, ks, pair.weights))
+    assert len(got) == len(ks) and all(torch.equal(a, b) for a, b in zip(got, ks))
+    assert not torch.equal(x_new, pair.combine(x, h, ks, pair.weights[::-1]))
 
 
 def test_a_pair_whose_orders_do_not_come_out_is_refused():
