@@ -27,20 +27,21 @@ def _run(name: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def mass_metrics(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mass")
-    proc = _run("mass", "--quick", "--seed", "0", "--out", str(out))
+def _quick(tmp_path_factory, name):
+    out = tmp_path_factory.mktemp(name)
+    proc = _run(name, "--quick", "--seed", "0", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def mass_metrics(tmp_path_factory):
+    return _quick(tmp_path_factory, "mass")
 
 
 @pytest.fixture(scope="module")
 def hamiltonian_metrics(tmp_path_factory):
-    out = tmp_path_factory.mktemp("hamiltonian")
-    proc = _run("hamiltonian", "--quick", "--seed", "0", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out, json.loads((out / "metrics.json").read_text())
+    return _quick(tmp_path_factory, "hamiltonian")
 
 
 @pytest.mark.slow
