@@ -1,22 +1,11 @@
 """The interfaces the core composes: a vector field ``Field``, a one-step ``Method``, and a ``Layer``.
 
-Fields and methods never import each other. Everything a method may ask of a field is declared here, on
-the field base class, with a default that states "the field has no such structure": a method calls
-``field.stiffness()`` or ``field.euler_lipschitz_bound(h)`` on every field, and a trait's interface
-(``partition()``, ``skew(x)``, ``affine_parts()``, ``hamiltonian(x)``) is guaranteed by the trait the
-field declares (``Method.check`` refuses a field without it before any interface is called).
-``linear_invariants()``, ``quadratic_invariants()`` (read off the traits) and ``jacobian(x)`` (exact
-autodiff unless a field has a closed form) work on every field.
-
-A ``Layer`` is anything a ``Flow`` composes: a ``Step``, a nested ``Flow``, or a fixed map such as a
-normalisation, a zero padding or a bounded linear head (``dynnets.constraints``). It declares what it
-guarantees, its certified Lipschitz bound and whether it has an explicit inverse, with defaults that
-claim nothing.
-
-Time. A field is autonomous (``forward(x)``) unless it declares ``time_dependent = True`` and implements
-``forward(t, x)``. A method evaluates every field through ``at(t, x)`` (autonomous: ``self(x)``, the same
-call as before, so autonomous fields keep their speed), and declares ``handles_time``: a method that only
-knows F(x) (a partitioned, Cayley or Crank-Nicolson step) refuses a time-dependent field in ``check``.
+Fields and methods never import each other: everything a method may ask of a field is declared on ``Field``
+with a default meaning "no such structure"; a trait's interface (``partition()``, ``skew(x)``, ...) is
+guaranteed by the declared trait (``Method.check`` refuses a field without it). A ``Layer`` is anything a
+``Flow`` composes, with defaults that claim nothing. A time-dependent field (``time_dependent = True``)
+implements ``forward(t, x)``; methods evaluate fields through ``at(t, x)`` and one without ``handles_time``
+refuses such a field. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -40,13 +29,9 @@ from .structure import LinearInvariant, QuadraticInvariant, Trait
 
 
 class ExactConstants(nn.Module):
-    """A module whose fixed tensors (a vector c, a matrix M, a stencil, a normalisation) follow
-    ``.to(dtype)``, ``.double()`` and ``.float()`` from their exact float64 values (``register_constant``).
-
-    A plain buffer built in float32 and converted with ``.double()`` keeps float32's rounding: a projection
-    onto c^T F = 0 built that way left c^T F(x) = 2.4e-8 in float64 instead of 2e-16. A constant's
-    float64 master is kept beside the buffer and every conversion casts from it; a loaded state dict
-    replaces the master by the loaded values."""
+    """A module whose fixed tensors (``register_constant``) follow ``.to(dtype)``, ``.double()`` and
+    ``.float()`` from a float64 master kept beside the buffer (a buffer converted from float32 would keep
+    float32's rounding); a loaded state dict replaces the master."""
 
     def register_constant(self, name: str, value, *, dtype: torch.dtype | None = None,
                           persistent: bool = True) -> None:
@@ -62,9 +47,7 @@ class ExactConstants(nn.Module):
         self.register_buffer(name, exact.to(dtype), persistent=persistent)
 
     def constant(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        """The constant ``name`` in ``like``'s dtype and device: the buffer itself when it matches, else cast
-        from the exact float64 value (a fixed field computing in its input's dtype loses nothing to an
-        earlier rounding)."""
+        """The constant ``name`` in ``like``'s dtype and device (cast from the float64 master if needed)."""
         buffer = self._buffers[name]
         if buffer.dtype == like.dtype and buffer.device == like.device:
             return buffer
@@ -87,30 +70,19 @@ class ExactConstants(nn.Module):
 
 class Field(ExactConstants):
     """A vector field x -> F(x) as a torch Module; x has shape (batch, dim) (or (batch, C, H, W)).
-
-    Subclasses set ``dim`` and ``traits`` (a frozenset of ``dynnets.structure.Trait``) and may override:
-
-    - ``lipschitz_bound()``: an exactly computed bound of Lip(F);
-    - ``euler_lipschitz_bound(h)``: a sharper certified bound of x -> x + h F(x), or None;
-    - ``stiffness()``: for a field whose Jacobian has a real, non-positive spectrum on the states it
-      accepts (a semi-discrete diffusion, a convex-potential gradient field, ...), a bound rho of
-      that spectrum's magnitude; an explicit method with real stability interval [-r, 0] is then
-      stable exactly for h rho <= r (``Method.max_stable_step``). None: no such bound.
-    """
+    Subclasses set ``dim`` and ``traits`` (a frozenset of ``dynnets.structure.Trait``) and override
+    what they can certify."""
 
     traits: frozenset = frozenset()
     dim: int
-    #: the number of trailing axes one state occupies: 1 for a vector (batch, dim), 3 for a grid or an image
-    #: (batch, C, H, W); None when the field accepts states of any shape. A method that solves one system per
-    #: state (implicit Runge-Kutta, Cayley) takes exactly (batch, *state)
+    #: trailing axes of one state: 1 for (batch, dim), 3 for (batch, C, H, W); None: any shape
     state_ndim: int | None = 1
     #: True for a non-autonomous field F(t, x): it implements ``forward(t, x)`` instead of ``forward(x)``
     time_dependent: bool = False
 
     def at(self, t, x: torch.Tensor) -> torch.Tensor:
-        """F(t, x), the one call through which methods evaluate a field. An autonomous field ignores t
-        (``self(x)``); a time-dependent one gets t as a tensor in x's dtype and device, of shape () or
-        (batch,) (one time per row: write ``t.reshape(-1, 1)`` to broadcast it against (batch, dim))."""
+        """F(t, x), the call through which methods evaluate a field. An autonomous field ignores t; a
+        time-dependent one gets t as a tensor in x's dtype and device, of shape () or (batch,)."""
         if not self.time_dependent:
             return self(x)
         if not isinstance(t, torch.Tensor) or t.dtype != x.dtype or t.device != x.device:
@@ -134,20 +106,18 @@ class Field(ExactConstants):
 
     @property
     def fixed(self) -> bool:
-        """True for a field without parameters (a classical system): its stiffness is a fixed number, so a
-        ``Step`` refuses an explicit step outside the method's stability region and bounds a learned h by
-        the limit. A learned field's stiffness changes in training; a step that must respect it applies it
-        at every call (``constraints.ContractiveStep``)."""
+        """True for a field without parameters: its stiffness is fixed, so a ``Step`` refuses an unstable
+        explicit step and bounds a learned h (learned fields: ``constraints.ContractiveStep``)."""
         return next(self.parameters(), None) is None
 
     def stiffness(self):
-        """rho >= max |lambda| over the real, non-positive spectrum of DF on the accepted states; None
-        when the field declares no such bound. May be a (differentiable) 0-d tensor."""
+        """rho >= max |lambda| for a field whose DF has a real, non-positive spectrum on the accepted states
+        (a method with real stability interval [-r, 0] is stable for h rho <= r); None: no such bound. May
+        be a (differentiable) 0-d tensor."""
         return None
 
     def describe_instability(self, h: float, interval: float, method_name: str) -> str:
-        """Why h is outside the stability region (for the StepSizeError message): the rule in this field's
-        own terms, with the values. Called only when ``stiffness()`` is not None."""
+        """Why h is unstable, in this field's terms (StepSizeError message); only when ``stiffness()`` is set."""
         rho = float(self.stiffness())
         return (f"h * stiffness = {h:.6g} * {rho:.6g} = {h * rho:.6g} exceeds the real stability interval "
                 f"{interval:.6g} of {method_name}")
@@ -157,15 +127,12 @@ class Field(ExactConstants):
         return tuple(t for t in self.traits if isinstance(t, LinearInvariant))
 
     def quadratic_invariants(self) -> tuple[QuadraticInvariant, ...]:
-        """The field's declared QuadraticInvariant(Q) traits (x^T Q F(x) = 0; none by default): what every
-        Runge-Kutta method with a symplectic tableau keeps."""
+        """The declared QuadraticInvariant(Q) traits (x^T Q F(x) = 0): what symplectic RK tableaus keep."""
         return tuple(t for t in self.traits if isinstance(t, QuadraticInvariant))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """DF(x_i) for every row of the batch x, shape (batch, n, n) with n the state size (states
-        flattened), in x's dtype: what implicit methods need for Newton's method and for the adjoint of
-        their stage equations. By default exact reverse-mode autodiff (``torch.func.jacrev`` under
-        ``vmap``); a field with a closed form overrides it."""
+        """DF(x_i) for every row of x, shape (batch, n, n) (states flattened), in x's dtype. Default: exact
+        ``torch.func.jacrev`` under ``vmap``; a field with a closed form overrides it."""
         shape = x.shape[1:]
 
         def single(z):
@@ -183,14 +150,10 @@ class Field(ExactConstants):
         raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
-        """For a ``Partitioned`` field, one of its parts and its vector-Jacobian products at once:
-        ``which`` "f" (value f(point), point = v) or "g" (value g(point), point = q). Returns
-        (value, point_bar, grads) with point_bar = D value(point)^T cotangent and grads[i] the gradient of
-        <value, cotangent> w.r.t. params[i] (None where params[i] does not enter). The value is computed as
-        ``partition()``'s function computes it (bitwise), so a reversible backward that undoes a shear with
-        it reconstructs exactly what the inverse step would. The default records the part with autograd
-        and takes one ``torch.autograd.grad``; a field with closed-form derivatives overrides it (the
-        separable ``Hamiltonian``: no autograd call, no graph)."""
+        """For a ``Partitioned`` field, part ``which`` ("f" at point = v, "g" at point = q) and its VJPs:
+        (value, point_bar, grads), point_bar = D value(point)^T cotangent, grads[i] the gradient of
+        <value, cotangent> w.r.t. params[i] (None if unused). The value is bitwise ``partition()``'s, so a
+        reversible backward reconstructs exactly. Default: one ``torch.autograd.grad``; closed forms override."""
         _, f, g = self.partition()
         fn = {"f": f, "g": g}[which]
         with torch.enable_grad():
@@ -204,10 +167,8 @@ class Field(ExactConstants):
         raise IncompatibleFieldError(f"{type(self).__name__} is not a SkewProduct (it has no skew(x))")
 
     def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
-        """For a ``SkewProduct`` field whose S(x) has low rank: the rows u_1..u_k, v_1..v_k of the factors,
-        shape (batch, 2k, n), with S(x) = sum_j u_j v_j^T - v_j u_j^T, so that a method can work with the
-        2k x 2k Gram matrix instead of the n x n S(x) (the Cayley step: Woodbury). None (the default): no
-        such factorisation, use ``skew(x)``."""
+        """Low-rank factors of S(x): rows u_1..u_k, v_1..v_k, shape (batch, 2k, n), with
+        S(x) = sum_j u_j v_j^T - v_j u_j^T (Cayley: Woodbury). None (default): use ``skew(x)``."""
         return None
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,9 +189,8 @@ def add_gradients(grads: dict, params, got) -> None:
 
 
 def recompute_backward(inverse, forward, y: torch.Tensor, grad_y: torch.Tensor, n: int, params, grads: dict):
-    """The generic reversible backward through n applications of an explicitly invertible map: per
-    application the input from ``inverse`` (no graph), then ``forward`` recomputed with autograd and one
-    vector-Jacobian product; the gradients of ``params`` added to ``grads``. Returns (x, grad_x)."""
+    """Reversible backward through n applications of an invertible map: per application ``inverse`` (no
+    graph), ``forward`` recomputed and one VJP; ``params``' gradients added to ``grads``. Returns (x, grad_x)."""
     for _ in range(n):
         with torch.no_grad():
             x = inverse(y)
@@ -249,14 +209,11 @@ class Method:
     order: int = 0
     #: traits (``dynnets.structure.Trait`` classes) a field must declare to be integrable by this method
     requires: tuple = ()
-    #: whether ``step(field, x, h, t)`` evaluates a time-dependent field at its stage times (t + c_i h);
-    #: a method that does not is refused such a field by ``check``
+    #: whether ``step(field, x, h, t)`` evaluates a time-dependent field at its stage times (t + c_i h)
     handles_time: bool = False
-    #: whether ``step``/``advance`` take h as a per-row tensor (shape (batch, 1, ...), broadcast against the
-    #: states), each row's result the step of its own h, with ``guarantees`` holding for every real h
+    #: whether ``step``/``advance`` take h as a per-row tensor (batch, 1, ...), ``guarantees`` holding for each
     per_sample_h: bool = False
-    #: whether the method acts on the parts (q, v) of a partitioned state (``advance_parts``): a Flow runs
-    #: consecutive such steps on the parts, without joining and splitting the state between them
+    #: whether the method acts on the parts (q, v) of a partitioned state (``advance_parts``)
     acts_on_parts: bool = False
 
     def check(self, field) -> None:
@@ -278,14 +235,12 @@ class Method:
 
     @property
     def real_stability_interval(self) -> float:
-        """r such that the method is stable on y' = lambda y for h lambda in [-r, 0]; inf (the default)
-        for methods without a step-size restriction on such problems."""
+        """r: stable on y' = lambda y for h lambda in [-r, 0]; inf (default): no restriction."""
         return math.inf
 
     def max_stable_step(self, field: Field):
-        """The largest stable h for ``field``: r / field.stiffness() (inf when either is unbounded, or the
-        stiffness is 0). A stiffness given as a tensor (a learned field's) gives a tensor, whose gradient is
-        finite also where the stiffness is 0 (the division is guarded, not the result)."""
+        """r / field.stiffness() (inf when either is unbounded or the stiffness is 0); a tensor stiffness
+        gives a tensor with a finite gradient also at 0."""
         rho = field.stiffness()
         r = self.real_stability_interval
         if rho is None or math.isinf(r):
@@ -296,8 +251,7 @@ class Method:
         return r / rho if rho > 0 else math.inf
 
     def check_step(self, field: Field, h: float) -> None:
-        """Refuse a step size outside the stability region this method has on a fixed ``field``
-        (``Field.fixed``; StepSizeError naming h, the limit and the rule)."""
+        """StepSizeError if h exceeds ``max_stable_step`` on a fixed ``field`` (``Field.fixed``)."""
         if not field.fixed:
             return
         limit = float(self.max_stable_step(field))
@@ -307,15 +261,12 @@ class Method:
                                 f"h <= {limit:.6g}")
 
     def step(self, field: Field, x: torch.Tensor, h) -> torch.Tensor:
-        """Psi^h_F(x). A method with ``handles_time`` takes a fourth argument, the start time t of the step
-        (``step(field, x, h, t)``), which a time-dependent field needs."""
+        """Psi^h_F(x); a method with ``handles_time`` takes the start time t as a fourth argument."""
         raise NotImplementedError
 
     def advance(self, field: Field, x: torch.Tensor, h, n: int) -> torch.Tensor:
-        """n steps of size h with one field (a weight-tied run of a ``Flow``). The default applies ``step``
-        n times; a method may share work between consecutive steps as long as the result is that of n
-        steps (``StormerVerlet``: each step's last half-kick evaluates the field where the next step's first
-        does, so it is evaluated once: first same as last)."""
+        """n steps of size h (a weight-tied run); a method may share work between steps (first same as last)
+        as long as the result is that of n steps."""
         for _ in range(n):
             x = self.step(field, x, h)
         return x
@@ -325,8 +276,7 @@ class Method:
         raise IncompatibleFieldError(f"method {self.name} does not act on the parts of a state")
 
     def runs_on_parts(self) -> bool:
-        """``acts_on_parts``, unless a subclass (or the instance) redefined ``step`` or ``advance`` but not
-        ``advance_parts`` (its steps are then its own arithmetic, which the parts' would not follow)."""
+        """``acts_on_parts``, unless ``step`` or ``advance`` was redefined without ``advance_parts``."""
         def owner(name):
             return self if name in self.__dict__ else next(c for c in type(self).__mro__ if name in c.__dict__)
 
@@ -334,16 +284,10 @@ class Method:
 
     def reversible_backward(self, field: Field, y: torch.Tensor, grad_y: torch.Tensor, h, n: int, params,
                             grads: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backpropagation through n steps (``memory="reversible"``) from their output y alone: returns
-        (x, grad_x), x the reconstructed input of the first step and grad_x = (d y / d x)^T grad_y, and
-        adds the gradients of <y, grad_y> w.r.t. ``params`` (the step's trainable tensors; a learned h is
-        passed as a leaf tensor among them) to ``grads`` (keyed by ``id``, ``add_gradients``).
-
-        The default, for any explicitly invertible method: per step, the input from the explicit inverse,
-        then the step recomputed with autograd and one vector-Jacobian product (one inverse, one forward
-        and one VJP per step). A method whose inverse evaluates the field at the points the step did
-        overrides it to take the VJP at the inverse's own evaluations (the partitioned methods: one
-        evaluation and one VJP per shear)."""
+        """Backpropagation through n steps from their output y alone (``memory="reversible"``): returns
+        (x, grad_x = (dy/dx)^T grad_y) and adds the gradients of <y, grad_y> w.r.t. ``params`` (a learned h
+        among them) to ``grads`` (``add_gradients``). Default: ``recompute_backward``; the partitioned
+        methods override it with one evaluation and one VJP per shear."""
         return recompute_backward(lambda z: self.inverse(field, z, h), lambda z: self.step(field, z, h), y, grad_y,
                                   n, params, grads)
 
@@ -366,15 +310,9 @@ class Method:
 
 
 class Layer(ExactConstants):
-    """One map x -> y of a network, composed by ``Flow``. Inputs may carry any leading (batch) dims.
-
-    Subclasses implement ``forward`` and override what they can certify:
-
-    - ``guarantees``: a frozenset of ``dynnets.structure`` properties (default: none);
-    - ``lipschitz_bound()``: a certified bound from exactly computed quantities (default:
-      ``NotCertifiedError``);
-    - ``invertible`` / ``inverse(y)``: an explicit inverse (default: none, ``NotInvertibleError``).
-    """
+    """One map x -> y of a network, composed by ``Flow``; inputs may carry any leading (batch) dims.
+    Subclasses implement ``forward`` and override what they certify (``guarantees``, ``lipschitz_bound``,
+    ``invertible``/``inverse``); the defaults claim nothing."""
 
     @property
     def guarantees(self) -> frozenset:
@@ -385,15 +323,12 @@ class Layer(ExactConstants):
         raise NotCertifiedError(f"{type(self).__name__} provides no certified Lipschitz bound")
 
     def parameter_owner(self) -> nn.Module:
-        """The module whose parameters fix the dtype and device the layer computes in: the layer itself (a
-        Step: its field)."""
+        """The module whose parameters fix the layer's dtype and device (a Step: its field)."""
         return self
 
     def reference_parameter(self) -> torch.Tensor | None:
-        """The first floating parameter of ``parameter_owner()``, or None (a map without parameters computes in
-        its input's dtype, its constants cast from their exact values). Looked up once, then read through the
-        module holding it at every call, so a conversion (of the layer or of its field alone) or a replaced
-        parameter is seen; a dict lookup, cheap enough for every forward."""
+        """The first floating parameter of ``parameter_owner()``, or None. The slot is cached and read
+        through its module at every call, so a conversion or a replaced parameter is seen."""
         slot = self.__dict__.get("_parameter_slot")
         if slot is None or (slot and slot[0]._parameters.get(slot[1]) is None):
             slot = _first_parameter(self.parameter_owner())
@@ -401,9 +336,8 @@ class Layer(ExactConstants):
         return slot[0]._parameters[slot[1]] if slot else None
 
     def check_state(self, x, who=None) -> None:
-        """Refuse, before any work, states that are not a non-empty floating tensor of the dtype and device of
-        the layer's parameters (``checks.check_state``: one typed error naming both; ``who``: a name or a
-        callable giving it, default the class name)."""
+        """Refuse states that are not a non-empty floating tensor in the parameters' dtype and device
+        (``checks.check_state``; ``who``: a name or a callable giving it)."""
         checks.check_state(x, who or type(self).__name__, self.reference_parameter())
 
     @property
@@ -424,17 +358,14 @@ class Layer(ExactConstants):
         raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse")
 
     def advance(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """n applications of this layer (a weight-tied stretch of a ``Flow``); a layer may share work
-        between them as long as the result is that of n applications."""
+        """n applications of this layer (a weight-tied stretch); shared work must give the same result."""
         for _ in range(n):
             x = self(x)
         return x
 
     def reversible_backward(self, y: torch.Tensor, grad_y: torch.Tensor, n: int, grads: dict):
-        """(x, grad_x) through n applications from their output y alone (``memory="reversible"``), this
-        layer's parameter gradients added to ``grads`` (``add_gradients``). The default, for any layer
-        with an explicit inverse: per application the input from ``inverse``, then the layer recomputed
-        with autograd and one vector-Jacobian product."""
+        """(x, grad_x) through n applications from their output y alone (``memory="reversible"``), parameter
+        gradients added to ``grads``; default ``recompute_backward`` for a layer with an explicit inverse."""
         if not self.invertible:
             raise NotInvertibleError(f"{type(self).__name__} has no explicit inverse: it cannot be "
                                      f"backpropagated reversibly")
@@ -444,9 +375,8 @@ class Layer(ExactConstants):
 
 
 def certified_bound(who: str, compute) -> float:
-    """``compute()`` (a layer's certified bound from exact norms) as a finite float; NonFiniteWeightError
-    naming the layer ``who`` when a weight it is computed from has NaN or inf entries (NaN: the SVD fails,
-    ``linalg.singular_values``; inf: it returns NaN, caught here where the bound is read on the host)."""
+    """``compute()`` (a certified bound) as a finite float; NonFiniteWeightError naming ``who`` when a
+    weight has NaN or inf entries."""
     try:
         bound = float(compute())
     except NonFiniteWeightError as err:

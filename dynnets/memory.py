@@ -1,30 +1,15 @@
 """How a Flow is backpropagated: ``plain``, ``reversible`` or ``checkpoint`` (``Flow(steps, memory=...)``).
 
-* ``plain``: ordinary autograd; every step's intermediate tensors are kept, memory grows with depth.
-* ``reversible``: constant memory in depth for explicitly invertible steps. The forward keeps only the
-  output; the backward walks the steps in reverse, reconstructs each step's input from its output with
-  the step's explicit inverse (``x_k = Psi^{-1}(x_{k+1})``) and backpropagates through that one step
-  (vector-Jacobian product w.r.t. the input and that step's parameters, including a learned step size):
-  ``Method.reversible_backward``, by default the inverse then the step recomputed with autograd; the
-  partitioned methods take the VJP at the inverse's own field evaluations instead (no recomputation),
-  so their backward costs about one forward plus one VJP. This is the idea of reversible residual
-  networks (Gomez et al. 2017)
-  and reversible solvers; unlike the continuous adjoint the gradient is that of the discrete network,
-  exact up to the round-off of the reconstruction (the inverse of each step is exact in exact
-  arithmetic; in floating point the reconstruction error accumulates with depth, see docs/memory.md).
-* ``checkpoint``: for any flow, segments of k steps that run without recording a graph (``_Segment``, a
-  custom autograd Function): only segment boundaries are kept, each segment is recomputed once in the
-  backward with a graph, and its vector-Jacobian product w.r.t. its input, start time and the parameters
-  of its layers is taken there (Chen et al. 2016). A tensor a layer reads that is neither its input nor
-  one of its ``parameters()`` gets no gradient through a checkpointed segment (as in reversible mode).
+* ``plain``: ordinary autograd; memory grows with depth.
+* ``reversible``: constant memory in depth for explicitly invertible steps: the forward keeps only the
+  output, the backward reconstructs each step's input with its inverse and takes that step's VJP
+  (``Method.reversible_backward``; Gomez et al. 2017). The gradient is the discrete network's, exact up
+  to the reconstruction's round-off.
+* ``checkpoint``: segments of k steps run without a graph (``_Segment``) and are recomputed once in the
+  backward (Chen et al. 2016).
 
-In every mode a weight-tied stretch of one layer (``Flow.repeat``) is advanced at once (``runs``,
-``Step.advance``, ``Method.advance``), so a method can share field evaluations between its steps.
-
-Both memory-saving modes concern ``.backward()``/``torch.autograd.grad`` only. Under ``torch.func``
-transforms (``jacrev``, ``vmap``, ... as used by ``dn.testing``) a Flow runs in plain mode: the numbers
-are identical, the memory saving is not available there (a custom autograd Function would need a
-functorch vmap rule and a backward written with ``torch.func.vjp``).
+In both saving modes a tensor a layer reads that is neither its input nor one of its ``parameters()`` gets
+no gradient; under ``torch.func`` transforms a Flow runs plain. Details and figures: docs/memory.md.
 """
 
 from __future__ import annotations
@@ -57,9 +42,8 @@ def check_mode(memory, checkpoint_every) -> tuple[str, int | None]:
 
 
 def default_segment(n: int, per_step: float = 1.0) -> int:
-    """ceil(sqrt(n / per_step)) steps per segment, where a step's recorded graph holds ``per_step`` times a
-    state: n / k kept states plus the k steps of the one segment recomputed with a graph, n / k + k per_step
-    states, is least there (per_step = 1: about 2 sqrt(n) states, one extra forward; Chen et al. 2016)."""
+    """ceil(sqrt(n / per_step)) steps per segment, minimising n / k + k per_step stored states (a step's
+    graph holding ``per_step`` states)."""
     return max(1, math.ceil(math.sqrt(n / per_step)))
 
 
@@ -70,8 +54,7 @@ def transforms_active() -> bool:
 
 
 def runs(index) -> tuple[tuple[int, int], ...]:
-    """The layer sequence ``index`` as (layer, count) pairs of consecutive repeats: the weight-tied
-    stretches a method may advance at once."""
+    """``index`` as (layer, count) pairs of consecutive repeats (weight-tied stretches)."""
     out: list[list[int]] = []
     for i in index:
         if out and out[-1][0] == i:
@@ -82,25 +65,22 @@ def runs(index) -> tuple[tuple[int, int], ...]:
 
 
 def apply_runs(layers, stretches, x: torch.Tensor) -> torch.Tensor:
-    """Apply (layer, count) stretches: a single application is a module call, a longer stretch one
-    ``advance(x, count)`` of the layer."""
+    """Apply (layer, count) stretches (a longer stretch by one ``advance(x, count)``)."""
     for i, count in stretches:
         x = layers[i](x) if count == 1 else layers[i].advance(x, count)
     return x
 
 
 def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads: dict):
-    """Backpropagate through (layer, count) stretches from their output y alone (``reversible``): each layer
-    reconstructs its input and takes its vector-Jacobian product (``reversible_backward``), adding its
-    parameters' gradients to ``grads`` (by ``id``). Returns (x, grad_x)."""
+    """Backpropagate through stretches from their output y alone (``reversible_backward`` per layer, gradients
+    added to ``grads`` by ``id``). Returns (x, grad_x)."""
     for i, count in reversed(stretches):
         y, grad_y = layers[i].reversible_backward(y, grad_y, count, grads)
     return y, grad_y
 
 
 def trainable(layers) -> list[torch.nn.Parameter]:
-    """The distinct parameters of ``layers`` that require grad, in order of first appearance (a parameter
-    shared by several layers, e.g. by weight tying, once)."""
+    """The distinct parameters of ``layers`` that require grad, in order of first appearance."""
     params: list[torch.nn.Parameter] = []
     seen: set[int] = set()
     for layer in layers:
@@ -112,14 +92,9 @@ def trainable(layers) -> list[torch.nn.Parameter]:
 
 
 def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> torch.Tensor:
-    """Apply ``layers[i] for i in index`` to x in segments of ``every`` steps, each a ``_Segment``: run
-    without a graph, keeping only its input, and recomputed once in the backward.
-
-    ``run(z, segment_times, start, stop)`` applies the positions start, ..., stop - 1 of ``index`` to z
-    without any memory saving. ``times``: the start time of each position (aligned with ``index``) when
-    the flow is time-dependent, else None; a segment receives its own, as a tensor input when some are
-    tensors (learned step sizes: their gradient flows through it), else as numbers.
-    """
+    """Apply ``layers[i] for i in index`` to x in ``_Segment``s of ``every`` steps. ``run(z, segment_times,
+    start, stop)`` applies positions start, ..., stop - 1 plainly; ``times``: each position's start time
+    (time-dependent flow) or None."""
     n = len(index)
     for start in range(0, n, every):
         stop = min(start + every, n)
@@ -138,22 +113,10 @@ def _segment_times(times: list):
 
 
 class _Segment(torch.autograd.Function):
-    """y = run(x, t, *span) computed without recording a graph; the backward recomputes it with one and
-    returns the vector-Jacobian product w.r.t. x, t (when a tensor) and ``params``.
-
-    ``params`` are the trainable parameters of the segment's layers, passed as inputs so that autograd
-    routes their gradients here (from ``.backward()`` and ``torch.autograd.grad`` alike, whether or not x
-    requires grad). The start time t is an input too: with learned step sizes it depends on the earlier
-    steps' h. Under ``create_graph=True`` the recomputation stays attached to x, t and the parameters, so
-    the gradient can be differentiated again.
-
-    Why not ``torch.utils.checkpoint``: its non-reentrant variant records every operation's autograd
-    node in the forward. With glibc's default allocator these small long-lived allocations land in the
-    chunks freed by the steps' temporary tensors, so each of them pins a tensor-sized hole: after the
-    forward of 1000 distinct RK4 steps (Dense(64, 64), batch 256) the heap held 1764 MiB, 169 MiB of it
-    live, more than plain backprop's whole growth (1185 MiB); docs/memory.md. Its reentrant variant
-    records nothing, but returns no parameter gradient to ``torch.autograd.grad`` and none at all unless
-    an input requires grad.
+    """y = run(x, t, *span) without a graph; the backward recomputes it and returns the VJP w.r.t. x, t (a
+    tensor when step sizes are learned) and ``params`` (the segment's trainable parameters, inputs so that
+    autograd routes their gradients here). Supports ``create_graph=True``. Not ``torch.utils.checkpoint``:
+    its non-reentrant variant fragments the heap, its reentrant one drops parameter gradients (docs/memory.md).
     """
 
     @staticmethod
@@ -169,8 +132,7 @@ class _Segment(torch.autograd.Function):
         x, t, *params = ctx.saved_tensors
         t = ctx.t if t is None else t
         need = ctx.needs_input_grad[2:]
-        # create_graph=True runs this backward with grad mode on: keep the recomputation attached to the
-        # saved inputs; otherwise start it from leaves, so that nothing outside the segment is touched
+        # create_graph=True: stay attached to the saved inputs; otherwise recompute from leaves
         attached = torch.is_grad_enabled()
         if not attached:
             x = x.detach().requires_grad_(need[0])
@@ -186,14 +148,8 @@ class _Segment(torch.autograd.Function):
 
 @contextmanager
 def own_parametrization_cache():
-    """Run without the cache of an enclosing ``torch.nn.utils.parametrize.cached()`` context.
-
-    That cache is one module-wide dict, filled by whichever evaluation of a parametrized weight comes
-    first. The memory modes evaluate their steps without a graph (forward) or with a graph of their own
-    (backward): a weight cached there would be handed to a plain step elsewhere in the network that shares
-    the field, which would then silently get no gradient through it. torch has no public switch for
-    this, so the module's two globals are set aside for the duration (tests/core/test_memory.py checks it).
-    """
+    """Run without the cache of an enclosing ``parametrize.cached()`` (a weight cached without a graph would
+    give a plain step sharing the field no gradient); torch has no public switch, so its globals are set aside."""
     state = parametrize._cache_enabled, parametrize._cache
     parametrize._cache_enabled, parametrize._cache = 0, {}
     try:
@@ -203,9 +159,7 @@ def own_parametrization_cache():
 
 
 class _Replay:
-    """The random-number and autocast state at a segment's forward, restored for its recomputation (as
-    ``torch.utils.checkpoint`` does), so that a field that draws random numbers or runs under autocast is
-    recomputed exactly."""
+    """The RNG and autocast state at a segment's forward, restored for its exact recomputation."""
 
     def __init__(self, x: torch.Tensor):
         self.cpu_rng = torch.get_rng_state()
@@ -227,12 +181,8 @@ class _Replay:
 
 
 class _ReversibleFlow(torch.autograd.Function):
-    """y = the layers applied by (layer, count) stretches to x; saves only y; backward by reconstruction.
-
-    ``params`` are the distinct trainable parameters of all layers, passed as inputs so that autograd
-    routes their gradients here; the layers add their gradients by parameter identity, so a parameter used
-    by several steps (weight tying) accumulates every contribution.
-    """
+    """y = the stretches applied to x; saves only y; backward by reconstruction. ``params``: the distinct
+    trainable parameters (inputs, so autograd routes their gradients here; tied ones accumulate)."""
 
     @staticmethod
     def forward(ctx, layers, stretches, x, *params):
@@ -259,15 +209,9 @@ def run_reversible(layers, stretches, x: torch.Tensor) -> torch.Tensor:
 
 
 class SavedTensorMeter:
-    """Counts the bytes of tensors autograd keeps for the backward, live and at their peak.
-
-    A context manager over ``torch.autograd.graph.saved_tensors_hooks``: every tensor saved for the
-    backward while it is active (in the forward, and in a backward run inside it, e.g. the local
-    recomputation of ``memory="reversible"`` or of a ``memory="checkpoint"`` segment) is counted once per
-    storage until the graph releases it. Parameters are excluded (they exist whether or not one
-    backpropagates). Not counted: tensors that ``torch.utils.checkpoint`` keeps under its own hooks,
-    transient tensors that are never saved, and allocator overhead (heap caching and fragmentation);
-    measure process memory (peak RSS, ``benchmarks.memory``) for those.
+    """Counts the bytes of tensors autograd saves for the backward (once per storage, until released), live
+    and at peak, as a context manager over ``saved_tensors_hooks``. Excluded: ``exclude`` (parameters),
+    tensors ``torch.utils.checkpoint`` hides, transients and allocator overhead (peak RSS: ``benchmarks.memory``).
     """
 
     def __init__(self, exclude=()):

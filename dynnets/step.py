@@ -41,10 +41,8 @@ def _check_step_size(h) -> float:
 
 
 def _representable_bounds(bound: float) -> dict:
-    """Per floating dtype, the largest number of that dtype <= bound, as a Python float (exact in it):
-    h = bound * sigmoid(rho) computed in the parameter's dtype then never exceeds the bound (sigmoid <= 1,
-    and a product rounded below a representable number stays below it), where the bound itself rounds up
-    in float32 (0.2 -> 0.20000000298). Computed once, on the CPU, at construction."""
+    """Per floating dtype, the largest number of that dtype <= bound (as a float), so that
+    h = bound * sigmoid(rho) in the parameter's dtype never exceeds the bound."""
     out = {}
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         t = torch.tensor(bound, dtype=dtype)
@@ -59,28 +57,15 @@ def _inverse_softplus(y: float) -> float:
 
 
 class Step(Layer):
-    """x -> Psi^h_F(x): one step of ``method`` applied to the vector field ``field``.
+    """x -> Psi^h_F(x): one step of ``method`` applied to ``field`` (a ``Field`` or a callable taken by
+    ``dynnets.function.as_field``).
 
-    ``field``: a ``Field``, or any callable (a function, the user's own ``nn.Module``) taken by the signature
-    rule of ``dynnets.function.as_field``: f(t, x) with two required positional parameters, f(x) with one.
-
-    ``h`` is a fixed positive float, or, with ``learn_h=True``, a trainable parameter kept positive by
-    construction: h = softplus(rho), or h = h_max * sigmoid(rho) when ``h_max`` is given (so the step
-    size can never leave (0, h_max), whatever training does).
-
-    A method that cannot integrate the field is refused here with ``IncompatibleFieldError``; a step
-    outside the method's stability region on a fixed field that declares ``stiffness()`` with
-    ``StepSizeError`` (and a learned h on such a field is kept below that limit).
-
-    ``step(x, t)``: the step starts at time t (default 0), which only a time-dependent field
-    (``field.time_dependent``) uses: its stages are evaluated at t + c_i h. In a Flow each step is given
-    the time at which it starts (``Flow.forward(x, t)``).
-
-    Every call refuses, before any work, states that are not a non-empty floating tensor of the dtype and
-    device of the field's parameters, or not of the field's shape (``Layer.check_state``,
-    ``Field.check_input``), a start time t that is not a finite number or a real tensor of shape () or
-    (batch,), and a fixed h that is not finite in the states' dtype (h = 1e39 in float32): all read from
-    Python values and tensor metadata, no host synchronisation.
+    ``h``: a fixed positive float, or with ``learn_h=True`` h = softplus(rho), or h_max * sigmoid(rho) when
+    ``h_max`` is given (never leaving (0, h_max)). Refused: a method that cannot integrate the field
+    (``IncompatibleFieldError``), an unstable step on a fixed field with ``stiffness()`` (``StepSizeError``;
+    a learned h is kept below that limit). ``step(x, t)`` starts at time t (default 0), used only by a
+    time-dependent field. Every call checks, without host synchronisation, the state's dtype, device and
+    shape, the start time t (finite, shape () or (batch,)) and that a fixed h is finite in x's dtype.
     """
 
     def __init__(self, field: Field, method: Method, h: float, *, learn_h: bool = False,
@@ -97,9 +82,7 @@ class Step(Layer):
             raise ConfigError(f"h_max={h_max!r} bounds a learned step size, but learn_h={learn_h!r} (rule: h_max only "
                               "with learn_h=True; a fixed h is used as given)")
         self.h_max = None if h_max is None else _check_step_size(h_max)
-        # a fixed classical field refuses an explicit step outside its stability region; a learned h can
-        # only grow up to h_max, so that is the value checked when it is given, and without one a learned
-        # h is bounded by the stability limit itself (by construction: h = limit * sigmoid(rho))
+        # a learned h can grow up to h_max, so that is checked; without h_max it is bounded by the limit
         method.check_step(field, h0 if self.h_max is None else max(h0, self.h_max))
         self.learn_h = check_bool("learn_h", learn_h)
         limit = float(method.max_stable_step(field)) if field.fixed else math.inf
@@ -147,8 +130,7 @@ class Step(Layer):
             check_step_fits(self._h, x.dtype, self._describe)
 
     def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
-        """The step from x (starting at time t); ``h``: a per-sample step size instead of the step's own
-        (``per_sample``)."""
+        """The step from x starting at time t; ``h``: a per-sample step size (``per_sample``)."""
         self._check_call(x, t)
         if h is not None:
             return self.method.step(self.field, x, self.per_sample(h, x))
@@ -162,28 +144,25 @@ class Step(Layer):
         return self.method.advance(self.field, x, self.h if h is None else self.per_sample(h, x), n)
 
     def parts_key(self):
-        """(q_dim, dim) when this step acts on the parts of a partitioned state (``Method.acts_on_parts``,
-        an autonomous field, and the call not redefined by a subclass), else None: consecutive steps with one
-        key run on the parts in a Flow."""
+        """(q_dim, dim) when this step can act on the parts of a partitioned state (consecutive steps with
+        one key run on the parts in a Flow), else None."""
         own_call = type(self).forward is Step.forward and type(self).advance is Step.advance
         if self.method.runs_on_parts() and not self.time_dependent and own_call:
             return self.field.partition()[0], self.field.dim
         return None
 
     def advance_parts(self, q: torch.Tensor, v: torch.Tensor, n: int):
-        """``advance`` on the parts of a state whose joined form an earlier step of the same ``parts_key``
-        checked: the checks of a call that the parts can fail (dtype and device of this step's parameters,
-        h finite in that dtype), then the method's ``advance_parts``."""
+        """``advance`` on the parts (the joined state was checked by an earlier step of the same key): the
+        checks the parts can fail, then the method's ``advance_parts``."""
         self.check_state(q, self._describe)
         if not self.learn_h:
             check_step_fits(self._h, q.dtype, self._describe)
         return self.method.advance_parts(self.field, q, v, self.h, n)
 
     def per_sample(self, h, x: torch.Tensor) -> torch.Tensor:
-        """h (shape () or (batch,)) for the states x, shaped to broadcast: the step of each row is this step
-        with that row's h, so what ``guarantees`` lists holds row by row. Refused (ConfigError) for a method
-        without ``per_sample_h`` (its guarantees or its solver depend on one h), a learned h (the given one
-        would silently replace it) and a fixed field with a stability limit (checking it would read h)."""
+        """h (shape () or (batch,)) shaped to broadcast against x: each row steps with its own h and
+        ``guarantees`` hold row by row. ConfigError for a method without ``per_sample_h``, a learned h, or a
+        fixed field with a stability limit."""
         if not self.method.per_sample_h:
             raise ConfigError(f"{self._describe()}: {self.method.name} takes no per-sample h (rule: only methods "
                               "with per_sample_h, the partitioned ones, whose guarantees hold for every h)")
@@ -196,15 +175,13 @@ class Step(Layer):
         return per_sample_h(h, x, self._describe)
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
-        """(x, grad_x) through n applications from their output y alone, this step's parameter gradients
-        added to ``grads`` (``Method.reversible_backward``; used by ``memory="reversible"``)."""
+        """``Method.reversible_backward`` for this step's parameters (a learned h included)."""
         params = [p for p in self.parameters() if p.requires_grad]
         with torch.enable_grad():  # a learned h with its graph (the backward runs without one)
             h = self.h
         if not (isinstance(h, torch.Tensor) and h.requires_grad):
             return self.method.reversible_backward(self.field, y, grad_y, h, n, params, grads)
-        # the method sees h as a leaf (each of its VJPs then has a graph of its own), and h's gradient is
-        # sent through h = softplus(rho) (or its bounded form) once at the end
+        # h as a leaf for the method; its gradient goes through h(rho) once at the end
         leaf = h.detach().requires_grad_(True)
         x, grad_x = self.method.reversible_backward(self.field, y, grad_y, leaf, n, [*params, leaf], grads)
         h_bar = grads.pop(id(leaf), None)
@@ -239,8 +216,7 @@ class Step(Layer):
         return self.method.inverse(self.field, y, self.h)
 
     def lipschitz_bound(self) -> float:
-        """Certified upper bound of this step's Lipschitz constant (exact norms only); NonFiniteWeightError
-        naming the step when a weight it is computed from is not finite."""
+        """Certified bound of this step's Lipschitz constant (``certified_bound``)."""
         return certified_bound(self._describe(), lambda: self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
@@ -249,29 +225,16 @@ class Step(Layer):
 
 
 class Flow(Layer):
-    """x -> s_M(...s_1(x)): a discrete flow (network) of layers: Steps, nested Flows, or any other
-    ``Layer`` (a normalisation, a zero padding, a bounded linear head, ...).
+    """x -> s_M(...s_1(x)): a network of layers (Steps, nested Flows, any other ``Layer``).
 
-    ``Flow.repeat(step, n)`` applies one weight-tied step n times: an ODE solver with a fixed step. Such
-    a weight-tied stretch is advanced at once by its method (``Method.advance``; e.g. Stormer-Verlet
-    evaluates the field once where one step ends and the next begins), with the result of n steps.
-    A Flow's guarantees are derived from its steps (``structure.compose``), its ``lipschitz_bound()`` is
-    the product of theirs (``NotCertifiedError`` when one has none). During a forward pass every
-    parametrised weight (projection, QR, SVD) and every exact norm derived from it is computed once,
-    however many steps use it (``parametrize.cached()``, ``linalg.shared_norms()``).
-
-    ``layers`` holds the distinct modules (their parameters; ``Flow.repeat(step, 20).layers`` has one),
-    ``steps`` (or iterating over the Flow) gives the steps in the order they are applied (``len(flow)``
-    of them). ``flow(x, t)`` starts at time t (default 0): step k starts at t + h_1 + ... + h_(k-1), which
-    time-dependent fields use. ``flow.trajectory(x, t, every=k)`` returns the states after every k-th
-    step, ``flow.times(t, every=k)`` their times.
-
-    ``memory`` chooses how the Flow is backpropagated (``dynnets.memory``; the forward values are the
-    same in every mode): ``"plain"`` (default) keeps every intermediate state; ``"reversible"`` keeps
-    only the output and reconstructs each step's input with its explicit inverse in the backward
-    (memory independent of depth; every step must be invertible, else ``NotInvertibleError``);
-    ``"checkpoint"`` keeps only every ``checkpoint_every``-th state (default ceil(sqrt(len))) and
-    recomputes the segments in between. Under torch.func transforms a Flow always runs plain.
+    ``Flow.repeat(step, n)``: one weight-tied step n times, advanced at once (``Method.advance``). Guarantees
+    compose (``structure.compose``); ``lipschitz_bound()`` is the product of the steps' (NotCertifiedError
+    when one has none). Parametrised weights and their norms are computed once per forward. ``layers``: the
+    distinct modules; ``steps``: the steps in order of application. ``flow(x, t)``: step k starts at
+    t + h_1 + ... + h_(k-1). ``memory``: ``"plain"`` (default), ``"reversible"`` (every step invertible,
+    else NotInvertibleError) or ``"checkpoint"`` (every ``checkpoint_every``-th state, default
+    ceil(sqrt(len))); same forward values in every mode; plain under torch.func transforms. See
+    docs/memory.md.
     """
 
     def __init__(self, steps: Iterable[Layer], *, memory: str = "plain",
@@ -300,7 +263,6 @@ class Flow(Layer):
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
-        # a field's time dependence is a property of its class: looked up once, not on every forward
         self._time_dependent = any(layer.time_dependent for layer in unique)
         self._parts_keys = tuple(layer.parts_key() if isinstance(layer, Step) else None for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
@@ -344,16 +306,14 @@ class Flow(Layer):
         return total
 
     def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
-        """The flow from x (starting at time t); ``h``: a per-sample step size (shape () or (batch,)) given to
-        every step instead of its own (``Step.per_sample``): row i is the flow of that row's h."""
+        """The flow from x starting at time t; ``h``: a per-sample step size for every step (``Step.per_sample``)."""
         self._check_call(x, t)
         if h is not None:
             return self._run_per_sample(x, h)
         return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
 
     def _run_per_sample(self, x: torch.Tensor, h) -> torch.Tensor:
-        """Every layer (a Step or a Flow) run with the per-sample h, with ordinary autograd: the memory modes
-        reconstruct each step from its own h, so they are refused rather than ignored."""
+        """Every layer (Step or Flow) run with the per-sample h, plain autograd only."""
         if self.memory != "plain":
             raise ConfigError(f"a per-sample h needs memory='plain', this Flow has memory={self.memory!r} (rule: the "
                               "reversible and checkpointed backward use each step's own h)")
@@ -371,15 +331,13 @@ class Flow(Layer):
         return x
 
     def _check_call(self, x, t) -> None:
-        """x a non-empty floating tensor and t a finite time or a real (batch,)/() tensor, before any work (an
-        autonomous flow passes t to no step, so it is checked here); each step checks x's dtype itself."""
+        """Check x and t before any work (each step checks x's dtype itself)."""
         check_state(x, "Flow")
         check_time(t, x, "Flow")
 
     def _start_times(self, t) -> list:
-        """The time each position starts at, then the end time: t plus the durations before it, where a
-        weight-tied run of n steps of h starts its j-th step at t_run + j h (one rounding, not j accumulated
-        ones: 100 steps of 0.1 from 0 end at 10.0, not 9.99999999999998)."""
+        """The start time of each position, then the end time; in a weight-tied run the j-th step starts at
+        t_run + j h (one rounding, not j accumulated ones)."""
         per_layer = [layer.duration for layer in self.layers]
         out = [t]
         for i, count in self._runs:
@@ -388,9 +346,7 @@ class Flow(Layer):
         return out
 
     def _run(self, x: torch.Tensor, times, start: int, stop: int) -> torch.Tensor:
-        """Apply the layers at positions start, ..., stop - 1 to x under the flow's memory mode (weight-tied
-        stretches advanced at once, ``Layer.advance``); ``times``: ``_start_times`` for a time-dependent
-        flow, else None."""
+        """Positions start, ..., stop - 1 under the memory mode; ``times``: ``_start_times`` or None."""
         saving = self.memory != "plain" and torch.is_grad_enabled() and not _memory.transforms_active()
         if not saving:
             return self._run_plain(x, None if times is None else times[start:stop], start, stop)
@@ -407,8 +363,7 @@ class Flow(Layer):
         return _memory.run_reversible(layers, self._stretches(start, stop), x)
 
     def _run_plain(self, x: torch.Tensor, times, start: int, stop: int) -> torch.Tensor:
-        """``_run`` with ordinary autograd (memory mode ``plain``); ``times``: the start times of positions
-        start, ..., stop - 1 for a time-dependent flow."""
+        """``_run`` with ordinary autograd; ``times``: the positions' start times or None."""
         layers = list(self.layers)
         with parametrize.cached(), shared_norms():
             if not self.time_dependent:
@@ -422,16 +377,13 @@ class Flow(Layer):
         return self._runs if (start, stop) == (0, len(self._index)) else _memory.runs(self._index[start:stop])
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
-        """(x, grad_x) through n applications of this flow from their output y, step by step in reverse
-        (as a nested layer of a reversible flow; ``dynnets.memory``)."""
+        """(x, grad_x) through n applications, step by step in reverse (a nested reversible flow)."""
         for _ in range(n):
             y, grad_y = _memory.reverse_runs(list(self.layers), self._runs, y, grad_y, grads)
         return y, grad_y
 
     def times(self, t=0.0, every: int = 1) -> torch.Tensor:
-        """The times of ``trajectory(x, t, every)``'s states: t, then the time after each step recorded
-        (every ``every``-th and the last), as the steps receive them (``_start_times``); float64, or a
-        differentiable tensor when some step size is learned."""
+        """The times of ``trajectory(x, t, every)``'s states (float64; differentiable if some h is learned)."""
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
         if not isinstance(t, torch.Tensor):
             t = real("Flow.times' start time t", t, symbol="t")
@@ -442,11 +394,9 @@ class Flow(Layer):
         return torch.tensor(out, dtype=torch.float64)
 
     def trajectory(self, x: torch.Tensor, t=0.0, every: int = 1) -> torch.Tensor:
-        """The states x_0 = x, x_k, x_2k, ..., x_n (k = ``every``, n = ``len(self)``; the final state is
-        always included, so ``trajectory(x)[-1]`` equals ``self(x)``), stacked: shape (m, *x.shape) with
-        m = ceil(n / k) + 1. Only these states are kept: the flow runs in segments of k steps, each under
-        the flow's memory mode, so with ``memory="reversible"`` or ``"checkpoint"`` the backward stores the
-        recorded states and what the mode keeps inside each segment, no more. Times: ``times(t, every)``."""
+        """The states x_0, x_k, x_2k, ..., x_n (k = ``every``, the last always included), shape
+        (ceil(n / k) + 1, *x.shape); segments of k steps run under the memory mode, which thus stores only
+        these states and what it keeps inside a segment."""
         every = check_int("every", every, minimum=1, maximum=MAX_STEPS)
         self._check_call(x, t)
         n = len(self._index)
@@ -467,8 +417,7 @@ class Flow(Layer):
         return all(layer.invertible for layer in self.layers)
 
     def inverse(self, y: torch.Tensor, t=0.0) -> torch.Tensor:
-        """The exact inverse map, composed from each step's explicit inverse in reverse order (t: the time
-        the flow starts from, as in ``forward``)."""
+        """The exact inverse from the steps' explicit inverses (t: the flow's start time)."""
         self._refuse_non_invertible("Flow.inverse")
         self._check_call(y, t)
         layers, index = list(self.layers), self._index
@@ -490,8 +439,7 @@ class Flow(Layer):
                 )
 
     def lipschitz_bound(self) -> float:
-        """Product of the steps' certified bounds (each from exact norms); NotCertifiedError naming the
-        first step that has none."""
+        """Product of the steps' certified bounds; NotCertifiedError naming the first step without one."""
         per_layer = []
         for k, layer in enumerate(self.layers):
             try:
@@ -512,10 +460,8 @@ class Flow(Layer):
 
 
 def _apply_on_parts(layers, keys, stretches, x: torch.Tensor) -> torch.Tensor:
-    """``memory.apply_runs``, except that a run of consecutive steps with one ``Step.parts_key`` works on the
-    parts (q, v) of the state: the first step checks and splits x, the others take the parts
-    (``Step.advance_parts``), and x is joined once at the run's end. The arithmetic is that of the steps one
-    by one (splitting and joining are exact), without a copy of the state per step."""
+    """``memory.apply_runs``, except that consecutive steps with one ``Step.parts_key`` work on the parts
+    (q, v): split once, joined once at the end, same arithmetic as step by step."""
     parts, current = None, None
     for i, count in stretches:
         key = keys[i]
@@ -532,9 +478,7 @@ def _apply_on_parts(layers, keys, stretches, x: torch.Tensor) -> torch.Tensor:
 
 
 class _AtTime(Layer):
-    """A time-dependent step (or flow) bound to the time it starts from, so that the memory modes, which
-    call ``layer(x)``, ``layer.inverse(y)`` and ``layer.reversible_backward``, run time-dependent flows
-    unchanged (the reversible backward is ``Layer``'s default: the inverse at that time, one VJP)."""
+    """A time-dependent layer bound to its start time, so the memory modes (which call ``layer(x)``) run it."""
 
     def __init__(self, layer: Layer, t):
         super().__init__()
@@ -552,7 +496,6 @@ class _AtTime(Layer):
 
 
 def _timed(layers, index, times):
-    """(the layer at each position, a time-dependent one bound to its start time ``times[k]`` by
-    ``_AtTime``; range(len(index)))."""
+    """(the layer at each position, time-dependent ones bound by ``_AtTime``; range(len(index)))."""
     bound = [_AtTime(layers[i], t) if layers[i].time_dependent else layers[i] for i, t in zip(index, times)]
     return bound, range(len(bound))
