@@ -1,22 +1,11 @@
 """Backpropagation through an error-controlled solve in memory independent of its number of steps
 (``dn.solve(..., memory="checkpoint")``): the discrete adjoint of the accepted steps, checkpointed.
 
-The solve runs once without a graph; its accepted steps (``Solution.sizes``) are then replayed in segments of
-``checkpoint_every`` steps (default ``segment_length``), each a ``memory._Segment``
-(the one checkpoint segment of ``Flow(memory="checkpoint")``): the replay keeps only each segment's input
-state and returns the states at ``t_eval``; the backward recomputes one segment at a time with a graph and
-takes its vector-Jacobian product w.r.t. its input state and the field's parameters. The replay is the
-solve's own arithmetic (``pair.attempt`` and the dense output ``interpolate`` in the same
-order, t <- t + h), so the states are bitwise those of the solve (the first-same-as-last stage a segment
-starts from is F(t, x), the value the solve reused) and the gradient is that of backpropagation through
-the solve, to round-off. Memory: ceil(N / k) states, the stages of k steps, the states at t_eval.
-
-Why the discrete adjoint and not the continuous one (torchdiffeq's ``odeint_adjoint``: the adjoint ODE
-solved backwards with its own steps, the state reconstructed by integrating backwards): its gradient is the
-exact derivative of the solution the loss was computed from, so its error against the ODE's sensitivity is
-the solve's own error and no second tolerance, and it needs no backward integration of the state (unstable
-for a contracting field). The cost is one extra solve without a graph (the replay) over the continuous
-adjoint's backward solve; benchmarks/adjoint.py measures both gradients' errors, memory and time.
+The solve runs once without a graph; its accepted steps are replayed bitwise in ``memory._Segment``s of
+``checkpoint_every`` steps (default ``segment_length``), each recomputed with a graph in the backward. The
+gradient is that of backpropagation through the solve, to round-off (unlike the continuous adjoint: no
+second tolerance, no backward integration of the state). Memory: ceil(N / k) states, the stages of k steps,
+the states at t_eval. Comparison with the continuous adjoint: benchmarks/adjoint.py.
 """
 
 from __future__ import annotations
@@ -26,15 +15,12 @@ import torch
 from ..memory import _Segment, default_segment, trainable
 from .solution import Solution, replay, step_times
 
-#: the state-sized tensors one stage of a step keeps for the backward, about: its input, the field's hidden
-#: activations, the stage derivative (measured for an MLP field: 5-6 per RK4 stage, 3 per Dormand-Prince stage)
+#: about the state-sized tensors one stage of a step keeps for the backward (input, activations, derivative)
 STATES_PER_STAGE = 4
 
 
 def segment_length(n: int, stages: int, every: int | None) -> int:
-    """``every``, or the default steps per checkpointed segment of a solve of n steps of ``stages`` stages:
-    ``memory.default_segment`` with a step's graph of STATES_PER_STAGE * stages states (10,000 RK4 steps:
-    25, where ceil(sqrt(n)) = 100 recomputed 100 steps' stages at once, 2.5x the memory)."""
+    """``every``, or ``memory.default_segment`` with a step's graph of STATES_PER_STAGE * stages states."""
     return every or default_segment(n, STATES_PER_STAGE * stages)
 
 

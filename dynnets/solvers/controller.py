@@ -1,32 +1,17 @@
 """Step-size control for embedded pairs: the scaled error norm, the PI controller and the first step.
 
-Error norm (Hairer, Norsett, Wanner I, II.4, (4.11)): with sc_j = atol + rtol max(|x_j|, |x'_j|), the
-error of a state is the root mean square of e_j / sc_j over its components (0/0 counted as 0: with atol = 0,
-a component exactly 0 before and after the step with no error; ``scaled_rms``). A batch is reduced by
-``norm`` (one step size for the batch: the accepted steps are single ``Step``s):
-
-- "worst" (the default): the largest over its rows, so every row meets the tolerance. The rows of a batch
-  are independent samples, each of which a user reads as its own solution: one RMS over the batch lets
-  one sample's error be diluted by its well-resolved neighbours (a sample with error 10 in a batch of 100
-  others at 0 gives an RMS of 1, accepted), so a sample is solved well only on average.
-- "rms": one root mean square over every component of the batch (torchdiffeq's norm, for parity: fewer
-  evaluations on a batch whose rows differ, with the dilution above).
-
-A step is accepted when the norm is at most 1.
+Error norm (Hairer, Norsett, Wanner I, II.4, (4.11)): the RMS of e_j / (atol + rtol max(|x_j|, |x'_j|)) over a
+state's components (``scaled_rms``), reduced over the batch by ``norm``: "worst" (default, the largest row:
+every row meets the tolerance) or "rms" (one RMS over the batch, torchdiffeq's; a row's error can be diluted
+by its neighbours). A step is accepted when the norm is at most 1.
 
 PI controller (Gustafsson 1991; HNW I, II.4 and II, IV.2, (2.43c)): after an accepted step with error err_n,
 
     h_(n+1) = h_n * clamp(safety * err_n^(-alpha) * err_(n-1)^beta, min_factor, max_factor),
 
-for an error estimate of order k in h (``EmbeddedPair.error_order``) with beta = 0.1 / k and alpha =
-1 / k - 0.75 beta (Dormand-Prince 5(4), k = 5: beta = 0.02, alpha = 0.185). No growth right after a
-rejection; a rejected step is retried with h * max(min_factor, safety * err^(-1/k)) (the integral part
-alone: the previous error says nothing about a step that failed).
-
-Why beta = 0.1 / k: midway between Hairer's DOPRI5 default (beta = 0.2 / k) and the plain I controller
-(beta = 0) of SciPy's solve_ivp; it needed the fewest evaluations at equal end-point error on the DETEST
-problems of ``benchmarks/solve.py`` (figures and the comparison with beta = 0.04 and Gustafsson's 0.4 / k
-in benchmarks/README.md, "solve").
+for an error estimate of order k (``EmbeddedPair.error_order``), beta = 0.1 / k, alpha = 1 / k - 0.75 beta
+(the choice of beta: benchmarks/README.md, "solve"). No growth right after a rejection; a rejected step is
+retried with h * max(min_factor, safety * err^(-1/k)).
 """
 
 from __future__ import annotations
@@ -88,9 +73,8 @@ class PIController:
 
 
 def _rms(ratio: torch.Tensor, norm: str = "worst") -> torch.Tensor:
-    """Per row (``norm="worst"``; one row of the whole batch for "rms"): sqrt(mean_j ratio_j^2), computed
-    without overflow (a ratio beyond 1e150, a certain rejection, is not squared: the norm is then its
-    largest |entry|, inf or NaN for a non-finite one)."""
+    """Per row ("worst"; the whole batch as one row for "rms"): sqrt(mean_j ratio_j^2) without overflow (the
+    largest |entry| when it exceeds 1e150)."""
     ratio = ratio.flatten(1) if norm == "worst" else ratio.reshape(1, -1)
     largest = ratio.abs().amax(dim=1)
     return torch.where(largest < 1e150, ratio.square().mean(dim=1).sqrt(), largest)
@@ -98,10 +82,8 @@ def _rms(ratio: torch.Tensor, norm: str = "worst") -> torch.Tensor:
 
 def scaled_rms(e: torch.Tensor, x: torch.Tensor, x_new: torch.Tensor, rtol: float, atol: float,
                norm: str = "worst") -> torch.Tensor:
-    """Per row: sqrt(mean_j (e_j / (atol + rtol max(|x_j|, |x'_j|)))^2) (``_rms``). A component whose scale is
-    0 (atol = 0, x_j = x'_j = 0) counts 0/0 as 0: it is exactly 0 before and after the step and both
-    solutions of the pair agree exactly, so there is nothing to control (NaN would reject every step);
-    a nonzero e_j against a zero scale stays inf (pure relative control cannot accept it)."""
+    """Per row: sqrt(mean_j (e_j / (atol + rtol max(|x_j|, |x'_j|)))^2) (``_rms``); 0/0 counts as 0, a nonzero
+    e_j over a zero scale stays inf."""
     scale = torch.maximum(x.abs(), x_new.abs()).mul_(rtol).add_(atol)
     ratio = e / scale
     if atol == 0.0:  # only then can a scale be 0
@@ -129,15 +111,10 @@ def pair_error(pair, ks, h: float, x: torch.Tensor, x_new: torch.Tensor, rtol: f
 @torch.no_grad()
 def initial_step(field, k0: torch.Tensor, x0: torch.Tensor, t0: float, span: float, order: int, rtol: float,
                  atol: float, norm: str = "worst") -> float:
-    """Hairer's starting step (HNW I, II.4): d0 = ||x0||, d1 = ||F(t0, x0)|| in the scaled norm, h0 = 0.01
-    d0 / d1, one Euler step to estimate d2 = ||F(t0 + h0, x1) - F(t0, x0)|| / h0, then h = min(100 h0,
-    (0.01 / max(d1, d2))^(1/order)); the smallest over the batch rows (``norm="rms"``: the norms taken over
-    the whole batch), at most the span. One evaluation.
-
-    The scale is sc_j = atol + rtol |x0_j|; a component with sc_j = 0 (atol = 0, x0_j = 0) has no size at
-    x0 to measure a first step against, so it is left out of d0, d1, d2 (counted as 0), and the error norm,
-    whose scale uses max(|x|, |x'|), controls it from the first step on. The result is finite and
-    positive; ``ToleranceError`` where no such h exists (F(t0, x0) not finite, or d1 overflowing)."""
+    """Hairer's starting step (HNW I, II.4): d0 = ||x0||, d1 = ||F(t0, x0)|| in the scaled norm (scale
+    atol + rtol |x0_j|, zero-scale components left out), h0 = 0.01 d0 / d1, d2 = ||F(t0 + h0, x1) - F(t0, x0)||
+    / h0 after one Euler step, h = min(100 h0, (0.01 / max(d1, d2))^(1/order), span); the smallest over rows.
+    One evaluation. Finite and positive, else ``ToleranceError``."""
     scale = x0.abs() * rtol + atol
     d0, d1 = _rms(_measured(x0, scale), norm), _rms(_measured(k0, scale), norm)
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)

@@ -1,17 +1,13 @@
 """Events of an error-controlled solve: the first time each sample's g(t, x(t)) crosses zero.
 
-After every accepted step g is evaluated at the step's end; a sample whose g changed sign on the step (or
-reached 0) has its root located on the pair's dense output of that step by the Illinois method (regula
-falsi that halves the retained end's value when one end is kept twice; Dahlquist and Bjorck 1974), to a
-bracket of a few ulp of t or an exact zero. The event time is differentiable by the implicit function
-theorem, as torchdiffeq's ``odeint_event``: g(t*, x(t*; theta), theta) = 0 gives
+A sign change of g over an accepted step is located on the step's dense output by the Illinois method
+(Dahlquist and Bjorck 1974) to a few ulp of t. The event time is differentiable by the implicit function
+theorem (as torchdiffeq's ``odeint_event``):
 
     d t* / d theta = -(dg/d theta + dg/dx . dx/d theta) / (dg/dt + dg/dx . F(t*, x*)),
 
-built as a straight-through term t* - (g - g.detach()) / D (D the denominator, detached): its value is
-t*, and autograd gives the derivative above through g's dependence on the interpolated x* and the
-parameters. The event state is x* + (t* - t*.detach()) F(t*, x*) (its total derivative). Each sample's g must
-depend on its own row only (the denominator is taken per row).
+as the straight-through t* - (g - g.detach()) / D; the event state is x* + (t* - t*.detach()) F(t*, x*).
+Each sample's g must depend on its own row only.
 """
 
 from __future__ import annotations

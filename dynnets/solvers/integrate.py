@@ -4,40 +4,15 @@
     solve(field, x0, t_eval, rtol=1e-8, atol=1e-10)             DormandPrince5, PI step-size control
     solve(field, x0, t_eval, method=DormandPrince853(), rtol=...)
 
-Fixed steps: each interval [t_j, t_(j+1)] is cut into n_j = ceil((t_(j+1) - t_j) / h) equal steps, and
-the solve is ``Flow([Flow.repeat(Step(field, method, h_j), n_j), ...]).trajectory(x0, t_0)``: any method
-that can integrate the field (explicit, implicit, symplectic, Cayley, ...), with its guarantees.
-
-Error control (an ``EmbeddedPair``): every attempted step computes the pair's stages and x' (``EmbeddedPair.attempt``,
-the first-same-as-last stage reused), the error norm of ``controller.pair_error``, is accepted when it is at
-most 1, and the PI controller (``PIController``) picks the next h. States at ``t_eval`` come from the
-pair's dense output (``dense=True``, the default: steps ignore the intermediate times) or from steps
-clipped to land on each of them (``dense=False``); the last time is always reached by a step. The step
-logic (time resolution, landing, the dense output's theta) runs on offsets s = t - t_eval[0], so it
-resolves steps to round-off of the span however large t_eval[0] is; the field gets the absolute time,
-advanced t <- t + h exactly as a Flow passes it to its steps, so ``Solution.flow()`` reproduces the
-solve. A step that cannot meet the tolerance (h below the time resolution, or ``max_steps`` attempts)
-raises ``ToleranceError`` naming t, h and the error; every attempted h is finite and positive.
-
-Time-dependent fields: that float64 clock t <- t + h must resolve every step, h >= 10 ulp(max |t|)
-(below it t + h rounds by more than 5% of h, and at h < ulp / 2 the field's time stops); a span, an
-interval (``dense=False``) or a fixed step below it is refused before any work (``ConfigError``).
-
-As users pass them: ``field`` any callable (``as_field``: f(t, x) or f(x) by the number of required
-positional parameters); one state x0 (d,) is solved as the batch x0[None] (the field sees (1, d)) and
-returned as (len(t_eval), d); decreasing t_eval is solved forwards in s = -t with ``Negated(field)``
-(F still gets the true time); a t_eval that requires grad gets the exact flow's derivatives through the
-straight-through terms of ``solution.with_time_gradient`` (one more evaluation per time). Events
-(``event=``) are located after each accepted step by ``events.EventTracker``; the dense output between
-the times is ``Solution.at``.
-
-Memory (``memory=``, as a Flow's): fixed steps pass it to each interval's Flow; error control with
-"checkpoint" solves without a graph and replays the accepted steps in checkpointed segments
-(``solvers.adjoint``: backpropagation through the accepted steps, to round-off, in O(sqrt(N)) states).
-
-Every solve ends with one finiteness check of its states (one host synchronisation): a fixed-step solve
-has no error estimate to stop an overflow or a NaN of the field, so a non-finite state raises
-``DivergenceError`` naming the first time of t_eval where it appears.
+Fixed steps: interval j is cut into n_j = ceil((t_(j+1) - t_j) / h) equal steps, run as a Flow (any method
+that integrates the field, with its guarantees). Error control (an ``EmbeddedPair``): a step is accepted when
+``controller.pair_error`` <= 1 and ``PIController`` picks the next h; states at ``t_eval`` come from the dense
+output (``dense=True``) or from steps landing on each time; ``ToleranceError`` when h falls below the time
+resolution or after ``max_steps`` attempts. Steps are chosen on offsets s = t - t_eval[0]; the field gets
+t <- t + h as a Flow passes it (``Solution.flow()`` reproduces the solve), and for a time-dependent field
+every step must satisfy h >= 10 ulp(max |t|) (else ``ConfigError`` before any work). Decreasing t_eval is
+solved with ``Negated(field)``; ``memory="checkpoint"`` under error control replays the accepted steps
+(``solvers.adjoint``). A non-finite state raises ``DivergenceError`` naming the first time it appears.
 """
 
 from __future__ import annotations
@@ -67,8 +42,7 @@ from .controller import NORMS, PIController, initial_step, pair_error
 from .events import EventTracker
 from .solution import Solution, with_time_gradient
 
-#: the default (rtol, atol) per state dtype: float64 asks 1e-6 relative, float32 1e-4 (its floor, 100 eps, is
-#: 1.2e-5: an estimate below ten times the floor is mostly round-off); other dtypes have none (pass both)
+#: the default (rtol, atol) per state dtype; other dtypes have none (pass both)
 DEFAULT_TOLERANCES = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-6)}
 #: the smallest rtol, in units of the state dtype's eps: below it round-off dominates the error estimate
 MIN_RTOL_EPS = 100.0
@@ -80,22 +54,15 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
           checkpoint_every: int | None = None) -> Solution:
     """The states of x' = F(t, x), x(t_eval[0]) = x0, at every time of ``t_eval`` (module docstring).
 
-    ``field``: a ``Field`` or any callable (a function, the user's own ``nn.Module``), taken by the rule of
-    ``dynnets.function.as_field`` (two required positional parameters: f(t, x); one: f(x)); ``x0``: one state
-    (d,) or a batch (batch, ...), the states returned shaped alike ((len(t_eval), d) or (len(t_eval), batch,
-    ...)); ``t_eval``: at least two finite times, strictly increasing or strictly decreasing (backward in
-    time), a tensor that may require grad (then d x(t_j)/d t_j = F(t_j, x(t_j)) and d x(t_j)/d t_0 =
-    -(d x(t_j)/d x0) F(t_0, x0), given by ``solution.with_time_gradient``); ``method``: a ``Method``
-    (default ``DormandPrince5()``); ``h`` (fixed steps) or ``rtol``/``atol`` (error control, defaults
-    ``DEFAULT_TOLERANCES`` by dtype; the method must be an ``EmbeddedPair``); ``norm``: "worst" (default)
-    or "rms" (``controller.pair_error``); ``max_steps``: the most steps attempted; ``event``: g(t, x) -> one value per
-    state (error control only): the first zero of each state's g along the solve, located on the dense
-    output to round-off, is ``Solution.event_t`` / ``event_x`` (NaN where none), differentiable
-    (``solvers.events``); ``terminal`` (default True): stop once every state has had its event (``t``,
-    ``x`` then hold the times of t_eval reached, up to the end of that step); ``memory``: what the backward
-    stores, as for a Flow: "plain" (default), "checkpoint" (every ``checkpoint_every``-th state; error control:
-    the discrete adjoint of ``solvers.adjoint``) or "reversible" (fixed steps of an invertible method). Every
-    option is checked before any work (one-line typed errors)."""
+    ``field``: a ``Field`` or callable (``as_field``); ``x0``: one state (d,) or a batch, returned shaped alike
+    with a leading len(t_eval); ``t_eval``: >= 2 finite times, strictly monotone, may require grad
+    (``solution.with_time_gradient``); ``method``: default ``DormandPrince5()``; ``h`` (fixed steps) or
+    ``rtol``/``atol`` (error control with an ``EmbeddedPair``, defaults ``DEFAULT_TOLERANCES``); ``norm``:
+    "worst" (default) or "rms"; ``max_steps``: the most steps attempted; ``event``: g(t, x), one value per
+    state (error control only): its first zero is ``Solution.event_t`` / ``event_x`` (NaN where none,
+    differentiable); ``terminal`` (default True): stop once every state had its event; ``memory``: "plain",
+    "checkpoint" or "reversible" (fixed steps of an invertible method), as for a Flow. All options are
+    checked before any work."""
     memory, checkpoint_every = check_mode(memory, checkpoint_every)
     field = as_field(field)
     times, t_tensor = _check_times(t_eval)
@@ -153,8 +120,7 @@ def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, fiel
 
 
 def _controlled(field, x, times, control: _Control, tracker, memory: str, every: int | None) -> Solution:
-    """The error-controlled solve under ``memory``: plain, or without a graph and replayed in checkpointed
-    segments (``solvers.adjoint``; plain where nothing is recorded, and inside torch.func transforms, as a Flow)."""
+    """The error-controlled solve: plain, or without a graph then replayed in checkpointed segments."""
     if memory == "reversible":
         raise NotInvertibleError(f"memory='reversible' needs explicitly invertible steps, and the steps of an "
                                  f"error-controlled solve ({control.pair.name}) have no inverse; use memory='checkpoint'")
@@ -227,8 +193,7 @@ def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
 
 
 def _clock_resolution(times: list[float]) -> float:
-    """The smallest step the float64 clock t <- t + h (the time a Flow passes its steps) resolves over
-    t_eval: 10 ulp(max |t|), where t + h is rounded by at most 5% of h."""
+    """10 ulp(max |t|): the smallest h the float64 clock t <- t + h resolves (rounding <= 5% of h)."""
     return 10.0 * max(math.ulp(times[0]), math.ulp(times[-1]))
 
 
@@ -254,8 +219,7 @@ def _checked_finite(solution: Solution) -> Solution:
 
 
 def _fixed_grid(times: list[float], h, max_steps: int) -> list[tuple[float, int]]:
-    """(h_j, n_j) per interval: n_j = ceil(span_j / h) (a ratio within 1e-9 of an integer is that integer,
-    so t_eval on a grid of h is hit with steps of exactly h up to rounding)."""
+    """(h_j, n_j) per interval: n_j = ceil(span_j / h) (a ratio within 1e-9 of an integer is that integer)."""
     h = positive_real("step size h", h, StepSizeError, symbol="h")
     grid, total = [], 0
     for a, b in zip(times[:-1], times[1:]):
@@ -289,8 +253,7 @@ class _Control:
         self.dense, self.norm, self.attempts = dense, norm, 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
-        """Refuse to go on when an attempted h is not finite and positive (a controller or starting-step
-        defect, never attempted), max_steps steps were attempted, or h fell below the time resolution."""
+        """Refuse an h that is not finite and positive, more than max_steps attempts, or h below the resolution."""
         self.attempts += 1
         if not (h > 0.0 and math.isfinite(h)):
             raise StepSizeError(f"{self.pair.name} was about to attempt the step h={h!r} at t={t!r} (last error "
@@ -305,10 +268,8 @@ class _Control:
 
 
 def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None = None) -> Solution:
-    """The loop of the module docstring: s is the offset from times[0] on which steps are chosen, landed and
-    interpolated (targets times[j] - times[0]), t the absolute time the field gets (t <- t + h, as a Flow).
-    An accepted step whose stages are in an autograd graph is kept for the dense output (``Solution.at``)
-    as (s, t, h, x, stages); otherwise nothing is kept (``Solution.at`` recomputes the steps)."""
+    """The loop of the module docstring (s: offset from times[0]; t: the field's absolute time). Accepted
+    steps with a graph are kept as (s, t, h, x, stages) for ``Solution.at``."""
     pair, controller, dense = control.pair, control.controller, control.dense
     targets = [tj - times[0] for tj in times]
     s, t, x, end = 0.0, times[0], x0, targets[-1]
@@ -362,9 +323,8 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
 
 
 def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
-    """Append the dense-output states of the offsets targets[j], targets[j + 1], ... inside the accepted step
-    ``step`` = (offset s, absolute time t, h) (the step's own end, when it lands on the last time, exactly);
-    return (next j, evaluations made)."""
+    """Append the dense-output states of targets[j], ... inside the accepted ``step`` = (s, t, h); return
+    (next j, evaluations made)."""
     s, t, h = step
     evaluated = 0
     while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):

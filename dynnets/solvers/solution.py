@@ -15,28 +15,14 @@ from ..step import Flow, Step
 
 @dataclass(frozen=True)
 class Solution:
-    """``x[j]`` is the state at ``t[j]`` (``x[0]`` the initial state), shape (len(t), *x0.shape).
+    """``x[j]`` is the state at ``t[j]``, shape (len(t), *x0.shape).
 
-    The accepted steps are dynnets ``Step``s: ``sizes`` lists them as (h, count) runs in the order they
-    were taken (an error-controlled solve has count 1 each, a fixed-step solve one run per interval of
-    ``t``), ``flow()`` composes them, so ``solution.flow()(x0, t[0])`` recomputes ``x[-1]`` with the same
-    arithmetic, and ``flow().trajectory`` the states after each step. ``nfev`` counts the evaluations of
-    the field (None for a fixed-step method that is not an explicit Runge-Kutta method); ``rejected``
-    the steps the controller refused and retried.
-
-    A solve backwards in time (decreasing ``t``, ``direction`` -1) integrates ``Negated(F)`` forwards in
-    s = -t: ``field``, ``sizes`` and ``flow()`` are that solve's (call ``flow()(x0, -t[0])``). For one state
-    x0 of shape (d,) (``one_state``) ``x`` has shape (len(t), d) and ``flow()`` takes the batch x0[None].
-
-    Dense output: ``at(t)`` from the pair's interpolant on the accepted step holding t. An error-controlled
-    solve (``controlled``) whose stages are recorded by autograd keeps every accepted step's start state and
-    stages in ``segments`` (the graph holds them anyway: no extra memory); one that is not (``torch.no_grad``,
-    nothing requiring grad) keeps nothing, and ``at`` recomputes its accepted steps from x0 once per call,
-    bit for bit the solve's own. Fixed-step solves keep nothing either (cubic Hermite, ``at``).
-
-    Events (``solve(..., event=g)``): ``event_t`` the first time each state's g(t, x) crosses zero, shape
-    (batch,) (a 0-d tensor for one state), NaN where it does not within the solve, and ``event_x`` the
-    state there; both differentiable (the implicit function theorem, ``solvers.events``).
+    ``sizes``: the accepted steps as (h, count) runs; ``flow()`` composes them, so ``flow()(x0, t[0])``
+    recomputes ``x[-1]`` with the same arithmetic. ``nfev``: field evaluations (None for a fixed-step method
+    that is not explicit RK); ``rejected``: refused steps. Backwards in time (``direction`` -1) ``field``,
+    ``sizes`` and ``flow()`` are those of ``Negated(F)`` in s = -t. ``segments``: the accepted steps' start
+    states and stages, kept only when autograd records them anyway (else ``at`` replays them). ``event_t``,
+    ``event_x``: each state's first zero of g and the state there (NaN where none; differentiable).
     """
 
     t: torch.Tensor
@@ -64,20 +50,14 @@ class Solution:
         return tuple(Step(self.field, self.method, h) for h, _ in self.sizes)
 
     def flow(self, **options) -> Flow:
-        """The solution as a Flow (``options``: ``memory``, ``checkpoint_every``); it starts at ``t[0]``:
-        call it as ``flow(x0, float(solution.t[0]))`` for a time-dependent field."""
+        """The solution as a Flow (``options``: ``memory``, ``checkpoint_every``) starting at ``t[0]``."""
         parts = [step if count == 1 else Flow.repeat(step, count) for step, (_, count) in zip(self.steps, self.sizes)]
         return Flow(parts, **options)
 
     def at(self, t) -> torch.Tensor:
-        """The state at time(s) ``t`` (a number, a 0-d or 1-D tensor, in the span of ``self.t``), shaped
-        (*t.shape, *x0.shape), from the pair's dense output on the accepted step holding each time (order 4
-        for DormandPrince5, 3 for BogackiShampine3, 7 for DormandPrince853): differentiable with respect to
-        what the solve depends on, and with respect to ``t`` (d x/d t = F(t, x), ``with_time_gradient``).
-        A fixed-step solve keeps nothing: its steps from the state at the time of t_eval before t are
-        recomputed up to the step holding t, and the cubic Hermite interpolant of that step's end states
-        and F there is returned (order 3: exact for cubics, an O(h^4) interpolation error on top of the
-        method's own)."""
+        """The state at time(s) ``t`` (a number, 0-d or 1-D tensor in the span of ``self.t``), shaped
+        (*t.shape, *x0.shape): the pair's dense output on the step holding t, or for a fixed-step solve the
+        cubic Hermite interpolant of the recomputed step. Differentiable, also w.r.t. ``t``."""
         if self.controlled and self.method.dense is None:
             raise ConfigError(f"Solution.at needs a pair with a dense output, {self.method.name} has none")
         query = torch.as_tensor(t, dtype=torch.float64)
@@ -118,8 +98,8 @@ class Solution:
         return tuple(segment for segment, _ in replay(self.method, self.field, x, steps))
 
     def _hermite(self, s: float) -> torch.Tensor:
-        """A fixed-step solve's state at its own time s: the steps recomputed from the preceding time of
-        t_eval, then x(t + th h) = (1 - 3 th^2 + 2 th^3) x0 + (th - 2 th^2 + th^3) h F0 + (3 th^2 - 2 th^3) x1
+        """A fixed-step solve's state at its own time s: steps recomputed from the preceding time of t_eval,
+        then x(t + th h) = (1 - 3 th^2 + 2 th^3) x0 + (th - 2 th^2 + th^3) h F0 + (3 th^2 - 2 th^3) x1
         + (th^3 - th^2) h F1."""
         times = (self.direction * self.t).tolist()
         j = min(len(times) - 2, max(0, bisect.bisect_right(times, s) - 1))
@@ -138,8 +118,7 @@ class Solution:
 
 
 def step_times(sizes, t0: float) -> list[tuple[float, float, float]]:
-    """(offset s, absolute time t, h) of each accepted step of an error-controlled solve from t0, accumulated
-    as the solve does (s <- s + h, t <- t + h)."""
+    """(s, t, h) of each accepted step from t0, accumulated as the solve does."""
     out, s, t = [], 0.0, t0
     for h, _ in sizes:
         out.append((s, t, h))
@@ -148,9 +127,8 @@ def step_times(sizes, t0: float) -> list[tuple[float, float, float]]:
 
 
 def replay(pair, field, x: torch.Tensor, steps):
-    """The accepted steps ``steps`` ((s, t, h), ``step_times``) recomputed from x with the solve's own
-    arithmetic, bit for bit (the first stage of a step is the last one's first-same-as-last stage, as in the
-    solve; the first, F(t, x), the value the solve reused): yields ((s, t, h, x, stages), x after the step)."""
+    """The accepted steps ((s, t, h), ``step_times``) recomputed from x bit for bit as the solve did;
+    yields ((s, t, h, x, stages), x after the step)."""
     ks: list = []
     for s, t, h in steps:
         first = [ks[pair.fsal]] if ks and pair.fsal is not None else pair.stages(field, x, h, t, count=1)
@@ -160,10 +138,8 @@ def replay(pair, field, x: torch.Tensor, steps):
 
 
 def with_time_gradient(field, direction: float, t: torch.Tensor, x: torch.Tensor, tangent_only: bool = False):
-    """x_j + (t_j - t_j.detach()) F(t_j, x_j) for states x of shape (len(t), batch, ...): the value of x, and
-    the derivative d x_j / d t_j = F(t_j, x_j) of the exact flow (a straight-through construction; one
-    evaluation of the field per time, at the state detached). ``field`` is the solve's own: F(t, x) =
-    direction * field(direction * t, x) (``Negated`` backwards). ``tangent_only``: the added term alone."""
+    """x_j + (t_j - t_j.detach()) F(t_j, x_j), x of shape (len(t), batch, ...): the value of x with
+    d x_j / d t_j = F(t_j, x_j) (F(t, x) = direction * field(direction * t, x)). ``tangent_only``: the term alone."""
     values = torch.stack([direction * field.at(direction * tj, xj.detach())
                           for tj, xj in zip(t.detach().tolist(), x)])
     shift = (t - t.detach()).to(x.dtype).reshape(-1, *[1] * (x.dim() - 1))
