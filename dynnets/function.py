@@ -15,16 +15,10 @@ from .errors import ConfigTypeError, DtypeError, ShapeError
 
 
 class FunctionField(Field):
-    """F(x) = fn(x), or with ``time_dependent=True`` F(t, x) = fn(t, x) (torchdiffeq's convention; t a 0-d
-    tensor, or (batch,) with one time per row), for any callable on (batch, ...) states: a function, a
-    user's ``nn.Module`` (its parameters train like any field's), a decomposition's part, a test field. The
-    signature is never guessed: ``time_dependent`` says it, and a callable whose signature contradicts it
-    (two required positional parameters with False, one with True) is refused at construction.
-
-    No traits: it claims nothing (``lipschitz_bound()`` raises ``NotCertifiedError``). ``dim`` (optional)
-    fixes the size of the last axis; None accepts states of any shape. Every output is checked to have the
-    input's shape and dtype (``ShapeError``, ``DtypeError``): a broadcast or a cast would otherwise give a
-    wrong step silently.
+    """F(x) = fn(x), or with ``time_dependent=True`` F(t, x) = fn(t, x) (t of shape () or (batch,)), for any
+    callable on (batch, ...) states (a user's ``nn.Module`` trains like any field). A signature contradicting
+    ``time_dependent`` is refused at construction. No traits. ``dim`` (optional) fixes the last axis; None
+    accepts any shape. Every output must have the input's shape and dtype (``ShapeError``, ``DtypeError``).
     """
 
     def __init__(self, fn: Callable, dim: int | None = None, *, time_dependent: bool = False):
@@ -68,11 +62,9 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 
 
 def as_field(fn) -> Field:
-    """``fn`` as a field: a ``Field`` as it is, any other callable (a function, a user's ``nn.Module``: its
-    ``forward``) as a ``FunctionField`` whose time dependence is read from the signature, never guessed:
-    exactly two required positional parameters is ``fn(t, x)`` (torchdiffeq's convention), exactly one is
-    ``fn(x)``; anything else (``fn(*args)``, three required, no readable signature) is refused with
-    ``ConfigTypeError``. To choose otherwise, pass ``FunctionField(fn, time_dependent=...)`` yourself."""
+    """``fn`` as a field: a ``Field`` as it is, another callable as a ``FunctionField`` by its signature (an
+    ``nn.Module``: its ``forward``): exactly two required positional parameters is ``fn(t, x)``, exactly one
+    ``fn(x)``, anything else ``ConfigTypeError`` (wrap it in ``FunctionField(fn, time_dependent=...)``)."""
     if isinstance(fn, Field):
         return fn
     if not callable(fn):
@@ -101,9 +93,7 @@ def _name(fn) -> str:
 
 
 class Negated(Field):
-    """G(s, x) = -F(-s, x): the field ``field`` backwards in time. A solution of x' = F(t, x) from t_0 down to
-    t_1 < t_0 is one of x' = G(s, x) from s = -t_0 up to -t_1, and F still gets the true time t = -s (negation is
-    exact in floating point). It claims nothing (no traits): only methods that need no structure integrate it."""
+    """G(s, x) = -F(-s, x): ``field`` backwards in time (s = -t; F gets the true time). No traits."""
 
     def __init__(self, field: Field):
         super().__init__()

@@ -1,18 +1,12 @@
 """Hamiltonian fields on x = (q, p): separable, H(q, p) = T(p) + V(q), q' = grad T(p), p' = -grad V(q);
 and general, H(q, p) a network of (q, p) jointly, F = J grad H.
 
-T and V are one-hidden-layer networks  T(p) = w_T^T Gamma(K_T p + a_T),  V(q) = w_V^T Gamma(K_V q + a_V),
-whose gradients are available in closed form, grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)) with
-sigma = Gamma'; no autograd is needed to evaluate the field, so it is cheap and composes with
-torch.func. Symplectic Euler and Stormer-Verlet applied to it are symplectic maps (trait
-``SeparableHamiltonian``). The output weights w are what lets V be non-convex (e.g. -cos q).
-
-The general field ``GeneralHamiltonian`` (also ``GeneralHamiltonian(dim, width)``) uses one such
-ridge network on the whole state, H(x) = w^T Gamma(K x + a), so kinetic and potential energy may couple
-(e.g. a double pendulum's p^T M(q)^-1 p / 2). Its field F = J K^T (w * sigma(K x + a)) and Jacobian
-DF = J K^T diag(w * sigma'(K x + a)) K are closed forms. No explicit method is symplectic on it; the
-symplectic Runge-Kutta methods (Gauss-Legendre, ``dynnets.methods.GaussLegendre``) are (trait
-``CanonicalHamiltonian``).
+T(p) = w_T^T Gamma(K_T p + a_T) and V(q) = w_V^T Gamma(K_V q + a_V) have closed-form gradients
+grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)), sigma = Gamma' (no autograd; w lets V be non-convex); the
+partitioned methods are symplectic on them (``SeparableHamiltonian``). ``GeneralHamiltonian``:
+H(x) = w^T Gamma(K x + a) on the whole state, F = J K^T (w * sigma(K x + a)) and
+DF = J K^T diag(w * sigma'(K x + a)) K in closed form; symplectic under symplectic Runge-Kutta methods
+(``CanonicalHamiltonian``), no explicit method.
 """
 
 from __future__ import annotations
@@ -48,8 +42,7 @@ class _Potential(nn.Module):
         return gamma(F.linear(z, self.K, self.a)) @ self.w
 
     def grad(self, z, sigma):
-        # K^T (w * s) = (diag(w) K)^T s: the weights scale K's rows (width x dim, once per call) instead of
-        # the (batch, width) activations, one elementwise pass over the batch less, forward and backward
+        # K^T (w * s) = (diag(w) K)^T s: scale K's rows, not the (batch, width) activations
         return F.linear(sigma(F.linear(z, self.K, self.a)), (self.K * self.w.unsqueeze(1)).t())
 
     def grad_vjp(self, z, c, sigma, slope_of_value):
@@ -81,9 +74,8 @@ def _activation_for(potential: str):
 
 
 class SeparableEnergies(Field):
-    """A separable Hamiltonian field x = (q, p) -> (grad T(p), -grad V(q)) whose energies ``kinetic`` and
-    ``potential_energy`` are modules (either may be None: its part is zero); subclasses define ``f``, ``g``,
-    ``q_dim`` and how one energy is evaluated (``energy_value``)."""
+    """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None: zero
+    part); subclasses define ``f``, ``g``, ``q_dim`` and ``energy_value``."""
 
     def energy_value(self, energy: nn.Module, z: torch.Tensor) -> torch.Tensor:
         """One energy's value per row (T(p) or V(q))."""
@@ -114,15 +106,9 @@ class Hamiltonian(SeparableEnergies):
     """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim; F(x) = (grad T(p), -grad V(q)).
 
     ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
-    ``hamiltonian(x)`` returns H per batch row, e.g. to plot energy along a rollout.
-    ``partition()`` returns (dim, grad T, -grad V), the interface the partitioned methods use.
-    ``kinetic=False`` (T = 0) or ``potential=False`` (V = 0) leaves one energy: its part of ``partition()``
-    is None, and a partitioned step is then the one exact kick p <- p - h grad V(q) (or q <- q + h grad T(p)),
-    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2; ``dn.networks.sympnet``). ``diagonal=True``
-    (width == dim) fixes K = I and a = 0: T(p) = sum_i w_i Gamma(p_i), the LA-SympNet's activation module.
-
-    For H a network of (q, p) jointly (not separable), use ``GeneralHamiltonian`` with an implicit
-    symplectic method.
+    ``kinetic=False`` (T = 0) or ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick,
+    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0,
+    T(p) = sum_i w_i Gamma(p_i) (the LA-SympNet activation module). Non-separable H: ``GeneralHamiltonian``.
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
@@ -169,13 +155,8 @@ class Hamiltonian(SeparableEnergies):
 
 
 class GeneralHamiltonian(Field):
-    """H(q, p) = w^T Gamma(K x + a) on x = (q, p), q, p in R^dim (K: (width, 2 dim)); F(x) = J grad H(x) =
-    (dH/dp, -dH/dq) with grad H = K^T (w * sigma(K x + a)).
-
-    ``potential`` names Gamma as for ``Hamiltonian``; ``hamiltonian(x)`` returns H per
-    row; ``jacobian(x)`` is the closed form J K^T diag(w * sigma'(K x + a)) K. Trait
-    ``CanonicalHamiltonian``: every symplectic Runge-Kutta method (``GaussLegendre``, ``ImplicitMidpoint``)
-    is a symplectic map on it.
+    """H(q, p) = w^T Gamma(K x + a) on x = (q, p) (K: (width, 2 dim)); F(x) = J grad H(x) = (dH/dp, -dH/dq),
+    ``jacobian(x)`` in closed form (module docstring); ``potential`` as for ``Hamiltonian``.
     """
 
     traits = frozenset({CanonicalHamiltonian()})

@@ -2,13 +2,10 @@
 T(p) = 1/2 p^T S_T p + b_T^T p and V(q) = 1/2 q^T S_V q + b_V^T q, S symmetric; F(x) = (S_T p + b_T,
 -(S_V q + b_V)).
 
-Each part depends only on the other variable, so a partitioned method's shear is that energy's exact flow:
-Symplectic Euler on it is q <- q + h (S_T p + b_T), then p <- p - h (S_V q + b_V), the two linear
-"up/low" modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132,
-2020, Sec. 3.2) with their bias; a field with one energy only (``kinetic=False`` or ``potential_energy=False``)
-is a single linear shear. S is parametrised so it is symmetric for every parameter value: S = A + A^T
-(``rank=None``, dim^2 parameters, as in the paper) or S = diag(d) + U diag(e) U^T (``rank=r``: dim (r + 1)
-+ r parameters, indefinite allowed).
+A partitioned method's shear is that energy's exact flow: Symplectic Euler on it gives the linear "up/low"
+modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132, 2020,
+Sec. 3.2). S is symmetric by construction: S = A + A^T (``rank=None``) or S = diag(d) + U diag(e) U^T
+(``rank=r``, indefinite allowed).
 """
 
 from __future__ import annotations
@@ -58,14 +55,11 @@ class _Quadratic(nn.Module):
 
 class QuadraticHamiltonian(SeparableEnergies):
     """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S_T and S_V
-    symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)) (module docstring: a linear kick, exact under the
-    partitioned methods).
+    symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)).
 
-    ``kinetic`` / ``potential_energy``: which energy is present (at least one); an absent one is zero, and
-    ``partition()`` gives None for its part, so the partitioned methods skip its shear. ``rank``: None
-    (S = A + A^T) or r (S = diag(d) + U diag(e) U^T). ``bias``: the linear terms b.
-    ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
-    ``matrices()`` gives (S_T, S_V) (None for an absent energy); ``hamiltonian(x)`` gives H per row.
+    ``kinetic`` / ``potential_energy``: which energy is present (at least one; an absent one is zero).
+    ``rank``: as in the module docstring. ``bias``: the linear terms b. ``init_scale``: the standard
+    deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})

@@ -1,20 +1,10 @@
 """Partitioned methods for fields F(q, v) = (f(v), g(q)) (trait ``Partitioned``, interface ``partition()``).
 
-A field may leave one part out (``partition()`` gives None for it: that part is zero, e.g. a single linear
-or activation kick); its shears are the identity and are skipped.
-
-Each step is a composition of shears (q += h f(v) or v += h g(q)), each with unit Jacobian determinant
-and an explicit inverse (the same shear with -h), so the step preserves volume for every partitioned
-field and is explicitly invertible. For a separable Hamiltonian field (f = grad T, g = -grad V) each
-shear is the exact flow of a Hamiltonian (T or V), hence symplectic (Hairer, Lubich, Wanner,
-Geometric Numerical Integration, VI.3).
-
-A method is its list of shears (``shears``); the step, the inverse, a weight-tied run of n steps and the
-reversible backward all walk that list. Consecutive shears of the same part evaluate the field at the same
-point (the other part has not moved), so a run evaluates it once for them: Stormer-Verlet's closing
-half-kick is the next step's opening one (first same as last, 2 n + 1 evaluations for n steps instead of
-3 n, the result bitwise that of n separate steps), and the reversible backward takes one vector-Jacobian
-product at each evaluation its reconstruction makes (no recomputation of the step).
+A step is a list of shears (``shears``: q += h f(v) or v += h g(q)), each volume-preserving with an explicit
+inverse (the same shear with -h); for a separable Hamiltonian (f = grad T, g = -grad V) each shear is an
+exact Hamiltonian flow, hence symplectic (Hairer, Lubich, Wanner, GNI, VI.3). A part ``partition()`` gives
+as None is zero: its shears are skipped. Consecutive shears of one part share one field evaluation (in a
+run, and in the reversible backward: one VJP per evaluation).
 """
 
 from __future__ import annotations
@@ -35,11 +25,8 @@ def _split(field, x: torch.Tensor):
 
 def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1,
            inplace: bool = False) -> torch.Tensor:
-    """z + sign weight h value, as a product then a sum (sign -1: the shear undone, in the same arithmetic
-    wherever it is undone); ``inplace`` writes the result into z (the same arithmetic).
-
-    Never ``torch.add(z, value, alpha=c)``: inductor's add + mm -> addmm fusion drops ``alpha`` (the value
-    is a matrix product), so ``torch.compile`` with the default backend computed z + value (docs/gpu.md)."""
+    """z + sign weight h value, as a product then a sum (sign -1 undoes it in the same arithmetic);
+    ``inplace`` writes into z. Never ``torch.add(..., alpha=c)``: inductor drops alpha (docs/gpu.md)."""
     step = _scaled(h, weight) * value
     if inplace:
         return z.add_(step) if sign > 0 else z.sub_(step)
@@ -47,9 +34,8 @@ def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1
 
 
 def _groups(shears, f, g):
-    """Maximal stretches of consecutive shears of the same part: (part, weights). A part the field leaves
-    out (``partition()`` gave None: that energy is zero) has identity shears: they are dropped, so the
-    stretches of the other part on either side merge (its point has not moved between them)."""
+    """Maximal stretches of consecutive shears of one part: (part, weights); a part that is None is dropped
+    (the other part's stretches around it merge)."""
     out: list[tuple[str, list[float]]] = []
     for part, weight in shears:
         if (f if part == "q" else g) is None:
@@ -63,8 +49,6 @@ def _groups(shears, f, g):
 
 class _PartitionedMethod(Method):
     requires = (Partitioned,)
-    #: every shear is z + (w h) value: a per-row h of shape (batch, 1) broadcasts, and each row's map is the
-    #: step of its own h (symplectic / volume-preserving for every real h)
     per_sample_h = True
     acts_on_parts = True
     #: the step as shears (part, weight) in order: ("q", w) is q += w h f(v), ("v", w) is v += w h g(q)
@@ -127,15 +111,11 @@ class _PartitionedMethod(Method):
         return torch.cat([q, v], dim=-1)
 
     def reversible_backward(self, field, y, grad_y, h, n, params, grads):
-        """The run's shears undone in reverse order, one evaluation per stretch of same-part shears (as the
-        forward), each with its VJP (``Field.partition_vjp``: closed form where the field has one): a
-        stretch v += c_i g(q) sends q_bar += Dg(q)^T ((sum_i c_i) v_bar) (v_bar unchanged), likewise
-        q += c_i f(v). One evaluation and one VJP per stretch: the backward costs about one forward plus one
-        VJP (``Method.reversible_backward``).
-        A learned h (a leaf tensor among ``params``) gets sum_i w_i <value, cotangent> directly."""
+        """The run's shears undone in reverse, one evaluation and one VJP (``Field.partition_vjp``) per stretch:
+        v += c_i g(q) sends q_bar += Dg(q)^T ((sum_i c_i) v_bar), likewise q += c_i f(v). A learned h (a leaf
+        among ``params``) gets sum_i w_i <value, cotangent>."""
         q, v, f, g = _split(field, y)
-        # the reconstruction and the cotangents are updated in place: a new tensor per stretch, each freed
-        # one stretch later, made glibc's heap grow with depth (peak RSS 38.8 MiB at 1000 steps, 6 in place)
+        # updated in place: a new tensor per stretch made the heap grow with depth (docs/memory.md)
         q, v = q.clone(), v.clone()
         q_bar, v_bar = grad_y[..., : q.shape[-1]].clone(), grad_y[..., q.shape[-1]:].clone()
         learned = isinstance(h, torch.Tensor) and h.requires_grad
