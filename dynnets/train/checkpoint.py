@@ -6,15 +6,9 @@ File layout (format version 1)::
     {"version": 1, "payload_bytes": N, "sha256": "<hex digest of the payload>"}\\n
     <N bytes: torch.save(payload)>
 
-Writing: the whole file goes to a temporary file in the target directory, is flushed and fsync'ed, then
-``os.replace``'d over the target (atomic on POSIX and Windows), and the directory is fsync'ed so that the
-rename itself survives a power cut. A process killed at any moment therefore leaves either the previous
-checkpoint or the new one, never a mixture.
-
-Reading: the magic line, the header, the payload length and the SHA-256 digest are checked before the
-payload is handed to ``torch.load(..., weights_only=True)``, which only rebuilds tensors, numbers, strings
-and dict/list/tuple containers (no pickled code runs). Any failure raises :class:`CheckpointError` naming
-the file and what is wrong.
+Written to a temporary file, fsync'ed, ``os.replace``'d over the target and the directory fsync'ed (a kill
+leaves the old or the new file, never a mixture); read only after the header, length and SHA-256 check, with
+``torch.load(weights_only=True)``; failures raise :class:`CheckpointError`. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -34,9 +28,7 @@ MAGIC = b"DYNNETS-CHECKPOINT\n"
 FORMAT_VERSION = 1
 _MAX_HEADER = 4096
 
-# What torch.load(weights_only=True) can rebuild; checked at save time so that a checkpoint that could
-# not be read back is refused when it is written, not when a run tries to resume from it. Exact types:
-# subclasses (a str subclass such as torch.__version__, a namedtuple, a defaultdict) are not rebuilt.
+# What torch.load(weights_only=True) can rebuild (exact types: subclasses are not), checked at save time.
 _LEAF_TYPES = (int, float, complex, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 

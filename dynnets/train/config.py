@@ -183,9 +183,8 @@ def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Ph
 
 
 def check_data(data) -> None:
-    """None, a callable step -> batch, or a re-iterable of batches. A tuple or list of two or more tensors is
-    refused: it reads as one batch (x, y) as naturally as a list of single-tensor batches, and iterating it
-    would train on x, then on y, as separate batches."""
+    """None, a callable step -> batch, or a re-iterable of batches; a tuple or list of two or more tensors is
+    refused (ambiguous: one batch (x, y) or two batches)."""
     if data is None or callable(data):
         return
     if isinstance(data, (tuple, list)) and len(data) > 1 and all(isinstance(b, torch.Tensor) for b in data):

@@ -6,14 +6,10 @@
 * a callable ``step -> batch`` (``step`` is the 0-based index of the step being taken);
 * a re-iterable of batches (a list, a DataLoader, ...), cycled epoch after epoch.
 
-Exact resume of an iterable: a shuffled DataLoader draws its permutation from a generator (its own or
-torch's global one) when an epoch starts. At each epoch start the source records the state of the global
-generators (torch, numpy, python) and of every torch.Generator it can see on the loader and its samplers,
-and counts the batches taken since. On resume it sets those states back, starts the epoch again and skips
-the counted batches, which reproduces the permutation and every generator's state; the training loop then
-restores the global generators to their values at the checkpoint. Samplers with ``set_epoch`` (e.g.
-DistributedSampler) are told the epoch number before each epoch. A list or tuple is iterated without
-random draws: only its epoch and position are recorded.
+Exact resume of an iterable: at each epoch start the source records the global generators' states (torch,
+numpy, python) and every torch.Generator on the loader and its samplers, and counts the batches taken; on
+resume it restores them, restarts the epoch and skips the counted batches. Samplers with ``set_epoch`` get
+the epoch number. A list or tuple records only its epoch and position.
 """
 
 from __future__ import annotations

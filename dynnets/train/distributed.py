@@ -9,8 +9,8 @@ In the script::
     result = fit(model, loss_fn, loader, steps=1000, checkpoint="run.ckpt")   # wraps the model in DDP
     shutdown_distributed()                         # every rank, also on error paths: call it in a `finally`
 
-DDP averages gradients over ranks, so with a mean-reduced loss and equal shard sizes every rank takes the
-step a single process would take on the whole global batch (up to the order of floating-point sums).
+With a mean-reduced loss and equal shards every rank takes the single-process step on the global batch
+(up to summation order). See docs/training.md.
 """
 
 from __future__ import annotations
@@ -72,12 +72,9 @@ def _env_int(name: str) -> int:
 
 
 def init_distributed(device="cpu", backend: str | None = None, timeout: float = 300.0) -> DistInfo:
-    """Join the process group described by torchrun's environment variables.
-
-    Without torchrun (no RANK/WORLD_SIZE in the environment) this does nothing and returns rank 0 of 1,
-    so the same script runs on one process. The backend defaults to gloo on CPU and nccl on CUDA; on CUDA
-    each process uses device ``cuda:LOCAL_RANK``. ``timeout`` (seconds) bounds every collective, so a
-    rank that died makes the others fail instead of hanging forever.
+    """Join the process group described by torchrun's environment (without it: a no-op, rank 0 of 1).
+    Backend: gloo on CPU, nccl on CUDA (device ``cuda:LOCAL_RANK``); ``timeout`` (seconds) bounds every
+    collective, so a dead rank makes the others fail instead of hang.
     """
     if dist.is_available() and dist.is_initialized():
         return current()
@@ -97,24 +94,17 @@ def init_distributed(device="cpu", backend: str | None = None, timeout: float = 
         raise ConfigError(f"backend='nccl' needs CUDA devices, but device={device!r}")
     if dev.type == "cuda":
         torch.cuda.set_device(local)
-    # torch.distributed.nn.functional binds `group.WORLD` as a default argument when it is first imported, which
-    # DistributedDataParallel does lazily (through torch._dynamo). Imported after init_process_group, its
-    # functions would hold the group for the rest of the process, so shutdown_distributed could never free it;
-    # imported now, those defaults are None.
+    # imported before init_process_group, torch.distributed.nn.functional's default `group.WORLD` is None,
+    # so it cannot hold the group and keep shutdown_distributed from freeing it
     importlib.import_module("torch.distributed.nn.functional")
     dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
     return DistInfo(rank=rank, world_size=world, local_rank=local, backend=backend)
 
 
 def shutdown_distributed() -> None:
-    """Tear the process group down on every rank, so that none of its threads outlives it.
-
-    The ranks first meet at a barrier, except while an exception propagates (the other ranks may never come:
-    waiting would turn one rank's error into a hang). The group is then destroyed *and freed*: a gloo worker
-    thread still releasing a finished collective while the interpreter finalises aborts the process
-    ('terminate called without an active exception'); freeing joins those threads first. A group still
-    referenced (e.g. by a DistributedDataParallel wrapper the caller keeps) cannot be freed: a RuntimeWarning
-    says so.
+    """Tear the process group down on every rank: a barrier (skipped while an exception propagates), then
+    destroy *and free* the group so no gloo thread outlives it (else the process may abort at exit). A group
+    still referenced (e.g. by a kept DDP wrapper) cannot be freed: a RuntimeWarning says so.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -152,11 +142,9 @@ def wrap_ddp(model: torch.nn.Module, device) -> torch.nn.Module:
 
 def shard_loader(dataset, global_batch_size: int, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = True, **loader_kwargs) -> DataLoader:
-    """A DataLoader over this rank's shard: ``global_batch_size / world_size`` samples per batch.
-
-    Uses DistributedSampler (``fit`` calls its ``set_epoch`` each epoch): with world size W, batch k of
-    rank r is ``perm[r::W][k*b:(k+1)*b]`` (b = B / W), so the union over ranks of batch k is exactly batch k
-    of the same call on one process, ``perm[k*B:(k+1)*B]``; ``perm`` depends only on ``seed`` and the epoch.
+    """A DataLoader over this rank's shard, ``global_batch_size / world_size`` samples per batch
+    (DistributedSampler): batch k of rank r is ``perm[r::W][k*b:(k+1)*b]``, so the union over ranks of batch
+    k is batch k of one process; ``perm`` depends only on ``seed`` and the epoch.
     """
     info = current()
     if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size < 1:

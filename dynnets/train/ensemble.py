@@ -6,13 +6,9 @@
     fit(ens, loss, data, steps=...)
     losses = ...; best = ens.member(int(losses.argmin()))   # an ordinary module again
 
-The members' parameters are stacked along a new leading dimension (torch.func.stack_module_state) and the
-per-member computation is vectorised with torch.func.vmap. Because the members share no parameter, the
-gradient of the summed loss is each member's own gradient, and an elementwise optimizer (Adam, SGD without
-weight decay coupling) takes on every member exactly the step it would take alone: a multi-start of N runs
-costs one batched run. Optimizers that couple coordinates (L-BFGS's line search, Levenberg-Marquardt) see
-the ensemble as one model; use them knowingly (e.g. L-BFGS on a sum
-of log losses, so that no member sets the step length for the others).
+Parameters are stacked (torch.func.stack_module_state) and the members vectorised with vmap; an elementwise
+optimizer takes on every member the step it would take alone, while L-BFGS and LM see one model. See
+docs/training.md.
 """
 
 from __future__ import annotations

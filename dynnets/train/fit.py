@@ -38,10 +38,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Ph
              options). DistributedDataParallel is used when a process group with more than one rank is
              initialised.
 
-    Bad options raise ConfigError before any work; a non-finite loss or gradient raises NonFiniteLossError
-    before that step's update (no checkpoint of non-finite parameters is ever written); a checkpoint that
-    cannot be used, or was written by a run with other settings, raises CheckpointError (SettingsMismatchError
-    listing the differing settings) and nothing is loaded.
+    Raises ConfigError (bad options, before any work), NonFiniteLossError (before that step's update),
+    CheckpointError / SettingsMismatchError (unusable checkpoint or other settings; nothing is loaded).
     """
     phases, run = split_options(model, loss_fn, data, phases, options)
     info = D.current()

@@ -1,17 +1,13 @@
 """Levenberg-Marquardt as one more optimizer of `fit` (``Phase("lm", iterations)``): residual losses,
 full batch, any dtype (float64 recommended), DDP-aware.
 
-Learning a time-step map U^n -> U^{n+1} with a ConvFD field is a nonlinear least-squares problem with few
-parameters (tens to hundreds) and very many residuals (pixels). Gauss-Newton with Marquardt's damping
-(Nocedal & Wright, Numerical Optimization, sec. 10.3),
+Gauss-Newton with Marquardt's damping (Nocedal & Wright, Numerical Optimization, sec. 10.3), for few
+parameters and many residuals r (the loss's return; minimised: sum(r**2)):
 
     (J^T J + mu diag(J^T J) + mu tau max(diag J^T J) I) delta = -J^T r,   accept if ||r(theta + delta)|| < ||r(theta)||,
 
-converges in tens of iterations where first-order methods need thousands. The phase's loss returns the
-residual tensor r (this rank's shard); minimised is sum(r**2). J comes from forward-mode autodiff
-(torch.func.jacfwd). Under a torch.distributed process group J^T J, J^T r and the losses are summed over
-ranks, so every rank takes identical steps. After an accepted step mu <- max(mu / 3, 1e-15); a rejected
-trial multiplies mu by 4; once mu exceeds 1e15 no step reduces the loss and the phase ends.
+J by torch.func.jacfwd; J^T J, J^T r and the losses summed over ranks. Accepted: mu <- max(mu / 3, 1e-15);
+rejected: mu *= 4; the phase ends once mu exceeds 1e15.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The training loop: phases of optimizer steps with checkpoints, resume, time budget, restarts on stall,
-keep-best and monitoring, the same for every optimizer (see dynnets.train.stepper).
-
-Per step the loop does what a plain loop does (batch, forward, loss, backward, optimizer step) plus one
-finiteness test of the loss and gradient (one host read); everything else (progress postfix, callbacks,
-monitor, time budget, checkpoints, keep-best copies) runs only when it is asked for or due."""
+keep-best and monitoring, the same for every optimizer (``Stepper``). Per step: one finiteness test of the
+loss and gradient (one host read) beyond a plain loop; everything else runs only when asked for or due."""
 
 from __future__ import annotations
 

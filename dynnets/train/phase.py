@@ -28,9 +28,8 @@ LM_OPTIONS = {"mu0": 1e-2, "tau": 1e-9}
 
 @dataclass(frozen=True)
 class Stall:
-    """Restart on stall: after every ``every`` steps of a phase, when the loss at the start of the step is
-    not below ``(1 - rtol)`` times the loss ``every`` steps earlier, the optimizer's state is reset (an
-    L-BFGS memory whose curvature pairs no longer describe the landscape, an Adam's moments)."""
+    """Restart on stall: every ``every`` steps, when the loss is not below ``(1 - rtol)`` times the loss
+    ``every`` steps earlier, the optimizer's state is reset."""
 
     every: int = 1
     rtol: float = 1e-4

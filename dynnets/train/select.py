@@ -4,11 +4,9 @@ loss alone, and never a candidate that diverges.
     choice = choose(candidates, lambda c: rollout_errors(c, val_trajectories), limit=1.0)
     best = candidates[choice.index]
 
-``score(candidate)`` returns one number or a validation curve (e.g. the relative error after each step of a
-rollout); the candidate's score is the curve's last value. A candidate is rejected when any value of its
-curve is not finite or exceeds ``limit`` (a divergence threshold, e.g. relative error 1: the rollout has lost
-the state). Among the others the smallest score wins (ties: the first). If every candidate is rejected,
-DivergenceError names each one's reason: a diverging candidate is never returned.
+``score(candidate)``: a number or a validation curve (its last value counts). A candidate with a non-finite
+value or one above ``limit`` is rejected; the smallest score wins (ties: the first); if all are rejected,
+DivergenceError names each one's reason.
 """
 
 from __future__ import annotations

@@ -9,14 +9,9 @@ Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_
     of a phase), losses (float64 tensor, one entry per step), best (None or {"loss", "model"}: keep-best),
     world_size, ranks (one per rank: {"rng": global RNG states, "data": data position}), torch_version
 
-The resume rule: a checkpoint is resumed only by a run with the same settings, a plain dict of JSON-able
-values (the model's class and every parameter's name, dtype and shape; the data's kind and length; the loss,
-schedule and per-phase loss by name; the seed; keep-best; per phase the optimizer, lr, options, stall rule
-and the steps of every phase but the last, which may grow; and the caller's own, fit's ``settings=``, e.g. an
-experiment's command-line options). Any difference is refused with one
-SettingsMismatchError listing every differing key with both values. Code is not compared: a loss, schedule
-or model whose code changed under the same name resumes, and keeping it the same is the user's
-responsibility.
+The resume rule (docs/training.md): only a run with the same settings (:func:`settings`; the last phase's
+steps may grow) resumes; any difference raises one SettingsMismatchError listing every differing key with
+both values. Code is not compared.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """One optimizer step of one phase, behind one interface (`Stepper`), with the non-finite guards.
 
-`TorchStepper` drives a torch.optim optimizer (Adam, SGD, or L-BFGS with its closure) and its
-learning-rate schedule; `dynnets.train.lm.LevenbergMarquardt` is the other implementation. The training
-loop (dynnets.train.loop) only calls this interface, so checkpoints, resume, DDP, time budgets, restarts
-on stall and keep-best work the same for every optimizer.
-
-Guards: a non-finite loss or gradient at the start of a step raises NonFiniteLossError before the
-update (one fused check of the gradients and one host read per step); an L-BFGS update that left the parameters non-finite
-is undone (its line search works on a snapshot) and raises. Adam's and SGD's updates of finite gradients are
-not checked every step: the loop checks the parameters before every checkpoint write and at the end, so no
-checkpoint of non-finite parameters is ever written.
+`TorchStepper` drives a torch.optim optimizer and its schedule; `lm.LevenbergMarquardt` is the other
+implementation. Guards: a non-finite loss or gradient raises NonFiniteLossError before the update (one fused
+check, one host read); a non-finite L-BFGS update is undone and raises; the loop checks the parameters before
+every checkpoint write and at the end.
 """
 
 from __future__ import annotations
@@ -103,9 +97,8 @@ def all_finite(tensors) -> bool:
 
 
 def grads_finite(params, flags: dict) -> bool:
-    """Every gradient is finite, by the fused check torch.amp.GradScaler runs on its gradients (one kernel per
-    device and dtype, multiplying by 1, which changes no value; ``flags`` caches its (found, 1) tensors per
-    device: found stays 0 until a check fails); :func:`all_finite` where that is refused."""
+    """Every gradient is finite, by GradScaler's fused check (``flags``: cached (found, 1) tensors per
+    device); :func:`all_finite` where that is refused."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return True
