@@ -4,11 +4,8 @@
     step = dn.Step(dn.fields.Dense(4, 16), dn.methods.Euler(), h=0.1)
     net = dn.Flow.repeat(step, 10)
 
-``import dynnets`` loads the core (the package's top-level modules: errors, checks, structure, base,
-step, memory, testing, linalg, io), the families (fields, methods, systems, constraints) and the ODE
-solvers (``dn.solve``). The
-training runtime (``dynnets.train``) and the applications (``dynnets.applications.*``) are imported
-explicitly; see docs/architecture.md.
+``import dynnets`` loads the core, the families and ``dn.solve``; ``dynnets.train`` and
+``dynnets.applications.*`` are imported explicitly (docs/architecture.md).
 """
 
 import importlib as _importlib

@@ -3,10 +3,9 @@ is one exact kick of a separable Hamiltonian field under a partitioned method, s
 ``structure.compose`` and ``dn.testing.symplecticity_defect`` measures it.
 
 - a linear module of k sublayers: k alternating linear shears p <- p - h (S q + b), q <- q + h (S p + b),
-  S symmetric (``fields.QuadraticHamiltonian``; a pair is one Symplectic Euler step of a field with both
-  energies);
-- an activation (gradient) module: p <- p - h K^T (w * sigma(K q + a)), or the same on q, of ``width``
-  ridges (``fields.Hamiltonian`` with one energy).
+  S symmetric (``fields.QuadraticHamiltonian``);
+- an activation module: p <- p - h K^T (w * sigma(K q + a)), or the same on q, of ``width`` ridges
+  (``fields.Hamiltonian`` with one energy).
 
 ``sympnet(dim, layers, linear=k, width=w, h=h)``: ``layers`` layers, each a linear module of k sublayers
 (k = 0: none) then an activation module of width w (None: none), alternating p- and q-kicks; as in the
@@ -36,10 +35,8 @@ def sympnet(dim: int, layers: int, *, linear: int = 2, width: int | None = None,
             method=None) -> Flow:
     """The SympNet of the module docstring on x = (q, p), q, p in R^dim. ``rank``/``bias``: of the linear
     shears (``QuadraticHamiltonian``); ``potential``: the activation modules' Gamma (``Hamiltonian``);
-    ``init_scale``: both families' initial output scale (a small one starts the network near the identity);
-    ``diagonal=True`` (instead of a width): the paper's LA activation modules p <- p - h w * sigma(q), dim
-    parameters each (``Hamiltonian(..., diagonal=True)``);
-    ``method``: SymplecticEuler() (default) or StormerVerlet() (either applies each kick exactly)."""
+    ``init_scale``: both families' initial output scale; ``diagonal=True`` (instead of a width): the paper's LA
+    activation modules; ``method``: SymplecticEuler() (default) or StormerVerlet()."""
     dim, layers = check_size("dim", dim), check_size("layers", layers)
     linear = check_int("linear", linear, minimum=0)
     width = None if width is None else check_size("width", width)

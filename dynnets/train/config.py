@@ -1,7 +1,5 @@
-"""Up-front validation of the options of `fit`, so a bad option fails before any work is done.
-
-Each check raises :class:`dynnets.errors.ConfigError` with one message naming the value and the rule.
-The options of one phase (optimizer, lr, schedule, ...) are checked by :mod:`dynnets.train.phase`.
+"""Up-front validation of `fit`'s options (ConfigError naming the value and the rule) before any work;
+a phase's options are checked by :mod:`dynnets.train.phase`.
 """
 
 from __future__ import annotations

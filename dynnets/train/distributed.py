@@ -1,16 +1,7 @@
-"""Data-parallel training with torch.distributed, started by torchrun.
-
-    torchrun --standalone --nproc_per_node=2 my_script.py        # or python -m torch.distributed.run ...
-
-In the script::
-
-    info = init_distributed(device="cpu")          # gloo on CPU, nccl on CUDA; no-op without torchrun
-    loader = shard_loader(dataset, global_batch_size=64, seed=0)   # each rank gets 64 / world_size
-    result = fit(model, loss_fn, loader, steps=1000, checkpoint="run.ckpt")   # wraps the model in DDP
-    shutdown_distributed()                         # every rank, also on error paths: call it in a `finally`
-
-With a mean-reduced loss and equal shards every rank takes the single-process step on the global batch
-(up to summation order). See docs/training.md.
+"""Data-parallel training with torch.distributed, started by torchrun: ``init_distributed``, ``shard_loader``,
+``fit`` (wraps the model in DDP), ``shutdown_distributed`` on every rank in a ``finally``. With a mean-reduced
+loss and equal shards every rank takes the single-process step on the global batch (up to summation order).
+A complete script: docs/training.md, "Training on several processes with torchrun".
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Batched multi-start: an ensemble of independent models trained as one batched computation.
-
-    ens = Ensemble([make_model() for _ in range(8)])        # members of one architecture
-    def loss(ens, batch):                                   # one loss per member, summed
-        return ens.map(lambda params, x: member_loss(ens.call(params, x)), batch).sum()
-    fit(ens, loss, data, steps=...)
-    losses = ...; best = ens.member(int(losses.argmin()))   # an ordinary module again
-
-Parameters are stacked (torch.func.stack_module_state) and the members vectorised with vmap; an elementwise
-optimizer takes on every member the step it would take alone, while L-BFGS and LM see one model. See
-docs/training.md.
+"""Batched multi-start: independent models trained as one batched computation. Parameters are stacked
+(torch.func.stack_module_state) and the members vectorised with vmap; an elementwise optimizer takes on every
+member the step it would take alone, while L-BFGS and LM see one model (docs/training.md, "Batched multi-start").
 """
 
 from __future__ import annotations

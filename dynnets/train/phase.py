@@ -1,7 +1,5 @@
-"""A phase of a training run: one optimizer with its learning rate, schedule, options and step count.
-
-A run is a sequence of phases (e.g. Adam warm-up then L-BFGS); each phase has its own optimizer state
-and may minimise its own loss. ``check_phases`` validates them before any work and fills in defaults.
+"""A phase of a training run: one optimizer with its learning rate, schedule, options, step count and
+optionally its own loss; ``check_phases`` validates them before any work and fills in defaults.
 """
 
 from __future__ import annotations

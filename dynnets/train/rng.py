@@ -8,8 +8,7 @@ numpy arrays or arbitrary objects, so each global generator's state is converted
     numpy legacy -> {"keys": int64 tensor (624,), "pos", "has_gauss", "cached_gaussian"}
     python       -> {"version", "state": int64 tensor (625,), "gauss_next"}
 
-numpy's ``np.random.default_rng()`` Generators are objects owned by the caller, not global state, and are
-not captured.
+numpy ``default_rng()`` Generators (caller-owned objects) are not captured.
 """
 
 from __future__ import annotations
