@@ -54,6 +54,19 @@ class EmbeddedPair(ExplicitRK):
         """``nonzero(b(theta))``: x(t + theta h) ~ x + h sum_i b_i(theta) k_i."""
         return nonzero(dense_weights_at(self.dense, theta))
 
+    def complete_dense(self, field, x, h, t, ks: list) -> int:
+        """Append to the accepted step's stages ``ks`` those the dense output needs beyond them (DOP853's 3
+        more); returns the number of evaluations made."""
+        missing = self.dense_stages - len(ks)
+        if missing > 0:
+            self.stages(field, x, h, t, ks, count=self.dense_stages)
+        return max(0, missing)
+
+    def interpolate(self, field, x, h, t, ks: list, theta: float) -> tuple:
+        """(the dense output at t + theta h of the accepted step from x with stages ``ks``, evaluations made)."""
+        evaluated = self.complete_dense(field, x, h, t, ks)
+        return self.combine(x, h, ks, self.dense_weights(theta)), evaluated
+
     def __repr__(self) -> str:
         embedded = ",".join(str(q) for q in self.tableau.embedded_orders)
         return f"{type(self).__name__}({self.tableau.name}, order={self.order}({embedded}))"

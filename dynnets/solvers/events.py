@@ -63,9 +63,7 @@ class EventTracker:
             rows = (~self.found & ((g == 0) | (torch.sign(g) * torch.sign(self.previous) < 0))).nonzero()[:, 0]
         if len(rows):
             _, t, h, x, ks = segment
-            if len(ks) < self.pair.dense_stages:  # DOP853's interpolant needs 3 more stages (with autograd)
-                self.evaluations += self.pair.dense_stages - len(ks)
-                self.pair.stages(self.field, x, h, t, ks, count=self.pair.dense_stages)
+            self.evaluations += self.pair.complete_dense(self.field, x, h, t, ks)  # with autograd
             with torch.no_grad():
                 self.located.append((rows, segment, self._illinois(segment, rows, self.previous[rows], g[rows])))
                 self.found[rows] = True

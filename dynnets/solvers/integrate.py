@@ -331,9 +331,8 @@ def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -
         if landing and j == len(targets) - 1:
             states.append(x_new)
         else:
-            if len(ks) < pair.dense_stages:
-                evaluated += pair.dense_stages - len(ks)
-                pair.stages(field, x, h, t, ks, count=pair.dense_stages)
-            states.append(pair.combine(x, h, ks, pair.dense_weights((targets[j] - s) / h)))
+            state, made = pair.interpolate(field, x, h, t, ks, (targets[j] - s) / h)
+            states.append(state)
+            evaluated += made
         j += 1
     return j, evaluated

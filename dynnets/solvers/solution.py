@@ -86,10 +86,7 @@ class Solution:
         offset = s - self.direction * float(self.t[0])
         starts = [segment[0] for segment in segments]
         start, t, h, x, ks = segments[max(0, bisect.bisect_right(starts, offset) - 1)]
-        pair = self.method
-        if len(ks) < pair.dense_stages:
-            pair.stages(self.field, x, h, t, ks, count=pair.dense_stages)
-        return pair.combine(x, h, ks, pair.dense_weights(min(1.0, max(0.0, (offset - start) / h))))
+        return self.method.interpolate(self.field, x, h, t, ks, min(1.0, max(0.0, (offset - start) / h)))[0]
 
     def _replay(self) -> tuple:
         """The accepted steps of an error-controlled solve recomputed from x0 (``replay``)."""
