@@ -7,7 +7,7 @@ measurement can fail. Deep flows have 50 steps, each with its own field whose pa
 scale 0.5 (well above the default initialisation); the tests assert the maps move points by at
 least 1 on average (far from the identity). The Jacobian-based tests also assert ||D Psi||_2 <= 100, the regime in
 which a plain C * n * eps bound is meaningful (the round-off of J^T Omega J grows like ||J||^2; the
-property tests in test_structure_properties.py scale the tolerance with it instead).
+property tests in tests/core/test_structure_properties.py scale the tolerance with it instead).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Symplectic tableaux (Gauss-Legendre s = 1, 2, 3) on 50-step deep flows of the general (non-separable)
 Hamiltonian field, each step with its own field drawn at parameter scale 0.5 and h = 0.5 (as the explicit
-pairs in test_structure_invariants.py): symplecticity and volume defects <= C n eps with C = 10 and n =
+pairs in tests/fields/test_invariants.py): symplecticity and volume defects <= C n eps with C = 10 and n =
 50; negative controls (Radau IIA, RK4 on the same fields) >= 10^6 times the tolerance. Quadratic
 invariants: SpherePreserving under 10^4 implicit-midpoint steps (drift of ||x||^2 relative <= n eps,
 n = 10^4), a general symmetric Q on a deep flow, and the free rigid body's two invariants; each with a
