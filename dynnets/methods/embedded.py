@@ -4,6 +4,7 @@ and dense output ``dynnets.solve`` uses; a fixed-step method in any ``Step`` too
 
 from __future__ import annotations
 
+from ..checks import check_int
 from ..errors import ConfigTypeError
 from . import tableaux
 from .rk import ExplicitRK, nonzero
@@ -83,10 +84,15 @@ def _first_same_as_last(tab: EmbeddedTableau) -> int | None:
 class DormandPrince5(EmbeddedPair):
     """Dormand-Prince 5(4) (as in SciPy's RK45 and torchdiffeq's dopri5): 7 stages, the last
     first-same-as-last (6 evaluations per step), error estimate of order 5 in h, dense output of order 4
-    (Shampine 1986, the coefficients for Dormand and Prince's continuous extension)."""
+    (Shampine 1986, the coefficients for Dormand and Prince's continuous extension) or, with
+    ``dense_order=5``, of order 5 on 2 more stages evaluated only on steps that interpolate
+    (``tableaux.DORMAND_PRINCE_5_DENSE_5``; the same steps). The order-5 output makes the states between steps,
+    and their gradients, as accurate as the steps': ``dn.solve(f, x0, t, method=DormandPrince5(dense_order=5),
+    memory="checkpoint")`` (benchmarks/README.md, adjoint)."""
 
-    def __init__(self):
-        super().__init__(tableaux.DORMAND_PRINCE_5)
+    def __init__(self, dense_order: int = 4):
+        dense_order = check_int("DormandPrince5 dense_order", dense_order, minimum=4, maximum=5)
+        super().__init__(tableaux.DORMAND_PRINCE_5 if dense_order == 4 else tableaux.DORMAND_PRINCE_5_DENSE_5)
 
 
 class BogackiShampine3(EmbeddedPair):

@@ -13,7 +13,8 @@ from . import dop853
 from .tableau import ButcherTableau, EmbeddedTableau, hermite_dense
 
 __all__ = [
-    "BOGACKI_SHAMPINE_3", "CLASSIC_RK4", "DORMAND_PRINCE_5", "DORMAND_PRINCE_853", "EULER", "EXPLICIT_MIDPOINT",
+    "BOGACKI_SHAMPINE_3", "CLASSIC_RK4", "DORMAND_PRINCE_5", "DORMAND_PRINCE_5_DENSE_5", "DORMAND_PRINCE_853", "EULER",
+    "EXPLICIT_MIDPOINT",
     "GAUSS_LEGENDRE_1", "GAUSS_LEGENDRE_2", "GAUSS_LEGENDRE_3", "HEUN", "RADAU_IIA_2", "RADAU_IIA_3", "SSPRK3",
 ]
 
@@ -77,6 +78,39 @@ DORMAND_PRINCE_5 = EmbeddedTableau.from_lists(
         (0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
     ),
     name="DormandPrince5", orders=(5, 4, 4),
+)
+#: the two stages (c = 1/2, 1/4) and the quintic dense output of ``DORMAND_PRINCE_5_DENSE_5``, nearest doubles of
+#: exact rationals. Each new row keeps the dense output's order-5 conditions solvable by satisfying, as DP5's
+#: stages 1, 3-7 do, sum_j a_j = c, sum a_j c_j = c^2/2, sum a_j c_j^2 = c^3/3 and
+#: sum a_j c_j^3 + (41/5000 - 3 c/125) a_2 - (3/500) sum_j a_j a_j2 = c^4/4; the free entries a_82, a_86, a_87 =
+#: 0.2575, -0.01287, -0.003758 and a_92, a_96, a_97, a_98 = 0.09857, 0.003441, -0.004475, -0.06809 are a rounded
+#: minimiser of the L2 norm over theta of the order-6 error coefficients (1.75e-4; 3.5e-4 with stages at c = 1/3,
+#: 2/3 taken from the order-4 output); the order-5 conditions then fix b(theta) (degree 5), which comes out C^1:
+#: b(1) = b, b'(0) = e_1, b'(1) = e_7. Every order is recomputed at import (``orders``).
+_DP5_EXTRA = (
+    (0.04631757732732733, 0.2575, 0.15999739815286984, 0.05418146396396396, -0.0013684394441611423, -0.01287,
+     -0.003758),
+    (0.08998144537307194, 0.09857, 0.11359043381597721, 0.028770172238431615, -0.011788051427480762, 0.003441,
+     -0.004475, -0.06809),
+)
+_DP5_DENSE_5 = (
+    (1.0, -3.9430613374739263, 6.141360070562436, -3.9978069620364267, 0.8906540622812504),
+    (0.0, 0.0, 0.0, 0.0, 0.0),
+    (0.0, 7.512332213250814, -52.83540846367671, 85.38000177906548, -39.607689230346686),
+    (0.0, 6.032911461573155, -30.677540071900577, 46.51155409241502, -21.21588381542093),
+    (0.0, -3.3005890866849676, 16.59672326407791, -24.90356016432733, 11.285049807689106),
+    (0.0, 1.4385885542031867, -7.170911394464273, 10.68081903108089, -4.8175438098674235),
+    (0.0, -1.391576905799354, 7.105670762410297, -11.036610807422532, 5.322516950811589),
+    (0.0, -8.424129163712722, 41.98090347610854, -58.68941946107891, 25.132645148683093),
+    (0.0, 2.0755242646438137, 18.859202356882378, -43.944977507696194, 23.010250886170006),
+)
+#: Dormand-Prince 5(4) with a dense output of order 5 on two more stages (evaluated only on steps that
+#: interpolate); the step, its error estimate and its first-same-as-last stage are DORMAND_PRINCE_5's
+DORMAND_PRINCE_5_DENSE_5 = EmbeddedTableau.from_lists(
+    [(*row, 0, 0) for row in DORMAND_PRINCE_5.a] + [(*_DP5_EXTRA[0], 0, 0), (*_DP5_EXTRA[1], 0)],
+    (*DORMAND_PRINCE_5.b, 0, 0), (*DORMAND_PRINCE_5.c, 1 / 2, 1 / 4),
+    embedded=[(*DORMAND_PRINCE_5.embedded[0], 0, 0)], dense=_DP5_DENSE_5,
+    name="DormandPrince5(dense_order=5)", orders=(5, 4, 5),
 )
 _BS3_B = (2 / 9, 1 / 3, 4 / 9, 0)
 #: Bogacki-Shampine 3(2) (Appl. Math. Lett. 2 (1989) 321-325): the fourth stage is F(t + h, x'); second-order
