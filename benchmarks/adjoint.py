@@ -22,9 +22,11 @@ Measured:
     loss sum(x(t_j) * W) over 5 times: relative error of the gradient w.r.t. x0 and every parameter at rtol
     1e-4, 1e-6, 1e-9 (atol = rtol / 1000) against plain backpropagation through DormandPrince853 with the
     fixed step 0.0025 (800 steps; checked against central finite differences of that solve along two
-    random unit directions, and against backpropagation through DormandPrince853 at rtol 1e-12). Ours with steps landing on the 5 times (``dense=False``) and with the dense output
+    random unit directions, and against backpropagation through DormandPrince853 at rtol 1e-12). Ours with steps landing on the 5 times (``dense=False``), with the dense output
     (``dense=True``, the default: the interior states, and their gradients, carry the order-4
-    interpolant's error); torchdiffeq's backward integrates between the times, without an interpolant.
+    interpolant's error) and with ``DormandPrince5(dense_order=5)``'s order-5 dense output (the same steps,
+    2 more evaluations on each step holding a time); torchdiffeq's backward integrates between the times,
+    without an interpolant.
     Diagnostic rows: ours with the dense output and plain backpropagation (the same forward, so the same
     gradient when the adjoint is right), with DormandPrince853's order-7 dense output, and plain
     backpropagation through torchdiffeq's odeint (its forward's own interpolant, order 4).
@@ -160,6 +162,8 @@ def gradient_errors() -> dict:
         out[f"rtol {rtol:g}"] = {name: float((gradient(solve) - reference).norm() / reference.norm())
                                  for name, solve in (("dynnets checkpoint", ours(rtol, dense=False)),
                                                      ("dynnets checkpoint dense", ours(rtol)),
+                                                     ("dynnets checkpoint dense order 5",
+                                                      ours(rtol, dn.methods.DormandPrince5(dense_order=5))),
                                                      ("torchdiffeq odeint_adjoint", theirs(rtol, adjoint_params=params)),
                                                      ("dynnets plain dense", ours(rtol, memory="plain")),
                                                      ("dynnets checkpoint dense DOP853",
