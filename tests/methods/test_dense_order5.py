@@ -28,6 +28,25 @@ def test_the_orders_come_from_the_tableau_and_only_the_dense_output_needs_the_tw
         dn.methods.DormandPrince5(dense_order=6)
 
 
+def test_every_stage_but_the_second_satisfies_the_four_row_conditions_of_the_derivation():
+    """The conditions tableaux.py states for the two new rows (a, node c, over the earlier stages):
+    sum a_j = c, sum a_j c_j = c^2/2, sum a_j c_j^2 = c^3/3, sum a_j c_j^3 + (41/5000 - 3c/125) a_2 -
+    (3/500) sum_j a_j a_j2 = c^4/4; DP5's own stages 1, 3-7 satisfy them too, its stage 2 not (control)."""
+    tab = tableaux.DORMAND_PRINCE_5_DENSE_5
+    a, c = tab.a, tab.c
+
+    def defects(i):
+        row = a[i][:max(i, 2)]  # (stage 2: its own zero a_22 too)
+        fourth = (math.fsum(v * c[j] ** 3 for j, v in enumerate(row)) + (41 / 5000 - 3 * c[i] / 125) * row[1]
+                  - 3 / 500 * math.fsum(v * a[j][1] for j, v in enumerate(row)) - c[i] ** 4 / 4)
+        return [math.fsum(row) - c[i], math.fsum(v * c[j] for j, v in enumerate(row)) - c[i] ** 2 / 2,
+                math.fsum(v * c[j] ** 2 for j, v in enumerate(row)) - c[i] ** 3 / 3, fourth]
+
+    for i in (2, 3, 4, 5, 6, 7, 8):
+        assert max(abs(d) for d in defects(i)) <= 64 * EPS * max(1.0, max(abs(v) for v in a[i])), (i, defects(i))
+    assert abs(defects(1)[1]) > 1e-3 and abs(defects(1)[3]) > 1e-5  # stage 2: -1/50 and -1/2500
+
+
 def test_the_dense_output_is_continuous_and_c1_at_both_ends():
     """b(0) = 0, b(1) = b (the step's end), b'(0) = e_1 and b'(1) = e_7 (F at both ends), to round-off of the
     rationals' nearest doubles; the two extra stages weigh nothing at theta = 1."""
