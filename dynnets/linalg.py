@@ -32,6 +32,7 @@ __all__ = [
     "conv_singular_values",
     "conv_spectral_norm",
     "conv_symbol",
+    "cross_matrix",
     "matrix_bounds",
     "power_iteration_norm",
     "shared_norms",
@@ -72,6 +73,16 @@ def vector_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.
     scale = torch.where(m > 0, m, torch.ones_like(m))
     out = scale * torch.linalg.vector_norm(x / scale, dim=dim, keepdim=True)
     return out if keepdim else out.squeeze(dim)
+
+
+def cross_matrix(v: torch.Tensor) -> torch.Tensor:
+    """[v]_x, the skew matrix with [v]_x z = v x z for v of shape (batch, 3): shape (batch, 3, 3), each entry
+    and its mirror negated exactly."""
+    v1, v2, v3 = v.unbind(-1)
+    zero = torch.zeros_like(v1)
+    return torch.stack([torch.stack([zero, -v3, v2], -1),
+                        torch.stack([v3, zero, -v1], -1),
+                        torch.stack([-v2, v1, zero], -1)], -2)
 
 
 def norm_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

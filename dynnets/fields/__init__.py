@@ -12,6 +12,7 @@ from .hamiltonian import GeneralHamiltonian, Hamiltonian
 from .linear import Linear
 from .mass import MassPreserving
 from .maxmin import MaxMin
+from .poisson import LiePoisson
 from .projected import Projected
 from .quadratic import QuadraticHamiltonian
 from .rescaled_gradient import ConvRescaledGradient, RescaledGradient
@@ -20,7 +21,7 @@ from .volume import VolumePreserving
 
 __all__ = [
     "ACTIVATIONS", "Activation", "ConvFD", "ConvGradient", "ConvRescaledGradient", "Dense", "Field", "FunctionField",
-    "GeneralHamiltonian", "Gradient", "Hamiltonian", "Linear", "MassPreserving", "MaxMin", "MirroredConvFD",
+    "GeneralHamiltonian", "Gradient", "Hamiltonian", "LiePoisson", "Linear", "MassPreserving", "MaxMin", "MirroredConvFD",
     "Projected", "QuadraticHamiltonian", "QuadraticPreserving", "RescaledGradient", "SpherePreserving", "VolumePreserving",
     "get_activation", "leaky_relu",
 ]

@@ -13,6 +13,7 @@ import torch
 from ..base import Field
 from ..checks import positive_real
 from ..errors import ConfigError
+from ..linalg import cross_matrix
 from ..structure import (
     CanonicalHamiltonian,
     LinearInvariant,
@@ -165,7 +166,7 @@ class RigidBody(Field):
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """S(y) = -[w]_x with w = I^-1 y, so S(y) y = y x w."""
-        return -_cross_matrix(self._omega(x))
+        return -cross_matrix(self._omega(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.cross(x, self._omega(x), dim=-1)
@@ -173,7 +174,7 @@ class RigidBody(Field):
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """D(y x w) = -[w]_x + [y]_x I^-1 (w = I^-1 y), with [v]_x z = v x z."""
         inverse = torch.tensor(self.inertia, dtype=x.dtype, device=x.device).reciprocal()
-        return self.skew(x) + _cross_matrix(x) * inverse
+        return self.skew(x) + cross_matrix(x) * inverse
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """y^T I^-1 y / 2 per row."""
@@ -181,15 +182,6 @@ class RigidBody(Field):
 
     def extra_repr(self) -> str:
         return f"inertia={self.inertia}"
-
-
-def _cross_matrix(v: torch.Tensor) -> torch.Tensor:
-    """[v]_x, the skew matrix with [v]_x z = v x z, shape (batch, 3, 3)."""
-    v1, v2, v3 = v.unbind(-1)
-    zero = torch.zeros_like(v1)
-    return torch.stack([torch.stack([zero, -v3, v2], -1),
-                        torch.stack([v3, zero, -v1], -1),
-                        torch.stack([-v2, v1, zero], -1)], -2)
 
 
 class DampedForced(Field):

@@ -51,6 +51,7 @@ PAIRS = [
     ("LowRankMassPreserving/Euler", lambda: F.MassPreserving(4, 8, rank=2), M.Euler(), _vector(4)),
     ("SpherePreserving/Euler", lambda: F.SpherePreserving(4, 8), M.Euler(), _vector(4)),
     ("SpherePreserving/Cayley", lambda: F.SpherePreserving(4, 8), M.Cayley(), _vector(4)),
+    ("LiePoisson/Cayley", lambda: F.LiePoisson(8), M.Cayley(), _vector(3)),
     ("LowRankSpherePreserving/Cayley", lambda: F.SpherePreserving(4, 8, rank=2), M.Cayley(), _vector(4)),
     ("LowRankSpherePreserving(rank=1)/Cayley", lambda: F.SpherePreserving(4, 8, rank=1), M.Cayley(), _vector(4)),
     ("QuadraticPreserving/Euler", lambda: F.QuadraticPreserving(3, 8, torch.eye(3)), M.Euler(), _vector(3)),

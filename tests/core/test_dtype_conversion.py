@@ -22,6 +22,7 @@ CASES = [
     ("MassPreserving(rank=2)", lambda: dn.Step(F.MassPreserving(5, 8, rank=2), M.Heun(), 0.3), 5),
     ("SpherePreserving/Cayley", lambda: dn.Step(F.SpherePreserving(4, 8), M.Cayley(), 0.3), 4),
     ("SpherePreserving(rank=1)/Cayley", lambda: dn.Step(F.SpherePreserving(4, 8, rank=1), M.Cayley(), 0.3), 4),
+    ("LiePoisson/Cayley", lambda: dn.Step(F.LiePoisson(8), M.Cayley(), 0.3), 3),
     ("QuadraticPreserving/GL2", lambda: dn.Step(F.QuadraticPreserving(3, 8, Q3), M.GaussLegendre(2), 0.3), 3),
     ("Hamiltonian/StormerVerlet", lambda: dn.Step(F.Hamiltonian(2, 8), M.StormerVerlet(), 0.3), 4),
     ("VolumePreserving/SymplecticEuler", lambda: dn.Step(F.VolumePreserving(2, 8), M.SymplecticEuler(), 0.3), 4),

@@ -1,0 +1,58 @@
+"""A non-canonical Hamiltonian family: the Lie-Poisson bracket of so(3)* (rigid bodies, spin systems),
+{F, G}(x) = x . (grad F x grad G), with a learned energy H. The vector field is
+
+    x' = x x grad H(x) = S(x) x,      S(x) = -[grad H(x)]_x  (skew: [g]_x v = g x v),
+
+so the Casimir |x|^2 is a first integral for every H (x . (x x g) = 0), and so is H (grad H . (x x grad H)
+= 0). Hairer, Lubich, Wanner, GNI VII.2 (rigid body, Lie-Poisson systems); Jin et al., "Learning Poisson
+systems and trajectories of autonomous systems via Poisson neural networks" (2022) learn such systems.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..base import Field
+from ..checks import check_size
+from ..linalg import cross_matrix
+from ..structure import QuadraticInvariant, SkewProduct
+from .hamiltonian import _activation_for, _Potential
+
+
+class LiePoisson(Field):
+    """F(x) = x x grad H(x) on x in R^3, H(x) = w^T Gamma(K x + a) (K: (width, 3); ``potential`` as for
+    ``Hamiltonian``). Traits ``SkewProduct`` (``skew(x)`` = -[grad H(x)]_x, exactly skew) and
+    ``QuadraticInvariant.norm()`` (the Casimir |x|^2): kept to round-off by ``Cayley`` and the Gauss-Legendre
+    methods. The energy H is a first integral of the flow that these steps keep only to O(h^p).
+    """
+
+    traits = frozenset({SkewProduct(), QuadraticInvariant.norm()})
+    dim = 3
+
+    def __init__(self, width: int, potential: str = "logcosh", *, init_scale: float = 0.5):
+        super().__init__()
+        self.width = check_size("width", width)
+        act = _activation_for(potential)
+        self.potential_kind = potential
+        self._gamma, self._sigma = act.antiderivative, act.fn
+        self.energy_net = _Potential(3, self.width, init_scale)
+
+    def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
+        """H(x) = w^T Gamma(K x + a), shape (batch,)."""
+        self.check_input(x)
+        return self.energy_net.value(x, self._gamma)
+
+    def energy_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """grad H(x) = K^T (w * sigma(K x + a)), in closed form."""
+        self.check_input(x)
+        return self.energy_net.grad(x, self._sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.cross(x, self.energy_gradient(x), dim=-1)
+
+    def skew(self, x: torch.Tensor) -> torch.Tensor:
+        """S(x) = -[grad H(x)]_x, shape (batch, 3, 3), exactly skew."""
+        return -cross_matrix(self.energy_gradient(x))
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, potential={self.potential_kind!r}"
