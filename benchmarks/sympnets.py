@@ -7,9 +7,8 @@ the orbit. ``double`` (issue 29): the planar double pendulum (``dn.systems.Doubl
 lengths, g = 1) on canonical (q1, q2, p1, p2), a non-separable H; 64 training and 16 test trajectories of
 40 pairs, h = 0.05, from q ~ U(-1, 1)^2, p ~ U(-0.5, 0.5)^2 (data seed 29); the rollout starts at the first
 test trajectory's initial state. References: ``dn.solve`` with DormandPrince853 at rtol = atol = 1e-12,
-float64. Every model is trained on the full batch with Adam,
-lr 1e-3, the same number of iterations (``--iterations``; the paper uses 50,000), through
-``dynnets.train.fit``; a second run gives every model the same CPU seconds instead (``time_budget``: the
+float64. Every model is trained on the full batch with Adam, lr 1e-3, the same number of iterations
+(``--iterations``; the paper uses 50,000), through ``dynnets.train.fit``; a second run gives every model the same CPU seconds instead (``time_budget``: the
 CPU seconds the paper's G-SympNet took for the iterations), so a cheaper model gets more iterations.
 
 Models of the pendulum, in two parameter classes (equal counts within 10% in each; the double pendulum's
@@ -37,8 +36,8 @@ Reported per model, median and worst over the seeds: one-step test MSE, the larg
 ||x_k - x(t_k)|| over the first 100 and over all 1000 steps, the energy error max_k |H(x_k) - H(x_0)| and
 its growth (last tenth over first tenth), the symplecticity defect of the trained map in float64
 (``dn.testing.symplecticity_defect`` at every tenth test state), and CPU seconds per training iteration
-(forward, backward and Adam step on the task's training batch: 40 or 2560 pairs, timed round-robin in one process, ``interleaved_times``) with its ratio
-to the paper's G-SympNet.
+(forward, backward and Adam step on the task's training batch: 40 or 2560 pairs, timed round-robin in one
+process, ``interleaved_times``) with its ratio to the paper's G-SympNet.
 
     python -m benchmarks.sympnets [--quick] [--task pendulum|double|both] [--iterations N] [--seeds K]
                                   [--repeats R]
