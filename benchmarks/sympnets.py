@@ -1,14 +1,18 @@
-"""Learning the pendulum's flow map: dynnets' symplectic Flows against SympNets, HNN and a residual MLP.
+"""Learning a flow map: dynnets' symplectic Flows against SympNets, HNN and a residual MLP, on two tasks.
 
-The SympNets paper's task (Jin, Zhang, Zhu, Tang, Karniadakis, Neural Networks 132, 2020, Sec. 5.1):
-H = p^2 / 2 - cos q, one orbit from (q, p) = (1, 0) sampled every h = 0.1 (reference: RK4 with 200 substeps
-per h, float64); the first 40 pairs (x_k, x_(k+1)) train, the next 100 test; a 1000-step rollout of the
-learned map from (1, 0) is compared with the orbit. Every model is trained on the full batch with Adam,
-lr 1e-3, the same number of iterations (``--iterations``; the paper uses 50,000), through
-``dynnets.train.fit``; a second run gives every model the same CPU seconds instead (``time_budget``: the
+``pendulum``, the SympNets paper's task (Jin, Zhang, Zhu, Tang, Karniadakis, Neural Networks 132, 2020,
+Sec. 5.1): H = p^2 / 2 - cos q, one orbit from (q, p) = (1, 0) sampled every h = 0.1; the first 40 pairs
+(x_k, x_(k+1)) train, the next 100 test; a 1000-step rollout of the learned map from (1, 0) is compared with
+the orbit. ``double`` (issue 29): the planar double pendulum (``dn.systems.DoublePendulum``, unit masses and
+lengths, g = 1) on canonical (q1, q2, p1, p2), a non-separable H; 64 training and 16 test trajectories of
+40 pairs, h = 0.05, from q ~ U(-1, 1)^2, p ~ U(-0.5, 0.5)^2 (data seed 29); the rollout starts at the first
+test trajectory's initial state. References: ``dn.solve`` with DormandPrince853 at rtol = atol = 1e-12,
+float64. Every model is trained on the full batch with Adam, lr 1e-3, the same number of iterations
+(``--iterations``; the paper uses 50,000), through ``dynnets.train.fit``; a second run gives every model the same CPU seconds instead (``time_budget``: the
 CPU seconds the paper's G-SympNet took for the iterations), so a cheaper model gets more iterations.
 
-Models, in two parameter classes (equal counts within 10% in each):
+Models of the pendulum, in two parameter classes (equal counts within 10% in each; the double pendulum's
+are the same families for dim 2 in classes of 384 and 40 parameters, ``double_models``):
 
 - about 456 parameters: dynnets' 4-step Stormer-Verlet flow of ``Hamiltonian(1, 19)`` (h = 0.025 each) and
   its 2-step variant of ``Hamiltonian(1, 38)`` (h = 0.05; 6 ridge evaluations instead of 12);
@@ -31,17 +35,23 @@ Models, in two parameter classes (equal counts within 10% in each):
 Reported per model, median and worst over the seeds: one-step test MSE, the largest rollout error
 ||x_k - x(t_k)|| over the first 100 and over all 1000 steps, the energy error max_k |H(x_k) - H(x_0)| and
 its growth (last tenth over first tenth), the symplecticity defect of the trained map in float64
-(``dn.testing.symplecticity_defect`` at the test states), and CPU seconds per training iteration (forward,
-backward and Adam step at batch 40, timed round-robin in one process, ``interleaved_times``) with its ratio
-to the paper's G-SympNet.
+(``dn.testing.symplecticity_defect`` at every tenth test state), and CPU seconds per training iteration
+(forward, backward and Adam step on the task's training batch: 40 or 2560 pairs, timed round-robin in one
+process, ``interleaved_times``) with its ratio to the paper's G-SympNet.
 
-    python -m benchmarks.sympnets [--quick] [--iterations N] [--seeds K] [--repeats R]
+    python -m benchmarks.sympnets [--quick] [--task pendulum|double|both] [--iterations N] [--seeds K]
+                                  [--repeats R]
+
+``--quick`` caps the iterations at 200, the seeds at 2 and the timing repeats at 5 (smaller values given
+stay). The figures are ``sympnets_TASK.png`` in the output directory.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -57,26 +67,39 @@ from dynnets.io import save_figure
 
 from ._common import interleaved_times, machine
 
-DT, TRAIN, TEST, ROLLOUT, LR = 0.1, 40, 100, 1000, 1e-3
+ROLLOUT, LR = 1000, 1e-3
 REFERENCE = "G-SympNet (paper)"
 
 
 # ---- the data -----------------------------------------------------------------------------------------------
-def orbit(n: int) -> torch.Tensor:
-    """The pendulum from (1, 0) at t = 0, DT, ..., n DT (RK4 with 200 substeps per DT, float64: local error
-    ~ (DT / 200)^5 = 3e-17 per substep), (n + 1, 2)."""
-    fine = dn.Flow.repeat(dn.Step(dn.systems.Pendulum(), dn.methods.RK4(), DT / 200), 200)
-    x = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
-    out = [x]
+def trajectories(system, x0: torch.Tensor, dt: float, n: int) -> torch.Tensor:
+    """The exact states at t = 0, dt, ..., n dt from x0 (one state (d,) or a batch), (n + 1, *x0.shape):
+    ``dn.solve`` with DormandPrince853 at rtol = atol = 1e-12 in float64."""
+    t = torch.arange(n + 1, dtype=torch.float64) * dt
     with torch.no_grad():
-        for _ in range(n):
-            x = fine(x)
-            out.append(x)
-    return torch.cat(out)
+        return dn.solve(system, x0.double(), t, dn.methods.DormandPrince853(), rtol=1e-12, atol=1e-12).x
 
 
-def energy(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * x[..., 1] ** 2 - torch.cos(x[..., 0])
+def pendulum_data(task: Task):
+    """One orbit from (1, 0): pairs 0-39 train, 40-139 test; the rollout's reference is the orbit itself."""
+    train, test = 40, 100
+    truth = trajectories(task.system, torch.tensor([1.0, 0.0]), task.dt, max(ROLLOUT, train + test))
+    return ((truth[:train], truth[1:train + 1]), (truth[train:train + test], truth[train + 1:train + test + 1]),
+            truth[:ROLLOUT + 1])
+
+
+def double_data(task: Task):
+    """64 training and 16 test trajectories of 40 pairs from q ~ U(-1, 1)^2, p ~ U(-0.5, 0.5)^2 (seed 29);
+    the rollout from the first test trajectory's initial state."""
+    gen = torch.Generator().manual_seed(29)
+    x0 = torch.cat([2 * torch.rand(80, 2, generator=gen, dtype=torch.float64) - 1,
+                    torch.rand(80, 2, generator=gen, dtype=torch.float64) - 0.5], -1)
+    x = trajectories(task.system, x0, task.dt, 40)
+
+    def pairs(part):
+        return part[:-1].reshape(-1, 4), part[1:].reshape(-1, 4)
+
+    return pairs(x[:, :64]), pairs(x[:, 64:]), trajectories(task.system, x0[64], task.dt, ROLLOUT)
 
 
 # ---- the peers (state (q, p) throughout; strupnet's is (p, q)) ----------------------------------------------
@@ -132,88 +155,137 @@ class PaperLASympNet(nn.Module):
 
 
 class Strupnet(nn.Module):
-    """strupnet 0.0.4's SympNet on (q, p) states with the fixed time step DT."""
+    """strupnet 0.0.4's SympNet on (q, p) states with the fixed time step ``dt``."""
 
-    def __init__(self, **options):
+    def __init__(self, dt: float, **options):
         super().__init__()
         default = torch.get_default_dtype()
         from strupnet import SympNet  # its import sets torch's default dtype to float64: restored
         torch.set_default_dtype(default)
-        self.net = SympNet(**options)
+        self.net, self.dt = SympNet(**options), dt
 
     def forward(self, x):
         d = x.shape[-1] // 2
-        y = self.net(torch.cat([x[..., d:], x[..., :d]], -1), DT)
+        y = self.net(torch.cat([x[..., d:], x[..., :d]], -1), self.dt)
         return torch.cat([y[..., d:], y[..., :d]], -1)
 
 
 class HNN(nn.Module):
-    """Greydanus, Dzamba, Yosinski 2019: H an MLP of (q, p), F = J grad H (autograd, with a graph for
-    training); one RK4 step of DT maps pairs."""
+    """Greydanus, Dzamba, Yosinski 2019: H an MLP of (q, p) in R^(2 dim), F = J grad H (autograd, with a graph
+    for training); one RK4 step of ``dt`` maps pairs."""
 
-    def __init__(self, width: int):
+    def __init__(self, dim: int, width: int, dt: float):
         super().__init__()
-        self.H = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1))
+        self.dim, self.dt = dim, dt
+        self.H = nn.Sequential(nn.Linear(2 * dim, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                               nn.Linear(width, 1))
 
     def field(self, x):
         # torch.func.grad: differentiable by the outer autograd (training) and by jacrev (the defect)
         dH = torch.func.vmap(torch.func.grad(lambda z: self.H(z).squeeze(-1)))(x)
-        return torch.cat([dH[..., 1:], -dH[..., :1]], -1)
+        return torch.cat([dH[..., self.dim:], -dH[..., : self.dim]], -1)
 
     def forward(self, x):
+        h = self.dt
         k1 = self.field(x)
-        k2 = self.field(x + DT / 2 * k1)
-        k3 = self.field(x + DT / 2 * k2)
-        k4 = self.field(x + DT * k3)
-        return x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        k2 = self.field(x + h / 2 * k1)
+        k3 = self.field(x + h / 2 * k2)
+        k4 = self.field(x + h * k3)
+        return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 class ResidualMLP(nn.Module):
-    def __init__(self, width: int):
+    def __init__(self, dim: int, width: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
-                                 nn.Linear(width, 2))
+        self.net = nn.Sequential(nn.Linear(2 * dim, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
+                                 nn.Linear(width, 2 * dim))
 
     def forward(self, x):
         return x + self.net(x)
 
 
-def models() -> dict:
-    """name -> (parameter class, builder)."""
+def pendulum_models(dt: float) -> dict:
+    """name -> (parameter class, builder) of the pendulum (module docstring)."""
     F, M = dn.fields, dn.methods
     return {
-        "dynnets SV flow": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 19), M.StormerVerlet(), DT / 4)
+        "dynnets SV flow": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 19), M.StormerVerlet(), dt / 4)
                                                    for _ in range(4)])),
-        "dynnets SV flow 2x38": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 38), M.StormerVerlet(), DT / 2)
+        "dynnets SV flow 2x38": ("456", lambda: dn.Flow([dn.Step(F.Hamiltonian(1, 38), M.StormerVerlet(), dt / 2)
                                                         for _ in range(2)])),
         "dynnets G sympnet": ("456", lambda: dn.networks.sympnet(1, 8, linear=0, width=19, h=1.0, init_scale=0.01)),
         "dynnets LA+G sympnet": ("456", lambda: dn.networks.sympnet(1, 8, linear=2, width=20, h=1.0,
                                                                     init_scale=0.01)),
-        "dynnets GL2": ("456", lambda: dn.Step(F.GeneralHamiltonian(1, 114), M.GaussLegendre(2), DT)),
+        "dynnets GL2": ("456", lambda: dn.Step(F.GeneralHamiltonian(1, 114), M.GaussLegendre(2), dt)),
         REFERENCE: ("456", lambda: PaperGSympNet(1, 8, 19)),
-        "G-SympNet (strupnet)": ("456", lambda: Strupnet(dim=1, layers=8, width=19, method="G")),
-        "HNN": ("456", lambda: HNN(19)),
-        "residual MLP": ("456", lambda: ResidualMLP(18)),
+        "G-SympNet (strupnet)": ("456", lambda: Strupnet(dt, dim=1, layers=8, width=19, method="G")),
+        "HNN": ("456", lambda: HNN(1, 19, dt)),
+        "residual MLP": ("456", lambda: ResidualMLP(1, 18)),
         "dynnets LA sympnet": ("14", lambda: dn.networks.sympnet(1, 3, linear=2, diagonal=True, h=1.0,
                                                                   init_scale=0.01)),
         "dynnets LA+G sympnet 2x2": ("14", lambda: dn.networks.sympnet(1, 2, linear=2, width=2, h=1.0,
                                                                         init_scale=0.01)),
         "LA-SympNet (paper)": ("14", lambda: PaperLASympNet(1, 3, 2)),
-        "LA-SympNet (strupnet)": ("14", lambda: Strupnet(dim=1, layers=3, sublayers=2, method="LA")),
+        "LA-SympNet (strupnet)": ("14", lambda: Strupnet(dt, dim=1, layers=3, sublayers=2, method="LA")),
     }
+
+
+def double_models(dt: float) -> dict:
+    """The pendulum's families for dim 2: 384 parameters (GL2 of ``GeneralHamiltonian(2, 64)``, the issue's
+    non-separable H; the G-SympNets with 8 modules of width 12; HNN 4-16-16-1; MLP 4-15-15-4) and 40 (the
+    LA-SympNets with 3 layers of 2 sublayers; dynnets' LA+G with one activation module of width 4)."""
+    F, M = dn.fields, dn.methods
+    return {
+        "dynnets GL2": ("384", lambda: dn.Step(F.GeneralHamiltonian(2, 64), M.GaussLegendre(2), dt)),
+        "dynnets SV flow 2x24": ("384", lambda: dn.Flow([dn.Step(F.Hamiltonian(2, 24), M.StormerVerlet(), dt / 2)
+                                                        for _ in range(2)])),
+        "dynnets G sympnet": ("384", lambda: dn.networks.sympnet(2, 8, linear=0, width=12, h=1.0, init_scale=0.01)),
+        "dynnets LA+G sympnet": ("384", lambda: dn.networks.sympnet(2, 8, linear=2, width=10, h=1.0,
+                                                                    init_scale=0.01)),
+        REFERENCE: ("384", lambda: PaperGSympNet(2, 8, 12)),
+        "G-SympNet (strupnet)": ("384", lambda: Strupnet(dt, dim=2, layers=8, width=12, method="G")),
+        "HNN": ("384", lambda: HNN(2, 16, dt)),
+        "residual MLP": ("384", lambda: ResidualMLP(2, 15)),
+        "dynnets LA sympnet": ("40", lambda: dn.networks.sympnet(2, 3, linear=2, diagonal=True, h=1.0,
+                                                                  init_scale=0.01)),
+        "dynnets LA+G sympnet 2x4": ("40", lambda: dn.networks.sympnet(2, 2, linear=2, width=4, h=1.0,
+                                                                        init_scale=0.01)),
+        "LA-SympNet (paper)": ("40", lambda: PaperLASympNet(2, 3, 2)),
+        "LA-SympNet (strupnet)": ("40", lambda: Strupnet(dt, dim=2, layers=3, sublayers=2, method="LA")),
+    }
+
+
+@dataclass(frozen=True)
+class Task:
+    """A flow-map task: the system (its ``hamiltonian`` is the energy), the data's step, the data
+    ((train pairs, test pairs, rollout reference) from ``data(task)``) and the models
+    (``models(dt)``: name -> (parameter class, builder))."""
+
+    name: str
+    system: nn.Module
+    dt: float
+    data: Callable
+    models_for: Callable
+
+    def models(self) -> dict:
+        return self.models_for(self.dt)
+
+
+TASKS = {"pendulum": Task("pendulum", dn.systems.Pendulum(), 0.1, pendulum_data, pendulum_models),
+         "double": Task("double", dn.systems.DoublePendulum(g=1.0), 0.05, double_data, double_models)}
 
 
 def check_reimplementation() -> float:
     """The paper's G-SympNet here against strupnet's G layers with the same weights and strupnet's activation
     (tanh' = 1 - tanh^2; strupnet scales each module by dt): the largest output difference."""
     torch.manual_seed(0)
-    ref = Strupnet(dim=1, layers=4, width=5, method="G").double()
+    dt = 0.1
+    ref = Strupnet(dt, dim=1, layers=4, width=5, method="G").double()
     ours = PaperGSympNet(1, 4, 5, sigma=lambda u: 1 - torch.tanh(u) ** 2).double()
     with torch.no_grad():
         for layer, K, a, b in zip(ref.net.layers_list, ours.K, ours.a, ours.b):
             s = layer.hamiltonian
             K.copy_(s.weight_matrix.t())
-            a.copy_(s.a * DT)
+            a.copy_(s.a * dt)
             b.copy_(s.b)
     x = torch.randn(16, 2, dtype=torch.float64)
     with torch.no_grad():
@@ -235,7 +307,7 @@ def train(model, data, iterations: int, budget: float | None):
     return result.steps_done, result.train_seconds
 
 
-def evaluate(model, test, truth) -> dict:
+def evaluate(model, test, truth, energy) -> dict:
     model.eval()
     with torch.no_grad():
         mse = float((model(test[0]) - test[1]).square().mean())
@@ -245,27 +317,27 @@ def evaluate(model, test, truth) -> dict:
             states.append(x)
     states = torch.cat(states)
     err = (states - truth).norm(dim=1)
-    e = (energy(states) - energy(truth[:1])).abs()
-    tenth = ROLLOUT // 10
     finite = bool(torch.isfinite(states).all())
+    e = (energy(states) - energy(truth[:1])).abs() if finite else torch.full((ROLLOUT + 1,), math.inf)
+    tenth = ROLLOUT // 10
     return {"test_mse": mse, "rollout_100": float(err[:101].max()), "rollout_1000": float(err.max()),
             "energy_error": float(e.max()), "energy_growth": float(e[-tenth:].max() / e[1:tenth + 1].max().clamp_min(1e-300)),
             "symplecticity_defect": float(dn.testing.symplecticity_defect(model, test[0][::10])) if finite else math.inf,
             "_states": states}
 
 
-def per_iteration_seconds(repeats: int) -> dict:
-    """CPU seconds of one training iteration (forward, backward, Adam step; batch 40) of every model, timed
-    round-robin in one process."""
-    x = torch.randn(TRAIN, 2, dtype=torch.float64)
+def per_iteration_seconds(task: Task, data, repeats: int) -> dict:
+    """CPU seconds of one training iteration (forward, backward, Adam step on the training batch) of every
+    model, timed round-robin in one process."""
+    x, y = data
     fns = {}
-    for name, (_, build) in models().items():
+    for name, (_, build) in task.models().items():
         model = build().double()
         opt = torch.optim.Adam(model.parameters(), lr=LR)
 
         def once(model=model, opt=opt):
             opt.zero_grad(set_to_none=True)
-            (model(x) - x).square().mean().backward()
+            (model(x) - y).square().mean().backward()
             opt.step()
 
         fns[name] = once
@@ -273,46 +345,50 @@ def per_iteration_seconds(repeats: int) -> dict:
     return {name: s["cpu_min"] for name, s in stats.items()}
 
 
-def run_benchmark(args, seed, out) -> dict:
-    iterations = 200 if args.quick else args.iterations
-    seeds = 2 if args.quick else args.seeds
-    truth = orbit(max(ROLLOUT, TRAIN + TEST))
-    data = (truth[:TRAIN], truth[1:TRAIN + 1])
-    test = (truth[TRAIN:TRAIN + TEST], truth[TRAIN + 1:TRAIN + TEST + 1])
-    deviation = check_reimplementation()
-    print(f"paper G-SympNet vs strupnet's G layers, same weights: max difference {deviation:.2e}")
-    rows, states, budget_seconds = {name: {"iterations": [], "budget": []} for name in models()}, {}, []
+def run_task(task: Task, args, seed: int, out) -> dict:
+    """Both modes (equal iterations, then the reference's median CPU seconds) over the seeds; the table."""
+    caps = (200, 2, 5) if args.quick else (math.inf,) * 3
+    iterations, seeds, repeats = (min(v, c) for v, c in zip((args.iterations, args.seeds, args.repeats), caps))
+    data, test, truth = task.data(task)
+    rows, states, budget_seconds = {name: {"iterations": [], "budget": []} for name in task.models()}, {}, []
     for mode in ("iterations", "budget"):
         budget = None if mode == "iterations" else statistics.median(budget_seconds)
         for s in range(seed, seed + seeds):
-            for name, (_, build) in models().items():
+            for name, (_, build) in task.models().items():
                 torch.manual_seed(s)
                 model = build().double()
                 done, seconds = train(model, data, iterations, budget)
                 if mode == "iterations" and name == REFERENCE:
                     budget_seconds.append(seconds)
-                metrics = evaluate(model, test, truth)
+                metrics = evaluate(model, test, truth, task.system.hamiltonian)
                 if s == seed and mode == "iterations":
                     states[name] = metrics["_states"]
                 rows[name][mode].append({**{k: v for k, v in metrics.items() if k != "_states"},
                                          "iterations": done, "train_cpu_seconds": seconds})
-                print(f"{mode:>10} seed {s} {name:<24} it {done:>6} mse {metrics['test_mse']:.3g} "
+                print(f"{task.name} {mode:>10} seed {s} {name:<24} it {done:>6} mse {metrics['test_mse']:.3g} "
                       f"rollout {metrics['rollout_1000']:.3g} energy {metrics['energy_error']:.3g}", flush=True)
-    timing = per_iteration_seconds(5 if args.quick else args.repeats)
-    table = summarise(rows, timing)
-    print_table(table, iterations, statistics.median(budget_seconds))
-    figure(states, truth, out / f"sympnets{'_quick' if args.quick else ''}.png")
-    return {"config": RUNNER.settings(args), "iterations": iterations, "seeds": list(range(seed, seed + seeds)),
-            "budget_cpu_seconds": statistics.median(budget_seconds), "reimplementation_deviation": deviation,
-            "models": table, "per_seed": rows, "machine": machine()}
+    table = summarise(task, rows, per_iteration_seconds(task, data, repeats))
+    print_table(task.name, table, iterations, statistics.median(budget_seconds))
+    figure(states, truth, task.system.hamiltonian, out / f"sympnets_{task.name}{'_quick' if args.quick else ''}.png")
+    return {"iterations": iterations, "seeds": list(range(seed, seed + seeds)), "dt": task.dt,
+            "train_pairs": data[0].shape[0], "test_pairs": test[0].shape[0],
+            "budget_cpu_seconds": statistics.median(budget_seconds), "models": table, "per_seed": rows}
+
+
+def run_benchmark(args, seed, out) -> dict:
+    deviation = check_reimplementation()
+    print(f"paper G-SympNet vs strupnet's G layers, same weights: max difference {deviation:.2e}")
+    names = list(TASKS) if args.task == "both" else [args.task]
+    return {"config": RUNNER.settings(args), "reimplementation_deviation": deviation,
+            "tasks": {name: run_task(TASKS[name], args, seed, out) for name in names}, "machine": machine()}
 
 
 KEYS = ("test_mse", "rollout_100", "rollout_1000", "energy_error", "energy_growth", "symplecticity_defect")
 
 
-def summarise(rows: dict, timing: dict) -> dict:
+def summarise(task: Task, rows: dict, timing: dict) -> dict:
     out = {}
-    for name, (group, build) in models().items():
+    for name, (group, build) in task.models().items():
         entry = {"group": group, "params": sum(p.numel() for p in build().parameters()),
                  "cpu_seconds_per_iteration": timing[name], "ratio_vs_reference": timing[name] / timing[REFERENCE]}
         for mode in ("iterations", "budget"):
@@ -323,9 +399,9 @@ def summarise(rows: dict, timing: dict) -> dict:
     return out
 
 
-def print_table(table: dict, iterations: int, budget: float) -> None:
+def print_table(task: str, table: dict, iterations: int, budget: float) -> None:
     for mode, what in (("iterations", f"{iterations} iterations each"), ("budget", f"{budget:.1f} CPU s each")):
-        print(f"\n{what}: median / worst over seeds")
+        print(f"\n{task}, {what}: median / worst over seeds")
         print(f"{'model':<24}{'params':>7}{'test MSE':>22}{'rollout 100':>20}{'rollout 1000':>20}{'energy':>20}"
               f"{'defect':>10}{'ms/it':>8}{'x G':>6}")
         for name, e in table.items():
@@ -336,7 +412,7 @@ def print_table(table: dict, iterations: int, budget: float) -> None:
                   f"{1e3 * e['cpu_seconds_per_iteration']:>8.3f}{e['ratio_vs_reference']:>6.2f}")
 
 
-def figure(states: dict, truth: torch.Tensor, path) -> None:
+def figure(states: dict, truth: torch.Tensor, energy, path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     steps = torch.arange(1, truth.shape[0])
     colours = plt.get_cmap("tab20").colors
@@ -352,6 +428,7 @@ def figure(states: dict, truth: torch.Tensor, path) -> None:
 
 
 RUNNER = Runner("sympnets", __doc__, kind="benchmark", dtypes=("float64",), devices=("cpu",), threads=1)
+RUNNER.parser.add_argument("--task", choices=("pendulum", "double", "both"), default="both")
 RUNNER.parser.add_argument("--iterations", type=int, default=50_000)
 RUNNER.parser.add_argument("--seeds", type=int, default=5)
 RUNNER.parser.add_argument("--repeats", type=int, default=200)
