@@ -149,6 +149,18 @@ class Field(ExactConstants):
         zero (a field with one energy): the partitioned methods skip its shears."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Partitioned (it has no partition())")
 
+    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
+        """A stretch of shears of a ``Partitioned`` field: z + c * part(point) for each c of ``coefficients`` in
+        turn (floats, or tensors broadcasting against z), part ``which`` ("f" at point = v, "g" at point = q)
+        evaluated once. Default: ``partition()``'s value, then a product and a sum per c (no add with alpha:
+        docs/gpu.md); closed forms fuse them, each c applied as in a lone shear (a stretch is bitwise its
+        shears one by one)."""
+        _, f, g = self.partition()
+        value = (f if which == "f" else g)(point)
+        for c in coefficients:
+            z = z + scaled(c, value)
+        return z
+
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
         """For a ``Partitioned`` field, part ``which`` ("f" at point = v, "g" at point = q) and its VJPs:
         (value, point_bar, grads), point_bar = D value(point)^T cotangent, grads[i] the gradient of
@@ -178,6 +190,11 @@ class Field(ExactConstants):
     def affine_parts(self, dtype=torch.float64, device=None):
         """(M, c) with F(x) = M x + c (trait ``Affine``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Affine (it has no affine_parts())")
+
+
+def scaled(c, value: torch.Tensor) -> torch.Tensor:
+    """c * value, skipped for c = 1.0 (bitwise the same, one operation less)."""
+    return value if isinstance(c, float) and c == 1.0 else c * value
 
 
 def add_gradients(grads: dict, params, got) -> None:

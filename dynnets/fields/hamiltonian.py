@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from ..base import Field
+from ..base import Field, scaled
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
@@ -30,6 +30,7 @@ class _Potential(nn.Module):
 
     def __init__(self, dim: int, width: int, init_scale: float, diagonal: bool = False):
         super().__init__()
+        self.diagonal = diagonal
         if diagonal:  # K = I and a = 0, fixed: z -> sum_i w_i Gamma(z_i) (the LA-SympNet activation module)
             self.register_buffer("K", torch.eye(dim))
             self.register_buffer("a", torch.zeros(dim))
@@ -38,12 +39,24 @@ class _Potential(nn.Module):
             self.a = nn.Parameter(torch.randn(width) * 0.5)
         self.w = nn.Parameter(torch.randn(width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
+    def ridges(self, z):
+        """K z + a (diagonal: z itself, which K = I, a = 0 give exactly for finite z)."""
+        return z if self.diagonal else F.linear(z, self.K, self.a)
+
     def value(self, z, gamma):
-        return gamma(F.linear(z, self.K, self.a)) @ self.w
+        return gamma(self.ridges(z)) @ self.w
 
     def grad(self, z, sigma):
         # K^T (w * s) = (diag(w) K)^T s: scale K's rows, not the (batch, width) activations
-        return F.linear(sigma(F.linear(z, self.K, self.a)), (self.K * self.w.unsqueeze(1)).t())
+        return F.linear(sigma(self.ridges(z)), (self.K * self.w.unsqueeze(1)).t())
+
+    def kick(self, y, z, coefficients, sigma):
+        """y + c grad(z) = y + (sigma(K z + a) * (c w)) K for each c in turn, sigma evaluated once: the scale
+        on w, product and sum fused (one addmm for matrices); diagonal: y + sigma(z) * (c w)."""
+        s = sigma(self.ridges(z))
+        for c in coefficients:
+            y = (y + s * scaled(c, self.w)) if self.diagonal else add_product(y, s * scaled(c, self.w), self.K)
+        return y
 
     def grad_vjp(self, z, c, sigma, slope_of_value):
         """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z) = K_w^T s, s = sigma(u),
@@ -51,7 +64,7 @@ class _Potential(nn.Module):
         (``slope_of_value(s)``), z_bar = u_bar K, K_bar = u_bar^T z + diag(w) s^T c, a_bar = sum u_bar,
         w_bar = rowsum(K * s^T c). The value is computed as ``grad`` computes it (bitwise)."""
         kw = self.K * self.w.unsqueeze(1)
-        s = sigma(F.linear(z, self.K, self.a))
+        s = sigma(self.ridges(z))
         value = F.linear(s, kw.t())
         u_bar = (c @ kw.t()).mul_(slope_of_value(s))
         st_c = s.t() @ c
@@ -60,8 +73,13 @@ class _Potential(nn.Module):
 
     def hessian(self, z, jet):
         """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim); ``jet`` gives sigma'."""
-        _, slope, _ = jet(F.linear(z, self.K, self.a))
+        _, slope, _ = jet(self.ridges(z))
         return (self.K.t() * (slope * self.w).unsqueeze(-2)) @ self.K
+
+
+def add_product(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """y + a @ b, one addmm when all are matrices (the (batch, dim) case; a vmapped row takes the matmul)."""
+    return torch.addmm(y, a, b) if y.dim() == a.dim() == 2 else y + a @ b
 
 
 def _activation_for(potential: str):
@@ -136,6 +154,12 @@ class Hamiltonian(SeparableEnergies):
     def g(self, q: torch.Tensor) -> torch.Tensor:
         """dp/dt = -grad V(q)."""
         return -self.potential_energy.grad(q, self._sigma)
+
+    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
+        """``Field.partition_kick`` fused (``_Potential.kick``): z + c grad T(v) or z - c grad V(q)."""
+        if which == "f":
+            return self.kinetic.kick(z, point, coefficients, self._sigma)
+        return self.potential_energy.kick(z, point, [-c for c in coefficients], self._sigma)
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
         """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""

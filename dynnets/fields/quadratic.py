@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from .. import checks
+from ..base import scaled
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
-from .hamiltonian import SeparableEnergies
+from .hamiltonian import SeparableEnergies, add_product
 
 
 class _Quadratic(nn.Module):
@@ -47,6 +48,20 @@ class _Quadratic(nn.Module):
         else:
             out = z * self.d + ((z @ self.U) * self.e) @ self.U.t()
         return out if self.b is None else out + self.b
+
+    def kick(self, y: torch.Tensor, z: torch.Tensor, coefficients) -> torch.Tensor:
+        """y + c (S z + b) for each c in turn: with a dense S, y + c b + (c z) S (product and sum fused; a
+        per-sample c scales its row alike); otherwise c times ``grad``, then the sum."""
+        if self.rank is not None:
+            value = self.grad(z)
+            for c in coefficients:
+                y = y + scaled(c, value)
+            return y
+        S = self.A + self.A.t()
+        for c in coefficients:
+            y = y if self.b is None else y + scaled(c, self.b)
+            y = add_product(y, scaled(c, z), S)
+        return y
 
     def value(self, z: torch.Tensor) -> torch.Tensor:
         out = 0.5 * (z * (z @ self.matrix())).sum(-1)
@@ -86,6 +101,12 @@ class QuadraticHamiltonian(SeparableEnergies):
     def g(self, q: torch.Tensor) -> torch.Tensor:
         """dp/dt = -(S_V q + b_V)."""
         return -self.potential_energy.grad(q)
+
+    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
+        """``Field.partition_kick`` fused (``_Quadratic.kick``): z + c (S_T v + b_T) or z - c (S_V q + b_V)."""
+        if which == "f":
+            return self.kinetic.kick(z, point, coefficients)
+        return self.potential_energy.kick(z, point, [-c for c in coefficients])
 
     def matrices(self):
         """(S_T, S_V), each None when that energy is absent."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Field, Method, add_gradients
+from ..base import Field, Method, add_gradients, scaled
 from ..errors import IncompatibleFieldError
 from ..structure import CanonicalHamiltonian, Partitioned, PreservesVolume, SeparableHamiltonian, Symplectic
 from .rk import _scaled
@@ -27,7 +27,7 @@ def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1
            inplace: bool = False) -> torch.Tensor:
     """z + sign weight h value, as a product then a sum (sign -1 undoes it in the same arithmetic);
     ``inplace`` writes into z. Never ``torch.add(..., alpha=c)``: inductor drops alpha (docs/gpu.md)."""
-    step = _scaled(h, weight) * value
+    step = scaled(_scaled(h, weight), value)
     if inplace:
         return z.add_(step) if sign > 0 else z.sub_(step)
     return z + step if sign > 0 else z - step
@@ -79,23 +79,21 @@ class _PartitionedMethod(Method):
     def advance(self, field, x: torch.Tensor, h, n: int) -> torch.Tensor:
         """The shears of n steps in order, the field evaluated once per stretch of same-part shears."""
         q, v, f, g = _split(field, x)
-        return torch.cat(self._sheared(q, v, f, g, h, n), dim=-1)
+        return torch.cat(self._sheared(field, q, v, f, g, h, n), dim=-1)
 
     def advance_parts(self, field, q: torch.Tensor, v: torch.Tensor, h, n: int):
         """``advance`` on the parts (q, v), returned unjoined (``Method.acts_on_parts``)."""
         _, f, g = field.partition()
-        return self._sheared(q, v, f, g, h, n)
+        return self._sheared(field, q, v, f, g, h, n)
 
-    def _sheared(self, q, v, f, g, h, n: int):
+    def _sheared(self, field, q, v, f, g, h, n: int):
+        """Each stretch one ``Field.partition_kick`` (one evaluation; a closed form fuses the shears)."""
         for part, weights in _groups(self.shears * n, f, g):
+            coefficients = [_scaled(h, w) for w in weights]
             if part == "q":
-                value = f(v)
-                for w in weights:
-                    q = _shear(q, h, w, value)
+                q = field.partition_kick("f", q, v, coefficients)
             else:
-                value = g(q)
-                for w in weights:
-                    v = _shear(v, h, w, value)
+                v = field.partition_kick("g", v, q, coefficients)
         return q, v
 
     def inverse(self, field, y: torch.Tensor, h) -> torch.Tensor:

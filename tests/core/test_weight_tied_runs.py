@@ -30,6 +30,11 @@ class Counting(dn.fields.Hamiltonian):
         self.calls["g"] += 1
         return super().g(q)
 
+    def partition_kick(self, which, z, point, coefficients):
+        """A stretch of shears: one evaluation of f or g (closed form: f, g not called)."""
+        self.calls[which] += 1
+        return super().partition_kick(which, z, point, coefficients)
+
     def partition_vjp(self, which, point, cotangent, params):
         """The reversible backward's evaluation of f or g with its VJP (closed form: f, g not called)."""
         self.calls[which] += 1
