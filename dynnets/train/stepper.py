@@ -126,6 +126,22 @@ def _make_scheduler(schedule, optimizer):
     return scheduler
 
 
+#: dtypes and devices of torch's fused Adam kernel (one kernel for all parameters)
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _fused_default(phase: Phase, params: list) -> dict:
+    """Adam's options with ``fused=True`` unless the user chose an implementation (``fused``/``foreach``) or a
+    parameter is outside the fused kernel's dtypes and devices: one kernel for every parameter instead of a
+    loop (~12 us per tensor on CPU, the cost of a small network's step; docs/training.md). The updates agree
+    with the loop's to round-off, not bitwise."""
+    options = dict(phase.options)
+    if (phase.optimizer == "adam" and "fused" not in options and "foreach" not in options
+            and all(p.dtype in _FUSED_DTYPES and p.device.type in ("cpu", "cuda") for p in params)):
+        options["fused"] = True
+    return options
+
+
 class TorchStepper(Stepper):
     """A torch.optim optimizer and its schedule; one step = one ``optimizer.step`` (L-BFGS: one call with its
     closure, up to ``max_iter`` iterations). Under DDP the reported loss is the mean over ranks."""
@@ -133,7 +149,7 @@ class TorchStepper(Stepper):
     def __init__(self, phase: Phase, model: torch.nn.Module, loss_fn, use_ddp: bool, checkpoint=None):
         self.loss_fn, self.use_ddp, self.checkpoint = loss_fn, use_ddp, checkpoint
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **phase.options)
+        self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **_fused_default(phase, self.params))
         self.scheduler = _make_scheduler(phase.schedule, self.opt)
         self.closure_driven = isinstance(self.opt, torch.optim.LBFGS)
         self.flags: dict = {}

@@ -234,3 +234,22 @@ def test_ensemble_checkpoint_resumes(tmp_path):
     fit(split, loss, steps=6, lr=1e-2, checkpoint=tmp_path / "b.ckpt", progress=False)
     assert load_checkpoint(tmp_path / "b.ckpt")["step"] == 6
     assert all(torch.equal(p, q) for p, q in zip(full.parameters(), split.parameters(), strict=True))
+
+
+def _adam_run(options):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(16, 3, dtype=torch.float64)
+    fit(model, lambda m, b: (m(b) - b).square().mean(), [x], phases=[Phase("adam", 50, lr=1e-2, options=options)],
+        progress=False)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_adam_runs_fused_unless_the_user_chooses():
+    """fit's Adam is torch's fused kernel by default: bitwise the run with fused=True, and the loop's run
+    (fused=False) to round-off only."""
+    default, fused, loop = _adam_run(None), _adam_run({"fused": True}), _adam_run({"fused": False})
+    assert torch.equal(default, fused)
+    assert not torch.equal(default, loop)  # the control: a different implementation is visible
+    assert float((default - loop).abs().max()) <= 1e-12 * float(loop.abs().max())
+    assert torch.equal(_adam_run({"foreach": False}), loop)
