@@ -17,6 +17,7 @@ from dynnets.methods.tableaux import (
     BOGACKI_SHAMPINE_3,
     CLASSIC_RK4,
     DORMAND_PRINCE_5,
+    DORMAND_PRINCE_5_DENSE_5,
     EULER,
     EXPLICIT_MIDPOINT,
     HEUN,
@@ -52,7 +53,7 @@ DOP853 = dn.methods.DormandPrince853().tableau
 # method needs coarser steps on the linear oscillator to stay above round-off)
 EXPLICIT = [(EULER, 1, (64, 128, 256, 512)), (HEUN, 2, (32, 64, 128, 256)), (EXPLICIT_MIDPOINT, 2, (32, 64, 128, 256)),
             (SSPRK3, 3, (32, 64, 128, 256)), (CLASSIC_RK4, 4, (16, 32, 64, 128)), (BOGACKI_SHAMPINE_3, 3, (32, 64, 128, 256)),
-            (DORMAND_PRINCE_5, 5, (64, 96, 128, 192)),
+            (DORMAND_PRINCE_5, 5, (64, 96, 128, 192)), (DORMAND_PRINCE_5_DENSE_5, 5, (64, 96, 128, 192)),
             (DOP853, 8, {"forced oscillator": (6, 8, 12, 16), "forced Duffing": (8, 12, 16, 24)})]
 
 
