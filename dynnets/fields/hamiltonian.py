@@ -26,11 +26,12 @@ from .activations import ACTIVATIONS
 
 
 class _Potential(nn.Module):
-    """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a))."""
+    """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a)), for the ``Activation`` sigma (Gamma its
+    antiderivative)."""
 
-    def __init__(self, dim: int, width: int, init_scale: float, diagonal: bool = False):
+    def __init__(self, dim: int, width: int, init_scale: float, activation, diagonal: bool = False):
         super().__init__()
-        self.diagonal = diagonal
+        self.activation, self.diagonal = activation, diagonal
         if diagonal:  # K = I and a = 0, fixed: z -> sum_i w_i Gamma(z_i) (the LA-SympNet activation module)
             self.register_buffer("K", torch.eye(dim))
             self.register_buffer("a", torch.zeros(dim))
@@ -43,37 +44,37 @@ class _Potential(nn.Module):
         """K z + a (diagonal: z itself, which K = I, a = 0 give exactly for finite z)."""
         return z if self.diagonal else F.linear(z, self.K, self.a)
 
-    def value(self, z, gamma):
-        return gamma(self.ridges(z)) @ self.w
+    def value(self, z):
+        return self.activation.antiderivative(self.ridges(z)) @ self.w
 
-    def grad(self, z, sigma):
+    def grad(self, z):
         # K^T (w * s) = (diag(w) K)^T s: scale K's rows, not the (batch, width) activations
-        return F.linear(sigma(self.ridges(z)), (self.K * self.w.unsqueeze(1)).t())
+        return F.linear(self.activation.fn(self.ridges(z)), (self.K * self.w.unsqueeze(1)).t())
 
-    def kick(self, y, z, coefficients, sigma):
+    def kick(self, y, z, coefficients):
         """y + c grad(z) = y + (sigma(K z + a) * (c w)) K for each c in turn, sigma evaluated once: the scale
         on w, product and sum fused (one addmm for matrices); diagonal: y + sigma(z) * (c w)."""
-        s = sigma(self.ridges(z))
+        s = self.activation.fn(self.ridges(z))
         for c in coefficients:
             y = (y + s * scaled(c, self.w)) if self.diagonal else add_product(y, s * scaled(c, self.w), self.K)
         return y
 
-    def grad_vjp(self, z, c, sigma, slope_of_value):
+    def grad_vjp(self, z, c):
         """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z) = K_w^T s, s = sigma(u),
-        u = K z + a, K_w = diag(w) K, in closed form (no autograd): s_bar = c K_w^T, u_bar = s_bar * sigma'(u)
-        (``slope_of_value(s)``), z_bar = u_bar K, K_bar = u_bar^T z + diag(w) s^T c, a_bar = sum u_bar,
-        w_bar = rowsum(K * s^T c). The value is computed as ``grad`` computes it (bitwise)."""
+        u = K z + a, K_w = diag(w) K, in closed form (no autograd; the activation's ``slope_of_value``):
+        s_bar = c K_w^T, u_bar = s_bar * sigma'(u), z_bar = u_bar K, K_bar = u_bar^T z + diag(w) s^T c,
+        a_bar = sum u_bar, w_bar = rowsum(K * s^T c). The value is computed as ``grad`` computes it (bitwise)."""
         kw = self.K * self.w.unsqueeze(1)
-        s = sigma(self.ridges(z))
+        s = self.activation.fn(self.ridges(z))
         value = F.linear(s, kw.t())
-        u_bar = (c @ kw.t()).mul_(slope_of_value(s))
+        u_bar = (c @ kw.t()).mul_(self.activation.slope_of_value(s))
         st_c = s.t() @ c
         k_bar = torch.addmm(st_c * self.w.unsqueeze(1), u_bar.t(), z)
         return value, u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
 
-    def hessian(self, z, jet):
-        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim); ``jet`` gives sigma'."""
-        _, slope, _ = jet(self.ridges(z))
+    def hessian(self, z):
+        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim) (the activation's ``jet``)."""
+        _, slope, _ = self.activation.jet(self.ridges(z))
         return (self.K.t() * (slope * self.w).unsqueeze(-2)) @ self.K
 
 
@@ -93,11 +94,22 @@ def _activation_for(potential: str):
 
 class SeparableEnergies(Field):
     """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None: zero
-    part); subclasses define ``f``, ``g``, ``q_dim`` and ``energy_value``."""
+    part), each with ``value(z)``, ``grad(z)`` and the fused ``kick(y, z, coefficients)``; subclasses set them
+    and ``q_dim``."""
 
-    def energy_value(self, energy: nn.Module, z: torch.Tensor) -> torch.Tensor:
-        """One energy's value per row (T(p) or V(q))."""
-        return energy.value(z)
+    def f(self, p: torch.Tensor) -> torch.Tensor:
+        """dq/dt = grad T(p)."""
+        return self.kinetic.grad(p)
+
+    def g(self, q: torch.Tensor) -> torch.Tensor:
+        """dp/dt = -grad V(q)."""
+        return -self.potential_energy.grad(q)
+
+    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
+        """``Field.partition_kick`` fused (the energy's ``kick``): z + c grad T(v) or z - c grad V(q)."""
+        if which == "f":
+            return self.kinetic.kick(z, point, coefficients)
+        return self.potential_energy.kick(z, point, [-c for c in coefficients])
 
     def partition(self):
         return (self.q_dim, None if self.kinetic is None else self.f,
@@ -116,7 +128,7 @@ class SeparableEnergies(Field):
         out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
         for energy, z in ((self.kinetic, p), (self.potential_energy, q)):
             if energy is not None:
-                out = out + self.energy_value(energy, z)
+                out = out + energy.value(z)
         return out
 
 
@@ -139,40 +151,21 @@ class Hamiltonian(SeparableEnergies):
         self.dim = 2 * self.q_dim
         act = _activation_for(potential)
         self.potential_kind = potential
-        self._gamma, self._sigma, self._slope = act.antiderivative, act.fn, act.slope_of_value
         if not (check_bool("kinetic", kinetic) or check_bool("potential_energy", potential_energy)):
             raise ConfigError("Hamiltonian needs kinetic=True or potential_energy=True (rule: at least one energy)")
         if check_bool("diagonal", diagonal) and width != dim:
             raise ConfigError(f"diagonal=True needs width == dim (one ridge per coordinate), got width={width}, dim={dim}")
-        self.kinetic = _Potential(dim, width, init_scale, diagonal) if kinetic else None
-        self.potential_energy = _Potential(dim, width, init_scale, diagonal) if potential_energy else None
-
-    def f(self, p: torch.Tensor) -> torch.Tensor:
-        """dq/dt = grad T(p)."""
-        return self.kinetic.grad(p, self._sigma)
-
-    def g(self, q: torch.Tensor) -> torch.Tensor:
-        """dp/dt = -grad V(q)."""
-        return -self.potential_energy.grad(q, self._sigma)
-
-    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
-        """``Field.partition_kick`` fused (``_Potential.kick``): z + c grad T(v) or z - c grad V(q)."""
-        if which == "f":
-            return self.kinetic.kick(z, point, coefficients, self._sigma)
-        return self.potential_energy.kick(z, point, [-c for c in coefficients], self._sigma)
+        self.kinetic = _Potential(dim, width, init_scale, act, diagonal) if kinetic else None
+        self.potential_energy = _Potential(dim, width, init_scale, act, diagonal) if potential_energy else None
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
         """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
-        slope = self._slope
-        if slope is None:
-            return super().partition_vjp(which, point, cotangent, params)
         net, sign = (self.kinetic, 1.0) if which == "f" else (self.potential_energy, -1.0)
-        value, point_bar, got = net.grad_vjp(point, cotangent if sign > 0 else -cotangent, self._sigma, slope)
+        if net.activation.slope_of_value is None:
+            return super().partition_vjp(which, point, cotangent, params)
+        value, point_bar, got = net.grad_vjp(point, cotangent if sign > 0 else -cotangent)
         own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
         return (value if sign > 0 else -value), point_bar, [own.get(id(p)) for p in params]
-
-    def energy_value(self, energy: nn.Module, z: torch.Tensor) -> torch.Tensor:
-        return energy.value(z, self._gamma)
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
@@ -194,23 +187,22 @@ class GeneralHamiltonian(Field):
         if act.jet is None:
             raise ConfigError(f"potential {potential!r} has no closed-form second derivative for jacobian(x)")
         self.potential_kind = potential
-        self._gamma, self._sigma, self._jet = act.antiderivative, act.fn, act.jet
-        self.energy_net = _Potential(self.dim, width, init_scale)
+        self.energy_net = _Potential(self.dim, width, init_scale, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        grad = self.energy_net.grad(x, self._sigma)
+        grad = self.energy_net.grad(x)
         return torch.cat([grad[..., self.q_dim:], -grad[..., : self.q_dim]], dim=-1)
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        hess = self.energy_net.hessian(x, self._jet)
+        hess = self.energy_net.hessian(x)
         return torch.cat([hess[..., self.q_dim:, :], -hess[..., : self.q_dim, :]], dim=-2)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """H(q, p) = w^T Gamma(K x + a), shape (batch,)."""
         self.check_input(x)
-        return self.energy_net.value(x, self._gamma)
+        return self.energy_net.value(x)
 
 
     def extra_repr(self) -> str:

@@ -34,18 +34,17 @@ class LiePoisson(Field):
         self.width = check_size("width", width)
         act = _activation_for(potential)
         self.potential_kind = potential
-        self._gamma, self._sigma = act.antiderivative, act.fn
-        self.energy_net = _Potential(3, self.width, init_scale)
+        self.energy_net = _Potential(3, self.width, init_scale, act)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """H(x) = w^T Gamma(K x + a), shape (batch,)."""
         self.check_input(x)
-        return self.energy_net.value(x, self._gamma)
+        return self.energy_net.value(x)
 
     def energy_gradient(self, x: torch.Tensor) -> torch.Tensor:
         """grad H(x) = K^T (w * sigma(K x + a)), in closed form."""
         self.check_input(x)
-        return self.energy_net.grad(x, self._sigma)
+        return self.energy_net.grad(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.cross(x, self.energy_gradient(x), dim=-1)

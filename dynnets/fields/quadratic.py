@@ -44,7 +44,7 @@ class _Quadratic(nn.Module):
     def grad(self, z: torch.Tensor) -> torch.Tensor:
         """S z + b per row (z S = (S z)^T as S is symmetric)."""
         if self.rank is None:
-            out = z @ (self.A + self.A.t())
+            out = z @ self.matrix()
         else:
             out = z * self.d + ((z @ self.U) * self.e) @ self.U.t()
         return out if self.b is None else out + self.b
@@ -57,7 +57,7 @@ class _Quadratic(nn.Module):
             for c in coefficients:
                 y = y + scaled(c, value)
             return y
-        S = self.A + self.A.t()
+        S = self.matrix()
         for c in coefficients:
             y = y if self.b is None else y + scaled(c, self.b)
             y = add_product(y, scaled(c, z), S)
@@ -93,20 +93,6 @@ class QuadraticHamiltonian(SeparableEnergies):
         self.rank = rank
         self.kinetic = _Quadratic(self.q_dim, rank, bias, scale) if kinetic else None
         self.potential_energy = _Quadratic(self.q_dim, rank, bias, scale) if potential else None
-
-    def f(self, p: torch.Tensor) -> torch.Tensor:
-        """dq/dt = S_T p + b_T."""
-        return self.kinetic.grad(p)
-
-    def g(self, q: torch.Tensor) -> torch.Tensor:
-        """dp/dt = -(S_V q + b_V)."""
-        return -self.potential_energy.grad(q)
-
-    def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
-        """``Field.partition_kick`` fused (``_Quadratic.kick``): z + c (S_T v + b_T) or z - c (S_V q + b_V)."""
-        if which == "f":
-            return self.kinetic.kick(z, point, coefficients)
-        return self.potential_energy.kick(z, point, [-c for c in coefficients])
 
     def matrices(self):
         """(S_T, S_V), each None when that energy is absent."""
