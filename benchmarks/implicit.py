@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
+from dynnets.checks import check_int
 from dynnets.errors import ConfigError
 
 from ._common import Counted, interleaved_times, machine
@@ -165,8 +166,7 @@ def _torchdiffeq():
 
 def validate(args) -> None:
     for name in ("repeats", "steps"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        check_int(f"--{name}", getattr(args, name), minimum=1)
     if any(b < 1 for b in args.batches):
         raise ConfigError(f"--batches must be positive integers, got {args.batches}")
     _torchdiffeq()

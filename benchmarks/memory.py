@@ -49,7 +49,6 @@ import torch
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
 from dynnets.checks import MAX_STEPS, check_int
-from dynnets.errors import ConfigError
 from dynnets.memory import SavedTensorMeter
 
 from ._common import child_json, machine, peak_rss
@@ -164,8 +163,7 @@ RUNNER.parser.add_argument("--child", nargs=4, metavar=("CONFIG", "MODE", "DEPTH
 
 
 def validate(args) -> None:
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats must be a positive integer, got {args.repeats}")
+    check_int("--repeats", args.repeats, minimum=1)
     if args.dense_depths is not None:
         for depth in args.dense_depths:
             check_int("--dense-depths", depth, minimum=1, maximum=MAX_STEPS)

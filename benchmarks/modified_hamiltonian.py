@@ -18,6 +18,7 @@ import torch
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
+from dynnets.checks import check_int
 from dynnets.errors import ConfigError
 
 from ._common import machine
@@ -86,8 +87,7 @@ RUNNER.parser.add_argument("--h", type=float, default=0.4)
 
 def validate(args) -> None:
     for name in ("seeds", "steps", "width"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        check_int(f"--{name}", getattr(args, name), minimum=1)
     if not 0.0 < args.h <= 1.0:
         raise ConfigError(f"--h must lie in (0, 1], got {args.h}")
 

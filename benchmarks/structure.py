@@ -25,6 +25,7 @@ import torch
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
+from dynnets.checks import check_int
 from dynnets.errors import ConfigError
 
 from ._common import interleaved_times, machine
@@ -79,8 +80,7 @@ RUNNER.parser.add_argument("--compile", action="store_true",
 
 def validate(args) -> None:
     for name in ("repeats", "dim", "width", "batch"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        check_int(f"--{name}", getattr(args, name), minimum=1)
     if args.dim % 2 or args.width % (2 * max(RANKS)):
         raise ConfigError(f"--dim must be even (partitioned states) and --width a multiple of {2 * max(RANKS)} "
                           f"(the rank-{max(RANKS)} variants split it into {2 * max(RANKS)} groups), got "

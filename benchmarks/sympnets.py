@@ -62,7 +62,7 @@ from torch import nn
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
-from dynnets.errors import ConfigError
+from dynnets.checks import check_int
 from dynnets.io import save_figure
 
 from ._common import interleaved_times, machine
@@ -436,8 +436,7 @@ RUNNER.parser.add_argument("--repeats", type=int, default=200)
 
 def validate(args) -> None:
     for name in ("iterations", "seeds", "repeats"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        check_int(f"--{name}", getattr(args, name), minimum=1)
 
 
 def main(argv=None) -> dict:
