@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from ..base import Field, Method, add_gradients, scaled
-from ..errors import IncompatibleFieldError
+from ..checks import real
+from ..errors import IncompatibleFieldError, ShapeError
 from ..structure import CanonicalHamiltonian, Partitioned, PreservesVolume, SeparableHamiltonian, Symplectic
 from .rk import _scaled
 
@@ -167,11 +168,17 @@ class StormerVerlet(_PartitionedMethod):
 
         whose exact flow over time h the step matches to O(h^5). Along the steps H~ varies by O(h^4) where
         H varies by O(h^2); a network trained as this step of size h represents H~ rather than its own H
-        (strupnet's ``corrected_hamiltonian``). Needs trait ``SeparableHamiltonian``; the Hessian-vector
-        products are forward-mode derivatives of the two parts, differentiable."""
+        (strupnet's ``corrected_hamiltonian``). Needs trait ``SeparableHamiltonian``; h a finite number or a
+        tensor of shape () or (batch,) (a learned or per-sample h); the Hessian-vector products are
+        forward-mode derivatives of the two parts, differentiable."""
         if not field.has_trait(SeparableHamiltonian):
             raise IncompatibleFieldError(f"modified_hamiltonian needs a separable Hamiltonian field (trait "
                                          f"SeparableHamiltonian), got {type(field).__name__}")
+        if not isinstance(h, torch.Tensor):
+            h = real("h", h)
+        elif h.dim() > 1 or (h.dim() == 1 and h.shape[0] != x.shape[0]):
+            raise ShapeError(f"modified_hamiltonian takes h of shape () or (batch,) = ({x.shape[0]},), got "
+                             f"{tuple(h.shape)}")
         q, p, f, g = _split(field, x)
         energy = field.hamiltonian(x)
         if f is None or g is None:  # one energy: each step is its exact flow, H~ = H

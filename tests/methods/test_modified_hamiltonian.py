@@ -10,7 +10,7 @@ import torch
 from structure_cases import points, randomize
 
 import dynnets as dn
-from dynnets.errors import IncompatibleFieldError
+from dynnets.errors import ConfigError, IncompatibleFieldError, ShapeError
 
 F, M = dn.fields, dn.methods
 
@@ -58,3 +58,19 @@ def test_modified_hamiltonian_is_differentiable_in_the_parameters():
 def test_needs_a_separable_hamiltonian(field):
     with pytest.raises(IncompatibleFieldError, match="SeparableHamiltonian"):
         M.StormerVerlet().modified_hamiltonian(field, torch.randn(2, 4), 0.1)
+
+
+@pytest.mark.parametrize("h, error", [("0.1", ConfigError), (float("nan"), ConfigError), (None, ConfigError),
+                                      (torch.ones(3), ShapeError), (torch.ones(5, 1), ShapeError)],
+                         ids=["string", "nan", "none", "wrong-batch", "2-d"])
+def test_bad_step_sizes_are_typed_errors(h, error):
+    with pytest.raises(error, match="h"):
+        M.StormerVerlet().modified_hamiltonian(F.Hamiltonian(2, 4), torch.randn(5, 4), h)
+
+
+def test_per_sample_h_is_each_rows_own():
+    field, x = randomize(F.Hamiltonian(2, 4), 1.0, seed=5), points(5, 4, seed=2)
+    h = torch.linspace(0.1, 0.5, 5, dtype=torch.float64)
+    rows = M.StormerVerlet().modified_hamiltonian(field, x, h)
+    each = torch.stack([M.StormerVerlet().modified_hamiltonian(field, x[i:i + 1], float(h[i]))[0] for i in range(5)])
+    torch.testing.assert_close(rows, each, rtol=0, atol=1e-15)
