@@ -73,9 +73,13 @@ class _Potential(nn.Module):
         return value, u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
 
     def hessian(self, z):
-        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim) (the activation's ``jet``)."""
+        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim) (the activation's ``jet``): one
+        product of the weights w * sigma' with the rows' outer products k_r k_r^T (width, dim^2), the
+        flops of the per-row K^T diag(.) K without a (batch, dim, width) intermediate."""
         _, slope, _ = self.activation.jet(self.ridges(z))
-        return (self.K.t() * (slope * self.w).unsqueeze(-2)) @ self.K
+        dim = self.K.shape[1]
+        outer = (self.K.unsqueeze(-1) * self.K.unsqueeze(-2)).reshape(-1, dim * dim)
+        return ((slope * self.w) @ outer).reshape(*slope.shape[:-1], dim, dim)
 
 
 def add_product(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
