@@ -281,6 +281,12 @@ class Method:
         """Psi^h_F(x); a method with ``handles_time`` takes the start time t as a fourth argument."""
         raise NotImplementedError
 
+    def residual(self, field: Field, x: torch.Tensor, y: torch.Tensor, h, t=None) -> torch.Tensor:
+        """r(x, y), of y's shape, zero exactly when y = Psi^h_F(x) (t: the start time, for a method with
+        ``handles_time``). Default Psi^h_F(x) - y; a method whose defining equation is explicit in (x, y)
+        returns that equation's defect without solving it (``ImplicitRK`` with one stage)."""
+        return (self.step(field, x, h) if t is None else self.step(field, x, h, t)) - y
+
     def advance(self, field: Field, x: torch.Tensor, h, n: int) -> torch.Tensor:
         """n steps of size h (a weight-tied run); a method may share work between steps (first same as last)
         as long as the result is that of n steps."""

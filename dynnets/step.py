@@ -30,6 +30,7 @@ from .errors import (
     NonFiniteWeightError,
     NotCertifiedError,
     NotInvertibleError,
+    ShapeError,
     StepSizeError,
 )
 from .function import as_field
@@ -137,6 +138,17 @@ class Step(Layer):
         if self.time_dependent:
             return self.method.step(self.field, x, self.h, t)
         return self.method.step(self.field, x, self.h)
+
+    def residual(self, x: torch.Tensor, y: torch.Tensor, t=0.0) -> torch.Tensor:
+        """r(x, y), zero exactly when y = step(x, t) (``Method.residual``): the loss of learning the step from
+        pairs (x, y) without solving it where the method allows (implicit midpoint: one field evaluation
+        instead of a Newton solve); the trained step keeps its guarantees, which hold for any parameters.
+        ShapeError unless y has x's shape; y is checked as x is."""
+        self._check_call(x, t)
+        self.check_state(y, self._describe)
+        if y.shape != x.shape:
+            raise ShapeError(f"{self._describe()}.residual needs y of x's shape {tuple(x.shape)}, got {tuple(y.shape)}")
+        return self.method.residual(self.field, x, y, self.h, t if self.time_dependent else None)
 
     def advance(self, x: torch.Tensor, n: int, h=None) -> torch.Tensor:
         """n applications of this step (``Method.advance``: a method may share work between them)."""

@@ -93,6 +93,16 @@ class ImplicitRK(Method):
         increment = self._b.to(dtype=K.dtype, device=K.device) @ K
         return x + h * increment.reshape(x.shape)
 
+    def residual(self, field, x: torch.Tensor, y: torch.Tensor, h, t=None) -> torch.Tensor:
+        """One stage (b_1 = 1): x' = x + h F(t + a h, x + a (x' - x)), a = a_11, is explicit in (x, y), so
+        r = x + h F(t + a h, x + a (y - x)) - y needs no Newton solve (implicit midpoint: a = 1/2, backward
+        Euler: a = 1): the pairs' defect costs one field evaluation. More stages: ``Method.residual``."""
+        if self.tableau.stages != 1:
+            return super().residual(field, x, y, h, t)
+        a = self.tableau.a[0][0]
+        point = x + a * (y - x)
+        return x + h * field.at(None if t is None else t + a * h, point) - y
+
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())
         if self.tableau.is_symplectic:
@@ -121,6 +131,10 @@ class _Autonomised(Field):
     def __init__(self, field: Field, shape, t):
         super().__init__()
         self.field, self.shape = field, tuple(shape)
+        if isinstance(t, torch.Tensor) and t.numel() != 1:
+            raise ConfigError(f"an implicit step of the time-dependent {type(field).__name__} starts all rows at one "
+                              f"time t (shape ()), got t of shape {tuple(t.shape)}; step rows with different "
+                              "start times separately")
         self.t0 = float(t.detach()) if isinstance(t, torch.Tensor) else float(t)
         self.dim = math.prod(self.shape) + 1
 
