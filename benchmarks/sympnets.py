@@ -20,7 +20,9 @@ are the same families for dim 2 in classes of 384 and 40 parameters, ``double_mo
   ``networks.sympnet(1, 8, linear=2, width=20, h=1, init_scale=0.01)`` (the kicks' h is a scale of the
   network, not the data's step: h = 1 with a near-identity start trains far faster under Adam at lr 1e-3
   than h = 0.1); dynnets' Gauss-Legendre(2) step of
-  ``GeneralHamiltonian(1, 114)``; the paper's G-SympNet (8 gradient modules of width 19, reimplemented here:
+  ``GeneralHamiltonian(1, 114)``; the implicit midpoint step of the same field learned through its residual
+  (``Step.residual``: the pairs' defect x + h F((x + y) / 2) - y, one field evaluation per iteration, no
+  Newton solve; evaluated as the step, a Newton solve); the paper's G-SympNet (8 gradient modules of width 19, reimplemented here:
   p <- p + K^T diag(a) sigma(K q + b), alternating with the same on q; checked against strupnet's G layer
   at start-up with strupnet's activation); strupnet 0.0.4's G-SympNet (``SympNet(1, 8, 19, method="G")``,
   sigma = tanh', dt = 0.1); a Greydanus HNN (H an MLP 2-19-19-1, tanh, F = J grad H by autograd, one RK4
@@ -194,6 +196,27 @@ class HNN(nn.Module):
         return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
+class ByResidual(nn.Module):
+    """A dynnets ``Step`` learned through ``Step.residual``: for the implicit midpoint rule the pairs' defect
+    x + h F((x + y) / 2) - y, one field evaluation per iteration instead of a Newton solve; the trained model is
+    the step itself (a Newton solve to round-off, symplectic for any parameters)."""
+
+    def __init__(self, step: dn.Step):
+        super().__init__()
+        self.step = step
+
+    def forward(self, x):
+        return self.step(x)
+
+
+def training_loss(model, x, y):
+    """The full-batch training loss: the mean squared residual for a ``ByResidual`` model, else the mean
+    squared one-step error."""
+    if isinstance(model, ByResidual):
+        return model.step.residual(x, y).square().mean()
+    return (model(x) - y).square().mean()
+
+
 class ResidualMLP(nn.Module):
     def __init__(self, dim: int, width: int):
         super().__init__()
@@ -216,6 +239,8 @@ def pendulum_models(dt: float) -> dict:
         "dynnets LA+G sympnet": ("456", lambda: dn.networks.sympnet(1, 8, linear=2, width=20, h=1.0,
                                                                     init_scale=0.01)),
         "dynnets GL2": ("456", lambda: dn.Step(F.GeneralHamiltonian(1, 114), M.GaussLegendre(2), dt)),
+        "dynnets midpoint, residual": ("456", lambda: ByResidual(dn.Step(F.GeneralHamiltonian(1, 114),
+                                                                        M.ImplicitMidpoint(), dt))),
         REFERENCE: ("456", lambda: PaperGSympNet(1, 8, 19)),
         "G-SympNet (strupnet)": ("456", lambda: Strupnet(dt, dim=1, layers=8, width=19, method="G")),
         "HNN": ("456", lambda: HNN(1, 19, dt)),
@@ -231,11 +256,13 @@ def pendulum_models(dt: float) -> dict:
 
 def double_models(dt: float) -> dict:
     """The pendulum's families for dim 2: 384 parameters (GL2 of ``GeneralHamiltonian(2, 64)``, the issue's
-    non-separable H; the G-SympNets with 8 modules of width 12; HNN 4-16-16-1; MLP 4-15-15-4) and 40 (the
+    non-separable H, and its implicit midpoint step learned through the residual; the G-SympNets with 8 modules of width 12; HNN 4-16-16-1; MLP 4-15-15-4) and 40 (the
     LA-SympNets with 3 layers of 2 sublayers; dynnets' LA+G with one activation module of width 4)."""
     F, M = dn.fields, dn.methods
     return {
         "dynnets GL2": ("384", lambda: dn.Step(F.GeneralHamiltonian(2, 64), M.GaussLegendre(2), dt)),
+        "dynnets midpoint, residual": ("384", lambda: ByResidual(dn.Step(F.GeneralHamiltonian(2, 64),
+                                                                        M.ImplicitMidpoint(), dt))),
         "dynnets SV flow 2x24": ("384", lambda: dn.Flow([dn.Step(F.Hamiltonian(2, 24), M.StormerVerlet(), dt / 2)
                                                         for _ in range(2)])),
         "dynnets G sympnet": ("384", lambda: dn.networks.sympnet(2, 8, linear=0, width=12, h=1.0, init_scale=0.01)),
@@ -299,7 +326,7 @@ def train(model, data, iterations: int, budget: float | None):
     x, y = data
 
     def loss(m, _):
-        return (m(x) - y).square().mean()
+        return training_loss(m, x, y)
 
     result = dn.train.fit(model, loss, steps=iterations if budget is None else 100 * iterations,
                           optimizer="adam", lr=LR, progress=False, dtype=torch.float64,
@@ -337,7 +364,7 @@ def per_iteration_seconds(task: Task, data, repeats: int) -> dict:
 
         def once(model=model, opt=opt):
             opt.zero_grad(set_to_none=True)
-            (model(x) - y).square().mean().backward()
+            training_loss(model, x, y).backward()
             opt.step()
 
         fns[name] = once
