@@ -68,6 +68,8 @@ def test_time_dependent_field_evaluated_at_the_stage_time():
         assert float(step.residual(x, y, t).abs().max()) <= 16 * 2 * EPS * max(float(x.abs().max()), 1.0)
         # the stage time matters: starting from another t the same pair is not a step
         assert float(step.residual(x, y, t + 1.0).abs().max()) > 1e-3
+    with pytest.raises(ConfigError, match="start time"):  # the method called without t
+        dn.methods.ImplicitMidpoint().residual(field, x, x, 0.2)
     with pytest.raises(ConfigError, match="one time"):  # rows at different start times: one solve per time
         step(x, torch.linspace(0.0, 3.0, 6, dtype=torch.float64))
 
