@@ -140,6 +140,11 @@ class Field(ExactConstants):
 
         return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
 
+    def linearize(self, x: torch.Tensor):
+        """(F(x), jac) with jac() = ``jacobian(x)`` on demand, for a solver that needs DF at only some of the
+        points where it evaluates F (Newton); a closed form shares the work of both (e.g. the activation)."""
+        return self(x), lambda: self.jacobian(x)
+
     def has_trait(self, trait: type[Trait]) -> bool:
         return any(isinstance(t, trait) for t in self.traits)
 

@@ -77,6 +77,10 @@ class _Potential(nn.Module):
         product of the weights w * sigma' with the rows' outer products k_r k_r^T (width, dim^2), the
         flops of the per-row K^T diag(.) K without a (batch, dim, width) intermediate."""
         _, slope, _ = self.activation.jet(self.ridges(z))
+        return self.hessian_of_slope(slope)
+
+    def hessian_of_slope(self, slope):
+        """``hessian`` from sigma'(K z + a), shape (batch, width)."""
         dim = self.K.shape[1]
         outer = (self.K.unsqueeze(-1) * self.K.unsqueeze(-2)).reshape(-1, dim * dim)
         return ((slope * self.w) @ outer).reshape(*slope.shape[:-1], dim, dim)
@@ -188,20 +192,36 @@ class GeneralHamiltonian(Field):
         self.width = check_size("width", width)
         self.dim = 2 * self.q_dim
         act = _activation_for(potential)
-        if act.jet is None:
+        if act.jet is None or act.slope_of_value is None:
             raise ConfigError(f"potential {potential!r} has no closed-form second derivative for jacobian(x)")
         self.potential_kind = potential
         self.energy_net = _Potential(self.dim, width, init_scale, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        grad = self.energy_net.grad(x)
-        return torch.cat([grad[..., self.q_dim:], -grad[..., : self.q_dim]], dim=-1)
+        return self._canonical(self.energy_net.grad(x), -1)
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        hess = self.energy_net.hessian(x)
-        return torch.cat([hess[..., self.q_dim:, :], -hess[..., : self.q_dim, :]], dim=-2)
+        return self._canonical(self.energy_net.hessian(x), -2)
+
+    def linearize(self, x: torch.Tensor):
+        """``Field.linearize`` with sigma(K x + a) evaluated once: F as ``forward`` computes it (bitwise), DF from
+        sigma' = ``slope_of_value(sigma)`` (bitwise the ``jet``'s slope)."""
+        self.check_input(x)
+        net = self.energy_net
+        s = net.activation.fn(net.ridges(x))
+        grad = F.linear(s, (net.K * net.w.unsqueeze(1)).t())
+
+        def jac():
+            return self._canonical(net.hessian_of_slope(net.activation.slope_of_value(s)), -2)
+
+        return self._canonical(grad, -1), jac
+
+    def _canonical(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        """J t along ``axis`` (J = [[0, I], [-I, 0]]): the p half, then minus the q half."""
+        q, p = t.split(self.q_dim, dim=axis)
+        return torch.cat([p, -q], dim=axis)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """H(q, p) = w^T Gamma(K x + a), shape (batch,)."""

@@ -123,6 +123,15 @@ class StageProblem:
             out = torch.func.functional_call(self.field, dict(zip(self.names, params)), (flat,))
         return out.reshape(X.shape)
 
+    def linearize_at(self, params, X: torch.Tensor, shape):
+        """(F(X), jac), jac() = DF(X) (batch, s, n, n) on demand: the field's ``linearize`` (value and Jacobian
+        sharing work) with its own parameters, else ``functional_call``s."""
+        if not self._is_own(params):
+            return self.field_at(params, X, shape), lambda: self.jacobian_at(params, X, shape)
+        value, jac = self.field.linearize(X.reshape(-1, *shape))
+        n = X.shape[-1]
+        return value.reshape(X.shape), lambda: jac().reshape(*X.shape[:-1], n, n)
+
     def jacobian_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
         if self._is_own(params):
@@ -167,15 +176,15 @@ class StageProblem:
         return StageSolution(K, iterations, tuple(attempts))
 
     def _start(self, params, flat, h, shape):
-        """(K, G, X) of the start with the smaller max |G| per sample: the predictor K_i = F(x + c_i h F(x))
+        """(K, G, jac) of the start with the smaller max |G| per sample: the predictor K_i = F(x + c_i h F(x))
         (c_i = sum_j a_ij) or K = 0 (G = -F(x)), the latter for stiff fields where the predictor blows up."""
-        f0 = self.field_at(params, flat.unsqueeze(1), shape)
+        f0, jac0 = self.linearize_at(params, flat.unsqueeze(1), shape)
         c = self.a_like(flat).sum(dim=1)
         predictor = self.field_at(params, flat.unsqueeze(1) + (h * c).unsqueeze(-1) * f0, shape)
-        G, X = self.residual(params, flat, h, predictor, shape)
+        G, jac = self.residual(params, flat, h, predictor, shape)
         keep = (G.abs().amax(dim=(1, 2)) <= f0.abs().amax(dim=(1, 2)))[:, None, None]
         return (torch.where(keep, predictor, torch.zeros_like(predictor)), torch.where(keep, G, -f0),
-                torch.where(keep, X, flat.unsqueeze(1)))
+                lambda: torch.where(keep[..., None], jac(), jac0()))
 
     def _continued(self, params, flat, h, pieces: int, shape):
         """Solve for h k / pieces, k = 1..pieces, each from the previous solution; the intermediate
@@ -190,8 +199,8 @@ class StageProblem:
             K = torch.where(torch.isfinite(attempt.K), attempt.K, K)
         return attempt, used
 
-    def _newton(self, params, flat, h: float, K, G, X, shape, limit: int | None = None) -> _Attempt:
-        """At most ``limit`` (default ``max_iterations``) damped Newton updates from (K, G, X) under the
+    def _newton(self, params, flat, h: float, K, G, jac, shape, limit: int | None = None) -> _Attempt:
+        """At most ``limit`` (default ``max_iterations``) damped Newton updates from (K, G, DF) under the
         module's stopping rule; stops early when the unconverged samples' best correction has not dropped
         by 10% over STALL iterations. The correction uses the previous iteration's factorised M."""
         limit = self.max_iterations if limit is None else limit
@@ -203,7 +212,7 @@ class StageProblem:
         for iteration in range(limit + 1):
             fresh = lu is None
             if fresh:
-                lu = self._factor(params, X, h, shape)
+                lu = self._factor(jac, h)
             step = _solve(lu, G)
             correction = abs(h) * step.abs().amax(dim=(1, 2))
             scale = torch.maximum(x_size, abs(h) * K.abs().amax(dim=(1, 2)))
@@ -219,13 +228,14 @@ class StageProblem:
                 return _Attempt(best_K, best_correction, best_tolerance, done, iteration)
             previous = correction
             if not fresh:  # Newton's step with the Jacobian at the current stages
-                lu = self._factor(params, X, h, shape)
+                lu = self._factor(jac, h)
                 step = _solve(lu, G)
-            K, G, X = self._damped(params, flat, h, K, G, step, done, within, shape)
+            K, G, jac = self._damped(params, flat, h, K, G, step, done, within, shape)
 
-    def _factor(self, params, X, h, shape):
-        """LU factors of M = I - h [a_ij DF(X_i)]; a singular M gives non-finite corrections (sample lost)."""
-        LU, pivots, _ = torch.linalg.lu_factor_ex(self.newton_matrix(self.jacobian_at(params, X, shape), h))
+    def _factor(self, jac, h):
+        """LU factors of M = I - h [a_ij DF(X_i)] (jac() = DF(X)); a singular M gives non-finite corrections
+        (sample lost)."""
+        LU, pivots, _ = torch.linalg.lu_factor_ex(self.newton_matrix(jac(), h))
         return LU, pivots
 
     @staticmethod
@@ -234,10 +244,10 @@ class StageProblem:
         worst.append(float(torch.where(within, 0.0, torch.nan_to_num(correction, nan=float("inf"))).max()))
         return len(worst) > STALL and not worst[-1] < 0.9 * min(worst[:-STALL])
 
-    def residual(self, params, flat, h, K, shape) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G(K), X): G = K - F(X) at the stage points X = x + h A K, both (batch, s, n)."""
-        X = self.stage_points(flat, h, K)
-        return K - self.field_at(params, X, shape), X
+    def residual(self, params, flat, h, K, shape):
+        """(G(K), jac): G = K - F(X) at the stage points X = x + h A K, (batch, s, n); jac() = DF(X) on demand."""
+        value, jac = self.linearize_at(params, self.stage_points(flat, h, K), shape)
+        return K - value, jac
 
     def _damped(self, params, flat, h, K, G, step, done, within, shape):
         """K + lam step, per sample the first lam = 1, 1/2, ... (at most MAX_HALVINGS halvings) that lowers
@@ -246,10 +256,10 @@ class StageProblem:
         lam = torch.ones_like(norm)
         for halving in range(MAX_HALVINGS + 1):
             trial = torch.where(done[:, None, None], K, K + lam[:, None, None] * step)
-            trial_G, trial_X = self.residual(params, flat, h, trial, shape)
+            trial_G, trial_jac = self.residual(params, flat, h, trial, shape)
             better = done | within | (trial_G.abs().amax(dim=(1, 2)) < norm)
             if bool(better.all()) or halving == MAX_HALVINGS:
-                return trial, trial_G, trial_X
+                return trial, trial_G, trial_jac
             lam = torch.where(better, lam, 0.5 * lam)
 
     def _fail(self, h, attempt: _Attempt, why: str):
