@@ -140,10 +140,10 @@ class Field(ExactConstants):
 
         return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
 
-    def linearize(self, x: torch.Tensor):
-        """(F(x), jac) with jac() = ``jacobian(x)`` on demand, for a solver that needs DF at only some of the
-        points where it evaluates F (Newton); a closed form shares the work of both (e.g. the activation)."""
-        return self(x), lambda: self.jacobian(x)
+    def linearize(self, x: torch.Tensor) -> Linearization:
+        """F(x) with DF(x) and its VJP on demand (``Linearization``), for a solver that needs derivatives at
+        only some of the points where it evaluates F (Newton, its implicit-function backward)."""
+        return Linearization(self, x, self(x))
 
     def has_trait(self, trait: type[Trait]) -> bool:
         return any(isinstance(t, trait) for t in self.traits)
@@ -195,6 +195,27 @@ class Field(ExactConstants):
     def affine_parts(self, dtype=torch.float64, device=None):
         """(M, c) with F(x) = M x + c (trait ``Affine``)."""
         raise IncompatibleFieldError(f"{type(self).__name__} is not Affine (it has no affine_parts())")
+
+
+class Linearization:
+    """``value`` = F(x) at a batch of points x, with ``jacobian()`` and ``vjp`` at x on demand. Default:
+    ``Field.jacobian`` and one autograd VJP; a field's closed form shares their work with the value (e.g. its
+    activation)."""
+
+    def __init__(self, field: Field, x: torch.Tensor, value: torch.Tensor):
+        self.field, self.x, self.value = field, x, value
+
+    def jacobian(self) -> torch.Tensor:
+        """DF(x), shape (batch, n, n)."""
+        return self.field.jacobian(self.x)
+
+    def vjp(self, cotangent: torch.Tensor, params) -> tuple:
+        """(x_bar, grads): x_bar = DF(x)^T cotangent per row, grads[i] the gradient of <F(x), cotangent> w.r.t.
+        params[i] (None if unused); no graph of its own (for a first-order backward)."""
+        with torch.enable_grad():
+            at = self.x.detach().requires_grad_(True)
+            x_bar, *grads = torch.autograd.grad(self.field(at), [at, *params], cotangent, allow_unused=True)
+        return x_bar, grads
 
 
 def scaled(c, value: torch.Tensor) -> torch.Tensor:

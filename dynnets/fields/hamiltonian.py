@@ -11,6 +11,7 @@ DF = J K^T diag(w * sigma'(K x + a)) K in closed form; symplectic under symplect
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from ..base import Field, scaled
+from ..base import Field, Linearization, scaled
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
@@ -61,16 +62,20 @@ class _Potential(nn.Module):
 
     def grad_vjp(self, z, c):
         """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z) = K_w^T s, s = sigma(u),
-        u = K z + a, K_w = diag(w) K, in closed form (no autograd; the activation's ``slope_of_value``):
-        s_bar = c K_w^T, u_bar = s_bar * sigma'(u), z_bar = u_bar K, K_bar = u_bar^T z + diag(w) s^T c,
-        a_bar = sum u_bar, w_bar = rowsum(K * s^T c). The value is computed as ``grad`` computes it (bitwise)."""
+        u = K z + a, K_w = diag(w) K, in closed form (``vjp_at``). The value is computed as ``grad`` computes it
+        (bitwise)."""
         kw = self.K * self.w.unsqueeze(1)
         s = self.activation.fn(self.ridges(z))
-        value = F.linear(s, kw.t())
-        u_bar = (c @ kw.t()).mul_(self.activation.slope_of_value(s))
+        return F.linear(s, kw.t()), *self.vjp_at(z, s, self.activation.slope_of_value(s), kw, c)
+
+    def vjp_at(self, z, s, slope, kw, c):
+        """(z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z), given s = sigma(u), slope = sigma'(u)
+        and K_w = diag(w) K, with no autograd: s_bar = c K_w^T, u_bar = s_bar * sigma'(u), z_bar = u_bar K,
+        K_bar = u_bar^T z + diag(w) s^T c, a_bar = sum u_bar, w_bar = rowsum(K * s^T c)."""
+        u_bar = (c @ kw.t()).mul_(slope)
         st_c = s.t() @ c
         k_bar = torch.addmm(st_c * self.w.unsqueeze(1), u_bar.t(), z)
-        return value, u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
+        return u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
 
     def hessian(self, z):
         """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim) (the activation's ``jet``): one
@@ -205,18 +210,9 @@ class GeneralHamiltonian(Field):
         self.check_input(x)
         return self._canonical(self.energy_net.hessian(x), -2)
 
-    def linearize(self, x: torch.Tensor):
-        """``Field.linearize`` with sigma(K x + a) evaluated once: F as ``forward`` computes it (bitwise), DF from
-        sigma' = ``slope_of_value(sigma)`` (bitwise the ``jet``'s slope)."""
+    def linearize(self, x: torch.Tensor) -> Linearization:
         self.check_input(x)
-        net = self.energy_net
-        s = net.activation.fn(net.ridges(x))
-        grad = F.linear(s, (net.K * net.w.unsqueeze(1)).t())
-
-        def jac():
-            return self._canonical(net.hessian_of_slope(net.activation.slope_of_value(s)), -2)
-
-        return self._canonical(grad, -1), jac
+        return _SharedActivation(self, x)
 
     def _canonical(self, t: torch.Tensor, axis: int) -> torch.Tensor:
         """J t along ``axis`` (J = [[0, I], [-I, 0]]): the p half, then minus the q half."""
@@ -231,3 +227,27 @@ class GeneralHamiltonian(Field):
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
+
+
+class _SharedActivation(Linearization):
+    """``GeneralHamiltonian.linearize``: sigma(K x + a) evaluated once for F (bitwise ``forward``), DF (sigma' =
+    ``slope_of_value(sigma)``, bitwise the jet's) and the VJP (``_Potential.vjp_at``, the closed form of
+    ``grad_vjp``; <mu, J g> = <c, g> with c = -J mu)."""
+
+    def __init__(self, field: GeneralHamiltonian, x: torch.Tensor):
+        net = field.energy_net
+        self.s, self.kw = net.activation.fn(net.ridges(x)), net.K * net.w.unsqueeze(1)
+        super().__init__(field, x, field._canonical(F.linear(self.s, self.kw.t()), -1))
+
+    @functools.cached_property
+    def slope(self) -> torch.Tensor:
+        return self.field.energy_net.activation.slope_of_value(self.s)
+
+    def jacobian(self) -> torch.Tensor:
+        return self.field._canonical(self.field.energy_net.hessian_of_slope(self.slope), -2)
+
+    def vjp(self, cotangent: torch.Tensor, params) -> tuple:
+        net = self.field.energy_net
+        x_bar, got = net.vjp_at(self.x, self.s, self.slope, self.kw, -self.field._canonical(cotangent, -1))
+        own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
+        return x_bar, [own.get(id(p)) for p in params]

@@ -23,23 +23,23 @@ def adjoint(problem, x, h, K, params, grad_K):
     shape = x.shape[1:]
     flat = x.reshape(x.shape[0], -1)
     X = problem.stage_points(flat, h, K)
-    M = problem.newton_matrix(problem.jacobian_at(params, X, shape), h)
+    # a plain first-order backward with the field's own parameters: F's derivatives from its ``linearize`` at
+    # the stages (a closed form shares their work; no functional_call rebinding the module per call)
+    plain = not (torch.is_grad_enabled() or transforms_active() or not problem._is_own(params))
+    lin = problem.field.linearize(X.reshape(-1, *shape)) if plain else None
+    J = lin.jacobian().reshape(*K.shape, K.shape[-1]) if plain else problem.jacobian_at(params, X, shape)
+    M = problem.newton_matrix(J, h)
     mu = torch.linalg.solve(M.transpose(-1, -2), grad_K.reshape(grad_K.shape[0], -1).unsqueeze(-1))
     mu = mu.reshape(K.shape)
-    if torch.is_grad_enabled() or transforms_active() or not problem._is_own(params):
+    if plain:
+        X_bar, params_bar = lin.vjp(mu.reshape(-1, *shape), params)
+        X_bar = X_bar.reshape(K.shape)
+    else:
         def field_of(points, *ps):
             return problem.field_at(ps, points, shape)
 
         _, vjp = torch.func.vjp(field_of, X, *params)
         X_bar, *params_bar = vjp(mu)
-    else:
-        # a plain first-order backward with the field's own parameters: one autograd VJP of F at the stages,
-        # the same derivative without functional_call's per-call module rebinding (a third of GL2's training
-        # step at batch 40, dim 2)
-        with torch.enable_grad():
-            at = X.detach().requires_grad_(True)
-            X_bar, *params_bar = torch.autograd.grad(problem.field_at(params, at, shape), [at, *params], mu,
-                                                     allow_unused=True)
     x_bar = X_bar.sum(dim=1).reshape(x.shape)
     h_bar = (X_bar * (problem.a_like(K) @ K)).sum()
     return x_bar, h_bar, params_bar

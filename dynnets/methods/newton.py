@@ -128,9 +128,9 @@ class StageProblem:
         sharing work) with its own parameters, else ``functional_call``s."""
         if not self._is_own(params):
             return self.field_at(params, X, shape), lambda: self.jacobian_at(params, X, shape)
-        value, jac = self.field.linearize(X.reshape(-1, *shape))
+        lin = self.field.linearize(X.reshape(-1, *shape))
         n = X.shape[-1]
-        return value.reshape(X.shape), lambda: jac().reshape(*X.shape[:-1], n, n)
+        return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape[:-1], n, n)
 
     def jacobian_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
