@@ -140,10 +140,11 @@ class Field(ExactConstants):
 
         return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
 
-    def linearize(self, x: torch.Tensor) -> Linearization:
-        """F(x) with DF(x) and its VJP on demand (``Linearization``), for a solver that needs derivatives at
-        only some of the points where it evaluates F (Newton, its implicit-function backward)."""
-        return Linearization(self, x, self(x))
+    def linearizer(self):
+        """x -> ``Linearization`` of F at x with the current parameters, for a solver that evaluates F at many
+        points and needs derivatives at some of them (Newton, its implicit-function backward); a closed form
+        computes what depends on the parameters only once per linearizer."""
+        return lambda x: Linearization(self, x, self(x))
 
     def has_trait(self, trait: type[Trait]) -> bool:
         return any(isinstance(t, trait) for t in self.traits)
@@ -198,9 +199,9 @@ class Field(ExactConstants):
 
 
 class Linearization:
-    """``value`` = F(x) at a batch of points x, with ``jacobian()`` and ``vjp`` at x on demand. Default:
-    ``Field.jacobian`` and one autograd VJP; a field's closed form shares their work with the value (e.g. its
-    activation)."""
+    """``value`` = F(x) at a batch of points x, with ``jacobian()`` and ``vjp`` at x on demand
+    (``Field.linearizer``). Default: ``Field.jacobian`` and one autograd VJP; a field's closed form shares their
+    work with the value (e.g. its activation)."""
 
     def __init__(self, field: Field, x: torch.Tensor, value: torch.Tensor):
         self.field, self.x, self.value = field, x, value

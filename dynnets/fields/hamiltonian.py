@@ -77,19 +77,6 @@ class _Potential(nn.Module):
         k_bar = torch.addmm(st_c * self.w.unsqueeze(1), u_bar.t(), z)
         return u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
 
-    def hessian(self, z):
-        """K^T diag(w * sigma'(K z + a)) K per batch row, shape (batch, dim, dim) (the activation's ``jet``): one
-        product of the weights w * sigma' with the rows' outer products k_r k_r^T (width, dim^2), the
-        flops of the per-row K^T diag(.) K without a (batch, dim, width) intermediate."""
-        _, slope, _ = self.activation.jet(self.ridges(z))
-        return self.hessian_of_slope(slope)
-
-    def hessian_of_slope(self, slope):
-        """``hessian`` from sigma'(K z + a), shape (batch, width)."""
-        dim = self.K.shape[1]
-        outer = (self.K.unsqueeze(-1) * self.K.unsqueeze(-2)).reshape(-1, dim * dim)
-        return ((slope * self.w) @ outer).reshape(*slope.shape[:-1], dim, dim)
-
 
 def add_product(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """y + a @ b, one addmm when all are matrices (the (batch, dim) case; a vmapped row takes the matmul)."""
@@ -197,22 +184,19 @@ class GeneralHamiltonian(Field):
         self.width = check_size("width", width)
         self.dim = 2 * self.q_dim
         act = _activation_for(potential)
-        if act.jet is None or act.slope_of_value is None:
+        if act.slope_of_value is None:
             raise ConfigError(f"potential {potential!r} has no closed-form second derivative for jacobian(x)")
         self.potential_kind = potential
         self.energy_net = _Potential(self.dim, width, init_scale, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self._canonical(self.energy_net.grad(x), -1)
+        return self.linearizer()(x).value
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self._canonical(self.energy_net.hessian(x), -2)
+        return self.linearizer()(x).jacobian()
 
-    def linearize(self, x: torch.Tensor) -> Linearization:
-        self.check_input(x)
-        return _SharedActivation(self, x)
+    def linearizer(self):
+        return functools.partial(_SharedActivation, self, _Constants(self))
 
     def _canonical(self, t: torch.Tensor, axis: int) -> torch.Tensor:
         """J t along ``axis`` (J = [[0, I], [-I, 0]]): the p half, then minus the q half."""
@@ -229,25 +213,43 @@ class GeneralHamiltonian(Field):
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
 
 
-class _SharedActivation(Linearization):
-    """``GeneralHamiltonian.linearize``: sigma(K x + a) evaluated once for F (bitwise ``forward``), DF (sigma' =
-    ``slope_of_value(sigma)``, bitwise the jet's) and the VJP (``_Potential.vjp_at``, the closed form of
-    ``grad_vjp``; <mu, J g> = <c, g> with c = -J mu)."""
+class _Constants:
+    """What ``GeneralHamiltonian``'s linearisations at fixed parameters share: K_w = diag(w) K, K_w J^T (so that
+    F = J K_w^T s = s K_w J^T per row, s = sigma(K x + a)) and, on first use, the rows' products
+    w_r (J k_r) k_r^T as (width, n^2) (DF = J K^T diag(w * sigma') K = sigma' times them)."""
 
-    def __init__(self, field: GeneralHamiltonian, x: torch.Tensor):
-        net = field.energy_net
-        self.s, self.kw = net.activation.fn(net.ridges(x)), net.K * net.w.unsqueeze(1)
-        super().__init__(field, x, field._canonical(F.linear(self.s, self.kw.t()), -1))
+    def __init__(self, field: GeneralHamiltonian):
+        self.field, self.net = field, field.energy_net
+        self.kw = self.net.K * self.net.w.unsqueeze(1)
+        self.kwj = field._canonical(self.kw, -1)
+
+    @functools.cached_property
+    def outer(self) -> torch.Tensor:
+        n = self.kw.shape[1]
+        return (self.kwj.unsqueeze(-1) * self.net.K.unsqueeze(-2)).reshape(-1, n * n)
+
+
+class _SharedActivation(Linearization):
+    """``GeneralHamiltonian.linearizer``: s = sigma(K x + a) evaluated once for F, DF (sigma' =
+    ``slope_of_value(s)``, one product with the rows' products: no (batch, n, width) intermediate) and the VJP
+    (``_Potential.vjp_at``; <mu, J g> = <c, g> with c = -J mu)."""
+
+    def __init__(self, field: GeneralHamiltonian, constants: _Constants, x: torch.Tensor):
+        field.check_input(x)
+        net, self.constants = field.energy_net, constants
+        self.s = net.activation.fn(net.ridges(x))
+        super().__init__(field, x, self.s @ constants.kwj)
 
     @functools.cached_property
     def slope(self) -> torch.Tensor:
         return self.field.energy_net.activation.slope_of_value(self.s)
 
     def jacobian(self) -> torch.Tensor:
-        return self.field._canonical(self.field.energy_net.hessian_of_slope(self.slope), -2)
+        n = self.x.shape[-1]
+        return (self.slope @ self.constants.outer).reshape(*self.slope.shape[:-1], n, n)
 
     def vjp(self, cotangent: torch.Tensor, params) -> tuple:
         net = self.field.energy_net
-        x_bar, got = net.vjp_at(self.x, self.s, self.slope, self.kw, -self.field._canonical(cotangent, -1))
+        x_bar, got = net.vjp_at(self.x, self.s, self.slope, self.constants.kw, -self.field._canonical(cotangent, -1))
         own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
         return x_bar, [own.get(id(p)) for p in params]

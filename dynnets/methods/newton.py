@@ -100,6 +100,7 @@ class StageProblem:
         self.field, self.name, self.max_iterations = field, name, max_iterations
         self._a64 = a
         self._constants: dict = {}
+        self._linearize = None  # the field's linearizer during a solve with its own parameters
         self.names = tuple(name for name, _ in field.named_parameters())
         self.own = tuple(p for _, p in field.named_parameters())
 
@@ -124,11 +125,11 @@ class StageProblem:
         return out.reshape(X.shape)
 
     def linearize_at(self, params, X: torch.Tensor, shape):
-        """(F(X), jac), jac() = DF(X) (batch, s, n, n) on demand: the field's ``linearize`` (value and Jacobian
-        sharing work) with its own parameters, else ``functional_call``s."""
-        if not self._is_own(params):
+        """(F(X), jac), jac() = DF(X) (batch, s, n, n) on demand: the field's ``linearizer`` (value and Jacobian
+        sharing work) within a solve with its own parameters, else ``functional_call``s."""
+        if self._linearize is None:
             return self.field_at(params, X, shape), lambda: self.jacobian_at(params, X, shape)
-        lin = self.field.linearize(X.reshape(-1, *shape))
+        lin = self._linearize(X.reshape(-1, *shape))
         n = X.shape[-1]
         return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape[:-1], n, n)
 
@@ -157,6 +158,13 @@ class StageProblem:
     def solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
         """Newton, then continuation in h for unsolved samples; x: (batch, *state). Raises
         NotConvergedError, never returns unconverged K."""
+        self._linearize = self.field.linearizer() if self._is_own(params) else None
+        try:
+            return self._solve(x, h, params)
+        finally:
+            self._linearize = None
+
+    def _solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
         shape = x.shape[1:]
         flat = x.reshape(x.shape[0], -1)
         first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
