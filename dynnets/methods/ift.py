@@ -41,7 +41,7 @@ def adjoint(problem, x, h, K, params, grad_K):
         _, vjp = torch.func.vjp(field_of, X, *params)
         X_bar, *params_bar = vjp(mu)
     x_bar = X_bar.sum(dim=1).reshape(x.shape)
-    h_bar = (X_bar * (problem.a_like(K) @ K)).sum()
+    h_bar = (X_bar * problem.combine(problem.a_like(K), K)).sum()
     return x_bar, h_bar, params_bar
 
 

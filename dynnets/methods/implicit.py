@@ -90,7 +90,7 @@ class ImplicitRK(Method):
             K = StageSolve.apply(x, h, problem, *problem.own)
         else:  # nothing to differentiate: skip the autograd Function's bookkeeping
             K = problem.solve(x, float(h), problem.own).stages
-        increment = self._b.to(dtype=K.dtype, device=K.device) @ K
+        increment = problem.combine(self._b.to(dtype=K.dtype, device=K.device).unsqueeze(0), K)
         return x + h * increment.reshape(x.shape)
 
     def residual(self, field, x: torch.Tensor, y: torch.Tensor, h, t=None) -> torch.Tensor:

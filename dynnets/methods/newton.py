@@ -19,6 +19,7 @@ and the iterations. Backward: ``ift``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -74,12 +75,13 @@ def _solve(lu, G: torch.Tensor) -> torch.Tensor:
 
 
 def _keep_best(best, ratio, K, *per_sample):
-    """Per sample, (ratio, K, *per_sample) of the iterate with the smallest ratio so far (NaN never wins)."""
+    """Per sample, (ratio, K, *per_sample) of the iterate with the smallest ratio so far (NaN never wins);
+    K (batch, s, n), the others (batch,)."""
     if best is None:
         return (ratio, K, *per_sample)
     better = ratio < best[0]  # False for NaN
-    return tuple(torch.where(better.reshape(-1, *[1] * (new.dim() - 1)), new, old)
-                 for new, old in zip((ratio, K, *per_sample), best))
+    return (torch.where(better, ratio, best[0]), torch.where(better.reshape(-1, 1, 1), K, best[1]),
+            *(torch.where(better, new, old) for new, old in zip(per_sample, best[2:])))
 
 
 class _Jacobian(nn.Module):
@@ -104,13 +106,22 @@ class StageProblem:
         self.names = tuple(name for name, _ in field.named_parameters())
         self.own = tuple(p for _, p in field.named_parameters())
 
+    def _cached(self, key, like: torch.Tensor, make):
+        """make() in the dtype and on the device of ``like``, made once per key."""
+        key = (key, like.dtype, like.device)
+        value = self._constants.get(key)
+        if value is None:
+            value = self._constants[key] = make(dtype=like.dtype, device=like.device)
+        return value
+
     def a_like(self, like: torch.Tensor) -> torch.Tensor:
         """A in the dtype and on the device of ``like`` (cached)."""
-        key = (like.dtype, like.device)
-        a = self._constants.get(key)
-        if a is None:
-            a = self._constants[key] = self._a64.to(dtype=like.dtype, device=like.device)
-        return a
+        return self._cached("a", like, self._a64.to)
+
+    def combine(self, c: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """sum_j c_ij K_j per sample for coefficients c (rows, s) and K (batch, s, n): one bmm (what ``c @ K``
+        runs, without its broadcasting ops)."""
+        return torch.bmm(c.expand(K.shape[0], -1, -1), K)
 
     # -- evaluation of F and DF at stacked stage points (batch, s, n) --------------------------------
     def _is_own(self, params) -> bool:
@@ -145,13 +156,14 @@ class StageProblem:
 
     def stage_points(self, x: torch.Tensor, h, K: torch.Tensor) -> torch.Tensor:
         """X_i = x + h sum_j a_ij K_j, shape (batch, s, n)."""
-        return x.unsqueeze(1) + h * (self.a_like(K) @ K)
+        return x.unsqueeze(1) + h * self.combine(self.a_like(K), K)
 
     def newton_matrix(self, J: torch.Tensor, h) -> torch.Tensor:
         """M = I - h [a_ij J_i], shape (batch, s n, s n)."""
         b, s, n, _ = J.shape
-        blocks = (self.a_like(J)[:, None, :, None] * J.unsqueeze(-2)).reshape(b, s * n, s * n)
-        return -h * blocks + torch.eye(s * n, dtype=J.dtype, device=J.device)
+        a = self._cached("a blocks", J, lambda **kw: self.a_like(J)[:, None, :, None])
+        blocks = (a * J.unsqueeze(-2)).reshape(b, s * n, s * n)
+        return -h * blocks + self._cached(("eye", s * n), J, lambda **kw: torch.eye(s * n, **kw))
 
     # -- forward: Newton -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -215,7 +227,7 @@ class StageProblem:
         eps = torch.finfo(flat.dtype).eps
         x_size = flat.abs().amax(dim=1)
         previous = torch.full_like(x_size, float("inf"))
-        best, lu = None, None  # best: per sample (correction / tolerance, K, correction, tolerance, scale)
+        best, lu = None, None  # best: per sample (correction / tolerance, K, correction, scale)
         worst: list[float] = []  # worst unconverged best correction per iteration, recorded from STALL on
         for iteration in range(limit + 1):
             fresh = lu is None
@@ -225,14 +237,15 @@ class StageProblem:
             correction = abs(h) * step.abs().amax(dim=(1, 2))
             scale = torch.maximum(x_size, abs(h) * K.abs().amax(dim=(1, 2)))
             tolerance = TOLERANCE_FACTOR * eps * scale
-            best = _keep_best(best, correction / tolerance, K, correction, tolerance, scale)
-            _, best_K, best_correction, best_tolerance, best_scale = best
+            best = _keep_best(best, correction / tolerance, K, correction, scale)
+            _, best_K, best_correction, best_scale = best
+            best_tolerance = TOLERANCE_FACTOR * eps * best_scale  # bitwise the tolerance kept with it
             within = best_correction <= best_tolerance
             if iteration == limit or (iteration >= STALL and self._stalled(worst, best_correction, within)):
                 return _Attempt(best_K, best_correction, best_tolerance, within, iteration)
             # at the output's unit round-off, or within the tolerance and no longer halving (stagnation)
             done = (best_correction <= eps * best_scale) | (within & ~(correction <= 0.5 * previous))
-            if bool((done | ~torch.isfinite(best_correction)).all()):
+            if bool((done | ~(best_correction < math.inf)).all()):  # (corrections are >= 0 or NaN)
                 return _Attempt(best_K, best_correction, best_tolerance, done, iteration)
             previous = correction
             if not fresh:  # Newton's step with the Jacobian at the current stages
@@ -261,13 +274,14 @@ class StageProblem:
         """K + lam step, per sample the first lam = 1, 1/2, ... (at most MAX_HALVINGS halvings) that lowers
         max |G|. Converged samples stay put; samples within the tolerance take the full step."""
         norm = G.abs().amax(dim=(1, 2))
-        lam = torch.ones_like(norm)
+        stay, lam = done.reshape(-1, 1, 1), None  # lam None: the full step (bitwise 1.0 * step)
         for halving in range(MAX_HALVINGS + 1):
-            trial = torch.where(done[:, None, None], K, K + lam[:, None, None] * step)
+            trial = torch.where(stay, K, K + (step if lam is None else lam.reshape(-1, 1, 1) * step))
             trial_G, trial_jac = self.residual(params, flat, h, trial, shape)
             better = done | within | (trial_G.abs().amax(dim=(1, 2)) < norm)
             if bool(better.all()) or halving == MAX_HALVINGS:
                 return trial, trial_G, trial_jac
+            lam = torch.ones_like(norm) if lam is None else lam
             lam = torch.where(better, lam, 0.5 * lam)
 
     def _fail(self, h, attempt: _Attempt, why: str):
