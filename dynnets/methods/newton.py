@@ -162,8 +162,9 @@ class StageProblem:
         """M = I - h [a_ij J_i], shape (batch, s n, s n)."""
         b, s, n, _ = J.shape
         a = self._cached("a blocks", J, lambda **kw: self.a_like(J)[:, None, :, None])
-        blocks = (a * J.unsqueeze(-2)).reshape(b, s * n, s * n)
-        return -h * blocks + self._cached(("eye", s * n), J, lambda **kw: torch.eye(s * n, **kw))
+        M = ((-h * a) * J.unsqueeze(-2)).reshape(b, s * n, s * n)
+        M.diagonal(dim1=-2, dim2=-1).add_(1.0)  # + I, touching only the diagonal
+        return M
 
     # -- forward: Newton -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -203,8 +204,12 @@ class StageProblem:
         predictor = self.field_at(params, flat.unsqueeze(1) + (h * c).unsqueeze(-1) * f0, shape)
         G, jac = self.residual(params, flat, h, predictor, shape)
         keep = (G.abs().amax(dim=(1, 2)) <= f0.abs().amax(dim=(1, 2)))[:, None, None]
-        return (torch.where(keep, predictor, torch.zeros_like(predictor)), torch.where(keep, G, -f0),
-                lambda: torch.where(keep[..., None], jac(), jac0()))
+        if not bool(keep.all()):  # DF at the stages of the start each sample took
+            predictor_jac = jac
+
+            def jac():
+                return torch.where(keep[..., None], predictor_jac(), jac0())
+        return torch.where(keep, predictor, torch.zeros_like(predictor)), torch.where(keep, G, -f0), jac
 
     def _continued(self, params, flat, h, pieces: int, shape):
         """Solve for h k / pieces, k = 1..pieces, each from the previous solution; the intermediate
