@@ -61,7 +61,7 @@ class ImplicitRK(Method):
         return problem.solve(x, float(h), problem.own)
 
     def _problem(self, field, x: torch.Tensor) -> StageProblem:
-        size = self.tableau.stages * (x[0].numel() if x.dim() > 1 else 0)
+        size = self.tableau.stages * (math.prod(x.shape[1:]) if x.dim() > 1 else 0)
         axes = field.state_ndim
         if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
             raise ConfigError(
