@@ -4,9 +4,10 @@ With states flattened to x in R^n and s stages K = (K_1, ..., K_s), per sample
 
     G(K) = K - F(X) = 0,     X_i = x + h sum_j a_ij K_j.
 
-Newton with the exact Jacobian (``Field.jacobian``): M dK = -G(K), M = I - h [a_ij DF(X_i)], from the
-explicit predictor or K = 0, with backtracking; unsolved samples are retried by continuation in h
-(``CONTINUATION`` sub-steps). A sample stops when Newton's correction (the error of h K to first order)
+Newton with the exact Jacobian (``Field.linearizer``: F and DF share their work): M dK = -G(K),
+M = I - h [a_ij DF(X_i)], from the explicit predictor or K = 0, with backtracking; unsolved samples are retried
+by continuation in h (``CONTINUATION`` sub-steps). A sample stops when Newton's correction (the error of h K
+to first order)
 
     |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
 
@@ -201,7 +202,7 @@ class StageProblem:
         (c_i = sum_j a_ij) or K = 0 (G = -F(x)), the latter for stiff fields where the predictor blows up."""
         f0, jac0 = self.linearize_at(params, flat.unsqueeze(1), shape)
         c = self.a_like(flat).sum(dim=1)
-        predictor = self.field_at(params, flat.unsqueeze(1) + (h * c).unsqueeze(-1) * f0, shape)
+        predictor = self.linearize_at(params, flat.unsqueeze(1) + (h * c).unsqueeze(-1) * f0, shape)[0]
         G, jac = self.residual(params, flat, h, predictor, shape)
         keep = (G.abs().amax(dim=(1, 2)) <= f0.abs().amax(dim=(1, 2)))[:, None, None]
         if not bool(keep.all()):  # DF at the stages of the start each sample took
