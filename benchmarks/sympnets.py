@@ -44,7 +44,10 @@ its growth (last tenth over first tenth), the symplecticity defect of the traine
 process, ``interleaved_times``) with its ratio to the paper's G-SympNet.
 
     python -m benchmarks.sympnets [--quick] [--task pendulum|double|both] [--iterations N] [--seeds K]
-                                  [--repeats R]
+                                  [--repeats R] [--budget SECONDS] [--group CLASS]
+
+``--budget`` runs the equal-CPU mode alone with that many CPU seconds per model; ``--group`` keeps one
+parameter class (the reference is timed in any case).
 
 ``--quick`` caps the iterations at 200, the seeds at 2 and the timing repeats at 5 (smaller values given
 stay). The figures are ``sympnets_TASK.png`` in the output directory.
@@ -66,7 +69,8 @@ from torch import nn
 
 import dynnets as dn
 from dynnets.applications.runner import Runner, run_cli
-from dynnets.checks import check_int
+from dynnets.checks import check_int, positive_real
+from dynnets.errors import ConfigError
 from dynnets.io import save_figure
 
 from ._common import interleaved_times, machine
@@ -359,12 +363,12 @@ def evaluate(model, test, truth, energy) -> dict:
             "_states": states}
 
 
-def per_iteration_seconds(task: Task, data, repeats: int) -> dict:
-    """CPU seconds of one training iteration (forward, backward, Adam step on the training batch) of every
-    model, timed round-robin in one process, with the fused Adam that ``dn.train.fit`` runs."""
+def per_iteration_seconds(task: Task, models: dict, data, repeats: int) -> dict:
+    """CPU seconds of one training iteration (forward, backward, Adam step on the training batch) of the
+    models and the reference, timed round-robin in one process, with the fused Adam that ``dn.train.fit`` runs."""
     x, y = data
     fns = {}
-    for name, (_, build) in task.models().items():
+    for name, (_, build) in {**models, REFERENCE: task.models()[REFERENCE]}.items():
         model = build().double()
         opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True)  # fit's Adam (train above)
 
@@ -378,29 +382,37 @@ def per_iteration_seconds(task: Task, data, repeats: int) -> dict:
     return {name: s["cpu_min"] for name, s in stats.items()}
 
 
+def selected(task: Task, group: str | None) -> dict:
+    """The task's models, or those of one parameter class (``--group``)."""
+    return {name: m for name, m in task.models().items() if group is None or m[0] == group}
+
+
 def run_task(task: Task, args, seed: int, out) -> dict:
-    """Both modes (equal iterations, then the reference's median CPU seconds) over the seeds; the table."""
+    """Both modes (equal iterations, then the reference's median CPU seconds) over the seeds, or with
+    ``--budget`` the equal-CPU mode alone at that many CPU seconds; the table."""
     caps = (200, 2, 5) if args.quick else (math.inf,) * 3
     iterations, seeds, repeats = (min(v, c) for v, c in zip((args.iterations, args.seeds, args.repeats), caps))
     data, test, truth = task.data(task)
-    rows, states, budget_seconds = {name: {"iterations": [], "budget": []} for name in task.models()}, {}, []
-    for mode in ("iterations", "budget"):
+    models, modes = selected(task, args.group), ("budget",) if args.budget else ("iterations", "budget")
+    rows, states = {name: {mode: [] for mode in modes} for name in models}, {}
+    budget_seconds = [args.budget] if args.budget else []
+    for mode in modes:
         budget = None if mode == "iterations" else statistics.median(budget_seconds)
         for s in range(seed, seed + seeds):
-            for name, (_, build) in task.models().items():
+            for name, (_, build) in models.items():
                 torch.manual_seed(s)
                 model = build().double()
                 done, seconds = train(model, data, iterations, budget)
                 if mode == "iterations" and name == REFERENCE:
                     budget_seconds.append(seconds)
                 metrics = evaluate(model, test, truth, task.system.hamiltonian)
-                if s == seed and mode == "iterations":
+                if s == seed and mode == modes[0]:
                     states[name] = metrics["_states"]
                 rows[name][mode].append({**{k: v for k, v in metrics.items() if k != "_states"},
                                          "iterations": done, "train_cpu_seconds": seconds})
                 print(f"{task.name} {mode:>10} seed {s} {name:<24} it {done:>6} mse {metrics['test_mse']:.3g} "
                       f"rollout {metrics['rollout_1000']:.3g} energy {metrics['energy_error']:.3g}", flush=True)
-    table = summarise(task, rows, per_iteration_seconds(task, data, repeats))
+    table = summarise(task, models, rows, per_iteration_seconds(task, models, data, repeats))
     print_table(task.name, table, iterations, statistics.median(budget_seconds))
     figure(states, truth, task.system.hamiltonian, out / f"sympnets_{task.name}{'_quick' if args.quick else ''}.png")
     return {"iterations": iterations, "seeds": list(range(seed, seed + seeds)), "dt": task.dt,
@@ -419,13 +431,12 @@ def run_benchmark(args, seed, out) -> dict:
 KEYS = ("test_mse", "rollout_100", "rollout_1000", "energy_error", "energy_growth", "symplecticity_defect")
 
 
-def summarise(task: Task, rows: dict, timing: dict) -> dict:
+def summarise(task: Task, models: dict, rows: dict, timing: dict) -> dict:
     out = {}
-    for name, (group, build) in task.models().items():
+    for name, (group, build) in models.items():
         entry = {"group": group, "params": sum(p.numel() for p in build().parameters()),
                  "cpu_seconds_per_iteration": timing[name], "ratio_vs_reference": timing[name] / timing[REFERENCE]}
-        for mode in ("iterations", "budget"):
-            runs = rows[name][mode]
+        for mode, runs in rows[name].items():
             entry[mode] = {k: {"median": statistics.median(r[k] for r in runs), "worst": max(r[k] for r in runs)}
                            for k in (*KEYS, "iterations")}
         out[name] = entry
@@ -434,6 +445,8 @@ def summarise(task: Task, rows: dict, timing: dict) -> dict:
 
 def print_table(task: str, table: dict, iterations: int, budget: float) -> None:
     for mode, what in (("iterations", f"{iterations} iterations each"), ("budget", f"{budget:.1f} CPU s each")):
+        if not all(mode in e for e in table.values()):
+            continue
         print(f"\n{task}, {what}: median / worst over seeds")
         print(f"{'model':<24}{'params':>7}{'test MSE':>22}{'rollout 100':>20}{'rollout 1000':>20}{'energy':>20}"
               f"{'defect':>10}{'ms/it':>8}{'x G':>6}")
@@ -465,11 +478,21 @@ RUNNER.parser.add_argument("--task", choices=("pendulum", "double", "both"), def
 RUNNER.parser.add_argument("--iterations", type=int, default=50_000)
 RUNNER.parser.add_argument("--seeds", type=int, default=5)
 RUNNER.parser.add_argument("--repeats", type=int, default=200)
+RUNNER.parser.add_argument("--budget", type=float, default=None,
+                           help="equal CPU seconds per model, equal-CPU mode only (default: the reference's "
+                                "seconds for --iterations, after the equal-iterations mode)")
+RUNNER.parser.add_argument("--group", default=None, help="only the models of this parameter class (e.g. 384)")
 
 
 def validate(args) -> None:
     for name in ("iterations", "seeds", "repeats"):
         check_int(f"--{name}", getattr(args, name), minimum=1)
+    if args.budget is not None:
+        positive_real("--budget", args.budget)
+    for name in TASKS if args.task == "both" else [args.task]:
+        groups = {g for g, _ in TASKS[name].models().values()}
+        if args.group is not None and args.group not in groups:
+            raise ConfigError(f"--group {args.group!r}: the {name} task's parameter classes are {sorted(groups)}")
 
 
 def main(argv=None) -> dict:
