@@ -89,3 +89,32 @@ def test_the_cli_runs_the_double_pendulum_task_at_a_tiny_size(tmp_path):
 def test_an_unknown_task_is_refused():
     with pytest.raises(ConfigError, match="triple"):
         sympnets.main(["--task", "triple"])
+
+
+@pytest.mark.slow
+def test_budget_and_group_run_one_class_at_equal_cpu_only(tmp_path):
+    sympnets.main(["--quick", "--task", "double", "--group", "384", "--budget", "0.05", "--seeds", "1",
+                   "--repeats", "1", "--out", str(tmp_path)])
+    task = json.loads((tmp_path / "sympnets_quick.json").read_text())["tasks"]["double"]
+    assert task["budget_cpu_seconds"] == 0.05
+    table = task["models"]
+    assert set(table) == {n for n, (g, _) in sympnets.TASKS["double"].models().items() if g == "384"}
+    assert all(set(e) >= {"budget"} and "iterations" not in e for e in table.values())
+
+
+@pytest.mark.parametrize("argv, match", [(["--budget", "0"], "--budget"), (["--group", "456", "--task", "double"],
+                                                                             "parameter classes")])
+def test_bad_budget_or_group_refused_before_any_work(argv, match):
+    with pytest.raises(ConfigError, match=match):
+        sympnets.main(argv)
+
+
+def test_a_residual_model_trains_on_its_residual():
+    torch.manual_seed(0)
+    name = "dynnets midpoint, residual"
+    model = sympnets.TASKS["pendulum"].models()[name][1]().double()
+    x = torch.randn(8, 2, dtype=torch.float64)
+    y = x + 0.01
+    assert torch.equal(sympnets.training_loss(model, x, y), model.step.residual(x, y).square().mean())
+    mlp = sympnets.ResidualMLP(1, 4).double()
+    assert torch.equal(sympnets.training_loss(mlp, x, y), (mlp(x) - y).square().mean())
