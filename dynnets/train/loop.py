@@ -82,8 +82,10 @@ class Training:
     def start(self, use_ddp: bool, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
         run, info = self.run, self.info
-        self.settings = settings(model=self.model, loss_fn=self.loss_fn, data=self.source.data, phases=self.phases,
-                                 seed=run.seed, keep_best=run.keep_best, extra=run.settings)  # after conversion
+        # recorded and compared by checkpoints only (after the dtype conversion); a run without one skips it
+        self.settings = None if run.checkpoint is None else settings(
+            model=self.model, loss_fn=self.loss_fn, data=self.source.data, phases=self.phases, seed=run.seed,
+            keep_best=run.keep_best, extra=run.settings)
         if run.checkpoint is not None and info.is_main:
             remove_stale_temp_files(run.checkpoint)  # left by a writer that was killed
         # rank 0 decides whether to resume, so that every rank takes the same path even while a file system
