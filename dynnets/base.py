@@ -219,9 +219,10 @@ class Linearization:
         return x_bar, grads
 
 
-def scaled(c, value: torch.Tensor) -> torch.Tensor:
-    """c * value, skipped for c = 1.0 (bitwise the same, one operation less)."""
-    return value if isinstance(c, float) and c == 1.0 else c * value
+def scaled(c, value):
+    """c * value, skipped for a number c = 1 (bitwise the same, one operation less); c a number or a tensor,
+    value a tensor or a number (a tableau weight times a step size h)."""
+    return value if not isinstance(c, torch.Tensor) and c == 1.0 else c * value
 
 
 def add_gradients(grads: dict, params, got) -> None:

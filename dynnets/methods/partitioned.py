@@ -15,7 +15,6 @@ from ..base import Field, Method, add_gradients, scaled
 from ..checks import real
 from ..errors import IncompatibleFieldError, ShapeError
 from ..structure import CanonicalHamiltonian, Partitioned, PreservesVolume, SeparableHamiltonian, Symplectic
-from .rk import _scaled
 
 
 def _split(field, x: torch.Tensor):
@@ -28,7 +27,7 @@ def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1
            inplace: bool = False) -> torch.Tensor:
     """z + sign weight h value, as a product then a sum (sign -1 undoes it in the same arithmetic);
     ``inplace`` writes into z. Never ``torch.add(..., alpha=c)``: inductor drops alpha (docs/gpu.md)."""
-    step = scaled(_scaled(h, weight), value)
+    step = scaled(scaled(weight, h), value)
     if inplace:
         return z.add_(step) if sign > 0 else z.sub_(step)
     return z + step if sign > 0 else z - step
@@ -90,7 +89,7 @@ class _PartitionedMethod(Method):
     def _sheared(self, field, q, v, f, g, h, n: int):
         """Each stretch one ``Field.partition_kick`` (one evaluation; a closed form fuses the shears)."""
         for part, weights in _groups(self.shears * n, f, g):
-            coefficients = [_scaled(h, w) for w in weights]
+            coefficients = [scaled(w, h) for w in weights]
             if part == "q":
                 q = field.partition_kick("f", q, v, coefficients)
             else:
@@ -123,7 +122,7 @@ class _PartitionedMethod(Method):
         h_bar = None
         for part, weights in _groups(tuple(reversed(self.shears)) * n, f, g):
             which, at, cotangent = ("f", v, q_bar) if part == "q" else ("g", q, v_bar)
-            coefficient = sum(_scaled(h_value, w) for w in weights)  # the stretch shares value and cotangent
+            coefficient = sum(scaled(w, h_value) for w in weights)  # the stretch shares value and cotangent
             value, at_bar, got = field.partition_vjp(which, at, coefficient * cotangent, params)
             if learned:
                 share = sum(weights) * (value * cotangent).sum()

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Method
+from ..base import Method, scaled
 from ..errors import ConfigError, ConfigTypeError, TableauError
 from ..structure import Lipschitz
 from . import tableaux
 from .tableau import ButcherTableau
-
-
-def _scaled(h, coefficient: float):
-    return h if coefficient == 1.0 else h * coefficient
 
 
 def nonzero(weights) -> tuple[tuple[int, float], ...]:
@@ -68,7 +64,7 @@ class ExplicitRK(Method):
         for i in range(len(ks), self._used if count is None else count):
             xi = x
             for j, aij in self._stages[i]:
-                xi = xi + _scaled(h, aij) * ks[j]
+                xi = xi + scaled(aij, h) * ks[j]
             ks.append(self.evaluate(field, i, xi, h, t))
         return ks
 
@@ -76,7 +72,7 @@ class ExplicitRK(Method):
         """k_i = F(t + c_i h, xi) (F(xi) for an autonomous field) at the stage's input xi."""
         if not field.time_dependent:
             return field(xi)
-        return field.at(t + _scaled(h, self._c[i]) if self._c[i] else t, xi)
+        return field.at(t + scaled(self._c[i], h) if self._c[i] else t, xi)
 
     @property
     def stage_count(self) -> int:
@@ -92,7 +88,7 @@ class ExplicitRK(Method):
     def combine(x: torch.Tensor | None, h, ks, weights) -> torch.Tensor:
         """x + h sum_j w_j k_j for ``weights`` = ``nonzero(w)`` (x None: the sum alone)."""
         for j, w in weights:
-            term = _scaled(h, w) * ks[j]
+            term = scaled(w, h) * ks[j]
             x = term if x is None else x + term
         return x
 
