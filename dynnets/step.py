@@ -265,13 +265,10 @@ class Flow(Layer):
         unique: list[nn.Module] = []
         index = []
         for s in steps:
-            for k, u in enumerate(unique):
-                if u is s:
-                    index.append(k)
-                    break
-            else:
-                index.append(len(unique))
+            k = next((k for k, u in enumerate(unique) if u is s), len(unique))
+            if k == len(unique):
                 unique.append(s)
+            index.append(k)
         self.layers = nn.ModuleList(unique)
         self._index = tuple(index)
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
@@ -312,10 +309,7 @@ class Flow(Layer):
     def duration(self):
         """The time the flow advances: the sum of its steps' h (a tensor when some h is learned)."""
         per_layer = [layer.duration for layer in self.layers]
-        total = 0.0
-        for i in self._index:
-            total = total + per_layer[i]
-        return total
+        return sum((per_layer[i] for i in self._index), 0.0)
 
     def forward(self, x: torch.Tensor, t=0.0, h=None) -> torch.Tensor:
         """The flow from x starting at time t; ``h``: a per-sample step size for every step (``Step.per_sample``)."""
@@ -459,10 +453,7 @@ class Flow(Layer):
             except (NotCertifiedError, NonFiniteWeightError) as err:
                 where = self._index.index(k)
                 raise type(err)(f"Flow step {where} ({type(layer).__name__}): {err}") from None
-        bound = 1.0
-        for i in self._index:
-            bound *= per_layer[i]
-        return bound
+        return math.prod((per_layer[i] for i in self._index), start=1.0)
 
     def extra_repr(self) -> str:
         extra = "" if self.memory == "plain" else f", memory={self.memory}"
