@@ -144,16 +144,6 @@ def _json_dict(settings) -> dict:
                           f"({e})") from None
 
 
-def _one_phase(options: dict) -> Phase:
-    """The one phase described by fit's shorthand keywords (steps, optimizer, lr, schedule)."""
-    steps = options.get("steps")
-    if steps is None:
-        raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
-    if not is_int(steps) or steps < 1:
-        raise ConfigError(f"steps={steps!r} must be an integer >= 1")
-    return Phase(options.get("optimizer", "adam"), steps, lr=options.get("lr"), schedule=options.get("schedule"))
-
-
 def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Phase, ...], Options]:
     """fit's keywords as (checked phases, checked options); ConfigError before any work."""
     if not isinstance(model, torch.nn.Module):
@@ -172,7 +162,15 @@ def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Ph
     if phases is not None and shorthand:
         raise ConfigError(f"{sorted(shorthand)} given together with phases= (rule: describe each phase with "
                           "dynnets.train.Phase)")
-    phases = check_phases(_one_phase(shorthand) if phases is None else phases)
+    if phases is None:  # the one phase of the shorthand keywords
+        steps = shorthand.get("steps")
+        if steps is None:
+            raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
+        if not is_int(steps) or steps < 1:
+            raise ConfigError(f"steps={steps!r} must be an integer >= 1")
+        phases = Phase(shorthand.get("optimizer", "adam"), steps, lr=shorthand.get("lr"),
+                       schedule=shorthand.get("schedule"))
+    phases = check_phases(phases)
     run = check_options(Options(**{k: v for k, v in options.items() if k in RUN_OPTIONS}))
     if run.keep_best and data is not None and not callable(data):
         raise ConfigError("keep_best=True with an iterable of batches: losses of different batches cannot be "

@@ -59,13 +59,6 @@ class FitResult:
         return self.losses[-1] if self.losses else math.nan
 
 
-def make_stepper(phase: Phase, model, loss_fn, use_ddp: bool, checkpoint):
-    loss = phase.loss or loss_fn
-    if phase.optimizer == "lm":
-        return LevenbergMarquardt(phase, model, loss, checkpoint)
-    return TorchStepper(phase, model, loss, use_ddp, checkpoint)
-
-
 class Training:
     """One run's state and loop; built by `fit` after every option has been checked."""
 
@@ -73,7 +66,8 @@ class Training:
                  use_ddp: bool):
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
-        self.steppers = [make_stepper(p, model, loss_fn, use_ddp, run.checkpoint) for p in phases]
+        self.steppers = [LevenbergMarquardt(p, model, p.loss or loss_fn, run.checkpoint) if p.optimizer == "lm"
+                         else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
         self.best = None
@@ -145,8 +139,7 @@ class Training:
         outcome = stepper.step(self.net, batch, self.step + 1)
         if snapshot is not None and (self.best is None or outcome.loss < self.best["loss"]):
             self.best = {"loss": outcome.loss, "model": snapshot}
-        self.step += 1
-        self.phase_step += 1
+        self.step, self.phase_step = self.step + 1, self.phase_step + 1
         self.losses.append(outcome.loss)
         return outcome
 
@@ -155,16 +148,6 @@ class Training:
         if rule is None or k % rule.every or k < 2 * rule.every:
             return False
         return self.losses[-1] > self.losses[-1 - rule.every] * (1.0 - rule.rtol)
-
-    def _after_step(self, phase: Phase, stepper, last: Outcome, clock: Clock, log: MonitorLog) -> None:
-        """The optional per-step work: restart on stall, the on_step callback, the monitor."""
-        if self._stalled(phase):
-            stepper.reset()
-        if self.run.on_step is not None and self.info.is_main:
-            with clock.paused():
-                self.run.on_step(self.step, last.loss)
-        if log.due(self.step):
-            log.record(self.model, self.step, phase.name)
 
     def _run_phase(self, clock: Clock, log: MonitorLog, bar, dev) -> tuple[bool, Outcome | None]:
         """Steps of the current phase until it ends or the time budget does; returns (out of time, last)."""
@@ -179,8 +162,14 @@ class Training:
                 if time.perf_counter() >= post:
                     bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
                     post = time.perf_counter() + _POSTFIX_SECONDS
-            if optional:
-                self._after_step(phase, stepper, last, clock, log)
+            if optional:  # restart on stall, the on_step callback, the monitor
+                if self._stalled(phase):
+                    stepper.reset()
+                if run.on_step is not None and self.info.is_main:
+                    with clock.paused():
+                        run.on_step(self.step, last.loss)
+                if log.due(self.step):
+                    log.record(self.model, self.step, phase.name)
             out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
             finished = last.done or self.phase_step >= phase.steps
             if last.done or (finished and not final):
@@ -210,10 +199,8 @@ class Training:
             final = self.phase == len(self.phases) - 1
             stopped, outcome = self._run_phase(clock, log, bar, dev)
             last = outcome or last
-            if stopped:
-                return True, last
-            if final and (self.phase_step >= self.phases[-1].steps or self.phase == len(self.phases)):
-                break
+            if stopped or final:  # the last phase returns only when its steps are done or it is done
+                return stopped, last
         return False, last
 
     def _loss_key(self, i: int):
@@ -257,10 +244,8 @@ def train(training: Training, use_ddp: bool, dev) -> FitResult:
     run = training.run
     clock = Clock(run.timer)
     log = MonitorLog(run.monitor, clock)
-    bar = None
-    if run.progress and training.info.is_main:
-        bar = tqdm(total=sum(p.steps for p in training.phases), initial=training.step, desc=run.desc or "fit",
-                   unit="step", dynamic_ncols=True)
+    bar = tqdm(total=sum(p.steps for p in training.phases), initial=training.step, desc=run.desc or "fit",
+               unit="step", dynamic_ncols=True) if run.progress and training.info.is_main else None
     with torch.enable_grad():
         try:
             stopped, last = training.train(dev, clock, log, bar)

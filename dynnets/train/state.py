@@ -1,13 +1,7 @@
-"""The training state stored in a checkpoint, the run's settings it records, and resuming from it (every
-check first, then everything applied at once).
-
-Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_only=True)`` reads it)::
-
-    kind="dynnets.train.fit", format=3, settings (see :func:`settings`), step (steps done in the whole run),
-    phase (index of the running phase; == number of phases when the run is finished), phase_step (steps
-    done in it), model (state_dict), stepper (the running phase's optimizer/schedule state, None at the start
-    of a phase), losses (float64 tensor, one entry per step), best (None or {"loss", "model"}: keep-best),
-    world_size, ranks (one per rank: {"rng": global RNG states, "data": data position}), torch_version
+"""The training state a checkpoint stores (:func:`build_payload`: tensors, numbers, strings and containers,
+so ``torch.load(weights_only=True)`` reads it; ``phase`` is the number of phases once the run is finished,
+``stepper`` None at the start of a phase, ``ranks`` one {"rng", "data"} record per rank), the run's settings
+it records, and resuming from it (every check first, then everything applied at once).
 
 The resume rule (docs/training.md): only a run with the same settings (:func:`settings`; the last phase's
 steps may grow) resumes; any difference raises one SettingsMismatchError listing every differing key with
