@@ -17,7 +17,7 @@ from .distributed import (
                           wrap_ddp,
 )
 from .ensemble import Ensemble
-from .fit import FitResult, fit
+from .loop import FitResult, fit
 from .monitor import Monitor
 from .phase import Phase, Stall
 from .rng import seed_everything
