@@ -125,8 +125,9 @@ def check_options(run: Options) -> Options:
         raise ConfigError(f"desc={run.desc!r} must be None or a string")
     if run.on_step is not None and not callable(run.on_step):
         raise ConfigError(f"on_step must be None or callable, got {type(run.on_step).__name__}")
+    budget = None if run.time_budget is None else positive_finite("time_budget", run.time_budget)
     return replace(run, settings=_json_dict(run.settings), checkpoint=check_checkpoint_path(run.checkpoint),
-                   time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
+                   time_budget=budget,
                    device=None if run.device is None else resolve_device(run.device), dtype=resolve_dtype(run.dtype),
                    **{k: check_bool(k, getattr(run, k)) for k in ("resume", "keep_best", "progress")})
 

@@ -57,7 +57,8 @@ class BatchSource:
         if self.indexed and not data:
             raise ConfigError(f"data is an empty {type(data).__name__} (rule: at least one batch)")
         _, sampler, _, inner = _parts(data)
-        self.setters = list({id(s): s for s in (sampler, inner) if callable(getattr(s, "set_epoch", None))}.values())
+        setters = {id(s): s for s in (sampler, inner) if callable(getattr(s, "set_epoch", None))}
+        self.setters = list(setters.values())
         self.epoch = 0
         self.position = 0  # batches taken in the current epoch
         self._iterator = None

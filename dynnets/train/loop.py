@@ -1,6 +1,7 @@
 """`fit`, the one optimisation loop of dynnets: phases of optimizer steps with checkpoints, exact resume, DDP,
-time budget, restarts on stall, keep-best and monitoring, the same for every optimizer (``Stepper``). Per step: one finiteness test of the
-loss and gradient (one host read) beyond a plain loop; everything else runs only when asked for or due."""
+time budget, restarts on stall, keep-best and monitoring, the same for every optimizer (``Stepper``). Per
+step: one finiteness test of the loss and gradient (one host read) beyond a plain loop; everything else runs
+only when asked for or due."""
 
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ class Training:
                  use_ddp: bool):
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
-        self.steppers = [LevenbergMarquardt(p, model, p.loss or loss_fn, run.checkpoint) if p.optimizer == "lm"
-                         else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
+        self.steppers = [
+            LevenbergMarquardt(p, model, p.loss or loss_fn, run.checkpoint) if p.optimizer == "lm"
+            else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
         self.best = None

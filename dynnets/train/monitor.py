@@ -12,15 +12,13 @@ import torch
 
 from ..errors import ConfigError
 
-_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
 
 class Clock:
     """Seconds of training by ``timer``: "wall" (time.perf_counter) or "cpu" (this process's CPU time, robust
     to other processes sharing the cores). Time spent inside ``paused()`` is not counted."""
 
     def __init__(self, timer: str = "wall"):
-        self._now = _CLOCKS[timer]
+        self._now = {"wall": time.perf_counter, "cpu": time.process_time}[timer]
         self._spent = 0.0
         self._start = self._now()
 

@@ -1,6 +1,6 @@
-"""The global random generators' states (torch, CUDA, numpy's legacy one, python) as tensors and plain numbers,
-the vocabulary ``torch.load(weights_only=True)`` reads (no numpy arrays); numpy ``default_rng()`` Generators
-(caller-owned objects) are not captured."""
+"""The global random generators' states (torch, CUDA, numpy's legacy one, python) as tensors and plain
+numbers, the vocabulary ``torch.load(weights_only=True)`` reads (no numpy arrays); numpy ``default_rng()``
+Generators (caller-owned objects) are not captured."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import ConfigError, DtypeError, NonFiniteLossError, ShapeError
 from . import distributed as D
@@ -128,16 +129,16 @@ class TorchStepper(Stepper):
         self.loss_fn, self.use_ddp, self.checkpoint = loss_fn, use_ddp, checkpoint
         self.params = [p for p in model.parameters() if p.requires_grad]
         options = dict(phase.options)
-        # Adam: one fused kernel for every parameter instead of a loop (docs/training.md), unless the user chose
-        # an implementation or a parameter is outside the kernel's dtypes and devices; round-off, not bitwise
+        # Adam: one fused kernel for every parameter instead of a loop (docs/training.md), unless the user
+        # chose an implementation or a parameter is outside the kernel's dtypes and devices
         if (phase.optimizer == "adam" and "fused" not in options and "foreach" not in options
                 and all(p.dtype in _FUSED_DTYPES and p.device.type in ("cpu", "cuda") for p in self.params)):
             options["fused"] = True
         self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **options)
-        self.scheduler = None if phase.schedule is None else phase.schedule(self.opt)
-        if self.scheduler is not None and not (isinstance(self.scheduler, torch.optim.lr_scheduler.LRScheduler)
-                                               and self.scheduler.optimizer is self.opt):
-            raise ConfigError(f"schedule(optimizer) returned {type(self.scheduler).__name__}, not a "
+        self.scheduler = scheduler = None if phase.schedule is None else phase.schedule(self.opt)
+        bound = isinstance(scheduler, LRScheduler) and scheduler.optimizer is self.opt
+        if scheduler is not None and not bound:
+            raise ConfigError(f"schedule(optimizer) returned {type(scheduler).__name__}, not a "
                               "torch.optim.lr_scheduler.LRScheduler bound to that optimizer")
         self.closure_driven = isinstance(self.opt, torch.optim.LBFGS)
         self.flags: dict = {}
