@@ -57,12 +57,11 @@ class EventTracker:
 
     def after_step(self, segment, x_new: torch.Tensor) -> bool:
         """Locate the events of this accepted step; True when a terminal solve should stop."""
-        _, t, h, _, _ = segment
+        _, t, h, x, ks = segment
         with torch.no_grad():
             g = self._g(torch.full((self.batch,), t + h, dtype=torch.float64), x_new)
             rows = (~self.found & ((g == 0) | (torch.sign(g) * torch.sign(self.previous) < 0))).nonzero()[:, 0]
         if len(rows):
-            _, t, h, x, ks = segment
             self.evaluations += self.pair.complete_dense(self.field, x, h, t, ks)  # with autograd
             with torch.no_grad():
                 self.located.append((rows, segment, self._illinois(segment, rows, self.previous[rows], g[rows])))
@@ -97,10 +96,9 @@ class EventTracker:
         differentiable (module docstring). Times are the true times (direction applied)."""
         times = torch.full((self.batch,), math.nan, dtype=torch.float64)
         states = torch.full_like(x0, math.nan)
-        for rows, segment, theta in self.located:
-            s_star = segment[1] + theta * segment[2]
-            x_star = self._dense((None, segment[1], segment[2], segment[3][rows], [k[rows] for k in segment[4]]),
-                                 theta)
+        for rows, (_, t, h, x, ks), theta in self.located:
+            s_star = t + theta * h
+            x_star = self._dense((None, t, h, x[rows], [k[rows] for k in ks]), theta)
             g = self._g(s_star, x_star)
             slope, f = self._slope(s_star, x_star.detach())
             s_st = s_star - (g - g.detach()) / slope

@@ -1,8 +1,5 @@
-"""``solve(field, x0, t_eval, ...)``: a field integrated over a time grid, by fixed steps or error-controlled.
-
-    solve(field, x0, t_eval, method=RK4(), h=0.01)              fixed steps (<= h, landing on every t_eval)
-    solve(field, x0, t_eval, rtol=1e-8, atol=1e-10)             DormandPrince5, PI step-size control
-    solve(field, x0, t_eval, method=DormandPrince853(), rtol=...)
+"""``solve(field, x0, t_eval, ...)``: a field integrated over a time grid, by fixed steps (``h``) or
+error-controlled (``rtol``, ``atol``; examples in the README).
 
 Fixed steps: interval j is cut into n_j = ceil((t_(j+1) - t_j) / h) equal steps, run as a Flow (any method
 that integrates the field, with its guarantees). Error control (an ``EmbeddedPair``): a step is accepted when
@@ -103,7 +100,16 @@ def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, fiel
     if not isinstance(method, EmbeddedPair):
         raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
                               f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
-    rtol, atol = _check_tolerances(rtol, atol, dtype)
+    if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
+        raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
+                          f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
+    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
+    rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
+    atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
+    floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
+    if not floor <= rtol <= 1.0:
+        raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
+                          f"eps, where round-off would dominate the error estimate), got rtol={rtol!r}")
     dense = True if dense is None else check_bool("dense", dense)
     if dense and method.dense is None:  # (events too: their roots are located on the dense output)
         raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
@@ -176,20 +182,6 @@ def _check_state(field, x0) -> bool:
     if not bool(torch.isfinite(x0).all()):
         raise ConfigError("x0 must be finite, got a non-finite entry")
     return x0.dim() == 1
-
-
-def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
-    if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
-        raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
-                          f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
-    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
-    rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
-    atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
-    floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
-    if not floor <= rtol <= 1.0:
-        raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
-                          f"eps, where round-off would dominate the error estimate), got rtol={rtol!r}")
-    return rtol, atol
 
 
 def _clock_resolution(times: list[float]) -> float:

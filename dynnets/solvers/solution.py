@@ -4,6 +4,7 @@ dense output between them (``Solution.at``)."""
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -68,13 +69,8 @@ class Solution:
         if not bool(((flat >= lo) & (flat <= hi)).all()):
             raise ConfigError(f"Solution.at: every time must lie in the span [{lo!r}, {hi!r}] of the solve, got "
                               f"{flat.tolist()!r}")
-        if self.controlled:
-            segments = self.segments or self._replay()
-
-            def dense(s):
-                return self._dense(segments, s)
-        else:
-            dense = self._hermite
+        segments = (self.segments or self._replay()) if self.controlled else None
+        dense = functools.partial(self._dense, segments) if self.controlled else self._hermite
         x = torch.stack([dense(self.direction * v) for v in flat.tolist()])
         if query.requires_grad:
             x = with_time_gradient(self.field, self.direction, query.reshape(-1), x)
