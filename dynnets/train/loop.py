@@ -25,7 +25,7 @@ from .lm import LevenbergMarquardt
 from .monitor import Clock, MonitorLog
 from .phase import Phase
 from .rng import capture_rng, restore_rng, seed_everything
-from .state import build_payload, prepare_resume, settings
+from .state import PreparedResume, build_payload, settings
 from .stepper import Outcome, TorchStepper, all_finite
 
 _POSTFIX_SECONDS = 0.1  # the progress bar's loss/lr text is refreshed at most this often
@@ -74,8 +74,7 @@ class Training:
             else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
-        self.best = None
-        self.resumed_from = None
+        self.best = self.resumed_from = None
 
     def start(self, use_ddp: bool, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
@@ -91,7 +90,7 @@ class Training:
         if D.broadcast_flag(run.checkpoint is not None and run.resume and run.checkpoint.exists()):
             error, prepared = None, None
             try:
-                prepared = prepare_resume(run.checkpoint, self, info)
+                prepared = PreparedResume(run.checkpoint, self, info)
             except Exception as e:  # noqa: BLE001 - re-raised below, once every rank knows
                 error = e
             if not D.all_agree(error is None):
@@ -119,14 +118,10 @@ class Training:
         run, info = self.run, self.info
         self.check_parameters()
         records = D.gather_objects({"rng": capture_rng(), "data": self.source.state()})
-        running = self.phase < len(self.phases) and self.phase_step > 0
         error = None
         if info.is_main:
             try:
-                save_checkpoint(run.checkpoint, build_payload(
-                    settings=self.settings, step=self.step, phase=self.phase, phase_step=self.phase_step,
-                    model=self.model, stepper=self.steppers[self.phase].state_dict() if running else None,
-                    losses=self.losses, best=self.best, world_size=info.world_size, ranks=records))
+                save_checkpoint(run.checkpoint, build_payload(self, records))
             except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = e
         # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists

@@ -73,12 +73,15 @@ def compare_settings(stored, current: dict, where: str) -> None:
                                     keys)
 
 
-def build_payload(*, settings, step, phase, phase_step, model, stepper, losses, best, world_size, ranks) -> dict:
+def build_payload(t, ranks: list) -> dict:
+    """The checkpoint of the run ``t`` (a ``loop.Training``); ``ranks``: every rank's {"rng", "data"}."""
+    running = t.phase < len(t.phases) and t.phase_step > 0
     return {
-        "kind": KIND, "format": FORMAT, "settings": dict(settings), "step": int(step), "phase": int(phase),
-        "phase_step": int(phase_step), "model": model.state_dict(), "stepper": stepper,
-        "losses": torch.tensor(losses, dtype=torch.float64), "best": best, "world_size": int(world_size),
-        "ranks": ranks, "torch_version": str(torch.__version__),
+        "kind": KIND, "format": FORMAT, "settings": dict(t.settings), "step": int(t.step),
+        "phase": int(t.phase), "phase_step": int(t.phase_step), "model": t.model.state_dict(),
+        "stepper": t.steppers[t.phase].state_dict() if running else None,
+        "losses": torch.tensor(t.losses, dtype=torch.float64), "best": t.best,
+        "world_size": int(t.info.world_size), "ranks": ranks, "torch_version": str(torch.__version__),
     }
 
 
@@ -120,11 +123,25 @@ def check_model_state(state, model: torch.nn.Module, where: str) -> None:
 
 
 class PreparedResume:
-    """A checked checkpoint whose data position has been replayed; ``apply(training)`` applies the rest,
-    ``undo()`` puts the random generators back if another rank could not use its copy."""
+    """The checkpoint at ``path``, checked, with the data of ``training`` replayed to its position; nothing of
+    the model or the optimizers is touched yet. ``apply(training)`` applies the rest, ``undo()`` puts the
+    random generators back if another rank could not use its copy."""
 
-    def __init__(self, payload: dict, record: dict, rng_before: dict):
-        self.payload, self.record, self.rng_before = payload, record, rng_before
+    def __init__(self, path, training, info: D.DistInfo):
+        where = f"checkpoint {path}"
+        self.payload = load_checkpoint(path, map_location="cpu")
+        check_payload_fits(self.payload, where=where, model=training.model, phases=training.phases,
+                           settings=training.settings)
+        ranks = self.payload["ranks"]
+        if len(ranks) != info.world_size:
+            warnings.warn(f"{where} was written by {len(ranks)} process(es), this run has {info.world_size}: "
+                          "data order and random streams will differ from an uninterrupted run", stacklevel=4)
+        self.record, self.rng_before = ranks[info.rank % len(ranks)], capture_rng()
+        try:
+            training.source.restore(self.record["data"], where)
+        except BaseException:
+            restore_rng(self.rng_before)
+            raise
 
     def undo(self) -> None:
         restore_rng(self.rng_before)
@@ -138,23 +155,3 @@ class PreparedResume:
         training.losses = [float(v) for v in p["losses"].tolist()]
         training.best = p["best"]
         restore_rng(self.record["rng"])
-
-
-def prepare_resume(path, training, info: D.DistInfo) -> PreparedResume:
-    """Check everything and replay the data; nothing of the model or the optimizers is touched yet."""
-    where = f"checkpoint {path}"
-    payload = load_checkpoint(path, map_location="cpu")
-    check_payload_fits(payload, where=where, model=training.model, phases=training.phases,
-                       settings=training.settings)
-    ranks = payload["ranks"]
-    if len(ranks) != info.world_size:
-        warnings.warn(f"{where} was written by {len(ranks)} process(es), this run has {info.world_size}: data "
-                      "order and random streams will differ from an uninterrupted run", stacklevel=4)
-    record = ranks[info.rank % len(ranks)]
-    before = capture_rng()
-    try:
-        training.source.restore(record["data"], where)
-    except BaseException:
-        restore_rng(before)
-        raise
-    return PreparedResume(payload, record, before)
