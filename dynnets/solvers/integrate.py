@@ -37,7 +37,7 @@ from ..step import Flow, Step
 from .adjoint import replay_checkpointed, segment_length
 from .controller import NORMS, PIController, initial_step, pair_error
 from .events import EventTracker
-from .solution import Solution, with_time_gradient
+from .solution import Solution, interpolate_targets, with_time_gradient
 
 #: the default (rtol, atol) per state dtype; other dtypes have none (pass both)
 DEFAULT_TOLERANCES = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-6)}
@@ -137,7 +137,7 @@ def _controlled(field, x, times, control: _Control, tracker, memory: str, every:
                           "(rule: events with memory='plain')")
     with torch.no_grad():
         sol = _checked_finite(_adaptive(field, x, times, control))
-    return dataclasses.replace(sol, x=replay_checkpointed(sol, x, control.dense, every, _interpolate))
+    return dataclasses.replace(sol, x=replay_checkpointed(sol, x, control.dense, every))
 
 
 def _as_given(sol: Solution, t_tensor, direction: float, one_state: bool) -> Solution:
@@ -291,7 +291,8 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
             h, after_rejection = controller.rejected(step, err, pair.error_order), True
             continue
         if dense:
-            j, evaluated = _interpolate(pair, field, targets, j, (s, t, step), x, ks, x_new, states, landing)
+            j, evaluated = interpolate_targets(pair, field, targets, j, (s, t, step), x, ks, x_new, states,
+                                               landing)
             nfev += evaluated
         elif landing:
             states.append(x_new)
@@ -312,19 +313,3 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
     return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
                     tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments), controlled=True,
                     event_t=events[0], event_x=events[1])
-
-
-def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
-    """Append the dense-output states of targets[j], ... inside the accepted ``step`` = (s, t, h); return
-    (next j, evaluations made)."""
-    s, t, h = step
-    evaluated = 0
-    while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):
-        if landing and j == len(targets) - 1:
-            states.append(x_new)
-        else:
-            state, made = pair.interpolate(field, x, h, t, ks, (targets[j] - s) / h)
-            states.append(state)
-            evaluated += made
-        j += 1
-    return j, evaluated

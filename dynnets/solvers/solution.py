@@ -130,6 +130,22 @@ def replay(pair, field, x: torch.Tensor, steps):
         x = x_new
 
 
+def interpolate_targets(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
+    """Append the dense-output states of targets[j], ... inside the accepted ``step`` = (s, t, h); return
+    (next j, evaluations made)."""
+    s, t, h = step
+    evaluated = 0
+    while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):
+        if landing and j == len(targets) - 1:
+            states.append(x_new)
+        else:
+            state, made = pair.interpolate(field, x, h, t, ks, (targets[j] - s) / h)
+            states.append(state)
+            evaluated += made
+        j += 1
+    return j, evaluated
+
+
 def with_time_gradient(field, direction: float, t: torch.Tensor, x: torch.Tensor, tangent_only: bool = False):
     """x_j + (t_j - t_j.detach()) F(t_j, x_j), x of shape (len(t), batch, ...): the value of x with
     d x_j / d t_j = F(t_j, x_j) (F(t, x) = direction * field(direction * t, x)). ``tangent_only``: the term alone."""
