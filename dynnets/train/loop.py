@@ -148,58 +148,54 @@ class Training:
             return False
         return self.losses[-1] > self.losses[-1 - rule.every] * (1.0 - rule.rtol)
 
-    def _run_phase(self, clock: Clock, log: MonitorLog, bar, dev) -> tuple[bool, Outcome | None]:
-        """Steps of the current phase until it ends or the time budget does; returns (out of time, last)."""
-        run, last, post = self.run, None, 0.0
-        phase, stepper = self.phases[self.phase], self.steppers[self.phase]
-        final = self.phase == len(self.phases) - 1
-        optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
-        while self.phase_step < phase.steps:
-            last = self._take_step(stepper, dev)
-            if bar is not None:
-                bar.update(1)
-                if time.perf_counter() >= post:
-                    bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
-                    post = time.perf_counter() + _POSTFIX_SECONDS
-            if optional:  # restart on stall, the on_step callback, the monitor
-                if self._stalled(phase):
-                    stepper.reset()
-                if run.on_step is not None and self.info.is_main:
-                    with clock.paused():
-                        run.on_step(self.step, last.loss)
-                if log.due(self.step):
-                    log.record(self.model, self.step, phase.name)
-            out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
-            finished = last.done or self.phase_step >= phase.steps
-            if last.done or (finished and not final):
-                self.phase, self.phase_step = self.phase + 1, 0
-            if run.checkpoint is not None and (finished or out_of_time or self.step % run.checkpoint_every == 0):
-                with clock.paused():
-                    self.write_checkpoint()
-            if out_of_time and not (finished and final):
-                return True, last
-            if finished:
-                return False, last
-        if not final:
-            self.phase, self.phase_step = self.phase + 1, 0  # a phase of zero steps
-        return False, last
-
     def train(self, dev, clock: Clock, log: MonitorLog, bar) -> tuple[bool, Outcome | None]:
-        """Run the remaining phases; returns (stopped by the time budget, the last step's outcome).
+        """Run the remaining phases, each until it ends or the time budget does; returns (stopped by the time
+        budget, the last step's outcome).
 
         A finished phase hands over to the next (the checkpoint then holds no optimizer state); the last
         phase keeps its optimizer state when its steps are done, so a resumed run may extend it."""
-        last = None
+        run, budget, last = self.run, self.run.time_budget, None
         if log.due(self.step):
             log.record(self.model, self.step, self._phase_name())
         while self.phase < len(self.phases):
             if self.phase_step == 0 and self.phase > 0 and self._loss_key(self.phase) != self._loss_key(self.phase - 1):
                 self.best = None  # keep-best compares losses of one function only
-            final = self.phase == len(self.phases) - 1
-            stopped, outcome = self._run_phase(clock, log, bar, dev)
-            last = outcome or last
-            if stopped or final:  # the last phase returns only when its steps are done or it is done
-                return stopped, last
+            phase, stepper = self.phases[self.phase], self.steppers[self.phase]
+            final, post = self.phase == len(self.phases) - 1, 0.0
+            optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
+            while self.phase_step < phase.steps:
+                last = self._take_step(stepper, dev)
+                if bar is not None:
+                    bar.update(1)
+                    if time.perf_counter() >= post:
+                        bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name,
+                                        refresh=False)
+                        post = time.perf_counter() + _POSTFIX_SECONDS
+                if optional:  # restart on stall, the on_step callback, the monitor
+                    if self._stalled(phase):
+                        stepper.reset()
+                    if run.on_step is not None and self.info.is_main:
+                        with clock.paused():
+                            run.on_step(self.step, last.loss)
+                    if log.due(self.step):
+                        log.record(self.model, self.step, phase.name)
+                out_of_time = budget is not None and D.broadcast_flag(clock.elapsed() >= budget)
+                finished = last.done or self.phase_step >= phase.steps
+                if last.done or (finished and not final):
+                    self.phase, self.phase_step = self.phase + 1, 0
+                due = finished or out_of_time or self.step % run.checkpoint_every == 0
+                if run.checkpoint is not None and due:
+                    with clock.paused():
+                        self.write_checkpoint()
+                if out_of_time and not (finished and final):
+                    return True, last
+                if finished:
+                    break
+            else:  # no step taken: a phase of zero steps, or the last phase already done
+                if not final:
+                    self.phase, self.phase_step = self.phase + 1, 0
+            if final:  # the last phase returns only when its steps are done or it is done
+                return False, last
         return False, last
 
     def _loss_key(self, i: int):
