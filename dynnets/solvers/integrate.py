@@ -88,41 +88,11 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
         sol = _checked_finite(_fixed(field, method, x, times, grid, memory, checkpoint_every))
     else:
-        control = _control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
+        control = _Control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
         terminal = True if terminal is None else check_bool("terminal", terminal)
         tracker = None if event is None else EventTracker(event, terminal, direction, method, field, x, times[0])
         sol = _controlled(field, x, times, control, tracker, memory, checkpoint_every)
     return _as_given(sol, t_tensor, direction, one_state)
-
-
-def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, field, times) -> _Control:
-    """The checked options of an error-controlled solve."""
-    if not isinstance(method, EmbeddedPair):
-        raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
-                              f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
-    if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
-        raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
-                          f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
-    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
-    rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
-    atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
-    floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
-    if not floor <= rtol <= 1.0:
-        raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
-                          f"eps, where round-off would dominate the error estimate), got rtol={rtol!r}")
-    dense = True if dense is None else check_bool("dense", dense)
-    if dense and method.dense is None:  # (events too: their roots are located on the dense output)
-        raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
-                          "to step to every time of t_eval")
-    if controller is not None and not isinstance(controller, PIController):
-        raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
-    norm = "worst" if norm is None else norm
-    if norm not in NORMS:
-        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    intervals = [b - a for a, b in zip(times[:-1], times[1:])]
-    _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
-                 "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
-    return _Control(method, rtol, atol, controller or PIController(), max_steps, dense, norm)
 
 
 def _controlled(field, x, times, control: _Control, tracker, memory: str, every: int | None) -> Solution:
@@ -237,12 +207,37 @@ def _fixed(field, method, x0, times, grid, memory: str, every: int | None) -> So
 
 
 class _Control:
-    """The tolerances, the controller and the step budget of one error-controlled solve."""
+    """The checked options of an error-controlled solve: tolerances, controller and step budget."""
 
-    def __init__(self, pair: EmbeddedPair, rtol: float, atol: float, controller: PIController, max_steps: int,
-                 dense: bool, norm: str):
-        self.pair, self.rtol, self.atol, self.controller, self.max_steps = pair, rtol, atol, controller, max_steps
-        self.dense, self.norm, self.attempts = dense, norm, 0
+    def __init__(self, method, rtol, atol, dense, controller, norm, max_steps: int, dtype, field, times):
+        if not isinstance(method, EmbeddedPair):
+            raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
+                                  f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
+        if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
+            raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
+                              f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
+        default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
+        rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
+        atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
+        floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
+        if not floor <= rtol <= 1.0:
+            raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least "
+                              f"{MIN_RTOL_EPS:g} eps, where round-off would dominate the error estimate), "
+                              f"got rtol={rtol!r}")
+        dense = True if dense is None else check_bool("dense", dense)
+        if dense and method.dense is None:  # (events too: their roots are located on the dense output)
+            raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass "
+                              "dense=False to step to every time of t_eval")
+        if controller is not None and not isinstance(controller, PIController):
+            raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+        norm = "worst" if norm is None else norm
+        if norm not in NORMS:
+            raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        intervals = [b - a for a, b in zip(times[:-1], times[1:])]
+        _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
+                     "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
+        self.pair, self.rtol, self.atol, self.controller = method, rtol, atol, controller or PIController()
+        self.max_steps, self.dense, self.norm, self.attempts = max_steps, dense, norm, 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
         """Refuse an h that is not finite and positive, more than max_steps attempts, or h below the resolution."""
