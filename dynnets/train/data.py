@@ -40,10 +40,9 @@ def move_batch(batch, device: torch.device, dtype: torch.dtype | None):
         if dtype is not None and batch.is_floating_point():
             return batch.to(device=device, dtype=dtype)
         return batch.to(device=device)
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(move_batch(b, device, dtype) for b in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_batch(b, device, dtype) for b in batch)
+        items = [move_batch(b, device, dtype) for b in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     if isinstance(batch, dict):
         return {k: move_batch(v, device, dtype) for k, v in batch.items()}
     return batch

@@ -140,7 +140,6 @@ class TorchStepper(Stepper):
         if scheduler is not None and not bound:
             raise ConfigError(f"schedule(optimizer) returned {type(scheduler).__name__}, not a "
                               "torch.optim.lr_scheduler.LRScheduler bound to that optimizer")
-        self.closure_driven = isinstance(self.opt, torch.optim.LBFGS)
         self.flags: dict = {}
 
     @property
@@ -165,7 +164,7 @@ class TorchStepper(Stepper):
 
     def step(self, net, batch, step: int) -> Outcome:
         first: list[float] = []
-        if self.closure_driven:  # the line search moves the parameters in place: undo a non-finite result
+        if isinstance(self.opt, torch.optim.LBFGS):  # its line search moves the parameters in place
             saved = [p.detach().clone() for p in self.params]
             self.opt.step(lambda: self._evaluate(net, batch, step, first))
             if not all_finite(self.params):
