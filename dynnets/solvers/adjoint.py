@@ -5,8 +5,7 @@ The solve runs once without a graph; its accepted steps are replayed bitwise in 
 ``checkpoint_every`` steps (default ``segment_length``), each recomputed with a graph in the backward. The
 gradient is that of backpropagation through the solve, to round-off (unlike the continuous adjoint: no
 second tolerance, no backward integration of the state). Memory: ceil(N / k) states, the stages of k steps,
-the states at t_eval. Comparison with the continuous adjoint: benchmarks/adjoint.py.
-"""
+the states at t_eval (docs/memory.md, "Solves")."""
 
 from __future__ import annotations
 

@@ -68,9 +68,8 @@ class MonitorLog:
             return False
         if self._last_step is None:
             return True
-        by_time = m.every_seconds is not None and self.clock.elapsed() >= self._next_seconds
-        by_steps = m.every_steps is not None and step - self._last_step >= m.every_steps
-        return by_time or by_steps
+        return ((m.every_seconds is not None and self.clock.elapsed() >= self._next_seconds)
+                or (m.every_steps is not None and step - self._last_step >= m.every_steps))
 
     def record(self, model: torch.nn.Module, step: int, phase: str) -> None:
         with self.clock.paused():

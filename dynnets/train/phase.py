@@ -71,18 +71,15 @@ def _check_options(kind: str, options, where: str) -> dict:
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{where}options must be a dict, got {type(options).__name__}")
     options = dict(options or {})
+    allowed = tuple(LM_OPTIONS) if kind == "lm" else OPTION_NAMES[kind]
     if kind == "lbfgs":
-        allowed = OPTION_NAMES[kind]
         if options.get("line_search_fn", "strong_wolfe") not in (None, "strong_wolfe"):
             raise ConfigError(f"{where}line_search_fn={options['line_search_fn']!r} must be None or 'strong_wolfe'")
         options = {"line_search_fn": "strong_wolfe", **options}
     elif kind == "lm":
-        allowed = tuple(LM_OPTIONS)
         options = {**LM_OPTIONS, **options}
         for key in LM_OPTIONS:
             positive_finite(f"{where}{key}", options[key])
-    else:
-        allowed = OPTION_NAMES[kind]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}options has unknown key(s) {unknown} for optimizer {kind!r}")
