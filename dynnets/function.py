@@ -96,8 +96,7 @@ class Negated(Field):
     def __init__(self, field: Field):
         super().__init__()
         self.field = field
-        self.dim, self.state_ndim = field.dim, field.state_ndim
-        self.time_dependent = field.time_dependent
+        self.dim, self.state_ndim, self.time_dependent = field.dim, field.state_ndim, field.time_dependent
 
     def check_input(self, x: torch.Tensor) -> None:
         self.field.check_input(x)

@@ -51,8 +51,7 @@ class LevenbergMarquardt(Stepper):
     def _residual(self, theta: torch.Tensor, batch) -> torch.Tensor:
         params = {n: c.view(p.shape) for (n, p), c in zip(self.named, theta.split([p.numel() for _, p in self.named]),
                                                           strict=True)}
-        frozen = dict(self.model.named_buffers())
-        residual = self.residual_fn(_Call(self.model, {**params, **frozen}), batch)
+        residual = self.residual_fn(_Call(self.model, {**params, **dict(self.model.named_buffers())}), batch)
         return real_tensor(residual, self._step, "the residual function").reshape(-1)
 
     @staticmethod
