@@ -47,9 +47,8 @@ def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every
 
 def _run_steps(solution: Solution, steps: list, targets: list, j: int, last: bool, dense: bool,
                x0: torch.Tensor, _t=None) -> torch.Tensor:
-    """``run(x, t)`` of one ``_Segment``: the accepted ``steps`` (s, t, h) from x0, the last one landing on
-    the end when ``last``; returns the dense-output states of the targets from index ``j`` they cover, then
-    the state after the segment, stacked."""
+    """``run(x, t)`` of one ``_Segment``: the states at the targets from index ``j`` that ``steps`` (s, t, h)
+    from x0 cover (the last one landing on the end when ``last``), then the state after them, stacked."""
     pair, field, outputs, x = solution.method, solution.field, [], x0
     for i, ((s, t, h, x, ks), x_new) in enumerate(replay(pair, field, x0, steps)):
         # dense=False: a step of h = target - s landed on the target; a target closer than h was reached

@@ -110,8 +110,7 @@ class EventTracker:
     def _slope(self, s: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dg/ds + dg/dx . G(s, x) per row, G(s, x)) at the located events, detached (G the solve's field)."""
         with torch.enable_grad():
-            s = s.detach().requires_grad_(True)
-            x = x.detach().requires_grad_(True)
+            s, x = s.detach().requires_grad_(True), x.detach().requires_grad_(True)
             f = self.field.at(s.to(x.dtype), x).detach()
             g_s, g_x = torch.autograd.grad(self._g(s, x).sum(), (s, x), allow_unused=True)
         slope = (g_x * f).flatten(1).sum(1).to(torch.float64) if g_x is not None else torch.zeros_like(s)

@@ -60,9 +60,8 @@ class BatchSource:
         self.setters = list(setters.values())
         self.epoch = 0
         self.position = 0  # batches taken in the current epoch
-        self._iterator = None
-        self._epoch_rng = None
-        self._epoch_generators = []
+        # the current epoch's iterator, and the generator states recorded at its start
+        self._iterator, self._epoch_rng, self._epoch_generators = None, None, []
 
     def _start_epoch(self) -> None:
         for sampler in self.setters:

@@ -87,8 +87,7 @@ def build_payload(t, ranks: list) -> dict:
 
 def check_payload_fits(payload: dict, *, where: str, model, phases, settings: dict) -> None:
     """Refuse a checkpoint that does not belong to this run, before any of it is applied: another kind of
-    file, other settings, a position past this run's phases, a model state that does not load. (The file's
-    digest was verified on reading: a checkpoint of this kind and format was written whole by fit.)"""
+    file, other settings, a position past this run's phases, a model state that does not load."""
     if payload.get("kind") != KIND:
         raise CheckpointError(f"{where}: not a training checkpoint written by dynnets.train.fit "
                               f"(kind={payload.get('kind')!r})")

@@ -1,10 +1,6 @@
-"""One optimizer step of one phase, behind one interface (`Stepper`), with the non-finite guards.
-
-`TorchStepper` drives a torch.optim optimizer and its schedule; `lm.LevenbergMarquardt` is the other
-implementation. Guards: a non-finite loss or gradient raises NonFiniteLossError before the update (one fused
-check, one host read); a non-finite L-BFGS update is undone and raises; the loop checks the parameters before
-every checkpoint write and at the end.
-"""
+"""One optimizer step of one phase behind one interface (`Stepper`: `TorchStepper`, `lm.LevenbergMarquardt`)
+with the non-finite guards: a non-finite loss or gradient raises NonFiniteLossError before the update (one
+fused check, one host read); a non-finite L-BFGS update is undone and raises."""
 
 from __future__ import annotations
 
