@@ -48,9 +48,8 @@ class EventTracker:
                              "one value per state, shape (batch,))")
         return out.reshape(-1).to(torch.float64)
 
-    def _dense(self, segment, theta: torch.Tensor) -> torch.Tensor:
-        """The pair's interpolant on ``segment`` at per-row theta."""
-        _, t, h, x, ks = segment
+    def _dense(self, h: float, x: torch.Tensor, ks: list, theta: torch.Tensor) -> torch.Tensor:
+        """The pair's interpolant of the step of size h from x with stages ``ks`` at per-row theta."""
         weights = dense_weights_at(self.pair.dense, theta.to(x.dtype))[:self.pair.dense_stages]
         shape = (-1, *[1] * (x.dim() - 1))
         return x + h * sum(w.reshape(shape) * k for w, k in zip(weights, ks))
@@ -72,7 +71,7 @@ class EventTracker:
     def _illinois(self, segment, rows, g_lo: torch.Tensor, g_hi: torch.Tensor) -> torch.Tensor:
         """theta in [0, 1] of the root of g on the interpolant of ``segment`` for each row of ``rows``."""
         _, t, h, x, ks = segment
-        sub = (None, t, h, x[rows], [k[rows] for k in ks])
+        x, ks = x[rows], [k[rows] for k in ks]
         lo, hi = torch.zeros_like(g_lo), torch.ones_like(g_hi)
         theta, side = hi.clone(), torch.zeros_like(g_lo)
         width = 4 * math.ulp(abs(t) + abs(h)) / h
@@ -81,7 +80,7 @@ class EventTracker:
             if bool(done.all()):
                 break
             theta = torch.where(done, hi, (lo * g_hi - hi * g_lo) / (g_hi - g_lo)).clamp(0.0, 1.0)
-            g = self._g(t + theta * h, self._dense(sub, theta).detach())
+            g = self._g(t + theta * h, self._dense(h, x, ks, theta).detach())
             move_lo = torch.sign(g) == torch.sign(g_lo)
             # Illinois: the end kept twice in a row has its value halved
             g_hi = torch.where(move_lo & (side > 0), g_hi / 2, g_hi)
@@ -98,7 +97,7 @@ class EventTracker:
         states = torch.full_like(x0, math.nan)
         for rows, (_, t, h, x, ks), theta in self.located:
             s_star = t + theta * h
-            x_star = self._dense((None, t, h, x[rows], [k[rows] for k in ks]), theta)
+            x_star = self._dense(h, x[rows], [k[rows] for k in ks], theta)
             g = self._g(s_star, x_star)
             slope, f = self._slope(s_star, x_star.detach())
             s_st = s_star - (g - g.detach()) / slope
