@@ -122,8 +122,7 @@ def check_phase(phase, where: str = "") -> Phase:
 
 
 def check_phases(phases) -> tuple[Phase, ...]:
-    if isinstance(phases, Phase):
-        phases = (phases,)
+    phases = (phases,) if isinstance(phases, Phase) else phases
     if not isinstance(phases, (list, tuple)) or not phases:
         raise ConfigError(f"phases must be a non-empty list of dynnets.train.Phase, got {phases!r}")
     out = tuple(check_phase(p, f"phase {i + 1}: " if len(phases) > 1 else "") for i, p in enumerate(phases))
