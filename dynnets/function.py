@@ -58,9 +58,6 @@ class FunctionField(Field):
         return f"fn={_name(self.fn)}, dim={self.dim}{timed}"
 
 
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
 def as_field(fn) -> Field:
     """``fn`` as a field: a ``Field`` as it is, another callable as a ``FunctionField`` by its signature (an
     ``nn.Module``: its ``forward``): exactly two required positional parameters is ``fn(t, x)``, exactly one
@@ -85,7 +82,8 @@ def _required_positional(fn) -> int | None:
         params = inspect.signature(fn.forward if isinstance(fn, nn.Module) else fn).parameters.values()
     except (TypeError, ValueError):
         return None
-    return sum(p.kind in _POSITIONAL and p.default is p.empty for p in params)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional and p.default is p.empty for p in params)
 
 
 def _name(fn) -> str:
@@ -98,8 +96,7 @@ class Negated(Field):
     def __init__(self, field: Field):
         super().__init__()
         self.field = field
-        self.dim, self.state_ndim = field.dim, field.state_ndim
-        self.time_dependent = field.time_dependent
+        self.dim, self.state_ndim, self.time_dependent = field.dim, field.state_ndim, field.time_dependent
 
     def check_input(self, x: torch.Tensor) -> None:
         self.field.check_input(x)

@@ -9,6 +9,7 @@ A reader sees the old file or the new one, never a mixture; new files get 0666 m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,30 +25,11 @@ __all__ = ["atomic_write", "jsonable", "save_figure", "write_json"]
 _TMP_TAG = ".tmp-"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path, write: Callable[[Path], object]) -> Path:
     """Run ``write(tmp)`` on a temporary file next to ``path``, fsync it, rename it over ``path`` and
     fsync the directory (so the rename survives a power cut)."""
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}{_TMP_TAG}")
     os.close(fd)
@@ -55,13 +37,23 @@ def atomic_write(path, write: Callable[[Path], object]) -> Path:
         write(Path(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        mask = os.umask(0)  # read without changing it: set, then restored
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a directory; the rename is still atomic there
+        return path
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     return path
 
 
@@ -69,15 +61,12 @@ def remove_stale_temp_files(path) -> list[Path]:
     """Delete temporary files left by writers of ``path`` that were killed mid-write (only call this when
     no other process writes ``path``); returns what was removed."""
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
     removed = []
-    if directory.is_dir():
-        for stale in directory.glob(f".{path.name}{_TMP_TAG}*"):
-            try:
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}{_TMP_TAG}*"):
+            with contextlib.suppress(OSError):
                 stale.unlink()
                 removed.append(stale)
-            except OSError:
-                pass
     return removed
 
 

@@ -23,13 +23,6 @@ from ..methods import StormerVerlet, SymplecticEuler
 from ..step import Flow, Step
 
 
-def _linear_module(dim: int, sublayers: int, h: float, method, options: dict) -> list[Step]:
-    steps = [Step(QuadraticHamiltonian(dim, **options), method, h) for _ in range(sublayers // 2)]
-    if sublayers % 2:
-        steps.append(Step(QuadraticHamiltonian(dim, kinetic=False, **options), method, h))
-    return steps
-
-
 def sympnet(dim: int, layers: int, *, linear: int = 2, width: int | None = None, diagonal: bool = False, h: float = 1.0,
             rank: int | None = None, bias: bool = True, potential: str = "logcosh", init_scale: float = 0.1,
             method=None) -> Flow:
@@ -52,8 +45,11 @@ def sympnet(dim: int, layers: int, *, linear: int = 2, width: int | None = None,
         raise ConfigError(f"sympnet's method must be SymplecticEuler() or StormerVerlet(), got {method!r} (rule: a "
                           "partitioned method applies each kick exactly)")
     steps: list[Step] = []
-    for i in range(layers):
-        steps += _linear_module(dim, linear, h, method, {"rank": rank, "bias": bias, "init_scale": init_scale})
+    shear = {"rank": rank, "bias": bias, "init_scale": init_scale}
+    for i in range(layers):  # a linear module of k sublayers: k // 2 steps of two shears, then one of one
+        steps += [Step(QuadraticHamiltonian(dim, **shear), method, h) for _ in range(linear // 2)]
+        if linear % 2:
+            steps.append(Step(QuadraticHamiltonian(dim, kinetic=False, **shear), method, h))
         if width is not None and not (linear and i == layers - 1):
             field = Hamiltonian(dim, width, potential, init_scale=init_scale, kinetic=i % 2 == 1,
                                 potential_energy=i % 2 == 0, diagonal=diagonal)

@@ -5,15 +5,16 @@ The solve runs once without a graph; its accepted steps are replayed bitwise in 
 ``checkpoint_every`` steps (default ``segment_length``), each recomputed with a graph in the backward. The
 gradient is that of backpropagation through the solve, to round-off (unlike the continuous adjoint: no
 second tolerance, no backward integration of the state). Memory: ceil(N / k) states, the stages of k steps,
-the states at t_eval. Comparison with the continuous adjoint: benchmarks/adjoint.py.
-"""
+the states at t_eval (docs/memory.md, "Solves")."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from ..memory import _Segment, default_segment, trainable
-from .solution import Solution, replay, step_times
+from .solution import Solution, interpolate_targets, replay, step_times
 
 #: about the state-sized tensors one stage of a step keeps for the backward (input, activations, derivative)
 STATES_PER_STAGE = 4
@@ -24,12 +25,10 @@ def segment_length(n: int, stages: int, every: int | None) -> int:
     return every or default_segment(n, STATES_PER_STAGE * stages)
 
 
-def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every: int | None,
-                        interpolate) -> torch.Tensor:
+def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every: int | None) -> torch.Tensor:
     """The states of ``solution`` (an error-controlled solve from x0; ``dense`` as it was solved) at its
     times, recomputed from its accepted steps in checkpointed segments of ``every`` steps (module
-    docstring). ``interpolate``: the solve's dense output of the targets inside one step
-    (``integrate._interpolate``)."""
+    docstring)."""
     times = solution.t.tolist()
     targets = [tj - times[0] for tj in times]
     steps = step_times(solution.sizes, times[0])
@@ -37,7 +36,8 @@ def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every
     params = trainable([solution.field])
     x, states = x0, [x0]
     for a in range(0, len(steps), every):
-        run = _Steps(solution, steps[a:a + every], targets, len(states), a + every >= len(steps), dense, interpolate)
+        run = functools.partial(_run_steps, solution, steps[a:a + every], targets, len(states),
+                                a + every >= len(steps), dense)
         y = _Segment.apply(run, (), x, None, *params)
         states.extend(y[:-1].unbind(0))
         x = y[-1]
@@ -45,28 +45,22 @@ def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every
     return torch.stack(states)
 
 
-class _Steps:
-    """``run(x, t)`` of one ``_Segment``: the accepted steps (s, t, h) from x, the last one landing on the
-    end when ``last``; returns the dense-output states of the targets from index ``j`` they cover, then the
-    state after the segment, stacked."""
-
-    def __init__(self, solution: Solution, steps: list, targets: list, j: int, last: bool, dense: bool, interpolate):
-        self.pair, self.field, self.steps, self.targets = solution.method, solution.field, steps, targets
-        self.j, self.last, self.dense, self.interpolate = j, last, dense, interpolate
-
-    def __call__(self, x0: torch.Tensor, _t=None) -> torch.Tensor:
-        pair, targets, j, outputs, x = self.pair, self.targets, self.j, [], x0
-        for i, ((s, t, h, x, ks), x_new) in enumerate(replay(pair, self.field, x0, self.steps)):
-            # dense=False: a step of h = target - s landed on the target; a target closer than h was reached
-            # (within the time resolution <= h) by the step before: the solve appends the state then
-            while not self.dense and j < len(targets) and targets[j] - s < h:
-                outputs.append(x)
-                j += 1
-            if self.dense:
-                landing = self.last and i == len(self.steps) - 1
-                j, _ = self.interpolate(pair, self.field, targets, j, (s, t, h), x, ks, x_new, outputs, landing)
-            elif j < len(targets) and targets[j] - s == h:
-                outputs.append(x_new)
-                j += 1
-            x = x_new
-        return torch.stack([*outputs, x])
+def _run_steps(solution: Solution, steps: list, targets: list, j: int, last: bool, dense: bool,
+               x0: torch.Tensor, _t=None) -> torch.Tensor:
+    """``run(x, t)`` of one ``_Segment``: the states at the targets from index ``j`` that ``steps`` (s, t, h)
+    from x0 cover (the last one landing on the end when ``last``), then the state after them, stacked."""
+    pair, field, outputs, x = solution.method, solution.field, [], x0
+    for i, ((s, t, h, x, ks), x_new) in enumerate(replay(pair, field, x0, steps)):
+        # dense=False: a step of h = target - s landed on the target; a target closer than h was reached
+        # (within the time resolution <= h) by the step before: the solve appends the state then
+        while not dense and j < len(targets) and targets[j] - s < h:
+            outputs.append(x)
+            j += 1
+        if dense:
+            landing = last and i == len(steps) - 1
+            j, _ = interpolate_targets(pair, field, targets, j, (s, t, h), x, ks, x_new, outputs, landing)
+        elif j < len(targets) and targets[j] - s == h:
+            outputs.append(x_new)
+            j += 1
+        x = x_new
+    return torch.stack([*outputs, x])

@@ -42,9 +42,8 @@ class PIController:
 
     def __post_init__(self):
         for name in ("alpha", "beta"):
-            value = getattr(self, name)
-            if value is not None:
-                real(f"PIController {name}", value, minimum=0.0)
+            if getattr(self, name) is not None:
+                real(f"PIController {name}", getattr(self, name), minimum=0.0)
         safety = positive_real("PIController safety", self.safety)
         low = positive_real("PIController min_factor", self.min_factor)
         high = positive_real("PIController max_factor", self.max_factor)

@@ -48,21 +48,19 @@ class EventTracker:
                              "one value per state, shape (batch,))")
         return out.reshape(-1).to(torch.float64)
 
-    def _dense(self, segment, theta: torch.Tensor) -> torch.Tensor:
-        """The pair's interpolant on ``segment`` at per-row theta."""
-        _, t, h, x, ks = segment
+    def _dense(self, h: float, x: torch.Tensor, ks: list, theta: torch.Tensor) -> torch.Tensor:
+        """The pair's interpolant of the step of size h from x with stages ``ks`` at per-row theta."""
         weights = dense_weights_at(self.pair.dense, theta.to(x.dtype))[:self.pair.dense_stages]
         shape = (-1, *[1] * (x.dim() - 1))
         return x + h * sum(w.reshape(shape) * k for w, k in zip(weights, ks))
 
     def after_step(self, segment, x_new: torch.Tensor) -> bool:
         """Locate the events of this accepted step; True when a terminal solve should stop."""
-        _, t, h, _, _ = segment
+        _, t, h, x, ks = segment
         with torch.no_grad():
             g = self._g(torch.full((self.batch,), t + h, dtype=torch.float64), x_new)
             rows = (~self.found & ((g == 0) | (torch.sign(g) * torch.sign(self.previous) < 0))).nonzero()[:, 0]
         if len(rows):
-            _, t, h, x, ks = segment
             self.evaluations += self.pair.complete_dense(self.field, x, h, t, ks)  # with autograd
             with torch.no_grad():
                 self.located.append((rows, segment, self._illinois(segment, rows, self.previous[rows], g[rows])))
@@ -73,7 +71,7 @@ class EventTracker:
     def _illinois(self, segment, rows, g_lo: torch.Tensor, g_hi: torch.Tensor) -> torch.Tensor:
         """theta in [0, 1] of the root of g on the interpolant of ``segment`` for each row of ``rows``."""
         _, t, h, x, ks = segment
-        sub = (None, t, h, x[rows], [k[rows] for k in ks])
+        x, ks = x[rows], [k[rows] for k in ks]
         lo, hi = torch.zeros_like(g_lo), torch.ones_like(g_hi)
         theta, side = hi.clone(), torch.zeros_like(g_lo)
         width = 4 * math.ulp(abs(t) + abs(h)) / h
@@ -82,7 +80,7 @@ class EventTracker:
             if bool(done.all()):
                 break
             theta = torch.where(done, hi, (lo * g_hi - hi * g_lo) / (g_hi - g_lo)).clamp(0.0, 1.0)
-            g = self._g(t + theta * h, self._dense(sub, theta).detach())
+            g = self._g(t + theta * h, self._dense(h, x, ks, theta).detach())
             move_lo = torch.sign(g) == torch.sign(g_lo)
             # Illinois: the end kept twice in a row has its value halved
             g_hi = torch.where(move_lo & (side > 0), g_hi / 2, g_hi)
@@ -97,10 +95,9 @@ class EventTracker:
         differentiable (module docstring). Times are the true times (direction applied)."""
         times = torch.full((self.batch,), math.nan, dtype=torch.float64)
         states = torch.full_like(x0, math.nan)
-        for rows, segment, theta in self.located:
-            s_star = segment[1] + theta * segment[2]
-            x_star = self._dense((None, segment[1], segment[2], segment[3][rows], [k[rows] for k in segment[4]]),
-                                 theta)
+        for rows, (_, t, h, x, ks), theta in self.located:
+            s_star = t + theta * h
+            x_star = self._dense(h, x[rows], [k[rows] for k in ks], theta)
             g = self._g(s_star, x_star)
             slope, f = self._slope(s_star, x_star.detach())
             s_st = s_star - (g - g.detach()) / slope
@@ -112,8 +109,7 @@ class EventTracker:
     def _slope(self, s: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dg/ds + dg/dx . G(s, x) per row, G(s, x)) at the located events, detached (G the solve's field)."""
         with torch.enable_grad():
-            s = s.detach().requires_grad_(True)
-            x = x.detach().requires_grad_(True)
+            s, x = s.detach().requires_grad_(True), x.detach().requires_grad_(True)
             f = self.field.at(s.to(x.dtype), x).detach()
             g_s, g_x = torch.autograd.grad(self._g(s, x).sum(), (s, x), allow_unused=True)
         slope = (g_x * f).flatten(1).sum(1).to(torch.float64) if g_x is not None else torch.zeros_like(s)

@@ -1,8 +1,5 @@
-"""``solve(field, x0, t_eval, ...)``: a field integrated over a time grid, by fixed steps or error-controlled.
-
-    solve(field, x0, t_eval, method=RK4(), h=0.01)              fixed steps (<= h, landing on every t_eval)
-    solve(field, x0, t_eval, rtol=1e-8, atol=1e-10)             DormandPrince5, PI step-size control
-    solve(field, x0, t_eval, method=DormandPrince853(), rtol=...)
+"""``solve(field, x0, t_eval, ...)``: a field integrated over a time grid, by fixed steps (``h``) or
+error-controlled (``rtol``, ``atol``; examples in the README).
 
 Fixed steps: interval j is cut into n_j = ceil((t_(j+1) - t_j) / h) equal steps, run as a Flow (any method
 that integrates the field, with its guarantees). Error control (an ``EmbeddedPair``): a step is accepted when
@@ -40,7 +37,7 @@ from ..step import Flow, Step
 from .adjoint import replay_checkpointed, segment_length
 from .controller import NORMS, PIController, initial_step, pair_error
 from .events import EventTracker
-from .solution import Solution, with_time_gradient
+from .solution import Solution, interpolate_targets, with_time_gradient
 
 #: the default (rtol, atol) per state dtype; other dtypes have none (pass both)
 DEFAULT_TOLERANCES = {torch.float64: (1e-6, 1e-9), torch.float32: (1e-4, 1e-6)}
@@ -91,32 +88,11 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
         _check_clock(field, times, min(hj for hj, _ in grid), "the fixed step")
         sol = _checked_finite(_fixed(field, method, x, times, grid, memory, checkpoint_every))
     else:
-        control = _control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
+        control = _Control(method, rtol, atol, dense, controller, norm, max_steps, x.dtype, field, times)
         terminal = True if terminal is None else check_bool("terminal", terminal)
         tracker = None if event is None else EventTracker(event, terminal, direction, method, field, x, times[0])
         sol = _controlled(field, x, times, control, tracker, memory, checkpoint_every)
     return _as_given(sol, t_tensor, direction, one_state)
-
-
-def _control(method, rtol, atol, dense, controller, norm, max_steps, dtype, field, times) -> _Control:
-    """The checked options of an error-controlled solve."""
-    if not isinstance(method, EmbeddedPair):
-        raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
-                              f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
-    rtol, atol = _check_tolerances(rtol, atol, dtype)
-    dense = True if dense is None else check_bool("dense", dense)
-    if dense and method.dense is None:  # (events too: their roots are located on the dense output)
-        raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass dense=False "
-                          "to step to every time of t_eval")
-    if controller is not None and not isinstance(controller, PIController):
-        raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
-    norm = "worst" if norm is None else norm
-    if norm not in NORMS:
-        raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    intervals = [b - a for a, b in zip(times[:-1], times[1:])]
-    _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
-                 "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
-    return _Control(method, rtol, atol, controller or PIController(), max_steps, dense, norm)
 
 
 def _controlled(field, x, times, control: _Control, tracker, memory: str, every: int | None) -> Solution:
@@ -131,7 +107,7 @@ def _controlled(field, x, times, control: _Control, tracker, memory: str, every:
                           "(rule: events with memory='plain')")
     with torch.no_grad():
         sol = _checked_finite(_adaptive(field, x, times, control))
-    return dataclasses.replace(sol, x=replay_checkpointed(sol, x, control.dense, every, _interpolate))
+    return dataclasses.replace(sol, x=replay_checkpointed(sol, x, control.dense, every))
 
 
 def _as_given(sol: Solution, t_tensor, direction: float, one_state: bool) -> Solution:
@@ -176,20 +152,6 @@ def _check_state(field, x0) -> bool:
     if not bool(torch.isfinite(x0).all()):
         raise ConfigError("x0 must be finite, got a non-finite entry")
     return x0.dim() == 1
-
-
-def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
-    if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
-        raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
-                          f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
-    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
-    rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
-    atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
-    floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
-    if not floor <= rtol <= 1.0:
-        raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least {MIN_RTOL_EPS:g} "
-                          f"eps, where round-off would dominate the error estimate), got rtol={rtol!r}")
-    return rtol, atol
 
 
 def _clock_resolution(times: list[float]) -> float:
@@ -245,12 +207,37 @@ def _fixed(field, method, x0, times, grid, memory: str, every: int | None) -> So
 
 
 class _Control:
-    """The tolerances, the controller and the step budget of one error-controlled solve."""
+    """The checked options of an error-controlled solve: tolerances, controller and step budget."""
 
-    def __init__(self, pair: EmbeddedPair, rtol: float, atol: float, controller: PIController, max_steps: int,
-                 dense: bool, norm: str):
-        self.pair, self.rtol, self.atol, self.controller, self.max_steps = pair, rtol, atol, controller, max_steps
-        self.dense, self.norm, self.attempts = dense, norm, 0
+    def __init__(self, method, rtol, atol, dense, controller, norm, max_steps: int, dtype, field, times):
+        if not isinstance(method, EmbeddedPair):
+            raise ConfigTypeError(f"error control needs an embedded pair (DormandPrince5, BogackiShampine3, "
+                                  f"DormandPrince853), got {method.name}; pass h=... for fixed steps")
+        if (rtol is None or atol is None) and dtype not in DEFAULT_TOLERANCES:
+            raise ConfigError(f"{dtype} states have no default tolerance (rule: defaults exist for "
+                              f"{', '.join(map(str, DEFAULT_TOLERANCES))}); pass rtol and atol")
+        default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (None, None))
+        rtol = default_rtol if rtol is None else positive_real("rtol", rtol)
+        atol = default_atol if atol is None else real("atol", atol, minimum=0.0)
+        floor = MIN_RTOL_EPS * torch.finfo(dtype).eps
+        if not floor <= rtol <= 1.0:
+            raise ConfigError(f"rtol must lie in [{floor:.3g}, 1] for {dtype} states (rule: at least "
+                              f"{MIN_RTOL_EPS:g} eps, where round-off would dominate the error estimate), "
+                              f"got rtol={rtol!r}")
+        dense = True if dense is None else check_bool("dense", dense)
+        if dense and method.dense is None:  # (events too: their roots are located on the dense output)
+            raise ConfigError(f"dense=True needs a pair with a dense output, {method.name} has none; pass "
+                              "dense=False to step to every time of t_eval")
+        if controller is not None and not isinstance(controller, PIController):
+            raise ConfigTypeError(f"controller must be a PIController, got {type(controller).__name__}")
+        norm = "worst" if norm is None else norm
+        if norm not in NORMS:
+            raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        intervals = [b - a for a, b in zip(times[:-1], times[1:])]
+        _check_clock(field, times, times[-1] - times[0] if dense else min(intervals),
+                     "the span of t_eval" if dense else "the shortest interval of t_eval (dense=False)")
+        self.pair, self.rtol, self.atol, self.controller = method, rtol, atol, controller or PIController()
+        self.max_steps, self.dense, self.norm, self.attempts = max_steps, dense, norm, 0
 
     def budget(self, t: float, h: float, err: float, resolution: float) -> None:
         """Refuse an h that is not finite and positive, more than max_steps attempts, or h below the resolution."""
@@ -299,7 +286,8 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
             h, after_rejection = controller.rejected(step, err, pair.error_order), True
             continue
         if dense:
-            j, evaluated = _interpolate(pair, field, targets, j, (s, t, step), x, ks, x_new, states, landing)
+            j, evaluated = interpolate_targets(pair, field, targets, j, (s, t, step), x, ks, x_new, states,
+                                               landing)
             nfev += evaluated
         elif landing:
             states.append(x_new)
@@ -320,19 +308,3 @@ def _adaptive(field, x0, times, control: _Control, tracker: EventTracker | None 
     return Solution(torch.tensor(times[:len(states)], dtype=torch.float64), torch.stack(states), field, pair,
                     tuple(sizes), nfev + (tracker.evaluations if tracker else 0), rejected, segments=tuple(segments), controlled=True,
                     event_t=events[0], event_x=events[1])
-
-
-def _interpolate(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
-    """Append the dense-output states of targets[j], ... inside the accepted ``step`` = (s, t, h); return
-    (next j, evaluations made)."""
-    s, t, h = step
-    evaluated = 0
-    while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):
-        if landing and j == len(targets) - 1:
-            states.append(x_new)
-        else:
-            state, made = pair.interpolate(field, x, h, t, ks, (targets[j] - s) / h)
-            states.append(state)
-            evaluated += made
-        j += 1
-    return j, evaluated

@@ -4,6 +4,7 @@ dense output between them (``Solution.at``)."""
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -68,13 +69,8 @@ class Solution:
         if not bool(((flat >= lo) & (flat <= hi)).all()):
             raise ConfigError(f"Solution.at: every time must lie in the span [{lo!r}, {hi!r}] of the solve, got "
                               f"{flat.tolist()!r}")
-        if self.controlled:
-            segments = self.segments or self._replay()
-
-            def dense(s):
-                return self._dense(segments, s)
-        else:
-            dense = self._hermite
+        segments = (self.segments or self._replay()) if self.controlled else None
+        dense = functools.partial(self._dense, segments) if self.controlled else self._hermite
         x = torch.stack([dense(self.direction * v) for v in flat.tolist()])
         if query.requires_grad:
             x = with_time_gradient(self.field, self.direction, query.reshape(-1), x)
@@ -132,6 +128,22 @@ def replay(pair, field, x: torch.Tensor, steps):
         ks, x_new = pair.attempt(field, x, h, t, first)
         yield (s, t, h, x, ks), x_new
         x = x_new
+
+
+def interpolate_targets(pair, field, targets, j, step, x, ks, x_new, states, landing) -> tuple[int, int]:
+    """Append the dense-output states of targets[j], ... inside the accepted ``step`` = (s, t, h); return
+    (next j, evaluations made)."""
+    s, t, h = step
+    evaluated = 0
+    while j < len(targets) and (targets[j] < s + h or (landing and j == len(targets) - 1)):
+        if landing and j == len(targets) - 1:
+            states.append(x_new)
+        else:
+            state, made = pair.interpolate(field, x, h, t, ks, (targets[j] - s) / h)
+            states.append(state)
+            evaluated += made
+        j += 1
+    return j, evaluated
 
 
 def with_time_gradient(field, direction: float, t: torch.Tensor, x: torch.Tensor, tangent_only: bool = False):

@@ -1,11 +1,6 @@
 """Training runtime: the one optimisation loop `fit` (phases of Adam, SGD, L-BFGS or Levenberg-Marquardt;
 checkpoints that record the run's settings and resume exactly; DDP under torchrun; time budgets; restarts
 on stall; keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based selection (`choose`).
-
-    from dynnets.train import fit, Phase
-    result = fit(model, loss_fn, loader, steps=2000, checkpoint="runs/a.ckpt", checkpoint_every=200)
-    result = fit(model, loss_fn, phases=[Phase("adam", 100, lr=1e-2), Phase("lbfgs", 50)], keep_best=True)
-
 See docs/training.md for phases, Levenberg-Marquardt, multi-start, resuming a run and several processes.
 """
 
@@ -22,7 +17,7 @@ from .distributed import (
                           wrap_ddp,
 )
 from .ensemble import Ensemble
-from .fit import FitResult, fit
+from .loop import FitResult, fit
 from .monitor import Monitor
 from .phase import Phase, Stall
 from .rng import seed_everything

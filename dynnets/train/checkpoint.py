@@ -1,4 +1,4 @@
-"""Checkpoint files: written atomically, verified before anything is read from them.
+"""Checkpoint files: written atomically (``io.atomic_write``), verified before anything is read from them.
 
 File layout (format version 1)::
 
@@ -6,9 +6,8 @@ File layout (format version 1)::
     {"version": 1, "payload_bytes": N, "sha256": "<hex digest of the payload>"}\\n
     <N bytes: torch.save(payload)>
 
-Written to a temporary file, fsync'ed, ``os.replace``'d over the target and the directory fsync'ed (a kill
-leaves the old or the new file, never a mixture); read only after the header, length and SHA-256 check, with
-``torch.load(weights_only=True)``; failures raise :class:`CheckpointError`. See docs/training.md.
+read only after the header, length and SHA-256 check, with ``torch.load(weights_only=True)``; failures raise
+:class:`CheckpointError`. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -29,14 +28,14 @@ FORMAT_VERSION = 1
 _MAX_HEADER = 4096
 
 # What torch.load(weights_only=True) can rebuild (exact types: subclasses are not), checked at save time.
-_LEAF_TYPES = (int, float, complex, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
-_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_LEAF_TYPES = (int, float, complex, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size,
+               torch.Tensor, torch.nn.Parameter)
 
 
 def check_payload(obj, where: str = "payload") -> None:
     """Raise CheckpointError if ``obj`` holds anything but tensors, numbers, strings and containers."""
     kind = type(obj)
-    if kind in _LEAF_TYPES or kind in _TENSOR_TYPES:
+    if kind in _LEAF_TYPES:
         return
     if kind in (dict, OrderedDict):
         for key, value in obj.items():
@@ -89,9 +88,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path}: header line is missing or truncated")
     try:
         header = json.loads(raw[len(MAGIC):end])
-        version = header["version"]
-        expected = header["payload_bytes"]
-        digest = header["sha256"]
+        version, expected, digest = header["version"], header["payload_bytes"], header["sha256"]
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path}: header is corrupt ({e})") from None
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:

@@ -125,8 +125,9 @@ def check_options(run: Options) -> Options:
         raise ConfigError(f"desc={run.desc!r} must be None or a string")
     if run.on_step is not None and not callable(run.on_step):
         raise ConfigError(f"on_step must be None or callable, got {type(run.on_step).__name__}")
+    budget = None if run.time_budget is None else positive_finite("time_budget", run.time_budget)
     return replace(run, settings=_json_dict(run.settings), checkpoint=check_checkpoint_path(run.checkpoint),
-                   time_budget=positive_finite("time_budget", run.time_budget, allow_none=True),
+                   time_budget=budget,
                    device=None if run.device is None else resolve_device(run.device), dtype=resolve_dtype(run.dtype),
                    **{k: check_bool(k, getattr(run, k)) for k in ("resume", "keep_best", "progress")})
 
@@ -142,16 +143,6 @@ def _json_dict(settings) -> dict:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"settings={settings!r} must be a dict of JSON-able values with string keys, no NaN "
                           f"({e})") from None
-
-
-def _one_phase(options: dict) -> Phase:
-    """The one phase described by fit's shorthand keywords (steps, optimizer, lr, schedule)."""
-    steps = options.get("steps")
-    if steps is None:
-        raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
-    if not is_int(steps) or steps < 1:
-        raise ConfigError(f"steps={steps!r} must be an integer >= 1")
-    return Phase(options.get("optimizer", "adam"), steps, lr=options.get("lr"), schedule=options.get("schedule"))
 
 
 def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Phase, ...], Options]:
@@ -172,7 +163,15 @@ def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Ph
     if phases is not None and shorthand:
         raise ConfigError(f"{sorted(shorthand)} given together with phases= (rule: describe each phase with "
                           "dynnets.train.Phase)")
-    phases = check_phases(_one_phase(shorthand) if phases is None else phases)
+    if phases is None:  # the one phase of the shorthand keywords
+        steps = shorthand.get("steps")
+        if steps is None:
+            raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
+        if not is_int(steps) or steps < 1:
+            raise ConfigError(f"steps={steps!r} must be an integer >= 1")
+        phases = Phase(shorthand.get("optimizer", "adam"), steps, lr=shorthand.get("lr"),
+                       schedule=shorthand.get("schedule"))
+    phases = check_phases(phases)
     run = check_options(Options(**{k: v for k, v in options.items() if k in RUN_OPTIONS}))
     if run.keep_best and data is not None and not callable(data):
         raise ConfigError("keep_best=True with an iterable of batches: losses of different batches cannot be "

@@ -1,10 +1,5 @@
-"""A batch source for `fit` whose position can be saved and replayed exactly.
-
-``data`` is one of
-
-* ``None``: every step gets ``batch=None`` (full-batch problems such as trial-function PDE losses);
-* a callable ``step -> batch`` (``step`` is the 0-based index of the step being taken);
-* a re-iterable of batches (a list, a DataLoader, ...), cycled epoch after epoch.
+"""A batch source for `fit` (its ``data``: None, a callable step -> batch or a re-iterable of batches, cycled)
+whose position can be saved and replayed exactly.
 
 Exact resume of an iterable: at each epoch start the source records the global generators' states (torch,
 numpy, python) and every torch.Generator on the loader and its samplers, and counts the batches taken; on
@@ -20,26 +15,15 @@ from ..errors import CheckpointError, ConfigError
 from .rng import capture_rng, restore_rng
 
 
+def _parts(data) -> tuple:
+    """The loader and its samplers: data, data.sampler, data.batch_sampler, data.batch_sampler.sampler."""
+    batch_sampler = getattr(data, "batch_sampler", None)
+    return data, getattr(data, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)
+
+
 def _generators(data) -> list[torch.Generator]:
-    found, seen = [], set()
-    candidates = [data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None),
-                  getattr(getattr(data, "batch_sampler", None), "sampler", None)]
-    for obj in candidates:
-        g = getattr(obj, "generator", None)
-        if isinstance(g, torch.Generator) and id(g) not in seen:
-            seen.add(id(g))
-            found.append(g)
-    return found
-
-
-def _epoch_setters(data) -> list:
-    samplers = [getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)]
-    out, seen = [], set()
-    for s in samplers:
-        if s is not None and callable(getattr(s, "set_epoch", None)) and id(s) not in seen:
-            seen.add(id(s))
-            out.append(s)
-    return out
+    found = [getattr(obj, "generator", None) for obj in _parts(data)]
+    return list({id(g): g for g in found if isinstance(g, torch.Generator)}.values())  # each once, in order
 
 
 def tensors_of(batch) -> list[torch.Tensor]:
@@ -56,10 +40,9 @@ def move_batch(batch, device: torch.device, dtype: torch.dtype | None):
         if dtype is not None and batch.is_floating_point():
             return batch.to(device=device, dtype=dtype)
         return batch.to(device=device)
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(move_batch(b, device, dtype) for b in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_batch(b, device, dtype) for b in batch)
+        items = [move_batch(b, device, dtype) for b in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     if isinstance(batch, dict):
         return {k: move_batch(v, device, dtype) for k, v in batch.items()}
     return batch
@@ -72,12 +55,13 @@ class BatchSource:
         self.indexed = isinstance(data, (list, tuple))  # taken by index: no iterator, no random draws
         if self.indexed and not data:
             raise ConfigError(f"data is an empty {type(data).__name__} (rule: at least one batch)")
-        self.setters = _epoch_setters(data)
+        _, sampler, _, inner = _parts(data)
+        setters = {id(s): s for s in (sampler, inner) if callable(getattr(s, "set_epoch", None))}
+        self.setters = list(setters.values())
         self.epoch = 0
         self.position = 0  # batches taken in the current epoch
-        self._iterator = None
-        self._epoch_rng = None
-        self._epoch_generators = []
+        # the current epoch's iterator, and the generator states recorded at its start
+        self._iterator, self._epoch_rng, self._epoch_generators = None, None, []
 
     def _start_epoch(self) -> None:
         for sampler in self.setters:

@@ -77,8 +77,7 @@ def init_distributed(device="cpu", backend: str | None = None, timeout: float = 
                           "which sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT)")
     rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
     dev = resolve_device(device)
-    if backend is None:
-        backend = "nccl" if dev.type == "cuda" else "gloo"
+    backend = ("nccl" if dev.type == "cuda" else "gloo") if backend is None else backend
     if backend not in ("gloo", "nccl", "mpi"):
         raise ConfigError(f"backend={backend!r} is not one of 'gloo', 'nccl', 'mpi'")
     if backend == "nccl" and dev.type != "cuda":

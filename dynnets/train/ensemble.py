@@ -27,8 +27,7 @@ class Ensemble(torch.nn.Module):
         if len(shapes) != 1:
             raise ConfigError("Ensemble members must have the same parameter names and shapes")
         params, buffers = stack_module_state(members)
-        self.names = list(params)
-        self.size = len(members)
+        self.names, self.size = list(params), len(members)
         self.stacked = torch.nn.ParameterList([torch.nn.Parameter(params[n].detach().clone()) for n in self.names])
         self.buffer_names = list(buffers)
         for i, n in enumerate(self.buffer_names):

@@ -48,14 +48,10 @@ class LevenbergMarquardt(Stepper):
     def lr(self) -> float:
         return self.mu
 
-    def _theta(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for _, p in self.named])
-
     def _residual(self, theta: torch.Tensor, batch) -> torch.Tensor:
         params = {n: c.view(p.shape) for (n, p), c in zip(self.named, theta.split([p.numel() for _, p in self.named]),
                                                           strict=True)}
-        frozen = dict(self.model.named_buffers())
-        residual = self.residual_fn(_Call(self.model, {**params, **frozen}), batch)
+        residual = self.residual_fn(_Call(self.model, {**params, **dict(self.model.named_buffers())}), batch)
         return real_tensor(residual, self._step, "the residual function").reshape(-1)
 
     @staticmethod
@@ -64,7 +60,7 @@ class LevenbergMarquardt(Stepper):
 
     def _current(self, batch, step: int):
         self._step = step
-        theta = self._theta()
+        theta = torch.cat([p.detach().reshape(-1) for _, p in self.named])
         if self._cache is not None and torch.equal(self._cache[0], theta):
             return self._cache
         with torch.no_grad():

@@ -1,28 +1,31 @@
-"""The training loop: phases of optimizer steps with checkpoints, resume, time budget, restarts on stall,
-keep-best and monitoring, the same for every optimizer (``Stepper``). Per step: one finiteness test of the
-loss and gradient (one host read) beyond a plain loop; everything else runs only when asked for or due."""
+"""`fit`, the one optimisation loop of dynnets: phases of optimizer steps with checkpoints, exact resume, DDP,
+time budget, restarts on stall, keep-best and monitoring, the same for every optimizer (``Stepper``). Per
+step: one finiteness test of the loss and gradient (one host read) beyond a plain loop; everything else runs
+only when asked for or due."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, NonFiniteLossError
+from ..errors import CheckpointError, ConfigError, NonFiniteLossError
 from ..io import remove_stale_temp_files
 from . import distributed as D
-from .checkpoint import save_checkpoint
-from .config import Options
+from .checkpoint import check_payload, save_checkpoint
+from .config import Options, split_options
 from .data import BatchSource, move_batch, tensors_of
 from .lm import LevenbergMarquardt
 from .monitor import Clock, MonitorLog
 from .phase import Phase
 from .rng import capture_rng, restore_rng, seed_everything
-from .state import build_payload, prepare_resume, settings
+from .state import PreparedResume, build_payload, settings
 from .stepper import Outcome, TorchStepper, all_finite
 
 _POSTFIX_SECONDS = 0.1  # the progress bar's loss/lr text is refreshed at most this often
@@ -59,13 +62,6 @@ class FitResult:
         return self.losses[-1] if self.losses else math.nan
 
 
-def make_stepper(phase: Phase, model, loss_fn, use_ddp: bool, checkpoint):
-    loss = phase.loss or loss_fn
-    if phase.optimizer == "lm":
-        return LevenbergMarquardt(phase, model, loss, checkpoint)
-    return TorchStepper(phase, model, loss, use_ddp, checkpoint)
-
-
 class Training:
     """One run's state and loop; built by `fit` after every option has been checked."""
 
@@ -73,11 +69,12 @@ class Training:
                  use_ddp: bool):
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
-        self.steppers = [make_stepper(p, model, loss_fn, use_ddp, run.checkpoint) for p in phases]
+        self.steppers = [
+            LevenbergMarquardt(p, model, p.loss or loss_fn, run.checkpoint) if p.optimizer == "lm"
+            else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
-        self.best = None
-        self.resumed_from = None
+        self.best = self.resumed_from = None
 
     def start(self, use_ddp: bool, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
@@ -93,7 +90,7 @@ class Training:
         if D.broadcast_flag(run.checkpoint is not None and run.resume and run.checkpoint.exists()):
             error, prepared = None, None
             try:
-                prepared = prepare_resume(run.checkpoint, self, info)
+                prepared = PreparedResume(run.checkpoint, self, info)
             except Exception as e:  # noqa: BLE001 - re-raised below, once every rank knows
                 error = e
             if not D.all_agree(error is None):
@@ -121,14 +118,10 @@ class Training:
         run, info = self.run, self.info
         self.check_parameters()
         records = D.gather_objects({"rng": capture_rng(), "data": self.source.state()})
-        running = self.phase < len(self.phases) and self.phase_step > 0
         error = None
         if info.is_main:
             try:
-                save_checkpoint(run.checkpoint, build_payload(
-                    settings=self.settings, step=self.step, phase=self.phase, phase_step=self.phase_step,
-                    model=self.model, stepper=self.steppers[self.phase].state_dict() if running else None,
-                    losses=self.losses, best=self.best, world_size=info.world_size, ranks=records))
+                save_checkpoint(run.checkpoint, build_payload(self, records))
             except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = e
         # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists
@@ -145,8 +138,7 @@ class Training:
         outcome = stepper.step(self.net, batch, self.step + 1)
         if snapshot is not None and (self.best is None or outcome.loss < self.best["loss"]):
             self.best = {"loss": outcome.loss, "model": snapshot}
-        self.step += 1
-        self.phase_step += 1
+        self.step, self.phase_step = self.step + 1, self.phase_step + 1
         self.losses.append(outcome.loss)
         return outcome
 
@@ -156,64 +148,54 @@ class Training:
             return False
         return self.losses[-1] > self.losses[-1 - rule.every] * (1.0 - rule.rtol)
 
-    def _after_step(self, phase: Phase, stepper, last: Outcome, clock: Clock, log: MonitorLog) -> None:
-        """The optional per-step work: restart on stall, the on_step callback, the monitor."""
-        if self._stalled(phase):
-            stepper.reset()
-        if self.run.on_step is not None and self.info.is_main:
-            with clock.paused():
-                self.run.on_step(self.step, last.loss)
-        if log.due(self.step):
-            log.record(self.model, self.step, phase.name)
-
-    def _run_phase(self, clock: Clock, log: MonitorLog, bar, dev) -> tuple[bool, Outcome | None]:
-        """Steps of the current phase until it ends or the time budget does; returns (out of time, last)."""
-        run, last, post = self.run, None, 0.0
-        phase, stepper = self.phases[self.phase], self.steppers[self.phase]
-        final = self.phase == len(self.phases) - 1
-        optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
-        while self.phase_step < phase.steps:
-            last = self._take_step(stepper, dev)
-            if bar is not None:
-                bar.update(1)
-                if time.perf_counter() >= post:
-                    bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name, refresh=False)
-                    post = time.perf_counter() + _POSTFIX_SECONDS
-            if optional:
-                self._after_step(phase, stepper, last, clock, log)
-            out_of_time = run.time_budget is not None and D.broadcast_flag(clock.elapsed() >= run.time_budget)
-            finished = last.done or self.phase_step >= phase.steps
-            if last.done or (finished and not final):
-                self.phase, self.phase_step = self.phase + 1, 0
-            if run.checkpoint is not None and (finished or out_of_time or self.step % run.checkpoint_every == 0):
-                with clock.paused():
-                    self.write_checkpoint()
-            if out_of_time and not (finished and final):
-                return True, last
-            if finished:
-                return False, last
-        if not final:
-            self.phase, self.phase_step = self.phase + 1, 0  # a phase of zero steps
-        return False, last
-
     def train(self, dev, clock: Clock, log: MonitorLog, bar) -> tuple[bool, Outcome | None]:
-        """Run the remaining phases; returns (stopped by the time budget, the last step's outcome).
+        """Run the remaining phases, each until it ends or the time budget does; returns (stopped by the time
+        budget, the last step's outcome).
 
         A finished phase hands over to the next (the checkpoint then holds no optimizer state); the last
         phase keeps its optimizer state when its steps are done, so a resumed run may extend it."""
-        last = None
+        run, budget, last = self.run, self.run.time_budget, None
         if log.due(self.step):
             log.record(self.model, self.step, self._phase_name())
         while self.phase < len(self.phases):
             if self.phase_step == 0 and self.phase > 0 and self._loss_key(self.phase) != self._loss_key(self.phase - 1):
                 self.best = None  # keep-best compares losses of one function only
-            final = self.phase == len(self.phases) - 1
-            stopped, outcome = self._run_phase(clock, log, bar, dev)
-            last = outcome or last
-            if stopped:
-                return True, last
-            if final and (self.phase_step >= self.phases[-1].steps or self.phase == len(self.phases)):
-                break
+            phase, stepper = self.phases[self.phase], self.steppers[self.phase]
+            final, post = self.phase == len(self.phases) - 1, 0.0
+            optional = phase.stall is not None or run.on_step is not None or log.monitor is not None
+            while self.phase_step < phase.steps:
+                last = self._take_step(stepper, dev)
+                if bar is not None:
+                    bar.update(1)
+                    if time.perf_counter() >= post:
+                        bar.set_postfix(loss=f"{last.loss:.4e}", lr=f"{stepper.lr:.2e}", phase=phase.name,
+                                        refresh=False)
+                        post = time.perf_counter() + _POSTFIX_SECONDS
+                if optional:  # restart on stall, the on_step callback, the monitor
+                    if self._stalled(phase):
+                        stepper.reset()
+                    if run.on_step is not None and self.info.is_main:
+                        with clock.paused():
+                            run.on_step(self.step, last.loss)
+                    if log.due(self.step):
+                        log.record(self.model, self.step, phase.name)
+                out_of_time = budget is not None and D.broadcast_flag(clock.elapsed() >= budget)
+                finished = last.done or self.phase_step >= phase.steps
+                if last.done or (finished and not final):
+                    self.phase, self.phase_step = self.phase + 1, 0
+                due = finished or out_of_time or self.step % run.checkpoint_every == 0
+                if run.checkpoint is not None and due:
+                    with clock.paused():
+                        self.write_checkpoint()
+                if out_of_time and not (finished and final):
+                    return True, last
+                if finished:
+                    break
+            else:  # no step taken: a phase of zero steps, or the last phase already done
+                if not final:
+                    self.phase, self.phase_step = self.phase + 1, 0
+            if final:  # the last phase returns only when its steps are done or it is done
+                return False, last
         return False, last
 
     def _loss_key(self, i: int):
@@ -251,16 +233,47 @@ class Training:
                          end_loss=end, train_seconds=clock.elapsed(), monitor=log.records)
 
 
-def train(training: Training, use_ddp: bool, dev) -> FitResult:
+def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Phase] | None = None,
+        **options) -> FitResult:
+    """Train ``model`` on ``loss_fn(model, batch)`` through ``phases``; see docs/training.md.
+
+    model:   a torch.nn.Module (a :class:`dynnets.train.Ensemble` for a batched multi-start); moved to the
+             run's device and dtype when they are given; set to train mode.
+    loss_fn: ``loss_fn(model, batch) -> scalar tensor`` (a residual tensor for a Levenberg-Marquardt phase).
+             Under DDP it receives the DistributedDataParallel wrapper and must call it.
+    data:    None (batch=None every step), a re-iterable of batches such as a DataLoader (cycled over
+             epochs), or a callable ``step -> batch`` (0-based step index). Tensors in a batch are moved to
+             the device, floating ones cast to the dtype.
+    phases:  a list of :class:`dynnets.train.Phase` run in order; or one phase by the keywords
+             ``steps, optimizer, lr, schedule``.
+    options: checkpoint (a file path), checkpoint_every (100), resume (True), progress (True), device, dtype,
+             seed, time_budget (seconds by timer "wall" or "cpu"), keep_best, monitor (a Monitor), desc,
+             on_step(step, loss) (called on rank 0 after each step), settings (a dict of JSON-able values the
+             checkpoint records beside the run's own and a resume compares, e.g. an experiment's command-line
+             options). DistributedDataParallel is used when a process group with more than one rank is
+             initialised.
+
+    Raises ConfigError (bad options, before any work), NonFiniteLossError (before that step's update),
+    CheckpointError / SettingsMismatchError (unusable checkpoint or other settings; nothing is loaded).
+    """
+    phases, run = split_options(model, loss_fn, data, phases, options)
+    info = D.current()
+    use_ddp = info.world_size > 1
+    dev = D.local_device(run.device if run.device is not None else next(model.parameters()).device)
+    training = Training(model, loss_fn, data, phases, run, info, use_ddp)  # may refuse a schedule: convert after
+    if run.dtype is not None or any(t.device != dev for t in itertools.chain(model.parameters(), model.buffers())):
+        model.to(device=dev, dtype=run.dtype)  # in place: the optimizers keep the same Parameter objects
+    if run.checkpoint is not None:  # refuse now a model state that could not be written/read back later
+        try:
+            check_payload(model.state_dict(), "model")
+        except CheckpointError as e:
+            raise ConfigError(str(e)) from None
     t0 = time.perf_counter()
     training.start(use_ddp, dev)
-    run = training.run
     clock = Clock(run.timer)
     log = MonitorLog(run.monitor, clock)
-    bar = None
-    if run.progress and training.info.is_main:
-        bar = tqdm(total=sum(p.steps for p in training.phases), initial=training.step, desc=run.desc or "fit",
-                   unit="step", dynamic_ncols=True)
+    bar = tqdm(total=sum(p.steps for p in phases), initial=training.step, desc=run.desc or "fit", unit="step",
+               dynamic_ncols=True) if run.progress and info.is_main else None
     with torch.enable_grad():
         try:
             stopped, last = training.train(dev, clock, log, bar)

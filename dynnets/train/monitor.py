@@ -12,15 +12,13 @@ import torch
 
 from ..errors import ConfigError
 
-_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
 
 class Clock:
     """Seconds of training by ``timer``: "wall" (time.perf_counter) or "cpu" (this process's CPU time, robust
     to other processes sharing the cores). Time spent inside ``paused()`` is not counted."""
 
     def __init__(self, timer: str = "wall"):
-        self._now = _CLOCKS[timer]
+        self._now = {"wall": time.perf_counter, "cpu": time.process_time}[timer]
         self._spent = 0.0
         self._start = self._now()
 
@@ -70,9 +68,8 @@ class MonitorLog:
             return False
         if self._last_step is None:
             return True
-        by_time = m.every_seconds is not None and self.clock.elapsed() >= self._next_seconds
-        by_steps = m.every_steps is not None and step - self._last_step >= m.every_steps
-        return by_time or by_steps
+        return ((m.every_seconds is not None and self.clock.elapsed() >= self._next_seconds)
+                or (m.every_steps is not None and step - self._last_step >= m.every_steps))
 
     def record(self, model: torch.nn.Module, step: int, phase: str) -> None:
         with self.clock.paused():

@@ -61,9 +61,7 @@ def is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def positive_finite(name: str, value, *, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
+def positive_finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{name}={value!r} must be a positive finite number")
     return float(value)
@@ -73,18 +71,15 @@ def _check_options(kind: str, options, where: str) -> dict:
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{where}options must be a dict, got {type(options).__name__}")
     options = dict(options or {})
+    allowed = tuple(LM_OPTIONS) if kind == "lm" else OPTION_NAMES[kind]
     if kind == "lbfgs":
-        allowed = OPTION_NAMES[kind]
         if options.get("line_search_fn", "strong_wolfe") not in (None, "strong_wolfe"):
             raise ConfigError(f"{where}line_search_fn={options['line_search_fn']!r} must be None or 'strong_wolfe'")
         options = {"line_search_fn": "strong_wolfe", **options}
     elif kind == "lm":
-        allowed = tuple(LM_OPTIONS)
         options = {**LM_OPTIONS, **options}
         for key in LM_OPTIONS:
             positive_finite(f"{where}{key}", options[key])
-    else:
-        allowed = OPTION_NAMES[kind]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}options has unknown key(s) {unknown} for optimizer {kind!r}")
@@ -110,27 +105,24 @@ def check_phase(phase, where: str = "") -> Phase:
                           f"'lm'), got {type(phase.schedule).__name__}")
     if phase.loss is not None and not callable(phase.loss):
         raise ConfigError(f"{where}loss must be None or callable as loss(model, batch)")
-    _check_stall(phase.stall, where)
+    stall = phase.stall
+    if stall is not None:
+        if not isinstance(stall, Stall):
+            raise ConfigError(f"{where}stall must be None or a dynnets.train.Stall, got "
+                              f"{type(stall).__name__}")
+        if not is_int(stall.every) or stall.every < 1:
+            raise ConfigError(f"{where}stall every={stall.every!r} must be an integer >= 1")
+        rtol = stall.rtol
+        if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < 1:
+            raise ConfigError(f"{where}stall rtol={rtol!r} must be a number in [0, 1)")
     if phase.name is not None and not isinstance(phase.name, str):
         raise ConfigError(f"{where}name={phase.name!r} must be None or a string")
     return replace(phase, optimizer=kind, lr=lr, options=_check_options(kind, phase.options, where),
                    name=phase.name or kind)
 
 
-def _check_stall(stall, where: str) -> None:
-    if stall is None:
-        return
-    if not isinstance(stall, Stall):
-        raise ConfigError(f"{where}stall must be None or a dynnets.train.Stall, got {type(stall).__name__}")
-    if not is_int(stall.every) or stall.every < 1:
-        raise ConfigError(f"{where}stall every={stall.every!r} must be an integer >= 1")
-    if isinstance(stall.rtol, bool) or not isinstance(stall.rtol, numbers.Real) or not 0 <= stall.rtol < 1:
-        raise ConfigError(f"{where}stall rtol={stall.rtol!r} must be a number in [0, 1)")
-
-
 def check_phases(phases) -> tuple[Phase, ...]:
-    if isinstance(phases, Phase):
-        phases = (phases,)
+    phases = (phases,) if isinstance(phases, Phase) else phases
     if not isinstance(phases, (list, tuple)) or not phases:
         raise ConfigError(f"phases must be a non-empty list of dynnets.train.Phase, got {phases!r}")
     out = tuple(check_phase(p, f"phase {i + 1}: " if len(phases) > 1 else "") for i, p in enumerate(phases))

@@ -1,15 +1,6 @@
-"""Random-number-generator states as checkpoint payloads made of tensors and plain numbers only.
-
-``torch.load(weights_only=True)`` reads tensors, numbers, strings and dict/list/tuple containers but no
-numpy arrays or arbitrary objects, so each global generator's state is converted to that vocabulary:
-
-    torch CPU    -> uint8 tensor (torch.get_rng_state())
-    CUDA         -> list of uint8 tensors, one per device (only when CUDA is available)
-    numpy legacy -> {"keys": int64 tensor (624,), "pos", "has_gauss", "cached_gaussian"}
-    python       -> {"version", "state": int64 tensor (625,), "gauss_next"}
-
-numpy ``default_rng()`` Generators (caller-owned objects) are not captured.
-"""
+"""The global random generators' states (torch, CUDA, numpy's legacy one, python) as tensors and plain
+numbers, the vocabulary ``torch.load(weights_only=True)`` reads (no numpy arrays); numpy ``default_rng()``
+Generators (caller-owned objects) are not captured."""
 
 from __future__ import annotations
 
@@ -34,7 +25,7 @@ def capture_rng() -> dict:
     """The state of every global generator, as tensors and plain numbers."""
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     py_version, py_state, gauss_next = random.getstate()
-    state = {
+    return {
         "torch": torch.get_rng_state(),
         "numpy": {
             "name": str(name),
@@ -50,7 +41,6 @@ def capture_rng() -> dict:
         },
         "cuda": [s.clone() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else None,
     }
-    return state
 
 
 def restore_rng(state) -> None:

@@ -1,13 +1,5 @@
 """Choosing among restarts or candidates by a validation score the caller supplies, never by the training
-loss alone, and never a candidate that diverges.
-
-    choice = choose(candidates, lambda c: rollout_errors(c, val_trajectories), limit=1.0)
-    best = candidates[choice.index]
-
-``score(candidate)``: a number or a validation curve (its last value counts). A candidate with a non-finite
-value or one above ``limit`` is rejected; the smallest score wins (ties: the first); if all are rejected,
-DivergenceError names each one's reason.
-"""
+loss alone, and never a candidate that diverges (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -61,7 +53,9 @@ def divergence(curve, limit: float | None = None, grow: float | None = None) -> 
 
 
 def choose(candidates: Sequence, score: Callable, *, limit: float | None = None) -> Choice:
-    """The candidate with the smallest finite, non-divergent validation score (see the module docstring)."""
+    """The candidate with the smallest validation score (ties: the first). ``score(candidate)``: a number or a
+    curve (its last value counts); a curve with a non-finite value or one above ``limit`` is rejected; if all
+    are rejected, DivergenceError names each one's reason."""
     if len(candidates) == 0:
         raise ConfigError("choose needs at least one candidate")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Real) or math.isnan(limit)):

@@ -1,13 +1,7 @@
-"""The training state stored in a checkpoint, the run's settings it records, and resuming from it (every
-check first, then everything applied at once).
-
-Payload (tensors, numbers, strings and containers only, so ``torch.load(weights_only=True)`` reads it)::
-
-    kind="dynnets.train.fit", format=3, settings (see :func:`settings`), step (steps done in the whole run),
-    phase (index of the running phase; == number of phases when the run is finished), phase_step (steps
-    done in it), model (state_dict), stepper (the running phase's optimizer/schedule state, None at the start
-    of a phase), losses (float64 tensor, one entry per step), best (None or {"loss", "model"}: keep-best),
-    world_size, ranks (one per rank: {"rng": global RNG states, "data": data position}), torch_version
+"""The training state a checkpoint stores (:func:`build_payload`: tensors, numbers, strings and containers,
+so ``torch.load(weights_only=True)`` reads it; ``phase`` is the number of phases once the run is finished,
+``stepper`` None at the start of a phase, ``ranks`` one {"rng", "data"} record per rank), the run's settings
+it records, and resuming from it (every check first, then everything applied at once).
 
 The resume rule (docs/training.md): only a run with the same settings (:func:`settings`; the last phase's
 steps may grow) resumes; any difference raises one SettingsMismatchError listing every differing key with
@@ -79,19 +73,21 @@ def compare_settings(stored, current: dict, where: str) -> None:
                                     keys)
 
 
-def build_payload(*, settings, step, phase, phase_step, model, stepper, losses, best, world_size, ranks) -> dict:
+def build_payload(t, ranks: list) -> dict:
+    """The checkpoint of the run ``t`` (a ``loop.Training``); ``ranks``: every rank's {"rng", "data"}."""
+    running = t.phase < len(t.phases) and t.phase_step > 0
     return {
-        "kind": KIND, "format": FORMAT, "settings": dict(settings), "step": int(step), "phase": int(phase),
-        "phase_step": int(phase_step), "model": model.state_dict(), "stepper": stepper,
-        "losses": torch.tensor(losses, dtype=torch.float64), "best": best, "world_size": int(world_size),
-        "ranks": ranks, "torch_version": str(torch.__version__),
+        "kind": KIND, "format": FORMAT, "settings": dict(t.settings), "step": int(t.step),
+        "phase": int(t.phase), "phase_step": int(t.phase_step), "model": t.model.state_dict(),
+        "stepper": t.steppers[t.phase].state_dict() if running else None,
+        "losses": torch.tensor(t.losses, dtype=torch.float64), "best": t.best,
+        "world_size": int(t.info.world_size), "ranks": ranks, "torch_version": str(torch.__version__),
     }
 
 
 def check_payload_fits(payload: dict, *, where: str, model, phases, settings: dict) -> None:
     """Refuse a checkpoint that does not belong to this run, before any of it is applied: another kind of
-    file, other settings, a position past this run's phases, a model state that does not load. (The file's
-    digest was verified on reading: a checkpoint of this kind and format was written whole by fit.)"""
+    file, other settings, a position past this run's phases, a model state that does not load."""
     if payload.get("kind") != KIND:
         raise CheckpointError(f"{where}: not a training checkpoint written by dynnets.train.fit "
                               f"(kind={payload.get('kind')!r})")
@@ -126,11 +122,25 @@ def check_model_state(state, model: torch.nn.Module, where: str) -> None:
 
 
 class PreparedResume:
-    """A checked checkpoint whose data position has been replayed; ``apply(training)`` applies the rest,
-    ``undo()`` puts the random generators back if another rank could not use its copy."""
+    """The checkpoint at ``path``, checked, with the data of ``training`` replayed to its position; nothing of
+    the model or the optimizers is touched yet. ``apply(training)`` applies the rest, ``undo()`` puts the
+    random generators back if another rank could not use its copy."""
 
-    def __init__(self, payload: dict, record: dict, rng_before: dict):
-        self.payload, self.record, self.rng_before = payload, record, rng_before
+    def __init__(self, path, training, info: D.DistInfo):
+        where = f"checkpoint {path}"
+        self.payload = load_checkpoint(path, map_location="cpu")
+        check_payload_fits(self.payload, where=where, model=training.model, phases=training.phases,
+                           settings=training.settings)
+        ranks = self.payload["ranks"]
+        if len(ranks) != info.world_size:
+            warnings.warn(f"{where} was written by {len(ranks)} process(es), this run has {info.world_size}: "
+                          "data order and random streams will differ from an uninterrupted run", stacklevel=4)
+        self.record, self.rng_before = ranks[info.rank % len(ranks)], capture_rng()
+        try:
+            training.source.restore(self.record["data"], where)
+        except BaseException:
+            restore_rng(self.rng_before)
+            raise
 
     def undo(self) -> None:
         restore_rng(self.rng_before)
@@ -144,23 +154,3 @@ class PreparedResume:
         training.losses = [float(v) for v in p["losses"].tolist()]
         training.best = p["best"]
         restore_rng(self.record["rng"])
-
-
-def prepare_resume(path, training, info: D.DistInfo) -> PreparedResume:
-    """Check everything and replay the data; nothing of the model or the optimizers is touched yet."""
-    where = f"checkpoint {path}"
-    payload = load_checkpoint(path, map_location="cpu")
-    check_payload_fits(payload, where=where, model=training.model, phases=training.phases,
-                       settings=training.settings)
-    ranks = payload["ranks"]
-    if len(ranks) != info.world_size:
-        warnings.warn(f"{where} was written by {len(ranks)} process(es), this run has {info.world_size}: data "
-                      "order and random streams will differ from an uninterrupted run", stacklevel=4)
-    record = ranks[info.rank % len(ranks)]
-    before = capture_rng()
-    try:
-        training.source.restore(record["data"], where)
-    except BaseException:
-        restore_rng(before)
-        raise
-    return PreparedResume(payload, record, before)

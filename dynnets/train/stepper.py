@@ -1,10 +1,6 @@
-"""One optimizer step of one phase, behind one interface (`Stepper`), with the non-finite guards.
-
-`TorchStepper` drives a torch.optim optimizer and its schedule; `lm.LevenbergMarquardt` is the other
-implementation. Guards: a non-finite loss or gradient raises NonFiniteLossError before the update (one fused
-check, one host read); a non-finite L-BFGS update is undone and raises; the loop checks the parameters before
-every checkpoint write and at the end.
-"""
+"""One optimizer step of one phase behind one interface (`Stepper`: `TorchStepper`, `lm.LevenbergMarquardt`)
+with the non-finite guards: a non-finite loss or gradient raises NonFiniteLossError before the update (one
+fused check, one host read); a non-finite L-BFGS update is undone and raises."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import ConfigError, DtypeError, NonFiniteLossError, ShapeError
 from . import distributed as D
@@ -116,30 +113,8 @@ def grads_finite(params, flags: dict) -> bool:
     return False
 
 
-def _make_scheduler(schedule, optimizer):
-    if schedule is None:
-        return None
-    scheduler = schedule(optimizer)
-    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) or scheduler.optimizer is not optimizer:
-        raise ConfigError(f"schedule(optimizer) returned {type(scheduler).__name__}, not a "
-                          "torch.optim.lr_scheduler.LRScheduler bound to that optimizer")
-    return scheduler
-
-
-#: dtypes and devices of torch's fused Adam kernel (one kernel for all parameters)
+#: dtypes of torch's fused Adam kernel (one kernel for all parameters)
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _fused_default(phase: Phase, params: list) -> dict:
-    """Adam's options with ``fused=True`` unless the user chose an implementation (``fused``/``foreach``) or a
-    parameter is outside the fused kernel's dtypes and devices: one kernel for every parameter instead of a
-    loop (~12 us per tensor on CPU, the cost of a small network's step; docs/training.md). The updates agree
-    with the loop's to round-off, not bitwise."""
-    options = dict(phase.options)
-    if (phase.optimizer == "adam" and "fused" not in options and "foreach" not in options
-            and all(p.dtype in _FUSED_DTYPES and p.device.type in ("cpu", "cuda") for p in params)):
-        options["fused"] = True
-    return options
 
 
 class TorchStepper(Stepper):
@@ -149,9 +124,18 @@ class TorchStepper(Stepper):
     def __init__(self, phase: Phase, model: torch.nn.Module, loss_fn, use_ddp: bool, checkpoint=None):
         self.loss_fn, self.use_ddp, self.checkpoint = loss_fn, use_ddp, checkpoint
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **_fused_default(phase, self.params))
-        self.scheduler = _make_scheduler(phase.schedule, self.opt)
-        self.closure_driven = isinstance(self.opt, torch.optim.LBFGS)
+        options = dict(phase.options)
+        # Adam: one fused kernel for every parameter instead of a loop (docs/training.md), unless the user
+        # chose an implementation or a parameter is outside the kernel's dtypes and devices
+        if (phase.optimizer == "adam" and "fused" not in options and "foreach" not in options
+                and all(p.dtype in _FUSED_DTYPES and p.device.type in ("cpu", "cuda") for p in self.params)):
+            options["fused"] = True
+        self.opt = OPTIMIZERS[phase.optimizer](self.params, lr=phase.lr, **options)
+        self.scheduler = scheduler = None if phase.schedule is None else phase.schedule(self.opt)
+        bound = isinstance(scheduler, LRScheduler) and scheduler.optimizer is self.opt
+        if scheduler is not None and not bound:
+            raise ConfigError(f"schedule(optimizer) returned {type(scheduler).__name__}, not a "
+                              "torch.optim.lr_scheduler.LRScheduler bound to that optimizer")
         self.flags: dict = {}
 
     @property
@@ -165,23 +149,18 @@ class TorchStepper(Stepper):
         # every rank must see the same loss: L-BFGS's line search branches on it
         value = D.all_reduce_mean(loss) if self.use_ddp else loss.detach()
         if not first:  # the parameters are still those before the step: refuse here, before any update
-            first.append(float(value))
-            if not math.isfinite(first[0]) or not grads_finite(self.params, self.flags):
-                self.refuse(step, first[0])
+            before = float(value)
+            first.append(before)
+            if not math.isfinite(before) or not grads_finite(self.params, self.flags):
+                what = (f"the parameters are not finite (an update before step {step} overflowed)"
+                        if not all_finite(self.params) else f"loss is {before}" if not math.isfinite(before)
+                        else f"the gradient is not finite (loss {before:.6g})")
+                raise nonfinite(what, step, self.checkpoint)
         return value
-
-    def refuse(self, step: int, loss: float):
-        """NonFiniteLossError for a step whose loss or gradient is not finite (naming an earlier update that
-        already made the parameters non-finite)."""
-        if not all_finite(self.params):
-            raise nonfinite(f"the parameters are not finite (an update before step {step} overflowed)", step,
-                            self.checkpoint)
-        what = f"loss is {loss}" if not math.isfinite(loss) else f"the gradient is not finite (loss {loss:.6g})"
-        raise nonfinite(what, step, self.checkpoint)
 
     def step(self, net, batch, step: int) -> Outcome:
         first: list[float] = []
-        if self.closure_driven:  # the line search moves the parameters in place: undo a non-finite result
+        if isinstance(self.opt, torch.optim.LBFGS):  # its line search moves the parameters in place
             saved = [p.detach().clone() for p in self.params]
             self.opt.step(lambda: self._evaluate(net, batch, step, first))
             if not all_finite(self.params):
