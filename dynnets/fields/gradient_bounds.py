@@ -40,6 +40,14 @@ def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: 
         return 1.0 + h * beta * smax * smax
     raise ConfigError(f"sign must be -1 or +1, got {sign!r}")
 
+
+def check_sign(sign) -> int:
+    """A gradient field's sign, -1 (contractive) or +1 (expansive); ConfigError otherwise."""
+    if isinstance(sign, bool) or sign not in (-1, 1):
+        raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
+    return int(sign)
+
+
 class GradientBounds:
     sign: int
 

@@ -16,17 +16,17 @@ wrap on a small grid only lower the operator's entries).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import checks, linalg
+from .. import linalg
 from ..base import Field
 from ..checks import check_size
 from ..errors import ShapeError
 from .activations import activation_slopes, get_activation
+from .conv_gradient import conv_kernel, conv_setup
+from .gradient import dense_weight
 from .gradient_bounds import GradientBounds
 
 #: the stiffness beta s_max(B)^2 the rescaling certifies for every A (module docstring): Euler's largest
@@ -62,16 +62,14 @@ class _Rescaled(GradientBounds, Field):
 
 class RescaledGradient(_Rescaled):
     """F(x) = -A^T T^{-1} sigma(A x + b), A: (width, dim), T from A (module docstring); x of shape (..., dim).
-
-    Initialisation as ``Gradient`` (||A||_2^2 about ``init_scale``), b = 0, q = 1."""
+    Initialisation as ``Gradient``, q = 1."""
 
     def __init__(self, dim: int, width: int, activation="relu", *, init_scale: float = 1.0):
         super().__init__()
         self.dim = check_size("dim", dim)
         self.width = check_size("width", width)
         self.beta = self._init_common(activation, self.width)
-        scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
-        self.A = nn.Parameter(torch.randn(width, dim) * scale)
+        self.A = nn.Parameter(dense_weight(width, dim, init_scale))
         self.b = nn.Parameter(torch.zeros(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,25 +94,15 @@ class RescaledGradient(_Rescaled):
 
 class ConvRescaledGradient(_Rescaled):
     """F(U) = -K^T T^{-1} sigma(K U + b) on U of shape (batch, channels, n1, n2), K a circular convolution
-    (hidden, channels, k, k), T one scale per hidden channel (module docstring).
-
-    Initialisation: K Gaussian with ||K||_op^2 = init_scale (FFT symbol norm), b = 0, q = 1."""
+    (hidden, channels, k, k), T one scale per hidden channel (module docstring). Initialisation
+    ``conv_kernel``, b = 0, q = 1."""
 
     def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, activation="relu", *,
                  init_scale: float = 1.0):
         super().__init__()
-        self.channels = check_size("channels", channels)
-        self.hidden = check_size("hidden", hidden)
-        self.kernel_size = check_size("kernel_size", kernel_size)
-        self.input_size = linalg.check_grid(input_size)
+        conv_setup(self, channels, hidden, input_size, kernel_size)
         self.beta = self._init_common(activation, self.hidden)
-        self.dim = channels * self.input_size[0] * self.input_size[1]
-        self.state_ndim = 3  # (batch, C, H, W)
-        k = torch.randn(hidden, channels, kernel_size, kernel_size)
-        linalg.check_conv_kernel(k, self.input_size)
-        k = k * (math.sqrt(checks.init_scale(init_scale, positive=True))
-                 / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
-        self.K = nn.Parameter(k)
+        self.K = nn.Parameter(conv_kernel((hidden, channels, kernel_size, kernel_size), self.input_size, init_scale))
         self.b = nn.Parameter(torch.zeros(hidden))
 
     def check_input(self, x: torch.Tensor) -> None:
