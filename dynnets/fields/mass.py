@@ -14,9 +14,7 @@ from .skew import check_skew_sizes, skew_net
 
 
 class MassPreserving(Field):
-    """F(x) = (A(x) - A(x)^T) 1 (module docstring). Needs dim >= 2 (in one dimension the only
-    mass-preserving field is zero). ``rank=None``: the full strict upper triangle of A(x), W: (width, dim),
-    V: (width, dim (dim - 1) / 2); ``rank=k``: A(x) = U(x) V(x)^T, ``width`` a multiple of 2 k."""
+    """F(x) = (A(x) - A(x)^T) 1 (module docstring), A(x) as in ``fields.skew``. Needs dim >= 2."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):
@@ -27,7 +25,6 @@ class MassPreserving(Field):
         self.traits = frozenset({LinearInvariant.ones(self.dim)})
 
     def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The factors [U V]^T of A(x) - A(x)^T (rank k), or None at full rank."""
         self.check_input(x)
         return self.net.factors(x)
 

@@ -21,10 +21,8 @@ from .hamiltonian import _activation_for, _Potential
 
 class LiePoisson(Field):
     """F(x) = x x grad H(x) on x in R^3, H(x) = w^T Gamma(K x + a) (K: (width, 3); ``potential`` as for
-    ``Hamiltonian``). Traits ``SkewProduct`` (``skew(x)`` = -[grad H(x)]_x, exactly skew) and
-    ``QuadraticInvariant.norm()`` (the Casimir |x|^2): kept to round-off by ``Cayley`` and the Gauss-Legendre
-    methods. The energy H is a first integral of the flow that these steps keep only to O(h^p).
-    """
+    ``Hamiltonian``). The Casimir |x|^2 is kept to round-off by ``Cayley`` and the Gauss-Legendre methods,
+    the energy H only to O(h^p)."""
 
     traits = frozenset({SkewProduct(), QuadraticInvariant.norm()})
     dim = 3
@@ -37,12 +35,10 @@ class LiePoisson(Field):
         self.energy_net = _Potential(3, self.width, init_scale, act)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(x) = w^T Gamma(K x + a), shape (batch,)."""
         self.check_input(x)
         return self.energy_net.value(x)
 
     def energy_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """grad H(x) = K^T (w * sigma(K x + a)), in closed form."""
         self.check_input(x)
         return self.energy_net.grad(x)
 
@@ -50,7 +46,6 @@ class LiePoisson(Field):
         return torch.linalg.cross(x, self.energy_gradient(x), dim=-1)
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) = -[grad H(x)]_x, shape (batch, 3, 3), exactly skew."""
         return -cross_matrix(self.energy_gradient(x))
 
     def extra_repr(self) -> str:

@@ -21,11 +21,8 @@ from .activations import get_activation
 
 
 class VolumePreserving(Field):
-    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim).
-
-    A: (width, v_dim), C: (dim, width), B: (width, dim), D: (v_dim, width) (the slides' form: width = dim,
-    C = I). Initialisation as ``Dense``. ``partition()`` returns (q_dim, f, g).
-    """
+    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim),
+    A: (width, v_dim), B: (width, dim); initialisation as ``Dense``."""
 
     traits = frozenset({Partitioned()})
 
@@ -46,11 +43,9 @@ class VolumePreserving(Field):
         self.D = nn.Parameter(torch.randn(self.v_dim, width) * out)
 
     def f(self, v: torch.Tensor) -> torch.Tensor:
-        """dq/dt = C Sigma(A v + a)."""
         return F.linear(self.activation.fn(F.linear(v, self.A, self.a)), self.C)
 
     def g(self, q: torch.Tensor) -> torch.Tensor:
-        """dv/dt = D Sigma(B q + b)."""
         return F.linear(self.activation.fn(F.linear(q, self.B, self.b)), self.D)
 
     def partition(self):
