@@ -230,6 +230,3 @@ def is_certified(module: nn.Module) -> bool:
                 if not getattr(p, "certified", False):
                     return False
     return True
-
-
-

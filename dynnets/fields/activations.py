@@ -101,8 +101,7 @@ ACTIVATIONS = {
 
 
 def get_activation(name) -> Activation:
-    """Look up an activation by name (an ``Activation`` is returned as is); an unknown name raises
-    ConfigError listing the choices."""
+    """The activation of that name (an ``Activation`` as is); ConfigError listing the choices otherwise."""
     if isinstance(name, Activation):
         return name
     try:

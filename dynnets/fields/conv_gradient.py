@@ -21,7 +21,7 @@ from .gradient_bounds import GradientBounds, check_sign
 
 
 def conv_setup(field, channels: int, hidden: int, input_size, kernel_size: int) -> None:
-    """Set the sizes of a circular-convolution field on a fixed grid, states (batch, channels, *input_size)."""
+    """Set the sizes of a circular-convolution field on states (batch, channels, *input_size)."""
     field.channels = check_size("channels", channels)
     field.hidden = check_size("hidden", hidden)
     field.kernel_size = check_size("kernel_size", kernel_size)
@@ -49,10 +49,11 @@ class ConvGradient(GradientBounds, Field):
         self.sign = check_sign(sign)
         self.tied = bool(tied)
         self.activation = get_activation(activation)
-        self.K = nn.Parameter(conv_kernel((hidden, channels, kernel_size, kernel_size), self.input_size, init_scale))
+        k = kernel_size
+        self.K = nn.Parameter(conv_kernel((hidden, channels, k, k), self.input_size, init_scale))
         self.b = nn.Parameter(torch.zeros(hidden))
         if not self.tied:
-            self.B = nn.Parameter(conv_kernel((channels, hidden, kernel_size, kernel_size), self.input_size, init_scale))
+            self.B = nn.Parameter(conv_kernel((channels, hidden, k, k), self.input_size, init_scale))
 
     def check_input(self, x: torch.Tensor) -> None:
         want = (self.channels, *self.input_size)

@@ -27,7 +27,7 @@ _POWERS = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
 
 
 def _mirror_pairs(activations) -> list[tuple[list[int], list[int], float]]:
-    """(first half, second half, (-1)^p) of each group of relu^p hidden channels, in order of first appearance."""
+    """(first half, second half, (-1)^p) of each group of relu^p hidden channels, in order of appearance."""
     groups: dict[str, list[int]] = {}
     for i, act in enumerate(activations):
         groups.setdefault(act.name, []).append(i)
@@ -38,7 +38,7 @@ def _mirror_pairs(activations) -> list[tuple[list[int], list[int], float]]:
     for name, idx in groups.items():
         if len(idx) % 2:
             raise ConfigError(f"init='mirrored' needs an even number of {name} channels, got {len(idx)}")
-    return [(idx[: len(idx) // 2], idx[len(idx) // 2:], (-1.0) ** _POWERS[name]) for name, idx in groups.items()]
+    return [(idx[: len(idx) // 2], idx[len(idx) // 2:], (-1.0) ** _POWERS[n]) for n, idx in groups.items()]
 
 
 class ConvFD(Field):
@@ -64,7 +64,8 @@ class ConvFD(Field):
             raise ConfigError(f"activations must be one name or a list of hidden={hidden} names, got {len(names)}")
         self.activations = tuple(get_activation(n) for n in names)
         # consecutive runs of equal activations, applied as slices (one call per run)
-        starts = [i for i, a in enumerate(self.activations) if i == 0 or a.name != self.activations[i - 1].name]
+        acts = self.activations
+        starts = [i for i, a in enumerate(acts) if i == 0 or a.name != acts[i - 1].name]
         self._runs = [(s, e, self.activations[s]) for s, e in zip(starts, starts[1:] + [hidden])]
         self.dim = channels
         self.state_ndim = 3  # (batch, C, H, W)
@@ -112,7 +113,7 @@ class ConvFD(Field):
 class MirroredConvFD(ConvFD):
     """ConvFD with the pairing of ``init="mirrored"`` kept during training (tied weights), so
     F(U) = sum_j B_j * (A_j * U)^p, the polynomial subfamily of ``dynnets.applications.pde.construct``.
-    Trainable: ``A_free`` (hidden/2, C, k, k), ``B_free`` (C, hidden/2, k, k); ``A``, ``B`` are the tied kernels.
+    Trainable: ``A_free`` (hidden/2, C, k, k), ``B_free`` (C, hidden/2, k, k); ``A``, ``B``: the tied kernels.
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,

@@ -1,8 +1,6 @@
-"""Certified bounds shared by the gradient-field families (dense ``Gradient``, circular ``ConvGradient``).
-
-A field F(x) = sign * A^T sigma(A x + b) mixes this in, implementing ``_weight()`` and
-``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or FFT symbol). It then exposes
-``lipschitz_bound()`` = beta ||A||_2^2, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``, or None
+"""Certified bounds shared by the gradient-field families F(x) = sign * A^T sigma(A x + b): a family mixes in
+``GradientBounds`` with ``_weight()`` and ``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or
+FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
 without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
 step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
 """
@@ -83,8 +81,8 @@ class GradientBounds:
         return gradient_euler_bound(h, self.sign, smin, smax, slopes)
 
     def stiffness(self) -> torch.Tensor | None:
-        """beta ||A||_2^2 (module docstring), a differentiable float64 tensor; None for an expansive field
-        (its spectrum is positive) or an activation without a certified slope range."""
+        """beta ||A||_2^2, a differentiable float64 tensor; None for an expansive field (positive spectrum) or
+        an activation without a certified slope range."""
         if self.sign != -1:
             return None
         try:

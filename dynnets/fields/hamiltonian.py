@@ -1,8 +1,8 @@
-"""Hamiltonian fields on x = (q, p). Separable (``Hamiltonian``): H = T(p) + V(q), T(p) = w_T^T Gamma(K_T p + a_T)
-and V alike, F = (grad T(p), -grad V(q)) in closed form, grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)), sigma =
-Gamma'; symplectic under the partitioned methods (``SeparableHamiltonian``). ``GeneralHamiltonian``: H(x) =
-w^T Gamma(K x + a) on the whole state, F = J grad H and DF = J K^T diag(w * sigma'(K x + a)) K in closed form;
-symplectic under symplectic Runge-Kutta methods (``CanonicalHamiltonian``).
+"""Hamiltonian fields on x = (q, p). Separable (``Hamiltonian``): H = T(p) + V(q), T(p) = w_T^T Gamma(K_T p +
+a_T) and V alike, F = (grad T(p), -grad V(q)) in closed form, grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)),
+sigma = Gamma'; symplectic under the partitioned methods (``SeparableHamiltonian``). ``GeneralHamiltonian``:
+H(x) = w^T Gamma(K x + a) on the whole state, F = J grad H and DF = J K^T diag(w * sigma'(K x + a)) K in
+closed form; symplectic under symplectic Runge-Kutta methods (``CanonicalHamiltonian``).
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class _Potential(nn.Module):
         return y
 
     def grad_vjp(self, z, c):
-        """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z), in closed form (``vjp_at``);
-        the value bitwise as ``grad`` computes it."""
+        """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z), in closed form
+        (``vjp_at``); the value bitwise as ``grad`` computes it."""
         kw = self.K * self.w.unsqueeze(1)
         s = self.activation.fn(self.ridges(z))
         return F.linear(s, kw.t()), *self.vjp_at(z, s, self.activation.slope_of_value(s), kw, c)
@@ -71,7 +71,7 @@ class _Potential(nn.Module):
         return u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
 
     def own(self, grads, params) -> list:
-        """The gradients (K_bar, a_bar, w_bar) matched to ``params`` (None for a parameter not of this net)."""
+        """The gradients (K_bar, a_bar, w_bar) matched to ``params`` (None for another parameter)."""
         own = {id(p): g for p, g in zip((self.K, self.a, self.w), grads)}
         return [own.get(id(p)) for p in params]
 
@@ -91,8 +91,8 @@ def _activation_for(potential: str):
 
 
 class SeparableEnergies(Field):
-    """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None: zero
-    part), each with ``value(z)``, ``grad(z)`` and ``kick(y, z, coefficients)``; subclasses set them and ``q_dim``."""
+    """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None:
+    zero part), each with ``value(z)``, ``grad(z)`` and ``kick(y, z, coefficients)``, set by subclasses."""
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
         return self.kinetic.grad(p)

@@ -1,7 +1,8 @@
-"""Linear kicks: the separable Hamiltonian field of quadratic energies (``QuadraticHamiltonian``). A partitioned
-method's shear is that energy's exact flow: Symplectic Euler on it gives the linear "up/low" modules of an
-LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132, 2020, Sec. 3.2). S is symmetric
-by construction: S = A + A^T (``rank=None``) or S = diag(d) + U diag(e) U^T (``rank=r``, indefinite allowed).
+"""Linear kicks: the separable Hamiltonian field of quadratic energies (``QuadraticHamiltonian``). A
+partitioned method's shear is that energy's exact flow: Symplectic Euler on it gives the linear "up/low"
+modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132, 2020, Sec. 3.2).
+S is symmetric by construction: S = A + A^T (``rank=None``) or S = diag(d) + U diag(e) U^T (``rank=r``,
+indefinite allowed).
 """
 
 from __future__ import annotations

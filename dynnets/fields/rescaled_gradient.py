@@ -2,16 +2,12 @@
 circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
 
 With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
-gradient-step bound (``gradient_bounds``) holds with B: Lip <= max(|1 - h beta s_max(B)^2|, |1 - h a
-s_min(B)^2|). The diagonal
-
-    t_i = beta * sum_j |(A A^T)_ij| q_j / q_i,      q > 0 (learned, q = exp(log_q)),
-
-dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so beta ||B||_2^2 <= 1 and h <= 2
-is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens, Delattre, Allauzen, Hu (ICLR 2023).
-The certified bounds still use the exact s_min, s_max of B (SVD or FFT symbol) in float64. For circular
-convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T (offsets that
-wrap on a small grid only lower the operator's entries).
+gradient-step bound (``gradient_bounds``) holds with B. The diagonal t_i = beta sum_j |(A A^T)_ij| q_j / q_i,
+q = exp(log_q) > 0 learned, dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so
+beta ||B||_2^2 <= 1 and h <= 2 is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens,
+Delattre, Allauzen, Hu (ICLR 2023). The certified bounds still use the exact s_min, s_max of B in float64. For
+circular convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T
+(offsets that wrap on a small grid only lower the operator's entries).
 """
 
 from __future__ import annotations
@@ -34,13 +30,6 @@ from .gradient_bounds import GradientBounds
 CERTIFIED_STIFFNESS = 1.0
 
 
-def diagonal_scaling(row_abs: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
-    """t_i = beta * sum_j M_ij q_j / q_i, M the entrywise modulus of the Gram operator (0 replaced by 1)."""
-    q = torch.exp(log_q.to(row_abs.dtype))
-    t = beta * (row_abs @ q) / q
-    return torch.where(t > 0, t, torch.ones_like(t))
-
-
 class _Rescaled(GradientBounds, Field):
     sign = -1
 
@@ -51,9 +40,11 @@ class _Rescaled(GradientBounds, Field):
         return beta
 
     def scaling(self, dtype=None) -> torch.Tensor:
-        """The diagonal of T (one entry per hidden unit or channel), in ``dtype``."""
-        w = self._weight() if dtype is None else self._weight().to(dtype)
-        return diagonal_scaling(self._gram_abs(w), self.log_q, self.beta)
+        """The diagonal t of T (one entry per hidden unit or channel; 0 replaced by 1), in ``dtype``."""
+        row_abs = self._gram_abs(self._weight() if dtype is None else self._weight().to(dtype))
+        q = torch.exp(self.log_q.to(row_abs.dtype))
+        t = self.beta * (row_abs @ q) / q
+        return torch.where(t > 0, t, torch.ones_like(t))
 
     def spectral_bounds(self, dtype=None):
         what = ("rescaled", dtype, id(self.log_q), self.log_q._version)
@@ -102,7 +93,8 @@ class ConvRescaledGradient(_Rescaled):
         super().__init__()
         conv_setup(self, channels, hidden, input_size, kernel_size)
         self.beta = self._init_common(activation, self.hidden)
-        self.K = nn.Parameter(conv_kernel((hidden, channels, kernel_size, kernel_size), self.input_size, init_scale))
+        shape = (hidden, channels, kernel_size, kernel_size)
+        self.K = nn.Parameter(conv_kernel(shape, self.input_size, init_scale))
         self.b = nn.Parameter(torch.zeros(hidden))
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -16,8 +16,8 @@ _WHY_DIM = "the only skew 1x1 matrix is 0"
 
 
 class SpherePreserving(Field):
-    """F(x) = S(x) x, S(x) exactly skew (``fields.skew``: ``rank=None`` full rank, ``rank=k`` S(x) = U V^T - V U^T,
-    ``skew_factors(x)`` = [U V]^T for the Woodbury Cayley step). Needs dim >= 2."""
+    """F(x) = S(x) x, S(x) exactly skew (``fields.skew``: ``rank=None`` full rank, ``rank=k`` S(x) = U V^T -
+    V U^T, ``skew_factors(x)`` = [U V]^T for the Woodbury Cayley step). Needs dim >= 2."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):

@@ -15,9 +15,10 @@ import math
 import torch
 
 from ..base import Field
-from ..checks import positive_real, real
+from ..checks import real
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
+from .ode import ConstantsField
 
 
 class TwoBody(Field):
@@ -76,15 +77,14 @@ class TwoBody(Field):
         return f"eccentricity={self.eccentricity}"
 
 
-class LotkaVolterra(Field):
+class LotkaVolterra(ConstantsField):
     """x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3). The quantity
     c x - d log x + b y - a log y is conserved."""
 
     dim = 2
 
     def __init__(self, a: float = 2.0, b: float = 2.0, c: float = 1.0, d: float = 1.0):
-        super().__init__()
-        self.a, self.b, self.c, self.d = (positive_real(n, v) for n, v in (("a", a), ("b", b), ("c", c), ("d", d)))
+        super().__init__(a=a, b=b, c=c, d=d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -94,18 +94,14 @@ class LotkaVolterra(Field):
     def initial_state(self, dtype=torch.float64) -> torch.Tensor:
         return torch.tensor([[1.0, 3.0]], dtype=dtype)
 
-    def extra_repr(self) -> str:
-        return f"a={self.a}, b={self.b}, c={self.c}, d={self.d}"
 
-
-class VanDerPol(Field):
+class VanDerPol(ConstantsField):
     """x' = y, y' = mu (1 - x^2) y - x, from (2, 0); non-stiff for mu of order 1 (a limit cycle)."""
 
     dim = 2
 
     def __init__(self, mu: float = 1.0):
-        super().__init__()
-        self.mu = positive_real("mu", mu)
+        super().__init__(mu=mu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -115,19 +111,15 @@ class VanDerPol(Field):
     def initial_state(self, dtype=torch.float64) -> torch.Tensor:
         return torch.tensor([[2.0, 0.0]], dtype=dtype)
 
-    def extra_repr(self) -> str:
-        return f"mu={self.mu}"
 
-
-class Brusselator(Field):
+class Brusselator(ConstantsField):
     """x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from (1.5, 3) (HNW I, II.16; a limit cycle for
     B > 1 + A^2)."""
 
     dim = 2
 
     def __init__(self, A: float = 1.0, B: float = 3.0):
-        super().__init__()
-        self.A, self.B = positive_real("A", A), positive_real("B", B)
+        super().__init__(A=A, B=B)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -137,6 +129,3 @@ class Brusselator(Field):
 
     def initial_state(self, dtype=torch.float64) -> torch.Tensor:
         return torch.tensor([[1.5, 3.0]], dtype=dtype)
-
-    def extra_repr(self) -> str:
-        return f"A={self.A}, B={self.B}"

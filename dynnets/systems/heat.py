@@ -21,7 +21,7 @@ from ..checks import real
 from ..errors import ConfigError, ConfigTypeError
 from ..structure import Affine
 from .grids import UniformGrid1D
-from .stencils import dirichlet_vector, second_difference, second_difference_matrix
+from .stencils import dirichlet_vector, second_difference_matrix
 
 
 def _nice(x: float) -> str:
@@ -33,8 +33,8 @@ def _nice(x: float) -> str:
 
 
 class HeatField1D(Field):
-    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``);
-    no parameters (alpha and the boundary values are buffers); ``dim`` = number of interior nodes."""
+    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``); alpha
+    and the boundary values are buffers."""
 
     traits = frozenset({Affine()})
 
@@ -56,14 +56,15 @@ class HeatField1D(Field):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)
-        return self.alpha.to(u.dtype) * second_difference(u, self.dx, self.left, self.right)
+        full = self.with_boundary(u)  # the centred second difference D2 U + e
+        d2 = (full[..., :-2] - 2.0 * full[..., 1:-1] + full[..., 2:]) / (self.dx * self.dx)
+        return self.alpha.to(u.dtype) * d2
 
     def affine_parts(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e."""
         a = self.alpha.to(dtype=dtype, device=device)
-        M = a * second_difference_matrix(self.dim, self.dx, dtype, device)
-        c = a * dirichlet_vector(self.dim, self.dx, self.left, self.right, dtype, device)
-        return M, c
+        return (a * second_difference_matrix(self.dim, self.dx, dtype, device),
+                a * dirichlet_vector(self.dim, self.dx, self.left, self.right, dtype, device))
 
     def stiffness(self) -> float:
         """4 alpha / dx^2 >= the largest |eigenvalue| of alpha D2 (all eigenvalues are real, < 0)."""
@@ -79,8 +80,7 @@ class HeatField1D(Field):
     def with_boundary(self, u: torch.Tensor) -> torch.Tensor:
         """All n + 1 nodal values: interior ``u`` (..., n - 1) with the Dirichlet end values."""
         shape = u.shape[:-1] + (1,)
-        lo = self.left.to(u.dtype).expand(shape)
-        hi = self.right.to(u.dtype).expand(shape)
+        lo, hi = (v.to(dtype=u.dtype, device=u.device).expand(shape) for v in (self.left, self.right))
         return torch.cat([lo, u, hi], dim=-1)
 
     def extra_repr(self) -> str:

@@ -1,8 +1,6 @@
-"""Finite-difference stencils: 1-D second differences with Dirichlet ends, and 2-D stencils applied
+"""Finite-difference stencils: the 1-D second difference with Dirichlet ends, on interior nodes 1..n-1 the
+affine map D2 u + e, D2 = tridiag(1, -2, 1)/dx^2, e = (left, 0, ..., 0, right)/dx^2, and 2-D stencils applied
 with wrap-around on a periodic grid.
-
-1-D: on interior nodes 1..n-1 with end values u_0 = left, u_n = right, the centred second difference is
-the affine map D2 u + e, D2 = tridiag(1, -2, 1)/dx^2, e = (left, 0, ..., 0, right)/dx^2 (O(dx^2)).
 
 2-D kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
 
@@ -32,25 +30,15 @@ from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
 
 
-def second_difference(u: torch.Tensor, dx: float, left, right) -> torch.Tensor:
-    """Centred second difference along the last axis of ``u`` (interior values), with Dirichlet
-    end values ``left`` and ``right`` (numbers or 0-d tensors)."""
-    shape = u.shape[:-1] + (1,)
-    lo = torch.as_tensor(left, dtype=u.dtype, device=u.device).expand(shape)
-    hi = torch.as_tensor(right, dtype=u.dtype, device=u.device).expand(shape)
-    full = torch.cat([lo, u, hi], dim=-1)
-    return (full[..., :-2] - 2.0 * full[..., 1:-1] + full[..., 2:]) / (dx * dx)
-
-
 def second_difference_matrix(m: int, dx: float, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The m x m matrix tridiag(1, -2, 1)/dx^2 (homogeneous Dirichlet ends), dense."""
+    """D2, dense m x m."""
     main = torch.full((m,), -2.0, dtype=dtype, device=device)
     off = torch.ones(m - 1, dtype=dtype, device=device)
     return (torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / (dx * dx)
 
 
 def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The boundary contribution e = (left, 0, ..., 0, right)/dx^2 of the second difference."""
+    """e, of length m."""
     e = torch.zeros(m, dtype=dtype, device=device)
     e[0] = e[0] + torch.as_tensor(left, dtype=dtype, device=device)
     e[-1] = e[-1] + torch.as_tensor(right, dtype=dtype, device=device)
@@ -58,7 +46,7 @@ def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device
 
 
 def check_stencil(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
-    """A stencil is a 2-D tensor with odd, equal side lengths."""
+    """``kernel`` as a finite floating 2-D tensor with odd, equal side lengths (ShapeError, ConfigError)."""
     k = torch.as_tensor(kernel)
     if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
         raise ShapeError(f"{what} must be a square 2-D kernel of odd size, got shape {tuple(k.shape)}")
