@@ -21,11 +21,15 @@ from .parametrize import Orthogonal, SpectralNormBound
 __all__ = ["BoundedLinear", "Normalize", "OrthogonalLinear", "ZeroPad"]
 
 
-def _lipschitz(bound: float) -> frozenset:
-    return frozenset({structure.Lipschitz(bound)})
+class _Bounded(Layer):
+    """A layer that guarantees its ``lipschitz_bound()``."""
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
 
 
-class Normalize(Layer):
+class Normalize(_Bounded):
     """x -> (x - mu) / s with fixed (buffer) mu and s != 0 (scalar or per feature): bound 1 / min |s|."""
 
     def __init__(self, mean, std):
@@ -63,10 +67,6 @@ class Normalize(Layer):
         return 1.0 / float(s)
 
     @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(self.lipschitz_bound())
-
-    @property
     def invertible(self) -> bool:
         return True
 
@@ -75,7 +75,7 @@ class Normalize(Layer):
         return y * self.constant("std", y) + self.constant("mean", y)
 
 
-class ZeroPad(Layer):
+class ZeroPad(_Bounded):
     """Lift (..., n) -> (..., m), m >= n (``axis=-1``), or (..., C, H, W) -> (..., C', H, W) (``axis=-3``) by
     zero padding: an isometry, bound 1."""
 
@@ -99,15 +99,12 @@ class ZeroPad(Layer):
     def lipschitz_bound(self) -> float:
         return 1.0
 
-    @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(1.0)
 
-
-class _LinearHead(Layer):
+class _LinearHead(_Bounded):
     """y = W x.flatten(-feature_dims) + b, W a (parametrised) weight; bound = exact ||W||_2 (SVD, float64)."""
 
-    def _setup(self, n_in: int, n_out: int, bias: bool, feature_dims: int) -> None:
+    def __init__(self, n_in: int, n_out: int, bias: bool, feature_dims: int):
+        super().__init__()
         self.linear = nn.Linear(check_size("n_in", n_in), check_size("n_out", n_out), bias=bias)
         self.feature_dims = check_size("feature_dims", feature_dims)
 
@@ -122,10 +119,6 @@ class _LinearHead(Layer):
         with torch.no_grad():
             return certified_bound(type(self).__name__, lambda: spectral_norm(self.linear.weight.double()))
 
-    @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(self.lipschitz_bound())
-
 
 class BoundedLinear(_LinearHead):
     """y = W x + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation (``c=None``:
@@ -133,8 +126,7 @@ class BoundedLinear(_LinearHead):
     dimensions form the input vector (1 for (..., n_in), 3 for images (..., C, H, W))."""
 
     def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True, *, feature_dims: int = 1):
-        super().__init__()
-        self._setup(n_in, n_out, bias, feature_dims)
+        super().__init__(n_in, n_out, bias, feature_dims)
         if c is not None:
             parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
 
@@ -144,8 +136,7 @@ class OrthogonalLinear(_LinearHead):
     ``Orthogonal`` (QR) parametrisation; bound = exact ||Q||_2 = 1 to round-off (square: inverse Q^T y)."""
 
     def __init__(self, n_in: int, n_out: int, bias: bool = True, *, feature_dims: int = 1):
-        super().__init__()
-        self._setup(n_in, n_out, bias, feature_dims)
+        super().__init__(n_in, n_out, bias, feature_dims)
         parametrize.register_parametrization(self.linear, "weight", Orthogonal())
 
     @property

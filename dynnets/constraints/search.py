@@ -37,18 +37,11 @@ def start_pairs(shape, n: int, generator: torch.Generator) -> tuple[torch.Tensor
     return x, x + r.reshape(-1, *([1] * len(shape))) * d
 
 
-def _frozen64(f):
-    if isinstance(f, nn.Module):
-        f = copy.deepcopy(f).to(torch.float64)
-        for p in f.parameters():
-            p.requires_grad_(False)
-    return f
-
-
 def adversarial_lipschitz_search(f, x: torch.Tensor, y: torch.Tensor, bound: float, *, steps: int = 50,
                                  lr: float = 0.05) -> SearchResult:
     """Ascend log(|f(x) - f(y)| / |x - y|) from the starting pairs (x_i, y_i) with Adam, in float64."""
-    f = _frozen64(f)
+    if isinstance(f, nn.Module):
+        f = copy.deepcopy(f).to(torch.float64).requires_grad_(False)
     x = x.detach().to(torch.float64).clone().requires_grad_(True)
     y = y.detach().to(torch.float64).clone().requires_grad_(True)
     opt = torch.optim.Adam([x, y], lr=lr)
