@@ -100,9 +100,9 @@ class ExpansiveStep(Step):
         with torch.no_grad():
             h_e, hc = float(self.h), float(partner.h)
         if not h_e > 0.0:  # the partner's bound leaves no room
-            raise StepSizeError(f"the expansive step derived from its partner's h_C={hc:.6g} by rule={rule!r} has "
-                                f"size h_E={h_e:g} (rule: the seed rule needs h_C < 1, the exact rule a partner "
-                                f"bound below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
+            raise StepSizeError(f"the expansive step derived from its partner's h_C={hc:.6g} by rule={rule!r}"
+                                f" has size h_E={h_e:g} (rule: the seed rule needs h_C < 1, the exact rule a "
+                                f"partner bound below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
 
     @property
     def partner(self):
