@@ -123,8 +123,7 @@ def activation_slopes(activation) -> tuple[float, float]:
     act = get_activation(activation)
     if act.slopes is None:
         monotone = sorted(n for n, a in ACTIVATIONS.items() if a.slopes is not None)
-        raise NotCertifiedError(
-            f"activation {act.name!r} is not a known monotone activation with bounded slopes; certified "
-            f"gradient-step bounds need one of {monotone} or leaky_relu(a), 0 <= a <= 1"
-        )
+        raise NotCertifiedError(f"activation {act.name!r} is not a known monotone activation with bounded "
+                                f"slopes; certified gradient-step bounds need one of {monotone} or "
+                                "leaky_relu(a), 0 <= a <= 1")
     return act.slopes

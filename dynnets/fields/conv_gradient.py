@@ -58,10 +58,8 @@ class ConvGradient(GradientBounds, Field):
     def check_input(self, x: torch.Tensor) -> None:
         want = (self.channels, *self.input_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ShapeError(
-                f"{type(self).__name__} acts on inputs of shape (batch, {want[0]}, {want[1]}, {want[2]}) "
-                f"(its certified norm is for that grid), got shape {tuple(x.shape)}"
-            )
+            raise ShapeError(f"{type(self).__name__} acts on inputs of shape (batch, {want[0]}, {want[1]}, "
+                             f"{want[2]}) (its certified norm is for that grid), got shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -1,11 +1,5 @@
 """Standard non-stiff test problems (Hull, Enright, Fellen, Sedgwick, SIAM J. Numer. Anal. 9 (1972), the
-DETEST set; Hairer, Norsett, Wanner I, II.10), each a fixed field with its usual initial state:
-
-- ``TwoBody(e)``: Kepler orbits (DETEST D1-D5 for e = 0.1, 0.3, 0.5, 0.7, 0.9), with the exact solution
-  from Kepler's equation;
-- ``LotkaVolterra``: predator and prey (DETEST B1);
-- ``VanDerPol(mu)``: the non-stiff Van der Pol oscillator (mu = 1);
-- ``Brusselator``: the chemical oscillator of Prigogine and Lefever (HNW I, (16.12), A = 1, B = 3).
+DETEST set; Hairer, Norsett, Wanner I, II.10), each a fixed field with its usual ``initial_state``.
 """
 
 from __future__ import annotations
@@ -22,9 +16,9 @@ from .ode import ConstantsField
 
 
 class TwoBody(Field):
-    """x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3 (H = |p|^2 / 2 - 1 / |q|), started at the pericentre
-    q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of the orbit with eccentricity e, semi-major axis 1
-    and period 2 pi."""
+    """Kepler orbits (DETEST D1-D5 for e = 0.1, ..., 0.9), x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3
+    (H = |p|^2 / 2 - 1 / |q|), started at the pericentre q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of
+    the orbit with eccentricity e, semi-major axis 1 and period 2 pi."""
 
     dim = 4
     q_dim = 2
@@ -78,7 +72,7 @@ class TwoBody(Field):
 
 
 class LotkaVolterra(ConstantsField):
-    """x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3). The quantity
+    """Predator and prey, x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3);
     c x - d log x + b y - a log y is conserved."""
 
     dim = 2
@@ -113,8 +107,8 @@ class VanDerPol(ConstantsField):
 
 
 class Brusselator(ConstantsField):
-    """x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from (1.5, 3) (HNW I, II.16; a limit cycle for
-    B > 1 + A^2)."""
+    """The chemical oscillator of Prigogine and Lefever, x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from
+    (1.5, 3) (HNW I, (16.12); a limit cycle for B > 1 + A^2)."""
 
     dim = 2
 

@@ -33,10 +33,8 @@ class UniformGrid1D:
         ratio = (float(b) - float(a)) / dx
         n = round(ratio)
         if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
-            raise ConfigError(
-                f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number >= 2 of "
-                f"intervals, got (b - a)/dx = {ratio}"
-            )
+            raise ConfigError(f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number "
+                              f">= 2 of intervals, got (b - a)/dx = {ratio}")
         return cls(a, b, n)
 
     @property
@@ -60,24 +58,19 @@ class UniformGrid1D:
         if callable(u0):
             values = _as_tensor(u0(self.interior(torch.float64)), "u0(x)")
             if values.shape != (self.n - 1,):
-                raise ShapeError(
-                    f"u0(x) on the {self.n - 1} interior nodes must return {self.n - 1} values, got shape "
-                    f"{tuple(values.shape)}"
-                )
+                raise ShapeError(f"u0(x) on the {self.n - 1} interior nodes must return {self.n - 1} values, "
+                                 f"got shape {tuple(values.shape)}")
         else:
             values = _as_tensor(u0, "u0")
             if values.dim() != 1 or values.shape[0] not in (self.n + 1, self.n - 1):
-                raise ShapeError(
-                    f"u0 given as an array must have length n + 1 = {self.n + 1} (all nodes) or "
-                    f"n - 1 = {self.n - 1} (interior nodes), got shape {tuple(values.shape)}"
-                )
+                raise ShapeError(f"u0 given as an array must have length n + 1 = {self.n + 1} (all nodes) or "
+                                 f"n - 1 = {self.n - 1} (interior nodes), got shape {tuple(values.shape)}")
             if values.shape[0] == self.n + 1:
                 values = values[1:-1]
         if not torch.isfinite(values).all():
             bad = int((~torch.isfinite(values)).nonzero()[0])
-            raise ConfigError(
-                f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}"
-            )
+            raise ConfigError(f"initial data must be finite, got u0 = {float(values[bad])} at interior node "
+                              f"{bad + 1}")
         return values.to(dtype=dtype, device=device)
 
     def __repr__(self) -> str:

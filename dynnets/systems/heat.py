@@ -44,9 +44,8 @@ class HeatField1D(Field):
             raise ConfigTypeError(f"grid must be a dynnets.systems.UniformGrid1D, got {type(grid).__name__}")
         alpha = real("alpha", alpha)
         if alpha <= 0:
-            raise ConfigError(
-                f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}"
-            )
+            raise ConfigError(f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got "
+                              f"alpha={alpha}")
         self.grid = grid
         self.dim = grid.interior_size
         self.dx = grid.dx

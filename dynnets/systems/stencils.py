@@ -172,11 +172,5 @@ def kernel_moments(kernel: torch.Tensor, dx: float = 1.0) -> dict[str, float]:
     r = k.shape[0] // 2
     off = (torch.arange(k.shape[0], dtype=torch.float64) - r) * dx
     y, x = torch.meshgrid(off, off, indexing="ij")
-    return {
-        "sum": float(k.sum()),
-        "x": float((k * x).sum()),
-        "y": float((k * y).sum()),
-        "xx": float((k * x * x).sum()),
-        "xy": float((k * x * y).sum()),
-        "yy": float((k * y * y).sum()),
-    }
+    products = {"sum": k, "x": k * x, "y": k * y, "xx": k * x * x, "xy": k * x * y, "yy": k * y * y}
+    return {name: float(p.sum()) for name, p in products.items()}
