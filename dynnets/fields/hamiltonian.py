@@ -20,6 +20,7 @@ from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
 from .activations import ACTIVATIONS
+from .volume import PartitionedField
 
 
 class _Potential(nn.Module):
@@ -90,7 +91,7 @@ def _activation_for(potential: str):
     return act
 
 
-class SeparableEnergies(Field):
+class SeparableEnergies(PartitionedField):
     """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None:
     zero part), each with ``value(z)``, ``grad(z)`` and ``kick(y, z, coefficients)``, set by subclasses."""
 
@@ -109,12 +110,6 @@ class SeparableEnergies(Field):
     def partition(self):
         return (self.q_dim, None if self.kinetic is None else self.f,
                 None if self.potential_energy is None else self.g)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
-                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -20,11 +20,26 @@ from ..structure import Partitioned
 from .activations import get_activation
 
 
-class VolumePreserving(Field):
-    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim),
-    A: (width, v_dim), B: (width, dim); initialisation as ``Dense``."""
+class PartitionedField(Field):
+    """F(q, v) = (f(v), g(q)) from a subclass's ``q_dim``, ``f`` and ``g``; ``partition()`` may give None
+    for a zero part."""
 
     traits = frozenset({Partitioned()})
+
+    def partition(self):
+        return self.q_dim, self.f, self.g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
+        _, f, g = self.partition()
+        return torch.cat([torch.zeros_like(v) if f is None else f(v),
+                          torch.zeros_like(q) if g is None else g(q)], dim=-1)
+
+
+class VolumePreserving(PartitionedField):
+    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim),
+    A: (width, v_dim), B: (width, dim); initialisation as ``Dense``."""
 
     def __init__(self, dim: int, width: int, v_dim: int | None = None, activation: str = "tanh", *,
                  init_scale: float = 0.5):
@@ -47,14 +62,6 @@ class VolumePreserving(Field):
 
     def g(self, q: torch.Tensor) -> torch.Tensor:
         return F.linear(self.activation.fn(F.linear(q, self.B, self.b)), self.D)
-
-    def partition(self):
-        return self.q_dim, self.f, self.g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([self.f(v), self.g(q)], dim=-1)
 
     def extra_repr(self) -> str:
         return (f"dim={self.q_dim}, v_dim={self.v_dim}, width={self.width}, "
