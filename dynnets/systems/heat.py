@@ -21,7 +21,6 @@ from ..checks import real
 from ..errors import ConfigError, ConfigTypeError
 from ..structure import Affine
 from .grids import UniformGrid1D
-from .stencils import dirichlet_vector, second_difference_matrix
 
 
 def _nice(x: float) -> str:
@@ -60,10 +59,14 @@ class HeatField1D(Field):
         return self.alpha.to(u.dtype) * d2
 
     def affine_parts(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e."""
-        a = self.alpha.to(dtype=dtype, device=device)
-        return (a * second_difference_matrix(self.dim, self.dx, dtype, device),
-                a * dirichlet_vector(self.dim, self.dx, self.left, self.right, dtype, device))
+        """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e (dense)."""
+        a, m, dx2 = self.alpha.to(dtype=dtype, device=device), self.dim, self.dx * self.dx
+        main = torch.full((m,), -2.0, dtype=dtype, device=device)
+        off = torch.ones(m - 1, dtype=dtype, device=device)
+        e = torch.zeros(m, dtype=dtype, device=device)
+        e[0] = e[0] + self.left.to(dtype=dtype, device=device)
+        e[-1] = e[-1] + self.right.to(dtype=dtype, device=device)
+        return a * ((torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / dx2), a * (e / dx2)
 
     def stiffness(self) -> float:
         """4 alpha / dx^2 >= the largest |eigenvalue| of alpha D2 (all eigenvalues are real, < 0)."""

@@ -1,8 +1,6 @@
-"""Finite-difference stencils: the 1-D second difference with Dirichlet ends, on interior nodes 1..n-1 the
-affine map D2 u + e, D2 = tridiag(1, -2, 1)/dx^2, e = (left, 0, ..., 0, right)/dx^2, and 2-D stencils applied
-with wrap-around on a periodic grid.
+"""Finite-difference stencils applied with wrap-around on a periodic 2-D grid.
 
-2-D kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
+Kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
 
     laplacian("5pt", dx)    [[0, 1, 0], [1, -4, 1], [0, 1, 0]] / dx^2             order 2 (3x3)
     laplacian("9pt", dx)    [[1, 4, 1], [4, -20, 4], [1, 4, 1]] / (6 dx^2)         order 2, isotropic
@@ -28,21 +26,6 @@ import torch.nn.functional as F
 
 from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
-
-
-def second_difference_matrix(m: int, dx: float, dtype=torch.float64, device=None) -> torch.Tensor:
-    """D2, dense m x m."""
-    main = torch.full((m,), -2.0, dtype=dtype, device=device)
-    off = torch.ones(m - 1, dtype=dtype, device=device)
-    return (torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / (dx * dx)
-
-
-def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device=None) -> torch.Tensor:
-    """e, of length m."""
-    e = torch.zeros(m, dtype=dtype, device=device)
-    e[0] = e[0] + torch.as_tensor(left, dtype=dtype, device=device)
-    e[-1] = e[-1] + torch.as_tensor(right, dtype=dtype, device=device)
-    return e / (dx * dx)
 
 
 def check_stencil(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
