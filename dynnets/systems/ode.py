@@ -92,8 +92,7 @@ class DoublePendulum(ConstantsField):
         H = N / (2 m2 l1^2 l2^2 D) - (m1 + m2) g l1 cos q1 - m2 g l2 cos q2,
         N = m2 l2^2 p1^2 + (m1 + m2) l1^2 p2^2 - 2 m2 l1 l2 p1 p2 cos d,
 
-    a non-separable Hamiltonian; F = J grad H in closed form. Trait ``CanonicalHamiltonian`` (symplectic
-    Runge-Kutta methods are symplectic on it; partitioned methods cannot integrate it)."""
+    a non-separable Hamiltonian (symplectic Runge-Kutta methods only); F = J grad H in closed form."""
 
     dim = 4
     q_dim = 2
@@ -165,21 +164,13 @@ class RigidBody(Field):
         inverse = torch.tensor(self.inertia, dtype=x.dtype, device=x.device).reciprocal()
         return self.skew(x) + cross_matrix(x) * inverse
 
-    def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """y^T I^-1 y / 2 per row."""
-        return 0.5 * (x * self._omega(x)).sum(-1)
-
     def extra_repr(self) -> str:
         return f"inertia={self.inertia}"
 
 
 class DampedForced(ConstantsField):
-    """A damped, forced, nonlinear 3-D field (no parameters; div f = -(a + b + c) < 0):
-
-        x1' = x2 - a x1 + 0.4 x2 x3
-        x2' = -x1 - b x2 + 0.5 sin(x3)
-        x3' = -c x3 + 0.6 x1 x2 + 0.3
-    """
+    """A damped, forced, nonlinear 3-D field, div f = -(a + b + c) < 0: x1' = x2 - a x1 + 0.4 x2 x3,
+    x2' = -x1 - b x2 + 0.5 sin(x3), x3' = -c x3 + 0.6 x1 x2 + 0.3."""
 
     dim = 3
 
