@@ -1,13 +1,8 @@
-"""Adversarial search for Lipschitz-bound violations: batched gradient ascent on |f(x) - f(y)| / |x - y|.
-
-Used by the tests to try to *break* a certified bound. Every pair visited during the ascent is checked,
-not only the final ones. In floating point the ratio of a pair carries a round-off error of order
-eps * (|f(x)| + |f(y)|) / |x - y| (cancellation in both differences), so each ratio r_i is compared with
-the bound L through the normalised excess
-
-    e_i = (r_i - L) / (L * (1 + (|x_i| + |y_i|) / |x_i - y_i|)),
-
-which is <= C * n * eps (n the dimension times the depth, C small) when the bound holds to round-off.
+"""Adversarial search for Lipschitz-bound violations: batched gradient ascent on |f(x) - f(y)| / |x - y|,
+checking every pair visited. The ratio of a pair carries a round-off error of order eps (|f(x)| + |f(y)|) /
+|x - y| (cancellation in both differences), so each ratio r_i is compared with the bound L through the
+normalised excess e_i = (r_i - L) / (L (1 + (|x_i| + |y_i|) / |x_i - y_i|)), <= C n eps (n the dimension
+times the depth, C small) when the bound holds to round-off.
 """
 
 from __future__ import annotations

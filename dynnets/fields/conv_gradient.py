@@ -1,8 +1,6 @@
-"""Circular-convolution gradient field on images: F(U) = sign * K^T sigma(K U + b).
-
-K: a circular convolution (hidden, channels, k, k), odd k, on a fixed ``input_size`` grid (its exact
-FFT-symbol norm depends on the grid: other sizes are refused); the conv version of ``Gradient``. With
-``tied=False``, the baseline F(U) = B sigma(K U + b) (no sharp Euler bound claimed).
+"""Circular-convolution gradient field F(U) = sign * K^T sigma(K U + b), K (hidden, channels, k, k), odd k,
+on a fixed ``input_size`` grid (its exact FFT-symbol norm depends on the grid: other sizes are refused).
+With ``tied=False``, the baseline F(U) = B sigma(K U + b) (no sharp Euler bound claimed).
 """
 
 from __future__ import annotations

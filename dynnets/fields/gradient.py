@@ -1,7 +1,5 @@
-"""Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022; the seed slides' X and Y).
-
-With sign = -1 it is -grad V, V(x) = 1^T Gamma(A x + b) convex (Gamma' = sigma monotone): explicit Euler
-is non-expansive for h <= 2 / (beta ||A||^2) (``gradient_bounds``); sign = +1 is the expansive field.
+"""Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022): sign = -1 is -grad V, V convex,
+with explicit Euler non-expansive for h <= 2 / (beta ||A||^2) (``gradient_bounds``); sign = +1 is expansive.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
-
-F(x) = S(x) 1 for the skew S(x) of ``fields.skew``, so 1^T F(x) = 0 and every Runge-Kutta method conserves
-the mass 1^T x (trait ``LinearInvariant(ones)``). Full rank, or ``rank=k``: A(x) = U(x) V(x)^T (O(n k)).
+"""Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022):
+1^T F(x) = 0, so every Runge-Kutta method conserves the mass 1^T x. Full rank, or ``rank=k``: A(x) =
+U(x) V(x)^T.
 """
 
 from __future__ import annotations

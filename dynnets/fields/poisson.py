@@ -1,11 +1,6 @@
-"""A non-canonical Hamiltonian family: the Lie-Poisson bracket of so(3)* (rigid bodies, spin systems),
-{F, G}(x) = x . (grad F x grad G), with a learned energy H. The vector field is
-
-    x' = x x grad H(x) = S(x) x,      S(x) = -[grad H(x)]_x  (skew: [g]_x v = g x v),
-
-so the Casimir |x|^2 is a first integral for every H (x . (x x g) = 0), and so is H (grad H . (x x grad H)
-= 0). Hairer, Lubich, Wanner, GNI VII.2 (rigid body, Lie-Poisson systems); Jin et al., "Learning Poisson
-systems and trajectories of autonomous systems via Poisson neural networks" (2022) learn such systems.
+"""A non-canonical Hamiltonian family: the Lie-Poisson bracket of so(3)*, {F, G}(x) = x . (grad F x grad G),
+with a learned energy H: x' = x x grad H(x) = S(x) x, S(x) = -[grad H(x)]_x (skew), so the Casimir |x|^2 and H
+are first integrals (GNI VII.2; Jin et al., Poisson neural networks, 2022).
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""The 1-D heat equation u_t = alpha u_xx on [a, b] with Dirichlet data, semi-discretised in space.
-
-Method of lines on a ``UniformGrid1D``: the interior values U(t) in R^(n-1) satisfy the linear ODE
-
-    U' = F(U) = alpha (D2 U + e),   D2 = tridiag(1, -2, 1)/dx^2,  e = (left, 0, ..., 0, right)/dx^2,
-
-a fixed field (explicit Euler of it is FTCS; Crank-Nicolson uses its ``Affine`` trait). The eigenvalues
-of alpha D2 lie in (-4 alpha/dx^2, 0), so an explicit method with real stability interval [-r, 0] is
-stable when alpha dt/dx^2 <= r/4 (1/2 for Euler: LeVeque 2007, sec. 9.4); a larger step is refused.
+"""The 1-D heat equation u_t = alpha u_xx on [a, b] with Dirichlet data, by the method of lines on a
+``UniformGrid1D``: the interior values U(t) in R^(n-1) satisfy U' = alpha (D2 U + e), D2 = tridiag(1, -2,
+1)/dx^2, e = (left, 0, ..., 0, right)/dx^2 (explicit Euler of it is FTCS; Crank-Nicolson uses its ``Affine``
+trait). The eigenvalues of alpha D2 lie in (-4 alpha/dx^2, 0), so an explicit method with real stability
+interval [-r, 0] is stable when alpha dt/dx^2 <= r/4 (1/2 for Euler: LeVeque 2007, sec. 9.4); a larger step
+is refused.
 """
 
 from __future__ import annotations

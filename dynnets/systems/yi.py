@@ -1,13 +1,7 @@
-"""The Yi eigen-ODE as a fixed vector field (Yi, Fu, Tang 2004; Puleo et al. 2022, eqs. 17-18).
-
-    dx/dt = -x + f(x),   f(x) = [x^T x A + (1 - x^T A x) I] x
-
-which simplifies to F(x) = (x^T x) A x - (x^T A x) x = S(x) x with the skew-symmetric matrix
-
-    S(x) = A x x^T - x x^T A       (S(x)^T = x x^T A - A x x^T = -S(x) because A = A^T),
-
-so ||x|| is a first integral, kept to round-off by the Cayley step. The equilibria are the eigenvectors
-of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
+"""The Yi eigen-ODE as a fixed vector field (Yi, Fu, Tang 2004; Puleo et al. 2022, eqs. 17-18):
+dx/dt = -x + [x^T x A + (1 - x^T A x) I] x = (x^T x) A x - (x^T A x) x = S(x) x, S(x) = A x x^T - x x^T A
+skew (A = A^T), so ||x|| is a first integral, kept to round-off by the Cayley step. The equilibria are the
+eigenvectors of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
 """
 
 from __future__ import annotations
