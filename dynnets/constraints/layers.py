@@ -1,7 +1,5 @@
-"""Fixed and linear layers with exactly computed Lipschitz bounds, composed by ``dynnets.Flow`` like steps.
-
-``Normalize`` (bound 1 / min |s|), ``ZeroPad`` (1), ``BoundedLinear`` (||W||_2 <= c), ``OrthogonalLinear``
-(||Q||_2 = 1 to round-off); any leading (batch) dimensions; bounds from the stored tensors in float64.
+"""Fixed and linear layers with exactly computed Lipschitz bounds (from the stored tensors, in float64), on
+inputs with any leading (batch) dimensions, composed by ``dynnets.Flow`` like steps.
 """
 
 from __future__ import annotations
@@ -47,7 +45,6 @@ class Normalize(_Bounded):
 
     def forward(self, x):
         self._check_shape(x)
-        # no parameters: computes in x's dtype, the constants cast from their exact values
         return (x - self.constant("mean", x)) / self.constant("std", x)
 
     def _check_shape(self, x) -> None:

@@ -82,10 +82,7 @@ class ConvSpectralNormBound(SpectralNormBound):
 
 class Orthogonal(nn.Module):
     """X -> Q with orthonormal columns (W^T W = I, tall W) or rows (W W^T = I, wide W), by the QR
-    factorisation X = Q R with the signs fixed so that diag R > 0 (a smooth map on full-rank X).
-
-    ``right_inverse(W)`` = W (a preimage when W is orthonormal). ``defect(W) = ||W^T W - I||_2`` (or W W^T).
-    """
+    factorisation X = Q R with diag R > 0 (smooth on full-rank X); defect(W) = ||W^T W - I||_2 (or W W^T)."""
 
     certified = True
 

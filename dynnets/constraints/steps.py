@@ -161,11 +161,9 @@ def _check_seed_conditions(partner: ContractiveStep) -> None:
 
 def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed", slope: float = 0.5,
                    expansive_activation="relu", learn_h: bool = False) -> Flow:
-    """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
-
-    Contractive: A orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``).
-    Expansive: ||W||_2 <= 1, step size derived by ``rule``.
-    """
+    """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides). Contractive: A
+    orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``); expansive:
+    ||W||_2 <= 1, step size derived by ``rule``."""
     h_c = positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
     if width < dim:
         raise ConfigError(f"an orthogonal contractive weight needs width >= dim, got width={width}, dim={dim}")
@@ -180,11 +178,8 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
 
 def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int = 3, h_c: float | None = None,
                         *, slope: float = 0.5, expansive_activation="relu", learn_h: bool = False) -> Flow:
-    """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
-    (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
-
-    Both kernels are normalised to ||K||_op <= 1, the contractive one starting near an isometry, so the
-    default h_c = 1 is below the limit 2."""
+    """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule. Both
+    kernels have ||K||_op <= 1, the contractive one starting near an isometry (default h_c = 1 < limit 2)."""
     fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
     with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
         k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)

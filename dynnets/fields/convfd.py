@@ -1,10 +1,8 @@
-"""ConvFD: the convolutional vector field F(U) = B * sigma(A * U) of the seed slides (pixel-based learning).
-
-U: (batch, C, H, W). A: (hidden, C, k, k), B: (C, hidden, k, k), both applied by cross-correlation with
-wrap-around (circular padding, periodic boundary conditions, as finite-difference stencils on a torus).
-sigma acts channel by channel, each hidden channel with its own activation ("relu", "relu2" =
-max(0, x)^2, "relu3", "tanh", ...). With relu and relu2 channels this family contains every FD
-right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree <= 2 exactly (``dynnets.applications.pde.construct``).
+"""ConvFD: the convolutional vector field F(U) = B * sigma(A * U) of the seed slides (pixel-based learning), U
+(batch, C, H, W), A (hidden, C, k, k) and B (C, hidden, k, k) applied by cross-correlation with wrap-around
+(periodic boundary conditions, as FD stencils on a torus), each hidden channel with its own activation. With
+relu and relu2 channels it contains every FD right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree
+<= 2 exactly (``dynnets.applications.pde.construct``).
 """
 
 from __future__ import annotations
@@ -42,12 +40,10 @@ def _mirror_pairs(activations) -> list[tuple[list[int], list[int], float]]:
 
 
 class ConvFD(Field):
-    """F(U) = B * sigma(A * U + a) (+ b), circular padding.
-
-    ``activations``: one name or ``hidden`` names; ``bias``: trainable a and b; init A ~ N(0, 1/(C k^2)),
-    B ~ N(0, init_scale^2 / (hidden k^2)). ``init="mirrored"``: within each group of relu^p channels (even
-    size) the second half is the first with A -> -A, B -> (-1)^p B, so F starts as the polynomial
-    sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).
+    """F(U) = B * sigma(A * U + a) (+ b). ``activations``: one name or ``hidden`` names; ``bias``: trainable a
+    and b; init A ~ N(0, 1/(C k^2)), B ~ N(0, init_scale^2 / (hidden k^2)). ``init="mirrored"``: within each
+    group of relu^p channels (even size) the second half is the first with A -> -A, B -> (-1)^p B, so F starts
+    as the polynomial sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,

@@ -10,11 +10,9 @@ from ..structure import LinearInvariant
 
 
 class Projected(Field):
-    """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
-
-    ``c``: a non-zero finite vector of length dim (any scale). The wrapped field's traits are dropped,
-    except ``LinearInvariant(c2)`` with c2 exactly orthogonal to c (wrapping twice conserves both).
-    """
+    """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x
+    (``c``: non-zero, finite, any scale). The wrapped field's traits are dropped, except
+    ``LinearInvariant(c2)`` with c2 exactly orthogonal to c (wrapping twice conserves both)."""
 
     def __init__(self, field: Field, c):
         super().__init__()

@@ -1,8 +1,6 @@
-"""Volume-preserving field on a partitioned state (q, v) (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
-
-F(q, v) = (f(v), g(q)), f(v) = C Sigma(A v + a), g(q) = D Sigma(B q + b). Because f does not depend
-on q and g not on v, the symplectic Euler step q' = q + h f(v), v' = v + h g(q') is a composition of two
-shears: det D Psi = 1 exactly and the step is explicitly invertible (trait ``Partitioned``).
+"""Partitioned fields F(q, v) = (f(v), g(q)): the symplectic Euler step q' = q + h f(v), v' = v + h g(q') is a
+composition of two shears, det D Psi = 1 exactly and explicitly invertible. ``VolumePreserving``: Celledoni,
+Murari, Owren, Schoenlieb, Sherry 2022.
 """
 
 from __future__ import annotations

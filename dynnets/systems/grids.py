@@ -1,7 +1,4 @@
-"""Uniform grids: ``UniformGrid1D`` (Dirichlet) and ``PeriodicGrid2D`` (a torus).
-
-``UniformGrid1D``: nodes x_i = a + i dx, i = 0..n, on [a, b] with dx = (b - a)/n;
-nodes 0 and n carry Dirichlet data, nodes 1..n-1 are the unknowns ("interior")."""
+"""Uniform grids: ``UniformGrid1D`` (Dirichlet data at nodes 0 and n) and ``PeriodicGrid2D`` (a torus)."""
 
 from __future__ import annotations
 
