@@ -122,13 +122,11 @@ class SeparableEnergies(PartitionedField):
 
 
 class Hamiltonian(SeparableEnergies):
-    """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim (module docstring).
-
-    ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
-    ``kinetic=False`` (T = 0) or ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick,
-    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0,
-    T(p) = sum_i w_i Gamma(p_i) (the LA-SympNet activation module).
-    """
+    """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim (module docstring). ``potential`` names
+    Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid). ``kinetic=False`` (T = 0) or
+    ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick, a G-SympNet module (Jin et
+    al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0, T(p) = sum_i w_i
+    Gamma(p_i) (the LA-SympNet activation module)."""
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 

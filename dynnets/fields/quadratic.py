@@ -64,9 +64,7 @@ class _Quadratic(nn.Module):
 
 
 class QuadraticHamiltonian(SeparableEnergies):
-    """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S_T and S_V
-    symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)).
-
+    """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S symmetric;
     ``kinetic`` / ``potential_energy``: which energy is present (at least one); ``bias``: the linear terms b;
     ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
     """

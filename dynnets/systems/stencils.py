@@ -1,16 +1,9 @@
 """Finite-difference stencils applied with wrap-around on a periodic 2-D grid.
 
-Kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
-
-    laplacian("5pt", dx)    [[0, 1, 0], [1, -4, 1], [0, 1, 0]] / dx^2             order 2 (3x3)
-    laplacian("9pt", dx)    [[1, 4, 1], [4, -20, 4], [1, 4, 1]] / (6 dx^2)         order 2, isotropic
-                            leading error (3x3; Patra & Karttunen 2006)
-    laplacian("cross4", dx) 1-D [-1, 16, -30, 16, -1] / (12 dx^2) along x and y     order 4 (5x5)
-    gradient(axis, "2", dx) [-1, 0, 1] / (2 dx)                                     order 2
-    gradient(axis, "4", dx) [1, -8, 0, 8, -1] / (12 dx)                             order 4
-    identity(size)          the delta kernel: K * U = U
-
-A stencil K (odd size 2r+1) acts by cross-correlation with wrap-around,
+Kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]: ``laplacian`` "5pt" and
+"9pt" (order 2; 9pt with isotropic leading error, Patra & Karttunen 2006) and "cross4" (order 4),
+``gradient`` of order 2 or 4, ``identity`` (K * U = U). A stencil K (odd size 2r+1) acts by
+cross-correlation with wrap-around,
 
     (K * U)[iy, ix] = sum_{a,b} K[a, b] U[iy + a - r, ix + b - r]   (indices mod n),
 
