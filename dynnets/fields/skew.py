@@ -19,16 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
+from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError
 from .activations import get_activation
-
-
-def check_skew_sizes(owner: str, dim: int, width: int, why_dim: str) -> tuple[int, int]:
-    dim, width = check_size("dim", dim), check_size("width", width)
-    if dim < 2:
-        raise ConfigError(f"{owner} needs dim >= 2 ({why_dim}), got dim={dim}")
-    return dim, width
 
 
 class UpperTriangleSkew(nn.Module):
@@ -132,9 +126,25 @@ class LowRankSkew(nn.Module):
         return None  # no closed form: the field falls back to autodiff
 
 
-def skew_net(dim: int, width: int, activation: str, rank: int | None, init_scale: float,
-             bias_scale: float) -> nn.Module:
-    """The full-rank (``rank=None``) or rank-k parametrisation of S(x)."""
-    if rank is None:
-        return UpperTriangleSkew(dim, width, activation, init_scale, bias_scale)
-    return LowRankSkew(dim, width, activation, rank, init_scale, bias_scale)
+class SkewField(Field):
+    """A field on a learned S(x), ``net``: full rank (``rank=None``) or rank k; needs dim >= 2 (``why``)."""
+
+    def __init__(self, dim: int, width: int, activation: str, rank: int | None, init_scale: float,
+                 bias_scale: float, why: str):
+        super().__init__()
+        self.dim, self.width = check_size("dim", dim), check_size("width", width)
+        if self.dim < 2:
+            raise ConfigError(f"{type(self).__name__} needs dim >= 2 ({why}), got dim={self.dim}")
+        self.rank = rank
+        if rank is None:
+            self.net = UpperTriangleSkew(self.dim, self.width, activation, init_scale, bias_scale)
+        else:
+            self.net = LowRankSkew(self.dim, self.width, activation, rank, init_scale, bias_scale)
+
+    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
+        self.check_input(x)
+        return self.net.factors(x)
+
+    def extra_repr(self) -> str:
+        rank = "" if self.rank is None else f", rank={self.rank}"
+        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}{rank}"
