@@ -59,9 +59,6 @@ class GradientBounds:
     def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def _slopes(self):
-        return activation_slopes(self.activation)
-
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
         smin, smax = self.spectral_bounds(torch.float64)
@@ -70,7 +67,7 @@ class GradientBounds:
     @torch.no_grad()
     def euler_lipschitz_bound(self, h) -> float | None:
         try:
-            slopes = self._slopes()
+            slopes = activation_slopes(self.activation)
         except NotCertifiedError:
             return None
         h = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
@@ -86,7 +83,7 @@ class GradientBounds:
         if self.sign != -1:
             return None
         try:
-            _, beta = self._slopes()
+            _, beta = activation_slopes(self.activation)
         except NotCertifiedError:
             return None
         _, smax = self.spectral_bounds(torch.float64)

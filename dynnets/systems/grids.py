@@ -34,10 +34,6 @@ class UniformGrid1D:
                               f">= 2 of intervals, got (b - a)/dx = {ratio}")
         return cls(a, b, n)
 
-    @property
-    def interior_size(self) -> int:
-        return self.n - 1
-
     def nodes(self, dtype=torch.float64, device=None) -> torch.Tensor:
         """All n + 1 nodes, end points exact."""
         i = torch.arange(self.n + 1, dtype=dtype, device=device)
@@ -91,10 +87,6 @@ class PeriodicGrid2D:
         length = positive_real("the period L", length, symbol="L")
         self.n, self.length = n, length
         self.dx = length / n
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.n, self.n)
 
     def coordinates(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(X, Y), each (n, n), with X[iy, ix] = ix dx and Y[iy, ix] = iy dx."""

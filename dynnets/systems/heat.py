@@ -43,7 +43,7 @@ class HeatField1D(Field):
             raise ConfigError(f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got "
                               f"alpha={alpha}")
         self.grid = grid
-        self.dim = grid.interior_size
+        self.dim = grid.n - 1  # the interior nodes
         self.dx = grid.dx
         self.register_constant("alpha", alpha, dtype=torch.float64)
         self.register_constant("left", real("left", left), dtype=torch.float64)
