@@ -93,9 +93,12 @@ class FisherField2D(_Diffusion2D):
             raise ConfigError(f"state_range must be finite (m0, m1) with m0 <= m1, got {state_range!r}")
         self.state_range = (m0, m1)
 
+    def reaction(self, u: torch.Tensor) -> torch.Tensor:
+        return u - u * u
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)
-        return self.diffusion(u) + (u - u * u)
+        return self.diffusion(u) + self.reaction(u)
 
     def growth_bound(self, c: float) -> float:
         """b(c) = 1 - 2c: DF(c 1) = alpha L + (1 - 2c) I, and alpha L <= 0 with 0 on constants."""
