@@ -48,15 +48,14 @@ class Normalize(_Bounded):
         return (x - self.constant("mean", x)) / self.constant("std", x)
 
     def _check_shape(self, x) -> None:
-        """x a batch of states that mean and std broadcast against without changing its shape."""
         self.check_state(x)
         if len(self.shape) > x.dim() or any(s not in (1, n) for s, n in zip(self.shape[::-1], x.shape[::-1])):
             raise ShapeError(f"Normalize's mean and std of shape {self.shape} do not fit states of shape "
                              f"{tuple(x.shape)} (rule: they broadcast against the trailing dimensions)")
 
     def lipschitz_bound(self) -> float:
-        """1 / min |s|: a negative s (e.g. from a state_dict) flips the sign, never the bound's; a zero or
-        non-finite s has no bound (ConfigError)."""
+        """1 / min |s| (a negative s, e.g. from a state_dict, flips the sign); ConfigError for a zero or
+        non-finite s."""
         s = self.std.detach().double().abs().min()
         if not (bool(torch.isfinite(self.std).all()) and float(s) > 0):
             raise ConfigError(f"Normalize has std with min |std| = {float(s)} or non-finite entries (rule: "

@@ -137,13 +137,16 @@ def _check_free_step(who: str, derived: bool, learn_h, h_max) -> None:
                           "need a starting h)")
 
 
-def _check_below_limit(step: ContractiveStep, h_c: float) -> None:
-    """Refuse a pair's h_c at or above the contractive limit 2 / (beta ||A||^2) (it would leave h_E ~ 0)."""
+def _pair(fe, fc, h_c: float, learn_h: bool, rule: str) -> Flow:
+    """(expansive, contractive) steps of the two fields; an h_c at or above the contractive limit
+    2 / (beta ||A||^2) is refused (it would leave h_E ~ 0)."""
+    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
     with torch.no_grad():
-        limit = float(step.method.max_stable_step(step.field))
+        limit = float(c.method.max_stable_step(c.field))
     if not h_c < limit:
         raise StepSizeError(f"h_c={h_c:g} is not below the contractive limit 2 / (beta ||A||^2) = {limit:.6g} of the "
                             "pair's contractive step (rule: h_c < limit; the seed rule needs h_c < 1)")
+    return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
 
 
 def _check_seed_conditions(partner: ContractiveStep) -> None:
@@ -171,9 +174,7 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     parametrize.register_parametrization(fc, "A", Orthogonal())
     fe = Gradient(dim, width, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "A", SpectralNormBound(1.0))
-    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
-    _check_below_limit(c, h_c)
-    return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
+    return _pair(fe, fc, h_c, learn_h, rule)
 
 
 def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int = 3, h_c: float | None = None,
@@ -189,9 +190,7 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
     h_c = 1.0 if h_c is None else positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
-    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
-    _check_below_limit(c, h_c)
-    return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
+    return _pair(fe, fc, h_c, learn_h, "exact")
 
 
 def is_certified(module: nn.Module) -> bool:
