@@ -71,55 +71,53 @@ class TwoBody(Field):
         return f"eccentricity={self.eccentricity}"
 
 
-class LotkaVolterra(ConstantsField):
+class _Planar(ConstantsField):
+    """A 2-D problem on x = (u, v), x' = ``rates(u, v)`` (two columns), started at ``start``."""
+
+    dim = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return torch.cat(self.rates(x[..., :1], x[..., 1:]), dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        return torch.tensor([self.start], dtype=dtype)
+
+
+class LotkaVolterra(_Planar):
     """Predator and prey, x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3);
     c x - d log x + b y - a log y is conserved."""
 
-    dim = 2
+    start = (1.0, 3.0)
 
     def __init__(self, a: float = 2.0, b: float = 2.0, c: float = 1.0, d: float = 1.0):
         super().__init__(a=a, b=b, c=c, d=d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
-        return torch.cat([u * (self.a - self.b * v), v * (self.c * u - self.d)], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[1.0, 3.0]], dtype=dtype)
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return u * (self.a - self.b * v), v * (self.c * u - self.d)
 
 
-class VanDerPol(ConstantsField):
+class VanDerPol(_Planar):
     """x' = y, y' = mu (1 - x^2) y - x, from (2, 0); non-stiff for mu of order 1 (a limit cycle)."""
 
-    dim = 2
+    start = (2.0, 0.0)
 
     def __init__(self, mu: float = 1.0):
         super().__init__(mu=mu)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
-        return torch.cat([v, self.mu * (1.0 - u * u) * v - u], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[2.0, 0.0]], dtype=dtype)
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return v, self.mu * (1.0 - u * u) * v - u
 
 
-class Brusselator(ConstantsField):
+class Brusselator(_Planar):
     """The chemical oscillator of Prigogine and Lefever, x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from
     (1.5, 3) (HNW I, (16.12); a limit cycle for B > 1 + A^2)."""
 
-    dim = 2
+    start = (1.5, 3.0)
 
     def __init__(self, A: float = 1.0, B: float = 3.0):
         super().__init__(A=A, B=B)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         uuv = u * u * v
-        return torch.cat([self.A + uuv - (self.B + 1.0) * u, self.B * u - uuv], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[1.5, 3.0]], dtype=dtype)
+        return self.A + uuv - (self.B + 1.0) * u, self.B * u - uuv
