@@ -1,6 +1,5 @@
-"""Lipschitz constraints with certified bounds: parametrisations (``parametrize``), the Euler-step bound of
-gradient fields (``bounds``), certified steps and pairs (``steps``, ``blocks``) and layers (``layers``); a
-certified network is a ``dynnets.Flow`` of these. Mathematics and conditions: docs/lipschitz.md.
+"""Lipschitz constraints with certified bounds: parametrisations, certified steps, blocks and layers, composed
+by ``dynnets.Flow``. Mathematics and conditions: docs/lipschitz.md.
 """
 
 from ..linalg import conv_spectral_norm, power_iteration_norm, spectral_norm

@@ -1,12 +1,4 @@
-"""Certified blocks beyond the switching pairs, each a step (or a flow of steps) of the framework.
-
-- ``rescaled_step`` / ``conv_rescaled_step``: Euler of a (conv) ``RescaledGradient`` field, 1-Lipschitz for
-  every weight and h <= 2 (h = 2: the SDP-based Lipschitz layer, SLL);
-- ``maxmin_step``: MaxMin (GroupSort2) as the Euler step h = 1 of ``dynnets.fields.MaxMin``; bound 1;
-- ``orthogonal_block``: ``OrthogonalLinear`` then ``maxmin_step`` (Anil et al. 2019); bound 1 to round-off.
-
-Proofs: docs/lipschitz.md.
-"""
+"""Certified blocks beyond the switching pairs, each a step or a flow of steps; proofs: docs/lipschitz.md."""
 
 from __future__ import annotations
 
@@ -35,8 +27,8 @@ def _rescaled_h(h, learn_h: bool) -> tuple[float, float | None]:
 
 def rescaled_step(dim: int, width: int, activation="relu", h: float = 2.0, *, learn_h: bool = False,
                   init_scale: float = 1.0) -> Step:
-    """x -> x - h A^T T^{-1} sigma(A x + b) on (..., dim), 1-Lipschitz for every A (h <= 2; a learned h
-    stays in (0, 2) by construction)."""
+    """Euler of ``RescaledGradient``, x -> x - h A^T T^{-1} sigma(A x + b), 1-Lipschitz for every A (h <= 2;
+    h = 2: the SDP-based Lipschitz layer, SLL; a learned h stays in (0, 2) by construction)."""
     h, h_max = _rescaled_h(h, learn_h)
     field = RescaledGradient(dim, width, activation, init_scale=init_scale)
     return Step(field, Euler(), h, learn_h=learn_h, h_max=h_max)
@@ -56,5 +48,6 @@ def maxmin_step(size: int, axis: int = -1) -> Step:
 
 
 def orthogonal_block(n_in: int, n_out: int, bias: bool = True) -> Flow:
-    """x -> MaxMin(Q x + b), Q with orthonormal columns or rows (exact QR); bound 1 to round-off."""
+    """x -> MaxMin(Q x + b), Q with orthonormal columns or rows (exact QR; Anil et al. 2019); bound 1 to
+    round-off."""
     return Flow([OrthogonalLinear(n_in, n_out, bias), maxmin_step(n_out)])

@@ -1,13 +1,7 @@
-"""Certified Lipschitz bounds of explicit Euler steps of gradient fields x -> x + s h A^T sigma(A x + b).
-
-For sigma monotone with difference quotients in [a, beta], Psi(x) - Psi(y) = (I + s h A^T D A)(x - y) with
-D = diag(quotients), so (s_min, s_max the exact singular values of A, SVD or FFT symbol):
-
-    s = -1 (contractive):  Lip <= max(|1 - h beta s_max^2|, |1 - h a s_min^2|)   (<= 1 iff h beta s_max^2 <= 2)
-    s = +1 (expansive):    Lip <= 1 + h beta s_max^2;
-
-with A^T A = I and slopes in [1/2, 1] this is <= sqrt(1 - h + h^2), the seed slides' factor. Proofs:
-docs/lipschitz.md.
+"""Certified Lipschitz bounds of explicit Euler steps of gradient fields x -> x + s h A^T sigma(A x + b), for
+sigma monotone with difference quotients in [a, beta] (``gradient_euler_bound``): s = -1 (contractive):
+Lip <= max(|1 - h beta s_max^2|, |1 - h a s_min^2|), s = +1 (expansive): Lip <= 1 + h beta s_max^2 (s_min,
+s_max the exact singular values of A). Proofs: docs/lipschitz.md.
 """
 
 from __future__ import annotations
@@ -23,6 +17,6 @@ __all__ = ["activation_slopes", "gradient_euler_bound", "leaky_relu", "seed_cont
 
 
 def seed_contraction(h: float) -> float:
-    """sqrt(1 - h + h^2): the seed slides' contraction factor (orthogonal A, slopes in [1/2, 1]); h >= 0."""
+    """sqrt(1 - h + h^2) >= the contractive bound for A^T A = I, slopes in [1/2, 1] (seed slides); h >= 0."""
     h = real("seed_contraction's step size h", h, StepSizeError, symbol="h", minimum=0.0)
     return math.sqrt(1.0 - h + h * h)

@@ -1,7 +1,5 @@
-"""Fixed and linear layers with exactly computed Lipschitz bounds, composed by ``dynnets.Flow`` like steps.
-
-``Normalize`` (bound 1 / min |s|), ``ZeroPad`` (1), ``BoundedLinear`` (||W||_2 <= c), ``OrthogonalLinear``
-(||Q||_2 = 1 to round-off); any leading (batch) dimensions; bounds from the stored tensors in float64.
+"""Fixed and linear layers with exactly computed Lipschitz bounds (from the stored tensors, in float64), on
+inputs with any leading (batch) dimensions, composed by ``dynnets.Flow`` like steps.
 """
 
 from __future__ import annotations
@@ -21,11 +19,15 @@ from .parametrize import Orthogonal, SpectralNormBound
 __all__ = ["BoundedLinear", "Normalize", "OrthogonalLinear", "ZeroPad"]
 
 
-def _lipschitz(bound: float) -> frozenset:
-    return frozenset({structure.Lipschitz(bound)})
+class _Bounded(Layer):
+    """A layer that guarantees its ``lipschitz_bound()``."""
+
+    @property
+    def guarantees(self) -> frozenset:
+        return frozenset({structure.Lipschitz(self.lipschitz_bound())})
 
 
-class Normalize(Layer):
+class Normalize(_Bounded):
     """x -> (x - mu) / s with fixed (buffer) mu and s != 0 (scalar or per feature): bound 1 / min |s|."""
 
     def __init__(self, mean, std):
@@ -43,28 +45,22 @@ class Normalize(Layer):
 
     def forward(self, x):
         self._check_shape(x)
-        # no parameters: computes in x's dtype, the constants cast from their exact values
         return (x - self.constant("mean", x)) / self.constant("std", x)
 
     def _check_shape(self, x) -> None:
-        """x a batch of states that mean and std broadcast against without changing its shape."""
         self.check_state(x)
         if len(self.shape) > x.dim() or any(s not in (1, n) for s, n in zip(self.shape[::-1], x.shape[::-1])):
             raise ShapeError(f"Normalize's mean and std of shape {self.shape} do not fit states of shape "
                              f"{tuple(x.shape)} (rule: they broadcast against the trailing dimensions)")
 
     def lipschitz_bound(self) -> float:
-        """1 / min |s|: a negative s (e.g. from a state_dict) flips the sign, never the bound's; a zero or
-        non-finite s has no bound (ConfigError)."""
+        """1 / min |s| (a negative s, e.g. from a state_dict, flips the sign); ConfigError for a zero or
+        non-finite s."""
         s = self.std.detach().double().abs().min()
         if not (bool(torch.isfinite(self.std).all()) and float(s) > 0):
             raise ConfigError(f"Normalize has std with min |std| = {float(s)} or non-finite entries (rule: "
                               "finite and non-zero); it has no finite Lipschitz bound")
         return 1.0 / float(s)
-
-    @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(self.lipschitz_bound())
 
     @property
     def invertible(self) -> bool:
@@ -75,7 +71,7 @@ class Normalize(Layer):
         return y * self.constant("std", y) + self.constant("mean", y)
 
 
-class ZeroPad(Layer):
+class ZeroPad(_Bounded):
     """Lift (..., n) -> (..., m), m >= n (``axis=-1``), or (..., C, H, W) -> (..., C', H, W) (``axis=-3``) by
     zero padding: an isometry, bound 1."""
 
@@ -99,15 +95,12 @@ class ZeroPad(Layer):
     def lipschitz_bound(self) -> float:
         return 1.0
 
-    @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(1.0)
 
-
-class _LinearHead(Layer):
+class _LinearHead(_Bounded):
     """y = W x.flatten(-feature_dims) + b, W a (parametrised) weight; bound = exact ||W||_2 (SVD, float64)."""
 
-    def _setup(self, n_in: int, n_out: int, bias: bool, feature_dims: int) -> None:
+    def __init__(self, n_in: int, n_out: int, bias: bool, feature_dims: int):
+        super().__init__()
         self.linear = nn.Linear(check_size("n_in", n_in), check_size("n_out", n_out), bias=bias)
         self.feature_dims = check_size("feature_dims", feature_dims)
 
@@ -122,10 +115,6 @@ class _LinearHead(Layer):
         with torch.no_grad():
             return certified_bound(type(self).__name__, lambda: spectral_norm(self.linear.weight.double()))
 
-    @property
-    def guarantees(self) -> frozenset:
-        return _lipschitz(self.lipschitz_bound())
-
 
 class BoundedLinear(_LinearHead):
     """y = W x + b with ||W||_2 <= c by the exact ``SpectralNormBound`` parametrisation (``c=None``:
@@ -133,8 +122,7 @@ class BoundedLinear(_LinearHead):
     dimensions form the input vector (1 for (..., n_in), 3 for images (..., C, H, W))."""
 
     def __init__(self, n_in: int, n_out: int, c: float | None = 1.0, bias: bool = True, *, feature_dims: int = 1):
-        super().__init__()
-        self._setup(n_in, n_out, bias, feature_dims)
+        super().__init__(n_in, n_out, bias, feature_dims)
         if c is not None:
             parametrize.register_parametrization(self.linear, "weight", SpectralNormBound(c))
 
@@ -144,8 +132,7 @@ class OrthogonalLinear(_LinearHead):
     ``Orthogonal`` (QR) parametrisation; bound = exact ||Q||_2 = 1 to round-off (square: inverse Q^T y)."""
 
     def __init__(self, n_in: int, n_out: int, bias: bool = True, *, feature_dims: int = 1):
-        super().__init__()
-        self._setup(n_in, n_out, bias, feature_dims)
+        super().__init__(n_in, n_out, bias, feature_dims)
         parametrize.register_parametrization(self.linear, "weight", Orthogonal())
 
     @property

@@ -1,13 +1,8 @@
-"""Weight constraints as ``torch.nn.utils.parametrize`` parametrisations, enforced by construction.
-
-    import torch.nn.utils.parametrize as P
-    P.register_parametrization(field, "A", SpectralNormBound(1.0))           # ||A||_2 <= 1, exact (SVD)
-    P.register_parametrization(field, "K", ConvSpectralNormBound(1.0, (8, 8)))  # exact FFT-symbol norm
-    P.register_parametrization(field, "A", Orthogonal())                        # A^T A = I (or A A^T = I)
-
-Each validates the tensor at registration (``right_inverse``, typed error), maps any tensor into the set
-(``forward``) and measures membership (``defect(W)``, 0 inside); ``certified = True`` marks membership by
-construction from exact quantities. Bounds never trust a parametrisation: they recompute exact norms.
+"""Weight constraints as ``torch.nn.utils.parametrize`` parametrisations, enforced by construction (e.g.
+``register_parametrization(field, "A", SpectralNormBound(1.0))``). Each validates the tensor at registration
+(``right_inverse``, typed error), maps any tensor into the set (``forward``) and measures membership
+(``defect(W)``, 0 inside); ``certified = True`` marks membership by construction from exact quantities.
+Bounds never trust a parametrisation: they recompute exact norms.
 """
 
 from __future__ import annotations
@@ -27,6 +22,11 @@ def _check_finite(name: str, w: torch.Tensor) -> None:
         raise ConfigError(f"{name} needs a finite tensor, got NaN or inf entries")
 
 
+def _check_matrix(name: str, w: torch.Tensor) -> None:
+    if w.dim() != 2 or w.numel() == 0:
+        raise ShapeError(f"{name} needs a non-empty matrix, got shape {tuple(w.shape)}")
+
+
 class SpectralNormBound(nn.Module):
     """W -> W / max(1, ||W||_2 / c): the exact (SVD) projection onto {||W||_2 <= c} along rays;
     ``right_inverse(W)`` = W (a preimage when ||W||_2 <= c, else rescaled onto the sphere)."""
@@ -38,8 +38,7 @@ class SpectralNormBound(nn.Module):
         self.c = positive_real("a spectral-norm bound c", c, symbol="c")
 
     def _check(self, w: torch.Tensor) -> None:
-        if w.dim() != 2 or w.numel() == 0:
-            raise ShapeError(f"SpectralNormBound needs a non-empty matrix, got shape {tuple(w.shape)}")
+        _check_matrix("SpectralNormBound", w)
 
     def norm(self, w: torch.Tensor) -> torch.Tensor:
         return linalg.spectral_norm(w)
@@ -83,19 +82,12 @@ class ConvSpectralNormBound(SpectralNormBound):
 
 class Orthogonal(nn.Module):
     """X -> Q with orthonormal columns (W^T W = I, tall W) or rows (W W^T = I, wide W), by the QR
-    factorisation X = Q R with the signs fixed so that diag R > 0 (a smooth map on full-rank X).
-
-    ``right_inverse(W)`` = W (a preimage when W is orthonormal). ``defect(W) = ||W^T W - I||_2`` (or W W^T).
-    """
+    factorisation X = Q R with diag R > 0 (smooth on full-rank X); defect(W) = ||W^T W - I||_2 (or W W^T)."""
 
     certified = True
 
-    def _check(self, w: torch.Tensor) -> None:
-        if w.dim() != 2 or w.numel() == 0:
-            raise ShapeError(f"Orthogonal needs a non-empty matrix, got shape {tuple(w.shape)}")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+        _check_matrix("Orthogonal", x)
         wide = x.shape[0] < x.shape[1]
         m = x.T if wide else x
         q, r = torch.linalg.qr(m)
@@ -104,7 +96,7 @@ class Orthogonal(nn.Module):
         return q.T if wide else q
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
-        self._check(w)
+        _check_matrix("Orthogonal", w)
         _check_finite("Orthogonal", w)
         return w
 
@@ -116,8 +108,7 @@ class Orthogonal(nn.Module):
 
 
 def orthogonality_penalty(w: torch.Tensor) -> torch.Tensor:
-    """||W^T W - I||_F^2: a training penalty that *pushes towards* orthogonality (as in published code).
-
-    A penalty is not a constraint: nothing certified may rely on it."""
+    """||W^T W - I||_F^2: a training penalty that *pushes towards* orthogonality (as in published code);
+    not a constraint: nothing certified may rely on it."""
     g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
     return (g - torch.eye(g.shape[0], dtype=g.dtype, device=g.device)).square().sum()

@@ -1,13 +1,8 @@
-"""Adversarial search for Lipschitz-bound violations: batched gradient ascent on |f(x) - f(y)| / |x - y|.
-
-Used by the tests to try to *break* a certified bound. Every pair visited during the ascent is checked,
-not only the final ones. In floating point the ratio of a pair carries a round-off error of order
-eps * (|f(x)| + |f(y)|) / |x - y| (cancellation in both differences), so each ratio r_i is compared with
-the bound L through the normalised excess
-
-    e_i = (r_i - L) / (L * (1 + (|x_i| + |y_i|) / |x_i - y_i|)),
-
-which is <= C * n * eps (n the dimension times the depth, C small) when the bound holds to round-off.
+"""Adversarial search for Lipschitz-bound violations: batched gradient ascent on |f(x) - f(y)| / |x - y|,
+checking every pair visited. The ratio of a pair carries a round-off error of order eps (|f(x)| + |f(y)|) /
+|x - y| (cancellation in both differences), so each ratio r_i is compared with the bound L through the
+normalised excess e_i = (r_i - L) / (L (1 + (|x_i| + |y_i|) / |x_i - y_i|)), <= C n eps (n the dimension
+times the depth, C small) when the bound holds to round-off.
 """
 
 from __future__ import annotations
@@ -37,18 +32,11 @@ def start_pairs(shape, n: int, generator: torch.Generator) -> tuple[torch.Tensor
     return x, x + r.reshape(-1, *([1] * len(shape))) * d
 
 
-def _frozen64(f):
-    if isinstance(f, nn.Module):
-        f = copy.deepcopy(f).to(torch.float64)
-        for p in f.parameters():
-            p.requires_grad_(False)
-    return f
-
-
 def adversarial_lipschitz_search(f, x: torch.Tensor, y: torch.Tensor, bound: float, *, steps: int = 50,
                                  lr: float = 0.05) -> SearchResult:
     """Ascend log(|f(x) - f(y)| / |x - y|) from the starting pairs (x_i, y_i) with Adam, in float64."""
-    f = _frozen64(f)
+    if isinstance(f, nn.Module):
+        f = copy.deepcopy(f).to(torch.float64).requires_grad_(False)
     x = x.detach().to(torch.float64).clone().requires_grad_(True)
     y = y.detach().to(torch.float64).clone().requires_grad_(True)
     opt = torch.optim.Adam([x, y], lr=lr)

@@ -1,18 +1,7 @@
-"""Steps and layers whose Lipschitz bound is certified by construction, and the chain that multiplies them.
-
-- ``ContractiveStep(field, h)``: explicit Euler of a contractive gradient field (sign = -1) with the step
-  size clamped by construction, h_eff = min(h, 2 / (beta ||A||_2^2)) (exact SVD / FFT norm, recomputed
-  at every call), so the step is 1-Lipschitz whatever training does to A or h.
-- ``ExpansiveStep(field, h)``: explicit Euler of an expansive gradient field, bound 1 + h beta ||A||_2^2;
-  with ``partner=`` (a ContractiveStep) h_E is derived so that (expansive, contractive) is 1-Lipschitz:
-    rule="exact": h_E = (1 / L_C - 1) / (beta_E ||W||^2), L_C the partner's exact bound;
-    rule="seed":  h_E = (1 / sqrt(1 - h_C + h_C^2) - 1) / (beta_E ||W||^2) (the seed slides), for an
-                  ``Orthogonal`` partner A with slopes in [1/2, 1] (checked).
-- ``switching_pair`` / ``conv_switching_pair``: such pairs, ready to stack in a ``Flow``.
-
-Derived step sizes are capped at ``STEP_CAP`` (finite for a zero weight). All bounds are recomputed from
-the actual weights in float64 (exact norms), never trusted from a parametrisation or clamp; they certify the
-real-arithmetic map of the stored parameters.
+"""Euler steps of gradient fields whose Lipschitz bound is certified by construction, and the switching pairs
+(expansive, contractive) built from them, 1-Lipschitz. A derived step size is capped at ``STEP_CAP`` (finite
+for a zero weight). Bounds are recomputed from the actual weights in float64 (exact SVD / FFT norms, at every
+call), never trusted from a parametrisation or clamp; they certify the real-arithmetic map of the parameters.
 """
 
 from __future__ import annotations
@@ -57,10 +46,9 @@ def _check_gradient_field(field, sign: int, who: str) -> None:
 
 
 class ContractiveStep(Step):
-    """x -> x - h_eff A^T sigma(A x + b), h_eff = min(h, 2 / (beta ||A||_2^2)): 1-Lipschitz by construction.
-
-    ``h=None`` uses h_eff = 2 / (beta ||A||^2) itself (times 1 - 64 eps); otherwise h may be learned
-    (``learn_h``, ``h_max``) like any Step and is clamped on top. ``step.h`` is the clamped value.
+    """x -> x - h_eff A^T sigma(A x + b), h_eff = min(h, 2 / (beta ||A||_2^2)): 1-Lipschitz whatever training
+    does to A or h. ``h=None`` uses h_eff = 2 / (beta ||A||^2) itself (times 1 - 64 eps); otherwise h may be
+    learned (``learn_h``, ``h_max``) like any Step and is clamped on top. ``step.h`` is the clamped value.
     """
 
     def __init__(self, field, h: float | None = None, *, learn_h: bool = False, h_max: float | None = None):
@@ -79,17 +67,15 @@ class ContractiveStep(Step):
         return torch.minimum(torch.as_tensor(h, dtype=torch.float64, device=limit.device), limit)
 
     def extra_repr(self) -> str:
-        return _repr(self)
-
-
-def _repr(step) -> str:
-    with torch.no_grad():
-        return f"method={step.method!r}, h={float(step.h):.4g} (certified rule)"
+        with torch.no_grad():
+            return f"method={self.method!r}, h={float(self.h):.4g} (certified rule)"
 
 
 class ExpansiveStep(Step):
-    """x -> x + h W^T sigma(W x + v), bound 1 + h beta ||W||_2^2 (exact); with ``partner`` the step size
-    is derived from a ContractiveStep so that (this step, then partner) is 1-Lipschitz (module docstring).
+    """x -> x + h W^T sigma(W x + v), bound 1 + h beta ||W||_2^2 (exact). With ``partner`` (a ContractiveStep)
+    h is derived so that (this step, then partner) is 1-Lipschitz: rule="exact": h = (1 / L_C - 1) /
+    (beta ||W||^2), L_C the partner's exact bound; rule="seed" (the seed slides): h = (1 / sqrt(1 - h_C +
+    h_C^2) - 1) / (beta ||W||^2), for an ``Orthogonal`` partner A with slopes in [1/2, 1] (checked).
     """
 
     def __init__(self, field, h: float | None = None, *, partner: ContractiveStep | None = None,
@@ -109,8 +95,14 @@ class ExpansiveStep(Step):
         # stored outside the module tree: the partner is a sibling layer, not a child
         self._partner = (partner,) if partner is not None else None
         self.rule = rule
-        if partner is not None:
-            _check_derived_step(self, partner)
+        if partner is None:
+            return
+        with torch.no_grad():
+            h_e, hc = float(self.h), float(partner.h)
+        if not h_e > 0.0:  # the partner's bound leaves no room
+            raise StepSizeError(f"the expansive step derived from its partner's h_C={hc:.6g} by rule={rule!r}"
+                                f" has size h_E={h_e:g} (rule: the seed rule needs h_C < 1, the exact rule a "
+                                f"partner bound below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
 
     @property
     def partner(self):
@@ -135,8 +127,7 @@ class ExpansiveStep(Step):
         den = torch.maximum(beta_e * sw * sw, gain / STEP_CAP)
         return SAFETY * gain / torch.clamp(den, min=torch.finfo(torch.float64).tiny)
 
-    def extra_repr(self) -> str:
-        return _repr(self)
+    extra_repr = ContractiveStep.extra_repr
 
 
 def _check_free_step(who: str, derived: bool, learn_h, h_max) -> None:
@@ -146,23 +137,16 @@ def _check_free_step(who: str, derived: bool, learn_h, h_max) -> None:
                           "need a starting h)")
 
 
-def _check_derived_step(step: ExpansiveStep, partner: ContractiveStep) -> None:
-    """Refuse a derived expansive step of size 0 (its partner's bound leaves no room)."""
+def _pair(fe, fc, h_c: float, learn_h: bool, rule: str) -> Flow:
+    """(expansive, contractive) steps of the two fields; an h_c at or above the contractive limit
+    2 / (beta ||A||^2) is refused (it would leave h_E ~ 0)."""
+    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
     with torch.no_grad():
-        h, hc = float(step.h), float(partner.h)
-    if not h > 0.0:
-        raise StepSizeError(f"the expansive step derived from its partner's h_C={hc:.6g} by rule={step.rule!r} has "
-                            f"size h_E={h:g} (rule: the seed rule needs h_C < 1, the exact rule a partner bound "
-                            f"below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
-
-
-def _check_below_limit(step: ContractiveStep, h_c: float) -> None:
-    """Refuse a pair's h_c at or above the contractive limit 2 / (beta ||A||^2) (it would leave h_E ~ 0)."""
-    with torch.no_grad():
-        limit = float(step.method.max_stable_step(step.field))
+        limit = float(c.method.max_stable_step(c.field))
     if not h_c < limit:
         raise StepSizeError(f"h_c={h_c:g} is not below the contractive limit 2 / (beta ||A||^2) = {limit:.6g} of the "
                             "pair's contractive step (rule: h_c < limit; the seed rule needs h_c < 1)")
+    return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
 
 
 def _check_seed_conditions(partner: ContractiveStep) -> None:
@@ -180,11 +164,9 @@ def _check_seed_conditions(partner: ContractiveStep) -> None:
 
 def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed", slope: float = 0.5,
                    expansive_activation="relu", learn_h: bool = False) -> Flow:
-    """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides).
-
-    Contractive: A orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``).
-    Expansive: ||W||_2 <= 1, step size derived by ``rule``.
-    """
+    """(expansive, contractive) dense pair, 1-Lipschitz by construction (seed slides). Contractive: A
+    orthogonal (width >= dim), LeakyReLU(slope), h_c (learned in (0, 2) with ``learn_h``); expansive:
+    ||W||_2 <= 1, step size derived by ``rule``."""
     h_c = positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
     if width < dim:
         raise ConfigError(f"an orthogonal contractive weight needs width >= dim, got width={width}, dim={dim}")
@@ -192,18 +174,13 @@ def switching_pair(dim: int, width: int, h_c: float = 0.5, *, rule: str = "seed"
     parametrize.register_parametrization(fc, "A", Orthogonal())
     fe = Gradient(dim, width, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "A", SpectralNormBound(1.0))
-    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
-    _check_below_limit(c, h_c)
-    return Flow([ExpansiveStep(fe, partner=c, rule=rule), c])
+    return _pair(fe, fc, h_c, learn_h, rule)
 
 
 def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int = 3, h_c: float | None = None,
                         *, slope: float = 0.5, expansive_activation="relu", learn_h: bool = False) -> Flow:
-    """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule
-    (the contraction factor of the contractive step is computed from the FFT symbol's s_min, s_max).
-
-    Both kernels are normalised to ||K||_op <= 1, the contractive one starting near an isometry, so the
-    default h_c = 1 is below the limit 2."""
+    """(expansive, contractive) circular-conv pair, 1-Lipschitz by construction with the exact rule. Both
+    kernels have ||K||_op <= 1, the contractive one starting near an isometry (default h_c = 1 < limit 2)."""
     fc = ConvGradient(channels, hidden, input_size, kernel_size, sign=-1, activation=leaky_relu(slope))
     with torch.no_grad():  # near-isometric start (identity in the first channels) so s_min is not tiny
         k = 0.1 * fc.K / conv_spectral_norm(fc.K, input_size)
@@ -213,23 +190,11 @@ def conv_switching_pair(channels: int, hidden: int, input_size, kernel_size: int
     fe = ConvGradient(channels, hidden, input_size, kernel_size, sign=1, activation=expansive_activation)
     parametrize.register_parametrization(fe, "K", ConvSpectralNormBound(1.0, input_size))
     h_c = 1.0 if h_c is None else positive_real("the contractive step size h_c", h_c, StepSizeError, symbol="h_c")
-    c = ContractiveStep(fc, h_c, learn_h=learn_h, h_max=2.0 if learn_h else None)
-    _check_below_limit(c, h_c)
-    return Flow([ExpansiveStep(fe, partner=c, rule="exact"), c])
+    return _pair(fe, fc, h_c, learn_h, "exact")
 
 
 def is_certified(module: nn.Module) -> bool:
     """False if any parametrisation inside ``module`` is not a certified dynnets constraint (e.g. torch's
     power-iteration ``spectral_norm``). Bounds never depend on this: they always use exact norms."""
-    for m in module.modules():
-        plist = getattr(m, "parametrizations", None)
-        if plist is None:
-            continue
-        for name in plist:
-            for p in plist[name]:
-                if not getattr(p, "certified", False):
-                    return False
-    return True
-
-
-
+    plists = [m.parametrizations for m in module.modules() if parametrize.is_parametrized(m)]
+    return all(getattr(p, "certified", False) for plist in plists for name in plist for p in plist[name])

@@ -101,8 +101,7 @@ ACTIVATIONS = {
 
 
 def get_activation(name) -> Activation:
-    """Look up an activation by name (an ``Activation`` is returned as is); an unknown name raises
-    ConfigError listing the choices."""
+    """The activation of that name (an ``Activation`` as is); ConfigError listing the choices otherwise."""
     if isinstance(name, Activation):
         return name
     try:
@@ -124,8 +123,7 @@ def activation_slopes(activation) -> tuple[float, float]:
     act = get_activation(activation)
     if act.slopes is None:
         monotone = sorted(n for n, a in ACTIVATIONS.items() if a.slopes is not None)
-        raise NotCertifiedError(
-            f"activation {act.name!r} is not a known monotone activation with bounded slopes; certified "
-            f"gradient-step bounds need one of {monotone} or leaky_relu(a), 0 <= a <= 1"
-        )
+        raise NotCertifiedError(f"activation {act.name!r} is not a known monotone activation with bounded "
+                                f"slopes; certified gradient-step bounds need one of {monotone} or "
+                                "leaky_relu(a), 0 <= a <= 1")
     return act.slopes

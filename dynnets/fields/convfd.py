@@ -1,10 +1,8 @@
-"""ConvFD: the convolutional vector field F(U) = B * sigma(A * U) of the seed slides (pixel-based learning).
-
-U: (batch, C, H, W). A: (hidden, C, k, k), B: (C, hidden, k, k), both applied by cross-correlation with
-wrap-around (circular padding, periodic boundary conditions, as finite-difference stencils on a torus).
-sigma acts channel by channel, each hidden channel with its own activation ("relu", "relu2" =
-max(0, x)^2, "relu3", "tanh", ...). With relu and relu2 channels this family contains every FD
-right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree <= 2 exactly (``dynnets.applications.pde.construct``).
+"""ConvFD: the convolutional vector field F(U) = B * sigma(A * U) of the seed slides (pixel-based learning), U
+(batch, C, H, W), A (hidden, C, k, k) and B (C, hidden, k, k) applied by cross-correlation with wrap-around
+(periodic boundary conditions, as FD stencils on a torus), each hidden channel with its own activation. With
+relu and relu2 channels it contains every FD right-hand side L*U + sum_i beta_i prod_j (D_ij * U) of degree
+<= 2 exactly (``dynnets.applications.pde.construct``).
 """
 
 from __future__ import annotations
@@ -26,23 +24,26 @@ from .activations import get_activation
 _POWERS = {"relu": 1, "relu2": 2, "relu3": 3, "relu4": 4}
 
 
-def _groups(activations) -> dict[str, list[int]]:
-    """The hidden channels of each activation name, in order of first appearance."""
+def _mirror_pairs(activations) -> list[tuple[list[int], list[int], float]]:
+    """(first half, second half, (-1)^p) of each group of relu^p hidden channels, in order of appearance."""
     groups: dict[str, list[int]] = {}
     for i, act in enumerate(activations):
         groups.setdefault(act.name, []).append(i)
-    return groups
+    for name, idx in groups.items():
+        if name not in _POWERS:
+            raise ConfigError(f"init='mirrored' needs relu-power activations (relu, relu2, relu3, relu4), "
+                              f"got {name!r} for hidden channel {idx[0]}")
+    for name, idx in groups.items():
+        if len(idx) % 2:
+            raise ConfigError(f"init='mirrored' needs an even number of {name} channels, got {len(idx)}")
+    return [(idx[: len(idx) // 2], idx[len(idx) // 2:], (-1.0) ** _POWERS[n]) for n, idx in groups.items()]
 
 
 class ConvFD(Field):
-    """F(U) = B * sigma(A * U + a) (+ b), circular padding.
-
-    ``channels`` C of U, ``hidden`` channels, odd ``kernel_size`` k of A and B, ``activations`` one name or
-    ``hidden`` names, ``bias`` trainable a and b (default False), ``init_scale``: B ~ N(0, init_scale^2 /
-    (hidden k^2)), A ~ N(0, 1/(C k^2)).
-    init:        "random" or "mirrored": within each group of relu^p channels (even size) the second half
-                 is the first with A -> -A, B -> (-1)^p B, so F starts as the polynomial
-                 sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).
+    """F(U) = B * sigma(A * U + a) (+ b). ``activations``: one name or ``hidden`` names; ``bias``: trainable a
+    and b; init A ~ N(0, 1/(C k^2)), B ~ N(0, init_scale^2 / (hidden k^2)). ``init="mirrored"``: within each
+    group of relu^p channels (even size) the second half is the first with A -> -A, B -> (-1)^p B, so F starts
+    as the polynomial sum_j B_j * (A_j * U)^p (a "looks-linear" start, Balduzzi et al. 2017).
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
@@ -59,13 +60,9 @@ class ConvFD(Field):
             raise ConfigError(f"activations must be one name or a list of hidden={hidden} names, got {len(names)}")
         self.activations = tuple(get_activation(n) for n in names)
         # consecutive runs of equal activations, applied as slices (one call per run)
-        self._runs: list[tuple[int, int, object]] = []
-        for i, act in enumerate(self.activations):
-            if self._runs and self._runs[-1][2].name == act.name:
-                s, _, a = self._runs[-1]
-                self._runs[-1] = (s, i + 1, a)
-            else:
-                self._runs.append((i, i + 1, act))
+        acts = self.activations
+        starts = [i for i, a in enumerate(acts) if i == 0 or a.name != acts[i - 1].name]
+        self._runs = [(s, e, self.activations[s]) for s, e in zip(starts, starts[1:] + [hidden])]
         self.dim = channels
         self.state_ndim = 3  # (batch, C, H, W)
         self.A = nn.Parameter(torch.randn(hidden, channels, k, k) / math.sqrt(channels * k * k))
@@ -74,49 +71,33 @@ class ConvFD(Field):
             self._mirror()
         elif init != "random":
             raise ConfigError(f"init must be 'random' or 'mirrored', got {init!r}")
-        if bias:
-            self.a = nn.Parameter(torch.zeros(hidden))
-            self.b = nn.Parameter(torch.zeros(channels))
-        else:
-            self.register_parameter("a", None)
-            self.register_parameter("b", None)
+        self.a = nn.Parameter(torch.zeros(hidden)) if bias else None
+        self.b = nn.Parameter(torch.zeros(channels)) if bias else None
 
     def _mirror(self) -> None:
-        groups = _groups(self.activations)
-        for name, idx in groups.items():
-            if name not in _POWERS:
-                raise ConfigError(f"init='mirrored' needs relu-power activations (relu, relu2, relu3, relu4), "
-                                  f"got {name!r} for hidden channel {idx[0]}")
         with torch.no_grad():
-            for name, idx in groups.items():
-                if len(idx) % 2:
-                    raise ConfigError(f"init='mirrored' needs an even number of {name} channels, got {len(idx)}")
-                half = len(idx) // 2
-                first, second = idx[:half], idx[half:]
+            for first, second, sign in _mirror_pairs(self.activations):
                 self.A[second] = -self.A[first]
-                self.B[:, second] = (-1.0) ** _POWERS[name] * self.B[:, first]
+                self.B[:, second] = sign * self.B[:, first]
 
     def check_input(self, u: torch.Tensor) -> None:
         if u.dim() != 4 or u.shape[1] != self.channels:
             raise ShapeError(f"ConvFD expects input of shape (batch, C={self.channels}, H, W), got {tuple(u.shape)}")
-        r = self.kernel_size // 2
-        if u.shape[-1] < r or u.shape[-2] < r or min(u.shape[-2:]) < 1:
-            raise ShapeError(f"ConvFD with kernel_size={self.kernel_size} needs H, W >= {max(r, 1)} for circular "
+        r = max(self.kernel_size // 2, 1)
+        if min(u.shape[-2:]) < r:
+            raise ShapeError(f"ConvFD with kernel_size={self.kernel_size} needs H, W >= {r} for circular "
                              f"padding, got {tuple(u.shape[-2:])}")
-
-    def _pad(self, u: torch.Tensor) -> torch.Tensor:
-        return circular_pad(u, self.kernel_size // 2)
 
     def hidden_activity(self, u: torch.Tensor) -> torch.Tensor:
         """sigma(A * U + a): (batch, hidden, H, W)."""
-        z = F.conv2d(self._pad(u), self.A, self.a)
+        z = F.conv2d(circular_pad(u, self.kernel_size // 2), self.A, self.a)
         if len(self._runs) == 1:
             return self._runs[0][2].fn(z)
         return torch.cat([act.fn(z[:, s:e]) for s, e, act in self._runs], dim=1)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)
-        return F.conv2d(self._pad(self.hidden_activity(u)), self.B, self.b)
+        return F.conv2d(circular_pad(self.hidden_activity(u), self.kernel_size // 2), self.B, self.b)
 
     def extra_repr(self) -> str:
         names = [a.name for a in self.activations]
@@ -126,24 +107,17 @@ class ConvFD(Field):
 
 
 class MirroredConvFD(ConvFD):
-    """ConvFD with the mirrored pairing of ``init="mirrored"`` kept during training (tied weights):
-    within each group of relu^p channels the second half is A -> -A, B -> (-1)^p B of the first half, so
-
-        F(U) = sum_j B_j * (relu(A_j * U)^p + (-1)^p relu(-A_j * U)^p) = sum_j B_j * (A_j * U)^p,
-
-    the polynomial subfamily of the exact construction (``dynnets.applications.pde.construct``). Trainable:
-    ``A_free`` (hidden/2, C, k, k), ``B_free`` (C, hidden/2, k, k); ``A``, ``B`` are the tied kernels.
+    """ConvFD with the pairing of ``init="mirrored"`` kept during training (tied weights), so
+    F(U) = sum_j B_j * (A_j * U)^p, the polynomial subfamily of ``dynnets.applications.pde.construct``.
+    Trainable: ``A_free`` (hidden/2, C, k, k), ``B_free`` (C, hidden/2, k, k); ``A``, ``B``: the tied kernels.
     """
 
     def __init__(self, channels: int, hidden: int, kernel_size: int = 3, activations="relu2", *,
                  init_scale: float = 0.1):
         super().__init__(channels, hidden, kernel_size, activations, init="mirrored", init_scale=init_scale)
         first, second, signs = [], [], []
-        for name, idx in _groups(self.activations).items():
-            half = len(idx) // 2
-            first += idx[:half]
-            second += idx[half:]
-            signs += [(-1.0) ** _POWERS[name]] * half
+        for f, s, sign in _mirror_pairs(self.activations):
+            first, second, signs = first + f, second + s, signs + [sign] * len(f)
         A, B = self.A.detach().clone(), self.B.detach().clone()
         del self.A, self.B
         self.A_free = nn.Parameter(A[first])

@@ -16,12 +16,9 @@ from .activations import get_activation
 
 
 class Dense(Field):
-    """F(x) = B sigma(A x + b), A: (width, dim), b: (width,), B: (dim, width).
-
-    Initialisation: A ~ N(0, 1/dim), b = 0, B ~ N(0, init_scale^2 / width), so E[D F] = 0 and n Euler steps
-    change E||x||^2 by about exp(c n h^2 / 2), c <= init_scale^2 E[sigma'^2], whatever the width
-    (tests/fields/test_dense.py).
-    """
+    """F(x) = B sigma(A x + b), A: (width, dim), b: (width,), B: (dim, width). Init A ~ N(0, 1/dim), b = 0,
+    B ~ N(0, init_scale^2 / width): E[D F] = 0 and n Euler steps change E||x||^2 by about exp(c n h^2 / 2),
+    c <= init_scale^2 E[sigma'^2], whatever the width."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5):
         super().__init__()

@@ -1,7 +1,5 @@
-"""Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022; the seed slides' X and Y).
-
-With sign = -1 it is -grad V, V(x) = 1^T Gamma(A x + b) convex (Gamma' = sigma monotone): explicit Euler
-is non-expansive for h <= 2 / (beta ||A||^2) (``gradient_bounds``); sign = +1 is the expansive field.
+"""Gradient field F(x) = sign * A^T sigma(A x + b) (Celledoni et al. 2022): sign = -1 is -grad V, V convex,
+with explicit Euler non-expansive for h <= 2 / (beta ||A||^2) (``gradient_bounds``); sign = +1 is expansive.
 """
 
 from __future__ import annotations
@@ -15,30 +13,29 @@ from torch import nn
 from .. import checks
 from ..base import Field
 from ..checks import check_size
-from ..errors import ConfigError
 from ..linalg import matrix_bounds
 from .activations import get_activation
-from .gradient_bounds import GradientBounds
+from .gradient_bounds import GradientBounds, check_sign
+
+
+def dense_weight(width: int, dim: int, init_scale: float) -> torch.Tensor:
+    """A ~ N(0, s^2), s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)), so that ||A||_2^2 ~ init_scale."""
+    scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
+    return torch.randn(width, dim) * scale
 
 
 class Gradient(GradientBounds, Field):
-    """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}.
-
-    Initialisation: A ~ N(0, s^2), s = sqrt(init_scale) / (sqrt(dim) + sqrt(width)) (||A||_2^2 ~ init_scale);
-    b = 0.
-    """
+    """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}; initialisation
+    ``dense_weight``, b = 0."""
 
     def __init__(self, dim: int, width: int, sign: int = -1, activation: str = "relu", *,
                  init_scale: float = 0.5):
         super().__init__()
         self.dim = check_size("dim", dim)
         self.width = check_size("width", width)
-        if isinstance(sign, bool) or sign not in (-1, 1):
-            raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
-        self.sign = int(sign)
+        self.sign = check_sign(sign)
         self.activation = get_activation(activation)
-        scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
-        self.A = nn.Parameter(torch.randn(width, dim) * scale)
+        self.A = nn.Parameter(dense_weight(width, dim, init_scale))
         self.b = nn.Parameter(torch.zeros(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,8 +47,6 @@ class Gradient(GradientBounds, Field):
         return self.A
 
     def _spectral_bounds(self, dtype=None):
-        """Exact (s_min, s_max) of A as a map on R^dim (SVD); the certified bounds build on it
-        (``GradientBounds``: lipschitz_bound, euler_lipschitz_bound, stiffness)."""
         return matrix_bounds(self.A if dtype is None else self.A.to(dtype))
 
     def extra_repr(self) -> str:

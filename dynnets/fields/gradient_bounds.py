@@ -1,8 +1,6 @@
-"""Certified bounds shared by the gradient-field families (dense ``Gradient``, circular ``ConvGradient``).
-
-A field F(x) = sign * A^T sigma(A x + b) mixes this in, implementing ``_weight()`` and
-``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or FFT symbol). It then exposes
-``lipschitz_bound()`` = beta ||A||_2^2, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``, or None
+"""Certified bounds shared by the gradient-field families F(x) = sign * A^T sigma(A x + b): a family mixes in
+``GradientBounds`` with ``_weight()`` and ``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or
+FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
 without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
 step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
 """
@@ -40,6 +38,14 @@ def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: 
         return 1.0 + h * beta * smax * smax
     raise ConfigError(f"sign must be -1 or +1, got {sign!r}")
 
+
+def check_sign(sign) -> int:
+    """A gradient field's sign, -1 (contractive) or +1 (expansive); ConfigError otherwise."""
+    if isinstance(sign, bool) or sign not in (-1, 1):
+        raise ConfigError(f"sign must be -1 (contractive, -grad V) or +1 (expansive), got sign={sign!r}")
+    return int(sign)
+
+
 class GradientBounds:
     sign: int
 
@@ -53,9 +59,6 @@ class GradientBounds:
     def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def _slopes(self):
-        return activation_slopes(self.activation)
-
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
         smin, smax = self.spectral_bounds(torch.float64)
@@ -64,7 +67,7 @@ class GradientBounds:
     @torch.no_grad()
     def euler_lipschitz_bound(self, h) -> float | None:
         try:
-            slopes = self._slopes()
+            slopes = activation_slopes(self.activation)
         except NotCertifiedError:
             return None
         h = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
@@ -75,12 +78,12 @@ class GradientBounds:
         return gradient_euler_bound(h, self.sign, smin, smax, slopes)
 
     def stiffness(self) -> torch.Tensor | None:
-        """beta ||A||_2^2 (module docstring), a differentiable float64 tensor; None for an expansive field
-        (its spectrum is positive) or an activation without a certified slope range."""
+        """beta ||A||_2^2, a differentiable float64 tensor; None for an expansive field (positive spectrum) or
+        an activation without a certified slope range."""
         if self.sign != -1:
             return None
         try:
-            _, beta = self._slopes()
+            _, beta = activation_slopes(self.activation)
         except NotCertifiedError:
             return None
         _, smax = self.spectral_bounds(torch.float64)

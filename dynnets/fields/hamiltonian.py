@@ -1,12 +1,8 @@
-"""Hamiltonian fields on x = (q, p): separable, H(q, p) = T(p) + V(q), q' = grad T(p), p' = -grad V(q);
-and general, H(q, p) a network of (q, p) jointly, F = J grad H.
-
-T(p) = w_T^T Gamma(K_T p + a_T) and V(q) = w_V^T Gamma(K_V q + a_V) have closed-form gradients
-grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)), sigma = Gamma' (no autograd; w lets V be non-convex); the
-partitioned methods are symplectic on them (``SeparableHamiltonian``). ``GeneralHamiltonian``:
-H(x) = w^T Gamma(K x + a) on the whole state, F = J K^T (w * sigma(K x + a)) and
-DF = J K^T diag(w * sigma'(K x + a)) K in closed form; symplectic under symplectic Runge-Kutta methods
-(``CanonicalHamiltonian``), no explicit method.
+"""Hamiltonian fields on x = (q, p). Separable (``Hamiltonian``): H = T(p) + V(q), T(p) = w_T^T Gamma(K_T p +
+a_T) and V alike, F = (grad T(p), -grad V(q)) in closed form, grad T(p) = K_T^T (w_T * sigma(K_T p + a_T)),
+sigma = Gamma'; symplectic under the partitioned methods (``SeparableHamiltonian``). ``GeneralHamiltonian``:
+H(x) = w^T Gamma(K x + a) on the whole state, F = J grad H and DF = J K^T diag(w * sigma'(K x + a)) K in
+closed form; symplectic under symplectic Runge-Kutta methods (``CanonicalHamiltonian``).
 """
 
 from __future__ import annotations
@@ -24,11 +20,11 @@ from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
 from .activations import ACTIVATIONS
+from .volume import PartitionedField
 
 
 class _Potential(nn.Module):
-    """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a)), for the ``Activation`` sigma (Gamma its
-    antiderivative)."""
+    """z -> w^T Gamma(K z + a) and its gradient K^T (w * sigma(K z + a)), Gamma' = sigma."""
 
     def __init__(self, dim: int, width: int, init_scale: float, activation, diagonal: bool = False):
         super().__init__()
@@ -42,7 +38,7 @@ class _Potential(nn.Module):
         self.w = nn.Parameter(torch.randn(width) * (checks.init_scale(init_scale) / math.sqrt(width)))
 
     def ridges(self, z):
-        """K z + a (diagonal: z itself, which K = I, a = 0 give exactly for finite z)."""
+        """K z + a (diagonal: z itself, exactly what K = I, a = 0 give for finite z)."""
         return z if self.diagonal else F.linear(z, self.K, self.a)
 
     def value(self, z):
@@ -53,17 +49,15 @@ class _Potential(nn.Module):
         return F.linear(self.activation.fn(self.ridges(z)), (self.K * self.w.unsqueeze(1)).t())
 
     def kick(self, y, z, coefficients):
-        """y + c grad(z) = y + (sigma(K z + a) * (c w)) K for each c in turn, sigma evaluated once: the scale
-        on w, product and sum fused (one addmm for matrices); diagonal: y + sigma(z) * (c w)."""
+        """y + c grad(z) = y + (sigma(K z + a) * (c w)) K for each c in turn, sigma evaluated once."""
         s = self.activation.fn(self.ridges(z))
         for c in coefficients:
             y = (y + s * scaled(c, self.w)) if self.diagonal else add_product(y, s * scaled(c, self.w), self.K)
         return y
 
     def grad_vjp(self, z, c):
-        """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z) = K_w^T s, s = sigma(u),
-        u = K z + a, K_w = diag(w) K, in closed form (``vjp_at``). The value is computed as ``grad`` computes it
-        (bitwise)."""
+        """(grad(z), z_bar, (K_bar, a_bar, w_bar)) for the cotangent c of grad(z), in closed form
+        (``vjp_at``); the value bitwise as ``grad`` computes it."""
         kw = self.K * self.w.unsqueeze(1)
         s = self.activation.fn(self.ridges(z))
         return F.linear(s, kw.t()), *self.vjp_at(z, s, self.activation.slope_of_value(s), kw, c)
@@ -76,6 +70,11 @@ class _Potential(nn.Module):
         st_c = s.t() @ c
         k_bar = torch.addmm(st_c * self.w.unsqueeze(1), u_bar.t(), z)
         return u_bar @ self.K, (k_bar, u_bar.sum(0), (st_c * self.K).sum(1))
+
+    def own(self, grads, params) -> list:
+        """The gradients (K_bar, a_bar, w_bar) matched to ``params`` (None for another parameter)."""
+        own = {id(p): g for p, g in zip((self.K, self.a, self.w), grads)}
+        return [own.get(id(p)) for p in params]
 
 
 def add_product(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,21 +91,18 @@ def _activation_for(potential: str):
     return act
 
 
-class SeparableEnergies(Field):
-    """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None: zero
-    part), each with ``value(z)``, ``grad(z)`` and the fused ``kick(y, z, coefficients)``; subclasses set them
-    and ``q_dim``."""
+class SeparableEnergies(PartitionedField):
+    """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None:
+    zero part), each with ``value(z)``, ``grad(z)`` and ``kick(y, z, coefficients)``, set by subclasses."""
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
-        """dq/dt = grad T(p)."""
         return self.kinetic.grad(p)
 
     def g(self, q: torch.Tensor) -> torch.Tensor:
-        """dp/dt = -grad V(q)."""
         return -self.potential_energy.grad(q)
 
     def partition_kick(self, which: str, z: torch.Tensor, point: torch.Tensor, coefficients) -> torch.Tensor:
-        """``Field.partition_kick`` fused (the energy's ``kick``): z + c grad T(v) or z - c grad V(q)."""
+        """Fused by the energy's ``kick``: z + c grad T(v) or z - c grad V(q)."""
         if which == "f":
             return self.kinetic.kick(z, point, coefficients)
         return self.potential_energy.kick(z, point, [-c for c in coefficients])
@@ -115,14 +111,7 @@ class SeparableEnergies(Field):
         return (self.q_dim, None if self.kinetic is None else self.f,
                 None if self.potential_energy is None else self.g)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, p = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([torch.zeros_like(p) if self.kinetic is None else self.f(p),
-                          torch.zeros_like(q) if self.potential_energy is None else self.g(q)], dim=-1)
-
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(q, p) = T(p) + V(q), shape (batch,)."""
         self.check_input(x)
         q, p = x[..., : self.q_dim], x[..., self.q_dim:]
         out = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
@@ -133,13 +122,11 @@ class SeparableEnergies(Field):
 
 
 class Hamiltonian(SeparableEnergies):
-    """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim; F(x) = (grad T(p), -grad V(q)).
-
-    ``potential`` names Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid).
-    ``kinetic=False`` (T = 0) or ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick,
-    a G-SympNet module (Jin et al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0,
-    T(p) = sum_i w_i Gamma(p_i) (the LA-SympNet activation module). Non-separable H: ``GeneralHamiltonian``.
-    """
+    """Separable H(q, p) = T(p) + V(q) on x = (q, p), q, p in R^dim (module docstring). ``potential`` names
+    Gamma: "logcosh" (sigma = tanh, default) or "softplus" (sigma = sigmoid). ``kinetic=False`` (T = 0) or
+    ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick, a G-SympNet module (Jin et
+    al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0, T(p) = sum_i w_i
+    Gamma(p_i) (the LA-SympNet activation module)."""
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
@@ -159,22 +146,20 @@ class Hamiltonian(SeparableEnergies):
         self.potential_energy = _Potential(dim, width, init_scale, act, diagonal) if potential_energy else None
 
     def partition_vjp(self, which: str, point: torch.Tensor, cotangent: torch.Tensor, params):
-        """``Field.partition_vjp`` in closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
+        """In closed form (``_Potential.grad_vjp``): f = grad T, g = -grad V."""
         net, sign = (self.kinetic, 1.0) if which == "f" else (self.potential_energy, -1.0)
         if net.activation.slope_of_value is None:
             return super().partition_vjp(which, point, cotangent, params)
         value, point_bar, got = net.grad_vjp(point, cotangent if sign > 0 else -cotangent)
-        own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
-        return (value if sign > 0 else -value), point_bar, [own.get(id(p)) for p in params]
+        return (value if sign > 0 else -value), point_bar, net.own(got, params)
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
 
 
 class GeneralHamiltonian(Field):
-    """H(q, p) = w^T Gamma(K x + a) on x = (q, p) (K: (width, 2 dim)); F(x) = J grad H(x) = (dH/dp, -dH/dq),
-    ``jacobian(x)`` in closed form (module docstring); ``potential`` as for ``Hamiltonian``.
-    """
+    """H(q, p) = w^T Gamma(K x + a) on x = (q, p), K: (width, 2 dim); F(x) = J grad H(x) = (dH/dp, -dH/dq)
+    (module docstring); ``potential`` as for ``Hamiltonian``."""
 
     traits = frozenset({CanonicalHamiltonian()})
 
@@ -204,10 +189,8 @@ class GeneralHamiltonian(Field):
         return torch.cat([p, -q], dim=axis)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(q, p) = w^T Gamma(K x + a), shape (batch,)."""
         self.check_input(x)
         return self.energy_net.value(x)
-
 
     def extra_repr(self) -> str:
         return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
@@ -251,5 +234,4 @@ class _SharedActivation(Linearization):
     def vjp(self, cotangent: torch.Tensor, params) -> tuple:
         net = self.field.energy_net
         x_bar, got = net.vjp_at(self.x, self.s, self.slope, self.constants.kw, -self.field._canonical(cotangent, -1))
-        own = {id(p): g for p, g in zip((net.K, net.a, net.w), got)}
-        return x_bar, [own.get(id(p)) for p in params]
+        return x_bar, net.own(got, params)

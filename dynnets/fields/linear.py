@@ -13,9 +13,8 @@ from ..linalg import spectral_norm
 
 
 class Linear(Field):
-    """F(x) = M x. With ``trainable=False`` (default) M is a buffer: a fixed field for classical
-    solvers and for convergence-order tests on problems with known solutions (x(t) = exp(t M) x0); like the
-    other fixed fields it computes in its input's dtype, with M cast from its exact float64 value."""
+    """F(x) = M x. With ``trainable=False`` (default) M is a fixed buffer (exact solution exp(t M) x0): it
+    computes in its input's dtype, with M cast from its exact float64 value."""
 
     def __init__(self, matrix, *, trainable: bool = False):
         super().__init__()

@@ -1,40 +1,24 @@
-"""Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
-
-F(x) = S(x) 1 for the skew S(x) of ``fields.skew``, so 1^T F(x) = 0 and every Runge-Kutta method conserves
-the mass 1^T x (trait ``LinearInvariant(ones)``). Full rank, or ``rank=k``: A(x) = U(x) V(x)^T (O(n k)).
+"""Mass-preserving field F(x) = (A(x) - A(x)^T) 1 (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022):
+1^T F(x) = 0, so every Runge-Kutta method conserves the mass 1^T x. Full rank, or ``rank=k``: A(x) =
+U(x) V(x)^T.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..base import Field
 from ..structure import LinearInvariant
-from .skew import check_skew_sizes, skew_net
+from .skew import SkewField
 
 
-class MassPreserving(Field):
-    """F(x) = (A(x) - A(x)^T) 1 (module docstring). Needs dim >= 2 (in one dimension the only
-    mass-preserving field is zero). ``rank=None``: the full strict upper triangle of A(x), W: (width, dim),
-    V: (width, dim (dim - 1) / 2); ``rank=k``: A(x) = U(x) V(x)^T, ``width`` a multiple of 2 k."""
+class MassPreserving(SkewField):
+    """F(x) = (A(x) - A(x)^T) 1 (module docstring), A(x) as in ``fields.skew``. Needs dim >= 2."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):
-        super().__init__()
-        self.dim, self.width = check_skew_sizes("MassPreserving", dim, width, "a 1-D mass-preserving field is 0")
-        self.rank = rank
-        self.net = skew_net(self.dim, self.width, activation, rank, init_scale, bias_scale=0.0)
+        super().__init__(dim, width, activation, rank, init_scale, 0.0, "a 1-D mass-preserving field is 0")
         self.traits = frozenset({LinearInvariant.ones(self.dim)})
-
-    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The factors [U V]^T of A(x) - A(x)^T (rank k), or None at full rank."""
-        self.check_input(x)
-        return self.net.factors(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.net.row_sums(x)
-
-    def extra_repr(self) -> str:
-        rank = "" if self.rank is None else f", rank={self.rank}"
-        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}{rank}"

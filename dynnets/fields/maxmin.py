@@ -1,13 +1,8 @@
 """The fixed gradient field whose explicit Euler step with h = 1 is the MaxMin (GroupSort2) activation.
 
-Pair the features along one axis, (u_i, v_i) = (x_{2i}, x_{2i+1}), and let A be the pair-difference matrix
-(one row e_{2i+1} - e_{2i} per pair), so A x = v - u. The contractive gradient field F(x) = -A^T relu(A x)
-moves u_i by +relu(v_i - u_i) and v_i by -relu(v_i - u_i); its Euler step with h = 1 is
-
-    (u_i + relu(v_i - u_i), v_i - relu(v_i - u_i)) = (max(u_i, v_i), min(u_i, v_i)),
-
-the MaxMin activation of Anil, Lucas, Grosse (ICML 2019). ||A||_2^2 = 2, so h = 1 is the contractive limit
-2 / (beta ||A||^2) and the certified bound (``GradientBounds``) is 1.
+With the features paired along one axis, (u_i, v_i) = (x_{2i}, x_{2i+1}), and A x = v - u, the Euler step
+h = 1 of F(x) = -A^T relu(A x) is (max(u_i, v_i), min(u_i, v_i)) (Anil, Lucas, Grosse, ICML 2019).
+||A||_2^2 = 2, so h = 1 is the contractive limit 2 / (beta ||A||^2) and the certified bound is 1.
 """
 
 from __future__ import annotations
@@ -53,9 +48,6 @@ class MaxMin(GradientBounds, Field):
         return torch.stack((d, -d), dim=-1).reshape(xs.shape).movedim(-1, self.axis)
 
     def spectral_bounds(self, dtype=None):
-        return self._spectral_bounds(dtype)  # closed form: nothing to remember between calls
-
-    def _spectral_bounds(self, dtype=None):
         """Exact (s_min, s_max) of the pair-difference matrix: its rows are orthogonal with norm sqrt 2."""
         dtype = dtype or torch.get_default_dtype()
         return torch.zeros((), dtype=dtype), torch.tensor(math.sqrt(2.0), dtype=dtype)

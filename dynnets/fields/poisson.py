@@ -1,11 +1,6 @@
-"""A non-canonical Hamiltonian family: the Lie-Poisson bracket of so(3)* (rigid bodies, spin systems),
-{F, G}(x) = x . (grad F x grad G), with a learned energy H. The vector field is
-
-    x' = x x grad H(x) = S(x) x,      S(x) = -[grad H(x)]_x  (skew: [g]_x v = g x v),
-
-so the Casimir |x|^2 is a first integral for every H (x . (x x g) = 0), and so is H (grad H . (x x grad H)
-= 0). Hairer, Lubich, Wanner, GNI VII.2 (rigid body, Lie-Poisson systems); Jin et al., "Learning Poisson
-systems and trajectories of autonomous systems via Poisson neural networks" (2022) learn such systems.
+"""A non-canonical Hamiltonian family: the Lie-Poisson bracket of so(3)*, {F, G}(x) = x . (grad F x grad G),
+with a learned energy H: x' = x x grad H(x) = S(x) x, S(x) = -[grad H(x)]_x (skew), so the Casimir |x|^2 and H
+are first integrals (GNI VII.2; Jin et al., Poisson neural networks, 2022).
 """
 
 from __future__ import annotations
@@ -21,10 +16,8 @@ from .hamiltonian import _activation_for, _Potential
 
 class LiePoisson(Field):
     """F(x) = x x grad H(x) on x in R^3, H(x) = w^T Gamma(K x + a) (K: (width, 3); ``potential`` as for
-    ``Hamiltonian``). Traits ``SkewProduct`` (``skew(x)`` = -[grad H(x)]_x, exactly skew) and
-    ``QuadraticInvariant.norm()`` (the Casimir |x|^2): kept to round-off by ``Cayley`` and the Gauss-Legendre
-    methods. The energy H is a first integral of the flow that these steps keep only to O(h^p).
-    """
+    ``Hamiltonian``). The Casimir |x|^2 is kept to round-off by ``Cayley`` and the Gauss-Legendre methods,
+    the energy H only to O(h^p)."""
 
     traits = frozenset({SkewProduct(), QuadraticInvariant.norm()})
     dim = 3
@@ -37,12 +30,10 @@ class LiePoisson(Field):
         self.energy_net = _Potential(3, self.width, init_scale, act)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        """H(x) = w^T Gamma(K x + a), shape (batch,)."""
         self.check_input(x)
         return self.energy_net.value(x)
 
     def energy_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """grad H(x) = K^T (w * sigma(K x + a)), in closed form."""
         self.check_input(x)
         return self.energy_net.grad(x)
 
@@ -50,7 +41,6 @@ class LiePoisson(Field):
         return torch.linalg.cross(x, self.energy_gradient(x), dim=-1)
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) = -[grad H(x)]_x, shape (batch, 3, 3), exactly skew."""
         return -cross_matrix(self.energy_gradient(x))
 
     def extra_repr(self) -> str:

@@ -10,21 +10,18 @@ from ..structure import LinearInvariant
 
 
 class Projected(Field):
-    """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x.
-
-    ``c``: a non-zero finite vector of length dim (any scale). The wrapped field's traits are dropped,
-    except ``LinearInvariant(c2)`` with c2 exactly orthogonal to c (wrapping twice conserves both).
-    """
+    """F_c(x) = F(x) - c (c^T F(x)) / |c|^2, so c^T F_c(x) = 0 and every Runge-Kutta method conserves c^T x
+    (``c``: non-zero, finite, any scale). The wrapped field's traits are dropped, except
+    ``LinearInvariant(c2)`` with c2 exactly orthogonal to c (wrapping twice conserves both)."""
 
     def __init__(self, field: Field, c):
         super().__init__()
         if not isinstance(field, Field):
             raise ConfigTypeError(f"Projected wraps a dynnets Field, got {type(field).__name__}")
-        trait = LinearInvariant(c)  # validates c (non-empty, finite, non-zero); declares its unit vector
+        trait = LinearInvariant(c)  # validates c (non-empty, finite, non-zero)
         if len(trait.c) != field.dim:
             raise ConfigError(f"c has {len(trait.c)} entries but {type(field).__name__} has dim={field.dim}")
-        # c / max |c_i| (scale-safe: c^T c of c = 1e200 or 1e-300 would overflow or underflow; the scaled
-        # vector is exact for simple c such as (1, 1, 0, 0), also after a cast to float32)
+        # c / max |c_i|: c^T c of c = 1e200 or 1e-300 would overflow or underflow; exact for c = (1, 1, 0, 0)
         c_t = torch.as_tensor(c, dtype=torch.float64).detach().reshape(-1)
         c_t = c_t / c_t.abs().max()
         self.field = field
@@ -37,7 +34,6 @@ class Projected(Field):
             and sum(a * b for a, b in zip(t.c, trait.c, strict=True)) == 0.0
         }
         self.traits = frozenset(kept | {trait})
-        # the buffer follows the field's dtype from the start
         p = next(field.parameters(), None)
         if p is not None:
             self.to(p.dtype)

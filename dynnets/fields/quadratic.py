@@ -1,11 +1,8 @@
-"""Linear kicks: the separable Hamiltonian field of H(q, p) = T(p) + V(q) with quadratic energies
-T(p) = 1/2 p^T S_T p + b_T^T p and V(q) = 1/2 q^T S_V q + b_V^T q, S symmetric; F(x) = (S_T p + b_T,
--(S_V q + b_V)).
-
-A partitioned method's shear is that energy's exact flow: Symplectic Euler on it gives the linear "up/low"
-modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132, 2020,
-Sec. 3.2). S is symmetric by construction: S = A + A^T (``rank=None``) or S = diag(d) + U diag(e) U^T
-(``rank=r``, indefinite allowed).
+"""Linear kicks: the separable Hamiltonian field of quadratic energies (``QuadraticHamiltonian``). A
+partitioned method's shear is that energy's exact flow: Symplectic Euler on it gives the linear "up/low"
+modules of an LA-SympNet (Jin, Zhang, Zhu, Tang, Karniadakis, SympNets, Neural Networks 132, 2020, Sec. 3.2).
+S is symmetric by construction: S = A + A^T (``rank=None``) or S = diag(d) + U diag(e) U^T (``rank=r``,
+indefinite allowed).
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ class _Quadratic(nn.Module):
         self.b = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def matrix(self) -> torch.Tensor:
-        """S (dim x dim), symmetric."""
         if self.rank is None:
             return self.A + self.A.t()
         return torch.diag(self.d) + (self.U * self.e) @ self.U.t()
@@ -50,8 +46,7 @@ class _Quadratic(nn.Module):
         return out if self.b is None else out + self.b
 
     def kick(self, y: torch.Tensor, z: torch.Tensor, coefficients) -> torch.Tensor:
-        """y + c (S z + b) for each c in turn: with a dense S, y + c b + (c z) S (product and sum fused; a
-        per-sample c scales its row alike); otherwise c times ``grad``, then the sum."""
+        """y + c (S z + b) for each c in turn; with a dense S as y + c b + (c z) S (product and sum fused)."""
         if self.rank is not None:
             value = self.grad(z)
             for c in coefficients:
@@ -69,12 +64,9 @@ class _Quadratic(nn.Module):
 
 
 class QuadraticHamiltonian(SeparableEnergies):
-    """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S_T and S_V
-    symmetric; F(x) = (S_T p + b_T, -(S_V q + b_V)).
-
-    ``kinetic`` / ``potential_energy``: which energy is present (at least one; an absent one is zero).
-    ``rank``: as in the module docstring. ``bias``: the linear terms b. ``init_scale``: the standard
-    deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
+    """H(q, p) = 1/2 p^T S_T p + b_T^T p + 1/2 q^T S_V q + b_V^T q on x = (q, p), q, p in R^dim, S symmetric;
+    ``kinetic`` / ``potential_energy``: which energy is present (at least one); ``bias``: the linear terms b;
+    ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
     """
 
     traits = frozenset({Partitioned(), SeparableHamiltonian()})

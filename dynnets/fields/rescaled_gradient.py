@@ -2,43 +2,32 @@
 circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
 
 With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
-gradient-step bound (``gradient_bounds``) holds with B: Lip <= max(|1 - h beta s_max(B)^2|, |1 - h a
-s_min(B)^2|). The diagonal
-
-    t_i = beta * sum_j |(A A^T)_ij| q_j / q_i,      q > 0 (learned, q = exp(log_q)),
-
-dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so beta ||B||_2^2 <= 1 and h <= 2
-is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens, Delattre, Allauzen, Hu (ICLR 2023).
-The certified bounds still use the exact s_min, s_max of B (SVD or FFT symbol) in float64. For circular
-convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T (offsets that
-wrap on a small grid only lower the operator's entries).
+gradient-step bound (``gradient_bounds``) holds with B. The diagonal t_i = beta sum_j |(A A^T)_ij| q_j / q_i,
+q = exp(log_q) > 0 learned, dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so
+beta ||B||_2^2 <= 1 and h <= 2 is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens,
+Delattre, Allauzen, Hu (ICLR 2023). The certified bounds still use the exact s_min, s_max of B in float64. For
+circular convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T
+(offsets that wrap on a small grid only lower the operator's entries).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import checks, linalg
+from .. import linalg
 from ..base import Field
 from ..checks import check_size
 from ..errors import ShapeError
 from .activations import activation_slopes, get_activation
+from .conv_gradient import conv_kernel, conv_setup
+from .gradient import dense_weight
 from .gradient_bounds import GradientBounds
 
 #: the stiffness beta s_max(B)^2 the rescaling certifies for every A (module docstring): Euler's largest
 #: stable (1-Lipschitz) step on these fields is 2 / 1 = 2 whatever the weights
 CERTIFIED_STIFFNESS = 1.0
-
-
-def diagonal_scaling(row_abs: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
-    """t_i = beta * sum_j M_ij q_j / q_i, M the entrywise modulus of the Gram operator (0 replaced by 1)."""
-    q = torch.exp(log_q.to(row_abs.dtype))
-    t = beta * (row_abs @ q) / q
-    return torch.where(t > 0, t, torch.ones_like(t))
 
 
 class _Rescaled(GradientBounds, Field):
@@ -51,9 +40,11 @@ class _Rescaled(GradientBounds, Field):
         return beta
 
     def scaling(self, dtype=None) -> torch.Tensor:
-        """The diagonal of T (one entry per hidden unit or channel), in ``dtype``."""
-        w = self._weight() if dtype is None else self._weight().to(dtype)
-        return diagonal_scaling(self._gram_abs(w), self.log_q, self.beta)
+        """The diagonal t of T (one entry per hidden unit or channel; 0 replaced by 1), in ``dtype``."""
+        row_abs = self._gram_abs(self._weight() if dtype is None else self._weight().to(dtype))
+        q = torch.exp(self.log_q.to(row_abs.dtype))
+        t = self.beta * (row_abs @ q) / q
+        return torch.where(t > 0, t, torch.ones_like(t))
 
     def spectral_bounds(self, dtype=None):
         what = ("rescaled", dtype, id(self.log_q), self.log_q._version)
@@ -62,16 +53,14 @@ class _Rescaled(GradientBounds, Field):
 
 class RescaledGradient(_Rescaled):
     """F(x) = -A^T T^{-1} sigma(A x + b), A: (width, dim), T from A (module docstring); x of shape (..., dim).
-
-    Initialisation as ``Gradient`` (||A||_2^2 about ``init_scale``), b = 0, q = 1."""
+    Initialisation as ``Gradient``, q = 1."""
 
     def __init__(self, dim: int, width: int, activation="relu", *, init_scale: float = 1.0):
         super().__init__()
         self.dim = check_size("dim", dim)
         self.width = check_size("width", width)
         self.beta = self._init_common(activation, self.width)
-        scale = math.sqrt(checks.init_scale(init_scale, positive=True)) / (math.sqrt(dim) + math.sqrt(width))
-        self.A = nn.Parameter(torch.randn(width, dim) * scale)
+        self.A = nn.Parameter(dense_weight(width, dim, init_scale))
         self.b = nn.Parameter(torch.zeros(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,25 +85,16 @@ class RescaledGradient(_Rescaled):
 
 class ConvRescaledGradient(_Rescaled):
     """F(U) = -K^T T^{-1} sigma(K U + b) on U of shape (batch, channels, n1, n2), K a circular convolution
-    (hidden, channels, k, k), T one scale per hidden channel (module docstring).
-
-    Initialisation: K Gaussian with ||K||_op^2 = init_scale (FFT symbol norm), b = 0, q = 1."""
+    (hidden, channels, k, k), T one scale per hidden channel (module docstring). Initialisation
+    ``conv_kernel``, b = 0, q = 1."""
 
     def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, activation="relu", *,
                  init_scale: float = 1.0):
         super().__init__()
-        self.channels = check_size("channels", channels)
-        self.hidden = check_size("hidden", hidden)
-        self.kernel_size = check_size("kernel_size", kernel_size)
-        self.input_size = linalg.check_grid(input_size)
+        conv_setup(self, channels, hidden, input_size, kernel_size)
         self.beta = self._init_common(activation, self.hidden)
-        self.dim = channels * self.input_size[0] * self.input_size[1]
-        self.state_ndim = 3  # (batch, C, H, W)
-        k = torch.randn(hidden, channels, kernel_size, kernel_size)
-        linalg.check_conv_kernel(k, self.input_size)
-        k = k * (math.sqrt(checks.init_scale(init_scale, positive=True))
-                 / float(linalg.conv_spectral_norm(k.double(), self.input_size)))
-        self.K = nn.Parameter(k)
+        shape = (hidden, channels, kernel_size, kernel_size)
+        self.K = nn.Parameter(conv_kernel(shape, self.input_size, init_scale))
         self.b = nn.Parameter(torch.zeros(hidden))
 
     def check_input(self, x: torch.Tensor) -> None:

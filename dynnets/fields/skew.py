@@ -1,18 +1,13 @@
-"""Skew-symmetric matrix fields S(x), the shared part of the mass, sphere and quadratic families.
+"""Skew-symmetric matrix fields S(x), the shared part of the mass, sphere and quadratic families; each module
+has ``apply(x, v)`` = S(x) v (one v per row), ``row_sums(x)`` = S(x) 1, ``matrix(x)`` = S(x), ``factors(x)``.
 
-Two parametrisations, each a module with the same interface (``apply(x, v)`` = S(x) v, ``row_sums(x)`` =
-S(x) 1, ``matrix(x)`` = S(x), ``factors(x)``):
-
-* ``UpperTriangleSkew`` (full rank): the m = n (n - 1) / 2 strictly upper entries of M(x) are
-  u(x) = V^T Sigma(W x + w), S(x) = M(x) - M(x)^T, built by placing +-u_k (one scatter, O(n^2), exactly
-  skew); S(x) 1 = (V D)^T Sigma(W x + w), D the pairs' incidence matrix.
-* ``LowRankSkew`` (rank k): S(x) = W J W^T, W = [U V] (n x 2k), J = [[0, I_k], [-I_k, 0]]: S(x) y costs
-  O(n k) and the Cayley step a 2k x 2k solve. The columns w_j = P_j^T z_j share one hidden layer
-  z = sigma(A x + a), split into 2k groups of g = width / (2k) units (P in R^{width x n}).
-
-Initialisation. Full rank: W ~ N(0, 1/n), w ~ N(0, bias_scale^2), V ~ N(0, s^2 / width). Low rank:
-A ~ N(0, 1/n), P ~ N(0, s / (g sqrt(2 k n))), so that ||S(x)||_2 is of the order of s = init_scale,
-independent of n, k and width.
+* ``UpperTriangleSkew`` (full rank): the m = n (n - 1) / 2 strictly upper entries of M(x) are u(x) =
+  V^T Sigma(W x + w), S(x) = M(x) - M(x)^T, placed as +-u_k by one scatter (O(n^2), exactly skew).
+  Init: W ~ N(0, 1/n), w ~ N(0, bias_scale^2), V ~ N(0, s^2 / width).
+* ``LowRankSkew`` (rank k): S(x) = W J W^T, W = [U V] (n x 2k), J = [[0, I_k], [-I_k, 0]]: S(x) y costs O(n k)
+  and the Cayley step a 2k x 2k solve. The columns w_j = P_j^T z_j share one hidden layer z = sigma(A x + a),
+  split into 2k groups of g = width / (2k) units (P in R^{width x n}). Init: A ~ N(0, 1/n),
+  P ~ N(0, s / (g sqrt(2 k n))), so that ||S(x)||_2 is of the order of s = init_scale whatever n, k, width.
 """
 
 from __future__ import annotations
@@ -24,16 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
+from ..base import Field
 from ..checks import check_size
 from ..errors import ConfigError
 from .activations import get_activation
-
-
-def check_skew_sizes(owner: str, dim: int, width: int, why_dim: str) -> tuple[int, int]:
-    dim, width = check_size("dim", dim), check_size("width", width)
-    if dim < 2:
-        raise ConfigError(f"{owner} needs dim >= 2 ({why_dim}), got dim={dim}")
-    return dim, width
 
 
 class UpperTriangleSkew(nn.Module):
@@ -53,29 +42,26 @@ class UpperTriangleSkew(nn.Module):
         self.register_buffer("placement", torch.cat([rows * dim + cols, cols * dim + rows]), persistent=False)
 
     def upper(self, x: torch.Tensor) -> torch.Tensor:
-        """The strictly upper-triangular entries u(x) of M(x), shape (batch, n (n - 1) / 2)."""
+        """u(x), shape (batch, n (n - 1) / 2)."""
         return self.activation.fn(F.linear(x, self.W, self.w)) @ self.V
 
     def matrix(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x), shape (batch, n, n), by placing +-u_k (exactly skew)."""
         u = self.upper(x).reshape(-1, self.rows.numel())
         signed = torch.cat([u, -u], dim=-1)
         s = signed.new_zeros(u.shape[0], self.dim * self.dim).scatter(1, self.placement.expand_as(signed), signed)
         return s.reshape(*x.shape[:-1], self.dim, self.dim)
 
     def apply(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """S(x) v for one vector v per row."""
         return (self.matrix(x) @ v.unsqueeze(-1)).squeeze(-1)
 
     def row_sums(self, x: torch.Tensor) -> torch.Tensor:
         """S(x) 1 = (V D)^T sigma(W x + w), D the pairs' incidence matrix (+1 at row i_k, -1 at row j_k)."""
-        vd = self.V.new_zeros(self.V.shape[0], self.dim).index_add(1, self.rows, self.V).index_add(1, self.cols,
-                                                                                              -self.V)
+        vd = self.V.new_zeros(self.V.shape[0], self.dim).index_add(1, self.rows, self.V)
+        vd = vd.index_add(1, self.cols, -self.V)
         return self.activation.fn(F.linear(x, self.W, self.w)) @ vd
 
     def factors(self, x: torch.Tensor) -> None:
-        """No low-rank factorisation (use ``matrix``)."""
-        return None
+        return None  # no low-rank factorisation
 
     def product_jacobian(self, x: torch.Tensor, v: torch.Tensor, dv: torch.Tensor) -> torch.Tensor | None:
         """D [S(x) v(x)] for v(x) with constant Jacobian dv (n x n): S(x) dv + [E_k v]_k du/dx, where E_k v
@@ -93,8 +79,7 @@ class UpperTriangleSkew(nn.Module):
 
 
 class LowRankSkew(nn.Module):
-    """S(x) = W(x) J W(x)^T, W(x) = [U(x) V(x)] of 2 ``rank`` columns from one hidden layer (module
-    docstring). ``width`` must be a multiple of 2 ``rank``."""
+    """S(x) = W(x) J W(x)^T, W(x) = [U(x) V(x)] (module docstring); ``width`` a multiple of 2 ``rank``."""
 
     def __init__(self, dim: int, width: int, activation: str, rank: int, init_scale: float, bias_scale: float):
         super().__init__()
@@ -110,7 +95,6 @@ class LowRankSkew(nn.Module):
         self.P = nn.Parameter(torch.randn(width, dim) * scale)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
-        """z = sigma(A x + a), shape (batch, width)."""
         return self.activation.fn(F.linear(x, self.A, self.a))
 
     def _apply_jw(self, z: torch.Tensor, pv: torch.Tensor) -> torch.Tensor:
@@ -139,13 +123,28 @@ class LowRankSkew(nn.Module):
         return m - m.transpose(-1, -2)
 
     def product_jacobian(self, x, v, dv) -> None:
-        """No closed form: the field falls back to autodiff."""
-        return None
+        return None  # no closed form: the field falls back to autodiff
 
 
-def skew_net(dim: int, width: int, activation: str, rank: int | None, init_scale: float,
-             bias_scale: float) -> nn.Module:
-    """The full-rank (``rank=None``) or rank-k parametrisation of S(x)."""
-    if rank is None:
-        return UpperTriangleSkew(dim, width, activation, init_scale, bias_scale)
-    return LowRankSkew(dim, width, activation, rank, init_scale, bias_scale)
+class SkewField(Field):
+    """A field on a learned S(x), ``net``: full rank (``rank=None``) or rank k; needs dim >= 2 (``why``)."""
+
+    def __init__(self, dim: int, width: int, activation: str, rank: int | None, init_scale: float,
+                 bias_scale: float, why: str):
+        super().__init__()
+        self.dim, self.width = check_size("dim", dim), check_size("width", width)
+        if self.dim < 2:
+            raise ConfigError(f"{type(self).__name__} needs dim >= 2 ({why}), got dim={self.dim}")
+        self.rank = rank
+        if rank is None:
+            self.net = UpperTriangleSkew(self.dim, self.width, activation, init_scale, bias_scale)
+        else:
+            self.net = LowRankSkew(self.dim, self.width, activation, rank, init_scale, bias_scale)
+
+    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
+        self.check_input(x)
+        return self.net.factors(x)
+
+    def extra_repr(self) -> str:
+        rank = "" if self.rank is None else f", rank={self.rank}"
+        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}{rank}"

@@ -6,64 +6,44 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Field
 from ..checks import real_array
 from ..errors import ConfigError
 from ..structure import QuadraticInvariant, SkewProduct
-from .skew import check_skew_sizes, skew_net
+from .skew import SkewField
 
 _WHY_DIM = "the only skew 1x1 matrix is 0"
 
 
-class SpherePreserving(Field):
-    """F(x) = S(x) x, S(x) skew-symmetric exactly in floating point. Needs dim >= 2.
-
-    ``rank=None``: full rank (``skew.UpperTriangleSkew``); ``rank=k``: S(x) = U V^T - V U^T with k columns
-    each (``width`` a multiple of 2 k), ``skew_factors(x)`` = [U V]^T for the Woodbury Cayley step.
-    ``skew(x)`` = S(x), (batch, dim, dim). Traits ``SkewProduct``, ``QuadraticInvariant.norm()``.
-    """
+class SpherePreserving(SkewField):
+    """F(x) = S(x) x, S(x) exactly skew (``fields.skew``: ``rank=None`` full rank, ``rank=k`` S(x) = U V^T -
+    V U^T, ``skew_factors(x)`` = [U V]^T for the Woodbury Cayley step). Needs dim >= 2."""
 
     def __init__(self, dim: int, width: int, activation: str = "tanh", *, init_scale: float = 0.5,
                  rank: int | None = None):
-        super().__init__()
-        self.dim, self.width = check_skew_sizes("SpherePreserving", dim, width, _WHY_DIM)
-        self.rank = rank
-        self.net = skew_net(self.dim, self.width, activation, rank, init_scale, bias_scale=0.5)
+        super().__init__(dim, width, activation, rank, init_scale, 0.5, _WHY_DIM)
         self.traits = frozenset({SkewProduct(), QuadraticInvariant.norm()})
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.net.matrix(x)
 
-    def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
-        self.check_input(x)
-        return self.net.factors(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.net.apply(x, x)
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) + [E_k x]_k du/dx in closed form at full rank; autodiff otherwise."""
+        """In closed form at full rank (``UpperTriangleSkew.product_jacobian``); autodiff otherwise."""
         self.check_input(x)
         closed = self.net.product_jacobian(x, x, torch.eye(self.dim, dtype=x.dtype, device=x.device))
         return super().jacobian(x) if closed is None else closed
 
-    def extra_repr(self) -> str:
-        rank = "" if self.rank is None else f", rank={self.rank}"
-        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}{rank}"
 
-
-class QuadraticPreserving(Field):
-    """F(x) = S(x) Q x for a given symmetric Q (dim x dim) and the full-rank learned skew S(x) of
-    ``SpherePreserving``: x^T Q x is a first integral (trait ``QuadraticInvariant(Q)``). Q must be exactly
-    symmetric; it is kept in float64 and cast to the input's dtype.
-    """
+class QuadraticPreserving(SkewField):
+    """F(x) = S(x) Q x for a given exactly symmetric Q (dim x dim, kept in float64) and the full-rank S(x) of
+    ``SpherePreserving``: x^T Q x is a first integral."""
 
     def __init__(self, dim: int, width: int, Q, activation: str = "tanh", *, init_scale: float = 0.5):
-        super().__init__()
-        self.dim, self.width = check_skew_sizes("QuadraticPreserving", dim, width, _WHY_DIM)
-        self.net = skew_net(self.dim, self.width, activation, None, init_scale, bias_scale=0.5)
+        super().__init__(dim, width, activation, None, init_scale, 0.5, _WHY_DIM)
         Q = real_array("Q", Q).clone()
         if Q.shape != (self.dim, self.dim):
             raise ConfigError(f"Q must be a {self.dim}x{self.dim} matrix, got shape {tuple(Q.shape)}")
@@ -75,14 +55,11 @@ class QuadraticPreserving(Field):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.net.apply(x, x @ self.Q.to(dtype=x.dtype, device=x.device))
+        return self.net.apply(x, x @ self.constant("Q", x))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) Q + [E_k Q x]_k du/dx in closed form; autodiff for activations without a jet."""
+        """In closed form (``UpperTriangleSkew.product_jacobian``); autodiff for activations without a jet."""
         self.check_input(x)
-        Q = self.Q.to(dtype=x.dtype, device=x.device)
+        Q = self.constant("Q", x)
         closed = self.net.product_jacobian(x, x @ Q, Q)
         return super().jacobian(x) if closed is None else closed
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, width={self.width}, activation={self.net.activation.name!r}"

@@ -1,8 +1,6 @@
-"""Volume-preserving field on a partitioned state (q, v) (Celledoni, Murari, Owren, Schoenlieb, Sherry 2022).
-
-F(q, v) = (f(v), g(q)), f(v) = C Sigma(A v + a), g(q) = D Sigma(B q + b). Because f does not depend
-on q and g not on v, the symplectic Euler step q' = q + h f(v), v' = v + h g(q') is a composition of two
-shears: det D Psi = 1 exactly and the step is explicitly invertible (trait ``Partitioned``).
+"""Partitioned fields F(q, v) = (f(v), g(q)): the symplectic Euler step q' = q + h f(v), v' = v + h g(q') is a
+composition of two shears, det D Psi = 1 exactly and explicitly invertible. ``VolumePreserving``: Celledoni,
+Murari, Owren, Schoenlieb, Sherry 2022.
 """
 
 from __future__ import annotations
@@ -20,14 +18,26 @@ from ..structure import Partitioned
 from .activations import get_activation
 
 
-class VolumePreserving(Field):
-    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim).
-
-    A: (width, v_dim), C: (dim, width), B: (width, dim), D: (v_dim, width) (the slides' form: width = dim,
-    C = I). Initialisation as ``Dense``. ``partition()`` returns (q_dim, f, g).
-    """
+class PartitionedField(Field):
+    """F(q, v) = (f(v), g(q)) from a subclass's ``q_dim``, ``f`` and ``g``; ``partition()`` may give None
+    for a zero part."""
 
     traits = frozenset({Partitioned()})
+
+    def partition(self):
+        return self.q_dim, self.f, self.g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
+        _, f, g = self.partition()
+        return torch.cat([torch.zeros_like(v) if f is None else f(v),
+                          torch.zeros_like(q) if g is None else g(q)], dim=-1)
+
+
+class VolumePreserving(PartitionedField):
+    """F(q, v) = (C Sigma(A v + a), D Sigma(B q + b)), q in R^dim, v in R^v_dim (default v_dim = dim),
+    A: (width, v_dim), B: (width, dim); initialisation as ``Dense``."""
 
     def __init__(self, dim: int, width: int, v_dim: int | None = None, activation: str = "tanh", *,
                  init_scale: float = 0.5):
@@ -46,20 +56,10 @@ class VolumePreserving(Field):
         self.D = nn.Parameter(torch.randn(self.v_dim, width) * out)
 
     def f(self, v: torch.Tensor) -> torch.Tensor:
-        """dq/dt = C Sigma(A v + a)."""
         return F.linear(self.activation.fn(F.linear(v, self.A, self.a)), self.C)
 
     def g(self, q: torch.Tensor) -> torch.Tensor:
-        """dv/dt = D Sigma(B q + b)."""
         return F.linear(self.activation.fn(F.linear(q, self.B, self.b)), self.D)
-
-    def partition(self):
-        return self.q_dim, self.f, self.g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
-        return torch.cat([self.f(v), self.g(q)], dim=-1)
 
     def extra_repr(self) -> str:
         return (f"dim={self.q_dim}, v_dim={self.v_dim}, width={self.width}, "

@@ -1,8 +1,6 @@
-"""Fixed (non-trainable) classical vector fields, each a ``dynnets.fields.Field``: ODE systems, the Yi
-eigen-ODE, and semi-discretised PDEs on grids (1-D heat with Dirichlet data, 2-D periodic heat and
-Fisher), with the grids and finite-difference stencils they are built from; the DETEST problems (two-body
-orbits, Lotka-Volterra, Van der Pol, Brusselator) and a forced (time-dependent) oscillator. A field with a
-real, non-positive spectrum declares ``stiffness()``: explicit steps outside the stability region are refused.
+"""Fixed classical vector fields: ODE systems (DETEST problems, a forced oscillator), the Yi eigen-ODE, and
+semi-discretised PDEs with their grids and stencils. A field with a real, non-positive spectrum declares
+``stiffness()``: explicit steps outside the stability region are refused.
 """
 
 from . import grids, stencils

@@ -1,11 +1,5 @@
 """Standard non-stiff test problems (Hull, Enright, Fellen, Sedgwick, SIAM J. Numer. Anal. 9 (1972), the
-DETEST set; Hairer, Norsett, Wanner I, II.10), each a fixed field with its usual initial state:
-
-- ``TwoBody(e)``: Kepler orbits (DETEST D1-D5 for e = 0.1, 0.3, 0.5, 0.7, 0.9), with the exact solution
-  from Kepler's equation;
-- ``LotkaVolterra``: predator and prey (DETEST B1);
-- ``VanDerPol(mu)``: the non-stiff Van der Pol oscillator (mu = 1);
-- ``Brusselator``: the chemical oscillator of Prigogine and Lefever (HNW I, (16.12), A = 1, B = 3).
+DETEST set; Hairer, Norsett, Wanner I, II.10), each a fixed field with its usual ``initial_state``.
 """
 
 from __future__ import annotations
@@ -15,15 +9,16 @@ import math
 import torch
 
 from ..base import Field
-from ..checks import positive_real, real
+from ..checks import real
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
+from .ode import ConstantsField
 
 
 class TwoBody(Field):
-    """x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3 (H = |p|^2 / 2 - 1 / |q|), started at the pericentre
-    q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of the orbit with eccentricity e, semi-major axis 1
-    and period 2 pi."""
+    """Kepler orbits (DETEST D1-D5 for e = 0.1, ..., 0.9), x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3
+    (H = |p|^2 / 2 - 1 / |q|), started at the pericentre q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of
+    the orbit with eccentricity e, semi-major axis 1 and period 2 pi."""
 
     dim = 4
     q_dim = 2
@@ -76,67 +71,53 @@ class TwoBody(Field):
         return f"eccentricity={self.eccentricity}"
 
 
-class LotkaVolterra(Field):
-    """x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3). The quantity
+class _Planar(ConstantsField):
+    """A 2-D problem on x = (u, v), x' = ``rates(u, v)`` (two columns), started at ``start``."""
+
+    dim = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return torch.cat(self.rates(x[..., :1], x[..., 1:]), dim=-1)
+
+    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
+        return torch.tensor([self.start], dtype=dtype)
+
+
+class LotkaVolterra(_Planar):
+    """Predator and prey, x' = a x - b x y, y' = c x y - d y; DETEST B1 (a = b = 2, c = d = 1) from (1, 3);
     c x - d log x + b y - a log y is conserved."""
 
-    dim = 2
+    start = (1.0, 3.0)
 
     def __init__(self, a: float = 2.0, b: float = 2.0, c: float = 1.0, d: float = 1.0):
-        super().__init__()
-        self.a, self.b, self.c, self.d = (positive_real(n, v) for n, v in (("a", a), ("b", b), ("c", c), ("d", d)))
+        super().__init__(a=a, b=b, c=c, d=d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
-        return torch.cat([u * (self.a - self.b * v), v * (self.c * u - self.d)], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[1.0, 3.0]], dtype=dtype)
-
-    def extra_repr(self) -> str:
-        return f"a={self.a}, b={self.b}, c={self.c}, d={self.d}"
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return u * (self.a - self.b * v), v * (self.c * u - self.d)
 
 
-class VanDerPol(Field):
+class VanDerPol(_Planar):
     """x' = y, y' = mu (1 - x^2) y - x, from (2, 0); non-stiff for mu of order 1 (a limit cycle)."""
 
-    dim = 2
+    start = (2.0, 0.0)
 
     def __init__(self, mu: float = 1.0):
-        super().__init__()
-        self.mu = positive_real("mu", mu)
+        super().__init__(mu=mu)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
-        return torch.cat([v, self.mu * (1.0 - u * u) * v - u], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[2.0, 0.0]], dtype=dtype)
-
-    def extra_repr(self) -> str:
-        return f"mu={self.mu}"
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return v, self.mu * (1.0 - u * u) * v - u
 
 
-class Brusselator(Field):
-    """x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from (1.5, 3) (HNW I, II.16; a limit cycle for
-    B > 1 + A^2)."""
+class Brusselator(_Planar):
+    """The chemical oscillator of Prigogine and Lefever, x' = A + x^2 y - (B + 1) x, y' = B x - x^2 y, from
+    (1.5, 3) (HNW I, (16.12); a limit cycle for B > 1 + A^2)."""
 
-    dim = 2
+    start = (1.5, 3.0)
 
     def __init__(self, A: float = 1.0, B: float = 3.0):
-        super().__init__()
-        self.A, self.B = positive_real("A", A), positive_real("B", B)
+        super().__init__(A=A, B=B)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        u, v = x[..., :1], x[..., 1:]
+    def rates(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         uuv = u * u * v
-        return torch.cat([self.A + uuv - (self.B + 1.0) * u, self.B * u - uuv], dim=-1)
-
-    def initial_state(self, dtype=torch.float64) -> torch.Tensor:
-        return torch.tensor([[1.5, 3.0]], dtype=dtype)
-
-    def extra_repr(self) -> str:
-        return f"A={self.A}, B={self.B}"
+        return self.A + uuv - (self.B + 1.0) * u, self.B * u - uuv

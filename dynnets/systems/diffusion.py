@@ -1,19 +1,12 @@
-"""Semi-discretised 2-D periodic heat and Fisher equations as fixed dynnets fields (method of lines).
+"""Semi-discretised 2-D periodic heat and Fisher equations (method of lines) on states (batch, 1, n, n):
+heat U' = alpha L * U, Fisher U' = alpha L * U + U - U^2, L a Laplacian stencil (``stencils.laplacian``)
+applied with wrap-around on a ``PeriodicGrid2D``.
 
-    heat:    u_t = alpha Lap u              ->  U' = alpha L * U
-    Fisher:  u_t = alpha Lap u + u (1 - u)  ->  U' = alpha L * U + U - U^2     (U^2 pointwise)
-
-with L a Laplacian stencil (``stencils.laplacian``) applied with wrap-around on a ``PeriodicGrid2D``.
-Inputs have shape (batch, 1, n, n).
-
-Stability of explicit Runge-Kutta steps (checked when a ``Step`` is built: ``stiffness()``):
-
-* heat: the eigenvalues of alpha L are its real symbol values <= 0 (``stencil_symbol``, exact);
-  rho = max |alpha sigma| (8 alpha/dx^2 for the 5-point stencil); stable iff dt * rho <= r, [-r, 0] the
-  method's real stability interval.
-* Fisher: J(U) = alpha L + diag(1 - 2U); for U in ``state_range`` [m0, m1] (default [0, 1]) Weyl's
-  inequality puts its spectrum in [-(rho + 2 m1 - 1), 1 - 2 m0]; we require dt * (rho + max(0, 2 m1 - 1))
-  <= r (a frozen-coefficient criterion; the positive part is the equation's own growth).
+Explicit Runge-Kutta steps need dt * stiffness() <= r, [-r, 0] the method's real stability interval. Heat:
+the eigenvalues of alpha L are its real symbol values <= 0 (exact), rho = max |alpha sigma| (8 alpha/dx^2
+for the 5-point stencil). Fisher: J(U) = alpha L + diag(1 - 2U); for U in ``state_range`` [m0, m1] Weyl's
+inequality puts its spectrum in [-(rho + 2 m1 - 1), 1 - 2 m0], so the rule is dt * (rho + max(0, 2 m1 - 1))
+<= r (a frozen-coefficient criterion; the positive part is the equation's own growth).
 """
 
 from __future__ import annotations
@@ -33,7 +26,6 @@ class _Diffusion2D(Field):
     """alpha L * U (+ reaction in subclasses) on a periodic grid; no parameters."""
 
     equation = "heat"
-    traits = frozenset()
 
     def __init__(self, grid: PeriodicGrid2D, alpha: float = 0.01, stencil: str = "5pt"):
         super().__init__()
@@ -64,7 +56,7 @@ class _Diffusion2D(Field):
         return self.diffusion(u)
 
     def stiffness(self) -> float:
-        """rho = max |eigenvalue of alpha L| (exact symbol maximum on this grid); the rule is dt * rho <= r."""
+        """rho = max |eigenvalue of alpha L| (exact symbol maximum on this grid)."""
         return self._rho
 
     def growth_bound(self, c: float) -> float:
@@ -88,9 +80,8 @@ class HeatField2D(_Diffusion2D):
 
 
 class FisherField2D(_Diffusion2D):
-    """F(U) = alpha L * U + U - U^2: the 2-D periodic Fisher(-KPP) equation after FD discretisation.
-
-    ``state_range`` = (m0, m1) is the range of U the stability check covers (default [0, 1])."""
+    """F(U) = alpha L * U + U - U^2 (Fisher-KPP); ``state_range`` = (m0, m1): the range of U the stability
+    check covers."""
 
     equation = "Fisher"
 

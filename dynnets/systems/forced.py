@@ -13,13 +13,9 @@ from ..structure import CanonicalHamiltonian
 
 
 class ForcedOscillator(Field):
-    """q' = p, p' = -q + a cos(w t) on x = (q, p): F(t, x) = J grad_x H(t, x) with the time-dependent
-    Hamiltonian H = (p^2 + q^2) / 2 - a q cos(w t) (trait ``CanonicalHamiltonian``: a symplectic
-    Runge-Kutta step is a symplectic map x -> Psi_(t, h)(x) for every t). Away from resonance (w != 1)
-
-        q(t) = q_p(t) + C cos(t - t0) + S sin(t - t0),    q_p(t) = a cos(w t) / (1 - w^2),
-
-    with C, S from the initial state (``solution``)."""
+    """q' = p, p' = -q + a cos(w t) on x = (q, p): F = J grad_x H(t, x), H = (p^2 + q^2) / 2 - a q cos(w t)
+    (a symplectic Runge-Kutta step is symplectic for every t). Away from resonance (w != 1), q(t) =
+    a cos(w t) / (1 - w^2) + C cos(t - t0) + S sin(t - t0), C, S from the initial state (``solution``)."""
 
     dim = 2
     time_dependent = True

@@ -1,7 +1,4 @@
-"""Uniform grids: ``UniformGrid1D`` (Dirichlet) and ``PeriodicGrid2D`` (a torus).
-
-``UniformGrid1D``: nodes x_i = a + i dx, i = 0..n, on [a, b] with dx = (b - a)/n;
-nodes 0 and n carry Dirichlet data, nodes 1..n-1 are the unknowns ("interior")."""
+"""Uniform grids: ``UniformGrid1D`` (Dirichlet data at nodes 0 and n) and ``PeriodicGrid2D`` (a torus)."""
 
 from __future__ import annotations
 
@@ -33,15 +30,9 @@ class UniformGrid1D:
         ratio = (float(b) - float(a)) / dx
         n = round(ratio)
         if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
-            raise ConfigError(
-                f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number >= 2 of "
-                f"intervals, got (b - a)/dx = {ratio}"
-            )
+            raise ConfigError(f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number "
+                              f">= 2 of intervals, got (b - a)/dx = {ratio}")
         return cls(a, b, n)
-
-    @property
-    def interior_size(self) -> int:
-        return self.n - 1
 
     def nodes(self, dtype=torch.float64, device=None) -> torch.Tensor:
         """All n + 1 nodes, end points exact."""
@@ -60,24 +51,19 @@ class UniformGrid1D:
         if callable(u0):
             values = _as_tensor(u0(self.interior(torch.float64)), "u0(x)")
             if values.shape != (self.n - 1,):
-                raise ShapeError(
-                    f"u0(x) on the {self.n - 1} interior nodes must return {self.n - 1} values, got shape "
-                    f"{tuple(values.shape)}"
-                )
+                raise ShapeError(f"u0(x) on the {self.n - 1} interior nodes must return {self.n - 1} values, "
+                                 f"got shape {tuple(values.shape)}")
         else:
             values = _as_tensor(u0, "u0")
             if values.dim() != 1 or values.shape[0] not in (self.n + 1, self.n - 1):
-                raise ShapeError(
-                    f"u0 given as an array must have length n + 1 = {self.n + 1} (all nodes) or "
-                    f"n - 1 = {self.n - 1} (interior nodes), got shape {tuple(values.shape)}"
-                )
+                raise ShapeError(f"u0 given as an array must have length n + 1 = {self.n + 1} (all nodes) or "
+                                 f"n - 1 = {self.n - 1} (interior nodes), got shape {tuple(values.shape)}")
             if values.shape[0] == self.n + 1:
                 values = values[1:-1]
         if not torch.isfinite(values).all():
             bad = int((~torch.isfinite(values)).nonzero()[0])
-            raise ConfigError(
-                f"initial data must be finite, got u0 = {float(values[bad])} at interior node {bad + 1}"
-            )
+            raise ConfigError(f"initial data must be finite, got u0 = {float(values[bad])} at interior node "
+                              f"{bad + 1}")
         return values.to(dtype=dtype, device=device)
 
     def __repr__(self) -> str:
@@ -101,10 +87,6 @@ class PeriodicGrid2D:
         length = positive_real("the period L", length, symbol="L")
         self.n, self.length = n, length
         self.dx = length / n
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.n, self.n)
 
     def coordinates(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(X, Y), each (n, n), with X[iy, ix] = ix dx and Y[iy, ix] = iy dx."""

@@ -1,12 +1,9 @@
-"""The 1-D heat equation u_t = alpha u_xx on [a, b] with Dirichlet data, semi-discretised in space.
-
-Method of lines on a ``UniformGrid1D``: the interior values U(t) in R^(n-1) satisfy the linear ODE
-
-    U' = F(U) = alpha (D2 U + e),   D2 = tridiag(1, -2, 1)/dx^2,  e = (left, 0, ..., 0, right)/dx^2,
-
-a fixed field (explicit Euler of it is FTCS; Crank-Nicolson uses its ``Affine`` trait). The eigenvalues
-of alpha D2 lie in (-4 alpha/dx^2, 0), so an explicit method with real stability interval [-r, 0] is
-stable when alpha dt/dx^2 <= r/4 (1/2 for Euler: LeVeque 2007, sec. 9.4); a larger step is refused.
+"""The 1-D heat equation u_t = alpha u_xx on [a, b] with Dirichlet data, by the method of lines on a
+``UniformGrid1D``: the interior values U(t) in R^(n-1) satisfy U' = alpha (D2 U + e), D2 = tridiag(1, -2,
+1)/dx^2, e = (left, 0, ..., 0, right)/dx^2 (explicit Euler of it is FTCS; Crank-Nicolson uses its ``Affine``
+trait). The eigenvalues of alpha D2 lie in (-4 alpha/dx^2, 0), so an explicit method with real stability
+interval [-r, 0] is stable when alpha dt/dx^2 <= r/4 (1/2 for Euler: LeVeque 2007, sec. 9.4); a larger step
+is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from ..checks import real
 from ..errors import ConfigError, ConfigTypeError
 from ..structure import Affine
 from .grids import UniformGrid1D
-from .stencils import dirichlet_vector, second_difference, second_difference_matrix
 
 
 def _nice(x: float) -> str:
@@ -33,8 +29,8 @@ def _nice(x: float) -> str:
 
 
 class HeatField1D(Field):
-    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``);
-    no parameters (alpha and the boundary values are buffers); ``dim`` = number of interior nodes."""
+    """F(U) = alpha (D2 U + e) on the interior nodes of ``grid`` (Dirichlet values ``left``, ``right``); alpha
+    and the boundary values are buffers."""
 
     traits = frozenset({Affine()})
 
@@ -44,11 +40,10 @@ class HeatField1D(Field):
             raise ConfigTypeError(f"grid must be a dynnets.systems.UniformGrid1D, got {type(grid).__name__}")
         alpha = real("alpha", alpha)
         if alpha <= 0:
-            raise ConfigError(
-                f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got alpha={alpha}"
-            )
+            raise ConfigError(f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got "
+                              f"alpha={alpha}")
         self.grid = grid
-        self.dim = grid.interior_size
+        self.dim = grid.n - 1  # the interior nodes
         self.dx = grid.dx
         self.register_constant("alpha", alpha, dtype=torch.float64)
         self.register_constant("left", real("left", left), dtype=torch.float64)
@@ -56,14 +51,19 @@ class HeatField1D(Field):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         self.check_input(u)
-        return self.alpha.to(u.dtype) * second_difference(u, self.dx, self.left, self.right)
+        full = self.with_boundary(u)  # the centred second difference D2 U + e
+        d2 = (full[..., :-2] - 2.0 * full[..., 1:-1] + full[..., 2:]) / (self.dx * self.dx)
+        return self.alpha.to(u.dtype) * d2
 
     def affine_parts(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e."""
-        a = self.alpha.to(dtype=dtype, device=device)
-        M = a * second_difference_matrix(self.dim, self.dx, dtype, device)
-        c = a * dirichlet_vector(self.dim, self.dx, self.left, self.right, dtype, device)
-        return M, c
+        """(M, c) with F(U) = M U + c: M = alpha D2, c = alpha e (dense)."""
+        a, m, dx2 = self.alpha.to(dtype=dtype, device=device), self.dim, self.dx * self.dx
+        main = torch.full((m,), -2.0, dtype=dtype, device=device)
+        off = torch.ones(m - 1, dtype=dtype, device=device)
+        e = torch.zeros(m, dtype=dtype, device=device)
+        e[0] = e[0] + self.left.to(dtype=dtype, device=device)
+        e[-1] = e[-1] + self.right.to(dtype=dtype, device=device)
+        return a * ((torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / dx2), a * (e / dx2)
 
     def stiffness(self) -> float:
         """4 alpha / dx^2 >= the largest |eigenvalue| of alpha D2 (all eigenvalues are real, < 0)."""
@@ -79,8 +79,7 @@ class HeatField1D(Field):
     def with_boundary(self, u: torch.Tensor) -> torch.Tensor:
         """All n + 1 nodal values: interior ``u`` (..., n - 1) with the Dirichlet end values."""
         shape = u.shape[:-1] + (1,)
-        lo = self.left.to(u.dtype).expand(shape)
-        hi = self.right.to(u.dtype).expand(shape)
+        lo, hi = (v.to(dtype=u.dtype, device=u.device).expand(shape) for v in (self.left, self.right))
         return torch.cat([lo, u, hi], dim=-1)
 
     def extra_repr(self) -> str:

@@ -1,9 +1,5 @@
-"""Classical ODE systems as fixed (parameter-free) fields, for generating data and as references:
-SIR, the slides' mass-conserving 3-D system, the pendulum, the double pendulum, the free rigid body,
-and a damped forced 3-D field.
-
-Each is a ``dynnets.fields.Field`` that declares the same traits as the learned family that should
-mimic it, so e.g. ``Step(Pendulum(), StormerVerlet(), h)`` is a symplectic reference integrator.
+"""Classical ODE systems as fixed fields, for data and as references. Each declares the traits of the learned
+family that should mimic it, so e.g. ``Step(Pendulum(), StormerVerlet(), h)`` is a symplectic reference.
 """
 
 from __future__ import annotations
@@ -24,7 +20,20 @@ from ..structure import (
 )
 
 
-class SIR(Field):
+class ConstantsField(Field):
+    """A fixed field with positive real constants, each the attribute of its name, shown by repr."""
+
+    def __init__(self, **constants):
+        super().__init__()
+        self._names = tuple(constants)
+        for name, value in constants.items():
+            setattr(self, name, positive_real(name, value))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self._names)
+
+
+class SIR(ConstantsField):
     """Susceptible-infected-recovered model on x = (S, I, R):
     S' = -beta S I,  I' = beta S I - gamma I,  R' = gamma I.  The population S + I + R is conserved."""
 
@@ -32,9 +41,7 @@ class SIR(Field):
     traits = frozenset({LinearInvariant((1.0, 1.0, 1.0))})
 
     def __init__(self, beta: float = 3.0, gamma: float = 1.0):
-        super().__init__()
-        self.beta = positive_real("beta", beta)
-        self.gamma = positive_real("gamma", gamma)
+        super().__init__(beta=beta, gamma=gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -42,9 +49,6 @@ class SIR(Field):
         infection = self.beta * s * i
         recovery = self.gamma * i
         return torch.stack([-infection, infection - recovery, recovery], dim=-1)
-
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}, gamma={self.gamma}"
 
 
 class SkewMass3D(Field):
@@ -86,27 +90,22 @@ class Pendulum(Field):
         self.check_input(x)
         return 0.5 * x[..., 1].square() - torch.cos(x[..., 0])
 
-    energy = hamiltonian
 
-
-class DoublePendulum(Field):
+class DoublePendulum(ConstantsField):
     """Two point masses m1, m2 on massless rods l1, l2 under gravity g, on x = (q1, q2, p1, p2) (angles from
     the downward vertical and their canonical momenta). With d = q1 - q2 and D = m1 + m2 sin^2 d,
 
         H = N / (2 m2 l1^2 l2^2 D) - (m1 + m2) g l1 cos q1 - m2 g l2 cos q2,
         N = m2 l2^2 p1^2 + (m1 + m2) l1^2 p2^2 - 2 m2 l1 l2 p1 p2 cos d,
 
-    a non-separable Hamiltonian; F = J grad H in closed form. Trait ``CanonicalHamiltonian`` (symplectic
-    Runge-Kutta methods are symplectic on it; partitioned methods cannot integrate it)."""
+    a non-separable Hamiltonian (symplectic Runge-Kutta methods only); F = J grad H in closed form."""
 
     dim = 4
     q_dim = 2
     traits = frozenset({CanonicalHamiltonian()})
 
     def __init__(self, m1: float = 1.0, m2: float = 1.0, l1: float = 1.0, l2: float = 1.0, g: float = 9.81):
-        super().__init__()
-        self.m1, self.m2, self.l1, self.l2, self.g = (
-            positive_real(n, v) for n, v in (("m1", m1), ("m2", m2), ("l1", l1), ("l2", l2), ("g", g)))
+        super().__init__(m1=m1, m2=m2, l1=l1, l2=l2, g=g)
 
     def _parts(self, x: torch.Tensor):
         self.check_input(x)
@@ -133,11 +132,6 @@ class DoublePendulum(Field):
         q1, q2, _, _, _, D, N = self._parts(x)
         kinetic = N / (2 * self.m2 * self.l1 ** 2 * self.l2 ** 2 * D)
         return kinetic - (self.m1 + self.m2) * self.g * self.l1 * torch.cos(q1) - self.m2 * self.g * self.l2 * torch.cos(q2)
-
-    energy = hamiltonian
-
-    def extra_repr(self) -> str:
-        return f"m1={self.m1}, m2={self.m2}, l1={self.l1}, l2={self.l2}, g={self.g}"
 
 
 class RigidBody(Field):
@@ -176,27 +170,18 @@ class RigidBody(Field):
         inverse = torch.tensor(self.inertia, dtype=x.dtype, device=x.device).reciprocal()
         return self.skew(x) + cross_matrix(x) * inverse
 
-    def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """y^T I^-1 y / 2 per row."""
-        return 0.5 * (x * self._omega(x)).sum(-1)
-
     def extra_repr(self) -> str:
         return f"inertia={self.inertia}"
 
 
-class DampedForced(Field):
-    """A damped, forced, nonlinear 3-D field (no parameters; div f = -(a + b + c) < 0):
-
-        x1' = x2 - a x1 + 0.4 x2 x3
-        x2' = -x1 - b x2 + 0.5 sin(x3)
-        x3' = -c x3 + 0.6 x1 x2 + 0.3
-    """
+class DampedForced(ConstantsField):
+    """A damped, forced, nonlinear 3-D field, div f = -(a + b + c) < 0: x1' = x2 - a x1 + 0.4 x2 x3,
+    x2' = -x1 - b x2 + 0.5 sin(x3), x3' = -c x3 + 0.6 x1 x2 + 0.3."""
 
     dim = 3
 
     def __init__(self, a: float = 0.3, b: float = 0.2, c: float = 0.5):
-        super().__init__()
-        self.a, self.b, self.c = (positive_real(n, v) for n, v in (("a", a), ("b", b), ("c", c)))
+        super().__init__(a=a, b=b, c=c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -206,6 +191,3 @@ class DampedForced(Field):
             -x1 - self.b * x2 + 0.5 * torch.sin(x3),
             -self.c * x3 + 0.6 * x1 * x2 + 0.3,
         ], dim=-1)
-
-    def extra_repr(self) -> str:
-        return f"a={self.a}, b={self.b}, c={self.c}"

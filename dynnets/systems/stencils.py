@@ -1,20 +1,9 @@
-"""Finite-difference stencils: 1-D second differences with Dirichlet ends, and 2-D stencils applied
-with wrap-around on a periodic grid.
+"""Finite-difference stencils applied with wrap-around on a periodic 2-D grid.
 
-1-D: on interior nodes 1..n-1 with end values u_0 = left, u_n = right, the centred second difference is
-the affine map D2 u + e, D2 = tridiag(1, -2, 1)/dx^2, e = (left, 0, ..., 0, right)/dx^2 (O(dx^2)).
-
-2-D kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]:
-
-    laplacian("5pt", dx)    [[0, 1, 0], [1, -4, 1], [0, 1, 0]] / dx^2             order 2 (3x3)
-    laplacian("9pt", dx)    [[1, 4, 1], [4, -20, 4], [1, 4, 1]] / (6 dx^2)         order 2, isotropic
-                            leading error (3x3; Patra & Karttunen 2006)
-    laplacian("cross4", dx) 1-D [-1, 16, -30, 16, -1] / (12 dx^2) along x and y     order 4 (5x5)
-    gradient(axis, "2", dx) [-1, 0, 1] / (2 dx)                                     order 2
-    gradient(axis, "4", dx) [1, -8, 0, 8, -1] / (12 dx)                             order 4
-    identity(size)          the delta kernel: K * U = U
-
-A stencil K (odd size 2r+1) acts by cross-correlation with wrap-around,
+Kernels are indexed [a, b], a along y (rows), b along x (columns), centre [r, r]: ``laplacian`` "5pt" and
+"9pt" (order 2; 9pt with isotropic leading error, Patra & Karttunen 2006) and "cross4" (order 4),
+``gradient`` of order 2 or 4, ``identity`` (K * U = U). A stencil K (odd size 2r+1) acts by
+cross-correlation with wrap-around,
 
     (K * U)[iy, ix] = sum_{a,b} K[a, b] U[iy + a - r, ix + b - r]   (indices mod n),
 
@@ -32,33 +21,8 @@ from ..checks import positive_real
 from ..errors import ConfigError, ShapeError
 
 
-def second_difference(u: torch.Tensor, dx: float, left, right) -> torch.Tensor:
-    """Centred second difference along the last axis of ``u`` (interior values), with Dirichlet
-    end values ``left`` and ``right`` (numbers or 0-d tensors)."""
-    shape = u.shape[:-1] + (1,)
-    lo = torch.as_tensor(left, dtype=u.dtype, device=u.device).expand(shape)
-    hi = torch.as_tensor(right, dtype=u.dtype, device=u.device).expand(shape)
-    full = torch.cat([lo, u, hi], dim=-1)
-    return (full[..., :-2] - 2.0 * full[..., 1:-1] + full[..., 2:]) / (dx * dx)
-
-
-def second_difference_matrix(m: int, dx: float, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The m x m matrix tridiag(1, -2, 1)/dx^2 (homogeneous Dirichlet ends), dense."""
-    main = torch.full((m,), -2.0, dtype=dtype, device=device)
-    off = torch.ones(m - 1, dtype=dtype, device=device)
-    return (torch.diag(main) + torch.diag(off, 1) + torch.diag(off, -1)) / (dx * dx)
-
-
-def dirichlet_vector(m: int, dx: float, left, right, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The boundary contribution e = (left, 0, ..., 0, right)/dx^2 of the second difference."""
-    e = torch.zeros(m, dtype=dtype, device=device)
-    e[0] = e[0] + torch.as_tensor(left, dtype=dtype, device=device)
-    e[-1] = e[-1] + torch.as_tensor(right, dtype=dtype, device=device)
-    return e / (dx * dx)
-
-
 def check_stencil(kernel: torch.Tensor, what: str = "stencil") -> torch.Tensor:
-    """A stencil is a 2-D tensor with odd, equal side lengths."""
+    """``kernel`` as a finite floating 2-D tensor with odd, equal side lengths (ShapeError, ConfigError)."""
     k = torch.as_tensor(kernel)
     if k.dim() != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
         raise ShapeError(f"{what} must be a square 2-D kernel of odd size, got shape {tuple(k.shape)}")
@@ -184,11 +148,5 @@ def kernel_moments(kernel: torch.Tensor, dx: float = 1.0) -> dict[str, float]:
     r = k.shape[0] // 2
     off = (torch.arange(k.shape[0], dtype=torch.float64) - r) * dx
     y, x = torch.meshgrid(off, off, indexing="ij")
-    return {
-        "sum": float(k.sum()),
-        "x": float((k * x).sum()),
-        "y": float((k * y).sum()),
-        "xx": float((k * x * x).sum()),
-        "xy": float((k * x * y).sum()),
-        "yy": float((k * y * y).sum()),
-    }
+    products = {"sum": k, "x": k * x, "y": k * y, "xx": k * x * x, "xy": k * x * y, "yy": k * y * y}
+    return {name: float(p.sum()) for name, p in products.items()}

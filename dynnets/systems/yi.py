@@ -1,13 +1,7 @@
-"""The Yi eigen-ODE as a fixed vector field (Yi, Fu, Tang 2004; Puleo et al. 2022, eqs. 17-18).
-
-    dx/dt = -x + f(x),   f(x) = [x^T x A + (1 - x^T A x) I] x
-
-which simplifies to F(x) = (x^T x) A x - (x^T A x) x = S(x) x with the skew-symmetric matrix
-
-    S(x) = A x x^T - x x^T A       (S(x)^T = x x^T A - A x x^T = -S(x) because A = A^T),
-
-so ||x|| is a first integral, kept to round-off by the Cayley step. The equilibria are the eigenvectors
-of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
+"""The Yi eigen-ODE as a fixed vector field (Yi, Fu, Tang 2004; Puleo et al. 2022, eqs. 17-18):
+dx/dt = -x + [x^T x A + (1 - x^T A x) I] x = (x^T x) A x - (x^T A x) x = S(x) x, S(x) = A x x^T - x x^T A
+skew (A = A^T), so ||x|| is a first integral, kept to round-off by the Cayley step. The equilibria are the
+eigenvectors of A; from any x(0) not orthogonal to the top eigenspace the flow converges to it.
 """
 
 from __future__ import annotations
@@ -69,11 +63,8 @@ def spread_bound(a: torch.Tensor) -> float:
 
 
 class YiField(Field):
-    """F(x) = -x + [x^T x A + (1 - x^T A x) I] x = S(x) x, S(x) = A x x^T - x x^T A (a fixed field).
-
-    ``radius``: the norm ||x|| of the states the explicit step-size check covers. ``A`` is checked by
-    ``check_symmetric`` and stored symmetrised (float64). Trait ``SkewProduct``.
-    """
+    """F(x) = S(x) x (module docstring); ``matrix`` checked by ``check_symmetric`` and stored symmetrised,
+    ``radius`` the norm ||x|| of the states the explicit step-size check covers."""
 
     traits = frozenset({SkewProduct()})
 
@@ -84,33 +75,27 @@ class YiField(Field):
         self.register_constant("A", (a + a.T) / 2)
         self.dim = a.shape[0]
 
-    def _matrix(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A.to(dtype=x.dtype, device=x.device)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        a = self._matrix(x)
-        ax = x @ a
+        ax = x @ self.constant("A", x)
         xx = (x * x).sum(dim=-1, keepdim=True)
         xax = (x * ax).sum(dim=-1, keepdim=True)
         return xx * ax - xax * x
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
-        """S(x) = A x x^T - x x^T A, shape (batch, dim, dim), skew-symmetric exactly (u v^T - v u^T)."""
+        """S(x) = A x x^T - x x^T A, exactly skew (u v^T - v u^T)."""
         self.check_input(x)
-        ax = x @ self._matrix(x)
+        ax = x @ self.constant("A", x)
         outer = ax.unsqueeze(-1) * x.unsqueeze(-2)
         return outer - outer.transpose(-1, -2)
 
     def rayleigh(self, x: torch.Tensor) -> torch.Tensor:
         """rho(x) = x^T A x / x^T x (eq. 20), shape (batch,)."""
-        a = self._matrix(x)
-        return (x * (x @ a)).sum(-1) / (x * x).sum(-1)
+        return (x * (x @ self.constant("A", x))).sum(-1) / (x * x).sum(-1)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """||A x - rho(x) x|| / ||x||, zero exactly at eigenvectors; shape (batch,)."""
-        a = self._matrix(x)
-        g = x @ a - self.rayleigh(x).unsqueeze(-1) * x
+        g = x @ self.constant("A", x) - self.rayleigh(x).unsqueeze(-1) * x
         return g.norm(dim=-1) / x.norm(dim=-1)
 
     def stiffness(self) -> float:
@@ -125,5 +110,3 @@ class YiField(Field):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, radius={self.radius:g}"
-
-
