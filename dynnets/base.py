@@ -25,7 +25,7 @@ from .errors import (
     ShapeError,
     StepSizeError,
 )
-from .structure import LinearInvariant, QuadraticInvariant, Trait
+from .structure import LinearInvariant, Partitioned, QuadraticInvariant, Trait
 
 
 class ExactConstants(nn.Module):
@@ -217,6 +217,23 @@ class Linearization:
             at = self.x.detach().requires_grad_(True)
             x_bar, *grads = torch.autograd.grad(self.field(at), [at, *params], cotangent, allow_unused=True)
         return x_bar, grads
+
+
+class PartitionedField(Field):
+    """F(q, v) = (f(v), g(q)) from a subclass's ``q_dim``, ``f`` and ``g``; ``partition()`` may give None
+    for a zero part."""
+
+    traits = frozenset({Partitioned()})
+
+    def partition(self):
+        return self.q_dim, self.f, self.g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
+        _, f, g = self.partition()
+        return torch.cat([torch.zeros_like(v) if f is None else f(v),
+                          torch.zeros_like(q) if g is None else g(q)], dim=-1)
 
 
 def scaled(c, value):

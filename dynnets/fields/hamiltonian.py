@@ -15,12 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from ..base import Field, Linearization, scaled
+from ..base import Field, Linearization, PartitionedField, scaled
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
 from ..structure import CanonicalHamiltonian, Partitioned, SeparableHamiltonian
 from .activations import ACTIVATIONS
-from .volume import PartitionedField
 
 
 class _Potential(nn.Module):

@@ -12,27 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from ..base import Field
+from ..base import PartitionedField
 from ..checks import check_size
-from ..structure import Partitioned
 from .activations import get_activation
-
-
-class PartitionedField(Field):
-    """F(q, v) = (f(v), g(q)) from a subclass's ``q_dim``, ``f`` and ``g``; ``partition()`` may give None
-    for a zero part."""
-
-    traits = frozenset({Partitioned()})
-
-    def partition(self):
-        return self.q_dim, self.f, self.g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        q, v = x[..., : self.q_dim], x[..., self.q_dim:]
-        _, f, g = self.partition()
-        return torch.cat([torch.zeros_like(v) if f is None else f(v),
-                          torch.zeros_like(q) if g is None else g(q)], dim=-1)
 
 
 class VolumePreserving(PartitionedField):

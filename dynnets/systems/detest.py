@@ -8,14 +8,14 @@ import math
 
 import torch
 
-from ..base import Field
+from ..base import PartitionedField
 from ..checks import real
 from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
 from .ode import ConstantsField
 
 
-class TwoBody(Field):
+class TwoBody(PartitionedField):
     """Kepler orbits (DETEST D1-D5 for e = 0.1, ..., 0.9), x = (q1, q2, p1, p2): q' = p, p' = -q / |q|^3
     (H = |p|^2 / 2 - 1 / |q|), started at the pericentre q = (1 - e, 0), p = (0, sqrt((1 + e) / (1 - e))) of
     the orbit with eccentricity e, semi-major axis 1 and period 2 pi."""
@@ -37,13 +37,6 @@ class TwoBody(Field):
     def g(self, q: torch.Tensor) -> torch.Tensor:
         r = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
         return -q / (r * r * r)
-
-    def partition(self):
-        return self.q_dim, self.f, self.g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return torch.cat([self.f(x[..., 2:]), self.g(x[..., :2])], dim=-1)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Field
+from ..base import Field, PartitionedField
 from ..checks import positive_real
 from ..errors import ConfigError
 from ..linalg import cross_matrix
@@ -66,7 +66,7 @@ class SkewMass3D(Field):
         return torch.stack([a12 + a13, -a12 + a23, -a13 - a23], dim=-1)
 
 
-class Pendulum(Field):
+class Pendulum(PartitionedField):
     """The mathematical pendulum on x = (q, p): H(q, p) = p^2 / 2 - cos q, q' = p, p' = -sin q."""
 
     dim = 2
@@ -78,13 +78,6 @@ class Pendulum(Field):
 
     def g(self, q: torch.Tensor) -> torch.Tensor:
         return -torch.sin(q)
-
-    def partition(self):
-        return self.q_dim, self.f, self.g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return torch.cat([self.f(x[..., 1:]), self.g(x[..., :1])], dim=-1)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
