@@ -27,13 +27,6 @@ __all__ = ["ContractiveStep", "ExpansiveStep", "conv_switching_pair", "is_certif
 _MIN_PARTNER_BOUND = 1.0 / (1.0 + STEP_CAP)
 
 
-def _weight_name(field) -> str:
-    for name in ("A", "K"):
-        if hasattr(field, name):
-            return name
-    raise ConfigError(f"{type(field).__name__} has no weight A or K")
-
-
 def _check_gradient_field(field, sign: int, who: str) -> None:
     if not isinstance(field, GradientBounds):
         raise ConfigError(f"{who} needs a gradient field (Gradient, ConvGradient, RescaledGradient, ...), got "
@@ -155,8 +148,8 @@ def _check_seed_conditions(partner: ContractiveStep) -> None:
     if a < 0.5 or beta > 1.0:
         raise ConfigError(f"the seed switching rule needs contractive slopes in [1/2, 1], got [{a}, {beta}] "
                           f"({field.activation.name})")
-    name = _weight_name(field)
-    if not (parametrize.is_parametrized(field, name)
+    name = field.weight_name
+    if name is None or not (parametrize.is_parametrized(field, name)
             and any(isinstance(p, Orthogonal) for p in field.parametrizations[name])):
         raise ConfigError("the seed switching rule needs the contractive weight A to carry the Orthogonal "
                           "parametrisation (A^T A = I); use rule='exact' otherwise")

@@ -40,6 +40,8 @@ class ConvGradient(GradientBounds, Field):
     """F(U) = sign * K^T sigma(K U + b) on U of shape (batch, channels, n1, n2), ``input_size`` = (n1, n2);
     initialisation ``conv_kernel``."""
 
+    weight_name = "K"
+
     def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, sign: int = -1,
                  activation="relu", *, tied: bool = True, init_scale: float = 0.5):
         super().__init__()
@@ -66,9 +68,6 @@ class ConvGradient(GradientBounds, Field):
             return linalg.circular_conv(z, self.B)
         out = linalg.circular_conv_adjoint(z, self.K)
         return out if self.sign == 1 else -out
-
-    def _weight(self):
-        return self.K
 
     def _spectral_bounds(self, dtype=None):
         k = self.K if dtype is None else self.K.to(dtype)

@@ -28,6 +28,8 @@ class Gradient(GradientBounds, Field):
     """F(x) = sign * A^T sigma(A x + b), A: (width, dim), b: (width,), sign in {-1, +1}; initialisation
     ``dense_weight``, b = 0."""
 
+    weight_name = "A"
+
     def __init__(self, dim: int, width: int, sign: int = -1, activation: str = "relu", *,
                  init_scale: float = 0.5):
         super().__init__()
@@ -42,9 +44,6 @@ class Gradient(GradientBounds, Field):
         self.check_input(x)
         out = F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.A.t())
         return out if self.sign == 1 else -out
-
-    def _weight(self):
-        return self.A
 
     def _spectral_bounds(self, dtype=None):
         return matrix_bounds(self.A if dtype is None else self.A.to(dtype))

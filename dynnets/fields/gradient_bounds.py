@@ -48,13 +48,15 @@ def check_sign(sign) -> int:
 
 class GradientBounds:
     sign: int
+    #: the attribute holding the weight whose norms bound the field: A (dense) or K (convolution); None: none
+    weight_name: str | None = None
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
         return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(dtype))
 
     def _weight(self) -> torch.Tensor:
-        raise NotImplementedError
+        return getattr(self, self.weight_name)
 
     def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

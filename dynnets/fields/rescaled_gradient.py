@@ -55,6 +55,8 @@ class RescaledGradient(_Rescaled):
     """F(x) = -A^T T^{-1} sigma(A x + b), A: (width, dim), T from A (module docstring); x of shape (..., dim).
     Initialisation as ``Gradient``, q = 1."""
 
+    weight_name = "A"
+
     def __init__(self, dim: int, width: int, activation="relu", *, init_scale: float = 1.0):
         super().__init__()
         self.dim = check_size("dim", dim)
@@ -67,9 +69,6 @@ class RescaledGradient(_Rescaled):
         self.check_input(x)
         t = self.scaling(x.dtype)
         return -F.linear(self.activation.fn(F.linear(x, self.A, self.b)) / t, self.A.t())
-
-    def _weight(self):
-        return self.A
 
     @staticmethod
     def _gram_abs(a: torch.Tensor) -> torch.Tensor:
@@ -87,6 +86,8 @@ class ConvRescaledGradient(_Rescaled):
     """F(U) = -K^T T^{-1} sigma(K U + b) on U of shape (batch, channels, n1, n2), K a circular convolution
     (hidden, channels, k, k), T one scale per hidden channel (module docstring). Initialisation
     ``conv_kernel``, b = 0, q = 1."""
+
+    weight_name = "K"
 
     def __init__(self, channels: int, hidden: int, input_size, kernel_size: int = 3, activation="relu", *,
                  init_scale: float = 1.0):
@@ -110,9 +111,6 @@ class ConvRescaledGradient(_Rescaled):
         t = self.scaling(x.dtype)[:, None, None]
         z = self.activation.fn(linalg.circular_conv(x, self.K, self.b)) / t
         return -linalg.circular_conv_adjoint(z, self.K).reshape(*lead, *x.shape[1:])
-
-    def _weight(self):
-        return self.K
 
     @staticmethod
     def _gram_abs(k: torch.Tensor) -> torch.Tensor:
