@@ -13,6 +13,7 @@ comparison with zero is relative to the magnitude of the terms summed (scale-awa
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Iterable
@@ -22,7 +23,6 @@ from functools import cached_property
 from ..errors import TableauError
 from . import stability, trees
 
-EPS = 2.0 ** -52
 #: coefficients beyond this magnitude are refused: the order conditions multiply up to 10 of them and
 #: the stability function up to s, which must stay finite in float64 (and the step in float32)
 MAX_ENTRY = 1e12
@@ -30,7 +30,7 @@ MAX_ENTRY = 1e12
 
 def _zero(defect: float, scale: float, terms: int) -> bool:
     """|defect| <= 4 (terms + 1) eps scale: a sum of ``terms`` products of magnitude ``scale`` is zero."""
-    return abs(defect) <= 4.0 * (terms + 1) * EPS * scale
+    return abs(defect) <= 4.0 * (terms + 1) * trees.EPS * scale
 
 
 def check_claimed_order(order, name: str) -> int:
@@ -150,19 +150,17 @@ class ButcherTableau:
         return stability.real_stability_interval(self.a, self.b)
 
 
-def _rows(name: str, what: str, rows) -> list:
-    """``rows`` (A, the embedded weights, the dense-output rows) as a list of rows."""
+def _rows(name: str, what: str, rows, of: str = "rows of real numbers") -> list:
+    """``rows`` (A, the embedded weights, the dense-output rows, or one row) as a list."""
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
-        raise TableauError(f"tableau {name!r}: {what} must be a sequence of rows of real numbers, got {rows!r}")
+        raise TableauError(f"tableau {name!r}: {what} must be a sequence of {of}, got {rows!r}")
     return list(rows)
 
 
 def _reals(name: str, what: str, values) -> tuple[float, ...]:
     """One row of coefficients as floats; strings and bools (which float() accepts) are refused."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise TableauError(f"tableau {name!r}: {what} must be a sequence of real numbers, got {values!r}")
     out = []
-    for v in values:
+    for v in _rows(name, what, values, "real numbers"):
         try:
             if isinstance(v, (bool, str, bytes, complex)):
                 raise TypeError
@@ -198,13 +196,8 @@ DENSE_CHECK_POINTS = (0.25, 0.5, 0.75)
 
 def dense_weights_at(dense, theta: float) -> list[float]:
     """b_i(theta) = sum_j P_ij theta^(j+1) for every stage (Horner)."""
-    weights = []
-    for row in dense:
-        value = 0.0
-        for coefficient in reversed(row):
-            value = (value + coefficient) * theta
-        weights.append(value)
-    return weights
+    return [functools.reduce(lambda value, coefficient: (value + coefficient) * theta, reversed(row), 0.0)
+            for row in dense]
 
 
 @dataclass(frozen=True)
@@ -265,13 +258,10 @@ class EmbeddedTableau(ButcherTableau):
     def dense_order(self) -> int | None:
         if self.dense is None:
             return None
-        orders = []
-        for theta in DENSE_CHECK_POINTS:
-            scaled = ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
-                                               [w / theta for w in dense_weights_at(self.dense, theta)],
-                                               name=f"{self.name} dense output at theta={theta}")
-            orders.append(scaled.order)
-        return min(orders)
+        return min(ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
+                                             [w / theta for w in dense_weights_at(self.dense, theta)],
+                                             name=f"{self.name} dense output at theta={theta}").order
+                   for theta in DENSE_CHECK_POINTS)
 
 
 def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:
