@@ -26,7 +26,7 @@ class EmbeddedPair(ExplicitRK):
         orders = sorted(tableau.embedded_orders, reverse=True)
         self.error_order = orders[0] + 1 if len(orders) == 1 else 2 * (orders[0] + 1) - (orders[1] + 1)
         self.fsal = _first_same_as_last(tableau)
-        used = max(j for weights in (self._weights, *self._errors) for j, _ in weights) + 1
+        used = max(j for weights in (self.weights, *self._errors) for j, _ in weights) + 1
         #: stages evaluated per attempted step (with the first-same-as-last stage, whose value starts the
         #: next step); the dense output may need more (``dense_stages``)
         self.step_stages = max(used, (self.fsal + 1) if self.fsal is not None else 0)
@@ -40,9 +40,9 @@ class EmbeddedPair(ExplicitRK):
         the same bits), combined once and not twice (fewer operations and autograd nodes per step)."""
         if self.fsal is None:
             ks = self.stages(field, x, h, t, ks, count=self.step_stages)
-            return ks, self.combine(x, h, ks, self._weights)
+            return ks, self.combine(x, h, ks, self.weights)
         ks = self.stages(field, x, h, t, ks, count=self.fsal)
-        x_new = self.combine(x, h, ks, self._weights)
+        x_new = self.combine(x, h, ks, self.weights)
         ks.append(self.evaluate(field, self.fsal, x_new, h, t))
         return self.stages(field, x, h, t, ks, count=self.step_stages), x_new
 

@@ -20,40 +20,30 @@ import math
 
 import torch
 
-from ..base import Field, Method
+from ..base import Field
 from ..checks import check_size
-from ..errors import ConfigError, ConfigTypeError
+from ..errors import ConfigError
 from ..memory import transforms_active
 from ..structure import CanonicalHamiltonian, PreservesVolume, Symplectic
 from . import tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
+from .rk import TableauMethod
 from .tableau import ButcherTableau
 
 #: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
 MAX_SYSTEM = 4096
 
 
-class ImplicitRK(Method):
+class ImplicitRK(TableauMethod):
     """A Runge-Kutta method from any (implicit or explicit) ``ButcherTableau``, stages solved by Newton's
     method to round-off (``max_iterations`` Newton updates at most, then ``NotConvergedError``)."""
 
-    handles_time = True
-
     def __init__(self, tableau: ButcherTableau, *, max_iterations: int = 50):
-        if not isinstance(tableau, ButcherTableau):
-            raise ConfigTypeError(f"ImplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got "
-                            f"{type(tableau).__name__}")
-        self.tableau = tableau
-        self.name = tableau.name
-        self.order = tableau.order
+        super().__init__(tableau)
         self.max_iterations = check_size("max_iterations", max_iterations)
         self._a = torch.tensor(tableau.a, dtype=torch.float64)
         self._b = torch.tensor(tableau.b, dtype=torch.float64)
-
-    @property
-    def real_stability_interval(self) -> float:
-        return self.tableau.real_stability_interval
 
     def solve(self, field, x: torch.Tensor, h) -> StageSolution:
         """The converged stages with the iteration count (no autograd), e.g. for diagnostics."""
@@ -80,9 +70,7 @@ class ImplicitRK(Method):
     def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
         if field.time_dependent:
             self._problem(field, x)  # the same refusal of unbatched or too large states
-            if t is None:
-                raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's "
-                                  "start time t (step(field, x, h, t))")
+            self.check_start_time(field, t)
             extended = _Autonomised(field, x.shape[1:], t)
             return self.step(extended, extended.extend(x, t), h)[:, :-1].reshape(x.shape)
         problem = self._problem(field, x)
@@ -119,9 +107,6 @@ class ImplicitRK(Method):
         if not self.tableau.is_symmetric:
             return super().inverse(field, y, h)
         return self.step(field, y, -h, None if t is None else t + h)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
 
 
 class _Autonomised(Field):
