@@ -36,16 +36,11 @@ def _system_scale(h, dtype) -> tuple:
     return 1.0, h / 2
 
 
-def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
-    """The rank-1 Cayley step, S = u v^T - v u^T, with the radial rescale, in closed form."""
-    return _PlaneCayley.apply(x, u, v, a, c)[0]
-
-
 class _PlaneCayley(torch.autograd.Function):
     """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'|, per row; a > 0 a
-    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m, u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1).
-    With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0 and
-    Cramer's rule gives x' = x + g_u u^ + g_v v^,
+    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m,
+    u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1). With alpha = u^.x, beta = v^.x, p = |u^|^2,
+    q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0, Cramer's rule gives x' = x + g_u u^ + g_v v^,
 
         g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
 
@@ -148,7 +143,7 @@ class Cayley(Method):
         a, c = _system_scale(h, x.dtype)
         factors = field.skew_factors(x)
         if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included
-            return _plane_step(factors[:, 0], factors[:, 1], x, a, c)
+            return _PlaneCayley.apply(x, factors[:, 0], factors[:, 1], a, c)[0]
         out = self._dense(field.skew(x), x, a, c) if factors is None else self._woodbury(factors, x, a, c)
         # the solve is accurate to ~h |S| eps; |x| / |x'| (identically 1 in exact arithmetic, so a constant
         # for autograd) restores |x'| = |x| to a few roundings for every h
