@@ -12,10 +12,9 @@ to first order)
     |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
 
 (eps of x's dtype; G itself carries |h lambda| eps ||x|| of round-off on stiff fields) and no longer halves,
-or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. C = 8 is measured
-(benchmarks/README.md, "implicit: Newton stopping rule"). A sample outside the tolerance after
-``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the tolerance
-and the iterations. Backward: ``ift``.
+or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. A sample outside the tolerance
+after ``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the
+tolerance and the iterations. Backward: ``ift``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from torch import nn
 
 from ..errors import NotConvergedError
 
-#: the C of the stopping rule C * eps * scale (module docstring)
+#: the C of the stopping rule C * eps * scale (module docstring; measured, benchmarks/README.md)
 TOLERANCE_FACTOR = 8.0
 #: step halvings of the backtracking line search per Newton iteration
 MAX_HALVINGS = 10
@@ -70,9 +69,8 @@ class StageSolution:
 
 
 def _solve(lu, G: torch.Tensor) -> torch.Tensor:
-    """-M^-1 G from M's LU factors, shape of G (batch, s, n)."""
-    LU, pivots = lu
-    return torch.linalg.lu_solve(LU, pivots, -G.reshape(G.shape[0], -1, 1)).reshape(G.shape)
+    """-M^-1 G from M's LU factors (LU, pivots), shape of G (batch, s, n)."""
+    return torch.linalg.lu_solve(*lu, -G.reshape(G.shape[0], -1, 1)).reshape(G.shape)
 
 
 def _keep_best(best, ratio, K, *per_sample):
@@ -124,17 +122,14 @@ class StageProblem:
         runs, without its broadcasting ops)."""
         return torch.bmm(c.expand(K.shape[0], -1, -1), K)
 
-    # -- evaluation of F and DF at stacked stage points (batch, s, n) --------------------------------
     def _is_own(self, params) -> bool:
         return len(params) == len(self.own) and all(p is q for p, q in zip(params, self.own))
 
     def field_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
         if self._is_own(params):
-            out = self.field(flat)
-        else:
-            out = torch.func.functional_call(self.field, dict(zip(self.names, params)), (flat,))
-        return out.reshape(X.shape)
+            return self.field(flat).reshape(X.shape)
+        return torch.func.functional_call(self.field, dict(zip(self.names, params)), (flat,)).reshape(X.shape)
 
     def linearize_at(self, params, X: torch.Tensor, shape):
         """(F(X), jac), jac() = DF(X) (batch, s, n, n) on demand: the field's ``linearizer`` (value and Jacobian
@@ -142,18 +137,16 @@ class StageProblem:
         if self._linearize is None:
             return self.field_at(params, X, shape), lambda: self.jacobian_at(params, X, shape)
         lin = self._linearize(X.reshape(-1, *shape))
-        n = X.shape[-1]
-        return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape[:-1], n, n)
+        return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape, X.shape[-1])
 
     def jacobian_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
         if self._is_own(params):
             J = self.field.jacobian(flat)
         else:
-            wrapper = _Jacobian(self.field)
-            J = torch.func.functional_call(wrapper, {f"field.{k}": p for k, p in zip(self.names, params)}, (flat,))
-        n = X.shape[-1]
-        return J.reshape(*X.shape[:-1], n, n)
+            named = {f"field.{k}": p for k, p in zip(self.names, params)}
+            J = torch.func.functional_call(_Jacobian(self.field), named, (flat,))
+        return J.reshape(*X.shape, X.shape[-1])  # (batch, s, n, n)
 
     def stage_points(self, x: torch.Tensor, h, K: torch.Tensor) -> torch.Tensor:
         """X_i = x + h sum_j a_ij K_j, shape (batch, s, n)."""
@@ -167,7 +160,6 @@ class StageProblem:
         M.diagonal(dim1=-2, dim2=-1).add_(1.0)  # + I, touching only the diagonal
         return M
 
-    # -- forward: Newton -----------------------------------------------------------------------------
     @torch.no_grad()
     def solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
         """Newton, then continuation in h for unsolved samples; x: (batch, *state). Raises
@@ -262,8 +254,7 @@ class StageProblem:
     def _factor(self, jac, h):
         """LU factors of M = I - h [a_ij DF(X_i)] (jac() = DF(X)); a singular M gives non-finite corrections
         (sample lost)."""
-        LU, pivots, _ = torch.linalg.lu_factor_ex(self.newton_matrix(jac(), h))
-        return LU, pivots
+        return torch.linalg.lu_factor_ex(self.newton_matrix(jac(), h))[:2]
 
     @staticmethod
     def _stalled(worst: list, correction, within) -> bool:
