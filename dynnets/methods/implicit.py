@@ -10,8 +10,6 @@ for the step computed, as Newton reaches round-off or raises ``NotConvergedError
 
 A time-dependent field F(t, x) is integrated as the autonomous (x, s) -> (F(s, x), 1) (``_Autonomised``):
 the time component of stage i is exactly t + c_i h, so the guarantees hold for each map x -> Psi_(t, h)(x).
-
-Each Newton iteration solves a dense system of size s n per sample: s n > MAX_SYSTEM raises ConfigError.
 """
 
 from __future__ import annotations
@@ -31,7 +29,8 @@ from .newton import StageProblem, StageSolution
 from .rk import TableauMethod
 from .tableau import ButcherTableau
 
-#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
+#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit); a larger
+#: one raises ConfigError
 MAX_SYSTEM = 4096
 
 
@@ -51,7 +50,6 @@ class ImplicitRK(TableauMethod):
         return problem.solve(x, float(h), problem.own)
 
     def _problem(self, field, x: torch.Tensor) -> StageProblem:
-        size = self.tableau.stages * (math.prod(x.shape[1:]) if x.dim() > 1 else 0)
         axes = field.state_ndim
         if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
             raise ConfigError(
@@ -59,6 +57,7 @@ class ImplicitRK(TableauMethod):
                 f"batch axis{'' if axes is None else f' ({axes}-axis states for {type(field).__name__})'}, got "
                 f"shape {tuple(x.shape)}; reshape the batch to one axis"
             )
+        size = self.tableau.stages * math.prod(x.shape[1:])
         if size > MAX_SYSTEM:
             raise ConfigError(
                 f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
@@ -74,7 +73,9 @@ class ImplicitRK(TableauMethod):
             extended = _Autonomised(field, x.shape[1:], t)
             return self.step(extended, extended.extend(x, t), h)[:, :-1].reshape(x.shape)
         problem = self._problem(field, x)
-        if _needs_graph(x, h, problem.own) or transforms_active():
+        tracked = torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
+                                                  for v in (x, h, *problem.own))
+        if tracked or transforms_active():
             K = StageSolve.apply(x, h, problem, *problem.own)
         else:  # nothing to differentiate: skip the autograd Function's bookkeeping
             K = problem.solve(x, float(h), problem.own).stages
@@ -131,13 +132,6 @@ class _Autonomised(Field):
         x = y[:, :-1].reshape(y.shape[0], *self.shape)
         derivative = self.field.at(self.t0 + y[:, -1], x).reshape(y.shape[0], -1)
         return torch.cat([derivative, torch.ones_like(y[:, -1:])], dim=1)
-
-
-def _needs_graph(x, h, params) -> bool:
-    """Whether autograd must record the step (grad mode on and something to differentiate)."""
-    if not torch.is_grad_enabled():
-        return False
-    return x.requires_grad or (isinstance(h, torch.Tensor) and h.requires_grad) or any(p.requires_grad for p in params)
 
 
 class ImplicitMidpoint(ImplicitRK):
