@@ -33,9 +33,7 @@ class CrankNicolson(Method):
         if entry is None or entry[0] is not field:
             M, c = field.affine_parts(dtype=dtype, device=device)
             eye = torch.eye(M.shape[0], dtype=dtype, device=device)
-            lu, pivots = torch.linalg.lu_factor(eye - 0.5 * h * M)
-            entry = (field, M, c, lu, pivots)
-            self._factors[key] = entry
+            entry = self._factors[key] = (field, M, c, *torch.linalg.lu_factor(eye - 0.5 * h * M))
         return entry[1:]
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
