@@ -13,12 +13,11 @@ comparison with zero is relative to the magnitude of the terms summed (scale-awa
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, reduce
 
 from ..errors import TableauError
 from . import stability, trees
@@ -66,14 +65,11 @@ class ButcherTableau:
         _check_entries(self.name, self.a, self.b, self.c)
         for i, row in enumerate(self.a):
             if not _zero(math.fsum((*row, -self.c[i])), math.fsum(abs(v) for v in (*row, self.c[i])), len(row)):
-                raise TableauError(
-                    f"tableau {self.name!r}: row {i} of A sums to {math.fsum(row)} but c[{i}] = {self.c[i]} "
-                    "(consistency needs c_i = sum_j a_ij)"
-                )
+                raise TableauError(f"tableau {self.name!r}: row {i} of A sums to {math.fsum(row)} but "
+                                   f"c[{i}] = {self.c[i]} (consistency needs c_i = sum_j a_ij)")
         if not _zero(math.fsum((*self.b, -1.0)), math.fsum(abs(v) for v in self.b) + 1.0, self.stages):
-            raise TableauError(
-                f"tableau {self.name!r}: weights b sum to {math.fsum(self.b)}, consistency needs sum b = 1"
-            )
+            raise TableauError(f"tableau {self.name!r}: weights b sum to {math.fsum(self.b)}, consistency "
+                               "needs sum b = 1")
 
     @property
     def stages(self) -> int:
@@ -101,20 +97,17 @@ class ButcherTableau:
         """Refuse a claimed order that the order conditions do not confirm."""
         claimed = check_claimed_order(claimed, self.name)
         if claimed > self.max_checked_order:
-            raise TableauError(
-                f"tableau {self.name!r} claims order {claimed}, but an {self.stages}-stage method is checked up "
-                f"to order {self.max_checked_order} (2 s, at most {trees.MAX_ORDER})"
-            )
+            raise TableauError(f"tableau {self.name!r} claims order {claimed}, but an {self.stages}-stage "
+                               f"method is checked up to order {self.max_checked_order} (2 s, at most "
+                               f"{trees.MAX_ORDER})")
         if self.order < claimed:
-            raise TableauError(
-                f"tableau {self.name!r} claims order {claimed} but satisfies the order conditions only up to "
-                f"order {self.order}"
-            )
+            raise TableauError(f"tableau {self.name!r} claims order {claimed} but satisfies the order "
+                               f"conditions only up to order {self.order}")
 
     @property
     def is_explicit(self) -> bool:
         """A strictly lower triangular: each stage uses only earlier ones."""
-        return all(v == 0.0 for i, row in enumerate(self.a) for v in row[i:])
+        return self.first_implicit_entry() is None
 
     def first_implicit_entry(self) -> tuple[int, int] | None:
         """(i, j) of the first non-zero a_ij with j >= i, or None for an explicit tableau."""
@@ -176,18 +169,15 @@ def _check_entries(name: str, a, b, c) -> None:
     if s == 0:
         raise TableauError(f"tableau {name!r} has no stages")
     if len(a) != s or any(len(row) != s for row in a) or (c is not None and len(c) != s):
-        raise TableauError(
-            f"tableau {name!r}: A must be {s}x{s} and c of length {s} to match b "
-            f"(got A rows {[len(r) for r in a]}, len(c)={None if c is None else len(c)})"
-        )
+        raise TableauError(f"tableau {name!r}: A must be {s}x{s} and c of length {s} to match b (got A rows "
+                           f"{[len(r) for r in a]}, len(c)={None if c is None else len(c)})")
     for v in (*b, *(() if c is None else c), *(x for row in a for x in row)):
         if not math.isfinite(v):
             raise TableauError(f"tableau {name!r} has a non-finite entry {v}")
         if abs(v) > MAX_ENTRY:
-            raise TableauError(
-                f"tableau {name!r} has an entry {v:.6g} beyond {MAX_ENTRY:.0e} in magnitude (the order conditions "
-                f"multiply up to {trees.MAX_ORDER} coefficients and would overflow)"
-            )
+            raise TableauError(f"tableau {name!r} has an entry {v:.6g} beyond {MAX_ENTRY:.0e} in magnitude "
+                               f"(the order conditions multiply up to {trees.MAX_ORDER} coefficients and "
+                               "would overflow)")
 
 
 #: the interior points at which the order of a dense output is computed (its order is the minimum)
@@ -196,7 +186,7 @@ DENSE_CHECK_POINTS = (0.25, 0.5, 0.75)
 
 def dense_weights_at(dense, theta: float) -> list[float]:
     """b_i(theta) = sum_j P_ij theta^(j+1) for every stage (Horner)."""
-    return [functools.reduce(lambda value, coefficient: (value + coefficient) * theta, reversed(row), 0.0)
+    return [reduce(lambda value, coefficient: (value + coefficient) * theta, reversed(row), 0.0)
             for row in dense]
 
 
