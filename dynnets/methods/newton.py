@@ -166,28 +166,23 @@ class StageProblem:
         NotConvergedError, never returns unconverged K."""
         self._linearize = self.field.linearizer() if self._is_own(params) else None
         try:
-            return self._solve(x, h, params)
+            shape, flat = x.shape[1:], x.reshape(x.shape[0], -1)
+            first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
+            K, iterations, attempts = first.K, first.iterations, [first]
+            if not bool(first.done.all()):
+                lost = (~first.done).nonzero().squeeze(1)
+                for pieces in CONTINUATION:
+                    result, used = self._continued(params, flat[lost], h, pieces, shape)
+                    iterations += used
+                    attempts.append(result)
+                    if bool(result.done.all()):
+                        K = K.index_copy(0, lost, result.K)
+                        break
+                else:
+                    self._fail(h, result)
+            return StageSolution(K, iterations, tuple(attempts))
         finally:
             self._linearize = None
-
-    def _solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
-        shape = x.shape[1:]
-        flat = x.reshape(x.shape[0], -1)
-        first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
-        K, iterations, attempts = first.K, first.iterations, [first]
-        if not bool(first.done.all()):
-            lost = (~first.done).nonzero().squeeze(1)
-            for pieces in CONTINUATION:
-                result, used = self._continued(params, flat[lost], h, pieces, shape)
-                iterations += used
-                attempts.append(result)
-                if bool(result.done.all()):
-                    K = K.index_copy(0, lost, result.K)
-                    break
-            else:
-                self._fail(h, result, f"{self.max_iterations} Newton iterations, also after continuation "
-                                      f"in h over {' and '.join(map(str, CONTINUATION))} sub-steps")
-        return StageSolution(K, iterations, tuple(attempts))
 
     def _start(self, params, flat, h, shape):
         """(K, G, jac) of the start with the smaller max |G| per sample: the predictor K_i = F(x + c_i h F(x))
@@ -281,13 +276,14 @@ class StageProblem:
             lam = torch.ones_like(norm) if lam is None else lam
             lam = torch.where(better, lam, 0.5 * lam)
 
-    def _fail(self, h, attempt: _Attempt, why: str):
+    def _fail(self, h, attempt: _Attempt):
         ratio = torch.nan_to_num(attempt.residual / attempt.tolerance, nan=float("inf"))
         worst = int(ratio.argmax())
         raise NotConvergedError(
-            f"{self.name}: Newton's method did not solve the stage equations for h={float(h):.6g} ({why}): "
+            f"{self.name}: Newton's method did not solve the stage equations for h={float(h):.6g} "
+            f"({self.max_iterations} Newton iterations, also after continuation in h over "
+            f"{' and '.join(map(str, CONTINUATION))} sub-steps): "
             f"residual {float(attempt.residual[worst]):.3e} > tolerance {float(attempt.tolerance[worst]):.3e} "
             f"(Newton's correction |h| |M^-1 G| against {TOLERANCE_FACTOR:g} eps max(|x|, |h| |K|)) at sample "
-            f"{worst} of the unsolved ones "
-            f"after {attempt.iterations} iterations; use a smaller h"
+            f"{worst} of the unsolved ones after {attempt.iterations} iterations; use a smaller h"
         )
