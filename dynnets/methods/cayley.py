@@ -121,13 +121,6 @@ def _gram(w: torch.Tensor) -> torch.Tensor:
     return half + (half - half.detach()).transpose(1, 2)
 
 
-def _scaled_jt(k: int, a, like: torch.Tensor) -> torch.Tensor:
-    """a J^T = a [[0, -I_k], [I_k, 0]], a constant on ``like``'s dtype and device."""
-    jt = torch.eye(2 * k, dtype=like.dtype, device=like.device).roll(k, 0)  # [[0, I], [I, 0]]
-    jt[:k].neg_()
-    return jt if a == 1.0 else a * jt
-
-
 class Cayley(Method):
     """x' = (I - h/2 S(x))^{-1} (I + h/2 S(x)) x for fields exposing ``skew(x)``; through the Woodbury
     identity (a 2k x 2k solve) for fields exposing low-rank ``skew_factors(x)``. Order 1."""
@@ -165,7 +158,10 @@ class Cayley(Method):
         """x' = x + W z with (a J^T - c G) z = 2 c W^T x (module docstring); w = W^T, shape (batch, 2k, n)."""
         w = w.contiguous()  # the batched products below are several times slower on a strided layout
         y = (w * x.unsqueeze(1)).sum(-1, keepdim=True)                # W^T x, (batch, 2k, 1)
-        lhs = _scaled_jt(w.shape[1] // 2, a, w) - c * _gram(w)        # G = W^T W, (batch, 2k, 2k)
+        k = w.shape[1] // 2
+        jt = torch.eye(2 * k, dtype=w.dtype, device=w.device).roll(k, 0)  # [[0, I], [I, 0]]
+        jt[:k].neg_()                                                 # J^T = [[0, -I], [I, 0]]
+        lhs = (jt if a == 1.0 else a * jt) - c * _gram(w)             # G = W^T W, (batch, 2k, 2k)
         z = torch.linalg.solve_ex(lhs, (2 * c) * y)[0]                # never singular (docstring)
         return x + (z * w).sum(1)
 

@@ -33,10 +33,7 @@ def adjoint(problem, x, h, K, params, grad_K):
         X_bar, params_bar = lin.vjp(mu.reshape(-1, *shape), params)
         X_bar = X_bar.reshape(K.shape)
     else:
-        def field_of(points, *ps):
-            return problem.field_at(ps, points, shape)
-
-        _, vjp = torch.func.vjp(field_of, X, *params)
+        _, vjp = torch.func.vjp(lambda points, *ps: problem.field_at(ps, points, shape), X, *params)
         X_bar, *params_bar = vjp(mu)
     x_bar = X_bar.sum(dim=1).reshape(x.shape)
     h_bar = (X_bar * problem.combine(problem.a_like(K), K)).sum()

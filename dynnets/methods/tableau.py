@@ -180,10 +180,6 @@ def _check_entries(name: str, a, b, c) -> None:
                                "would overflow)")
 
 
-#: the interior points at which the order of a dense output is computed (its order is the minimum)
-DENSE_CHECK_POINTS = (0.25, 0.5, 0.75)
-
-
 def dense_weights_at(dense, theta: float) -> list[float]:
     """b_i(theta) = sum_j P_ij theta^(j+1) for every stage (Horner)."""
     return [reduce(lambda value, coefficient: (value + coefficient) * theta, reversed(row), 0.0)
@@ -199,7 +195,7 @@ class EmbeddedTableau(ButcherTableau):
 
     x(t + theta h) ~ x + h sum_i b_i(theta) k_i (extra stages have b_i = 0). Every order is computed by the
     rooted-tree conditions (the dense output's at fixed theta as the method (A / theta, b(theta) / theta),
-    minimum over ``DENSE_CHECK_POINTS``); ``from_lists`` refuses orders other than claimed (``TableauError``).
+    minimum over theta = 1/4, 1/2, 3/4); ``from_lists`` refuses orders other than claimed (``TableauError``).
     """
 
     embedded: tuple[tuple[float, ...], ...] = ()
@@ -251,7 +247,7 @@ class EmbeddedTableau(ButcherTableau):
         return min(ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
                                              [w / theta for w in dense_weights_at(self.dense, theta)],
                                              name=f"{self.name} dense output at theta={theta}").order
-                   for theta in DENSE_CHECK_POINTS)
+                   for theta in (0.25, 0.5, 0.75))
 
 
 def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:

@@ -17,8 +17,6 @@ from functools import cache
 
 Tree = tuple  # tuple[Tree, ...]: the root's subtrees, in the canonical order of ``trees``
 
-LEAF: Tree = ()
-
 #: orders up to which the conditions are generated (an s-stage method has order <= 2 s, so this is exact
 #: for s <= 5 and a lower bound "at least MAX_ORDER" beyond)
 MAX_ORDER = 10
@@ -43,7 +41,7 @@ def trees(order: int) -> tuple[Tree, ...]:
     if order < 1:
         raise ValueError(f"a rooted tree has at least one vertex, got order={order}")
     if order == 1:
-        return (LEAF,)
+        return ((),)  # the leaf
     return tuple(_forests(order - 1, (order - 1, len(trees(order - 1)) - 1)))
 
 
