@@ -1,8 +1,6 @@
 """Crank-Nicolson (implicit trapezoidal rule) for affine fields F(x) = M x + c.
 
     x' = x + h/2 (F(x) + F(x'))   <=>   (I - h/2 M) x' = (I + h/2 M) x + h c
-
-solved directly (LU): A-stable, no step-size restriction; it preserves the field's linear invariants.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ from ..structure import Affine
 
 
 class CrankNicolson(Method):
-    """Implicit trapezoidal rule for fields with the ``Affine`` trait (they expose ``affine_parts``).
-    Order 2, A-stable. Cost: one dense LU factorisation per (field, h), then two triangular solves
+    """For fields with the ``Affine`` trait (``affine_parts``). Order 2, A-stable (no step-size restriction),
+    preserves linear invariants. Cost: one dense LU factorisation per (field, h), then two triangular solves
     of size dim per step."""
 
     name = "CrankNicolson"

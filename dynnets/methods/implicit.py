@@ -52,18 +52,15 @@ class ImplicitRK(TableauMethod):
     def _problem(self, field, x: torch.Tensor) -> StageProblem:
         axes = field.state_ndim
         if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
-            raise ConfigError(
-                f"{self.name} solves one Newton system per state; it needs batched states (batch, *state) with one "
-                f"batch axis{'' if axes is None else f' ({axes}-axis states for {type(field).__name__})'}, got "
-                f"shape {tuple(x.shape)}; reshape the batch to one axis"
-            )
+            states = "" if axes is None else f" ({axes}-axis states for {type(field).__name__})"
+            raise ConfigError(f"{self.name} solves one Newton system per state; it needs batched states "
+                              f"(batch, *state) with one batch axis{states}, got shape {tuple(x.shape)}; "
+                              "reshape the batch to one axis")
         size = self.tableau.stages * math.prod(x.shape[1:])
         if size > MAX_SYSTEM:
-            raise ConfigError(
-                f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
-                f"(batch, ...) with s n <= {MAX_SYSTEM}, got shape {tuple(x.shape)} (s n = {size}); use an "
-                "explicit method for large states"
-            )
+            raise ConfigError(f"{self.name} solves a dense Newton system of size s n per sample; it needs "
+                              f"batched states (batch, ...) with s n <= {MAX_SYSTEM}, got shape "
+                              f"{tuple(x.shape)} (s n = {size}); use an explicit method for large states")
         return StageProblem(field, self._a, self.name, self.max_iterations)
 
     def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:

@@ -57,9 +57,8 @@ class _PartitionedMethod(Method):
         if hamiltonian and not field.has_trait(Partitioned):
             raise IncompatibleFieldError(
                 f"method {self.name} needs a field with trait Partitioned (a separable H = T(p) + V(q)), but "
-                f"{type(field).__name__} is a non-separable CanonicalHamiltonian field: use "
-                "dn.methods.GaussLegendre(stages) or dn.methods.ImplicitMidpoint(), symplectic for any H"
-            )
+                f"{type(field).__name__} is a non-separable CanonicalHamiltonian field: use dn.methods."
+                "GaussLegendre(stages) or dn.methods.ImplicitMidpoint(), symplectic for any H")
         super().check(field)
 
     def guarantees(self, field, h) -> frozenset:

@@ -1,9 +1,5 @@
-"""The named Butcher tableaux (every order computed from the coefficients at import; ``tableau``).
-
-Adding a Runge-Kutta method is one constant here and, for a method class of its own, one small class in
-``rk.py`` (explicit), ``implicit.py`` or ``embedded.py`` plus an export line in ``methods/__init__.py``;
-``ExplicitRK(tableau)``, ``ImplicitRK(tableau)`` and ``EmbeddedPair(tableau)`` run any of them directly.
-"""
+"""The named Butcher tableaux, every order computed from the coefficients at import (``tableau``); adding a
+Runge-Kutta method is one constant here (docs/architecture.md, "Adding things")."""
 
 from __future__ import annotations
 
