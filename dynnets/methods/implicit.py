@@ -86,8 +86,7 @@ class ImplicitRK(TableauMethod):
         if self.tableau.stages != 1 or (field.time_dependent and t is None):
             return super().residual(field, x, y, h, t)  # step() names a missing start time
         a = self.tableau.a[0][0]
-        point = x + a * (y - x)
-        return x + h * field.at(None if t is None else t + a * h, point) - y
+        return x + h * field.at(None if t is None else t + a * h, x + a * (y - x)) - y
 
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())

@@ -9,6 +9,8 @@ run, and in the reversible backward: one VJP per evaluation).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ..base import Field, Method, add_gradients, scaled
@@ -33,15 +35,8 @@ def _unshear(z: torch.Tensor, h, weight: float, value: torch.Tensor, inplace: bo
 def _groups(shears, f, g):
     """Maximal stretches of consecutive shears of one part: (part, weights); a part that is None is dropped
     (the other part's stretches around it merge)."""
-    out: list[tuple[str, list[float]]] = []
-    for part, weight in shears:
-        if (f if part == "q" else g) is None:
-            continue
-        if out and out[-1][0] == part:
-            out[-1][1].append(weight)
-        else:
-            out.append((part, [weight]))
-    return out
+    kept = [shear for shear in shears if (f if shear[0] == "q" else g) is not None]
+    return [(part, [w for _, w in run]) for part, run in itertools.groupby(kept, key=lambda shear: shear[0])]
 
 
 class _PartitionedMethod(Method):
