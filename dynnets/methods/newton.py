@@ -48,11 +48,6 @@ class _Attempt:
     done: torch.Tensor
     iterations: int
 
-    def ratio(self) -> float:
-        """max residual / tolerance over the converged samples (0 if none)."""
-        ratios = (self.residual / self.tolerance.clamp_min(torch.finfo(self.residual.dtype).tiny))[self.done]
-        return float(ratios.max()) if ratios.numel() else 0.0
-
 
 @dataclass(frozen=True)
 class StageSolution:
@@ -64,8 +59,10 @@ class StageSolution:
 
     @property
     def residual_ratio(self) -> float:
-        """The largest residual relative to its tolerance over the samples (<= 1)."""
-        return max(a.ratio() for a in self.attempts)
+        """The largest residual relative to its tolerance over the converged samples of the runs (<= 1)."""
+        tiny = torch.finfo(self.stages.dtype).tiny
+        ratios = [(a.residual / a.tolerance.clamp_min(tiny))[a.done] for a in self.attempts]
+        return max((float(r.max()) for r in ratios if r.numel()), default=0.0)
 
 
 def _solve(lu, G: torch.Tensor) -> torch.Tensor:
