@@ -24,18 +24,6 @@ from ..linalg import norm_ratio
 from ..structure import QuadraticInvariant, SkewProduct
 
 
-def _system_scale(h, dtype) -> tuple:
-    """(a, c) of the system (a I - c S) x' = (a I + c S) x: (2/h, 1) for a float h > 2, else (1, h/2)
-    (a learned tensor h is bounded by its parametrisation)."""
-    if isinstance(h, float) and h > 2.0:
-        e = 2.0 / h
-        if e < torch.finfo(dtype).tiny:
-            raise StepSizeError(f"Cayley step h={h:g} is too large for {dtype}: 2/h underflows (rule: "
-                                f"h <= 2 / {torch.finfo(dtype).tiny:.3g})")
-        return e, 1.0
-    return 1.0, h / 2
-
-
 class _PlaneCayley(torch.autograd.Function):
     """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'|, per row; a > 0 a
     number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m,
@@ -131,9 +119,14 @@ class Cayley(Method):
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         if x.dim() != 2:  # one system per state: a (2, 5, dim) batch has no single S(x) per row
-            raise ShapeError(f"Cayley solves one system per state: it takes states (batch, dim) with one batch axis, "
-                             f"got shape {tuple(x.shape)}; reshape the batch to one axis")
-        a, c = _system_scale(h, x.dtype)
+            raise ShapeError(f"Cayley solves one system per state: it takes states (batch, dim) with one "
+                             f"batch axis, got shape {tuple(x.shape)}; reshape the batch to one axis")
+        # the system (a I - c S) x' = (a I + c S) x: (2/h, 1) for a float h > 2, else (1, h/2) (a learned
+        # tensor h is bounded by its parametrisation)
+        a, c = (2.0 / h, 1.0) if isinstance(h, float) and h > 2.0 else (1.0, h / 2)
+        if a < torch.finfo(x.dtype).tiny:
+            raise StepSizeError(f"Cayley step h={h:g} is too large for {x.dtype}: 2/h underflows (rule: "
+                                f"h <= 2 / {torch.finfo(x.dtype).tiny:.3g})")
         factors = field.skew_factors(x)
         if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included
             return _PlaneCayley.apply(x, factors[:, 0], factors[:, 1], a, c)[0]
