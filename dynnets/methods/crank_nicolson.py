@@ -35,16 +35,16 @@ class CrankNicolson(Method):
         return entry[1:]
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
-        if isinstance(h, torch.Tensor):  # a learned step size: no caching, differentiable solve
-            M, c = field.affine_parts(dtype=x.dtype, device=x.device)
-            eye = torch.eye(M.shape[0], dtype=x.dtype, device=x.device)
-            rhs = x + 0.5 * h * (x @ M.T) + h * c
-            # unchecked solve (no host synchronisation): I - h/2 M is invertible for M with its spectrum in
-            # the closed left half plane (the fields this method is for) and h > 0
-            return torch.linalg.solve_ex(eye - 0.5 * h * M, rhs.unsqueeze(-1))[0].squeeze(-1)
-        M, c, lu, pivots = self._factored(field, float(h), x.dtype, x.device)
-        rhs = x + 0.5 * h * (x @ M.T) + h * c
-        return torch.linalg.lu_solve(lu, pivots, rhs.unsqueeze(-1)).squeeze(-1)
+        learned = isinstance(h, torch.Tensor)  # a learned step size: no caching, differentiable solve
+        M, c, *lu = (field.affine_parts(dtype=x.dtype, device=x.device) if learned
+                     else self._factored(field, float(h), x.dtype, x.device))
+        rhs = (x + 0.5 * h * (x @ M.T) + h * c).unsqueeze(-1)
+        if not learned:
+            return torch.linalg.lu_solve(*lu, rhs).squeeze(-1)
+        # unchecked solve (no host synchronisation): I - h/2 M is invertible for M with its spectrum in
+        # the closed left half plane (the fields this method is for) and h > 0
+        eye = torch.eye(M.shape[0], dtype=x.dtype, device=x.device)
+        return torch.linalg.solve_ex(eye - 0.5 * h * M, rhs)[0].squeeze(-1)
 
     def guarantees(self, field, h) -> frozenset:
         return frozenset(field.linear_invariants())
