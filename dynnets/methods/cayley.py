@@ -110,8 +110,7 @@ def _gram(w: torch.Tensor) -> torch.Tensor:
 
 
 class Cayley(Method):
-    """x' = (I - h/2 S(x))^{-1} (I + h/2 S(x)) x for fields exposing ``skew(x)``; through the Woodbury
-    identity (a 2k x 2k solve) for fields exposing low-rank ``skew_factors(x)``. Order 1."""
+    """The Cayley step (module docstring); Woodbury's 2k x 2k solve for low-rank ``skew_factors``. Order 1."""
 
     name = "Cayley"
     order = 1

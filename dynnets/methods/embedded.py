@@ -39,8 +39,7 @@ class EmbeddedPair(ExplicitRK):
 
     def attempt(self, field, x, h, t, ks: list) -> tuple[list, object]:
         """(stages, x') of one attempted step, ``ks`` holding k_1 (``stages``); the first-same-as-last stage's
-        input x + h sum_j a_fsal,j k_j is x' itself (a_fsal = b: the same operations in the same order, so
-        the same bits), combined once and not twice (fewer operations and autograd nodes per step)."""
+        input is x' itself (a_fsal = b: the same operations, so the same bits), combined once, not twice."""
         if self.fsal is None:
             ks = self.stages(field, x, h, t, ks, count=self.step_stages)
             return ks, self.combine(x, h, ks, self.weights)
