@@ -75,10 +75,7 @@ class ExplicitRK(TableauMethod):
         ks = [] if ks is None else ks
         self.check_start_time(field, t)
         for i in range(len(ks), self.stage_count if count is None else count):
-            xi = x
-            for j, aij in self._stages[i]:
-                xi = xi + scaled(aij, h) * ks[j]
-            ks.append(self.evaluate(field, i, xi, h, t))
+            ks.append(self.evaluate(field, i, self.combine(x, h, ks, self._stages[i]), h, t))
         return ks
 
     def evaluate(self, field, i: int, xi: torch.Tensor, h, t=None) -> torch.Tensor:

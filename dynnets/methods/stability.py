@@ -31,8 +31,7 @@ def _det_coefficients(m: np.ndarray) -> list[float]:
 
 def stability_function(a, b) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(numerator, denominator) of R(z), ascending coefficients, trailing zeros removed."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     num = _det_coefficients(a - np.ones((len(b), 1)) @ b[None, :])
     return tuple(_trim(num, 1e-14)), tuple(_trim(_det_coefficients(a), 1e-14))
 
