@@ -58,9 +58,9 @@ class ExplicitRK(TableauMethod):
         implicit = tableau.first_implicit_entry()
         if implicit is not None:
             i, j = implicit
-            raise TableauError(f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} is "
-                               "on or above the diagonal (ExplicitRK needs a strictly lower-triangular A; use "
-                               "ImplicitRK(tableau))")
+            raise TableauError(f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} "
+                               "is on or above the diagonal (ExplicitRK needs a strictly lower-triangular A; "
+                               "use ImplicitRK(tableau))")
         self._stages = tuple(nonzero(row) for row in tableau.a)
         self._c = tableau.c
         #: ``nonzero(b)``: the step's weights as (stage, b_i) pairs, for ``combine``
