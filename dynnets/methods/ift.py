@@ -35,7 +35,8 @@ def adjoint(problem, x, h, K, params, grad_K):
     else:
         _, vjp = torch.func.vjp(lambda points, *ps: problem.field_at(ps, points, shape), X, *params)
         X_bar, *params_bar = vjp(mu)
-    return X_bar.sum(dim=1).reshape(x.shape), (X_bar * problem.combine(problem.a_like(K), K)).sum(), params_bar
+    h_bar = (X_bar * problem.combine(problem.a_like(K), K)).sum()
+    return X_bar.sum(dim=1).reshape(x.shape), h_bar, params_bar
 
 
 class StageSolve(torch.autograd.Function):
