@@ -24,28 +24,11 @@ from ..linalg import norm_ratio
 from ..structure import QuadraticInvariant, SkewProduct
 
 
-def _system_scale(h, dtype) -> tuple:
-    """(a, c) of the system (a I - c S) x' = (a I + c S) x: (2/h, 1) for a float h > 2, else (1, h/2)
-    (a learned tensor h is bounded by its parametrisation)."""
-    if isinstance(h, float) and h > 2.0:
-        e = 2.0 / h
-        if e < torch.finfo(dtype).tiny:
-            raise StepSizeError(f"Cayley step h={h:g} is too large for {dtype}: 2/h underflows (rule: "
-                                f"h <= 2 / {torch.finfo(dtype).tiny:.3g})")
-        return e, 1.0
-    return 1.0, h / 2
-
-
-def _plane_step(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor, a, c) -> torch.Tensor:
-    """The rank-1 Cayley step, S = u v^T - v u^T, with the radial rescale, in closed form."""
-    return _PlaneCayley.apply(x, u, v, a, c)[0]
-
-
 class _PlaneCayley(torch.autograd.Function):
     """y = rho x' with (a I - c S) x' = (a I + c S) x, S = u v^T - v u^T, rho = |x| / |x'|, per row; a > 0 a
-    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m, u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1).
-    With alpha = u^.x, beta = v^.x, p = |u^|^2, q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0 and
-    Cramer's rule gives x' = x + g_u u^ + g_v v^,
+    number, c > 0 a number or a 0-d tensor (a learned h). Divided by m = a + c (|u|^2 + |v|^2): e = a / m,
+    u^ = s u, v^ = s v, s = sqrt(c / m) (entries <= 1). With alpha = u^.x, beta = v^.x, p = |u^|^2,
+    q = |v^|^2, r = u^.v^, det = e^2 + p q - r^2 >= e^2 > 0, Cramer's rule gives x' = x + g_u u^ + g_v v^,
 
         g_u = 2 (beta (e + r) - alpha q) / det,      g_v = -2 (alpha (e - r) + beta p) / det.
 
@@ -126,16 +109,8 @@ def _gram(w: torch.Tensor) -> torch.Tensor:
     return half + (half - half.detach()).transpose(1, 2)
 
 
-def _scaled_jt(k: int, a, like: torch.Tensor) -> torch.Tensor:
-    """a J^T = a [[0, -I_k], [I_k, 0]], a constant on ``like``'s dtype and device."""
-    jt = torch.eye(2 * k, dtype=like.dtype, device=like.device).roll(k, 0)  # [[0, I], [I, 0]]
-    jt[:k].neg_()
-    return jt if a == 1.0 else a * jt
-
-
 class Cayley(Method):
-    """x' = (I - h/2 S(x))^{-1} (I + h/2 S(x)) x for fields exposing ``skew(x)``; through the Woodbury
-    identity (a 2k x 2k solve) for fields exposing low-rank ``skew_factors(x)``. Order 1."""
+    """The Cayley step (module docstring); Woodbury's 2k x 2k solve for low-rank ``skew_factors``. Order 1."""
 
     name = "Cayley"
     order = 1
@@ -143,12 +118,17 @@ class Cayley(Method):
 
     def step(self, field, x: torch.Tensor, h) -> torch.Tensor:
         if x.dim() != 2:  # one system per state: a (2, 5, dim) batch has no single S(x) per row
-            raise ShapeError(f"Cayley solves one system per state: it takes states (batch, dim) with one batch axis, "
-                             f"got shape {tuple(x.shape)}; reshape the batch to one axis")
-        a, c = _system_scale(h, x.dtype)
+            raise ShapeError(f"Cayley solves one system per state: it takes states (batch, dim) with one "
+                             f"batch axis, got shape {tuple(x.shape)}; reshape the batch to one axis")
+        # the system (a I - c S) x' = (a I + c S) x: (2/h, 1) for a float h > 2, else (1, h/2) (a learned
+        # tensor h is bounded by its parametrisation)
+        a, c = (2.0 / h, 1.0) if isinstance(h, float) and h > 2.0 else (1.0, h / 2)
+        if a < torch.finfo(x.dtype).tiny:
+            raise StepSizeError(f"Cayley step h={h:g} is too large for {x.dtype}: 2/h underflows (rule: "
+                                f"h <= 2 / {torch.finfo(x.dtype).tiny:.3g})")
         factors = field.skew_factors(x)
         if factors is not None and factors.shape[1] == 2:  # rank 1: closed form, rescale included
-            return _plane_step(factors[:, 0], factors[:, 1], x, a, c)
+            return _PlaneCayley.apply(x, factors[:, 0], factors[:, 1], a, c)[0]
         out = self._dense(field.skew(x), x, a, c) if factors is None else self._woodbury(factors, x, a, c)
         # the solve is accurate to ~h |S| eps; |x| / |x'| (identically 1 in exact arithmetic, so a constant
         # for autograd) restores |x'| = |x| to a few roundings for every h
@@ -170,7 +150,10 @@ class Cayley(Method):
         """x' = x + W z with (a J^T - c G) z = 2 c W^T x (module docstring); w = W^T, shape (batch, 2k, n)."""
         w = w.contiguous()  # the batched products below are several times slower on a strided layout
         y = (w * x.unsqueeze(1)).sum(-1, keepdim=True)                # W^T x, (batch, 2k, 1)
-        lhs = _scaled_jt(w.shape[1] // 2, a, w) - c * _gram(w)        # G = W^T W, (batch, 2k, 2k)
+        k = w.shape[1] // 2
+        jt = torch.eye(2 * k, dtype=w.dtype, device=w.device).roll(k, 0)  # [[0, I], [I, 0]]
+        jt[:k].neg_()                                                 # J^T = [[0, -I], [I, 0]]
+        lhs = (jt if a == 1.0 else a * jt) - c * _gram(w)             # G = W^T W, (batch, 2k, 2k)
         z = torch.linalg.solve_ex(lhs, (2 * c) * y)[0]                # never singular (docstring)
         return x + (z * w).sum(1)
 

@@ -82,8 +82,7 @@ def _dense(b: list[float]) -> tuple[tuple[float, ...], ...]:
     last = [1.0 if j == 12 else 0.0 for j in range(stages)]
     vectors = [b, [f - v for f, v in zip(first, b)], [2 * v - f - g for v, f, g in zip(b, first, last)]]
     vectors += [[row.get(j, 0.0) for j in range(stages)] for row in D]
-    bases = [_polynomial(1, 0), _polynomial(1, 1), _polynomial(2, 1), _polynomial(2, 2), _polynomial(3, 2),
-             _polynomial(3, 3), _polynomial(4, 3)]
+    bases = [_polynomial(*powers) for powers in ((1, 0), (1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 3))]
     rows = [[0.0] * 7 for _ in range(stages)]
     for vector, basis in zip(vectors, bases):
         for j in range(stages):

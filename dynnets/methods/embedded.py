@@ -22,11 +22,14 @@ class EmbeddedPair(ExplicitRK):
             raise ConfigTypeError(f"EmbeddedPair needs an EmbeddedTableau (EmbeddedTableau.from_lists(a, b, "
                                   f"embedded=..., dense=...)), got {type(tableau).__name__}")
         super().__init__(tableau)
-        self._errors = tuple(nonzero([b - w for b, w in zip(tableau.b, vector)]) for vector in tableau.embedded)
+        #: ``nonzero(b - b-hat)`` for each embedded vector, highest embedded order first
+        self.error_weights = tuple(nonzero([b - w for b, w in zip(tableau.b, v)]) for v in tableau.embedded)
         orders = sorted(tableau.embedded_orders, reverse=True)
         self.error_order = orders[0] + 1 if len(orders) == 1 else 2 * (orders[0] + 1) - (orders[1] + 1)
-        self.fsal = _first_same_as_last(tableau)
-        used = max(j for weights in (self._weights, *self._errors) for j, _ in weights) + 1
+        #: the index of a stage at (t + h, x') (row of A = b, c = 1), reused as the next first stage, or None
+        self.fsal = next((i for i, row in enumerate(tableau.a) if tableau.c[i] == 1.0 and row == tableau.b),
+                         None)
+        used = max(j for weights in (self.weights, *self.error_weights) for j, _ in weights) + 1
         #: stages evaluated per attempted step (with the first-same-as-last stage, whose value starts the
         #: next step); the dense output may need more (``dense_stages``)
         self.step_stages = max(used, (self.fsal + 1) if self.fsal is not None else 0)
@@ -36,24 +39,14 @@ class EmbeddedPair(ExplicitRK):
 
     def attempt(self, field, x, h, t, ks: list) -> tuple[list, object]:
         """(stages, x') of one attempted step, ``ks`` holding k_1 (``stages``); the first-same-as-last stage's
-        input x + h sum_j a_fsal,j k_j is x' itself (a_fsal = b: the same operations in the same order, so
-        the same bits), combined once and not twice (fewer operations and autograd nodes per step)."""
+        input is x' itself (a_fsal = b: the same operations, so the same bits), combined once, not twice."""
         if self.fsal is None:
             ks = self.stages(field, x, h, t, ks, count=self.step_stages)
-            return ks, self.combine(x, h, ks, self._weights)
+            return ks, self.combine(x, h, ks, self.weights)
         ks = self.stages(field, x, h, t, ks, count=self.fsal)
-        x_new = self.combine(x, h, ks, self._weights)
+        x_new = self.combine(x, h, ks, self.weights)
         ks.append(self.evaluate(field, self.fsal, x_new, h, t))
         return self.stages(field, x, h, t, ks, count=self.step_stages), x_new
-
-    @property
-    def error_weights(self) -> tuple:
-        """``nonzero(b - b-hat)`` for each embedded vector, highest embedded order first."""
-        return self._errors
-
-    def dense_weights(self, theta: float) -> tuple:
-        """``nonzero(b(theta))``: x(t + theta h) ~ x + h sum_i b_i(theta) k_i."""
-        return nonzero(dense_weights_at(self.dense, theta))
 
     def complete_dense(self, field, x, h, t, ks: list) -> int:
         """Append to the accepted step's stages ``ks`` those the dense output needs beyond them (DOP853's 3
@@ -64,31 +57,22 @@ class EmbeddedPair(ExplicitRK):
         return max(0, missing)
 
     def interpolate(self, field, x, h, t, ks: list, theta: float) -> tuple:
-        """(the dense output at t + theta h of the accepted step from x with stages ``ks``, evaluations made)."""
+        """(the dense output x + h sum_i b_i(theta) k_i at t + theta h of the accepted step from x with stages
+        ``ks``, evaluations made)."""
         evaluated = self.complete_dense(field, x, h, t, ks)
-        return self.combine(x, h, ks, self.dense_weights(theta)), evaluated
+        return self.combine(x, h, ks, nonzero(dense_weights_at(self.dense, theta))), evaluated
 
     def __repr__(self) -> str:
         embedded = ",".join(str(q) for q in self.tableau.embedded_orders)
         return f"{type(self).__name__}({self.tableau.name}, order={self.order}({embedded}))"
 
 
-def _first_same_as_last(tab: EmbeddedTableau) -> int | None:
-    """The index of a stage at (t + h, x') (row of A = b, c = 1), reused as the next first stage, or None."""
-    for i, row in enumerate(tab.a):
-        if tab.c[i] == 1.0 and row == tab.b:
-            return i
-    return None
-
-
 class DormandPrince5(EmbeddedPair):
-    """Dormand-Prince 5(4) (as in SciPy's RK45 and torchdiffeq's dopri5): 7 stages, the last
-    first-same-as-last (6 evaluations per step), error estimate of order 5 in h, dense output of order 4
-    (Shampine 1986, the coefficients for Dormand and Prince's continuous extension) or, with
+    """Dormand-Prince 5(4) (SciPy's RK45, torchdiffeq's dopri5): 7 stages, the last first-same-as-last (6
+    evaluations per step), error estimate of order 5 in h, dense output of order 4 (Shampine 1986) or, with
     ``dense_order=5``, of order 5 on 2 more stages evaluated only on steps that interpolate
-    (``tableaux.DORMAND_PRINCE_5_DENSE_5``; the same steps). The order-5 output makes the states between steps,
-    and their gradients, as accurate as the steps': ``dn.solve(f, x0, t, method=DormandPrince5(dense_order=5),
-    memory="checkpoint")`` (benchmarks/README.md, adjoint)."""
+    (``tableaux.DORMAND_PRINCE_5_DENSE_5``; the same steps), making the states between steps and their
+    gradients as accurate as the steps'."""
 
     def __init__(self, dense_order: int = 4):
         dense_order = check_int("DormandPrince5 dense_order", dense_order, minimum=4, maximum=5)

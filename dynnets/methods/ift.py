@@ -21,28 +21,22 @@ from .newton import StageProblem
 def adjoint(problem, x, h, K, params, grad_K):
     """(x_bar, h_bar, params_bar) for the incoming grad_K (module docstring)."""
     shape = x.shape[1:]
-    flat = x.reshape(x.shape[0], -1)
-    X = problem.stage_points(flat, h, K)
+    X = problem.stage_points(x.reshape(x.shape[0], -1), h, K)
     # a plain first-order backward with the field's own parameters: F's derivatives from its ``linearizer`` at
     # the stages (a closed form shares their work; no functional_call rebinding the module per call)
     plain = not (torch.is_grad_enabled() or transforms_active() or not problem._is_own(params))
     lin = problem.field.linearizer()(X.reshape(-1, *shape)) if plain else None
     J = lin.jacobian().reshape(*K.shape, K.shape[-1]) if plain else problem.jacobian_at(params, X, shape)
     M = problem.newton_matrix(J, h)
-    mu = torch.linalg.solve(M.transpose(-1, -2), grad_K.reshape(grad_K.shape[0], -1).unsqueeze(-1))
-    mu = mu.reshape(K.shape)
+    mu = torch.linalg.solve(M.transpose(-1, -2), grad_K.reshape(grad_K.shape[0], -1, 1)).reshape(K.shape)
     if plain:
         X_bar, params_bar = lin.vjp(mu.reshape(-1, *shape), params)
         X_bar = X_bar.reshape(K.shape)
     else:
-        def field_of(points, *ps):
-            return problem.field_at(ps, points, shape)
-
-        _, vjp = torch.func.vjp(field_of, X, *params)
+        _, vjp = torch.func.vjp(lambda points, *ps: problem.field_at(ps, points, shape), X, *params)
         X_bar, *params_bar = vjp(mu)
-    x_bar = X_bar.sum(dim=1).reshape(x.shape)
     h_bar = (X_bar * problem.combine(problem.a_like(K), K)).sum()
-    return x_bar, h_bar, params_bar
+    return X_bar.sum(dim=1).reshape(x.shape), h_bar, params_bar
 
 
 class StageSolve(torch.autograd.Function):

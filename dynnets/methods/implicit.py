@@ -10,8 +10,6 @@ for the step computed, as Newton reaches round-off or raises ``NotConvergedError
 
 A time-dependent field F(t, x) is integrated as the autonomous (x, s) -> (F(s, x), 1) (``_Autonomised``):
 the time component of stage i is exactly t + c_i h, so the guarantees hold for each map x -> Psi_(t, h)(x).
-
-Each Newton iteration solves a dense system of size s n per sample: s n > MAX_SYSTEM raises ConfigError.
 """
 
 from __future__ import annotations
@@ -20,40 +18,31 @@ import math
 
 import torch
 
-from ..base import Field, Method
+from ..base import Field
 from ..checks import check_size
-from ..errors import ConfigError, ConfigTypeError
+from ..errors import ConfigError
 from ..memory import transforms_active
 from ..structure import CanonicalHamiltonian, PreservesVolume, Symplectic
 from . import tableaux
 from .ift import StageSolve
 from .newton import StageProblem, StageSolution
+from .rk import TableauMethod
 from .tableau import ButcherTableau
 
-#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit)
+#: largest Newton system s n per sample (a dense (s n)^2 matrix: 128 MiB in float64 at the limit); a larger
+#: one raises ConfigError
 MAX_SYSTEM = 4096
 
 
-class ImplicitRK(Method):
+class ImplicitRK(TableauMethod):
     """A Runge-Kutta method from any (implicit or explicit) ``ButcherTableau``, stages solved by Newton's
     method to round-off (``max_iterations`` Newton updates at most, then ``NotConvergedError``)."""
 
-    handles_time = True
-
     def __init__(self, tableau: ButcherTableau, *, max_iterations: int = 50):
-        if not isinstance(tableau, ButcherTableau):
-            raise ConfigTypeError(f"ImplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got "
-                            f"{type(tableau).__name__}")
-        self.tableau = tableau
-        self.name = tableau.name
-        self.order = tableau.order
+        super().__init__(tableau)
         self.max_iterations = check_size("max_iterations", max_iterations)
         self._a = torch.tensor(tableau.a, dtype=torch.float64)
         self._b = torch.tensor(tableau.b, dtype=torch.float64)
-
-    @property
-    def real_stability_interval(self) -> float:
-        return self.tableau.real_stability_interval
 
     def solve(self, field, x: torch.Tensor, h) -> StageSolution:
         """The converged stages with the iteration count (no autograd), e.g. for diagnostics."""
@@ -61,32 +50,29 @@ class ImplicitRK(Method):
         return problem.solve(x, float(h), problem.own)
 
     def _problem(self, field, x: torch.Tensor) -> StageProblem:
-        size = self.tableau.stages * (math.prod(x.shape[1:]) if x.dim() > 1 else 0)
         axes = field.state_ndim
         if x.dim() < 2 or (axes is not None and x.dim() != 1 + axes):
-            raise ConfigError(
-                f"{self.name} solves one Newton system per state; it needs batched states (batch, *state) with one "
-                f"batch axis{'' if axes is None else f' ({axes}-axis states for {type(field).__name__})'}, got "
-                f"shape {tuple(x.shape)}; reshape the batch to one axis"
-            )
+            states = "" if axes is None else f" ({axes}-axis states for {type(field).__name__})"
+            raise ConfigError(f"{self.name} solves one Newton system per state; it needs batched states "
+                              f"(batch, *state) with one batch axis{states}, got shape {tuple(x.shape)}; "
+                              "reshape the batch to one axis")
+        size = self.tableau.stages * math.prod(x.shape[1:])
         if size > MAX_SYSTEM:
-            raise ConfigError(
-                f"{self.name} solves a dense Newton system of size s n per sample; it needs batched states "
-                f"(batch, ...) with s n <= {MAX_SYSTEM}, got shape {tuple(x.shape)} (s n = {size}); use an "
-                "explicit method for large states"
-            )
+            raise ConfigError(f"{self.name} solves a dense Newton system of size s n per sample; it needs "
+                              f"batched states (batch, ...) with s n <= {MAX_SYSTEM}, got shape "
+                              f"{tuple(x.shape)} (s n = {size}); use an explicit method for large states")
         return StageProblem(field, self._a, self.name, self.max_iterations)
 
     def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
         if field.time_dependent:
             self._problem(field, x)  # the same refusal of unbatched or too large states
-            if t is None:
-                raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's "
-                                  "start time t (step(field, x, h, t))")
+            self.check_start_time(field, t)
             extended = _Autonomised(field, x.shape[1:], t)
             return self.step(extended, extended.extend(x, t), h)[:, :-1].reshape(x.shape)
         problem = self._problem(field, x)
-        if _needs_graph(x, h, problem.own) or transforms_active():
+        tracked = torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
+                                                  for v in (x, h, *problem.own))
+        if tracked or transforms_active():
             K = StageSolve.apply(x, h, problem, *problem.own)
         else:  # nothing to differentiate: skip the autograd Function's bookkeeping
             K = problem.solve(x, float(h), problem.own).stages
@@ -100,8 +86,7 @@ class ImplicitRK(Method):
         if self.tableau.stages != 1 or (field.time_dependent and t is None):
             return super().residual(field, x, y, h, t)  # step() names a missing start time
         a = self.tableau.a[0][0]
-        point = x + a * (y - x)
-        return x + h * field.at(None if t is None else t + a * h, point) - y
+        return x + h * field.at(None if t is None else t + a * h, x + a * (y - x)) - y
 
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())
@@ -119,9 +104,6 @@ class ImplicitRK(Method):
         if not self.tableau.is_symmetric:
             return super().inverse(field, y, h)
         return self.step(field, y, -h, None if t is None else t + h)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
 
 
 class _Autonomised(Field):
@@ -146,13 +128,6 @@ class _Autonomised(Field):
         x = y[:, :-1].reshape(y.shape[0], *self.shape)
         derivative = self.field.at(self.t0 + y[:, -1], x).reshape(y.shape[0], -1)
         return torch.cat([derivative, torch.ones_like(y[:, -1:])], dim=1)
-
-
-def _needs_graph(x, h, params) -> bool:
-    """Whether autograd must record the step (grad mode on and something to differentiate)."""
-    if not torch.is_grad_enabled():
-        return False
-    return x.requires_grad or (isinstance(h, torch.Tensor) and h.requires_grad) or any(p.requires_grad for p in params)
 
 
 class ImplicitMidpoint(ImplicitRK):

@@ -12,10 +12,9 @@ to first order)
     |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
 
 (eps of x's dtype; G itself carries |h lambda| eps ||x|| of round-off on stiff fields) and no longer halves,
-or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. C = 8 is measured
-(benchmarks/README.md, "implicit: Newton stopping rule"). A sample outside the tolerance after
-``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the tolerance
-and the iterations. Backward: ``ift``.
+or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. A sample outside the tolerance
+after ``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the
+tolerance and the iterations. Backward: ``ift``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from torch import nn
 
 from ..errors import NotConvergedError
 
-#: the C of the stopping rule C * eps * scale (module docstring)
+#: the C of the stopping rule C * eps * scale (module docstring; measured, benchmarks/README.md)
 TOLERANCE_FACTOR = 8.0
 #: step halvings of the backtracking line search per Newton iteration
 MAX_HALVINGS = 10
@@ -49,11 +48,6 @@ class _Attempt:
     done: torch.Tensor
     iterations: int
 
-    def ratio(self) -> float:
-        """max residual / tolerance over the converged samples (0 if none)."""
-        ratios = (self.residual / self.tolerance.clamp_min(torch.finfo(self.residual.dtype).tiny))[self.done]
-        return float(ratios.max()) if ratios.numel() else 0.0
-
 
 @dataclass(frozen=True)
 class StageSolution:
@@ -65,14 +59,15 @@ class StageSolution:
 
     @property
     def residual_ratio(self) -> float:
-        """The largest residual relative to its tolerance over the samples (<= 1)."""
-        return max(a.ratio() for a in self.attempts)
+        """The largest residual relative to its tolerance over the converged samples of the runs (<= 1)."""
+        tiny = torch.finfo(self.stages.dtype).tiny
+        ratios = [(a.residual / a.tolerance.clamp_min(tiny))[a.done] for a in self.attempts]
+        return max((float(r.max()) for r in ratios if r.numel()), default=0.0)
 
 
 def _solve(lu, G: torch.Tensor) -> torch.Tensor:
-    """-M^-1 G from M's LU factors, shape of G (batch, s, n)."""
-    LU, pivots = lu
-    return torch.linalg.lu_solve(LU, pivots, -G.reshape(G.shape[0], -1, 1)).reshape(G.shape)
+    """-M^-1 G from M's LU factors (LU, pivots), shape of G (batch, s, n)."""
+    return torch.linalg.lu_solve(*lu, -G.reshape(G.shape[0], -1, 1)).reshape(G.shape)
 
 
 def _keep_best(best, ratio, K, *per_sample):
@@ -124,17 +119,14 @@ class StageProblem:
         runs, without its broadcasting ops)."""
         return torch.bmm(c.expand(K.shape[0], -1, -1), K)
 
-    # -- evaluation of F and DF at stacked stage points (batch, s, n) --------------------------------
     def _is_own(self, params) -> bool:
         return len(params) == len(self.own) and all(p is q for p, q in zip(params, self.own))
 
     def field_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
         if self._is_own(params):
-            out = self.field(flat)
-        else:
-            out = torch.func.functional_call(self.field, dict(zip(self.names, params)), (flat,))
-        return out.reshape(X.shape)
+            return self.field(flat).reshape(X.shape)
+        return torch.func.functional_call(self.field, dict(zip(self.names, params)), (flat,)).reshape(X.shape)
 
     def linearize_at(self, params, X: torch.Tensor, shape):
         """(F(X), jac), jac() = DF(X) (batch, s, n, n) on demand: the field's ``linearizer`` (value and Jacobian
@@ -142,18 +134,16 @@ class StageProblem:
         if self._linearize is None:
             return self.field_at(params, X, shape), lambda: self.jacobian_at(params, X, shape)
         lin = self._linearize(X.reshape(-1, *shape))
-        n = X.shape[-1]
-        return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape[:-1], n, n)
+        return lin.value.reshape(X.shape), lambda: lin.jacobian().reshape(*X.shape, X.shape[-1])
 
     def jacobian_at(self, params, X: torch.Tensor, shape) -> torch.Tensor:
         flat = X.reshape(-1, *shape)
         if self._is_own(params):
             J = self.field.jacobian(flat)
         else:
-            wrapper = _Jacobian(self.field)
-            J = torch.func.functional_call(wrapper, {f"field.{k}": p for k, p in zip(self.names, params)}, (flat,))
-        n = X.shape[-1]
-        return J.reshape(*X.shape[:-1], n, n)
+            named = {f"field.{k}": p for k, p in zip(self.names, params)}
+            J = torch.func.functional_call(_Jacobian(self.field), named, (flat,))
+        return J.reshape(*X.shape, X.shape[-1])  # (batch, s, n, n)
 
     def stage_points(self, x: torch.Tensor, h, K: torch.Tensor) -> torch.Tensor:
         """X_i = x + h sum_j a_ij K_j, shape (batch, s, n)."""
@@ -167,35 +157,29 @@ class StageProblem:
         M.diagonal(dim1=-2, dim2=-1).add_(1.0)  # + I, touching only the diagonal
         return M
 
-    # -- forward: Newton -----------------------------------------------------------------------------
     @torch.no_grad()
     def solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
         """Newton, then continuation in h for unsolved samples; x: (batch, *state). Raises
         NotConvergedError, never returns unconverged K."""
         self._linearize = self.field.linearizer() if self._is_own(params) else None
         try:
-            return self._solve(x, h, params)
+            shape, flat = x.shape[1:], x.reshape(x.shape[0], -1)
+            first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
+            K, iterations, attempts = first.K, first.iterations, [first]
+            if not bool(first.done.all()):
+                lost = (~first.done).nonzero().squeeze(1)
+                for pieces in CONTINUATION:
+                    result, used = self._continued(params, flat[lost], h, pieces, shape)
+                    iterations += used
+                    attempts.append(result)
+                    if bool(result.done.all()):
+                        K = K.index_copy(0, lost, result.K)
+                        break
+                else:
+                    self._fail(h, result)
+            return StageSolution(K, iterations, tuple(attempts))
         finally:
             self._linearize = None
-
-    def _solve(self, x: torch.Tensor, h: float, params) -> StageSolution:
-        shape = x.shape[1:]
-        flat = x.reshape(x.shape[0], -1)
-        first = self._newton(params, flat, h, *self._start(params, flat, h, shape), shape)
-        K, iterations, attempts = first.K, first.iterations, [first]
-        if not bool(first.done.all()):
-            lost = (~first.done).nonzero().squeeze(1)
-            for pieces in CONTINUATION:
-                result, used = self._continued(params, flat[lost], h, pieces, shape)
-                iterations += used
-                attempts.append(result)
-                if bool(result.done.all()):
-                    K = K.index_copy(0, lost, result.K)
-                    break
-            else:
-                self._fail(h, result, f"{self.max_iterations} Newton iterations, also after continuation "
-                                      f"in h over {' and '.join(map(str, CONTINUATION))} sub-steps")
-        return StageSolution(K, iterations, tuple(attempts))
 
     def _start(self, params, flat, h, shape):
         """(K, G, jac) of the start with the smaller max |G| per sample: the predictor K_i = F(x + c_i h F(x))
@@ -262,8 +246,7 @@ class StageProblem:
     def _factor(self, jac, h):
         """LU factors of M = I - h [a_ij DF(X_i)] (jac() = DF(X)); a singular M gives non-finite corrections
         (sample lost)."""
-        LU, pivots, _ = torch.linalg.lu_factor_ex(self.newton_matrix(jac(), h))
-        return LU, pivots
+        return torch.linalg.lu_factor_ex(self.newton_matrix(jac(), h))[:2]
 
     @staticmethod
     def _stalled(worst: list, correction, within) -> bool:
@@ -290,13 +273,14 @@ class StageProblem:
             lam = torch.ones_like(norm) if lam is None else lam
             lam = torch.where(better, lam, 0.5 * lam)
 
-    def _fail(self, h, attempt: _Attempt, why: str):
+    def _fail(self, h, attempt: _Attempt):
         ratio = torch.nan_to_num(attempt.residual / attempt.tolerance, nan=float("inf"))
         worst = int(ratio.argmax())
         raise NotConvergedError(
-            f"{self.name}: Newton's method did not solve the stage equations for h={float(h):.6g} ({why}): "
+            f"{self.name}: Newton's method did not solve the stage equations for h={float(h):.6g} "
+            f"({self.max_iterations} Newton iterations, also after continuation in h over "
+            f"{' and '.join(map(str, CONTINUATION))} sub-steps): "
             f"residual {float(attempt.residual[worst]):.3e} > tolerance {float(attempt.tolerance[worst]):.3e} "
             f"(Newton's correction |h| |M^-1 G| against {TOLERANCE_FACTOR:g} eps max(|x|, |h| |K|)) at sample "
-            f"{worst} of the unsolved ones "
-            f"after {attempt.iterations} iterations; use a smaller h"
+            f"{worst} of the unsolved ones after {attempt.iterations} iterations; use a smaller h"
         )

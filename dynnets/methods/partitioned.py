@@ -9,6 +9,8 @@ run, and in the reversible backward: one VJP per evaluation).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ..base import Field, Method, add_gradients, scaled
@@ -23,28 +25,18 @@ def _split(field, x: torch.Tensor):
     return x[..., :q_dim], x[..., q_dim:], f, g
 
 
-def _shear(z: torch.Tensor, h, weight: float, value: torch.Tensor, sign: int = 1,
-           inplace: bool = False) -> torch.Tensor:
-    """z + sign weight h value, as a product then a sum (sign -1 undoes it in the same arithmetic);
-    ``inplace`` writes into z. Never ``torch.add(..., alpha=c)``: inductor drops alpha (docs/gpu.md)."""
+def _unshear(z: torch.Tensor, h, weight: float, value: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """z - weight h value, as a product then a difference (the shear z + weight h value undone in the same
+    arithmetic); ``inplace`` writes into z. Never ``alpha=c``: inductor drops alpha (docs/gpu.md)."""
     step = scaled(scaled(weight, h), value)
-    if inplace:
-        return z.add_(step) if sign > 0 else z.sub_(step)
-    return z + step if sign > 0 else z - step
+    return z.sub_(step) if inplace else z - step
 
 
 def _groups(shears, f, g):
     """Maximal stretches of consecutive shears of one part: (part, weights); a part that is None is dropped
     (the other part's stretches around it merge)."""
-    out: list[tuple[str, list[float]]] = []
-    for part, weight in shears:
-        if (f if part == "q" else g) is None:
-            continue
-        if out and out[-1][0] == part:
-            out[-1][1].append(weight)
-        else:
-            out.append((part, [weight]))
-    return out
+    kept = [shear for shear in shears if (f if shear[0] == "q" else g) is not None]
+    return [(part, [w for _, w in run]) for part, run in itertools.groupby(kept, key=lambda shear: shear[0])]
 
 
 class _PartitionedMethod(Method):
@@ -56,12 +48,12 @@ class _PartitionedMethod(Method):
 
     def check(self, field) -> None:
         """As ``Method.check``; a non-separable Hamiltonian field is pointed to the implicit symplectic methods."""
-        if _non_separable_hamiltonian(field):
+        hamiltonian = isinstance(field, Field) and field.has_trait(CanonicalHamiltonian)
+        if hamiltonian and not field.has_trait(Partitioned):
             raise IncompatibleFieldError(
                 f"method {self.name} needs a field with trait Partitioned (a separable H = T(p) + V(q)), but "
-                f"{type(field).__name__} is a non-separable CanonicalHamiltonian field: use "
-                "dn.methods.GaussLegendre(stages) or dn.methods.ImplicitMidpoint(), symplectic for any H"
-            )
+                f"{type(field).__name__} is a non-separable CanonicalHamiltonian field: use dn.methods."
+                "GaussLegendre(stages) or dn.methods.ImplicitMidpoint(), symplectic for any H")
         super().check(field)
 
     def guarantees(self, field, h) -> frozenset:
@@ -100,12 +92,10 @@ class _PartitionedMethod(Method):
         """The shears undone in reverse order (each the same shear with -h)."""
         q, v, f, g = _split(field, y)
         for part, weight in reversed(self.shears):
-            if (f if part == "q" else g) is None:
-                continue
-            if part == "q":
-                q = _shear(q, h, weight, f(v), -1)
-            else:
-                v = _shear(v, h, weight, g(q), -1)
+            if part == "q" and f is not None:
+                q = _unshear(q, h, weight, f(v))
+            elif part == "v" and g is not None:
+                v = _unshear(v, h, weight, g(q))
         return torch.cat([q, v], dim=-1)
 
     def reversible_backward(self, field, y, grad_y, h, n, params, grads):
@@ -128,7 +118,7 @@ class _PartitionedMethod(Method):
                 share = sum(weights) * (value * cotangent).sum()
                 h_bar = share if h_bar is None else h_bar + share
             for w in weights:  # undone as ``inverse`` undoes them: the reconstruction is the inverse's
-                _shear(q if part == "q" else v, h_value, w, value, -1, inplace=True)
+                _unshear(q if part == "q" else v, h_value, w, value, inplace=True)
             (v_bar if part == "q" else q_bar).add_(at_bar)
             # summed in place into a copy of the first contribution (autograd's results may alias its inputs)
             total = [a if b is None else (b.clone() if a is None else a.add_(b)) for a, b in zip(total, got)]
@@ -136,10 +126,6 @@ class _PartitionedMethod(Method):
             total = [h_bar if p is h else t for p, t in zip(params, total)]
         add_gradients(grads, params, total)
         return torch.cat([q, v], dim=-1), torch.cat([q_bar, v_bar], dim=-1)
-
-
-def _non_separable_hamiltonian(field) -> bool:
-    return isinstance(field, Field) and field.has_trait(CanonicalHamiltonian) and not field.has_trait(Partitioned)
 
 
 class SymplecticEuler(_PartitionedMethod):
@@ -165,11 +151,9 @@ class StormerVerlet(_PartitionedMethod):
 
             H~ = H + h^2 (a^T D^2V(q) a / 12 - b^T D^2T(p) b / 24),
 
-        whose exact flow over time h the step matches to O(h^5). Along the steps H~ varies by O(h^4) where
-        H varies by O(h^2); a network trained as this step of size h represents H~ rather than its own H
-        (strupnet's ``corrected_hamiltonian``). Needs trait ``SeparableHamiltonian``; h a finite number or a
-        tensor of shape () or (batch,) (a learned or per-sample h); the Hessian-vector products are
-        forward-mode derivatives of the two parts, differentiable."""
+        whose exact flow over time h the step matches to O(h^5): a network trained as this step represents H~
+        rather than its own H. Needs trait ``SeparableHamiltonian``; h a finite number or a tensor of shape
+        () or (batch,); differentiable (forward-mode Hessian-vector products)."""
         if not field.has_trait(SeparableHamiltonian):
             raise IncompatibleFieldError(f"modified_hamiltonian needs a separable Hamiltonian field (trait "
                                          f"SeparableHamiltonian), got {type(field).__name__}")

@@ -22,50 +22,59 @@ def nonzero(weights) -> tuple[tuple[int, float], ...]:
     return tuple((j, float(w)) for j, w in enumerate(weights) if w != 0.0)
 
 
-class ExplicitRK(Method):
-    """Explicit Runge-Kutta method given by a validated ``ButcherTableau``; a step evaluates only the
-    stages its weights b use (stages after the last non-zero b_i cannot change x')."""
+class TableauMethod(Method):
+    """A Runge-Kutta method running a validated ``ButcherTableau``, its name and computed order
+    (``ExplicitRK``, ``ImplicitRK``)."""
 
     handles_time = True
 
     def __init__(self, tableau: ButcherTableau):
         if not isinstance(tableau, ButcherTableau):
-            raise ConfigTypeError(
-                f"ExplicitRK needs a ButcherTableau (ButcherTableau.from_lists(a, b)), got {type(tableau).__name__}"
-            )
-        implicit = tableau.first_implicit_entry()
-        if implicit is not None:
-            i, j = implicit
-            raise TableauError(
-                f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} is on or above the "
-                "diagonal (ExplicitRK needs a strictly lower-triangular A; use ImplicitRK(tableau))"
-            )
-        self.tableau = tableau
-        self.name = tableau.name
-        self.order = tableau.order
-        self._stages = tuple(nonzero(row) for row in tableau.a)
-        self._c = tableau.c
-        self._weights = nonzero(tableau.b)
-        self._used = self._weights[-1][0] + 1
+            raise ConfigTypeError(f"{type(self).__name__} needs a ButcherTableau "
+                                  f"(ButcherTableau.from_lists(a, b)), got {type(tableau).__name__}")
+        self.tableau, self.name, self.order = tableau, tableau.name, tableau.order
 
     @property
     def real_stability_interval(self) -> float:
         """r of the real stability interval [-r, 0] (from the tableau)."""
         return self.tableau.real_stability_interval
 
+    def check_start_time(self, field, t) -> None:
+        """ConfigError when a time-dependent field is stepped without its start time t."""
+        if field.time_dependent and t is None:
+            raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's "
+                              "start time t (step(field, x, h, t))")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
+
+
+class ExplicitRK(TableauMethod):
+    """Explicit Runge-Kutta method given by a validated ``ButcherTableau``; a step evaluates only the
+    stages its weights b use (stages after the last non-zero b_i cannot change x')."""
+
+    def __init__(self, tableau: ButcherTableau):
+        super().__init__(tableau)
+        implicit = tableau.first_implicit_entry()
+        if implicit is not None:
+            i, j = implicit
+            raise TableauError(f"tableau {tableau.name!r} is not explicit: a[{i}][{j}] = {tableau.a[i][j]} "
+                               "is on or above the diagonal (ExplicitRK needs a strictly lower-triangular A; "
+                               "use ImplicitRK(tableau))")
+        self._stages = tuple(nonzero(row) for row in tableau.a)
+        self._c = tableau.c
+        #: ``nonzero(b)``: the step's weights as (stage, b_i) pairs, for ``combine``
+        self.weights = nonzero(tableau.b)
+        #: the field evaluations of one step: up to the last stage with a non-zero weight b_i
+        self.stage_count = self.weights[-1][0] + 1
+
     def stages(self, field, x: torch.Tensor, h, t=None, ks: list | None = None, count: int | None = None) -> list:
         """k_len(ks), ..., k_(count-1) (default: up to the last stage b uses) appended to ``ks``; ``t``, the
         start time, is needed by a time-dependent field."""
         ks = [] if ks is None else ks
-        timed = field.time_dependent
-        if timed and t is None:
-            raise ConfigError(f"{self.name} on the time-dependent {type(field).__name__} needs the step's start "
-                              "time t (step(field, x, h, t))")
-        for i in range(len(ks), self._used if count is None else count):
-            xi = x
-            for j, aij in self._stages[i]:
-                xi = xi + scaled(aij, h) * ks[j]
-            ks.append(self.evaluate(field, i, xi, h, t))
+        self.check_start_time(field, t)
+        for i in range(len(ks), self.stage_count if count is None else count):
+            ks.append(self.evaluate(field, i, self.combine(x, h, ks, self._stages[i]), h, t))
         return ks
 
     def evaluate(self, field, i: int, xi: torch.Tensor, h, t=None) -> torch.Tensor:
@@ -73,16 +82,6 @@ class ExplicitRK(Method):
         if not field.time_dependent:
             return field(xi)
         return field.at(t + scaled(self._c[i], h) if self._c[i] else t, xi)
-
-    @property
-    def stage_count(self) -> int:
-        """The field evaluations of one step: up to the last stage with a non-zero weight b_i."""
-        return self._used
-
-    @property
-    def weights(self) -> tuple:
-        """``nonzero(b)``: the step's weights as (stage, b_i) pairs, for ``combine``."""
-        return self._weights
 
     @staticmethod
     def combine(x: torch.Tensor | None, h, ks, weights) -> torch.Tensor:
@@ -93,20 +92,16 @@ class ExplicitRK(Method):
         return x
 
     def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
-        return self.combine(x, h, self.stages(field, x, h, t), self._weights)
+        return self.combine(x, h, self.stages(field, x, h, t), self.weights)
 
     @property
     def is_euler(self) -> bool:
         """True when the tableau is explicit Euler (one stage, b = (1)): x' = x + h F(x)."""
-        return len(self._stages) == 1 and self._weights == ((0, 1.0),)
-
-    def _field_euler_bound(self, field, h):
-        """``Field.euler_lipschitz_bound(h)`` for an Euler tableau, else None."""
-        return field.euler_lipschitz_bound(h) if self.is_euler else None
+        return len(self._stages) == 1 and self.weights == ((0, 1.0),)
 
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())
-        sharp = self._field_euler_bound(field, h)
+        sharp = field.euler_lipschitz_bound(h) if self.is_euler else None
         if sharp is not None:
             props.add(Lipschitz(float(sharp)))
         return frozenset(props)
@@ -114,7 +109,7 @@ class ExplicitRK(Method):
     def lipschitz_bound(self, field, h) -> float:
         """Lip(x_i) <= 1 + h sum_j |a_ij| L Lip(x_j), step 1 + h sum_i |b_i| L Lip(x_i) (L = Lip F); for
         Euler, the field's sharper bound when it has one."""
-        sharp = self._field_euler_bound(field, h)
+        sharp = field.euler_lipschitz_bound(h) if self.is_euler else None
         if sharp is not None:
             return float(sharp)
         L = field.lipschitz_bound()
@@ -122,10 +117,7 @@ class ExplicitRK(Method):
         lips = []
         for row in self._stages:
             lips.append(1.0 + h * sum(abs(aij) * L * lips[j] for j, aij in row))
-        return 1.0 + h * sum(abs(bj) * L * lips[j] for j, bj in self._weights)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.tableau.name}, order={self.order})"
+        return 1.0 + h * sum(abs(bj) * L * lips[j] for j, bj in self.weights)
 
 
 class Euler(ExplicitRK):

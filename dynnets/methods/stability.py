@@ -31,17 +31,9 @@ def _det_coefficients(m: np.ndarray) -> list[float]:
 
 def stability_function(a, b) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(numerator, denominator) of R(z), ascending coefficients, trailing zeros removed."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    ones = np.ones((len(b), 1))
-    num = _det_coefficients(a - ones @ b[None, :])
-    den = _det_coefficients(a)
-    out = []
-    for coeffs in (num, den):
-        while len(coeffs) > 1 and abs(coeffs[-1]) <= 1e-14 * max(abs(v) for v in coeffs):
-            coeffs.pop()
-        out.append(tuple(coeffs))
-    return out[0], out[1]
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    num = _det_coefficients(a - np.ones((len(b), 1)) @ b[None, :])
+    return tuple(_trim(num, 1e-14)), tuple(_trim(_det_coefficients(a), 1e-14))
 
 
 def real_stability_interval(a, b) -> float:
@@ -49,33 +41,24 @@ def real_stability_interval(a, b) -> float:
     positive real root of P(-x) -+ Q(-x), in increasing order."""
     num, den = stability_function(a, b)
     size = max(len(num), len(den))
-    p = np.zeros(size)
-    q = np.zeros(size)
-    p[: len(num)] = num
-    q[: len(den)] = den
     signs = np.array([(-1.0) ** k for k in range(size)])
-    p, q = p * signs, q * signs  # P(-x), Q(-x), ascending in x
-
-    def amp(x: float) -> float:
-        qx = np.polynomial.polynomial.polyval(x, q)
-        return abs(float(np.polynomial.polynomial.polyval(x, p) / qx)) if qx != 0 else float("inf")
-
-    candidates = []
-    for shift in (1.0, -1.0):
-        for root in np.polynomial.polynomial.polyroots(_trim(p - shift * q)):
-            if abs(root.imag) <= 1e-9 * max(1.0, abs(root.real)) and root.real > 1e-12:
-                candidates.append(float(root.real))
-    for x in sorted(candidates):
-        if amp(x * (1 + 1e-7) + 1e-12) > 1.0:
+    p, q = (np.pad(np.asarray(v), (0, size - len(v))) * signs for v in (num, den))  # P(-x), Q(-x), ascending
+    poly = np.polynomial.polynomial
+    roots = [root for shift in (1.0, -1.0) for root in poly.polyroots(_trim(p - shift * q, 1e-13))]
+    real = (float(r.real) for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r.real)) and r.real > 1e-12)
+    for x in sorted(real):
+        probe = x * (1 + 1e-7) + 1e-12
+        qx = poly.polyval(probe, q)
+        if qx == 0 or abs(float(poly.polyval(probe, p) / qx)) > 1.0:
             return x
     return float("inf")
 
 
-def _trim(coeffs: np.ndarray) -> np.ndarray:
-    """Drop (numerically) vanishing leading coefficients so that polyroots sees the true degree."""
-    coeffs = np.asarray(coeffs, dtype=float)
-    top = max(float(np.abs(coeffs).max()), 1e-300)
+def _trim(coeffs, rel: float):
+    """``coeffs`` without the (numerically) vanishing highest-degree ones, |c| <= rel max |c| (one kept), so
+    that polyroots sees the true degree."""
+    top = max(max(abs(float(v)) for v in coeffs), 1e-300)
     end = len(coeffs)
-    while end > 1 and abs(coeffs[end - 1]) <= 1e-13 * top:
+    while end > 1 and abs(coeffs[end - 1]) <= rel * top:
         end -= 1
     return coeffs[:end]

@@ -17,12 +17,11 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, reduce
 
 from ..errors import TableauError
 from . import stability, trees
 
-EPS = 2.0 ** -52
 #: coefficients beyond this magnitude are refused: the order conditions multiply up to 10 of them and
 #: the stability function up to s, which must stay finite in float64 (and the step in float32)
 MAX_ENTRY = 1e12
@@ -30,7 +29,7 @@ MAX_ENTRY = 1e12
 
 def _zero(defect: float, scale: float, terms: int) -> bool:
     """|defect| <= 4 (terms + 1) eps scale: a sum of ``terms`` products of magnitude ``scale`` is zero."""
-    return abs(defect) <= 4.0 * (terms + 1) * EPS * scale
+    return abs(defect) <= 4.0 * (terms + 1) * trees.EPS * scale
 
 
 def check_claimed_order(order, name: str) -> int:
@@ -66,14 +65,11 @@ class ButcherTableau:
         _check_entries(self.name, self.a, self.b, self.c)
         for i, row in enumerate(self.a):
             if not _zero(math.fsum((*row, -self.c[i])), math.fsum(abs(v) for v in (*row, self.c[i])), len(row)):
-                raise TableauError(
-                    f"tableau {self.name!r}: row {i} of A sums to {math.fsum(row)} but c[{i}] = {self.c[i]} "
-                    "(consistency needs c_i = sum_j a_ij)"
-                )
+                raise TableauError(f"tableau {self.name!r}: row {i} of A sums to {math.fsum(row)} but "
+                                   f"c[{i}] = {self.c[i]} (consistency needs c_i = sum_j a_ij)")
         if not _zero(math.fsum((*self.b, -1.0)), math.fsum(abs(v) for v in self.b) + 1.0, self.stages):
-            raise TableauError(
-                f"tableau {self.name!r}: weights b sum to {math.fsum(self.b)}, consistency needs sum b = 1"
-            )
+            raise TableauError(f"tableau {self.name!r}: weights b sum to {math.fsum(self.b)}, consistency "
+                               "needs sum b = 1")
 
     @property
     def stages(self) -> int:
@@ -101,20 +97,17 @@ class ButcherTableau:
         """Refuse a claimed order that the order conditions do not confirm."""
         claimed = check_claimed_order(claimed, self.name)
         if claimed > self.max_checked_order:
-            raise TableauError(
-                f"tableau {self.name!r} claims order {claimed}, but an {self.stages}-stage method is checked up "
-                f"to order {self.max_checked_order} (2 s, at most {trees.MAX_ORDER})"
-            )
+            raise TableauError(f"tableau {self.name!r} claims order {claimed}, but an {self.stages}-stage "
+                               f"method is checked up to order {self.max_checked_order} (2 s, at most "
+                               f"{trees.MAX_ORDER})")
         if self.order < claimed:
-            raise TableauError(
-                f"tableau {self.name!r} claims order {claimed} but satisfies the order conditions only up to "
-                f"order {self.order}"
-            )
+            raise TableauError(f"tableau {self.name!r} claims order {claimed} but satisfies the order "
+                               f"conditions only up to order {self.order}")
 
     @property
     def is_explicit(self) -> bool:
         """A strictly lower triangular: each stage uses only earlier ones."""
-        return all(v == 0.0 for i, row in enumerate(self.a) for v in row[i:])
+        return self.first_implicit_entry() is None
 
     def first_implicit_entry(self) -> tuple[int, int] | None:
         """(i, j) of the first non-zero a_ij with j >= i, or None for an explicit tableau."""
@@ -150,19 +143,17 @@ class ButcherTableau:
         return stability.real_stability_interval(self.a, self.b)
 
 
-def _rows(name: str, what: str, rows) -> list:
-    """``rows`` (A, the embedded weights, the dense-output rows) as a list of rows."""
+def _rows(name: str, what: str, rows, of: str = "rows of real numbers") -> list:
+    """``rows`` (A, the embedded weights, the dense-output rows, or one row) as a list."""
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
-        raise TableauError(f"tableau {name!r}: {what} must be a sequence of rows of real numbers, got {rows!r}")
+        raise TableauError(f"tableau {name!r}: {what} must be a sequence of {of}, got {rows!r}")
     return list(rows)
 
 
 def _reals(name: str, what: str, values) -> tuple[float, ...]:
     """One row of coefficients as floats; strings and bools (which float() accepts) are refused."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise TableauError(f"tableau {name!r}: {what} must be a sequence of real numbers, got {values!r}")
     out = []
-    for v in values:
+    for v in _rows(name, what, values, "real numbers"):
         try:
             if isinstance(v, (bool, str, bytes, complex)):
                 raise TypeError
@@ -178,33 +169,21 @@ def _check_entries(name: str, a, b, c) -> None:
     if s == 0:
         raise TableauError(f"tableau {name!r} has no stages")
     if len(a) != s or any(len(row) != s for row in a) or (c is not None and len(c) != s):
-        raise TableauError(
-            f"tableau {name!r}: A must be {s}x{s} and c of length {s} to match b "
-            f"(got A rows {[len(r) for r in a]}, len(c)={None if c is None else len(c)})"
-        )
+        raise TableauError(f"tableau {name!r}: A must be {s}x{s} and c of length {s} to match b (got A rows "
+                           f"{[len(r) for r in a]}, len(c)={None if c is None else len(c)})")
     for v in (*b, *(() if c is None else c), *(x for row in a for x in row)):
         if not math.isfinite(v):
             raise TableauError(f"tableau {name!r} has a non-finite entry {v}")
         if abs(v) > MAX_ENTRY:
-            raise TableauError(
-                f"tableau {name!r} has an entry {v:.6g} beyond {MAX_ENTRY:.0e} in magnitude (the order conditions "
-                f"multiply up to {trees.MAX_ORDER} coefficients and would overflow)"
-            )
-
-
-#: the interior points at which the order of a dense output is computed (its order is the minimum)
-DENSE_CHECK_POINTS = (0.25, 0.5, 0.75)
+            raise TableauError(f"tableau {name!r} has an entry {v:.6g} beyond {MAX_ENTRY:.0e} in magnitude "
+                               f"(the order conditions multiply up to {trees.MAX_ORDER} coefficients and "
+                               "would overflow)")
 
 
 def dense_weights_at(dense, theta: float) -> list[float]:
     """b_i(theta) = sum_j P_ij theta^(j+1) for every stage (Horner)."""
-    weights = []
-    for row in dense:
-        value = 0.0
-        for coefficient in reversed(row):
-            value = (value + coefficient) * theta
-        weights.append(value)
-    return weights
+    return [reduce(lambda value, coefficient: (value + coefficient) * theta, reversed(row), 0.0)
+            for row in dense]
 
 
 @dataclass(frozen=True)
@@ -216,7 +195,7 @@ class EmbeddedTableau(ButcherTableau):
 
     x(t + theta h) ~ x + h sum_i b_i(theta) k_i (extra stages have b_i = 0). Every order is computed by the
     rooted-tree conditions (the dense output's at fixed theta as the method (A / theta, b(theta) / theta),
-    minimum over ``DENSE_CHECK_POINTS``); ``from_lists`` refuses orders other than claimed (``TableauError``).
+    minimum over theta = 1/4, 1/2, 3/4); ``from_lists`` refuses orders other than claimed (``TableauError``).
     """
 
     embedded: tuple[tuple[float, ...], ...] = ()
@@ -265,13 +244,10 @@ class EmbeddedTableau(ButcherTableau):
     def dense_order(self) -> int | None:
         if self.dense is None:
             return None
-        orders = []
-        for theta in DENSE_CHECK_POINTS:
-            scaled = ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
-                                               [w / theta for w in dense_weights_at(self.dense, theta)],
-                                               name=f"{self.name} dense output at theta={theta}")
-            orders.append(scaled.order)
-        return min(orders)
+        return min(ButcherTableau.from_lists([[v / theta for v in row] for row in self.a],
+                                             [w / theta for w in dense_weights_at(self.dense, theta)],
+                                             name=f"{self.name} dense output at theta={theta}").order
+                   for theta in (0.25, 0.5, 0.75))
 
 
 def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:

@@ -1,9 +1,5 @@
-"""The named Butcher tableaux (every order computed from the coefficients at import; ``tableau``).
-
-Adding a Runge-Kutta method is one constant here and, for a method class of its own, one small class in
-``rk.py`` (explicit), ``implicit.py`` or ``embedded.py`` plus an export line in ``methods/__init__.py``;
-``ExplicitRK(tableau)``, ``ImplicitRK(tableau)`` and ``EmbeddedPair(tableau)`` run any of them directly.
-"""
+"""The named Butcher tableaux, every order computed from the coefficients at import (``tableau``); adding a
+Runge-Kutta method is one constant here (docs/architecture.md, "Adding things")."""
 
 from __future__ import annotations
 
@@ -19,43 +15,14 @@ __all__ = [
 ]
 
 
-def _gauss_legendre_2() -> ButcherTableau:
-    r = math.sqrt(3.0) / 6.0
-    return ButcherTableau.from_lists([[1 / 4, 1 / 4 - r], [1 / 4 + r, 1 / 4]], [1 / 2, 1 / 2],
-                                     [1 / 2 - r, 1 / 2 + r], name="GaussLegendre2", order=4)
-
-
-def _gauss_legendre_3() -> ButcherTableau:
-    r = math.sqrt(15.0)
-    return ButcherTableau.from_lists(
-        [[5 / 36, 2 / 9 - r / 15, 5 / 36 - r / 30],
-         [5 / 36 + r / 24, 2 / 9, 5 / 36 - r / 24],
-         [5 / 36 + r / 30, 2 / 9 + r / 15, 5 / 36]],
-        [5 / 18, 4 / 9, 5 / 18], [1 / 2 - r / 10, 1 / 2, 1 / 2 + r / 10], name="GaussLegendre3", order=6)
-
-
-def _radau_iia_3() -> ButcherTableau:
-    r = math.sqrt(6.0)
-    return ButcherTableau.from_lists(
-        [[11 / 45 - 7 * r / 360, 37 / 225 - 169 * r / 1800, -2 / 225 + r / 75],
-         [37 / 225 + 169 * r / 1800, 11 / 45 + 7 * r / 360, -2 / 225 - r / 75],
-         [4 / 9 - r / 36, 4 / 9 + r / 36, 1 / 9]],
-        [4 / 9 - r / 36, 4 / 9 + r / 36, 1 / 9], [2 / 5 - r / 10, 2 / 5 + r / 10, 1.0], name="RadauIIA3", order=5)
-
-
 # explicit (coefficients: Hairer, Norsett, Wanner I, II.1 and II.5)
 EULER = ButcherTableau.from_lists([[0]], [1], name="Euler", order=1)
 HEUN = ButcherTableau.from_lists([[0, 0], [1, 0]], [1 / 2, 1 / 2], name="Heun", order=2)
 EXPLICIT_MIDPOINT = ButcherTableau.from_lists([[0, 0], [1 / 2, 0]], [0, 1], name="ExplicitMidpoint", order=2)
-SSPRK3 = ButcherTableau.from_lists(
-    [[0, 0, 0], [1, 0, 0], [1 / 4, 1 / 4, 0]], [1 / 6, 1 / 6, 2 / 3], name="SSPRK3", order=3
-)
-CLASSIC_RK4 = ButcherTableau.from_lists(
-    [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 1 / 2, 0, 0], [0, 0, 1, 0]],
-    [1 / 6, 1 / 3, 1 / 3, 1 / 6],
-    name="RK4",
-    order=4,
-)
+SSPRK3 = ButcherTableau.from_lists([[0, 0, 0], [1, 0, 0], [1 / 4, 1 / 4, 0]], [1 / 6, 1 / 6, 2 / 3],
+                                   name="SSPRK3", order=3)
+CLASSIC_RK4 = ButcherTableau.from_lists([[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 1 / 2, 0, 0], [0, 0, 1, 0]],
+                                        [1 / 6, 1 / 3, 1 / 3, 1 / 6], name="RK4", order=4)
 #: Dormand-Prince 5(4) (the last row of A repeats b: first same as last), its fourth-order weights b-hat and
 #: its dense output (Shampine, Math. Comp. 46 (1986) 135-150, with Dormand and Prince's optimal c_6)
 DORMAND_PRINCE_5 = EmbeddedTableau.from_lists(
@@ -126,8 +93,21 @@ DORMAND_PRINCE_853 = dop853.tableau()
 # implicit (Hairer, Wanner II, IV.5): Gauss-Legendre collocation (order 2 s, symplectic, symmetric) and
 # Radau IIA (order 2 s - 1, L-stable, neither symplectic nor symmetric)
 GAUSS_LEGENDRE_1 = ButcherTableau.from_lists([[1 / 2]], [1], name="ImplicitMidpoint", order=2)
-GAUSS_LEGENDRE_2 = _gauss_legendre_2()
-GAUSS_LEGENDRE_3 = _gauss_legendre_3()
+_R3 = math.sqrt(3.0) / 6.0
+GAUSS_LEGENDRE_2 = ButcherTableau.from_lists([[1 / 4, 1 / 4 - _R3], [1 / 4 + _R3, 1 / 4]], [1 / 2, 1 / 2],
+                                             [1 / 2 - _R3, 1 / 2 + _R3], name="GaussLegendre2", order=4)
+_R15 = math.sqrt(15.0)
+GAUSS_LEGENDRE_3 = ButcherTableau.from_lists(
+    [[5 / 36, 2 / 9 - _R15 / 15, 5 / 36 - _R15 / 30],
+     [5 / 36 + _R15 / 24, 2 / 9, 5 / 36 - _R15 / 24],
+     [5 / 36 + _R15 / 30, 2 / 9 + _R15 / 15, 5 / 36]],
+    [5 / 18, 4 / 9, 5 / 18], [1 / 2 - _R15 / 10, 1 / 2, 1 / 2 + _R15 / 10], name="GaussLegendre3", order=6)
 RADAU_IIA_2 = ButcherTableau.from_lists([[5 / 12, -1 / 12], [3 / 4, 1 / 4]], [3 / 4, 1 / 4], [1 / 3, 1],
                                         name="RadauIIA2", order=3)
-RADAU_IIA_3 = _radau_iia_3()
+_R6 = math.sqrt(6.0)
+RADAU_IIA_3 = ButcherTableau.from_lists(
+    [[11 / 45 - 7 * _R6 / 360, 37 / 225 - 169 * _R6 / 1800, -2 / 225 + _R6 / 75],
+     [37 / 225 + 169 * _R6 / 1800, 11 / 45 + 7 * _R6 / 360, -2 / 225 - _R6 / 75],
+     [4 / 9 - _R6 / 36, 4 / 9 + _R6 / 36, 1 / 9]],
+    [4 / 9 - _R6 / 36, 4 / 9 + _R6 / 36, 1 / 9], [2 / 5 - _R6 / 10, 2 / 5 + _R6 / 10, 1.0],
+    name="RadauIIA3", order=5)

@@ -17,11 +17,10 @@ from functools import cache
 
 Tree = tuple  # tuple[Tree, ...]: the root's subtrees, in the canonical order of ``trees``
 
-LEAF: Tree = ()
-
 #: orders up to which the conditions are generated (an s-stage method has order <= 2 s, so this is exact
 #: for s <= 5 and a lower bound "at least MAX_ORDER" beyond)
 MAX_ORDER = 10
+EPS = 2.0 ** -52
 
 
 def _forests(total: int, bound: tuple[int, int]):
@@ -42,7 +41,7 @@ def trees(order: int) -> tuple[Tree, ...]:
     if order < 1:
         raise ValueError(f"a rooted tree has at least one vertex, got order={order}")
     if order == 1:
-        return (LEAF,)
+        return ((),)  # the leaf
     return tuple(_forests(order - 1, (order - 1, len(trees(order - 1)) - 1)))
 
 
@@ -58,30 +57,24 @@ def density(tree: Tree) -> int:
     return size(tree) * math.prod(density(child) for child in tree)
 
 
-class ElementaryWeights:
-    """Phi(t) for the stage matrix A, memoised; ``absolute=True``: from |A| (the round-off scale)."""
-
-    def __init__(self, a: tuple[tuple[float, ...], ...], absolute: bool = False):
-        self._a = tuple(tuple(abs(v) for v in row) for row in a) if absolute else a
-        self._s = len(a)
-        self._memo: dict[Tree, tuple[float, ...]] = {}
-
-    def _a_times(self, v: tuple[float, ...]) -> tuple[float, ...]:
-        return tuple(math.fsum(aij * vj for aij, vj in zip(row, v)) for row in self._a)
-
-    def __call__(self, tree: Tree) -> tuple[float, ...]:
-        got = self._memo.get(tree)
-        if got is None:
-            got = (1.0,) * self._s
-            for child in tree:
-                got = tuple(g * v for g, v in zip(got, self._a_times(self(child))))
-            self._memo[tree] = got
+def _elementary_weights(a):
+    """tree -> Phi(t) for the stage matrix A, memoised."""
+    @cache
+    def phi(tree: Tree) -> tuple[float, ...]:
+        got = (1.0,) * len(a)
+        for child in tree:
+            below = phi(child)
+            got = tuple(g * math.fsum(aij * vj for aij, vj in zip(row, below)) for g, row in zip(got, a))
         return got
+
+    return phi
 
 
 def order_defects(a, weights, up_to: int):
-    """(t, b^T Phi(t) - 1/gamma(t), |b|^T |Phi|(t)) for each tree with |t| <= up_to: defect and scale."""
-    phi, phi_abs = ElementaryWeights(a), ElementaryWeights(a, absolute=True)
+    """(t, b^T Phi(t) - 1/gamma(t), |b|^T |Phi|(t)) for each tree with |t| <= up_to: defect and scale (the
+    round-off scale |Phi| from |A|)."""
+    phi = _elementary_weights(a)
+    phi_abs = _elementary_weights(tuple(tuple(abs(v) for v in row) for row in a))
     for n in range(1, up_to + 1):
         for t in trees(n):
             value = math.fsum(bi * p for bi, p in zip(weights, phi(t)))
@@ -89,19 +82,14 @@ def order_defects(a, weights, up_to: int):
             yield t, value - 1.0 / density(t), scale
 
 
-def condition_tolerance(tree: Tree, stages: int, scale: float) -> float:
-    """4 (|t| + s) eps scale + eps / gamma(t): the round-off of b^T Phi(t) (|t| factors, s-term sums)."""
-    eps = 2.0 ** -52
-    return 4.0 * (size(tree) + stages) * eps * scale + eps / density(tree)
-
-
 def order_of(a, weights, up_to: int) -> int:
-    """The largest p <= up_to such that every order condition with |t| <= p holds to round-off."""
+    """The largest p <= up_to such that every order condition with |t| <= p holds to round-off:
+    |defect| <= 4 (|t| + s) eps scale + eps / gamma(t) (|t| factors, s-term sums)."""
     stages = len(weights)
     failed = up_to + 1
     for t, defect, scale in order_defects(a, weights, up_to):
         if size(t) >= failed:
             break
-        if not abs(defect) <= condition_tolerance(t, stages, scale):
+        if not abs(defect) <= 4.0 * (size(t) + stages) * EPS * scale + EPS / density(t):
             failed = size(t)
     return failed - 1

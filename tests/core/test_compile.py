@@ -124,9 +124,10 @@ def test_step_and_flow_compile_with_the_default_inductor_backend(name, make_fiel
 
 @pytest.mark.slow
 def test_negative_control_inductor_drops_alpha_of_an_add_after_a_matrix_product():
-    """Why ``partitioned._shear`` never writes ``torch.add(z, value, alpha=c)``: inductor (torch 2.13, CPU)
-    rewrites add(z, mm(a, b), alpha=c) into an addmm and drops alpha (docs/gpu.md). If a torch release
-    fixes this, this test fails and the note in docs/gpu.md can go."""
+    """Why the shears (``Field.partition_kick``, ``partitioned._unshear``) never write
+    ``torch.add(z, value, alpha=c)``: inductor (torch 2.13, CPU) rewrites add(z, mm(a, b), alpha=c) into an
+    addmm and drops alpha (docs/gpu.md). If a torch release fixes this, this test fails and the note in
+    docs/gpu.md can go."""
     weight = torch.randn(4, 4)
 
     def shear(q, v):
