@@ -49,12 +49,6 @@ class Compression:
         return (pb + pb.T) / 2
 
 
-def _lower_bound(b: np.ndarray) -> float:
-    """A certified lower bound of B's eigenvalues (Gershgorin discs)."""
-    d = np.diag(b)
-    return float((d - (np.abs(b).sum(axis=1) - np.abs(d))).min())
-
-
 def block_residual(b: np.ndarray, y: np.ndarray):
     """(C, R) with C = Y^T B Y (symmetrised) and R = B Y - Y C."""
     by = b @ y
@@ -89,7 +83,9 @@ def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *,
     threshold / 2; return (Ritz vectors as columns, steps in all). ``run(b, y, threshold)`` is one flow,
     ``solve(c, threshold)`` the eigenvectors of a smaller matrix; ``steps`` were spent before, ``budget``
     is max_steps per column."""
-    y, last, floor = y.reshape(-1, 1).copy(), math.inf, _lower_bound(b)
+    diag = np.diag(b)
+    floor = float((diag - (np.abs(b).sum(axis=1) - np.abs(diag))).min())  # <= B's eigenvalues (Gershgorin discs)
+    y, last = y.reshape(-1, 1).copy(), math.inf
     largest = min(MAX_BLOCK, b.shape[0] - 1)
     while True:
         c, r = block_residual(b, y)

@@ -39,18 +39,14 @@ STEP_FACTOR = 1.5
 PATIENCE = 250
 
 
-def _householder(y: np.ndarray) -> np.ndarray:
-    """Unit u with (I - 2 u u^T) y = -sign(y_0) ||y|| e_1."""
-    u = y.copy()
-    u[0] += np.copysign(np.linalg.norm(y), y[0] if y[0] != 0 else 1.0)
-    return u / np.linalg.norm(u)
-
-
 def _deflate(b: np.ndarray, q: np.ndarray, found: np.ndarray, carried: np.ndarray):
     """Remove the orthonormal columns of ``found`` (coordinates of b) one by one: B -> (H B H)[1:, 1:] and
-    Q -> (Q H)[:, 1:] with the Householder H mapping the column to e_1; ``carried`` vectors are mapped along."""
+    Q -> (Q H)[:, 1:] with the Householder H = I - 2 u u^T mapping the column y to -sign(y_0) ||y|| e_1;
+    ``carried`` vectors are mapped along."""
     for _ in range(found.shape[1]):
-        u = _householder(found[:, 0])
+        y, u = found[:, 0], found[:, 0].copy()
+        u[0] += np.copysign(np.linalg.norm(y), y[0] if y[0] != 0 else 1.0)
+        u = u / np.linalg.norm(u)
         hb = b - 2.0 * np.outer(u, u @ b)
         hb = hb - 2.0 * np.outer(hb @ u, u)
         b = (hb[1:, 1:] + hb[1:, 1:].T) / 2
@@ -88,7 +84,7 @@ class _Levels:
         b, q, columns = a.copy(), np.eye(n), []
         starts = np.zeros((n, 2))  # warm starts for the top (column 0) and the bottom (column 1) end
         while b.shape[0]:
-            m, sign = b.shape[0], self._sign(len(columns))
+            m, sign = b.shape[0], -1.0 if (self.order == "alternating" and len(columns) % 2 == 1) else 1.0
             end = 0 if sign > 0 else 1
             if m == 1 or spread_bound(torch.from_numpy(b)) == 0.0:  # every vector is an eigenvector
                 found, used, g = np.eye(m)[:, :1], 0, np.zeros(m)
@@ -100,9 +96,6 @@ class _Levels:
             starts[:, end] = g
             b, q, starts = _deflate(b, q, found, starts)
         return np.hstack(columns)
-
-    def _sign(self, done: int) -> float:
-        return -1.0 if (self.order == "alternating" and done % 2 == 1) else 1.0
 
     def _level(self, b: np.ndarray, start: np.ndarray, threshold: float, pair: int, n: int):
         """(found vectors as columns, steps, warm start for the next level at this end)."""

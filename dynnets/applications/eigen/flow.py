@@ -68,7 +68,6 @@ def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int,
             theta = 2.0 * math.atan(0.5 * h * gamma)
         c, s = math.cos(theta), math.sin(theta)
         y, by = c * y + s * unit, c * by + s * b_unit
-    raise AssertionError("unreachable")
 
 
 def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float, device):
@@ -88,4 +87,3 @@ def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: i
             x = method.step(field, x, h)
             if not keeps_norm:
                 x = x / x.norm()
-    raise AssertionError("unreachable")

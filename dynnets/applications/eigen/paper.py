@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from ...checks import check_int, positive_real
 from ...errors import ConfigError
@@ -25,11 +26,10 @@ __all__ = ["paper_eig"]
 
 
 def _euler_run(a: np.ndarray, x: np.ndarray, h: float, steps: int) -> np.ndarray:
-    one = 1.0
     for _ in range(steps):
         ax = a @ x
         # eq. (21): x + h (-x + f(x)), f(x) = [x^T x A + (1 - x^T A x) I] x, written as in the seed
-        x = x + h * (-x + (x @ x) * ax + (one - x @ ax) * x)
+        x = x + h * (-x + (x @ x) * ax + (1.0 - x @ ax) * x)
     return x
 
 
@@ -48,11 +48,7 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         if x0.shape != (n,) or not np.all(np.isfinite(x0)) or not np.any(x0):
             raise ConfigError(f"x0 must be a finite non-zero vector of length {n}, got {x0.tolist()}")
     found: list[np.ndarray] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc="paper FE", unit="pair", leave=False)
+    bar = tqdm(total=n, desc="paper FE", unit="pair", leave=False, disable=not progress)
     t0 = time.perf_counter()
     for i in range(n):
         x = x0.copy() if (i == 0 and x0 is not None) else rng.standard_normal(n)
@@ -67,10 +63,8 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         for v in found:  # eq. (30)
             x = x - (v @ x) / (v @ v) * v
         found.append(x)
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
     seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
+    bar.close()
     return finish(a, found, "paper", seconds, [steps] * n, device,
                   info={"t_final": float(t_final), "h": h, "steps_per_run": steps})

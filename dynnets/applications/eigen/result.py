@@ -44,12 +44,11 @@ class EigenResult:
 
 def finish(a: np.ndarray, vectors: list, procedure: str, seconds: float, steps: list, device, info=None) -> EigenResult:
     """Normalise the found vectors, take Rayleigh quotients (eq. 20) and sort ascending."""
-    n = a.shape[0]
     if vectors:
         v = np.stack([np.asarray(x, dtype=np.float64) for x in vectors], axis=1)
         v = v / np.linalg.norm(v, axis=0, keepdims=True)
     else:
-        v = np.zeros((n, 0))
+        v = np.zeros((a.shape[0], 0))
     av = a @ v
     lam = np.einsum("ij,ij->j", v, av)
     res = np.linalg.norm(av - v * lam, axis=0)
@@ -70,25 +69,16 @@ def accuracy(a, eigenvalues, eigenvectors, cluster_tol: float = 1e-9) -> dict:
     vec = torch.as_tensor(eigenvectors).detach().cpu().double().numpy().reshape(a.shape[0], -1)
     w, q = np.linalg.eigh(a)
     n, k = a.shape[0], lam.size
-    if k == n:
-        idx = np.arange(n)
-    else:
-        idx = np.array([int(np.argmin(np.abs(w - x))) for x in lam], dtype=int)
+    idx = np.arange(n) if k == n else np.array([int(np.argmin(np.abs(w - x))) for x in lam], dtype=int)
     scale = max(float(np.abs(w).max()), np.finfo(float).tiny)
-    eps = np.empty(k)
-    big_lambda = np.empty(k)
+    eps, big_lambda = np.empty(k), np.empty(k)
     for i in range(k):
         ref = w[idx[i]]
         eps[i] = abs(lam[i] - ref) / abs(ref) if ref != 0 else abs(lam[i])
         cluster = np.abs(w - ref) <= cluster_tol * scale
         proj = q[:, cluster].T @ vec[:, i]
         big_lambda[i] = float(proj @ proj) / float(vec[:, i] @ vec[:, i]) - 1.0
-    return {
-        "eigenvalues_numpy": w,
-        "matched_numpy": w[idx],
-        "eps": eps,
-        "Lambda": big_lambda,
-        "max_eps": float(eps.max()) if k else float("nan"),
-        "max_abs_Lambda": float(np.abs(big_lambda).max()) if k else float("nan"),
-        "distinct_matched": int(len(set(idx.tolist()))),
-    }
+    return {"eigenvalues_numpy": w, "matched_numpy": w[idx], "eps": eps, "Lambda": big_lambda,
+            "max_eps": float(eps.max()) if k else float("nan"),
+            "max_abs_Lambda": float(np.abs(big_lambda).max()) if k else float("nan"),
+            "distinct_matched": int(len(set(idx.tolist())))}
