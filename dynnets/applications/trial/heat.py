@@ -1,14 +1,9 @@
 """The seed's heat problem solved by trial-function networks: two recipes, one training entry point.
 
 Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0, 1], u(x, 0) = sin(pi x),
-u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t); trial form
-u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
-
-* ``PAPER_RECIPE``: the seed's MLP 2-50-20-1 (sigmoid, float32), Adam lr 0.005 on the summed squared
-  residual over a 20 x 20 linspace grid.
-* ``DYNNETS_RECIPE``: a ``TrialNetwork`` (3 Euler steps of tanh Dense(20, 20)) in float64, mean squared
-  residual on 28 x 28 midpoints with t = s^2, 100 Adam steps (lr 1e-2) then L-BFGS, the projection solved
-  by variable projection (``network.ProjectedLoss``). Details and figures: docs/heat.md.
+u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). ``PAPER_RECIPE`` is the seed's (MLP 2-50-20-1,
+Adam on the summed squared residual); ``DYNNETS_RECIPE`` a ``TrialNetwork`` in float64, Adam then L-BFGS,
+with the projection solved by variable projection (``network.ProjectedLoss``). Details: docs/heat.md.
 """
 
 from __future__ import annotations
@@ -28,15 +23,9 @@ from .network import LinearPDE, ProjectedLoss, TrialNetwork, TrialSolution, grid
 def heat_sine_trial(network: nn.Module, alpha: float = 1.0) -> tuple[TrialSolution, LinearPDE]:
     """u_t = alpha u_xx with u(x, 0) = sin(pi x), u(0, t) = u(1, t) = 0 in the trial form
     u = (1 - t) sin(pi x) + x (1 - x) t N(x, t); inputs z = (x, t)."""
-
-    def particular(z):
-        return (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0])
-
-    def distance(z):
-        return z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]
-
-    pde = LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt")
-    return TrialSolution(network, particular, distance), pde
+    return (TrialSolution(network, lambda z: (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0]),
+                          lambda z: z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]),
+            LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt"))
 
 
 def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:

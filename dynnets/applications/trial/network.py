@@ -47,18 +47,13 @@ class TrialNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_dim:
-            raise ShapeError(
-                f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}"
-            )
+            raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}")
         return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
 
     @property
     def has_jet(self) -> bool:
-        return all(
-            isinstance(s.field, Dense) and s.field.activation.jet is not None
-            and type(s.method) is Euler and not s.learn_h
-            for s in self.flow.steps
-        )
+        return all(isinstance(s.field, Dense) and s.field.activation.jet is not None and type(s.method) is Euler
+                   and not s.learn_h for s in self.flow.steps)
 
     def feature_jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
         """v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second a subset of first), by
@@ -98,9 +93,7 @@ class TrialSolution(nn.Module):
 
     def __init__(self, network: nn.Module, particular: Fn, distance: Fn):
         super().__init__()
-        self.network = network
-        self.particular = particular
-        self.distance = distance
+        self.network, self.particular, self.distance = network, particular, distance
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.particular(z) + self.distance(z) * self.network(z)
@@ -177,14 +170,10 @@ def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
     orders = {axes for axes, _ in pde.terms}
     first = sorted({a[0] for a in orders if a})
     second = sorted({a[0] for a in orders if len(a) == 2})
-    gd = {}
-    for name, fn in (("g", solution.particular), ("d", solution.distance)):
-        gd[name] = {(): fn(z).detach()}
-        for j in first:
-            gd[name][(j,)] = derivative(fn, z, (j,)).detach()
-        for j in second:
-            gd[name][(j, j)] = derivative(fn, z, (j, j)).detach()
-    return z, first, second, gd["g"], gd["d"]
+    g, d = ({(): fn(z).detach(), **{(j,): derivative(fn, z, (j,)).detach() for j in first},
+             **{(j, j): derivative(fn, z, (j, j)).detach() for j in second}}
+            for fn in (solution.particular, solution.distance))
+    return z, first, second, g, d
 
 
 def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
@@ -256,13 +245,9 @@ def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequen
     axes = []
     for n, lo, hi, p in zip(n_per_axis, lower, upper, grading):
         n = check_size("points per axis", n)
-        if interior:
-            s = (torch.arange(n, dtype=dtype) + 0.5) / n
-        else:
-            s = torch.linspace(0.0, 1.0, n, dtype=dtype)
+        s = (torch.arange(n, dtype=dtype) + 0.5) / n if interior else torch.linspace(0.0, 1.0, n, dtype=dtype)
         axes.append(lo + (hi - lo) * s**p)
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+    return torch.stack([m.reshape(-1) for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
 
 
 def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, fast: bool | None = None,
