@@ -25,16 +25,12 @@ from ...systems.grids import PeriodicGrid2D
 from ...systems.stencils import stencil_symbol
 
 
-def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
-
-
 def _rescale(g: torch.Tensor, gen: torch.Generator, mean_range, amp_range) -> torch.Tensor:
     n = g.shape[0]
     g = g - g.mean(dim=(-2, -1), keepdim=True)
     g = g / g.abs().amax(dim=(-2, -1), keepdim=True)
-    m = _uniform(gen, n, *mean_range).view(n, 1, 1, 1)
-    a = _uniform(gen, n, *amp_range).view(n, 1, 1, 1)
+    m, a = ((lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)).view(n, 1, 1, 1)
+            for lo, hi in (mean_range, amp_range))
     return m + a * g
 
 
@@ -138,6 +134,4 @@ def save_dataset(path, arrays: dict, params: dict) -> Path:
 
 def load_dataset(path) -> tuple[dict[str, np.ndarray], dict]:
     with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "params"}
-        params = json.loads(str(z["params"]))
-    return arrays, params
+        return {k: z[k] for k in z.files if k != "params"}, json.loads(str(z["params"]))

@@ -29,11 +29,12 @@ from torch import nn
 
 from ...checks import check_int
 from ...errors import ConfigError, ShapeError
-from ...methods.rk import RK4, ExplicitRK
+from ...methods.rk import ExplicitRK
 from ...step import Flow, Step
+from .data import reference_flow
 
-__all__ = ["spectral_refine", "rk4_flow", "richardson_step", "network_term", "error_split",
-           "diffusion_reaction_lipschitz", "stencil_inf_norm", "fisher_slope", "field_lipschitz", "plot_error_split"]
+__all__ = ["spectral_refine", "richardson_step", "network_term", "error_split",
+           "diffusion_reaction_lipschitz", "fisher_slope", "field_lipschitz", "plot_error_split"]
 
 
 def _check_states(u: torch.Tensor) -> None:
@@ -70,11 +71,6 @@ def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
     return _refine_last(v.transpose(-1, -2), factor).transpose(-1, -2)
 
 
-def rk4_flow(field, u: torch.Tensor, t: float, steps: int) -> torch.Tensor:
-    """``steps`` classical RK4 steps of size t/steps (the fine reference integrator)."""
-    return Flow.repeat(Step(field, RK4(), t / steps), steps)(u)
-
-
 def _amax(x: torch.Tensor) -> torch.Tensor:
     """Per-sample max-norm of (batch, ...) tensors."""
     return x.abs().flatten(1).amax(1)
@@ -90,12 +86,12 @@ def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: 
     n = u.shape[-1]
     values = {}
     for f in (1, 2, 4):
-        fine = rk4_flow(make_field(n * f), spectral_refine(u, f), dt, steps * f * f)
+        fine = reference_flow(make_field(n * f), dt, steps * f * f)(spectral_refine(u, f))
         values[f] = fine[..., ::f, ::f]
     v1, v2, v4 = values[1], values[2], values[4]
     star = v4 + (v4 - v2) / (2 ** order - 1)
     d12, d24 = _amax(v1 - v2), _amax(v2 - v4)
-    half = rk4_flow(make_field(n), u, dt, 2 * steps)
+    half = reference_flow(make_field(n), dt, 2 * steps)(u)
     return {"V1": v1, "V2": v2, "V4": v4, "u_star": star, "spatial": _amax(v1 - star),
             "observed_order": torch.log2(d12 / d24), "reference_time_error": _amax(v1 - half)}
 
@@ -103,12 +99,9 @@ def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: 
 def _flat_steps(net) -> list:
     if isinstance(net, Step):
         return [net]
-    if isinstance(net, Flow):
-        out = []
-        for s in net.steps:
-            out.extend(_flat_steps(s))
-        return out
-    raise ConfigError(f"the network must be a dynnets Step or Flow, got {type(net).__name__}")
+    if not isinstance(net, Flow):
+        raise ConfigError(f"the network must be a dynnets Step or Flow, got {type(net).__name__}")
+    return [step for inner in net.steps for step in _flat_steps(inner)]
 
 
 def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[float, float], float]) -> dict:
@@ -159,22 +152,13 @@ def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[flo
             "lipschitz": lip, "value_range": (lo, hi), "dt": dt}
 
 
-def stencil_inf_norm(kernel: torch.Tensor) -> float:
-    """||U -> K * U||_inf = sum |K_ij| (exact for a circular convolution)."""
-    return float(torch.as_tensor(kernel).abs().sum())
-
-
 def diffusion_reaction_lipschitz(alpha: float, kernel: torch.Tensor, reaction_slope: Callable | None = None
                                  ) -> Callable[[float, float], float]:
-    """Lip in the max-norm of F(U) = alpha K * U + r(U) (r pointwise) for values in [lo, hi]:
-    alpha sum |K_ij| + max |r'| on [lo, hi]; ``reaction_slope(lo, hi)`` gives max |r'| (None: no
-    reaction, the heat equation). Fisher: r(u) = u - u^2, max |1 - 2u| = max(|1 - 2 lo|, |1 - 2 hi|)."""
-    base = float(alpha) * stencil_inf_norm(kernel)
-
-    def lip(lo: float, hi: float) -> float:
-        return base + (0.0 if reaction_slope is None else float(reaction_slope(lo, hi)))
-
-    return lip
+    """(lo, hi) -> Lip in the max-norm of F(U) = alpha K * U + r(U) (r pointwise) for values in [lo, hi]:
+    alpha sum |K_ij| (||U -> K * U||_inf, exact for a circular convolution) + max |r'| on [lo, hi];
+    ``reaction_slope(lo, hi)`` gives max |r'| (None: no reaction, the heat equation)."""
+    base = float(alpha) * float(torch.as_tensor(kernel).abs().sum())
+    return lambda lo, hi: base + (0.0 if reaction_slope is None else float(reaction_slope(lo, hi)))
 
 
 def fisher_slope(lo: float, hi: float) -> float:
@@ -230,8 +214,7 @@ def _summary(per_state: dict, ref: dict, net_part: dict, field, states: torch.Te
     dt, n = net_part["dt"], states.shape[-1]
     means = {"spatial": float(spatial.mean()), "classical": float(classical.mean()),
              "network": float(net_part["bound_slides"].mean())}
-    means_actual = {"spatial": means["spatial"], "classical": means["classical"],
-                    "network": float(net_part["actual"].mean())}
+    means_actual = {**means, "network": float(net_part["actual"].mean())}
     return {
         "norm": "max over pixels, per state; sup/mean over the test states",
         "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]), "grid": n,
