@@ -57,26 +57,6 @@ def block_residual(b: np.ndarray, y: np.ndarray):
     return c, by - y @ c
 
 
-def _sweep(run, b, y, threshold, floor):
-    """Each column once through the flow on the compression to the complement of the others; returns the
-    re-orthonormalised block and the steps taken."""
-    d, steps = y.shape[1], 0
-    for j in range(d):
-        flow = run(Compression(b, np.delete(y, j, axis=1), floor), y[:, j], threshold / (2 * math.sqrt(d)))
-        y[:, j] = flow.y
-        steps += flow.steps
-    return np.linalg.qr(y)[0], steps
-
-
-def _grow(run, b, y, r, threshold, floor):
-    """Y with one more column: the flow on the compression to the complement of Y, started from the
-    largest column of the block residual R (which lies in that complement)."""
-    start = r[:, int(np.argmax(np.linalg.norm(r, axis=0)))]
-    flow = run(Compression(b, y, floor), start - y @ (y.T @ start), threshold)
-    new = flow.y - y @ (y.T @ flow.y)
-    return np.hstack([y, (new / np.linalg.norm(new))[:, None]]), flow.steps
-
-
 def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *, steps: int, budget: int,
                   first_pair: int, n: int):
     """Grow and refine the block started by the unit vector ``y`` into an invariant subspace of ``b`` to
@@ -84,7 +64,7 @@ def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *,
     ``solve(c, threshold)`` the eigenvectors of a smaller matrix; ``steps`` were spent before, ``budget``
     is max_steps per column."""
     diag = np.diag(b)
-    floor = float((diag - (np.abs(b).sum(axis=1) - np.abs(diag))).min())  # <= B's eigenvalues (Gershgorin discs)
+    floor = float((diag - (np.abs(b).sum(axis=1) - np.abs(diag))).min())  # <= B's eigenvalues (Gershgorin)
     y, last = y.reshape(-1, 1).copy(), math.inf
     largest = min(MAX_BLOCK, b.shape[0] - 1)
     while True:
@@ -102,8 +82,16 @@ def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *,
                 "wide need a larger max_steps or tol")
         if residual <= last / CUT or d == largest:  # the last sweep helped (or the block is full): refine
             last = residual
-            y, used = _sweep(run, b, y, threshold, floor)
-        else:  # the block misses a slow direction: grow
+            for j in range(d):
+                flow = run(Compression(b, np.delete(y, j, axis=1), floor), y[:, j],
+                           threshold / (2 * math.sqrt(d)))
+                y[:, j] = flow.y
+                steps += flow.steps
+            y = np.linalg.qr(y)[0]
+        else:  # the block misses a slow direction: grow from the largest column of R (in Y's complement)
             last = math.inf
-            y, used = _grow(run, b, y, r, threshold, floor)
-        steps += used
+            start = r[:, int(np.argmax(np.linalg.norm(r, axis=0)))]
+            flow = run(Compression(b, y, floor), start - y @ (y.T @ start), threshold)
+            new = flow.y - y @ (y.T @ flow.y)
+            y = np.hstack([y, (new / np.linalg.norm(new))[:, None]])
+            steps += flow.steps

@@ -66,7 +66,8 @@ def _check_arguments(procedure: str, method, tol, options: dict):
         from .paper import paper_eig as solver
     else:
         raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
-    accepted = sorted(set(inspect.signature(solver).parameters) - {"field", "rng", "device", "method", "seed", "tol"})
+    internal = {"field", "rng", "device", "method", "seed", "tol"}
+    accepted = sorted(set(inspect.signature(solver).parameters) - internal)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"procedure={procedure!r} takes no option {', '.join(map(repr, unknown))} "

@@ -47,13 +47,14 @@ class TrialNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_dim:
-            raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}")
+            raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), "
+                             f"got {tuple(z.shape)}")
         return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
 
     @property
     def has_jet(self) -> bool:
-        return all(isinstance(s.field, Dense) and s.field.activation.jet is not None and type(s.method) is Euler
-                   and not s.learn_h for s in self.flow.steps)
+        return all(isinstance(s.field, Dense) and s.field.activation.jet is not None
+                   and type(s.method) is Euler and not s.learn_h for s in self.flow.steps)
 
     def feature_jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
         """v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second a subset of first), by
