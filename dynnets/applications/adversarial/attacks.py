@@ -13,8 +13,6 @@ import torch
 
 from ...errors import ConfigError
 
-__all__ = ["certified", "margins", "pgd_l2", "soundness_violations"]
-
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """f_y - max_{j != y} f_j per row (positive iff correctly classified with a unique maximum)."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["load_digits"]
-
 
 def load_digits(gen: torch.Generator, n_test: int = 450, max_test: int | None = None):
     """(x_train, y_train, x_test, y_test): pixels scaled to [0, 1] (float64, shape (N, 64)), labels int64; the

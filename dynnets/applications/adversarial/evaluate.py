@@ -19,8 +19,6 @@ from ...errors import ConfigError, GuaranteeError
 from ...linalg import shared_norms
 from .attacks import certified, margins, pgd_l2, soundness_violations
 
-__all__ = ["autoattack_l2", "evaluate_robustness", "frozen", "measured_lipschitz"]
-
 AUTOATTACK_INSTALL = "pip install torchattacks==3.5.1 --no-deps"
 
 

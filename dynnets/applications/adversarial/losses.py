@@ -18,8 +18,6 @@ import torch.nn.functional as F
 
 from ...checks import positive_real
 
-__all__ = ["hkr_loss", "lipschitz_margin_loss", "multiclass_hinge"]
-
 
 def multiclass_hinge(logits: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """mean_i sum_{j != y_i} max(0, margin - (f_{y_i} - f_j)) / n_classes (torch's multi_margin_loss)."""

@@ -15,8 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...checks import check_size, positive_real
 from ...train import FitResult, fit
 
-__all__ = ["train_classifier"]
-
 
 def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable, *, epochs: int,
                      batch: int, lr: float, seed: int, desc: str = "train", progress: bool = True) -> FitResult:

@@ -9,8 +9,6 @@ import torch
 
 from ...errors import DynnetsError
 
-__all__ = ["ConvergenceError", "EigenResult", "accuracy"]
-
 
 class ConvergenceError(DynnetsError, RuntimeError):
     """An iterative eigen-solver did not reach its tolerance within its step budget."""

@@ -22,9 +22,6 @@ from ...fields import FunctionField
 from ...methods import RK4
 from ...step import Flow, Step
 
-__all__ = ["gauss_legendre", "potential", "decompose", "sphere_skew", "sphere_defect",
-           "sphere_tolerance", "quadrature_error", "trotter_flow"]
-
 Field = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -7,8 +7,6 @@ import torch
 
 from ...train import Phase, fit
 
-__all__ = ["fit_map", "relative_error"]
-
 
 def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
     """sqrt(mean |pred - target|^2) / sqrt(mean |target|^2)."""

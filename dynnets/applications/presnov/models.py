@@ -16,8 +16,6 @@ from ...fields import Dense, Gradient, SpherePreserving
 from ...methods import Cayley, Euler
 from ...step import Flow, Step
 
-__all__ = ["presnov_flow", "dense_resnet", "n_params", "matched_dense_width"]
-
 
 def _check_steps(n_steps: int, even: bool) -> int:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or (even and n_steps % 2):

@@ -12,8 +12,6 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["rotation_shear", "LinearMap"]
-
 
 def rotation_shear(angle: float = 1.0, shear: float = 0.8, dtype=torch.float64) -> torch.Tensor:
     """R (I + shear e_1 e_3^T), R the rotation by ``angle`` about (1, 1, 1)/sqrt(3) (Rodrigues)."""
