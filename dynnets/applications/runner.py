@@ -5,12 +5,10 @@
     def run_seed(args, seed, out) -> dict: ...                            # one seed's metrics
     if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
 
-Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``, all
-validated (and ``--out`` proved writable) before any work: a bad value is one ``error:`` line naming the
-value and the rule, exit status 2 (``run_cli``). Threads and the default dtype (``set_default_dtype``) are
-restored afterwards. Where seeds' results live in DIR: ``results_dir`` and docs/architecture.md. A
-non-finite headline number is a ``DivergenceError``. Under torchrun only rank 0 writes. Benchmarks write
-``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
+Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
+naming the value and the rule, exit status 2 (``run_cli``). Threads and the default dtype are restored
+afterwards. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
+(``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
 from __future__ import annotations
@@ -162,7 +160,14 @@ class Runner:
         args = self.parse(argv)
         if validate is not None:
             validate(args)
-        _prepare_out(args.out)
+        try:  # create --out and prove it writable with a probe file (os.access is not enough)
+            args.out.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=args.out, prefix=".write-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise ConfigError(f"--out {args.out} cannot be created or written ({err.strerror or err}; "
+                              "rule: a writable directory)") from None
         if self.kind == "benchmark":
             with _run_settings(args, self.set_default_dtype):
                 seed_everything(args.seed)
@@ -214,13 +219,11 @@ class Runner:
         median, worst, worst_seed = {}, {}, {}
         for key, better in self.headline.items():
             values = {s: per_seed[s][key] for s in per_seed}
-            pick = max if better == "min" else min
-            worst_seed[key] = pick(values, key=values.get)
+            worst_seed[key] = (max if better == "min" else min)(values, key=values.get)
             worst[key] = values[worst_seed[key]]
             median[key] = statistics.median(values.values())
         return {"experiment": self.name, "settings": settings, "seeds": list(per_seed), "per_seed": per_seed,
-                "median": median, "worst": worst, "worst_seed": worst_seed,
-                "better": self.headline}
+                "median": median, "worst": worst, "worst_seed": worst_seed, "better": self.headline}
 
     @staticmethod
     def table(summary: dict) -> str:
@@ -231,18 +234,6 @@ class Runner:
         for label in ("median", "worst"):
             lines.append(f"{label:>8} " + " ".join(f"{summary[label][k]:>24.4g}" for k in keys))
         return "\n".join(lines)
-
-
-def _prepare_out(out: Path) -> None:
-    """Create ``--out`` and prove it writable with a probe file (``os.access`` is not enough)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ConfigError(f"--out {out} cannot be created or written ({err.strerror or err}; rule: a "
-                          "writable directory)") from None
 
 
 @contextlib.contextmanager

@@ -42,12 +42,6 @@ def load_cifar10(directory, *, max_train: int | None = None, max_test: int | Non
     d = Path(directory)
     if not d.is_dir():
         raise ConfigError(f"--data {d} is not a directory")
-    parts = [read_batch(d / name) for name in TRAIN_FILES]
-    x_train = torch.cat([p[0] for p in parts])
-    y_train = torch.cat([p[1] for p in parts])
+    x_train, y_train = (torch.cat(parts) for parts in zip(*(read_batch(d / name) for name in TRAIN_FILES)))
     x_test, y_test = read_batch(d / TEST_FILE)
-    if max_train is not None:
-        x_train, y_train = x_train[:max_train], y_train[:max_train]
-    if max_test is not None:
-        x_test, y_test = x_test[:max_test], y_test[:max_test]
-    return x_train, y_train, x_test, y_test
+    return x_train[:max_train], y_train[:max_train], x_test[:max_test], y_test[:max_test]

@@ -15,7 +15,5 @@ def load_digits(gen: torch.Generator, n_test: int = 450, max_test: int | None = 
     x = torch.tensor(d.data, dtype=torch.float64) / 16.0
     y = torch.tensor(d.target, dtype=torch.int64)
     perm = torch.randperm(len(y), generator=gen)
-    test, train = perm[:n_test], perm[n_test:]
-    if max_test is not None:
-        test = test[:max_test]
+    test, train = perm[:n_test][:max_test], perm[n_test:]
     return x[train], y[train], x[test], y[test]

@@ -19,8 +19,6 @@ from ...errors import ConfigError, GuaranteeError
 from ...linalg import shared_norms
 from .attacks import certified, margins, pgd_l2, soundness_violations
 
-AUTOATTACK_INSTALL = "pip install torchattacks==3.5.1 --no-deps"
-
 
 @contextlib.contextmanager
 def frozen(model: torch.nn.Module):
@@ -46,7 +44,8 @@ def autoattack_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, i
     try:
         import torchattacks
     except ImportError:
-        raise ConfigError(f"the AutoAttack cross-check needs torchattacks ({AUTOATTACK_INSTALL})") from None
+        raise ConfigError("the AutoAttack cross-check needs torchattacks (pip install torchattacks==3.5.1 "
+                          "--no-deps)") from None
     shape = tuple(image_shape) if image_shape is not None else tuple(x.shape[1:])
 
     class Images(torch.nn.Module):

@@ -24,9 +24,6 @@ def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, l
     loader = DataLoader(TensorDataset(x, y), batch_size=check_size("batch", batch), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     steps = epochs * len(loader)
-
-    def schedule(opt):
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-
     return fit(model, lambda m, b: loss(m(b[0]), b[1]), loader, steps=steps, optimizer="adam", lr=lr,
-               schedule=schedule, device=x.device, desc=desc, progress=progress)
+               schedule=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps),
+               device=x.device, desc=desc, progress=progress)

@@ -29,9 +29,8 @@ def gauss_legendre(n: int, dtype=torch.float64, device=None) -> tuple[torch.Tens
     """Nodes and weights of the n-point Gauss-Legendre rule on [0, 1] (exact for degree <= 2n - 1)."""
     n = check_int("the number of quadrature points n", n, minimum=1)
     s, w = np.polynomial.legendre.leggauss(n)
-    nodes = torch.as_tensor((s + 1.0) / 2.0, dtype=dtype, device=device)
-    weights = torch.as_tensor(w / 2.0, dtype=dtype, device=device)
-    return nodes, weights
+    return (torch.as_tensor((s + 1.0) / 2.0, dtype=dtype, device=device),
+            torch.as_tensor(w / 2.0, dtype=dtype, device=device))
 
 
 def _check_points(x: torch.Tensor) -> None:
