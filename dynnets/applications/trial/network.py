@@ -40,8 +40,7 @@ class TrialNetwork(nn.Module):
         self.width = check_size("width", width)
         self.depth = check_size("depth", depth)
         self.lift = nn.Linear(in_dim, width)
-        h = 1.0 / depth
-        self.flow = Flow([Step(Dense(width, width, activation, init_scale=init_scale), Euler(), h)
+        self.flow = Flow([Step(Dense(width, width, activation, init_scale=init_scale), Euler(), 1.0 / depth)
                           for _ in range(depth)])
         self.project = nn.Linear(width, 1)
 
@@ -134,11 +133,9 @@ class LinearPDE:
             unknown = [c for c in key if c not in coords]
             if unknown:
                 raise ConfigError(f"derivative {key!r} uses coordinates {unknown} not in coords={coords!r}")
-            if not callable(coeff):
-                value = float(coeff)
-                if not math.isfinite(value):
-                    raise ConfigError(f"coefficient of {key!r} must be finite, got {value}")
-                coeff = value
+            coeff = coeff if callable(coeff) else float(coeff)
+            if not (callable(coeff) or math.isfinite(coeff)):
+                raise ConfigError(f"coefficient of {key!r} must be finite, got {coeff}")
             self.terms.append((tuple(coords.index(c) for c in key), coeff))
         self.source = source
 
@@ -165,8 +162,18 @@ class LinearPDE:
         return self.combine({axes: derivative(u, z, axes) for axes, _ in self.terms}, z)
 
 
-def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
-    """(z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, fast: bool | None):
+    """None for the reverse-mode path (``fast`` False, or None where the fast one does not apply), else
+    (z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+    if points.dim() != 2:
+        raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
+    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
+              and solution.network.has_jet and pde.pure_low_order)
+    if fast and not usable:
+        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
+                          "activation and a PDE of first and pure second derivatives only")
+    if not (usable if fast is None else fast):
+        return None
     z = points.detach()
     orders = {axes for axes, _ in pde.terms}
     first = sorted({a[0] for a in orders if a})
@@ -192,23 +199,13 @@ def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
     return derivs
 
 
-def _check_fast(solution, pde, fast):
-    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
-              and solution.network.has_jet and pde.pure_low_order)
-    if fast is None:
-        fast = usable
-    if fast and not usable:
-        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
-                          "activation and a PDE of first and pure second derivatives only")
-    return fast
-
-
 def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
                       fast: bool | None = None) -> Callable[[], torch.Tensor]:
     """A closure () -> r(points); ``fast=None`` takes the Taylor-mode path where it applies."""
-    if not _check_fast(solution, pde, fast):
+    parts = _fast_parts(solution, pde, points, fast)
+    if parts is None:
         return lambda: pde.residual(solution, points)
-    z, first, second, g, d = _fast_parts(solution, pde, points)
+    z, first, second, g, d = parts
 
     def residual() -> torch.Tensor:
         N, N1, N2 = solution.network.jet(z, first, second)
@@ -220,16 +217,13 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
 def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
     """A closure () -> (M, r0) with r(points) = r0 + M w, w = output_scale (P, q) the projection
     (M: (n, width + 1), the last column the constant's). Fast path only."""
-    _check_fast(solution, pde, True)
-    z, first, second, g, d = _fast_parts(solution, pde, points)
+    z, first, second, g, d = _fast_parts(solution, pde, points, True)
     r0 = pde.combine(g, z)  # the data's residual: a constant
 
     def parts():
         v, d1, d2 = solution.network.feature_jet(z, first, second)
-        one, zero = v.new_ones(v.shape[0], 1), v.new_zeros(v.shape[0], 1)
-        V = torch.cat([v, one], 1)
-        N1 = {j: torch.cat([t, zero], 1) for j, t in d1.items()}
-        N2 = {j: torch.cat([t, zero], 1) for j, t in d2.items()}
+        V, zero = torch.cat([v, v.new_ones(v.shape[0], 1)], 1), v.new_zeros(v.shape[0], 1)
+        N1, N2 = ({j: torch.cat([t, zero], 1) for j, t in dj.items()} for dj in (d1, d2))
         return pde.combine(_trial_derivs(None, d, V, N1, N2, first, second), z, source=False), r0
 
     return parts
@@ -257,8 +251,6 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
     collocation ``points``, for dynnets.train.fit."""
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    if points.dim() != 2:
-        raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
     residual = residual_function(solution, pde, points, fast)
 
     def loss(model, batch) -> torch.Tensor:
@@ -275,8 +267,6 @@ class ProjectedLoss:
     ``set_projection()`` writes w* into the network (before evaluating it)."""
 
     def __init__(self, solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
-        if points.dim() != 2:
-            raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
         self.solution, self.parts = solution, linear_parts(solution, pde, points)
 
     @staticmethod
