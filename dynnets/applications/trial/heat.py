@@ -69,10 +69,9 @@ PAPER_RECIPE = HeatTrialRecipe(
     name="paper", network="paper-mlp", dtype=torch.float32, points_per_axis=20, interior_points=False,
     adam_steps=10**6, adam_lr=0.005, lbfgs_steps=0, reduction="sum", activation="sigmoid",
 )
-DYNNETS_RECIPE = HeatTrialRecipe(
-    name="dynnets", network="flow", dtype=torch.float64, interior_points=True,
-    points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
-    width=20, depth=3, projection="least-squares",
+DYNNETS_RECIPE = HeatTrialRecipe(  # width 20, depth 3, L-BFGS history 100: the defaults
+    name="dynnets", network="flow", dtype=torch.float64, interior_points=True, points_per_axis=28,
+    t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, projection="least-squares",
 )
 
 
@@ -89,9 +88,8 @@ def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | No
         raise ConfigError(f"unknown network kind {recipe.network!r}; use 'flow' or 'paper-mlp'")
     net = net.to(dtype=dtype, device=device)
     solution, pde = heat_sine_trial(net)
-    n = recipe.points_per_axis
-    points = grid_points((n, n), (0.0, 0.0), (1.0, 1.0), dtype=dtype, interior=recipe.interior_points,
-                         grading=(1.0, recipe.t_grading)).to(device)
+    points = grid_points((recipe.points_per_axis,) * 2, (0.0, 0.0), (1.0, 1.0), dtype=dtype,
+                         interior=recipe.interior_points, grading=(1.0, recipe.t_grading)).to(device)
     return solution, pde, points
 
 
@@ -117,8 +115,7 @@ def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
     lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
                   options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
                                tolerance_grad=0.0, tolerance_change=0.0))
-    phases = [Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs]
-    return [p for p in phases if p.steps]
+    return [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
 
 
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
