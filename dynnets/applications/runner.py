@@ -37,7 +37,6 @@ from . import results_dir
 __all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
            "write_json"]
 
-_NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
 #: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
 MAX_SEEDS = 100
 
@@ -148,7 +147,7 @@ class Runner:
 
     def settings(self, args) -> dict:
         """What defines the run's results: every option but where they go and how fast."""
-        skip = (*_NOT_SETTINGS, "torch_dtype", "torch_device", "seed_list")
+        skip = ("out", "seed", "seeds", "overwrite", "threads", "torch_dtype", "torch_device", "seed_list")
         return jsonable({k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
                          if k not in skip})
 

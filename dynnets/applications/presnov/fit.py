@@ -30,5 +30,4 @@ def fit_map(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, adam_st
     result = fit(model, loss, phases=phases, progress=False,
                  on_step=None if progress is None else (lambda step, value: progress(1)))
     with torch.no_grad():
-        final = float(loss(model, None))
-    return {"train_mse": final, "history": result.losses}
+        return {"train_mse": float(loss(model, None)), "history": result.losses}

@@ -17,11 +17,10 @@ from ...methods import Cayley, Euler
 from ...step import Flow, Step
 
 
-def _check_steps(n_steps: int, even: bool) -> int:
+def _check_steps(n_steps: int, even: bool) -> None:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or (even and n_steps % 2):
         rule = "a positive even integer (gradient/sphere pairs)" if even else "a positive integer"
         raise ConfigError(f"n_steps must be {rule}, got n_steps={n_steps!r}")
-    return n_steps
 
 
 def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: str = "alternate",
@@ -33,13 +32,11 @@ def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: s
     _check_steps(n_steps, even=True)
     if signs not in ("alternate", "negative"):
         raise ConfigError(f"signs must be 'alternate' or 'negative', got {signs!r}")
-    pairs = n_steps // 2
-    h = t / pairs
-    steps = []
-    for k in range(pairs):
-        sign = (1 if k % 2 == 0 else -1) if signs == "alternate" else -1
-        steps.append(Step(Gradient(dim, width, sign=sign, activation=activation), Euler(), h))
-        steps.append(Step(SpherePreserving(dim, width, activation=activation), Cayley(), h))
+    h, steps = t / (n_steps // 2), []
+    for k in range(n_steps // 2):
+        sign = 1 if signs == "alternate" and k % 2 == 0 else -1
+        steps += [Step(Gradient(dim, width, sign=sign, activation=activation), Euler(), h),
+                  Step(SpherePreserving(dim, width, activation=activation), Cayley(), h)]
     return Flow(steps)
 
 
