@@ -66,8 +66,10 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
     linear: a 2-D odd kernel L, or None.  terms: pairs (beta_i, [D_i1, ..., D_im]) of a number and
     2-D odd kernels.  kernel_size: odd size of the ConvFD kernels (default: the largest stencil)."""
     terms = _check_terms(terms)
-    kernels = [check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")] if linear is not None else []
-    sizes = [k.shape[0] for k in kernels] + [d.shape[0] for _, fs in terms for d in fs]
+    if linear is not None:  # L * U is the degree-1 term (1, [L])
+        linear = check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")
+        terms.insert(0, (1.0, [linear]))
+    sizes = [d.shape[0] for _, fs in terms for d in fs]
     if not sizes:
         raise ConfigError("nothing to construct: give a linear stencil or at least one term")
     k = max(sizes) if kernel_size is None else int(kernel_size)
@@ -81,13 +83,9 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
         # coefficient * (S*U)^m = coefficient (relu(S*U)^m + (-1)^m relu(-S*U)^m)
         if coefficient == 0.0 or not bool(s.any()):
             return
-        act = _POWER_ACT[m]
-        channels.append((act, s, coefficient))
-        channels.append((act, -s, coefficient * (-1) ** m))
+        channels.extend([(_POWER_ACT[m], s, coefficient), (_POWER_ACT[m], -s, coefficient * (-1) ** m)])
 
     linear_part = torch.zeros(k, k, dtype=torch.float64)
-    if kernels:
-        linear_part += pad_kernel(kernels[0], k)
     for beta, factors in terms:
         factors = [pad_kernel(d, k) for d in factors]
         m = len(factors)
@@ -124,9 +122,8 @@ def exact_convfd(alpha: float, dx: float, stencil: str = "5pt", reaction: tuple[
     if not math.isfinite(alpha):
         raise ConfigError(f"alpha must be finite, got {alpha}")
     r1, r2 = (float(v) for v in reaction)
-    lap = laplacian(stencil, dx)
     one = identity(1)
     terms = [(r1, [one])] if r1 != 0.0 else []
     if r2 != 0.0:
         terms.append((r2, [one, one]))
-    return polynomial_convfd(alpha * lap, terms, kernel_size=kernel_size, dtype=dtype)
+    return polynomial_convfd(alpha * laplacian(stencil, dx), terms, kernel_size=kernel_size, dtype=dtype)
