@@ -49,14 +49,6 @@ class Compression:
         return (pb + pb.T) / 2
 
 
-def block_residual(b: np.ndarray, y: np.ndarray):
-    """(C, R) with C = Y^T B Y (symmetrised) and R = B Y - Y C."""
-    by = b @ y
-    c = y.T @ by
-    c = (c + c.T) / 2
-    return c, by - y @ c
-
-
 def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *, steps: int, budget: int,
                   first_pair: int, n: int):
     """Grow and refine the block started by the unit vector ``y`` into an invariant subspace of ``b`` to
@@ -68,7 +60,10 @@ def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *,
     y, last = y.reshape(-1, 1).copy(), math.inf
     largest = min(MAX_BLOCK, b.shape[0] - 1)
     while True:
-        c, r = block_residual(b, y)
+        by = b @ y
+        c = y.T @ by
+        c = (c + c.T) / 2  # C = Y^T B Y (symmetrised), R = B Y - Y C
+        r = by - y @ c
         residual, d = float(np.linalg.norm(r)), y.shape[1]
         if residual <= threshold / 2:
             return y @ solve(c - np.trace(c) / d * np.eye(d), threshold / 2), steps

@@ -36,7 +36,7 @@ class FlowResult:
     g: np.ndarray
 
 
-def _residual(b: np.ndarray, y: np.ndarray, by: np.ndarray):
+def _residual(y: np.ndarray, by: np.ndarray):
     """(rho, g, ||g||) with g = B y - rho y made orthogonal to y once more (round-off)."""
     rho = float(y @ by)
     g = by - rho * y
@@ -48,16 +48,14 @@ def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int,
     """Cayley steps of y' = S(y) y on the symmetric ``b`` from ``y`` until ||B y - rho y|| <= threshold or
     ``budget`` steps: with the best step size h* (module docstring) when ``h`` is None, else with the
     fixed h (theta = 2 atan(h ||g|| / 2))."""
-    y = y / np.linalg.norm(y)
-    by = b @ y
     for k in range(budget + 1):
-        if k and k % REFRESH == 0:
+        if k % REFRESH == 0:
             y = y / np.linalg.norm(y)
             by = b @ y
-        rho, g, gamma = _residual(b, y, by)
+        rho, g, gamma = _residual(y, by)
         if gamma <= threshold or k == budget:
             by = b @ y  # decide on an exact product, not the carried one
-            rho, g, gamma = _residual(b, y, by)
+            rho, g, gamma = _residual(y, by)
             if gamma <= threshold or k == budget:
                 return FlowResult(y, k, gamma, g)
         unit = g / gamma
@@ -83,7 +81,7 @@ def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: i
             if res <= threshold or k == budget:
                 out = x.reshape(-1).cpu().numpy()
                 out = out / np.linalg.norm(out)
-                return FlowResult(out, k, res, _residual(b, out, b @ out)[1])
+                return FlowResult(out, k, res, _residual(out, b @ out)[1])
             x = method.step(field, x, h)
             if not keeps_norm:
                 x = x / x.norm()

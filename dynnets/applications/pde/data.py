@@ -45,8 +45,7 @@ def random_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_m
     amp = (1.0 + (kk / k0) ** 2) ** (-slope / 2) * ((kk >= 1) & (kk <= k_max))
     noise = torch.complex(torch.randn(count, 1, grid.n, grid.n, generator=gen, dtype=torch.float64),
                           torch.randn(count, 1, grid.n, grid.n, generator=gen, dtype=torch.float64))
-    g = torch.fft.ifft2(noise * amp).real
-    return _rescale(g, gen, mean_range, amp_range)
+    return _rescale(torch.fft.ifft2(noise * amp).real, gen, mean_range, amp_range)
 
 
 def mode_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_lo: int = 1, k_hi: int = 12,
@@ -58,8 +57,7 @@ def mode_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_lo:
     x, y = grid.coordinates()
     out = torch.zeros(count, 1, grid.n, grid.n, dtype=torch.float64)
     for i in range(count):
-        modes = int(torch.randint(1, max_modes + 1, (1,), generator=gen))
-        for _ in range(modes):
+        for _ in range(int(torch.randint(1, max_modes + 1, (1,), generator=gen))):
             kx, ky = (int(v) for v in torch.randint(k_lo, k_hi + 1, (2,), generator=gen))
             sx, sy = (1 if float(v) < 0.5 else -1 for v in torch.rand(2, generator=gen))
             phi = 2 * math.pi * float(torch.rand(1, generator=gen))
@@ -100,8 +98,7 @@ def time_error(field, u0: torch.Tensor, dt: float, steps: int, substeps: int) ->
 
 def heat_exact(u0: torch.Tensor, kernel: torch.Tensor, alpha: float, t: float) -> torch.Tensor:
     """exp(t alpha L) u0 for the circulant stencil L on a periodic grid (FFT diagonalisation)."""
-    n = u0.shape[-1]
-    lam = stencil_symbol(kernel, n).real
+    lam = stencil_symbol(kernel, u0.shape[-1]).real
     return torch.fft.ifft2(torch.fft.fft2(u0) * torch.exp(t * alpha * lam)).real
 
 
