@@ -1,6 +1,5 @@
 """Training losses for certified robustness in the L2 norm (logits f(x), labels y, K classes).
 
-- ``multiclass_hinge(m)``: mean_i sum_{j != y_i} max(0, m - (f_{y_i} - f_j)) / K (torch's multi_margin_loss);
 - ``hkr_loss(alpha, m)``: alpha * hinge(m) - KR, KR = mean_i f_{y_i}(x_i) - mean_{i, j != y_i} f_j(x_i), the
   hinge-Kantorovich-Rubinstein loss of Serrurier, Mamalet, Gonzalez-Sanz, Boissin, Loubes, del Barrio
   (CVPR 2021) in its multi-class form: the KR term widens every margin, the hinge keeps the classes apart;

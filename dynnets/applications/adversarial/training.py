@@ -1,9 +1,6 @@
-"""Training a classifier with dynnets.train.fit: shuffled mini-batches, Adam, a one-cycle learning rate.
-
-The DataLoader's seeded generator reshuffles every epoch (deterministic under ``seed``). The schedule is
-torch's OneCycleLR (linear warm-up over the first 30% of the steps, then cosine decay to lr / 1e4) and, like
-every ``fit`` schedule, it steps once per optimizer step, not once per epoch.
-"""
+"""Training a classifier with dynnets.train.fit: mini-batches reshuffled every epoch by a seeded generator
+(deterministic under ``seed``), Adam, torch's OneCycleLR (warm-up over 30% of the steps, then cosine decay to
+lr / 1e4), stepped once per optimizer step like every ``fit`` schedule, not once per epoch."""
 
 from __future__ import annotations
 

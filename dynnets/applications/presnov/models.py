@@ -1,13 +1,5 @@
-"""The two networks the Presnov experiment compares, with matched parameter counts.
-
-``presnov_flow``: n_steps steps alternating explicit Euler of ``Gradient(sign=s)`` (tanh) and Cayley of
-``SpherePreserving`` (tanh): G(+1), S, G(-1), S, G(+1), ...
-
-Both signs: one sign only gives gradients of convex (or concave) potentials; alternating ones approximate
-(Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge potentials are dense in C^2.
-
-``dense_resnet``: n_steps explicit Euler steps of ``Dense`` (tanh): an unstructured ResNet.
-"""
+"""The two networks the Presnov experiment compares, with matched parameter counts: ``presnov_flow`` and
+``dense_resnet`` (n_steps explicit Euler steps of ``Dense``: an unstructured ResNet)."""
 
 from __future__ import annotations
 
@@ -25,10 +17,11 @@ def _check_steps(n_steps: int, even: bool) -> None:
 
 def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: str = "alternate",
                  activation: str = "tanh") -> Flow:
-    """G, S, G, S, ... with n_steps / 2 of each; each family's steps span total time t.
-
-    ``signs``: "alternate" (+1, -1, +1, ...; the expressive choice) or "negative" (all -1: convex
-    potentials only, the ablation)."""
+    """G(+1), S, G(-1), S, ... (explicit Euler of ``Gradient(sign=s)``, Cayley of ``SpherePreserving``),
+    n_steps / 2 of each; each family's steps span total time t. ``signs``: "alternate" (+1, -1, +1, ...) or
+    "negative" (all -1, the ablation): one sign only gives gradients of convex (or concave) potentials;
+    alternating ones approximate (Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge
+    potentials are dense in C^2."""
     _check_steps(n_steps, even=True)
     if signs not in ("alternate", "negative"):
         raise ConfigError(f"signs must be 'alternate' or 'negative', got {signs!r}")
