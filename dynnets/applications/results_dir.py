@@ -110,8 +110,7 @@ def plan(out: Path, seeds: list[int], settings: dict, overwrite: bool = False, r
 
 
 def _scan(out: Path, settings: dict, required: tuple[str, ...]) -> list[_Stored]:
-    """Every finished seed in D (a lone seed in D/metrics.json, seeds in D/seed_S/metrics.json), each
-    with the reason it cannot join a run of ``settings`` (None when it can)."""
+    """Every finished seed in D, each with the reason it cannot join a run of ``settings`` (None: it can)."""
     found = []
     root = out / METRICS
     if root.is_file():

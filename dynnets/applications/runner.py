@@ -237,8 +237,7 @@ class Runner:
 
 @contextlib.contextmanager
 def _run_settings(args, default_dtype: bool):
-    """Threads (and, when the run asks for it, torch's default dtype = --dtype) for the run, restored
-    afterwards: no global side effect when a test calls an experiment's main in-process."""
+    """Threads (and, if asked, the default dtype = --dtype) for the run, restored after (no global effect)."""
     threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(args.threads)
     if default_dtype:

@@ -40,9 +40,8 @@ PATIENCE = 250
 
 
 def _deflate(b: np.ndarray, q: np.ndarray, found: np.ndarray, carried: np.ndarray):
-    """Remove the orthonormal columns of ``found`` (coordinates of b) one by one: B -> (H B H)[1:, 1:] and
-    Q -> (Q H)[:, 1:] with the Householder H = I - 2 u u^T mapping the column y to -sign(y_0) ||y|| e_1;
-    ``carried`` vectors are mapped along."""
+    """Remove the orthonormal columns y of ``found`` one by one: B -> (H B H)[1:, 1:], Q -> (Q H)[:, 1:],
+    ``carried`` -> (H carried)[1:], H = I - 2 u u^T the Householder map of y to -sign(y_0) ||y|| e_1."""
     for _ in range(found.shape[1]):
         y, u = found[:, 0], found[:, 0].copy()
         u[0] += np.copysign(np.linalg.norm(y), y[0] if y[0] != 0 else 1.0)
@@ -57,8 +56,7 @@ def _deflate(b: np.ndarray, q: np.ndarray, found: np.ndarray, carried: np.ndarra
 
 
 class _Levels:
-    """The level loop on one symmetric matrix with an absolute residual threshold; Rayleigh-Ritz blocks
-    call it again on their (smaller) compressed matrix."""
+    """The level loop on one symmetric matrix; Rayleigh-Ritz blocks call it again on their compression."""
 
     def __init__(self, method, order: str, max_steps: int, step_factor: float | None, rng, device):
         self.method, self.order, self.max_steps = method, order, max_steps
@@ -66,8 +64,7 @@ class _Levels:
         self.blocks: list[int] = []  # sizes of the blocks (> 1) resolved by Rayleigh-Ritz, inner ones too
 
     def run(self, b, y: np.ndarray, threshold: float):
-        """One flow of at most min(PATIENCE, max_steps) steps on b (a matrix or a ``clusters.Compression``)
-        from y."""
+        """One flow of at most min(PATIENCE, max_steps) steps on b (a matrix or a ``Compression``) from y."""
         budget = min(PATIENCE, self.max_steps)
         if self.method is None and self.step_factor is None:
             return run_closed_form(b, y, threshold, budget)

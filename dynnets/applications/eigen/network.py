@@ -104,9 +104,8 @@ def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]
 
 def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, on_step=None,
                  time_left=None, timer="wall"):
-    """One round: ``starts`` networks as one Ensemble, Adam (cosine schedule) then one L-BFGS call on the sum
-    of log losses (so stuck networks do not set the steps of converging ones); ``time_left`` (seconds) stops
-    it after Adam, skipping L-BFGS. Returns (end points, losses) per network."""
+    """(end points, losses) of ``starts`` networks trained as one Ensemble: Adam, then one L-BFGS call on the
+    sum of log losses (stuck networks do not set the others' steps), skipped when ``time_left`` s are up."""
     starts, n = x0.shape
     rates = np.geomspace(0.5, horizon * float(spread_bound(a)), 12)
     ens = Ensemble(_init_members(starts, n, width, rates, gen))
@@ -128,9 +127,8 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
 
 
 def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float):
-    """End points whose residual ||A x - rho x|| <= tol and that are not (mostly) in the span of ``basis``, in
-    order of residual; returns (residuals, accepted unit vectors, basis extended by their orthonormalised
-    parts)."""
+    """(residuals, the unit end points with ||A x - rho x|| <= tol not (mostly) in span(basis), in order of
+    residual, the basis extended by their orthonormalised parts)."""
     rho = (ends * (ends @ a)).sum(1)
     res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
     new = []
