@@ -58,8 +58,7 @@ def decompose(f: Field, x: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, tor
         xg = x.detach().requires_grad_(True)
         (grad_u,) = torch.autograd.grad(potential(f, xg, n).sum(), xg)
     with torch.no_grad():
-        fx = f(x.detach())
-    return grad_u.detach(), (fx - grad_u).detach()
+        return grad_u.detach(), (f(x.detach()) - grad_u).detach()
 
 
 def sphere_skew(x: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
@@ -82,16 +81,13 @@ def sphere_tolerance(x: torch.Tensor, fx: torch.Tensor, grad_u: torch.Tensor, n:
     """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|).
 
     (x . X_S = x . f - x . grad U: inner products of dim terms, grad U an n-term quadrature sum)."""
-    eps = torch.finfo(x.dtype).eps
     scale = x.norm(dim=-1) * (fx.norm(dim=-1) + grad_u.norm(dim=-1))
-    return c * (n + x.shape[-1]) * eps * scale
+    return c * (n + x.shape[-1]) * torch.finfo(x.dtype).eps * scale
 
 
 def quadrature_error(f: Field, x: torch.Tensor, n: int = 16) -> float:
     """max |grad U_n - grad U_2n| over the points: an estimate of the quadrature error of grad U."""
-    g1, _ = decompose(f, x, n)
-    g2, _ = decompose(f, x, 2 * n)
-    return float((g1 - g2).norm(dim=-1).max())
+    return float((decompose(f, x, n)[0] - decompose(f, x, 2 * n)[0]).norm(dim=-1).max())
 
 
 def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: int = 8, n: int = 16
