@@ -1,12 +1,5 @@
-"""Reference data for pixel-based learning on a periodic 2-D grid.
-
-* ``random_fields``: Fourier amplitudes (1 + |k|^2/k0^2)^(-slope/2) for integer 1 <= |k| <= k_max, random
-  phases, each sample scaled to mean m and max |u - m| = a (m, a drawn per sample);
-* ``mode_fields``: 1..max_modes cosines with integer wavenumbers in [k_lo, k_hi] (out-of-band test set);
-* ``reference_trajectories``: snapshots every dt by ``substeps`` RK4 steps (``time_error``: by halving);
-* ``heat_exact``: the exact semi-discrete heat solution (FFT); ``split_by_trajectory``; atomic
-  ``save_dataset``/``load_dataset`` (.npz, parameters as JSON).
-"""
+"""Reference data for pixel-based learning on a periodic 2-D grid: random initial fields, RK4 reference
+trajectories, the exact heat solution, trajectory splits and an atomic .npz store."""
 
 from __future__ import annotations
 
@@ -37,7 +30,9 @@ def _rescale(g: torch.Tensor, gen: torch.Generator, mean_range, amp_range) -> to
 def random_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_max: float = 16.0,
                   k0: float = 4.0, slope: float = 2.0, mean_range=(0.35, 0.65),
                   amp_range=(0.1, 0.3)) -> torch.Tensor:
-    """``count`` broadband random fields, shape (count, 1, n, n), float64 (see the module docstring)."""
+    """``count`` broadband random fields (count, 1, n, n), float64: Fourier amplitudes (1 + |k|^2/k0^2)^(-s/2)
+    (s = ``slope``) for integer 1 <= |k| <= k_max, random phases, each sample scaled to mean m and
+    max |u - m| = a (m, a drawn per sample from ``mean_range``, ``amp_range``)."""
     if not (1 <= k_max < grid.n / 2):
         raise ConfigError(f"k_max must lie in [1, n/2) = [1, {grid.n / 2}) to be resolved, got {k_max}")
     kx, ky = grid.wavenumbers()
@@ -51,7 +46,7 @@ def random_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_m
 def mode_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_lo: int = 1, k_hi: int = 12,
                 max_modes: int = 2, mean_range=(0.35, 0.65), amp_range=(0.1, 0.3)) -> torch.Tensor:
     """Sums of 1..max_modes modes cos(2 pi (kx x + ky y)/L + phi), integer kx, ky in [k_lo, k_hi] with
-    random signs, rescaled like ``random_fields``. Shape (count, 1, n, n)."""
+    random signs (an out-of-band test set), rescaled like ``random_fields``. Shape (count, 1, n, n)."""
     if not (1 <= k_lo <= k_hi < grid.n / 2):
         raise ConfigError(f"mode wavenumbers need 1 <= k_lo <= k_hi < n/2, got [{k_lo}, {k_hi}], n={grid.n}")
     x, y = grid.coordinates()

@@ -77,10 +77,9 @@ def _amax(x: torch.Tensor) -> torch.Tensor:
 
 def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: float, steps: int,
                     order: int = 2) -> dict:
-    """Fine-RK4 solutions over dt on the pixel grid and on grids refined 2x and 4x, sampled at the
-    pixels: V1, V2, V4, the Richardson value u* = V4 + (V4 - V2)/(2^order - 1), the per-state spatial
-    error |V1 - u*|, the observed order, and the reference's own time error on the pixel grid.
-    ``steps`` RK4 steps are used on the pixel grid, 4x and 16x that on the refined grids (dt/dx^2 fixed)."""
+    """The reference terms (module docstring): V1, V2, V4, u* = V4 + (V4 - V2)/(2^order - 1), the spatial
+    error |V1 - u*|, the observed order and V1's own time error, per state; ``steps`` RK4 steps on the pixel
+    grid, 4x and 16x that on the grids refined 2x and 4x (dt/dx^2 fixed)."""
     _check_states(u)
     n = u.shape[-1]
     v1, v2, v4 = (reference_flow(make_field(n * f), dt, steps * f * f)(spectral_refine(u, f))[..., ::f, ::f]
