@@ -27,15 +27,14 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DivergenceError, DynnetsError
-from ..io import atomic_write, jsonable, save_figure, write_json
+from ..io import jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
 from ..train.distributed import is_main_process
 from ..train.rng import MAX_SEED, seed_everything
 from ..train.select import divergence
 from . import results_dir
 
-__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
-           "write_json"]
+__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "check_rollout", "parse_seeds", "run_cli", "save_figure"]
 
 #: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
 MAX_SEEDS = 100

@@ -95,9 +95,8 @@ def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) / math.sqrt(max(p.shape[-1], 1)))
             # output layers start at zero: the initial trial curve is the constant x0, so a start that is
             # already near an eigenvector (a continued search) begins at a small loss, not at an O(1) one
-            net.net[-1].weight.zero_()
-            net.net[-1].bias.zero_()
-            net.skip.weight.zero_()
+            for p in (net.net[-1].weight, net.net[-1].bias, net.skip.weight):
+                p.zero_()
         nets.append(net)
     return nets
 
