@@ -17,8 +17,7 @@ from ...errors import ConfigError
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """f_y - max_{j != y} f_j per row (positive iff correctly classified with a unique maximum)."""
     true = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], -math.inf)
-    return true - others.max(dim=1).values
+    return true - logits.scatter(1, labels[:, None], -math.inf).max(dim=1).values
 
 
 def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps: float) -> torch.Tensor:

@@ -1,12 +1,9 @@
 """Trial-function networks for the Yi ODE (Lagaris-style, as in Puleo et al. 2022 Sec. II.4), done so
 that the search finds every eigenpair.
 
-Trial form, on the unit sphere in the orthogonal complement of the vectors found so far (projector P),
-with s = t / T in [0, 1]:
-
-    x(s) = P y(s) / ||P y(s)||,    y(s) = x0 + s N(s),    x(0) = x0 (unit, P x0 = x0),
-
-so ||x|| = 1 and deflation (Theorem B) are built in. The loss is the seed's eq. (22) in s:
+Trial form on the unit sphere in the complement of the vectors found so far (projector P), s = t / T in
+[0, 1]: x(s) = P y(s) / ||P y(s)||, y(s) = x0 + N(s) - N(0), so x(0) = x0 (unit, P x0 = x0), ||x|| = 1 and
+the deflation (Theorem B) hold for any parameters. The loss is the seed's eq. (22) in s:
 mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, dx/ds by ``torch.func.jvp``.
 
 Search: each round trains ``starts`` networks at once (a ``dynnets.train.Ensemble``, loss vmapped, Adam then
@@ -14,7 +11,6 @@ L-BFGS on the summed log loss). An end point x(1) is accepted when ||A x - rho x
 it is not in the span of the accepted vectors; eigenvalues are Rayleigh quotients (eq. 20), not polished.
 With n - 1 pairs accepted, the last is the 1-D complement (``info["rounds"][i]["from_complement"]``).
 """
-
 from __future__ import annotations
 
 import math

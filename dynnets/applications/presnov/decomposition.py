@@ -45,8 +45,7 @@ def potential(f: Field, x: torch.Tensor, n: int = 16) -> torch.Tensor:
     _check_points(x)
     t, w = gauss_legendre(n, x.dtype, x.device)
     scaled = t[:, None, None] * x.unsqueeze(0)              # (n, batch, dim)
-    values = f(scaled.reshape(-1, x.shape[-1])).reshape(scaled.shape)
-    return torch.einsum("q,qbd,bd->b", w, values, x)
+    return torch.einsum("q,qbd,bd->b", w, f(scaled.reshape(-1, x.shape[-1])).reshape(scaled.shape), x)
 
 
 def decompose(f: Field, x: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
