@@ -112,20 +112,17 @@ def plan(out: Path, seeds: list[int], settings: dict, overwrite: bool = False, r
 def _scan(out: Path, settings: dict, required: tuple[str, ...]) -> list[_Stored]:
     """Every finished seed in D, each with the reason it cannot join a run of ``settings`` (None: it can)."""
     found = []
-    root = out / METRICS
-    if root.is_file():
-        record, problem = _read(root)
+    if (out / METRICS).is_file():
+        record, problem = _read(out / METRICS)
         if problem is None and "per_seed" in record:  # a summary: derived from the seed folders, rewritten
             if record.get("settings") != settings:
                 found.append(_Stored(out, None, record, _difference(record.get("settings"), settings)))
         else:
             found.append(_stored(out, record, problem, settings, required))
-    if out.is_dir():
-        for folder in sorted(out.iterdir()):
-            match = _SEED_DIR.fullmatch(folder.name)
-            if match and (folder / METRICS).is_file():
-                record, problem = _read(folder / METRICS)
-                found.append(_stored(folder, record, problem, settings, required, int(match.group(1))))
+    for folder in sorted(out.iterdir()) if out.is_dir() else ():
+        match = _SEED_DIR.fullmatch(folder.name)
+        if match and (folder / METRICS).is_file():
+            found.append(_stored(folder, *_read(folder / METRICS), settings, required, int(match.group(1))))
     return found
 
 
