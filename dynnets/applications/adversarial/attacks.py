@@ -55,10 +55,8 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
         for _ in range(steps):
             delta.requires_grad_(True)
             out = model(x + delta)
-            if target is None:
-                loss = -margins(out, labels).sum()
-            else:
-                loss = (out.gather(1, target[:, None]) - out.gather(1, labels[:, None])).sum()
+            loss = (-margins(out, labels).sum() if target is None
+                    else (out.gather(1, target[:, None]) - out.gather(1, labels[:, None])).sum())
             (g,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
                 g = g / _bcast(g.flatten(1).norm(dim=1).clamp_min(1e-30), g)

@@ -60,10 +60,8 @@ def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int,
                 return FlowResult(y, k, gamma, g)
         unit = g / gamma
         b_unit = b @ unit
-        if h is None:
-            theta = 0.5 * math.atan2(2.0 * gamma, rho - float(unit @ b_unit))
-        else:
-            theta = 2.0 * math.atan(0.5 * h * gamma)
+        theta = (0.5 * math.atan2(2.0 * gamma, rho - float(unit @ b_unit)) if h is None
+                 else 2.0 * math.atan(0.5 * h * gamma))
         c, s = math.cos(theta), math.sin(theta)
         y, by = c * y + s * unit, c * by + s * b_unit
 

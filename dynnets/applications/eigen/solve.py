@@ -47,10 +47,8 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
     big = float(a.abs().max())
     exponent = 0 if big == 0.0 else math.frexp(big)[1]  # big = m 2^e with m in [1/2, 1)
     field = YiField(_times_power_of_two(a.cpu(), -exponent))
-    if procedure == "robust":
-        result = solver(field, method=method, tol=tol, rng=rng, device=a.device, **options)
-    else:
-        result = solver(field, seed=seed, device=a.device, **options)
+    own = dict(method=method, tol=tol, rng=rng) if procedure == "robust" else dict(seed=seed)
+    result = solver(field, device=a.device, **own, **options)
     result.eigenvalues = _times_power_of_two(result.eigenvalues, exponent)
     result.residuals = _times_power_of_two(result.residuals, exponent)
     return result
