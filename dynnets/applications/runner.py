@@ -226,12 +226,9 @@ class Runner:
     @staticmethod
     def table(summary: dict) -> str:
         keys = list(summary["better"])
-        lines = [f"{'seed':>8} " + " ".join(f"{k[-24:]:>24}" for k in keys)]
-        for seed, row in summary["per_seed"].items():
-            lines.append(f"{seed:>8} " + " ".join(f"{row[k]:>24.4g}" for k in keys))
-        for label in ("median", "worst"):
-            lines.append(f"{label:>8} " + " ".join(f"{summary[label][k]:>24.4g}" for k in keys))
-        return "\n".join(lines)
+        rows = [*summary["per_seed"].items(), ("median", summary["median"]), ("worst", summary["worst"])]
+        lines = [f"{label:>8} " + " ".join(f"{row[k]:>24.4g}" for k in keys) for label, row in rows]
+        return "\n".join([f"{'seed':>8} " + " ".join(f"{k[-24:]:>24}" for k in keys), *lines])
 
 
 @contextlib.contextmanager

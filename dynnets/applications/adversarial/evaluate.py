@@ -107,8 +107,7 @@ def measured_lipschitz(model, x: torch.Tensor, bound: float, *, starts: int = 25
     ``x`` (a test input and a small random perturbation of it, and pairs of test inputs)."""
     gen = torch.Generator().manual_seed(seed)
     x = x.detach().to("cpu", torch.float64)
-    i = torch.randint(0, len(x), (starts,), generator=gen)
-    j = torch.randint(0, len(x), (starts,), generator=gen)
+    i, j = (torch.randint(0, len(x), (starts,), generator=gen) for _ in range(2))
     near = x[i] + 1e-2 * torch.randn(x[i].shape, dtype=torch.float64, generator=gen)
     a = torch.cat([x[i], x[i]])
     b = torch.cat([near, x[j] + 1e-3 * torch.randn(x[j].shape, dtype=torch.float64, generator=gen)])
