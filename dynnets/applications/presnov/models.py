@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
+from ...checks import check_int
 from ...errors import ConfigError
 from ...fields import Dense, Gradient, SpherePreserving
 from ...methods import Cayley, Euler
 from ...step import Flow, Step
-
-
-def _check_steps(n_steps: int, even: bool) -> None:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or (even and n_steps % 2):
-        rule = "a positive even integer (gradient/sphere pairs)" if even else "a positive integer"
-        raise ConfigError(f"n_steps must be {rule}, got n_steps={n_steps!r}")
 
 
 def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: str = "alternate",
@@ -22,7 +17,8 @@ def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: s
     "negative" (all -1, the ablation): one sign only gives gradients of convex (or concave) potentials;
     alternating ones approximate (Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge
     potentials are dense in C^2."""
-    _check_steps(n_steps, even=True)
+    if check_int("n_steps", n_steps, minimum=1) % 2:
+        raise ConfigError(f"n_steps must be even (gradient/sphere pairs), got n_steps={n_steps}")
     if signs not in ("alternate", "negative"):
         raise ConfigError(f"signs must be 'alternate' or 'negative', got {signs!r}")
     h, steps = t / (n_steps // 2), []
@@ -34,7 +30,7 @@ def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: s
 
 
 def dense_resnet(dim: int, n_steps: int, width: int, *, t: float = 1.0, activation: str = "tanh") -> Flow:
-    _check_steps(n_steps, even=False)
+    check_int("n_steps", n_steps, minimum=1)
     return Flow([Step(Dense(dim, width, activation=activation), Euler(), t / n_steps) for _ in range(n_steps)])
 
 
