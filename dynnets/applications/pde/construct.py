@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ...checks import real
 from ...errors import ConfigError
 from ...fields.convfd import ConvFD
 from ...systems.stencils import check_stencil, identity, laplacian, pad_kernel
@@ -43,9 +44,7 @@ def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
             beta, factors = term
         except (TypeError, ValueError):
             raise ConfigError(f"term {i} must be a pair (beta, [D_1, ..., D_m]), got {term!r}") from None
-        beta = float(beta)
-        if not math.isfinite(beta):
-            raise ConfigError(f"term {i}: beta must be finite, got {beta}")
+        beta = real(f"term {i}: beta", beta, symbol="beta")
         factors = [check_stencil(torch.as_tensor(d, dtype=torch.float64), f"term {i} factor {j}")
                    for j, d in enumerate(factors)]
         m = len(factors)
@@ -118,9 +117,7 @@ def exact_convfd(alpha: float, dx: float, stencil: str = "5pt", reaction: tuple[
     Fisher's U - U^2 (= FisherField2D), reaction=(0, 0) the heat equation (= HeatField2D).
 
     Channels: relu(K*U), relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
-    alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ConfigError(f"alpha must be finite, got {alpha}")
+    alpha = real("alpha", alpha)
     r1, r2 = (float(v) for v in reaction)
     one = identity(1)
     terms = [(r1, [one])] if r1 != 0.0 else []

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ...checks import check_size, positive_real
+from ...checks import check_size, positive_real, real
 from ...errors import ConfigError, ShapeError
 from ...fields.activations import ACTIVATIONS
 from ...fields.dense import Dense
@@ -133,9 +133,7 @@ class LinearPDE:
             unknown = [c for c in key if c not in coords]
             if unknown:
                 raise ConfigError(f"derivative {key!r} uses coordinates {unknown} not in coords={coords!r}")
-            coeff = coeff if callable(coeff) else float(coeff)
-            if not (callable(coeff) or math.isfinite(coeff)):
-                raise ConfigError(f"coefficient of {key!r} must be finite, got {coeff}")
+            coeff = coeff if callable(coeff) else real(f"coefficient of {key!r}", coeff, symbol=key)
             self.terms.append((tuple(coords.index(c) for c in key), coeff))
         self.source = source
 
