@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ...errors import ConfigError
+from ...checks import real
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -22,8 +22,7 @@ def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps: float) -> torch.Tensor:
     """Boolean mask: margin > sqrt(2) * L * eps (certifiably correct within the L2 ball of radius eps)."""
-    if not (math.isfinite(lipschitz) and lipschitz >= 0):
-        raise ConfigError(f"certification needs a finite Lipschitz bound L >= 0, got L={lipschitz}")
+    lipschitz = real("the Lipschitz bound L of a certificate", lipschitz, minimum=0.0, symbol="L")
     return margins(logits, labels) > math.sqrt(2.0) * lipschitz * eps
 
 
@@ -39,8 +38,7 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
 
     One untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely
     wrong classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
-    if eps < 0 or not math.isfinite(eps):
-        raise ConfigError(f"eps must be finite and >= 0, got eps={eps}")
+    eps = real("eps", eps, minimum=0.0)
     with torch.no_grad():
         logits = model(x)
         robust = margins(logits, labels) > 0
