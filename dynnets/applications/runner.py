@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_int
 from ..errors import ConfigError, DivergenceError, DynnetsError
 from ..io import jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
@@ -134,8 +135,7 @@ class Runner:
         args.torch_device = resolve_device(args.device)
         if args.torch_device.type not in self.devices:
             raise ConfigError(f"--device {args.device}: {self.name} runs on {', '.join(self.devices)} only")
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+        check_int("--threads", args.threads, minimum=1)
         if not 0 <= args.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
         seeds = getattr(args, "seeds", None)

@@ -33,11 +33,9 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 20,
            step_size: float | None = None, box: tuple[float, float] | None = (0.0, 1.0),
            targets: int = 3) -> torch.Tensor:
-    """L2 projected gradient ascent; returns a bool mask of the inputs still correctly classified at
-    *every* iterate of every run (the robust ones).
-
-    One untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely
-    wrong classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
+    """Mask of the inputs still correctly classified at *every* iterate of L2 projected gradient ascent: one
+    untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely wrong
+    classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
     eps = real("eps", eps, minimum=0.0)
     with torch.no_grad():
         logits = model(x)

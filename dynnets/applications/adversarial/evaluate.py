@@ -36,8 +36,7 @@ def frozen(model: torch.nn.Module):
 
 def autoattack_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, image_shape=None,
                   seed: int = 0) -> torch.Tensor:
-    """Robust mask under torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) in L2 at ``eps``.
-
+    """Robust mask under torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) in L2 at ``eps``;
     torchattacks wants images (N, C, H, W) in [0, 1]: ``image_shape`` = (C, H, W) reshapes flat inputs."""
     try:
         import torchattacks

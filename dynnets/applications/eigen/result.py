@@ -16,12 +16,9 @@ class ConvergenceError(DynnetsError, RuntimeError):
 
 @dataclass
 class EigenResult:
-    """Eigenpairs found by a solver, sorted by ascending eigenvalue.
-
-    ``eigenvalues`` (k,), ``eigenvectors`` (n, k, unit columns) float64; k <= n only for the network search
-    (``pairs_found``). ``steps`` per pair in the order found; ``residuals`` ||A v - lambda v||; ``seconds``
-    wall time.
-    """
+    """Eigenpairs found by a solver, by ascending eigenvalue: ``eigenvalues`` (k,), ``eigenvectors`` (n, k,
+    unit columns) float64, k <= n only for the network search (``pairs_found``); ``steps`` per pair in the
+    order found; ``residuals`` ||A v - lambda v||; ``seconds`` wall time."""
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor
@@ -56,12 +53,10 @@ def finish(a: np.ndarray, vectors: list, procedure: str, seconds: float, steps: 
 
 
 def accuracy(a, eigenvalues, eigenvectors, cluster_tol: float = 1e-9) -> dict:
-    """Compare found pairs with ``numpy.linalg.eigh``.
-
-    eps_i = |(lambda_i - lambda_np) / lambda_np| (eq. 31), Lambda_i = <v_i, v_np>^2 / (|v_i|^2 |v_np|^2) - 1
-    (eq. 32), matched by index for a complete spectrum, else to the nearest reference eigenvalue; for a
-    repeated one (within ``cluster_tol`` of max|lambda|) against its eigenspace E: |P_E v_i|^2 / |v_i|^2 - 1.
-    """
+    """Found pairs against ``numpy.linalg.eigh``: eps_i = |(lambda_i - lambda_np) / lambda_np| (eq. 31) and
+    Lambda_i = <v_i, v_np>^2 / (|v_i|^2 |v_np|^2) - 1 (eq. 32), matched by index for a complete spectrum, else
+    to the nearest reference eigenvalue; for a repeated one (within ``cluster_tol`` of max|lambda|) against
+    its eigenspace E: |P_E v_i|^2 / |v_i|^2 - 1."""
     a = torch.as_tensor(a).detach().cpu().double().numpy()
     lam = torch.as_tensor(eigenvalues).detach().cpu().double().numpy().reshape(-1)
     vec = torch.as_tensor(eigenvectors).detach().cpu().double().numpy().reshape(a.shape[0], -1)

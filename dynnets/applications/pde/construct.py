@@ -60,10 +60,9 @@ def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
 
 def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | None = None,
                       dtype=torch.float64) -> ConvFD:
-    """A ConvFD with F(U) = L * U + sum_i beta_i prod_j (D_ij * U), exactly (see the module docstring).
-
-    linear: a 2-D odd kernel L, or None.  terms: pairs (beta_i, [D_i1, ..., D_im]) of a number and
-    2-D odd kernels.  kernel_size: odd size of the ConvFD kernels (default: the largest stencil)."""
+    """A ConvFD with F(U) = L * U + sum_i beta_i prod_j (D_ij * U) exactly (module docstring); ``linear``: a
+    2-D odd kernel L or None, ``terms``: pairs (beta_i, [D_i1, ..., D_im]) of a number and 2-D odd kernels,
+    ``kernel_size``: odd size of the ConvFD kernels (default: the largest stencil)."""
     terms = _check_terms(terms)
     if linear is not None:  # L * U is the degree-1 term (1, [L])
         linear = check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")
@@ -113,10 +112,9 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
 
 def exact_convfd(alpha: float, dx: float, stencil: str = "5pt", reaction: tuple[float, float] = (1.0, -1.0),
                  *, kernel_size: int | None = None, dtype=torch.float64) -> ConvFD:
-    """ConvFD parameters with F(U) = alpha L * U + r1 U + r2 U^2 exactly; the default reaction (1, -1) is
-    Fisher's U - U^2 (= FisherField2D), reaction=(0, 0) the heat equation (= HeatField2D).
-
-    Channels: relu(K*U), relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
+    """ConvFD parameters with F(U) = alpha L * U + r1 U + r2 U^2 exactly: the default reaction (1, -1) is
+    Fisher's U - U^2 (= FisherField2D), (0, 0) the heat equation (= HeatField2D). Channels: relu(K*U),
+    relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
     alpha = real("alpha", alpha)
     r1, r2 = (float(v) for v in reaction)
     one = identity(1)

@@ -49,9 +49,8 @@ def potential(f: Field, x: torch.Tensor, n: int = 16) -> torch.Tensor:
 
 
 def decompose(f: Field, x: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(grad U(x), X_S(x)) with f = grad U + X_S; grad U by autograd through the quadrature sum.
-
-    Each U(x_b) depends on x_b alone, so the gradient of sum_b U(x_b) is the batch of gradients."""
+    """(grad U(x), X_S(x)) with f = grad U + X_S; grad U by autograd through the quadrature sum (each U(x_b)
+    depends on x_b alone, so the gradient of sum_b U(x_b) is the batch of gradients)."""
     _check_points(x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -77,8 +76,7 @@ def sphere_defect(x: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
 
 def sphere_tolerance(x: torch.Tensor, fx: torch.Tensor, grad_u: torch.Tensor, n: int, c: float = 1.0
                      ) -> torch.Tensor:
-    """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|).
-
+    """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|)
     (x . X_S = x . f - x . grad U: inner products of dim terms, grad U an n-term quadrature sum)."""
     scale = x.norm(dim=-1) * (fx.norm(dim=-1) + grad_u.norm(dim=-1))
     return c * (n + x.shape[-1]) * torch.finfo(x.dtype).eps * scale
@@ -91,9 +89,8 @@ def quadrature_error(f: Field, x: torch.Tensor, n: int = 16) -> float:
 
 def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: int = 8, n: int = 16
                  ) -> torch.Tensor:
-    """(Phi^{t/k}_{grad U} o Phi^{t/k}_{X_S})^k (x), k = ``pieces``: the slides' constructive proof.
-
-    Each sub-flow is ``substeps`` RK4 steps; the distance to Phi^t_f(x) decays like 1/k."""
+    """(Phi^{t/k}_{grad U} o Phi^{t/k}_{X_S})^k (x), k = ``pieces``, each sub-flow ``substeps`` RK4 steps: the
+    slides' constructive proof (the distance to Phi^t_f(x) decays like 1/k)."""
     pieces = check_int("pieces", pieces, minimum=1)
     dim = x.shape[-1]
     h = t / pieces / substeps

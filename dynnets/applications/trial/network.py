@@ -113,12 +113,10 @@ def derivative(f: Fn, z: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
 
 
 class LinearPDE:
-    """Residual r(z) = sum_k a_k(z) D^k u(z) - f(z) of a linear PDE.
-
-    ``terms`` maps a derivative (a string of coordinate names, "" for u itself) to its coefficient
-    (a number or a callable of z); ``coords`` names the input columns; ``source`` is f (default 0).
-    The heat equation u_t = alpha u_xx is ``LinearPDE({"t": 1.0, "xx": -alpha}, coords="xt")``.
-    """
+    """Residual r(z) = sum_k a_k(z) D^k u(z) - f(z) of a linear PDE: ``terms`` maps a derivative (a string of
+    coordinate names, "" for u itself) to its coefficient (a number or a callable of z), ``coords`` names the
+    input columns, ``source`` is f (default 0); u_t = alpha u_xx is ``LinearPDE({"t": 1.0, "xx": -alpha},
+    coords="xt")``."""
 
     def __init__(self, terms: Mapping[str, float | Fn], coords: Sequence[str] = ("x", "t"),
                  source: Fn | None = None):
