@@ -74,9 +74,9 @@ class _Levels:
             return run_closed_form(b, y, threshold, budget, h)
         return run_method(self.method, b, y, threshold, budget, h, self.device)
 
-    def solve(self, a: np.ndarray, threshold: float, steps: list | None = None) -> np.ndarray:
+    def solve(self, a: np.ndarray, threshold: float, steps: list) -> np.ndarray:
         """Orthonormal eigenvectors (columns, in the order found) of the symmetric ``a``, each with residual
-        <= threshold in its deflated space; ``steps`` (if given) collects the steps per pair."""
+        <= threshold in its deflated space; ``steps`` collects the steps per pair."""
         n = a.shape[0]
         b, q, columns = a.copy(), np.eye(n), []
         starts = np.zeros((n, 2))  # warm starts for the top (column 0) and the bottom (column 1) end
@@ -88,8 +88,7 @@ class _Levels:
             else:
                 found, used, g = self._level(sign * b, starts[:, end], threshold, len(columns) + 1, n)
             columns.append(q @ found)
-            if steps is not None:
-                steps.extend([used] + [0] * (found.shape[1] - 1))
+            steps.extend([used] + [0] * (found.shape[1] - 1))
             starts[:, end] = g
             b, q, starts = _deflate(b, q, found, starts)
         return np.hstack(columns)

@@ -95,8 +95,7 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
             scale = beta / (2 ** (m - 1) * math.factorial(m))
             for signs in itertools.product((1.0, -1.0), repeat=m - 1):
                 eps = (1.0, *signs)
-                s = sum(e * d for e, d in zip(eps, factors, strict=True))
-                add_power(s, m, scale * math.prod(eps))
+                add_power(sum(e * d for e, d in zip(eps, factors, strict=True)), m, scale * math.prod(eps))
     add_power(linear_part, 1, 1.0)
     if not channels:
         raise ConfigError("the right-hand side is identically zero; nothing to construct")
