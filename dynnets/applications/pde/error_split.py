@@ -92,6 +92,9 @@ def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: 
 
 
 def _flat_steps(net) -> list:
+    """The explicit Runge-Kutta steps of a Step or (nested) Flow, in order."""
+    if isinstance(net, Step) and not isinstance(net.method, ExplicitRK):
+        raise ConfigError(f"the network-term bound needs explicit Runge-Kutta steps, got {net.method!r}")
     if isinstance(net, Step):
         return [net]
     if not isinstance(net, Flow):
@@ -103,15 +106,11 @@ def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[flo
     """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a network that is
     a Flow of explicit RK steps; ``lipschitz(lo, hi)`` = Lip(F) in the max-norm for states with values in
     [lo, hi] (both paths' stage values are covered)."""
-    steps = _flat_steps(net)
-    for s in steps:
-        if not isinstance(s.method, ExplicitRK):
-            raise ConfigError(f"the network-term bound needs explicit Runge-Kutta steps, got {s.method!r}")
     x, y = u, u  # exact-field path (Psi_F) and network path (Psi_theta)
     lo, hi = float(u.min()), float(u.max())
     records = []  # per step: (h, tableau, delta per stage (batch,))
     dt = 0.0
-    for s in steps:
+    for s in _flat_steps(net):
         h = float(s.h)
         dt += h
         tab = s.method.tableau
@@ -134,14 +133,12 @@ def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[flo
     lo, hi = min(lo, float(x.min()), float(y.min())), max(hi, float(x.max()), float(y.max()))
     lip = float(lipschitz(lo, hi))
     e = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
-    sup_delta = torch.zeros_like(e)
+    sup_delta = torch.stack([torch.zeros_like(e), *(d for _, _, deltas in records for d in deltas)]).amax(0)
     for h, tab, deltas in records:
         stage_e = []
         for i in range(len(tab.a)):
             stage_e.append(e + h * sum(abs(tab.a[i][j]) * (lip * stage_e[j] + deltas[j]) for j in range(i)))
         e = e + h * sum(abs(b) * (lip * ei + d) for b, ei, d in zip(tab.b, stage_e, deltas, strict=True))
-        for d in deltas:
-            sup_delta = torch.maximum(sup_delta, d)
     return {"psi_F": x, "psi_theta": y, "actual": _amax(x - y), "bound_recursion": e,
             "bound_slides": dt * math.exp(lip * dt) * sup_delta, "sup_delta": sup_delta,
             "lipschitz": lip, "value_range": (lo, hi), "dt": dt}
