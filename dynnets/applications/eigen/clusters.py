@@ -37,7 +37,6 @@ class Compression:
 
     def __init__(self, b: np.ndarray, basis: np.ndarray, floor: float):
         self.b, self.z, self.floor = b, basis, floor
-        self.shape = b.shape
 
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
         along = self.z @ (self.z.T @ v)
@@ -45,7 +44,7 @@ class Compression:
         return bw - self.z @ (self.z.T @ bw) + self.floor * along
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        pb = self @ np.eye(self.shape[0])
+        pb = self @ np.eye(self.b.shape[0])
         return (pb + pb.T) / 2
 
 
