@@ -248,12 +248,8 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     residual = residual_function(solution, pde, points, fast)
-
-    def loss(model, batch) -> torch.Tensor:
-        r2 = residual().square()
-        return r2.mean() if reduction == "mean" else r2.sum()
-
-    return loss
+    reduce = torch.mean if reduction == "mean" else torch.sum
+    return lambda model, batch: reduce(residual().square())
 
 
 class ProjectedLoss:
