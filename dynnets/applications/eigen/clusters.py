@@ -1,19 +1,15 @@
 """Pairs the Yi flow resolves only slowly, taken together: an invariant subspace, then Rayleigh-Ritz on it.
 
 The flow reaches a cluster's invariant subspace quickly, only the rotation inside is slow: a vector still
-above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow:
-
-- refine (a sweep): each column runs the flow on the compression to the complement of the other columns;
-- grow, when a sweep no longer cuts ||B Y - Y C||_F by CUT: one more column, from the largest residual
-  column, on the compression to the complement of Y; a full block (MAX_BLOCK, or all but one dimension)
-  is refined while a sweep still cuts by 10%;
-- done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: for a unit eigenvector z of C with
-  ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold.
-
-The eigenpairs of C come from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when
-a block takes more than ``max_steps`` steps per column, or is full and a sweep no longer improves it.
+above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow. A sweep
+refines it (each column runs the flow on the compression to the complement of the others); when a sweep no
+longer cuts ||B Y - Y C||_F by CUT, Y grows by one column (the flow on the compression to the complement of
+Y, from the largest residual column); a full block (MAX_BLOCK, or all but one dimension) is refined while a
+sweep still cuts by 10%. Done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: for a unit eigenvector z
+of C with ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold. The eigenpairs of C come
+from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when a block takes more than
+``max_steps`` steps per column, or is full and a sweep no longer improves it.
 """
-
 from __future__ import annotations
 
 import math
