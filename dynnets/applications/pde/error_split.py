@@ -238,19 +238,16 @@ def plot_error_split(result: dict, title: str = "one-step error splitting"):
 
     p = {k: v.detach().cpu() for k, v in result["per_state"].items()}
     order = torch.argsort(p["total"])
-    idx = range(len(order))
     fig, ax = plt.subplots(figsize=(7, 4))
-    lines = [("bound_sum", "k-", "bound: sum of the three terms"),
-             ("total", "ko", "measured |u(t+dt) - Psi_theta(U)|"),
-             ("spatial", "s--", "spatial (Richardson, dx, dx/2, dx/4)"),
-             ("classical", "^--", "classical |Phi_F - Psi_F|"),
-             ("network_bound", "v--", "network bound dt e^{L dt} sup|F_theta - F|"),
-             ("network_actual", "x:", "network actual |Psi_F - Psi_theta|")]
-    for key, style, label in lines:
-        ax.semilogy(idx, p[key][order].clamp_min(1e-300), style, label=label, markersize=4)
+    for key, style, label in [("bound_sum", "k-", "bound: sum of the three terms"),
+                              ("total", "ko", "measured |u(t+dt) - Psi_theta(U)|"),
+                              ("spatial", "s--", "spatial (Richardson, dx, dx/2, dx/4)"),
+                              ("classical", "^--", "classical |Phi_F - Psi_F|"),
+                              ("network_bound", "v--", "network bound dt e^{L dt} sup|F_theta - F|"),
+                              ("network_actual", "x:", "network actual |Psi_F - Psi_theta|")]:
+        ax.semilogy(range(len(order)), p[key][order].clamp_min(1e-300), style, label=label, markersize=4)
     s = result["summary"]
-    ax.set_xlabel("test state (sorted by measured error)")
-    ax.set_ylabel("max-norm error of one step")
+    ax.set(xlabel="test state (sorted by measured error)", ylabel="max-norm error of one step")
     ax.set_title(f"{title}: dominant term = {s['dominant_term_bound']} (bound), "
                  f"{s['dominant_term_actual']} (actual)", fontsize=9)
     ax.legend(fontsize=7)
