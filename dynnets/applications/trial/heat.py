@@ -86,8 +86,7 @@ def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | No
         net = PaperMLP()
     else:
         raise ConfigError(f"unknown network kind {recipe.network!r}; use 'flow' or 'paper-mlp'")
-    net = net.to(dtype=dtype, device=device)
-    solution, pde = heat_sine_trial(net)
+    solution, pde = heat_sine_trial(net.to(dtype=dtype, device=device))
     points = grid_points((recipe.points_per_axis,) * 2, (0.0, 0.0), (1.0, 1.0), dtype=dtype,
                          interior=recipe.interior_points, grading=(1.0, recipe.t_grading)).to(device)
     return solution, pde, points
