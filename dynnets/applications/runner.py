@@ -6,8 +6,9 @@
     if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
 
 Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
-naming the value and the rule, exit status 2 (``run_cli``). Threads and the default dtype are restored
-afterwards. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
+naming the value and the rule, exit status 2 (``run_cli``); a non-finite headline number is a
+``DivergenceError``. Threads and the default dtype are restored afterwards; under torchrun only rank 0
+writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
 (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
