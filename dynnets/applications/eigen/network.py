@@ -11,6 +11,7 @@ L-BFGS on the summed log loss). An end point x(1) is accepted when ||A x - rho x
 it is not in the span of the accepted vectors; eigenvalues are Rayleigh quotients (eq. 20), not polished.
 With n - 1 pairs accepted, the last is the 1-D complement (``info["rounds"][i]["from_complement"]``).
 """
+
 from __future__ import annotations
 
 import math
