@@ -10,6 +10,7 @@ of C with ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold
 from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when a block takes more than
 ``max_steps`` steps per column, or is full and a sweep no longer improves it.
 """
+
 from __future__ import annotations
 
 import math
