@@ -129,15 +129,14 @@ def _scan(out: Path, settings: dict, required: tuple[str, ...]) -> list[_Stored]
 def _stored(where: Path, record, problem, settings: dict, required: tuple[str, ...],
             folder_seed: int | None = None) -> _Stored:
     seed = record.get("seed") if isinstance(record, dict) else None
-    missing = [key for key in required if not _has(record, key)] if problem is None else []
     if problem is None and not isinstance(seed, int):
         problem = "not a seed's metrics: no seed recorded"
     elif problem is None and folder_seed is not None and seed != folder_seed:
         problem = f"seed {seed} in the folder of seed {folder_seed}"
     elif problem is None:
-        problem = _difference(record.get("settings"), settings)
-    if problem is None and missing:
-        problem = f"no {missing[0]!r}: written by another version of the experiment"
+        missing = [key for key in required if not _has(record, key)]
+        problem = _difference(record.get("settings"), settings) or (
+            f"no {missing[0]!r}: written by another version of the experiment" if missing else None)
     return _Stored(where, seed if isinstance(seed, int) else folder_seed, record, problem)
 
 
