@@ -79,9 +79,8 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
 
     def add_power(s: torch.Tensor, m: int, coefficient: float):
         # coefficient * (S*U)^m = coefficient (relu(S*U)^m + (-1)^m relu(-S*U)^m)
-        if coefficient == 0.0 or not bool(s.any()):
-            return
-        channels.extend([(_POWER_ACT[m], s, coefficient), (_POWER_ACT[m], -s, coefficient * (-1) ** m)])
+        if coefficient != 0.0 and bool(s.any()):
+            channels.extend([(_POWER_ACT[m], s, coefficient), (_POWER_ACT[m], -s, coefficient * (-1) ** m)])
 
     linear_part = torch.zeros(k, k, dtype=torch.float64)
     for beta, factors in terms:
