@@ -36,7 +36,8 @@ from ..train.rng import MAX_SEED, seed_everything
 from ..train.select import divergence
 from . import results_dir
 
-__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "check_rollout", "parse_seeds", "run_cli", "save_figure"]
+__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "check_rollout", "parse_seeds", "run_cli",
+           "save_figure"]
 
 #: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
 MAX_SEEDS = 100
