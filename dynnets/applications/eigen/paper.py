@@ -48,9 +48,8 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         if x0.shape != (n,) or not np.all(np.isfinite(x0)) or not np.any(x0):
             raise ConfigError(f"x0 must be a finite non-zero vector of length {n}, got {x0.tolist()}")
     found: list[np.ndarray] = []
-    bar = tqdm(total=n, desc="paper FE", unit="pair", leave=False, disable=not progress)
     t0 = time.perf_counter()
-    for i in range(n):
+    for i in tqdm(range(n), desc="paper FE", unit="pair", leave=False, disable=not progress):
         x = x0.copy() if (i == 0 and x0 is not None) else rng.standard_normal(n)
         for v in found:  # eq. (B1)
             x = x - (v @ x) / (v @ v) * v
@@ -63,8 +62,6 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         for v in found:  # eq. (30)
             x = x - (v @ x) / (v @ v) * v
         found.append(x)
-        bar.update(1)
     seconds = time.perf_counter() - t0
-    bar.close()
     return finish(a, found, "paper", seconds, [steps] * n, device,
                   info={"t_final": float(t_final), "h": h, "steps_per_run": steps})

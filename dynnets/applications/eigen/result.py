@@ -39,11 +39,9 @@ class EigenResult:
 
 def finish(a: np.ndarray, vectors: list, procedure: str, seconds: float, steps: list, device, info=None) -> EigenResult:
     """Normalise the found vectors, take Rayleigh quotients (eq. 20) and sort ascending."""
-    if vectors:
-        v = np.stack([np.asarray(x, dtype=np.float64) for x in vectors], axis=1)
-        v = v / np.linalg.norm(v, axis=0, keepdims=True)
-    else:
-        v = np.zeros((a.shape[0], 0))
+    v = (np.stack([np.asarray(x, dtype=np.float64) for x in vectors], axis=1) if vectors
+         else np.zeros((a.shape[0], 0)))
+    v = v / np.linalg.norm(v, axis=0, keepdims=True)
     av = a @ v
     lam = np.einsum("ij,ij->j", v, av)
     res = np.linalg.norm(av - v * lam, axis=0)
