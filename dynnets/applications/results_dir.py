@@ -37,9 +37,8 @@ class _Stored:
 
 @dataclass
 class Plan:
-    """What a run does to D: ``remove`` and ``move`` (before any seed runs), then run ``todo``; ``finished``
-    are the seeds of D kept as they are. ``many``: every seed lives in D/seed_S and D/metrics.json is
-    their summary."""
+    """What a run does to D: ``remove`` and ``move`` (before any seed runs), then run ``todo``; ``finished``:
+    D's seeds kept as they are; ``many``: every seed lives in D/seed_S, D/metrics.json is their summary."""
     out: Path
     many: bool
     finished: dict[int, dict]
@@ -77,10 +76,10 @@ class Plan:
 
 
 def plan(out: Path, seeds: list[int], settings: dict, overwrite: bool = False, required=()) -> Plan:
-    """How a run of ``seeds`` with ``settings`` joins what D holds (the rule in the module docstring).
-    Raises ConfigError, before anything is changed, when D holds results of other settings or without a
-    ``required`` (dotted) key, e.g. a headline number an older version did not report (unless
-    ``overwrite``), or a lone seed that must move but did not record its files."""
+    """How a run of ``seeds`` with ``settings`` joins what D holds (the module docstring's rule). ConfigError,
+    before anything changes, when D holds results of other settings or without a ``required`` (dotted) key,
+    e.g. a headline number an older version did not report (unless ``overwrite``), or a lone seed that must
+    move but did not record its files."""
     out = Path(out)
     stored = _scan(out, settings, tuple(required))
     conflicts = [s for s in stored if s.problem is not None]

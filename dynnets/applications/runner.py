@@ -67,9 +67,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_rollout(values, what: str, seed: int | None = None, grow: float | None = None) -> None:
-    """Raise DivergenceError when a rollout (per-step values or states, step 0 first) becomes non-finite,
-    or grows above ``grow`` times its first value (``dynnets.train.divergence``): one line naming the seed
-    and the step."""
+    """DivergenceError (one line naming the seed and the step) where a rollout (per-step values or states,
+    step 0 first) turns non-finite or exceeds ``grow`` times its first value (``train.divergence``)."""
     found = divergence(values, grow=grow)
     if found is not None:
         who = "" if seed is None else f"seed {seed}: "

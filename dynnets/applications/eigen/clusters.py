@@ -47,10 +47,9 @@ class Compression:
 
 def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *, steps: int, budget: int,
                   first_pair: int, n: int):
-    """Grow and refine the block started by the unit vector ``y`` into an invariant subspace of ``b`` to
-    threshold / 2; return (Ritz vectors as columns, steps in all). ``run(b, y, threshold)`` is one flow,
-    ``solve(c, threshold)`` the eigenvectors of a smaller matrix; ``steps`` were spent before, ``budget``
-    is max_steps per column."""
+    """(Ritz vectors as columns, steps in all) of the block started by the unit ``y``, grown and refined into
+    an invariant subspace of ``b`` to threshold / 2 by ``run(b, y, threshold)`` (one flow) and ``solve(c,
+    threshold)`` (eigenvectors of a smaller matrix); ``steps`` spent before, ``budget`` per column."""
     diag = np.diag(b)
     floor = float((diag - (np.abs(b).sum(axis=1) - np.abs(diag))).min())  # <= B's eigenvalues (Gershgorin)
     y, last = y.reshape(-1, 1).copy(), math.inf

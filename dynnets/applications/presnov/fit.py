@@ -15,10 +15,9 @@ def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 def fit_map(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, adam_steps: int = 1000,
             lr: float = 1e-2, lbfgs_steps: int = 0, progress=None) -> dict:
-    """Minimise mean |model(x) - y|^2: ``adam_steps`` Adam steps (cosine schedule from ``lr`` to 0), then
-    ``lbfgs_steps`` L-BFGS calls of up to 20 iterations (strong Wolfe, history 20). Returns
-    {"train_mse": loss of the trained model, "history": loss at the start of every step}; ``progress`` is an
-    optional callable(int) advanced once per optimiser step."""
+    """Minimise mean |model(x) - y|^2 by ``adam_steps`` Adam steps (cosine schedule from ``lr`` to 0), then
+    ``lbfgs_steps`` L-BFGS calls of up to 20 iterations (strong Wolfe, history 20); {"train_mse": the trained
+    model's loss, "history": the loss before every step}. ``progress``: a callable(int) advanced per step."""
 
     def loss(m, batch):
         return (m(x) - y).square().sum(-1).mean()
