@@ -6,9 +6,8 @@ import torch
 
 
 def load_digits(gen: torch.Generator, n_test: int = 450, max_test: int | None = None):
-    """(x_train, y_train, x_test, y_test): pixels scaled to [0, 1] (float64, shape (N, 64)), labels int64; the
-    split is a permutation drawn from ``gen`` (first ``n_test`` images for testing, optionally only the first
-    ``max_test`` of them)."""
+    """(x_train, y_train, x_test, y_test): pixels in [0, 1] (float64, (N, 64)), labels int64, split by a
+    permutation drawn from ``gen`` (the first ``n_test`` for testing, or only ``max_test`` of them)."""
     from sklearn.datasets import load_digits as sk_digits  # test/bench extra, imported only when used
 
     d = sk_digits()

@@ -46,8 +46,7 @@ def _residual(y: np.ndarray, by: np.ndarray):
 
 def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float | None = None):
     """Cayley steps of y' = S(y) y on the symmetric ``b`` from ``y`` until ||B y - rho y|| <= threshold or
-    ``budget`` steps: with the best step size h* (module docstring) when ``h`` is None, else with the
-    fixed h (theta = 2 atan(h ||g|| / 2))."""
+    ``budget`` steps, of the best size h* (module docstring) or of the given h (theta = 2 atan(h ||g||/2))."""
     for k in range(budget + 1):
         if k % REFRESH == 0:
             y = y / np.linalg.norm(y)
@@ -67,9 +66,8 @@ def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int,
 
 
 def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float, device):
-    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h; a
-    method that does not conserve ||y|| is followed by a projection back to the unit sphere (the ODE's
-    first integral) after each step."""
+    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h; after
+    each step of a method not conserving ||y||, y goes back to the unit sphere (the ODE's first integral)."""
     field = YiField(torch.as_tensor(b)).to(device)
     x = torch.as_tensor(y / np.linalg.norm(y), device=device).reshape(1, -1)
     keeps_norm = QuadraticInvariant.norm() in method.guarantees(field, h)
