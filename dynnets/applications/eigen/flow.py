@@ -66,8 +66,8 @@ def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int,
 
 
 def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float, device):
-    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h; after
-    each step of a method not conserving ||y||, y goes back to the unit sphere (the ODE's first integral)."""
+    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h;
+    after each step of a method not conserving ||y||, y goes back to the unit sphere (the first integral)."""
     field = YiField(torch.as_tensor(b)).to(device)
     x = torch.as_tensor(y / np.linalg.norm(y), device=device).reshape(1, -1)
     keeps_norm = QuadraticInvariant.norm() in method.guarantees(field, h)
