@@ -111,9 +111,8 @@ class _Levels:
 def robust_eig(field: YiField, *, method=None, tol: float = 1e-10, order: str = "descending",
                max_steps: int = 200_000, step_factor: float | None = None,
                rng: np.random.Generator, device=None) -> EigenResult:
-    """All eigenpairs of field.A (module docstring). ``step_factor``: None for the best Cayley step (closed
-    form) or STEP_FACTOR / spread_bound (a generic ``method``); a number c in (0, 1.72) for the fixed
-    monotone step h = c / spread_bound(B_k) with either."""
+    """All eigenpairs of field.A (module docstring). ``step_factor``: None for the best Cayley step or
+    STEP_FACTOR / spread_bound (a ``method``), or c in (0, 1.72): the monotone h = c / spread_bound(B_k)."""
     if order not in ("descending", "alternating"):
         raise ConfigError(f"order must be 'descending' or 'alternating', got {order!r}")
     max_steps = check_int("max_steps", max_steps, minimum=1)

@@ -103,9 +103,8 @@ def _flat_steps(net) -> list:
 
 
 def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[float, float], float]) -> dict:
-    """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a network that is
-    a Flow of explicit RK steps; ``lipschitz(lo, hi)`` = Lip(F) in the max-norm for states with values in
-    [lo, hi] (both paths' stage values are covered)."""
+    """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a Flow of explicit
+    RK steps; ``lipschitz(lo, hi)``: Lip(F) in the max-norm on [lo, hi] (both paths' stage values covered)."""
     x, y = u, u  # exact-field path (Psi_F) and network path (Psi_theta)
     lo, hi = float(u.min()), float(u.max())
     records = []  # per step: (h, tableau, delta per stage (batch,))
@@ -159,9 +158,8 @@ def fisher_slope(lo: float, hi: float) -> float:
 
 
 def field_lipschitz(field) -> Callable[[float, float], float]:
-    """Lip rule in the max-norm for the fixed FD fields alpha K * U (heat) and alpha K * U + U - U^2
-    (Fisher) of ``dynnets.systems`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
-    alpha sum |K_ij| (= 8 alpha/dx^2 for the 5-point Laplacian) + max |1 - 2U| on the value range."""
+    """``diffusion_reaction_lipschitz`` of a FD field of ``dynnets.systems`` (``alpha``, ``kernel``; Fisher's
+    ``reaction``: ``fisher_slope``): 8 alpha/dx^2 (+ max |1 - 2U|) for the 5-point Laplacian."""
     if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
         raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
     return diffusion_reaction_lipschitz(float(field.alpha), field.kernel,
