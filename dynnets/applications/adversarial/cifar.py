@@ -1,8 +1,6 @@
-"""CIFAR-10 in its standard binary format (no download: point at a directory you already have).
-
-Files ``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin``: records of 1 label byte and 3072
-pixel bytes (red, green, blue planes of 32 x 32, row-major), returned as floats in [0, 1], (N, 3, 32, 32).
-"""
+"""CIFAR-10 in its standard binary format (no download: point at a directory you already have): files
+``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin`` of records of 1 label byte and 3072 pixel
+bytes (red, green, blue planes of 32 x 32, row-major)."""
 
 from __future__ import annotations
 
