@@ -1,9 +1,4 @@
-"""Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``).
-
-Certification (Tsuzuku, Sato, Sugiyama 2018): for L-Lipschitz logits f, a margin f_y(x) - max_{j != y}
-f_j(x) > sqrt(2) L eps keeps the label within ||delta||_2 <= eps. ``soundness_violations`` counts inputs
-certified yet broken by an attack (a wrong bound or a bug).
-"""
+"""Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +16,8 @@ def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps: float) -> torch.Tensor:
-    """Boolean mask: margin > sqrt(2) * L * eps (certifiably correct within the L2 ball of radius eps)."""
+    """Mask of margin > sqrt(2) L eps: for L-Lipschitz logits the label holds within ||delta||_2 <= eps
+    (Tsuzuku, Sato, Sugiyama 2018)."""
     lipschitz = real("the Lipschitz bound L of a certificate", lipschitz, minimum=0.0, symbol="L")
     return margins(logits, labels) > math.sqrt(2.0) * lipschitz * eps
 
@@ -66,5 +62,5 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
 
 
 def soundness_violations(certified_mask: torch.Tensor, robust_mask: torch.Tensor) -> int:
-    """Number of inputs certified yet broken by the attack (must be 0)."""
+    """Number of inputs certified yet broken by the attack (a wrong bound or a bug: must be 0)."""
     return int((certified_mask & ~robust_mask).sum())
