@@ -1,8 +1,7 @@
-"""One evaluation for every model: clean accuracy, L2-PGD, an optional AutoAttack cross-check (torchattacks:
-``pip install torchattacks==3.5.1 --no-deps``; --no-deps keeps pip away from torch, and torchvision is not
-needed at run time) and certified accuracy (margin > sqrt(2) L eps) at each radius, with soundness asserted
-on every input, and the largest ||f(x) - f(y)|| / ||x - y|| an adversarial search finds next to the bound L.
-"""
+"""One evaluation for every model: clean accuracy, L2-PGD, an optional AutoAttack cross-check (torchattacks
+3.5.1, installed with --no-deps: pip stays away from torch, and torchvision is not needed at run time) and
+certified accuracy at each radius, soundness asserted on every input, and the largest ||f(x) - f(y)|| /
+||x - y|| an adversarial search finds next to the bound L."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Full-batch regression of a map (small problems, float64) with dynnets.train.fit: Adam with a cosine
-schedule, then optionally L-BFGS; and the relative error the experiment reports."""
+"""Full-batch regression of a map (small problems, float64) with dynnets.train.fit, and its relative error."""
 
 from __future__ import annotations
 
