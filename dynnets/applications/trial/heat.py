@@ -33,8 +33,7 @@ def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
 
 
 class PaperMLP(nn.Module):
-    """The seed's N: Linear(2, 50), sigmoid, Linear(50, 20), sigmoid, Linear(20, 1) (torch's default
-    initialisation; the seed used TensorFlow's). Output (batch,)."""
+    """The seed's N (2-50-20-1, sigmoid), output (batch,); torch's initialisation (the seed used TensorFlow's)."""
 
     def __init__(self):
         super().__init__()
