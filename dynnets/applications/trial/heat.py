@@ -33,7 +33,7 @@ def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
 
 
 class PaperMLP(nn.Module):
-    """The seed's N (2-50-20-1, sigmoid), output (batch,); torch's initialisation (the seed used TensorFlow's)."""
+    """The seed's N (2-50-20-1, sigmoid), output (batch,); torch's init (the seed used TensorFlow's)."""
 
     def __init__(self):
         super().__init__()
