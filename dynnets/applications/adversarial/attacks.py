@@ -40,8 +40,7 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
         return robust
     step_size = 2.5 * eps / steps if step_size is None else step_size
     ranked = logits.scatter(1, labels[:, None], -math.inf).argsort(dim=1, descending=True)
-    n_targets = min(int(targets), logits.shape[1] - 1)
-    for run in range(n_targets + 1):
+    for run in range(min(int(targets), logits.shape[1] - 1) + 1):
         target = None if run == 0 else ranked[:, run - 1]
         delta = torch.zeros_like(x)
         for _ in range(steps):

@@ -66,8 +66,7 @@ def accuracy(a, eigenvalues, eigenvectors, cluster_tol: float = 1e-9) -> dict:
     for i in range(k):
         ref = w[idx[i]]
         eps[i] = abs(lam[i] - ref) / abs(ref) if ref != 0 else abs(lam[i])
-        cluster = np.abs(w - ref) <= cluster_tol * scale
-        proj = q[:, cluster].T @ vec[:, i]
+        proj = q[:, np.abs(w - ref) <= cluster_tol * scale].T @ vec[:, i]  # onto the eigenspace of ref
         big_lambda[i] = float(proj @ proj) / float(vec[:, i] @ vec[:, i]) - 1.0
     return {"eigenvalues_numpy": w, "matched_numpy": w[idx], "eps": eps, "Lambda": big_lambda,
             "max_eps": float(eps.max()) if k else float("nan"),
