@@ -144,10 +144,9 @@ def _check_counts(seed, starts, width, points, adam_steps, lbfgs_steps, timer) -
     if timer not in TIMERS:
         raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
-    starts, width, points = (check_int(k, v, minimum=1) for k, v in
-                             (("starts", starts), ("width", width), ("points", points)))
-    adam_steps, lbfgs_steps = (check_int(k, v, minimum=0) for k, v in
-                               (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)))
+    starts, width, points, adam_steps, lbfgs_steps = (check_int(k, v, minimum=m) for k, v, m in (
+        ("starts", starts, 1), ("width", width, 1), ("points", points, 1), ("adam_steps", adam_steps, 0),
+        ("lbfgs_steps", lbfgs_steps, 0)))
     if adam_steps + lbfgs_steps == 0:
         raise ConfigError("adam_steps + lbfgs_steps must be at least 1 (no training would find no pair), got 0")
     return seed, starts, width, points, adam_steps, lbfgs_steps
