@@ -1,9 +1,10 @@
 """The seed's procedure, reproduced faithfully (Puleo et al. 2022, Sec. II.4 and III.2, Table I).
 
-For i = 1..n: start x^(i)(0) (eq. 27 for i = 1 when given, else standard normal), Gram-Schmidt it
-against v_1..v_{i-1} (eq. B1), integrate eq. (17) with forward Euler (eq. 21) on t in [0, t_f] with N
-steps, take v_i = x^(i)(t_f) minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i /
-v_i^T v_i (eq. 20). Defaults: t_f = 8, N = 2e5 (the seed's numbers).
+For i = 1..n: start x^(i)(0) (eq. 27 for i = 1 when given, else standard normal), Gram-Schmidt it against
+v_1..v_{i-1} (eq. B1; a random start is then scaled to ``start_norm``, unit by default: the seed does not
+say), integrate eq. (17) with forward Euler (eq. 21) on t in [0, t_f] with N steps, take v_i = x^(i)(t_f)
+minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i / v_i^T v_i (eq. 20). Defaults:
+t_f = 8, N = 2e5 (the seed's numbers).
 
 The time loop runs on NumPy float64 arrays (a baseline must not be handicapped by torch's per-call cost);
 its arithmetic is that of ``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/applications/test_eigen.py).

@@ -1,12 +1,10 @@
 """Presnov decomposition of a vector field: f = grad U + X_S with x . X_S(x) = 0.
 
-    U(x) = int_0^1 x . f(t x) dt
-
-With g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so X_S = f - grad U is tangent to
-the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i g'(t_i): exact for a polynomial
-field of degree p once N >= (p + 1) / 2, else the rule's error on g' (``quadrature_error``). X_S(x) = S(x) x
-with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``), so composing the flows of the two parts
-approximates the flow of f (Lie-Trotter, local error O(h^2)).
+With U(x) = int_0^1 x . f(t x) dt and g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so
+X_S = f - grad U is tangent to the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i
+g'(t_i): exact for a polynomial field of degree p once N >= (p + 1) / 2, else the rule's error on g'
+(``quadrature_error``). X_S(x) = S(x) x with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``),
+so composing the flows of the two parts approximates the flow of f (Lie-Trotter, local error O(h^2)).
 """
 
 from __future__ import annotations
