@@ -1,9 +1,6 @@
-"""The one command line of every experiment and benchmark, and what a run shares.
-
-    runner = Runner("heat", __doc__, headline={"max_abs_error": "min"})
-    runner.parser.add_argument("--budget", type=float, default=20.0)      # the experiment's own options
-    def run_seed(args, seed, out) -> dict: ...                            # one seed's metrics
-    if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
+"""The one command line of every experiment and benchmark, and what a run shares: ``Runner(name, __doc__,
+headline={...})``, the experiment's own options on ``runner.parser``, ``run_cli(lambda argv:
+runner.main(run_seed, argv))`` with ``run_seed(args, seed, out) -> metrics`` (docs/architecture.md).
 
 Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
 naming the value and the rule, exit status 2 (``run_cli``); a non-finite headline number is a
