@@ -37,9 +37,8 @@ class _Stored:
 
 @dataclass
 class Plan:
-    """What a run does to D: ``remove`` and ``move`` (before any seed runs), then run ``todo``; ``finished``
-    are the seeds of D kept as they are. ``many``: every seed lives in D/seed_S and D/metrics.json is
-    their summary."""
+    """What a run does to D: ``remove`` and ``move`` (before any seed runs), then run ``todo``; ``finished``:
+    D's seeds kept as they are; ``many``: every seed lives in D/seed_S, D/metrics.json is their summary."""
     out: Path
     many: bool
     finished: dict[int, dict]
@@ -77,10 +76,10 @@ class Plan:
 
 
 def plan(out: Path, seeds: list[int], settings: dict, overwrite: bool = False, required=()) -> Plan:
-    """How a run of ``seeds`` with ``settings`` joins what D holds (the rule in the module docstring).
-    Raises ConfigError, before anything is changed, when D holds results of other settings or without a
-    ``required`` (dotted) key, e.g. a headline number an older version did not report (unless
-    ``overwrite``), or a lone seed that must move but did not record its files."""
+    """How a run of ``seeds`` with ``settings`` joins what D holds (the module docstring's rule). ConfigError,
+    before anything changes, when D holds results of other settings or without a ``required`` (dotted) key,
+    e.g. a headline number an older version did not report (unless ``overwrite``), or a lone seed that must
+    move but did not record its files."""
     out = Path(out)
     stored = _scan(out, settings, tuple(required))
     conflicts = [s for s in stored if s.problem is not None]
@@ -110,38 +109,33 @@ def plan(out: Path, seeds: list[int], settings: dict, overwrite: bool = False, r
 
 
 def _scan(out: Path, settings: dict, required: tuple[str, ...]) -> list[_Stored]:
-    """Every finished seed in D (a lone seed in D/metrics.json, seeds in D/seed_S/metrics.json), each
-    with the reason it cannot join a run of ``settings`` (None when it can)."""
+    """Every finished seed in D, each with the reason it cannot join a run of ``settings`` (None: it can)."""
     found = []
-    root = out / METRICS
-    if root.is_file():
-        record, problem = _read(root)
+    if (out / METRICS).is_file():
+        record, problem = _read(out / METRICS)
         if problem is None and "per_seed" in record:  # a summary: derived from the seed folders, rewritten
             if record.get("settings") != settings:
                 found.append(_Stored(out, None, record, _difference(record.get("settings"), settings)))
         else:
             found.append(_stored(out, record, problem, settings, required))
-    if out.is_dir():
-        for folder in sorted(out.iterdir()):
-            match = _SEED_DIR.fullmatch(folder.name)
-            if match and (folder / METRICS).is_file():
-                record, problem = _read(folder / METRICS)
-                found.append(_stored(folder, record, problem, settings, required, int(match.group(1))))
+    for folder in sorted(out.iterdir()) if out.is_dir() else ():
+        match = _SEED_DIR.fullmatch(folder.name)
+        if match and (folder / METRICS).is_file():
+            found.append(_stored(folder, *_read(folder / METRICS), settings, required, int(match.group(1))))
     return found
 
 
 def _stored(where: Path, record, problem, settings: dict, required: tuple[str, ...],
             folder_seed: int | None = None) -> _Stored:
     seed = record.get("seed") if isinstance(record, dict) else None
-    missing = [key for key in required if not _has(record, key)] if problem is None else []
     if problem is None and not isinstance(seed, int):
         problem = "not a seed's metrics: no seed recorded"
     elif problem is None and folder_seed is not None and seed != folder_seed:
         problem = f"seed {seed} in the folder of seed {folder_seed}"
     elif problem is None:
-        problem = _difference(record.get("settings"), settings)
-    if problem is None and missing:
-        problem = f"no {missing[0]!r}: written by another version of the experiment"
+        missing = [key for key in required if not _has(record, key)]
+        problem = _difference(record.get("settings"), settings) or (
+            f"no {missing[0]!r}: written by another version of the experiment" if missing else None)
     return _Stored(where, seed if isinstance(seed, int) else folder_seed, record, problem)
 
 

@@ -1,16 +1,12 @@
-"""The one command line of every experiment and benchmark, and what a run shares.
+"""The one command line of every experiment and benchmark, and what a run shares: ``Runner(name, __doc__,
+headline={...})``, the experiment's own options on ``runner.parser``, ``run_cli(lambda argv:
+runner.main(run_seed, argv))`` with ``run_seed(args, seed, out) -> metrics`` (docs/architecture.md).
 
-    runner = Runner("heat", __doc__, headline={"max_abs_error": "min"})
-    runner.parser.add_argument("--budget", type=float, default=20.0)      # the experiment's own options
-    def run_seed(args, seed, out) -> dict: ...                            # one seed's metrics
-    if __name__ == "__main__": run_cli(lambda argv: runner.main(run_seed, argv))
-
-Every run gets ``--quick --seed S | --seeds A-B --out DIR --device --dtype --threads --overwrite``, all
-validated (and ``--out`` proved writable) before any work: a bad value is one ``error:`` line naming the
-value and the rule, exit status 2 (``run_cli``). Threads and the default dtype (``set_default_dtype``) are
-restored afterwards. Where seeds' results live in DIR: ``results_dir`` and docs/architecture.md. A
-non-finite headline number is a ``DivergenceError``. Under torchrun only rank 0 writes. Benchmarks write
-``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
+Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
+naming the value and the rule, exit status 2 (``run_cli``); a non-finite headline number is a
+``DivergenceError``. Threads and the default dtype are restored afterwards; under torchrun only rank 0
+writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
+(``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
 from __future__ import annotations
@@ -28,18 +24,18 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_int
 from ..errors import ConfigError, DivergenceError, DynnetsError
-from ..io import atomic_write, jsonable, save_figure, write_json
+from ..io import jsonable, save_figure, write_json
 from ..train.config import resolve_device, resolve_dtype
 from ..train.distributed import is_main_process
 from ..train.rng import MAX_SEED, seed_everything
 from ..train.select import divergence
 from . import results_dir
 
-__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "atomic_write", "check_rollout", "parse_seeds", "resolve_device", "resolve_dtype", "run_cli", "save_figure", "seed_everything",
-           "write_json"]
+__all__ = ["CommandLineParser", "MAX_SEEDS", "Runner", "check_rollout", "parse_seeds", "run_cli",
+           "save_figure"]
 
-_NOT_SETTINGS = ("out", "seed", "seeds", "overwrite", "threads")
 #: the most seeds one run takes (each is a full run: more is a typo, not a plan; add more in later runs)
 MAX_SEEDS = 100
 
@@ -62,16 +58,14 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"--seeds {text!r} is {count} seeds (rule: at most {MAX_SEEDS} seeds per run; a "
                           "later run into the same --out adds more)")
     seeds = [s for a, b in ranges for s in range(a, b + 1)]
-    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
-    if bad or len(set(seeds)) != len(seeds):
+    if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2^63), got {seeds[:8]}")
     return seeds
 
 
 def check_rollout(values, what: str, seed: int | None = None, grow: float | None = None) -> None:
-    """Raise DivergenceError when a rollout (per-step values or states, step 0 first) becomes non-finite,
-    or grows above ``grow`` times its first value (``dynnets.train.divergence``): one line naming the seed
-    and the step."""
+    """DivergenceError (one line naming the seed and the step) where a rollout (per-step values or states,
+    step 0 first) turns non-finite or exceeds ``grow`` times its first value (``train.divergence``)."""
     found = divergence(values, grow=grow)
     if found is not None:
         who = "" if seed is None else f"seed {seed}: "
@@ -138,8 +132,7 @@ class Runner:
         args.torch_device = resolve_device(args.device)
         if args.torch_device.type not in self.devices:
             raise ConfigError(f"--device {args.device}: {self.name} runs on {', '.join(self.devices)} only")
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+        check_int("--threads", args.threads, minimum=1)
         if not 0 <= args.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
         seeds = getattr(args, "seeds", None)
@@ -150,7 +143,7 @@ class Runner:
 
     def settings(self, args) -> dict:
         """What defines the run's results: every option but where they go and how fast."""
-        skip = (*_NOT_SETTINGS, "torch_dtype", "torch_device", "seed_list")
+        skip = ("out", "seed", "seeds", "overwrite", "threads", "torch_dtype", "torch_device", "seed_list")
         return jsonable({k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
                          if k not in skip})
 
@@ -162,7 +155,14 @@ class Runner:
         args = self.parse(argv)
         if validate is not None:
             validate(args)
-        _prepare_out(args.out)
+        try:  # create --out and prove it writable with a probe file (os.access is not enough)
+            args.out.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=args.out, prefix=".write-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise ConfigError(f"--out {args.out} cannot be created or written ({err.strerror or err}; "
+                              "rule: a writable directory)") from None
         if self.kind == "benchmark":
             with _run_settings(args, self.set_default_dtype):
                 seed_everything(args.seed)
@@ -214,41 +214,23 @@ class Runner:
         median, worst, worst_seed = {}, {}, {}
         for key, better in self.headline.items():
             values = {s: per_seed[s][key] for s in per_seed}
-            pick = max if better == "min" else min
-            worst_seed[key] = pick(values, key=values.get)
+            worst_seed[key] = (max if better == "min" else min)(values, key=values.get)
             worst[key] = values[worst_seed[key]]
             median[key] = statistics.median(values.values())
         return {"experiment": self.name, "settings": settings, "seeds": list(per_seed), "per_seed": per_seed,
-                "median": median, "worst": worst, "worst_seed": worst_seed,
-                "better": self.headline}
+                "median": median, "worst": worst, "worst_seed": worst_seed, "better": self.headline}
 
     @staticmethod
     def table(summary: dict) -> str:
         keys = list(summary["better"])
-        lines = [f"{'seed':>8} " + " ".join(f"{k[-24:]:>24}" for k in keys)]
-        for seed, row in summary["per_seed"].items():
-            lines.append(f"{seed:>8} " + " ".join(f"{row[k]:>24.4g}" for k in keys))
-        for label in ("median", "worst"):
-            lines.append(f"{label:>8} " + " ".join(f"{summary[label][k]:>24.4g}" for k in keys))
-        return "\n".join(lines)
-
-
-def _prepare_out(out: Path) -> None:
-    """Create ``--out`` and prove it writable with a probe file (``os.access`` is not enough)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ConfigError(f"--out {out} cannot be created or written ({err.strerror or err}; rule: a "
-                          "writable directory)") from None
+        rows = [*summary["per_seed"].items(), ("median", summary["median"]), ("worst", summary["worst"])]
+        lines = [f"{label:>8} " + " ".join(f"{row[k]:>24.4g}" for k in keys) for label, row in rows]
+        return "\n".join([f"{'seed':>8} " + " ".join(f"{k[-24:]:>24}" for k in keys), *lines])
 
 
 @contextlib.contextmanager
 def _run_settings(args, default_dtype: bool):
-    """Threads (and, when the run asks for it, torch's default dtype = --dtype) for the run, restored
-    afterwards: no global side effect when a test calls an experiment's main in-process."""
+    """Threads (and, if asked, the default dtype = --dtype) for the run, restored after (no global effect)."""
     threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(args.threads)
     if default_dtype:

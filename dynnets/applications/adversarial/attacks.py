@@ -1,9 +1,4 @@
-"""Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``).
-
-Certification (Tsuzuku, Sato, Sugiyama 2018): for L-Lipschitz logits f, a margin f_y(x) - max_{j != y}
-f_j(x) > sqrt(2) L eps keeps the label within ||delta||_2 <= eps. ``soundness_violations`` counts inputs
-certified yet broken by an attack (a wrong bound or a bug).
-"""
+"""Adversarial evaluation in the L2 norm: margins, L2-PGD, certified accuracy (losses: ``losses.py``)."""
 
 from __future__ import annotations
 
@@ -11,22 +6,19 @@ import math
 
 import torch
 
-from ...errors import ConfigError
-
-__all__ = ["certified", "margins", "pgd_l2", "soundness_violations"]
+from ...checks import real
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """f_y - max_{j != y} f_j per row (positive iff correctly classified with a unique maximum)."""
     true = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], -math.inf)
-    return true - others.max(dim=1).values
+    return true - logits.scatter(1, labels[:, None], -math.inf).max(dim=1).values
 
 
 def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps: float) -> torch.Tensor:
-    """Boolean mask: margin > sqrt(2) * L * eps (certifiably correct within the L2 ball of radius eps)."""
-    if not (math.isfinite(lipschitz) and lipschitz >= 0):
-        raise ConfigError(f"certification needs a finite Lipschitz bound L >= 0, got L={lipschitz}")
+    """Mask of margin > sqrt(2) L eps: for L-Lipschitz logits the label holds within ||delta||_2 <= eps
+    (Tsuzuku, Sato, Sugiyama 2018)."""
+    lipschitz = real("the Lipschitz bound L of a certificate", lipschitz, minimum=0.0, symbol="L")
     return margins(logits, labels) > math.sqrt(2.0) * lipschitz * eps
 
 
@@ -37,13 +29,10 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 20,
            step_size: float | None = None, box: tuple[float, float] | None = (0.0, 1.0),
            targets: int = 3) -> torch.Tensor:
-    """L2 projected gradient ascent; returns a bool mask of the inputs still correctly classified at
-    *every* iterate of every run (the robust ones).
-
-    One untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely
-    wrong classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
-    if eps < 0 or not math.isfinite(eps):
-        raise ConfigError(f"eps must be finite and >= 0, got eps={eps}")
+    """Mask of the inputs still correctly classified at *every* iterate of L2 projected gradient ascent: one
+    untargeted run (negative margin), then ``targets`` runs ascending f_t - f_y for the most likely wrong
+    classes t; ||delta||_2 <= eps, x + delta inside ``box``. Parameters receive no gradient."""
+    eps = real("eps", eps, minimum=0.0)
     with torch.no_grad():
         logits = model(x)
         robust = margins(logits, labels) > 0
@@ -51,17 +40,14 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
         return robust
     step_size = 2.5 * eps / steps if step_size is None else step_size
     ranked = logits.scatter(1, labels[:, None], -math.inf).argsort(dim=1, descending=True)
-    n_targets = min(int(targets), logits.shape[1] - 1)
-    for run in range(n_targets + 1):
+    for run in range(min(int(targets), logits.shape[1] - 1) + 1):
         target = None if run == 0 else ranked[:, run - 1]
         delta = torch.zeros_like(x)
         for _ in range(steps):
             delta.requires_grad_(True)
             out = model(x + delta)
-            if target is None:
-                loss = -margins(out, labels).sum()
-            else:
-                loss = (out.gather(1, target[:, None]) - out.gather(1, labels[:, None])).sum()
+            loss = (-margins(out, labels).sum() if target is None
+                    else (out.gather(1, target[:, None]) - out.gather(1, labels[:, None])).sum())
             (g,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
                 g = g / _bcast(g.flatten(1).norm(dim=1).clamp_min(1e-30), g)
@@ -75,5 +61,5 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
 
 
 def soundness_violations(certified_mask: torch.Tensor, robust_mask: torch.Tensor) -> int:
-    """Number of inputs certified yet broken by the attack (must be 0)."""
+    """Number of inputs certified yet broken by the attack (a wrong bound or a bug: must be 0)."""
     return int((certified_mask & ~robust_mask).sum())

@@ -1,8 +1,6 @@
-"""CIFAR-10 in its standard binary format (no download: point at a directory you already have).
-
-Files ``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin``: records of 1 label byte and 3072
-pixel bytes (red, green, blue planes of 32 x 32, row-major), returned as floats in [0, 1], (N, 3, 32, 32).
-"""
+"""CIFAR-10 in its standard binary format (no download: point at a directory you already have): files
+``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin`` of records of 1 label byte and 3072 pixel
+bytes (red, green, blue planes of 32 x 32, row-major)."""
 
 from __future__ import annotations
 
@@ -42,12 +40,6 @@ def load_cifar10(directory, *, max_train: int | None = None, max_test: int | Non
     d = Path(directory)
     if not d.is_dir():
         raise ConfigError(f"--data {d} is not a directory")
-    parts = [read_batch(d / name) for name in TRAIN_FILES]
-    x_train = torch.cat([p[0] for p in parts])
-    y_train = torch.cat([p[1] for p in parts])
+    x_train, y_train = (torch.cat(parts) for parts in zip(*(read_batch(d / name) for name in TRAIN_FILES)))
     x_test, y_test = read_batch(d / TEST_FILE)
-    if max_train is not None:
-        x_train, y_train = x_train[:max_train], y_train[:max_train]
-    if max_test is not None:
-        x_test, y_test = x_test[:max_test], y_test[:max_test]
-    return x_train, y_train, x_test, y_test
+    return x_train[:max_train], y_train[:max_train], x_test[:max_test], y_test[:max_test]

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["load_digits"]
-
 
 def load_digits(gen: torch.Generator, n_test: int = 450, max_test: int | None = None):
-    """(x_train, y_train, x_test, y_test): pixels scaled to [0, 1] (float64, shape (N, 64)), labels int64; the
-    split is a permutation drawn from ``gen`` (first ``n_test`` images for testing, optionally only the first
-    ``max_test`` of them)."""
+    """(x_train, y_train, x_test, y_test): pixels in [0, 1] (float64, (N, 64)), labels int64, split by a
+    permutation drawn from ``gen`` (the first ``n_test`` for testing, or only ``max_test`` of them)."""
     from sklearn.datasets import load_digits as sk_digits  # test/bench extra, imported only when used
 
     d = sk_digits()
     x = torch.tensor(d.data, dtype=torch.float64) / 16.0
     y = torch.tensor(d.target, dtype=torch.int64)
     perm = torch.randperm(len(y), generator=gen)
-    test, train = perm[:n_test], perm[n_test:]
-    if max_test is not None:
-        test = test[:max_test]
+    test, train = perm[:n_test][:max_test], perm[n_test:]
     return x[train], y[train], x[test], y[test]

@@ -1,10 +1,7 @@
-"""One evaluation for every model: clean accuracy, L2-PGD, an optional AutoAttack cross-check (torchattacks)
-and certified accuracy (margin > sqrt(2) L eps) at each radius, with soundness asserted on every input, and
-the largest ||f(x) - f(y)|| / ||x - y|| an adversarial search finds next to the reported bound L.
-
-    pip install torchattacks==3.5.1 --no-deps     # the optional AutoAttack cross-check; needs no torchvision
-                                                  # at run time, and --no-deps keeps pip away from torch
-"""
+"""One evaluation for every model: clean accuracy, L2-PGD, an optional AutoAttack cross-check (torchattacks
+3.5.1, installed with --no-deps: pip stays away from torch, and torchvision is not needed at run time) and
+certified accuracy at each radius, soundness asserted on every input, and the largest ||f(x) - f(y)|| /
+||x - y|| an adversarial search finds next to the bound L."""
 
 from __future__ import annotations
 
@@ -18,10 +15,6 @@ from ...constraints.search import adversarial_lipschitz_search
 from ...errors import ConfigError, GuaranteeError
 from ...linalg import shared_norms
 from .attacks import certified, margins, pgd_l2, soundness_violations
-
-__all__ = ["autoattack_l2", "evaluate_robustness", "frozen", "measured_lipschitz"]
-
-AUTOATTACK_INSTALL = "pip install torchattacks==3.5.1 --no-deps"
 
 
 @contextlib.contextmanager
@@ -42,13 +35,13 @@ def frozen(model: torch.nn.Module):
 
 def autoattack_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, image_shape=None,
                   seed: int = 0) -> torch.Tensor:
-    """Robust mask under torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) in L2 at ``eps``.
-
+    """Robust mask under torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) in L2 at ``eps``;
     torchattacks wants images (N, C, H, W) in [0, 1]: ``image_shape`` = (C, H, W) reshapes flat inputs."""
     try:
         import torchattacks
     except ImportError:
-        raise ConfigError(f"the AutoAttack cross-check needs torchattacks ({AUTOATTACK_INSTALL})") from None
+        raise ConfigError("the AutoAttack cross-check needs torchattacks (pip install torchattacks==3.5.1 "
+                          "--no-deps)") from None
     shape = tuple(image_shape) if image_shape is not None else tuple(x.shape[1:])
 
     class Images(torch.nn.Module):
@@ -112,8 +105,7 @@ def measured_lipschitz(model, x: torch.Tensor, bound: float, *, starts: int = 25
     ``x`` (a test input and a small random perturbation of it, and pairs of test inputs)."""
     gen = torch.Generator().manual_seed(seed)
     x = x.detach().to("cpu", torch.float64)
-    i = torch.randint(0, len(x), (starts,), generator=gen)
-    j = torch.randint(0, len(x), (starts,), generator=gen)
+    i, j = (torch.randint(0, len(x), (starts,), generator=gen) for _ in range(2))
     near = x[i] + 1e-2 * torch.randn(x[i].shape, dtype=torch.float64, generator=gen)
     a = torch.cat([x[i], x[i]])
     b = torch.cat([near, x[j] + 1e-3 * torch.randn(x[j].shape, dtype=torch.float64, generator=gen)])

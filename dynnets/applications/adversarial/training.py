@@ -1,9 +1,6 @@
-"""Training a classifier with dynnets.train.fit: shuffled mini-batches, Adam, a one-cycle learning rate.
-
-The DataLoader's seeded generator reshuffles every epoch (deterministic under ``seed``). The schedule is
-torch's OneCycleLR (linear warm-up over the first 30% of the steps, then cosine decay to lr / 1e4) and, like
-every ``fit`` schedule, it steps once per optimizer step, not once per epoch.
-"""
+"""Training a classifier with dynnets.train.fit: mini-batches reshuffled every epoch by a seeded generator
+(deterministic under ``seed``), Adam, torch's OneCycleLR (warm-up over 30% of the steps, then cosine decay to
+lr / 1e4), stepped once per optimizer step like every ``fit`` schedule, not once per epoch."""
 
 from __future__ import annotations
 
@@ -15,8 +12,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...checks import check_size, positive_real
 from ...train import FitResult, fit
 
-__all__ = ["train_classifier"]
-
 
 def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable, *, epochs: int,
                      batch: int, lr: float, seed: int, desc: str = "train", progress: bool = True) -> FitResult:
@@ -26,9 +21,6 @@ def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, l
     loader = DataLoader(TensorDataset(x, y), batch_size=check_size("batch", batch), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     steps = epochs * len(loader)
-
-    def schedule(opt):
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-
     return fit(model, lambda m, b: loss(m(b[0]), b[1]), loader, steps=steps, optimizer="adam", lr=lr,
-               schedule=schedule, device=x.device, desc=desc, progress=progress)
+               schedule=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps),
+               device=x.device, desc=desc, progress=progress)

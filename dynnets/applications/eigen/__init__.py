@@ -1,13 +1,6 @@
-"""Eigenpairs of symmetric matrices from the Yi eigen-ODE (Yi, Fu, Tang 2004; Puleo et al. 2022).
-
-    from dynnets.applications import eigen
-    res = eigen.yi_eig(A)                          # robust: deflated, residual-stopped Cayley steps
-    res = eigen.yi_eig(A, procedure="paper")       # the seed's forward-Euler procedure
-    res.eigenvalues, res.eigenvectors              # ascending; orthonormal columns
-    eigen.accuracy(A, res.eigenvalues, res.eigenvectors)   # eps and Lambda of the seed (eqs. 31-32)
-
-The field itself, ``YiField``, is a fixed system: ``dynnets.systems.YiField``.
-"""
+"""Eigenpairs of symmetric matrices from the Yi eigen-ODE (Yi, Fu, Tang 2004; Puleo et al. 2022): ``yi_eig``
+(robust, the seed's procedure, or trial-function networks) and the seed's ``accuracy`` measures (eqs. 31-32);
+examples in docs/eigen.md. The field itself is a fixed system: ``dynnets.systems.YiField``."""
 
 from ...systems.yi import NotSymmetricError, YiField, check_symmetric, spread_bound  # noqa: F401
 from .result import ConvergenceError, EigenResult, accuracy

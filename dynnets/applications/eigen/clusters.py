@@ -1,17 +1,14 @@
 """Pairs the Yi flow resolves only slowly, taken together: an invariant subspace, then Rayleigh-Ritz on it.
 
 The flow reaches a cluster's invariant subspace quickly, only the rotation inside is slow: a vector still
-above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow:
-
-- refine (a sweep): each column runs the flow on the compression to the complement of the other columns;
-- grow, when a sweep no longer cuts ||B Y - Y C||_F by CUT: one more column, from the largest residual
-  column, on the compression to the complement of Y; a full block (MAX_BLOCK, or all but one dimension)
-  is refined while a sweep still cuts by 10%;
-- done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: for a unit eigenvector z of C with
-  ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold.
-
-The eigenpairs of C come from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when
-a block takes more than ``max_steps`` steps per column, or is full and a sweep no longer improves it.
+above the threshold starts a block Y (orthonormal columns), grown and refined by the same flow. A sweep
+refines it (each column runs the flow on the compression to the complement of the others); when a sweep no
+longer cuts ||B Y - Y C||_F by CUT, Y grows by one column (the flow on the compression to the complement of
+Y, from the largest residual column); a full block (MAX_BLOCK, or all but one dimension) is refined while a
+sweep still cuts by 10%. Done when ||B Y - Y C||_F <= threshold / 2, C = Y^T B Y: for a unit eigenvector z
+of C with ||C z - theta z|| <= threshold / 2, ||B Y z - theta Y z|| <= threshold. The eigenpairs of C come
+from the same solver (``solve``, passed in: recursion). ``ConvergenceError`` when a block takes more than
+``max_steps`` steps per column, or is full and a sweep no longer improves it.
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ class Compression:
 
     def __init__(self, b: np.ndarray, basis: np.ndarray, floor: float):
         self.b, self.z, self.floor = b, basis, floor
-        self.shape = b.shape
 
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
         along = self.z @ (self.z.T @ v)
@@ -45,54 +41,24 @@ class Compression:
         return bw - self.z @ (self.z.T @ bw) + self.floor * along
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        pb = self @ np.eye(self.shape[0])
+        pb = self @ np.eye(self.b.shape[0])
         return (pb + pb.T) / 2
-
-
-def _lower_bound(b: np.ndarray) -> float:
-    """A certified lower bound of B's eigenvalues (Gershgorin discs)."""
-    d = np.diag(b)
-    return float((d - (np.abs(b).sum(axis=1) - np.abs(d))).min())
-
-
-def block_residual(b: np.ndarray, y: np.ndarray):
-    """(C, R) with C = Y^T B Y (symmetrised) and R = B Y - Y C."""
-    by = b @ y
-    c = y.T @ by
-    c = (c + c.T) / 2
-    return c, by - y @ c
-
-
-def _sweep(run, b, y, threshold, floor):
-    """Each column once through the flow on the compression to the complement of the others; returns the
-    re-orthonormalised block and the steps taken."""
-    d, steps = y.shape[1], 0
-    for j in range(d):
-        flow = run(Compression(b, np.delete(y, j, axis=1), floor), y[:, j], threshold / (2 * math.sqrt(d)))
-        y[:, j] = flow.y
-        steps += flow.steps
-    return np.linalg.qr(y)[0], steps
-
-
-def _grow(run, b, y, r, threshold, floor):
-    """Y with one more column: the flow on the compression to the complement of Y, started from the
-    largest column of the block residual R (which lies in that complement)."""
-    start = r[:, int(np.argmax(np.linalg.norm(r, axis=0)))]
-    flow = run(Compression(b, y, floor), start - y @ (y.T @ start), threshold)
-    new = flow.y - y @ (y.T @ flow.y)
-    return np.hstack([y, (new / np.linalg.norm(new))[:, None]]), flow.steps
 
 
 def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *, steps: int, budget: int,
                   first_pair: int, n: int):
-    """Grow and refine the block started by the unit vector ``y`` into an invariant subspace of ``b`` to
-    threshold / 2; return (Ritz vectors as columns, steps in all). ``run(b, y, threshold)`` is one flow,
-    ``solve(c, threshold)`` the eigenvectors of a smaller matrix; ``steps`` were spent before, ``budget``
-    is max_steps per column."""
-    y, last, floor = y.reshape(-1, 1).copy(), math.inf, _lower_bound(b)
+    """(Ritz vectors as columns, steps in all) of the block started by the unit ``y``, grown and refined into
+    an invariant subspace of ``b`` to threshold / 2 by ``run(b, y, threshold)`` (one flow) and ``solve(c,
+    threshold)`` (eigenvectors of a smaller matrix); ``steps`` spent before, ``budget`` per column."""
+    diag = np.diag(b)
+    floor = float((diag - (np.abs(b).sum(axis=1) - np.abs(diag))).min())  # <= B's eigenvalues (Gershgorin)
+    y, last = y.reshape(-1, 1).copy(), math.inf
     largest = min(MAX_BLOCK, b.shape[0] - 1)
     while True:
-        c, r = block_residual(b, y)
+        by = b @ y
+        c = y.T @ by
+        c = (c + c.T) / 2  # C = Y^T B Y (symmetrised), R = B Y - Y C
+        r = by - y @ c
         residual, d = float(np.linalg.norm(r)), y.shape[1]
         if residual <= threshold / 2:
             return y @ solve(c - np.trace(c) / d * np.eye(d), threshold / 2), steps
@@ -106,8 +72,16 @@ def resolve_block(run, solve, b: np.ndarray, y: np.ndarray, threshold: float, *,
                 "wide need a larger max_steps or tol")
         if residual <= last / CUT or d == largest:  # the last sweep helped (or the block is full): refine
             last = residual
-            y, used = _sweep(run, b, y, threshold, floor)
-        else:  # the block misses a slow direction: grow
+            for j in range(d):
+                flow = run(Compression(b, np.delete(y, j, axis=1), floor), y[:, j],
+                           threshold / (2 * math.sqrt(d)))
+                y[:, j] = flow.y
+                steps += flow.steps
+            y = np.linalg.qr(y)[0]
+        else:  # the block misses a slow direction: grow from the largest column of R (in Y's complement)
             last = math.inf
-            y, used = _grow(run, b, y, r, threshold, floor)
-        steps += used
+            start = r[:, int(np.argmax(np.linalg.norm(r, axis=0)))]
+            flow = run(Compression(b, y, floor), start - y @ (y.T @ start), threshold)
+            new = flow.y - y @ (y.T @ flow.y)
+            y = np.hstack([y, (new / np.linalg.norm(new))[:, None]])
+            steps += flow.steps

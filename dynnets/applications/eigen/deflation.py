@@ -39,18 +39,13 @@ STEP_FACTOR = 1.5
 PATIENCE = 250
 
 
-def _householder(y: np.ndarray) -> np.ndarray:
-    """Unit u with (I - 2 u u^T) y = -sign(y_0) ||y|| e_1."""
-    u = y.copy()
-    u[0] += np.copysign(np.linalg.norm(y), y[0] if y[0] != 0 else 1.0)
-    return u / np.linalg.norm(u)
-
-
 def _deflate(b: np.ndarray, q: np.ndarray, found: np.ndarray, carried: np.ndarray):
-    """Remove the orthonormal columns of ``found`` (coordinates of b) one by one: B -> (H B H)[1:, 1:] and
-    Q -> (Q H)[:, 1:] with the Householder H mapping the column to e_1; ``carried`` vectors are mapped along."""
+    """Remove the orthonormal columns y of ``found`` one by one: B -> (H B H)[1:, 1:], Q -> (Q H)[:, 1:],
+    ``carried`` -> (H carried)[1:], H = I - 2 u u^T the Householder map of y to -sign(y_0) ||y|| e_1."""
     for _ in range(found.shape[1]):
-        u = _householder(found[:, 0])
+        y, u = found[:, 0], found[:, 0].copy()
+        u[0] += np.copysign(np.linalg.norm(y), y[0] if y[0] != 0 else 1.0)
+        u = u / np.linalg.norm(u)
         hb = b - 2.0 * np.outer(u, u @ b)
         hb = hb - 2.0 * np.outer(hb @ u, u)
         b = (hb[1:, 1:] + hb[1:, 1:].T) / 2
@@ -61,8 +56,7 @@ def _deflate(b: np.ndarray, q: np.ndarray, found: np.ndarray, carried: np.ndarra
 
 
 class _Levels:
-    """The level loop on one symmetric matrix with an absolute residual threshold; Rayleigh-Ritz blocks
-    call it again on their (smaller) compressed matrix."""
+    """The level loop on one symmetric matrix; Rayleigh-Ritz blocks call it again on their compression."""
 
     def __init__(self, method, order: str, max_steps: int, step_factor: float | None, rng, device):
         self.method, self.order, self.max_steps = method, order, max_steps
@@ -70,8 +64,7 @@ class _Levels:
         self.blocks: list[int] = []  # sizes of the blocks (> 1) resolved by Rayleigh-Ritz, inner ones too
 
     def run(self, b, y: np.ndarray, threshold: float):
-        """One flow of at most min(PATIENCE, max_steps) steps on b (a matrix or a ``clusters.Compression``)
-        from y."""
+        """One flow of at most min(PATIENCE, max_steps) steps on b (a matrix or a ``Compression``) from y."""
         budget = min(PATIENCE, self.max_steps)
         if self.method is None and self.step_factor is None:
             return run_closed_form(b, y, threshold, budget)
@@ -81,28 +74,24 @@ class _Levels:
             return run_closed_form(b, y, threshold, budget, h)
         return run_method(self.method, b, y, threshold, budget, h, self.device)
 
-    def solve(self, a: np.ndarray, threshold: float, steps: list | None = None) -> np.ndarray:
+    def solve(self, a: np.ndarray, threshold: float, steps: list) -> np.ndarray:
         """Orthonormal eigenvectors (columns, in the order found) of the symmetric ``a``, each with residual
-        <= threshold in its deflated space; ``steps`` (if given) collects the steps per pair."""
+        <= threshold in its deflated space; ``steps`` collects the steps per pair."""
         n = a.shape[0]
         b, q, columns = a.copy(), np.eye(n), []
         starts = np.zeros((n, 2))  # warm starts for the top (column 0) and the bottom (column 1) end
         while b.shape[0]:
-            m, sign = b.shape[0], self._sign(len(columns))
+            m, sign = b.shape[0], -1.0 if (self.order == "alternating" and len(columns) % 2 == 1) else 1.0
             end = 0 if sign > 0 else 1
             if m == 1 or spread_bound(torch.from_numpy(b)) == 0.0:  # every vector is an eigenvector
                 found, used, g = np.eye(m)[:, :1], 0, np.zeros(m)
             else:
                 found, used, g = self._level(sign * b, starts[:, end], threshold, len(columns) + 1, n)
             columns.append(q @ found)
-            if steps is not None:
-                steps.extend([used] + [0] * (found.shape[1] - 1))
+            steps.extend([used] + [0] * (found.shape[1] - 1))
             starts[:, end] = g
             b, q, starts = _deflate(b, q, found, starts)
         return np.hstack(columns)
-
-    def _sign(self, done: int) -> float:
-        return -1.0 if (self.order == "alternating" and done % 2 == 1) else 1.0
 
     def _level(self, b: np.ndarray, start: np.ndarray, threshold: float, pair: int, n: int):
         """(found vectors as columns, steps, warm start for the next level at this end)."""
@@ -122,9 +111,8 @@ class _Levels:
 def robust_eig(field: YiField, *, method=None, tol: float = 1e-10, order: str = "descending",
                max_steps: int = 200_000, step_factor: float | None = None,
                rng: np.random.Generator, device=None) -> EigenResult:
-    """All eigenpairs of field.A (module docstring). ``step_factor``: None for the best Cayley step (closed
-    form) or STEP_FACTOR / spread_bound (a generic ``method``); a number c in (0, 1.72) for the fixed
-    monotone step h = c / spread_bound(B_k) with either."""
+    """All eigenpairs of field.A (module docstring). ``step_factor``: None for the best Cayley step or
+    STEP_FACTOR / spread_bound (a ``method``), or c in (0, 1.72): the monotone h = c / spread_bound(B_k)."""
     if order not in ("descending", "alternating"):
         raise ConfigError(f"order must be 'descending' or 'alternating', got {order!r}")
     max_steps = check_int("max_steps", max_steps, minimum=1)

@@ -36,7 +36,7 @@ class FlowResult:
     g: np.ndarray
 
 
-def _residual(b: np.ndarray, y: np.ndarray, by: np.ndarray):
+def _residual(y: np.ndarray, by: np.ndarray):
     """(rho, g, ||g||) with g = B y - rho y made orthogonal to y once more (round-off)."""
     rho = float(y @ by)
     g = by - rho * y
@@ -46,35 +46,28 @@ def _residual(b: np.ndarray, y: np.ndarray, by: np.ndarray):
 
 def run_closed_form(b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float | None = None):
     """Cayley steps of y' = S(y) y on the symmetric ``b`` from ``y`` until ||B y - rho y|| <= threshold or
-    ``budget`` steps: with the best step size h* (module docstring) when ``h`` is None, else with the
-    fixed h (theta = 2 atan(h ||g|| / 2))."""
-    y = y / np.linalg.norm(y)
-    by = b @ y
+    ``budget`` steps, of the best size h* (module docstring) or of the given h (theta = 2 atan(h ||g||/2))."""
     for k in range(budget + 1):
-        if k and k % REFRESH == 0:
+        if k % REFRESH == 0:
             y = y / np.linalg.norm(y)
             by = b @ y
-        rho, g, gamma = _residual(b, y, by)
+        rho, g, gamma = _residual(y, by)
         if gamma <= threshold or k == budget:
             by = b @ y  # decide on an exact product, not the carried one
-            rho, g, gamma = _residual(b, y, by)
+            rho, g, gamma = _residual(y, by)
             if gamma <= threshold or k == budget:
                 return FlowResult(y, k, gamma, g)
         unit = g / gamma
         b_unit = b @ unit
-        if h is None:
-            theta = 0.5 * math.atan2(2.0 * gamma, rho - float(unit @ b_unit))
-        else:
-            theta = 2.0 * math.atan(0.5 * h * gamma)
+        theta = (0.5 * math.atan2(2.0 * gamma, rho - float(unit @ b_unit)) if h is None
+                 else 2.0 * math.atan(0.5 * h * gamma))
         c, s = math.cos(theta), math.sin(theta)
         y, by = c * y + s * unit, c * by + s * b_unit
-    raise AssertionError("unreachable")
 
 
 def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: int, h: float, device):
-    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h; a
-    method that does not conserve ||y|| is followed by a projection back to the unit sphere (the ODE's
-    first integral) after each step."""
+    """The same run with any ``dynnets.methods.Method`` stepping ``YiField(b)`` (torch) with the fixed h;
+    after each step of a method not conserving ||y||, y goes back to the unit sphere (the first integral)."""
     field = YiField(torch.as_tensor(b)).to(device)
     x = torch.as_tensor(y / np.linalg.norm(y), device=device).reshape(1, -1)
     keeps_norm = QuadraticInvariant.norm() in method.guarantees(field, h)
@@ -84,8 +77,7 @@ def run_method(method, b: np.ndarray, y: np.ndarray, threshold: float, budget: i
             if res <= threshold or k == budget:
                 out = x.reshape(-1).cpu().numpy()
                 out = out / np.linalg.norm(out)
-                return FlowResult(out, k, res, _residual(b, out, b @ out)[1])
+                return FlowResult(out, k, res, _residual(out, b @ out)[1])
             x = method.step(field, x, h)
             if not keeps_norm:
                 x = x / x.norm()
-    raise AssertionError("unreachable")

@@ -1,12 +1,9 @@
 """Trial-function networks for the Yi ODE (Lagaris-style, as in Puleo et al. 2022 Sec. II.4), done so
 that the search finds every eigenpair.
 
-Trial form, on the unit sphere in the orthogonal complement of the vectors found so far (projector P),
-with s = t / T in [0, 1]:
-
-    x(s) = P y(s) / ||P y(s)||,    y(s) = x0 + s N(s),    x(0) = x0 (unit, P x0 = x0),
-
-so ||x|| = 1 and deflation (Theorem B) are built in. The loss is the seed's eq. (22) in s:
+Trial form on the unit sphere in the complement of the vectors found so far (projector P), s = t / T in
+[0, 1]: x(s) = P y(s) / ||P y(s)||, y(s) = x0 + N(s) - N(0), so x(0) = x0 (unit, P x0 = x0), ||x|| = 1 and
+the deflation (Theorem B) hold for any parameters. The loss is the seed's eq. (22) in s:
 mean_i ||dx/ds(s_i) - T F(x(s_i))||^2, F(x) = S(x) x, dx/ds by ``torch.func.jvp``.
 
 Search: each round trains ``starts`` networks at once (a ``dynnets.train.Ensemble``, loss vmapped, Adam then
@@ -24,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, jvp, vmap
+from tqdm import tqdm
 
 from ...checks import check_int, positive_real, real
 from ...errors import ConfigError
@@ -94,18 +92,16 @@ def _init_members(starts: int, n: int, width: int, rates, gen) -> list[TrialMLP]
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) / math.sqrt(max(p.shape[-1], 1)))
             # output layers start at zero: the initial trial curve is the constant x0, so a start that is
             # already near an eigenvector (a continued search) begins at a small loss, not at an O(1) one
-            net.net[-1].weight.zero_()
-            net.net[-1].bias.zero_()
-            net.skip.weight.zero_()
+            for p in (net.net[-1].weight, net.net[-1].bias, net.skip.weight):
+                p.zero_()
         nets.append(net)
     return nets
 
 
 def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, lr, causality, gen, on_step=None,
                  time_left=None, timer="wall"):
-    """One round: ``starts`` networks as one Ensemble, Adam (cosine schedule) then one L-BFGS call on the sum
-    of log losses (so stuck networks do not set the steps of converging ones); ``time_left`` (seconds) stops
-    it after Adam, skipping L-BFGS. Returns (end points, losses) per network."""
+    """(end points, losses) of ``starts`` networks trained as one Ensemble: Adam, then one L-BFGS call on the
+    sum of log losses (stuck networks do not set the others' steps), skipped when ``time_left`` s are up."""
     starts, n = x0.shape
     rates = np.geomspace(0.5, horizon * float(spread_bound(a)), 12)
     ens = Ensemble(_init_members(starts, n, width, rates, gen))
@@ -127,9 +123,8 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
 
 
 def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float):
-    """End points whose residual ||A x - rho x|| <= tol and that are not (mostly) in the span of ``basis``, in
-    order of residual; returns (residuals, accepted unit vectors, basis extended by their orthonormalised
-    parts)."""
+    """(residuals, the unit end points with ||A x - rho x|| <= tol not (mostly) in span(basis), in order of
+    residual, the basis extended by their orthonormalised parts)."""
     rho = (ends * (ends @ a)).sum(1)
     res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
     new = []
@@ -144,30 +139,17 @@ def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float
     return res, new, basis
 
 
-def _check_counts(seed, starts, width, points, adam_steps, lbfgs_steps) -> tuple[int, ...]:
-    """network_eig's integer options, checked."""
+def _check_counts(seed, starts, width, points, adam_steps, lbfgs_steps, timer) -> tuple[int, ...]:
+    """network_eig's integer options (returned) and timer, checked."""
+    if timer not in TIMERS:
+        raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
-    starts, width, points = (check_int(k, v, minimum=1) for k, v in
-                             (("starts", starts), ("width", width), ("points", points)))
-    adam_steps, lbfgs_steps = (check_int(k, v, minimum=0) for k, v in
-                               (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)))
+    starts, width, points, adam_steps, lbfgs_steps = (check_int(k, v, minimum=m) for k, v, m in (
+        ("starts", starts, 1), ("width", width, 1), ("points", points, 1), ("adam_steps", adam_steps, 0),
+        ("lbfgs_steps", lbfgs_steps, 0)))
     if adam_steps + lbfgs_steps == 0:
         raise ConfigError("adam_steps + lbfgs_steps must be at least 1 (no training would find no pair), got 0")
     return seed, starts, width, points, adam_steps, lbfgs_steps
-
-
-def _progress(progress: bool, rounds: int, adam_steps: int, lbfgs_steps: int):
-    """(tqdm bar, its per-step callback) for the search, or (None, None)."""
-    if not progress:
-        return None, None
-    from tqdm import tqdm
-
-    bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False)
-
-    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
-        bar.update(1 if step <= adam_steps else lbfgs_steps)
-
-    return bar, on_step
 
 
 def _starts(x0, keep, basis: torch.Tensor, starts: int, gen) -> torch.Tensor:
@@ -186,7 +168,7 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     ``time_budget`` (seconds by ``timer``, "wall" or "cpu") cuts the running round short, then ends the
     search. Run with torch.set_num_threads(1) (tiny tensors). Returns the pairs found (maybe fewer than n)."""
     seed, starts, width, points, adam_steps, lbfgs_steps = _check_counts(
-        seed, starts, width, points, adam_steps, lbfgs_steps)
+        seed, starts, width, points, adam_steps, lbfgs_steps, timer)
     horizon, lr, accept_tol = (positive_real(k, v) for k, v in
                                (("horizon", horizon), ("lr", lr), ("accept_tol", accept_tol)))
     causality = real("causality", causality, minimum=0.0)
@@ -194,8 +176,6 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
         max_rounds = check_int("max_rounds", max_rounds, minimum=1)
     if time_budget is not None:
         time_budget = positive_real("time_budget", time_budget)
-    if timer not in TIMERS:
-        raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     a_np = field.A.detach().cpu().numpy()
     a = torch.as_tensor(a_np)
     n = a.shape[0]
@@ -206,7 +186,12 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     basis = torch.zeros(n, 0, dtype=torch.float64)
     found, steps, history = [], [], []
     x0, keep = None, None
-    bar, on_step = _progress(progress, rounds, adam_steps, lbfgs_steps)
+    bar = tqdm(total=rounds * (adam_steps + lbfgs_steps), desc="network search", unit="it", leave=False,
+               disable=not progress)
+
+    def on_step(step: int, loss: float) -> None:  # an L-BFGS step is lbfgs_steps iterations
+        bar.update(1 if step <= adam_steps else lbfgs_steps)
+
     t0, clock = time.perf_counter(), Clock(timer)
     for r in range(rounds):
         if len(found) == n or (time_budget is not None and clock.elapsed() > time_budget):
@@ -217,22 +202,19 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
         else:
             x0 = _starts(x0, keep, basis, starts, gen)
             ends, losses = _train_round(a, basis, x0, width, horizon_t, points, adam_steps, lbfgs_steps, lr,
-                                        causality, gen, on_step,
+                                        causality, gen, on_step if progress else None,
                                         None if time_budget is None else time_budget - clock.elapsed(), timer)
         res, new, basis = _accept(a, ends, basis, accept_tol * scale)
         found += new
         steps += [adam_steps + lbfgs_steps] * len(new)
-        accepted = len(new)
         # a network not accepted hands its end point on as the next start (unless it lies along accepted ones)
         if ends.shape[0] == starts:
-            rest = ends - (ends @ basis) @ basis.T
-            keep = rest.norm(dim=1) > 0.5
+            keep = (ends - (ends @ basis) @ basis.T).norm(dim=1) > 0.5
             x0 = ends
-        history.append({"round": r, "accepted": accepted, "from_complement": ends.shape[0] != starts,
+        history.append({"round": r, "accepted": len(new), "from_complement": ends.shape[0] != starts,
                         "residuals": res.tolist(), "losses": losses.tolist()})
     seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
+    bar.close()
     return finish(a_np, found, "network", seconds, steps, device,
                   info={"rounds": history, "starts": starts, "width": width, "horizon": horizon,
                         "points": points, "adam_steps": adam_steps, "lbfgs_steps": lbfgs_steps,

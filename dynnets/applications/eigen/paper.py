@@ -1,9 +1,10 @@
 """The seed's procedure, reproduced faithfully (Puleo et al. 2022, Sec. II.4 and III.2, Table I).
 
-For i = 1..n: start x^(i)(0) (eq. 27 for i = 1 when given, else standard normal), Gram-Schmidt it
-against v_1..v_{i-1} (eq. B1), integrate eq. (17) with forward Euler (eq. 21) on t in [0, t_f] with N
-steps, take v_i = x^(i)(t_f) minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i /
-v_i^T v_i (eq. 20). Defaults: t_f = 8, N = 2e5 (the seed's numbers).
+For i = 1..n: start x^(i)(0) (eq. 27 for i = 1 when given, else standard normal), Gram-Schmidt it against
+v_1..v_{i-1} (eq. B1; a random start is then scaled to ``start_norm``, unit by default: the seed does not
+say), integrate eq. (17) with forward Euler (eq. 21) on t in [0, t_f] with N steps, take v_i = x^(i)(t_f)
+minus its components along v_1..v_{i-1} (eq. 30) and lambda_i = v_i^T A v_i / v_i^T v_i (eq. 20). Defaults:
+t_f = 8, N = 2e5 (the seed's numbers).
 
 The time loop runs on NumPy float64 arrays (a baseline must not be handicapped by torch's per-call cost);
 its arithmetic is that of ``dn.Step(YiField(A), dn.methods.Euler(), h)`` (tests/applications/test_eigen.py).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from ...checks import check_int, positive_real
 from ...errors import ConfigError
@@ -25,11 +27,10 @@ __all__ = ["paper_eig"]
 
 
 def _euler_run(a: np.ndarray, x: np.ndarray, h: float, steps: int) -> np.ndarray:
-    one = 1.0
     for _ in range(steps):
         ax = a @ x
         # eq. (21): x + h (-x + f(x)), f(x) = [x^T x A + (1 - x^T A x) I] x, written as in the seed
-        x = x + h * (-x + (x @ x) * ax + (one - x @ ax) * x)
+        x = x + h * (-x + (x @ x) * ax + (1.0 - x @ ax) * x)
     return x
 
 
@@ -48,13 +49,8 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         if x0.shape != (n,) or not np.all(np.isfinite(x0)) or not np.any(x0):
             raise ConfigError(f"x0 must be a finite non-zero vector of length {n}, got {x0.tolist()}")
     found: list[np.ndarray] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc="paper FE", unit="pair", leave=False)
     t0 = time.perf_counter()
-    for i in range(n):
+    for i in tqdm(range(n), desc="paper FE", unit="pair", leave=False, disable=not progress):
         x = x0.copy() if (i == 0 and x0 is not None) else rng.standard_normal(n)
         for v in found:  # eq. (B1)
             x = x - (v @ x) / (v @ v) * v
@@ -67,10 +63,6 @@ def paper_eig(field: YiField, *, x0=None, t_final: float = 8.0, steps: int = 200
         for v in found:  # eq. (30)
             x = x - (v @ x) / (v @ v) * v
         found.append(x)
-        if bar is not None:
-            bar.update(1)
     seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
     return finish(a, found, "paper", seconds, [steps] * n, device,
                   info={"t_final": float(t_final), "h": h, "steps_per_run": steps})

@@ -39,73 +39,52 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
     power of two to max |A_ij| in [1/2, 1) (exact; eigenvalues scaled back); "paper" uses A as given, and
     its forward-Euler step is refused where unstable.
     """
-    tol = _check_arguments(procedure, method, tol, options)
+    tol, solver = _check_arguments(procedure, method, tol, options)
     a = check_symmetric(A)
-    device = a.device
     rng = np.random.default_rng(check_int("seed", seed, minimum=0, maximum=2**63 - 1))
-    if procedure in ("robust", "network"):
-        big = float(a.abs().max())
-        exponent = 0 if big == 0.0 else math.frexp(big)[1]  # big = m 2^e with m in [1/2, 1)
-        field = YiField(_times_power_of_two(a.cpu(), -exponent))
-        if procedure == "robust":
-            from .deflation import robust_eig
-
-            result = robust_eig(field, method=method, tol=tol, rng=rng, device=device, **options)
-        else:
-            if method is not None:
-                raise ConfigError("procedure='network' trains trial functions; do not pass a method")
-            from .network import network_eig
-
-            result = network_eig(field, seed=seed, device=device, **options)
-        result.eigenvalues = _times_power_of_two(result.eigenvalues, exponent)
-        result.residuals = _times_power_of_two(result.residuals, exponent)
-        return result
-    field = YiField(a.cpu())
     if procedure == "paper":
-        if method is not None:
-            raise ConfigError("procedure='paper' is forward Euler by definition; do not pass a method")
-        from .paper import paper_eig
-
-        return paper_eig(field, rng=rng, device=device, **options)
-    raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
+        return solver(YiField(a.cpu()), rng=rng, device=a.device, **options)
+    big = float(a.abs().max())
+    exponent = 0 if big == 0.0 else math.frexp(big)[1]  # big = m 2^e with m in [1/2, 1)
+    field = YiField(_times_power_of_two(a.cpu(), -exponent))
+    own = dict(method=method, tol=tol, rng=rng) if procedure == "robust" else dict(seed=seed)
+    result = solver(field, device=a.device, **own, **options)
+    result.eigenvalues = _times_power_of_two(result.eigenvalues, exponent)
+    result.residuals = _times_power_of_two(result.residuals, exponent)
+    return result
 
 
 def _check_arguments(procedure: str, method, tol, options: dict):
-    """Refuse a bad procedure, option, method or (robust) tol before any work; returns tol."""
-    if procedure not in PROCEDURES:
+    """Refuse a bad procedure, option, method or (robust) tol before any work; returns (tol, the solver)."""
+    if procedure == "robust":
+        from .deflation import robust_eig as solver
+    elif procedure == "network":
+        from .network import network_eig as solver
+    elif procedure == "paper":
+        from .paper import paper_eig as solver
+    else:
         raise ConfigError(f"procedure must be one of {PROCEDURES}, got {procedure!r}")
-    _check_options(procedure, options)
+    internal = {"field", "rng", "device", "method", "seed", "tol"}
+    accepted = sorted(set(inspect.signature(solver).parameters) - internal)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"procedure={procedure!r} takes no option {', '.join(map(repr, unknown))} "
+                          f"(its options: {', '.join(accepted)})")
     if method is not None and not isinstance(method, Method):
         raise ConfigTypeError(f"method must be None or a dynnets.methods.Method (e.g. dn.methods.Cayley()), "
                               f"got {method!r} of type {type(method).__name__}")
-    return _check_tol(tol) if procedure == "robust" else tol
-
-
-def _check_tol(tol) -> float:
-    """tol of the robust procedure: a real number in TOL_RANGE (the rule there)."""
+    if method is not None and procedure != "robust":
+        why = "trains trial functions" if procedure == "network" else "is forward Euler by definition"
+        raise ConfigError(f"procedure={procedure!r} {why}; do not pass a method")
+    if procedure != "robust":
+        return tol, solver
     low, high = TOL_RANGE
     value = real("tol", tol)
     if not low <= value < high:
         raise ConfigError(f"tol must be in [16 eps, 1) = [{low:.3g}, {high:g}) (the residual test ||A x - rho x|| "
                           "<= tol ||A||_F: below, round-off; from 1 on, every vector passes), "
                           f"got tol={value:g}")
-    return value
-
-
-def _check_options(procedure: str, options: dict) -> None:
-    """Refuse an option the chosen procedure does not take (one line naming it and the accepted ones)."""
-    if procedure == "robust":
-        from .deflation import robust_eig as target
-    elif procedure == "network":
-        from .network import network_eig as target
-    else:
-        from .paper import paper_eig as target
-    internal = {"field", "rng", "device", "method", "seed", "tol"}
-    accepted = sorted(set(inspect.signature(target).parameters) - internal)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(f"procedure={procedure!r} takes no option {', '.join(map(repr, unknown))} "
-                          f"(its options: {', '.join(accepted)})")
+    return value, solver
 
 
 def _times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ...checks import real
 from ...errors import ConfigError
 from ...fields.convfd import ConvFD
 from ...systems.stencils import check_stencil, identity, laplacian, pad_kernel
@@ -43,9 +44,7 @@ def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
             beta, factors = term
         except (TypeError, ValueError):
             raise ConfigError(f"term {i} must be a pair (beta, [D_1, ..., D_m]), got {term!r}") from None
-        beta = float(beta)
-        if not math.isfinite(beta):
-            raise ConfigError(f"term {i}: beta must be finite, got {beta}")
+        beta = real(f"term {i}: beta", beta, symbol="beta")
         factors = [check_stencil(torch.as_tensor(d, dtype=torch.float64), f"term {i} factor {j}")
                    for j, d in enumerate(factors)]
         m = len(factors)
@@ -61,13 +60,14 @@ def _check_terms(terms) -> list[tuple[float, list[torch.Tensor]]]:
 
 def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | None = None,
                       dtype=torch.float64) -> ConvFD:
-    """A ConvFD with F(U) = L * U + sum_i beta_i prod_j (D_ij * U), exactly (see the module docstring).
-
-    linear: a 2-D odd kernel L, or None.  terms: pairs (beta_i, [D_i1, ..., D_im]) of a number and
-    2-D odd kernels.  kernel_size: odd size of the ConvFD kernels (default: the largest stencil)."""
+    """A ConvFD with F(U) = L * U + sum_i beta_i prod_j (D_ij * U) exactly (module docstring); ``linear``: a
+    2-D odd kernel L or None, ``terms``: pairs (beta_i, [D_i1, ..., D_im]) of a number and 2-D odd kernels,
+    ``kernel_size``: odd size of the ConvFD kernels (default: the largest stencil)."""
     terms = _check_terms(terms)
-    kernels = [check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")] if linear is not None else []
-    sizes = [k.shape[0] for k in kernels] + [d.shape[0] for _, fs in terms for d in fs]
+    if linear is not None:  # L * U is the degree-1 term (1, [L])
+        linear = check_stencil(torch.as_tensor(linear, dtype=torch.float64), "linear stencil")
+        terms.insert(0, (1.0, [linear]))
+    sizes = [d.shape[0] for _, fs in terms for d in fs]
     if not sizes:
         raise ConfigError("nothing to construct: give a linear stencil or at least one term")
     k = max(sizes) if kernel_size is None else int(kernel_size)
@@ -79,15 +79,10 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
 
     def add_power(s: torch.Tensor, m: int, coefficient: float):
         # coefficient * (S*U)^m = coefficient (relu(S*U)^m + (-1)^m relu(-S*U)^m)
-        if coefficient == 0.0 or not bool(s.any()):
-            return
-        act = _POWER_ACT[m]
-        channels.append((act, s, coefficient))
-        channels.append((act, -s, coefficient * (-1) ** m))
+        if coefficient != 0.0 and bool(s.any()):
+            channels.extend([(_POWER_ACT[m], s, coefficient), (_POWER_ACT[m], -s, coefficient * (-1) ** m)])
 
     linear_part = torch.zeros(k, k, dtype=torch.float64)
-    if kernels:
-        linear_part += pad_kernel(kernels[0], k)
     for beta, factors in terms:
         factors = [pad_kernel(d, k) for d in factors]
         m = len(factors)
@@ -99,8 +94,7 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
             scale = beta / (2 ** (m - 1) * math.factorial(m))
             for signs in itertools.product((1.0, -1.0), repeat=m - 1):
                 eps = (1.0, *signs)
-                s = sum(e * d for e, d in zip(eps, factors, strict=True))
-                add_power(s, m, scale * math.prod(eps))
+                add_power(sum(e * d for e, d in zip(eps, factors, strict=True)), m, scale * math.prod(eps))
     add_power(linear_part, 1, 1.0)
     if not channels:
         raise ConfigError("the right-hand side is identically zero; nothing to construct")
@@ -116,17 +110,13 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
 
 def exact_convfd(alpha: float, dx: float, stencil: str = "5pt", reaction: tuple[float, float] = (1.0, -1.0),
                  *, kernel_size: int | None = None, dtype=torch.float64) -> ConvFD:
-    """ConvFD parameters with F(U) = alpha L * U + r1 U + r2 U^2 exactly; the default reaction (1, -1) is
-    Fisher's U - U^2 (= FisherField2D), reaction=(0, 0) the heat equation (= HeatField2D).
-
-    Channels: relu(K*U), relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
-    alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ConfigError(f"alpha must be finite, got {alpha}")
+    """ConvFD parameters with F(U) = alpha L * U + r1 U + r2 U^2 exactly: the default reaction (1, -1) is
+    Fisher's U - U^2 (= FisherField2D), (0, 0) the heat equation (= HeatField2D). Channels: relu(K*U),
+    relu(-K*U) with K = alpha L + r1 delta, and relu2(U), relu2(-U) (when r2 != 0)."""
+    alpha = real("alpha", alpha)
     r1, r2 = (float(v) for v in reaction)
-    lap = laplacian(stencil, dx)
     one = identity(1)
     terms = [(r1, [one])] if r1 != 0.0 else []
     if r2 != 0.0:
         terms.append((r2, [one, one]))
-    return polynomial_convfd(alpha * lap, terms, kernel_size=kernel_size, dtype=dtype)
+    return polynomial_convfd(alpha * laplacian(stencil, dx), terms, kernel_size=kernel_size, dtype=dtype)

@@ -1,12 +1,5 @@
-"""Reference data for pixel-based learning on a periodic 2-D grid.
-
-* ``random_fields``: Fourier amplitudes (1 + |k|^2/k0^2)^(-slope/2) for integer 1 <= |k| <= k_max, random
-  phases, each sample scaled to mean m and max |u - m| = a (m, a drawn per sample);
-* ``mode_fields``: 1..max_modes cosines with integer wavenumbers in [k_lo, k_hi] (out-of-band test set);
-* ``reference_trajectories``: snapshots every dt by ``substeps`` RK4 steps (``time_error``: by halving);
-* ``heat_exact``: the exact semi-discrete heat solution (FFT); ``split_by_trajectory``; atomic
-  ``save_dataset``/``load_dataset`` (.npz, parameters as JSON).
-"""
+"""Reference data for pixel-based learning on a periodic 2-D grid: random initial fields, RK4 reference
+trajectories, the exact heat solution, trajectory splits and an atomic .npz store."""
 
 from __future__ import annotations
 
@@ -25,23 +18,21 @@ from ...systems.grids import PeriodicGrid2D
 from ...systems.stencils import stencil_symbol
 
 
-def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
-
-
 def _rescale(g: torch.Tensor, gen: torch.Generator, mean_range, amp_range) -> torch.Tensor:
     n = g.shape[0]
     g = g - g.mean(dim=(-2, -1), keepdim=True)
     g = g / g.abs().amax(dim=(-2, -1), keepdim=True)
-    m = _uniform(gen, n, *mean_range).view(n, 1, 1, 1)
-    a = _uniform(gen, n, *amp_range).view(n, 1, 1, 1)
+    m, a = ((lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)).view(n, 1, 1, 1)
+            for lo, hi in (mean_range, amp_range))
     return m + a * g
 
 
 def random_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_max: float = 16.0,
                   k0: float = 4.0, slope: float = 2.0, mean_range=(0.35, 0.65),
                   amp_range=(0.1, 0.3)) -> torch.Tensor:
-    """``count`` broadband random fields, shape (count, 1, n, n), float64 (see the module docstring)."""
+    """``count`` broadband random fields (count, 1, n, n), float64: Fourier amplitudes (1 + |k|^2/k0^2)^(-s/2)
+    (s = ``slope``) for integer 1 <= |k| <= k_max, random phases, each sample scaled to mean m and
+    max |u - m| = a (m, a drawn per sample from ``mean_range``, ``amp_range``)."""
     if not (1 <= k_max < grid.n / 2):
         raise ConfigError(f"k_max must lie in [1, n/2) = [1, {grid.n / 2}) to be resolved, got {k_max}")
     kx, ky = grid.wavenumbers()
@@ -49,21 +40,19 @@ def random_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_m
     amp = (1.0 + (kk / k0) ** 2) ** (-slope / 2) * ((kk >= 1) & (kk <= k_max))
     noise = torch.complex(torch.randn(count, 1, grid.n, grid.n, generator=gen, dtype=torch.float64),
                           torch.randn(count, 1, grid.n, grid.n, generator=gen, dtype=torch.float64))
-    g = torch.fft.ifft2(noise * amp).real
-    return _rescale(g, gen, mean_range, amp_range)
+    return _rescale(torch.fft.ifft2(noise * amp).real, gen, mean_range, amp_range)
 
 
 def mode_fields(count: int, grid: PeriodicGrid2D, gen: torch.Generator, *, k_lo: int = 1, k_hi: int = 12,
                 max_modes: int = 2, mean_range=(0.35, 0.65), amp_range=(0.1, 0.3)) -> torch.Tensor:
     """Sums of 1..max_modes modes cos(2 pi (kx x + ky y)/L + phi), integer kx, ky in [k_lo, k_hi] with
-    random signs, rescaled like ``random_fields``. Shape (count, 1, n, n)."""
+    random signs (an out-of-band test set), rescaled like ``random_fields``. Shape (count, 1, n, n)."""
     if not (1 <= k_lo <= k_hi < grid.n / 2):
         raise ConfigError(f"mode wavenumbers need 1 <= k_lo <= k_hi < n/2, got [{k_lo}, {k_hi}], n={grid.n}")
     x, y = grid.coordinates()
     out = torch.zeros(count, 1, grid.n, grid.n, dtype=torch.float64)
     for i in range(count):
-        modes = int(torch.randint(1, max_modes + 1, (1,), generator=gen))
-        for _ in range(modes):
+        for _ in range(int(torch.randint(1, max_modes + 1, (1,), generator=gen))):
             kx, ky = (int(v) for v in torch.randint(k_lo, k_hi + 1, (2,), generator=gen))
             sx, sy = (1 if float(v) < 0.5 else -1 for v in torch.rand(2, generator=gen))
             phi = 2 * math.pi * float(torch.rand(1, generator=gen))
@@ -104,8 +93,7 @@ def time_error(field, u0: torch.Tensor, dt: float, steps: int, substeps: int) ->
 
 def heat_exact(u0: torch.Tensor, kernel: torch.Tensor, alpha: float, t: float) -> torch.Tensor:
     """exp(t alpha L) u0 for the circulant stencil L on a periodic grid (FFT diagonalisation)."""
-    n = u0.shape[-1]
-    lam = stencil_symbol(kernel, n).real
+    lam = stencil_symbol(kernel, u0.shape[-1]).real
     return torch.fft.ifft2(torch.fft.fft2(u0) * torch.exp(t * alpha * lam)).real
 
 
@@ -138,6 +126,4 @@ def save_dataset(path, arrays: dict, params: dict) -> Path:
 
 def load_dataset(path) -> tuple[dict[str, np.ndarray], dict]:
     with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "params"}
-        params = json.loads(str(z["params"]))
-    return arrays, params
+        return {k: z[k] for k in z.files if k != "params"}, json.loads(str(z["params"]))

@@ -29,11 +29,12 @@ from torch import nn
 
 from ...checks import check_int
 from ...errors import ConfigError, ShapeError
-from ...methods.rk import RK4, ExplicitRK
+from ...methods.rk import ExplicitRK
 from ...step import Flow, Step
+from .data import reference_flow
 
-__all__ = ["spectral_refine", "rk4_flow", "richardson_step", "network_term", "error_split",
-           "diffusion_reaction_lipschitz", "stencil_inf_norm", "fisher_slope", "field_lipschitz", "plot_error_split"]
+__all__ = ["spectral_refine", "richardson_step", "network_term", "error_split",
+           "diffusion_reaction_lipschitz", "fisher_slope", "field_lipschitz", "plot_error_split"]
 
 
 def _check_states(u: torch.Tensor) -> None:
@@ -66,13 +67,7 @@ def spectral_refine(u: torch.Tensor, factor: int) -> torch.Tensor:
     _check_states(u)
     if factor == 1:
         return u
-    v = _refine_last(u, factor)
-    return _refine_last(v.transpose(-1, -2), factor).transpose(-1, -2)
-
-
-def rk4_flow(field, u: torch.Tensor, t: float, steps: int) -> torch.Tensor:
-    """``steps`` classical RK4 steps of size t/steps (the fine reference integrator)."""
-    return Flow.repeat(Step(field, RK4(), t / steps), steps)(u)
+    return _refine_last(_refine_last(u, factor).transpose(-1, -2), factor).transpose(-1, -2)
 
 
 def _amax(x: torch.Tensor) -> torch.Tensor:
@@ -82,48 +77,39 @@ def _amax(x: torch.Tensor) -> torch.Tensor:
 
 def richardson_step(make_field: Callable[[int], Callable], u: torch.Tensor, dt: float, steps: int,
                     order: int = 2) -> dict:
-    """Fine-RK4 solutions over dt on the pixel grid and on grids refined 2x and 4x, sampled at the
-    pixels: V1, V2, V4, the Richardson value u* = V4 + (V4 - V2)/(2^order - 1), the per-state spatial
-    error |V1 - u*|, the observed order, and the reference's own time error on the pixel grid.
-    ``steps`` RK4 steps are used on the pixel grid, 4x and 16x that on the refined grids (dt/dx^2 fixed)."""
+    """The reference terms (module docstring): V1, V2, V4, u* = V4 + (V4 - V2)/(2^order - 1), the spatial
+    error |V1 - u*|, the observed order and V1's own time error, per state; ``steps`` RK4 steps on the pixel
+    grid, 4x and 16x that on the grids refined 2x and 4x (dt/dx^2 fixed)."""
     _check_states(u)
     n = u.shape[-1]
-    values = {}
-    for f in (1, 2, 4):
-        fine = rk4_flow(make_field(n * f), spectral_refine(u, f), dt, steps * f * f)
-        values[f] = fine[..., ::f, ::f]
-    v1, v2, v4 = values[1], values[2], values[4]
+    v1, v2, v4 = (reference_flow(make_field(n * f), dt, steps * f * f)(spectral_refine(u, f))[..., ::f, ::f]
+                  for f in (1, 2, 4))
     star = v4 + (v4 - v2) / (2 ** order - 1)
-    d12, d24 = _amax(v1 - v2), _amax(v2 - v4)
-    half = rk4_flow(make_field(n), u, dt, 2 * steps)
+    half = reference_flow(make_field(n), dt, 2 * steps)(u)
     return {"V1": v1, "V2": v2, "V4": v4, "u_star": star, "spatial": _amax(v1 - star),
-            "observed_order": torch.log2(d12 / d24), "reference_time_error": _amax(v1 - half)}
+            "observed_order": torch.log2(_amax(v1 - v2) / _amax(v2 - v4)),
+            "reference_time_error": _amax(v1 - half)}
 
 
 def _flat_steps(net) -> list:
+    """The explicit Runge-Kutta steps of a Step or (nested) Flow, in order."""
+    if isinstance(net, Step) and not isinstance(net.method, ExplicitRK):
+        raise ConfigError(f"the network-term bound needs explicit Runge-Kutta steps, got {net.method!r}")
     if isinstance(net, Step):
         return [net]
-    if isinstance(net, Flow):
-        out = []
-        for s in net.steps:
-            out.extend(_flat_steps(s))
-        return out
-    raise ConfigError(f"the network must be a dynnets Step or Flow, got {type(net).__name__}")
+    if not isinstance(net, Flow):
+        raise ConfigError(f"the network must be a dynnets Step or Flow, got {type(net).__name__}")
+    return [step for inner in net.steps for step in _flat_steps(inner)]
 
 
 def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[float, float], float]) -> dict:
-    """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a network that is
-    a Flow of explicit RK steps; ``lipschitz(lo, hi)`` = Lip(F) in the max-norm for states with values in
-    [lo, hi] (both paths' stage values are covered)."""
-    steps = _flat_steps(net)
-    for s in steps:
-        if not isinstance(s.method, ExplicitRK):
-            raise ConfigError(f"the network-term bound needs explicit Runge-Kutta steps, got {s.method!r}")
+    """Psi_F(u), Psi_theta(u), |Psi_F - Psi_theta| and its bounds (module docstring) for a Flow of explicit
+    RK steps; ``lipschitz(lo, hi)``: Lip(F) in the max-norm on [lo, hi] (both paths' stage values covered)."""
     x, y = u, u  # exact-field path (Psi_F) and network path (Psi_theta)
     lo, hi = float(u.min()), float(u.max())
     records = []  # per step: (h, tableau, delta per stage (batch,))
     dt = 0.0
-    for s in steps:
+    for s in _flat_steps(net):
         h = float(s.h)
         dt += h
         tab = s.method.tableau
@@ -146,35 +132,24 @@ def network_term(net, field: Callable, u: torch.Tensor, lipschitz: Callable[[flo
     lo, hi = min(lo, float(x.min()), float(y.min())), max(hi, float(x.max()), float(y.max()))
     lip = float(lipschitz(lo, hi))
     e = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
-    sup_delta = torch.zeros_like(e)
+    sup_delta = torch.stack([torch.zeros_like(e), *(d for _, _, deltas in records for d in deltas)]).amax(0)
     for h, tab, deltas in records:
         stage_e = []
         for i in range(len(tab.a)):
             stage_e.append(e + h * sum(abs(tab.a[i][j]) * (lip * stage_e[j] + deltas[j]) for j in range(i)))
         e = e + h * sum(abs(b) * (lip * ei + d) for b, ei, d in zip(tab.b, stage_e, deltas, strict=True))
-        for d in deltas:
-            sup_delta = torch.maximum(sup_delta, d)
     return {"psi_F": x, "psi_theta": y, "actual": _amax(x - y), "bound_recursion": e,
             "bound_slides": dt * math.exp(lip * dt) * sup_delta, "sup_delta": sup_delta,
             "lipschitz": lip, "value_range": (lo, hi), "dt": dt}
 
 
-def stencil_inf_norm(kernel: torch.Tensor) -> float:
-    """||U -> K * U||_inf = sum |K_ij| (exact for a circular convolution)."""
-    return float(torch.as_tensor(kernel).abs().sum())
-
-
 def diffusion_reaction_lipschitz(alpha: float, kernel: torch.Tensor, reaction_slope: Callable | None = None
                                  ) -> Callable[[float, float], float]:
-    """Lip in the max-norm of F(U) = alpha K * U + r(U) (r pointwise) for values in [lo, hi]:
-    alpha sum |K_ij| + max |r'| on [lo, hi]; ``reaction_slope(lo, hi)`` gives max |r'| (None: no
-    reaction, the heat equation). Fisher: r(u) = u - u^2, max |1 - 2u| = max(|1 - 2 lo|, |1 - 2 hi|)."""
-    base = float(alpha) * stencil_inf_norm(kernel)
-
-    def lip(lo: float, hi: float) -> float:
-        return base + (0.0 if reaction_slope is None else float(reaction_slope(lo, hi)))
-
-    return lip
+    """(lo, hi) -> Lip in the max-norm of F(U) = alpha K * U + r(U) (r pointwise) for values in [lo, hi]:
+    alpha sum |K_ij| (||U -> K * U||_inf, exact for a circular convolution) + max |r'| on [lo, hi];
+    ``reaction_slope(lo, hi)`` gives max |r'| (None: no reaction, the heat equation)."""
+    base = float(alpha) * float(torch.as_tensor(kernel).abs().sum())
+    return lambda lo, hi: base + (0.0 if reaction_slope is None else float(reaction_slope(lo, hi)))
 
 
 def fisher_slope(lo: float, hi: float) -> float:
@@ -183,9 +158,8 @@ def fisher_slope(lo: float, hi: float) -> float:
 
 
 def field_lipschitz(field) -> Callable[[float, float], float]:
-    """Lip rule in the max-norm for the fixed FD fields alpha K * U (heat) and alpha K * U + U - U^2
-    (Fisher) of ``dynnets.systems`` (attributes ``alpha``, ``kernel``; ``reaction`` for Fisher):
-    alpha sum |K_ij| (= 8 alpha/dx^2 for the 5-point Laplacian) + max |1 - 2U| on the value range."""
+    """``diffusion_reaction_lipschitz`` of a FD field of ``dynnets.systems`` (``alpha``, ``kernel``; Fisher's
+    ``reaction``: ``fisher_slope``): 8 alpha/dx^2 (+ max |1 - 2U|) for the 5-point Laplacian."""
     if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
         raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
     return diffusion_reaction_lipschitz(float(field.alpha), field.kernel,
@@ -201,14 +175,12 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
     is compared with the pixel-grid reference. Returns per-state tensors and a JSON-ready ``summary``."""
     _check_states(states)
     check_int("reference_steps", reference_steps, minimum=1)
-    n = states.shape[-1]
-    field = make_field(n)
+    field = make_field(states.shape[-1])
     if lipschitz is None:
         lipschitz = field_lipschitz(field)
     with torch.no_grad():
         net_part = network_term(net, field, states, lipschitz)
-        dt = net_part["dt"]
-        ref = richardson_step(make_field, states, dt, reference_steps, space_order)
+        ref = richardson_step(make_field, states, net_part["dt"], reference_steps, space_order)
     classical = _amax(ref["V1"] - net_part["psi_F"])
     total = _amax(ref["u_star"] - net_part["psi_theta"])
     bound = ref["spatial"] + classical + net_part["bound_slides"]
@@ -217,42 +189,41 @@ def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: t
                  "network_bound_recursion": net_part["bound_recursion"], "sup_delta": net_part["sup_delta"],
                  "bound_sum": bound, "observed_order": ref["observed_order"],
                  "reference_time_error": ref["reference_time_error"]}
-    summary = _summary(per_state, ref, net_part, field, states)
+    summary = _summary(per_state, net_part, field, states)
     if next_states is not None:
         summary["data_next_vs_pixel_reference_max"] = float(_amax(next_states - ref["V1"]).max())
     return {"per_state": per_state, "summary": summary}
 
 
-def _summary(per_state: dict, ref: dict, net_part: dict, field, states: torch.Tensor) -> dict:
-    """The JSON-ready summary of ``error_split``'s per-state terms."""
-    total, spatial, classical, bound = (per_state[k] for k in ("total", "spatial", "classical", "bound_sum"))
-    bound_tight = spatial + classical + net_part["bound_recursion"]
-    dt, n = net_part["dt"], states.shape[-1]
-    means = {"spatial": float(spatial.mean()), "classical": float(classical.mean()),
-             "network": float(net_part["bound_slides"].mean())}
-    means_actual = {"spatial": means["spatial"], "classical": means["classical"],
-                    "network": float(net_part["actual"].mean())}
+def _summary(p: dict, net_part: dict, field, states: torch.Tensor) -> dict:
+    """The JSON-ready summary of ``error_split``'s per-state terms ``p``."""
+    def stats(key: str) -> dict:
+        return {"max": float(p[key].max()), "mean": float(p[key].mean())}
+
+    means = {"spatial": float(p["spatial"].mean()), "classical": float(p["classical"].mean()),
+             "network": float(p["network_bound"].mean())}
+    means_actual = {**means, "network": float(p["network_actual"].mean())}
+    total, bound, order, dt = p["total"], p["bound_sum"], p["observed_order"], net_part["dt"]
     return {
         "norm": "max over pixels, per state; sup/mean over the test states",
-        "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]), "grid": n,
-        "lipschitz": net_part["lipschitz"], "lipschitz_value_range": list(net_part["value_range"]),
+        "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]),
+        "grid": states.shape[-1], "lipschitz": net_part["lipschitz"],
+        "lipschitz_value_range": list(net_part["value_range"]),
         "exp_lip_dt": math.exp(net_part["lipschitz"] * dt),
-        "measured_total": {"max": float(total.max()), "mean": float(total.mean())},
-        "spatial": {"max": float(spatial.max()), "mean": means["spatial"],
-                    "observed_order_median": float(ref["observed_order"].median()),
-                    "observed_order_range": [float(ref["observed_order"].min()), float(ref["observed_order"].max())]},
-        "classical": {"max": float(classical.max()), "mean": means["classical"]},
-        "network_actual": {"max": float(net_part["actual"].max()), "mean": means_actual["network"]},
-        "network_bound": {"max": float(net_part["bound_slides"].max()), "mean": means["network"],
-                          "sup_F_theta_minus_F": float(net_part["sup_delta"].max())},
-        "network_bound_recursion": {"max": float(net_part["bound_recursion"].max())},
-        "bound_sum": {"max": float(bound.max()), "mean": float(bound.mean())},
+        "measured_total": stats("total"),
+        "spatial": {**stats("spatial"), "observed_order_median": float(order.median()),
+                    "observed_order_range": [float(order.min()), float(order.max())]},
+        "classical": stats("classical"), "network_actual": stats("network_actual"),
+        "network_bound": {**stats("network_bound"), "sup_F_theta_minus_F": float(p["sup_delta"].max())},
+        "network_bound_recursion": {"max": float(p["network_bound_recursion"].max())},
+        "bound_sum": stats("bound_sum"),
         "bound_holds_every_state": bool((total <= bound).all()),
-        "tight_bound_holds_every_state": bool((total <= bound_tight).all()),
+        "tight_bound_holds_every_state": bool(
+            (total <= p["spatial"] + p["classical"] + p["network_bound_recursion"]).all()),
         "max_ratio_total_to_bound": float((total / bound).max()),
         "dominant_term_bound": max(means, key=means.get),
         "dominant_term_actual": max(means_actual, key=means_actual.get),
-        "reference_time_error_max": float(ref["reference_time_error"].max()),
+        "reference_time_error_max": float(p["reference_time_error"].max()),
     }
 
 
@@ -265,19 +236,16 @@ def plot_error_split(result: dict, title: str = "one-step error splitting"):
 
     p = {k: v.detach().cpu() for k, v in result["per_state"].items()}
     order = torch.argsort(p["total"])
-    idx = range(len(order))
     fig, ax = plt.subplots(figsize=(7, 4))
-    lines = [("bound_sum", "k-", "bound: sum of the three terms"),
-             ("total", "ko", "measured |u(t+dt) - Psi_theta(U)|"),
-             ("spatial", "s--", "spatial (Richardson, dx, dx/2, dx/4)"),
-             ("classical", "^--", "classical |Phi_F - Psi_F|"),
-             ("network_bound", "v--", "network bound dt e^{L dt} sup|F_theta - F|"),
-             ("network_actual", "x:", "network actual |Psi_F - Psi_theta|")]
-    for key, style, label in lines:
-        ax.semilogy(idx, p[key][order].clamp_min(1e-300), style, label=label, markersize=4)
+    for key, style, label in [("bound_sum", "k-", "bound: sum of the three terms"),
+                              ("total", "ko", "measured |u(t+dt) - Psi_theta(U)|"),
+                              ("spatial", "s--", "spatial (Richardson, dx, dx/2, dx/4)"),
+                              ("classical", "^--", "classical |Phi_F - Psi_F|"),
+                              ("network_bound", "v--", "network bound dt e^{L dt} sup|F_theta - F|"),
+                              ("network_actual", "x:", "network actual |Psi_F - Psi_theta|")]:
+        ax.semilogy(range(len(order)), p[key][order].clamp_min(1e-300), style, label=label, markersize=4)
     s = result["summary"]
-    ax.set_xlabel("test state (sorted by measured error)")
-    ax.set_ylabel("max-norm error of one step")
+    ax.set(xlabel="test state (sorted by measured error)", ylabel="max-norm error of one step")
     ax.set_title(f"{title}: dominant term = {s['dominant_term_bound']} (bound), "
                  f"{s['dominant_term_actual']} (actual)", fontsize=9)
     ax.legend(fontsize=7)

@@ -1,20 +1,12 @@
-"""Linearised stability of a learned time-step map on a periodic grid: the spectrum of its field at constant
-states, a penalty that keeps it where the PDE's own spectrum is, and the certificate reported after training.
+"""Linearised stability of a learned time-step map on a periodic grid (why it is needed: docs/fisher.md).
 
 A translation-invariant field linearised at a constant state c 1 is circulant; on an n x n periodic grid its
-eigenvalues are
-
-    lambda_c(xi) = fft2( DF(c 1)[delta] )(xi),     xi = the n x n grid frequencies  (``linearised_symbol``).
-
+eigenvalues are lambda_c(xi) = fft2(DF(c 1)[delta])(xi), xi the grid frequencies (``linearised_symbol``).
 The PDE bounds them: Re lambda_c <= b(c) (``growth_bound``: 1 - 2c for Fisher, 0 for heat), and an Euler
-substep amplifies by |1 + h lambda| <= 1 + h max(b(c), 0). ``stability_residuals`` are hinge residuals,
-zero exactly when
-
-    Re lambda_c(xi) <= b(c)   and   |1 + h lambda_c(xi)| <= 1 + h max(b(c), 0)      for every probed c, xi,
-
-scaled per substep, to append to a Levenberg-Marquardt residual; ``certificate`` reports both after training
-(for the tied ConvFD the symbol is affine in c, so a grid with the interval's end points certifies it). A
-frozen-coefficient criterion at constant states, not a proof for every state; why it is needed: docs/fisher.md.
+substep amplifies by |1 + h lambda| <= 1 + h max(b(c), 0). ``stability_residuals`` are hinge residuals, zero
+exactly when both hold at every probed c and xi (a Levenberg-Marquardt penalty); ``certificate`` reports both
+after training (for the tied ConvFD the symbol is affine in c, so the interval's end points certify it). A
+frozen-coefficient criterion at constant states, not a proof for every state.
 """
 
 from __future__ import annotations
@@ -38,8 +30,7 @@ def linearised_response(field, states: torch.Tensor, n: int) -> torch.Tensor:
     delta = torch.zeros_like(u)
     delta[..., 0, 0] = PROBE
     both = field(torch.cat([u + delta, u - delta]))
-    plus, minus = both[: len(states), 0], both[len(states):, 0]
-    return (plus - minus) / (2 * PROBE)
+    return (both[: len(states), 0] - both[len(states):, 0]) / (2 * PROBE)
 
 
 def linearised_symbol(field, states: torch.Tensor, n: int) -> torch.Tensor:
@@ -80,9 +71,7 @@ class EulerStepMap(nn.Module):
         return self.flow.steps[0].field
 
     def forward(self, u: torch.Tensor, linearise: bool = False) -> torch.Tensor:
-        if linearise:
-            return linearised_symbol(self.field, u, self.probe_grid)
-        return self.flow(u)
+        return linearised_symbol(self.field, u, self.probe_grid) if linearise else self.flow(u)
 
     def extra_repr(self) -> str:
         return f"h={self.h:.6g}, probe_grid={self.probe_grid}"
@@ -98,12 +87,11 @@ def certificate(field, growth_bound, h: float, n: int, states) -> dict:
     bounds = growth_bounds(growth_bound, states)
     excess = symbol.real - bounds
     amp = (1 + h * symbol).abs()
-    amp_excess = amp - (1 + h * torch.relu(bounds))
-    flat = int(excess.argmax())
-    c_index, rest = divmod(flat, n * n)
+    c_index, rest = divmod(int(excess.argmax()), n * n)
     return {"states": states.tolist(), "grid": n, "h": h,
             "max_growth_rate": float(symbol.real.max()), "max_growth_excess": float(excess.max()),
             "worst": {"c": float(states[c_index]), "ky": rest // n, "kx": rest % n},
-            "max_amplification": float(amp.max()), "max_amplification_excess": float(amp_excess.max()),
+            "max_amplification": float(amp.max()),
+            "max_amplification_excess": float((amp - (1 + h * torch.relu(bounds))).max()),
             "fraction_above_bound_plus_10": float((excess > 10).double().mean()),
             "rule": "Re lambda_c(xi) <= b(c) and |1 + h lambda_c(xi)| <= 1 + h max(b(c), 0); excess <= 0 holds"}

@@ -1,12 +1,10 @@
 """Presnov decomposition of a vector field: f = grad U + X_S with x . X_S(x) = 0.
 
-    U(x) = int_0^1 x . f(t x) dt
-
-With g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so X_S = f - grad U is tangent to
-the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i g'(t_i): exact for a polynomial
-field of degree p once N >= (p + 1) / 2, else the rule's error on g' (``quadrature_error``). X_S(x) = S(x) x
-with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``), so composing the flows of the two parts
-approximates the flow of f (Lie-Trotter, local error O(h^2)).
+With U(x) = int_0^1 x . f(t x) dt and g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so
+X_S = f - grad U is tangent to the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i
+g'(t_i): exact for a polynomial field of degree p once N >= (p + 1) / 2, else the rule's error on g'
+(``quadrature_error``). X_S(x) = S(x) x with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``),
+so composing the flows of the two parts approximates the flow of f (Lie-Trotter, local error O(h^2)).
 """
 
 from __future__ import annotations
@@ -22,9 +20,6 @@ from ...fields import FunctionField
 from ...methods import RK4
 from ...step import Flow, Step
 
-__all__ = ["gauss_legendre", "potential", "decompose", "sphere_skew", "sphere_defect",
-           "sphere_tolerance", "quadrature_error", "trotter_flow"]
-
 Field = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -32,9 +27,8 @@ def gauss_legendre(n: int, dtype=torch.float64, device=None) -> tuple[torch.Tens
     """Nodes and weights of the n-point Gauss-Legendre rule on [0, 1] (exact for degree <= 2n - 1)."""
     n = check_int("the number of quadrature points n", n, minimum=1)
     s, w = np.polynomial.legendre.leggauss(n)
-    nodes = torch.as_tensor((s + 1.0) / 2.0, dtype=dtype, device=device)
-    weights = torch.as_tensor(w / 2.0, dtype=dtype, device=device)
-    return nodes, weights
+    return (torch.as_tensor((s + 1.0) / 2.0, dtype=dtype, device=device),
+            torch.as_tensor(w / 2.0, dtype=dtype, device=device))
 
 
 def _check_points(x: torch.Tensor) -> None:
@@ -49,21 +43,18 @@ def potential(f: Field, x: torch.Tensor, n: int = 16) -> torch.Tensor:
     _check_points(x)
     t, w = gauss_legendre(n, x.dtype, x.device)
     scaled = t[:, None, None] * x.unsqueeze(0)              # (n, batch, dim)
-    values = f(scaled.reshape(-1, x.shape[-1])).reshape(scaled.shape)
-    return torch.einsum("q,qbd,bd->b", w, values, x)
+    return torch.einsum("q,qbd,bd->b", w, f(scaled.reshape(-1, x.shape[-1])).reshape(scaled.shape), x)
 
 
 def decompose(f: Field, x: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(grad U(x), X_S(x)) with f = grad U + X_S; grad U by autograd through the quadrature sum.
-
-    Each U(x_b) depends on x_b alone, so the gradient of sum_b U(x_b) is the batch of gradients."""
+    """(grad U(x), X_S(x)) with f = grad U + X_S; grad U by autograd through the quadrature sum (each U(x_b)
+    depends on x_b alone, so the gradient of sum_b U(x_b) is the batch of gradients)."""
     _check_points(x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         (grad_u,) = torch.autograd.grad(potential(f, xg, n).sum(), xg)
     with torch.no_grad():
-        fx = f(x.detach())
-    return grad_u.detach(), (fx - grad_u).detach()
+        return grad_u.detach(), (f(x.detach()) - grad_u).detach()
 
 
 def sphere_skew(x: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
@@ -83,26 +74,21 @@ def sphere_defect(x: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
 
 def sphere_tolerance(x: torch.Tensor, fx: torch.Tensor, grad_u: torch.Tensor, n: int, c: float = 1.0
                      ) -> torch.Tensor:
-    """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|).
-
+    """Per point round-off tolerance of |x . X_S(x)|: c * (n + dim) * eps * |x| (|f(x)| + |grad U(x)|)
     (x . X_S = x . f - x . grad U: inner products of dim terms, grad U an n-term quadrature sum)."""
-    eps = torch.finfo(x.dtype).eps
     scale = x.norm(dim=-1) * (fx.norm(dim=-1) + grad_u.norm(dim=-1))
-    return c * (n + x.shape[-1]) * eps * scale
+    return c * (n + x.shape[-1]) * torch.finfo(x.dtype).eps * scale
 
 
 def quadrature_error(f: Field, x: torch.Tensor, n: int = 16) -> float:
     """max |grad U_n - grad U_2n| over the points: an estimate of the quadrature error of grad U."""
-    g1, _ = decompose(f, x, n)
-    g2, _ = decompose(f, x, 2 * n)
-    return float((g1 - g2).norm(dim=-1).max())
+    return float((decompose(f, x, n)[0] - decompose(f, x, 2 * n)[0]).norm(dim=-1).max())
 
 
 def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: int = 8, n: int = 16
                  ) -> torch.Tensor:
-    """(Phi^{t/k}_{grad U} o Phi^{t/k}_{X_S})^k (x), k = ``pieces``: the slides' constructive proof.
-
-    Each sub-flow is ``substeps`` RK4 steps; the distance to Phi^t_f(x) decays like 1/k."""
+    """(Phi^{t/k}_{grad U} o Phi^{t/k}_{X_S})^k (x), k = ``pieces``, each sub-flow ``substeps`` RK4 steps: the
+    slides' constructive proof (the distance to Phi^t_f(x) decays like 1/k)."""
     pieces = check_int("pieces", pieces, minimum=1)
     dim = x.shape[-1]
     h = t / pieces / substeps

@@ -1,13 +1,10 @@
-"""Full-batch regression of a map (small problems, float64) with dynnets.train.fit: Adam with a cosine
-schedule, then optionally L-BFGS; and the relative error the experiment reports."""
+"""Full-batch regression of a map (small problems, float64) with dynnets.train.fit, and its relative error."""
 
 from __future__ import annotations
 
 import torch
 
 from ...train import Phase, fit
-
-__all__ = ["fit_map", "relative_error"]
 
 
 def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -17,10 +14,9 @@ def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 def fit_map(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, adam_steps: int = 1000,
             lr: float = 1e-2, lbfgs_steps: int = 0, progress=None) -> dict:
-    """Minimise mean |model(x) - y|^2: ``adam_steps`` Adam steps (cosine schedule from ``lr`` to 0), then
-    ``lbfgs_steps`` L-BFGS calls of up to 20 iterations (strong Wolfe, history 20). Returns
-    {"train_mse": loss of the trained model, "history": loss at the start of every step}; ``progress`` is an
-    optional callable(int) advanced once per optimiser step."""
+    """Minimise mean |model(x) - y|^2 by ``adam_steps`` Adam steps (cosine schedule from ``lr`` to 0), then
+    ``lbfgs_steps`` L-BFGS calls of up to 20 iterations (strong Wolfe, history 20); {"train_mse": the trained
+    model's loss, "history": the loss before every step}. ``progress``: a callable(int) advanced per step."""
 
     def loss(m, batch):
         return (m(x) - y).square().sum(-1).mean()
@@ -32,5 +28,4 @@ def fit_map(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, adam_st
     result = fit(model, loss, phases=phases, progress=False,
                  on_step=None if progress is None else (lambda step, value: progress(1)))
     with torch.no_grad():
-        final = float(loss(model, None))
-    return {"train_mse": final, "history": result.losses}
+        return {"train_mse": float(loss(model, None)), "history": result.losses}

@@ -1,52 +1,36 @@
-"""The two networks the Presnov experiment compares, with matched parameter counts.
-
-``presnov_flow``: n_steps steps alternating explicit Euler of ``Gradient(sign=s)`` (tanh) and Cayley of
-``SpherePreserving`` (tanh): G(+1), S, G(-1), S, G(+1), ...
-
-Both signs: one sign only gives gradients of convex (or concave) potentials; alternating ones approximate
-(Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge potentials are dense in C^2.
-
-``dense_resnet``: n_steps explicit Euler steps of ``Dense`` (tanh): an unstructured ResNet.
-"""
+"""The two networks the Presnov experiment compares, with matched parameter counts: ``presnov_flow`` and
+``dense_resnet`` (n_steps explicit Euler steps of ``Dense``: an unstructured ResNet)."""
 
 from __future__ import annotations
 
+from ...checks import check_int
 from ...errors import ConfigError
 from ...fields import Dense, Gradient, SpherePreserving
 from ...methods import Cayley, Euler
 from ...step import Flow, Step
 
-__all__ = ["presnov_flow", "dense_resnet", "n_params", "matched_dense_width"]
-
-
-def _check_steps(n_steps: int, even: bool) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or (even and n_steps % 2):
-        rule = "a positive even integer (gradient/sphere pairs)" if even else "a positive integer"
-        raise ConfigError(f"n_steps must be {rule}, got n_steps={n_steps!r}")
-    return n_steps
-
 
 def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: str = "alternate",
                  activation: str = "tanh") -> Flow:
-    """G, S, G, S, ... with n_steps / 2 of each; each family's steps span total time t.
-
-    ``signs``: "alternate" (+1, -1, +1, ...; the expressive choice) or "negative" (all -1: convex
-    potentials only, the ablation)."""
-    _check_steps(n_steps, even=True)
+    """G(+1), S, G(-1), S, ... (explicit Euler of ``Gradient(sign=s)``, Cayley of ``SpherePreserving``),
+    n_steps / 2 of each; each family's steps span total time t. ``signs``: "alternate" (+1, -1, +1, ...) or
+    "negative" (all -1, the ablation): one sign only gives gradients of convex (or concave) potentials;
+    alternating ones approximate (Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge
+    potentials are dense in C^2."""
+    if check_int("n_steps", n_steps, minimum=1) % 2:
+        raise ConfigError(f"n_steps must be even (gradient/sphere pairs), got n_steps={n_steps}")
     if signs not in ("alternate", "negative"):
         raise ConfigError(f"signs must be 'alternate' or 'negative', got {signs!r}")
-    pairs = n_steps // 2
-    h = t / pairs
-    steps = []
-    for k in range(pairs):
-        sign = (1 if k % 2 == 0 else -1) if signs == "alternate" else -1
-        steps.append(Step(Gradient(dim, width, sign=sign, activation=activation), Euler(), h))
-        steps.append(Step(SpherePreserving(dim, width, activation=activation), Cayley(), h))
+    h, steps = t / (n_steps // 2), []
+    for k in range(n_steps // 2):
+        sign = 1 if signs == "alternate" and k % 2 == 0 else -1
+        steps += [Step(Gradient(dim, width, sign=sign, activation=activation), Euler(), h),
+                  Step(SpherePreserving(dim, width, activation=activation), Cayley(), h)]
     return Flow(steps)
 
 
 def dense_resnet(dim: int, n_steps: int, width: int, *, t: float = 1.0, activation: str = "tanh") -> Flow:
-    _check_steps(n_steps, even=False)
+    check_int("n_steps", n_steps, minimum=1)
     return Flow([Step(Dense(dim, width, activation=activation), Euler(), t / n_steps) for _ in range(n_steps)])
 
 

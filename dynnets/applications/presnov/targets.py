@@ -1,9 +1,6 @@
-"""Target maps of R^3 for the approximation experiments (all float64-exact or RK4-converged).
-
-``rotation_shear()``: the linear map x -> R (I + s e_1 e_3^T) x (rotation about (1, 1, 1)/sqrt 3).
-The time-1 flow of a fixed field (e.g. ``dynnets.systems.DampedForced``) is
-``Flow.repeat(Step(field, RK4(), 1 / 200), 200)``, itself a ``dn.Flow``.
-"""
+"""Target maps of R^3 for the approximation experiments (float64-exact or RK4-converged): the linear
+``rotation_shear()``; the time-1 flow of a fixed field (e.g. ``dynnets.systems.DampedForced``) is
+``Flow.repeat(Step(field, RK4(), 1 / 200), 200)``, itself a ``dn.Flow``."""
 
 from __future__ import annotations
 
@@ -11,8 +8,6 @@ import math
 
 import torch
 from torch import nn
-
-__all__ = ["rotation_shear", "LinearMap"]
 
 
 def rotation_shear(angle: float = 1.0, shear: float = 0.8, dtype=torch.float64) -> torch.Tensor:

@@ -1,14 +1,9 @@
 """The seed's heat problem solved by trial-function networks: two recipes, one training entry point.
 
 Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0, 1], u(x, 0) = sin(pi x),
-u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t); trial form
-u = (1 - t) sin(pi x) + x (1 - x) t N(x, t).
-
-* ``PAPER_RECIPE``: the seed's MLP 2-50-20-1 (sigmoid, float32), Adam lr 0.005 on the summed squared
-  residual over a 20 x 20 linspace grid.
-* ``DYNNETS_RECIPE``: a ``TrialNetwork`` (3 Euler steps of tanh Dense(20, 20)) in float64, mean squared
-  residual on 28 x 28 midpoints with t = s^2, 100 Adam steps (lr 1e-2) then L-BFGS, the projection solved
-  by variable projection (``network.ProjectedLoss``). Details and figures: docs/heat.md.
+u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). ``PAPER_RECIPE`` is the seed's (MLP 2-50-20-1,
+Adam on the summed squared residual); ``DYNNETS_RECIPE`` a ``TrialNetwork`` in float64, Adam then L-BFGS,
+with the projection solved by variable projection (``network.ProjectedLoss``). Details: docs/heat.md.
 """
 
 from __future__ import annotations
@@ -28,15 +23,9 @@ from .network import LinearPDE, ProjectedLoss, TrialNetwork, TrialSolution, grid
 def heat_sine_trial(network: nn.Module, alpha: float = 1.0) -> tuple[TrialSolution, LinearPDE]:
     """u_t = alpha u_xx with u(x, 0) = sin(pi x), u(0, t) = u(1, t) = 0 in the trial form
     u = (1 - t) sin(pi x) + x (1 - x) t N(x, t); inputs z = (x, t)."""
-
-    def particular(z):
-        return (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0])
-
-    def distance(z):
-        return z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]
-
-    pde = LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt")
-    return TrialSolution(network, particular, distance), pde
+    return (TrialSolution(network, lambda z: (1.0 - z[:, 1]) * torch.sin(math.pi * z[:, 0]),
+                          lambda z: z[:, 0] * (1.0 - z[:, 0]) * z[:, 1]),
+            LinearPDE({"t": 1.0, "xx": -float(alpha)}, coords="xt"))
 
 
 def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -44,8 +33,7 @@ def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
 
 
 class PaperMLP(nn.Module):
-    """The seed's N: Linear(2, 50), sigmoid, Linear(50, 20), sigmoid, Linear(20, 1) (torch's default
-    initialisation; the seed used TensorFlow's). Output (batch,)."""
+    """The seed's N (2-50-20-1, sigmoid), output (batch,); torch's init (the seed used TensorFlow's)."""
 
     def __init__(self):
         super().__init__()
@@ -80,10 +68,9 @@ PAPER_RECIPE = HeatTrialRecipe(
     name="paper", network="paper-mlp", dtype=torch.float32, points_per_axis=20, interior_points=False,
     adam_steps=10**6, adam_lr=0.005, lbfgs_steps=0, reduction="sum", activation="sigmoid",
 )
-DYNNETS_RECIPE = HeatTrialRecipe(
-    name="dynnets", network="flow", dtype=torch.float64, interior_points=True,
-    points_per_axis=28, t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, lbfgs_history=100,
-    width=20, depth=3, projection="least-squares",
+DYNNETS_RECIPE = HeatTrialRecipe(  # width 20, depth 3, L-BFGS history 100: the defaults
+    name="dynnets", network="flow", dtype=torch.float64, interior_points=True, points_per_axis=28,
+    t_grading=2.0, adam_steps=100, adam_lr=1e-2, lbfgs_steps=10**6, projection="least-squares",
 )
 
 
@@ -98,11 +85,9 @@ def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | No
         net = PaperMLP()
     else:
         raise ConfigError(f"unknown network kind {recipe.network!r}; use 'flow' or 'paper-mlp'")
-    net = net.to(dtype=dtype, device=device)
-    solution, pde = heat_sine_trial(net)
-    n = recipe.points_per_axis
-    points = grid_points((n, n), (0.0, 0.0), (1.0, 1.0), dtype=dtype, interior=recipe.interior_points,
-                         grading=(1.0, recipe.t_grading)).to(device)
+    solution, pde = heat_sine_trial(net.to(dtype=dtype, device=device))
+    points = grid_points((recipe.points_per_axis,) * 2, (0.0, 0.0), (1.0, 1.0), dtype=dtype,
+                         interior=recipe.interior_points, grading=(1.0, recipe.t_grading)).to(device)
     return solution, pde, points
 
 
@@ -128,8 +113,7 @@ def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
     lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
                   options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
                                tolerance_grad=0.0, tolerance_change=0.0))
-    phases = [Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs]
-    return [p for p in phases if p.steps]
+    return [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
 
 
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,

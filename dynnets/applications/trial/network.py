@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ...checks import check_size, positive_real
+from ...checks import check_size, positive_real, real
 from ...errors import ConfigError, ShapeError
 from ...fields.activations import ACTIVATIONS
 from ...fields.dense import Dense
@@ -40,25 +40,20 @@ class TrialNetwork(nn.Module):
         self.width = check_size("width", width)
         self.depth = check_size("depth", depth)
         self.lift = nn.Linear(in_dim, width)
-        h = 1.0 / depth
-        self.flow = Flow([Step(Dense(width, width, activation, init_scale=init_scale), Euler(), h)
+        self.flow = Flow([Step(Dense(width, width, activation, init_scale=init_scale), Euler(), 1.0 / depth)
                           for _ in range(depth)])
         self.project = nn.Linear(width, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_dim:
-            raise ShapeError(
-                f"TrialNetwork expects points of shape (batch, {self.in_dim}), got {tuple(z.shape)}"
-            )
+            raise ShapeError(f"TrialNetwork expects points of shape (batch, {self.in_dim}), "
+                             f"got {tuple(z.shape)}")
         return self.output_scale * self.project(self.flow(self.lift(z))).squeeze(-1)
 
     @property
     def has_jet(self) -> bool:
-        return all(
-            isinstance(s.field, Dense) and s.field.activation.jet is not None
-            and type(s.method) is Euler and not s.learn_h
-            for s in self.flow.steps
-        )
+        return all(isinstance(s.field, Dense) and s.field.activation.jet is not None
+                   and type(s.method) is Euler and not s.learn_h for s in self.flow.steps)
 
     def feature_jet(self, z: torch.Tensor, first: Sequence[int], second: Sequence[int]):
         """v = Flow(L z) (n, width) with {j: D_j v} and {j: D_jj v} (second a subset of first), by
@@ -98,9 +93,7 @@ class TrialSolution(nn.Module):
 
     def __init__(self, network: nn.Module, particular: Fn, distance: Fn):
         super().__init__()
-        self.network = network
-        self.particular = particular
-        self.distance = distance
+        self.network, self.particular, self.distance = network, particular, distance
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.particular(z) + self.distance(z) * self.network(z)
@@ -120,12 +113,10 @@ def derivative(f: Fn, z: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
 
 
 class LinearPDE:
-    """Residual r(z) = sum_k a_k(z) D^k u(z) - f(z) of a linear PDE.
-
-    ``terms`` maps a derivative (a string of coordinate names, "" for u itself) to its coefficient
-    (a number or a callable of z); ``coords`` names the input columns; ``source`` is f (default 0).
-    The heat equation u_t = alpha u_xx is ``LinearPDE({"t": 1.0, "xx": -alpha}, coords="xt")``.
-    """
+    """Residual r(z) = sum_k a_k(z) D^k u(z) - f(z) of a linear PDE: ``terms`` maps a derivative (a string of
+    coordinate names, "" for u itself) to its coefficient (a number or a callable of z), ``coords`` names the
+    input columns, ``source`` is f (default 0); u_t = alpha u_xx is ``LinearPDE({"t": 1.0, "xx": -alpha},
+    coords="xt")``."""
 
     def __init__(self, terms: Mapping[str, float | Fn], coords: Sequence[str] = ("x", "t"),
                  source: Fn | None = None):
@@ -140,11 +131,7 @@ class LinearPDE:
             unknown = [c for c in key if c not in coords]
             if unknown:
                 raise ConfigError(f"derivative {key!r} uses coordinates {unknown} not in coords={coords!r}")
-            if not callable(coeff):
-                value = float(coeff)
-                if not math.isfinite(value):
-                    raise ConfigError(f"coefficient of {key!r} must be finite, got {value}")
-                coeff = value
+            coeff = coeff if callable(coeff) else real(f"coefficient of {key!r}", coeff, symbol=key)
             self.terms.append((tuple(coords.index(c) for c in key), coeff))
         self.source = source
 
@@ -171,20 +158,26 @@ class LinearPDE:
         return self.combine({axes: derivative(u, z, axes) for axes, _ in self.terms}, z)
 
 
-def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
-    """(z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, fast: bool | None):
+    """None for the reverse-mode path (``fast`` False, or None where the fast one does not apply), else
+    (z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+    if points.dim() != 2:
+        raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
+    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
+              and solution.network.has_jet and pde.pure_low_order)
+    if fast and not usable:
+        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
+                          "activation and a PDE of first and pure second derivatives only")
+    if not (usable if fast is None else fast):
+        return None
     z = points.detach()
     orders = {axes for axes, _ in pde.terms}
     first = sorted({a[0] for a in orders if a})
     second = sorted({a[0] for a in orders if len(a) == 2})
-    gd = {}
-    for name, fn in (("g", solution.particular), ("d", solution.distance)):
-        gd[name] = {(): fn(z).detach()}
-        for j in first:
-            gd[name][(j,)] = derivative(fn, z, (j,)).detach()
-        for j in second:
-            gd[name][(j, j)] = derivative(fn, z, (j, j)).detach()
-    return z, first, second, gd["g"], gd["d"]
+    g, d = ({(): fn(z).detach(), **{(j,): derivative(fn, z, (j,)).detach() for j in first},
+             **{(j, j): derivative(fn, z, (j, j)).detach() for j in second}}
+            for fn in (solution.particular, solution.distance))
+    return z, first, second, g, d
 
 
 def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
@@ -202,23 +195,13 @@ def _trial_derivs(g, d, N, N1, N2, first, second) -> dict:
     return derivs
 
 
-def _check_fast(solution, pde, fast):
-    usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
-              and solution.network.has_jet and pde.pure_low_order)
-    if fast is None:
-        fast = usable
-    if fast and not usable:
-        raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
-                          "activation and a PDE of first and pure second derivatives only")
-    return fast
-
-
 def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
                       fast: bool | None = None) -> Callable[[], torch.Tensor]:
     """A closure () -> r(points); ``fast=None`` takes the Taylor-mode path where it applies."""
-    if not _check_fast(solution, pde, fast):
+    parts = _fast_parts(solution, pde, points, fast)
+    if parts is None:
         return lambda: pde.residual(solution, points)
-    z, first, second, g, d = _fast_parts(solution, pde, points)
+    z, first, second, g, d = parts
 
     def residual() -> torch.Tensor:
         N, N1, N2 = solution.network.jet(z, first, second)
@@ -230,16 +213,13 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
 def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
     """A closure () -> (M, r0) with r(points) = r0 + M w, w = output_scale (P, q) the projection
     (M: (n, width + 1), the last column the constant's). Fast path only."""
-    _check_fast(solution, pde, True)
-    z, first, second, g, d = _fast_parts(solution, pde, points)
+    z, first, second, g, d = _fast_parts(solution, pde, points, True)
     r0 = pde.combine(g, z)  # the data's residual: a constant
 
     def parts():
         v, d1, d2 = solution.network.feature_jet(z, first, second)
-        one, zero = v.new_ones(v.shape[0], 1), v.new_zeros(v.shape[0], 1)
-        V = torch.cat([v, one], 1)
-        N1 = {j: torch.cat([t, zero], 1) for j, t in d1.items()}
-        N2 = {j: torch.cat([t, zero], 1) for j, t in d2.items()}
+        V, zero = torch.cat([v, v.new_ones(v.shape[0], 1)], 1), v.new_zeros(v.shape[0], 1)
+        N1, N2 = ({j: torch.cat([t, zero], 1) for j, t in dj.items()} for dj in (d1, d2))
         return pde.combine(_trial_derivs(None, d, V, N1, N2, first, second), z, source=False), r0
 
     return parts
@@ -256,13 +236,9 @@ def grid_points(n_per_axis: Sequence[int], lower: Sequence[float], upper: Sequen
     axes = []
     for n, lo, hi, p in zip(n_per_axis, lower, upper, grading):
         n = check_size("points per axis", n)
-        if interior:
-            s = (torch.arange(n, dtype=dtype) + 0.5) / n
-        else:
-            s = torch.linspace(0.0, 1.0, n, dtype=dtype)
+        s = (torch.arange(n, dtype=dtype) + 0.5) / n if interior else torch.linspace(0.0, 1.0, n, dtype=dtype)
         axes.append(lo + (hi - lo) * s**p)
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+    return torch.stack([m.reshape(-1) for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
 
 
 def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, fast: bool | None = None,
@@ -271,15 +247,9 @@ def residual_loss(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, *, 
     collocation ``points``, for dynnets.train.fit."""
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    if points.dim() != 2:
-        raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
     residual = residual_function(solution, pde, points, fast)
-
-    def loss(model, batch) -> torch.Tensor:
-        r2 = residual().square()
-        return r2.mean() if reduction == "mean" else r2.sum()
-
-    return loss
+    reduce = torch.mean if reduction == "mean" else torch.sum
+    return lambda model, batch: reduce(residual().square())
 
 
 class ProjectedLoss:
@@ -289,8 +259,6 @@ class ProjectedLoss:
     ``set_projection()`` writes w* into the network (before evaluating it)."""
 
     def __init__(self, solution: nn.Module, pde: LinearPDE, points: torch.Tensor):
-        if points.dim() != 2:
-            raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
         self.solution, self.parts = solution, linear_parts(solution, pde, points)
 
     @staticmethod
