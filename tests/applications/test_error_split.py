@@ -148,6 +148,8 @@ def test_with_the_pde_package_fisher_field():
     assert field_lipschitz(fisher)(0.0, 1.0) == pytest.approx(ALPHA * 8 / (length / n) ** 2 + 1.0, rel=1e-12)
     assert field_lipschitz(HeatField2D(PeriodicGrid2D(n, length), ALPHA))(0.0, 1.0) == pytest.approx(
         ALPHA * 8 / (length / n) ** 2, rel=1e-12)
+    with pytest.raises(ConfigError, match="no Lipschitz rule known for Dense"):
+        field_lipschitz(dn.fields.Dense(4, 8))  # not an FD diffusion field: the caller passes lipschitz=
     dt = 2.4e-3
     model = dn.Flow.repeat(dn.Step(fisher, dn.methods.Euler(), dt / 3), 3)
     u = 0.5 + 0.1 * spectral_refine(states(8, 2) - 0.5, 2)  # a smooth state on the 16x16 grid

@@ -31,6 +31,7 @@ from ...checks import check_int
 from ...errors import ConfigError, ShapeError
 from ...methods.rk import ExplicitRK
 from ...step import Flow, Step
+from ...systems import FisherField2D, HeatField2D
 from .data import reference_flow
 
 __all__ = ["spectral_refine", "richardson_step", "network_term", "error_split",
@@ -158,12 +159,12 @@ def fisher_slope(lo: float, hi: float) -> float:
 
 
 def field_lipschitz(field) -> Callable[[float, float], float]:
-    """``diffusion_reaction_lipschitz`` of a FD field of ``dynnets.systems`` (``alpha``, ``kernel``; Fisher's
-    ``reaction``: ``fisher_slope``): 8 alpha/dx^2 (+ max |1 - 2U|) for the 5-point Laplacian."""
-    if not (hasattr(field, "alpha") and hasattr(field, "kernel")):
+    """``diffusion_reaction_lipschitz`` of a ``HeatField2D`` or ``FisherField2D`` (its reaction: ``fisher_slope``):
+    8 alpha/dx^2 (+ max |1 - 2U|) for the 5-point Laplacian."""
+    if not isinstance(field, (HeatField2D, FisherField2D)):
         raise ConfigError(f"no Lipschitz rule known for {type(field).__name__}; pass lipschitz=(lo, hi) -> L")
     return diffusion_reaction_lipschitz(float(field.alpha), field.kernel,
-                                        fisher_slope if hasattr(field, "reaction") else None)
+                                        fisher_slope if isinstance(field, FisherField2D) else None)
 
 
 def error_split(net: nn.Module, make_field: Callable[[int], Callable], states: torch.Tensor,
