@@ -14,6 +14,7 @@ no gradient; under ``torch.func`` transforms a Flow runs plain. Details and figu
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import ExitStack, contextmanager
 
@@ -33,10 +34,8 @@ def check_mode(memory, checkpoint_every) -> tuple[str, int | None]:
         raise ConfigError(f"memory must be one of {', '.join(MODES)}; got memory={memory!r}")
     if checkpoint_every is not None:
         if memory != "checkpoint":
-            raise ConfigError(
-                f"checkpoint_every={checkpoint_every!r} only applies to memory='checkpoint', "
-                f"got memory={memory!r}"
-            )
+            raise ConfigError(f"checkpoint_every={checkpoint_every!r} only applies to memory='checkpoint', "
+                              f"got memory={memory!r}")
         check_int("checkpoint_every", checkpoint_every, minimum=1, maximum=MAX_STEPS)
     return memory, checkpoint_every
 
@@ -55,20 +54,7 @@ def transforms_active() -> bool:
 
 def runs(index) -> tuple[tuple[int, int], ...]:
     """``index`` as (layer, count) pairs of consecutive repeats (weight-tied stretches)."""
-    out: list[list[int]] = []
-    for i in index:
-        if out and out[-1][0] == i:
-            out[-1][1] += 1
-        else:
-            out.append([i, 1])
-    return tuple((i, count) for i, count in out)
-
-
-def apply_runs(layers, stretches, x: torch.Tensor) -> torch.Tensor:
-    """Apply (layer, count) stretches (a longer stretch by one ``advance(x, count)``)."""
-    for i, count in stretches:
-        x = layers[i](x) if count == 1 else layers[i].advance(x, count)
-    return x
+    return tuple((i, len(list(group))) for i, group in itertools.groupby(index))
 
 
 def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads: dict):
@@ -81,14 +67,7 @@ def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads
 
 def trainable(layers) -> list[torch.nn.Parameter]:
     """The distinct parameters of ``layers`` that require grad, in order of first appearance."""
-    params: list[torch.nn.Parameter] = []
-    seen: set[int] = set()
-    for layer in layers:
-        for p in layer.parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-    return params
+    return list({id(p): p for layer in layers for p in layer.parameters() if p.requires_grad}.values())
 
 
 def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> torch.Tensor:
@@ -181,16 +160,18 @@ class _Replay:
 
 
 class _ReversibleFlow(torch.autograd.Function):
-    """y = the stretches applied to x; saves only y; backward by reconstruction. ``params``: the distinct
-    trainable parameters (inputs, so autograd routes their gradients here; tied ones accumulate)."""
+    """y = the stretches applied to x (a longer stretch by one ``advance``); saves only y; backward by
+    reconstruction. ``params``: the distinct trainable parameters (inputs, so autograd routes their gradients
+    here; tied ones accumulate)."""
 
     @staticmethod
     def forward(ctx, layers, stretches, x, *params):
         with own_parametrization_cache():
-            y = apply_runs(layers, stretches, x)
+            for i, count in stretches:
+                x = layers[i](x) if count == 1 else layers[i].advance(x, count)
         ctx.layers, ctx.stretches, ctx.params = layers, stretches, params
-        ctx.save_for_backward(y)
-        return y
+        ctx.save_for_backward(x)
+        return x
 
     @staticmethod
     @once_differentiable
@@ -239,22 +220,6 @@ class SavedTensorMeter:
     def _unpack(held):
         return held.tensor if isinstance(held, _Held) else held
 
-    def _add(self, key: int, nbytes: int) -> None:
-        entry = self._live.get(key)
-        if entry is None:
-            self._live[key] = [1, nbytes]
-            self.live += nbytes
-            self.peak = max(self.peak, self.live)
-        else:
-            entry[0] += 1
-
-    def _release(self, key: int) -> None:
-        entry = self._live[key]
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.live -= entry[1]
-            del self._live[key]
-
 
 class _Held:
     """A saved tensor plus the bookkeeping that releases its bytes when autograd drops it."""
@@ -263,7 +228,17 @@ class _Held:
 
     def __init__(self, meter: SavedTensorMeter, tensor: torch.Tensor, key: int, nbytes: int):
         self.meter, self.tensor, self.key = meter, tensor, key
-        meter._add(key, nbytes)
+        entry = meter._live.get(key)
+        if entry is None:
+            meter._live[key] = [1, nbytes]
+            meter.live += nbytes
+            meter.peak = max(meter.peak, meter.live)
+        else:
+            entry[0] += 1
 
     def __del__(self):
-        self.meter._release(self.key)
+        entry = self.meter._live[self.key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.meter.live -= entry[1]
+            del self.meter._live[self.key]
