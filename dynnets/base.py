@@ -41,9 +41,7 @@ class ExactConstants(nn.Module):
         exact = torch.as_tensor(value, dtype=torch.float64).detach().clone()
         if dtype is None:
             dtype = given.dtype if given is not None and given.is_floating_point() else torch.get_default_dtype()
-        if "_exact" not in self.__dict__:
-            self._exact = {}
-        self._exact[name] = exact
+        self.__dict__.setdefault("_exact", {})[name] = exact
         self.register_buffer(name, exact.to(dtype), persistent=persistent)
 
     def constant(self, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -131,14 +129,9 @@ class Field(ExactConstants):
         return tuple(t for t in self.traits if isinstance(t, QuadraticInvariant))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """DF(x_i) for every row of x, shape (batch, n, n) (states flattened), in x's dtype. Default: exact
-        ``torch.func.jacrev`` under ``vmap``; a field with a closed form overrides it."""
-        shape = x.shape[1:]
-
-        def single(z):
-            return self(z.reshape(1, *shape)).reshape(-1)
-
-        return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
+        """DF(x_i) for every row of x, shape (batch, n, n) (states flattened), in x's dtype. Default:
+        ``batched_jacobian``; a field with a closed form overrides it."""
+        return batched_jacobian(self, x)
 
     def linearizer(self):
         """x -> ``Linearization`` of F at x with the current parameters, for a solver that evaluates F at many
@@ -440,6 +433,16 @@ class Layer(ExactConstants):
         params = [p for p in self.parameters() if p.requires_grad]
         return recompute_backward(self.inverse, self, y, grad_y, n, params, grads)
 
+
+def batched_jacobian(f, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """D f(x_i) for every row of x, shape (batch, m, n) with states flattened: exact ``torch.func.jacrev``
+    under ``vmap`` (``chunk_size`` rows at a time)."""
+    shape = x.shape[1:]
+
+    def single(z):
+        return f(z.reshape(1, *shape)).reshape(-1)
+
+    return torch.func.vmap(torch.func.jacrev(single), chunk_size=chunk_size)(x.reshape(x.shape[0], -1))
 
 
 def certified_bound(who: str, compute) -> float:

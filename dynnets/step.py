@@ -262,7 +262,8 @@ class Flow(Layer):
         self._time_dependent = any(layer.time_dependent for layer in unique)
         self._parts_keys = tuple(layer.parts_key() if isinstance(layer, Step) else None for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
-        self.checkpoint_every = (every or _memory.default_segment(len(steps))) if memory == "checkpoint" else None
+        self.checkpoint_every = ((every or _memory.default_segment(len(steps))) if memory == "checkpoint"
+                                 else None)
         if memory == "reversible":
             self._refuse_non_invertible("memory='reversible'")
             if self.time_dependent and any(isinstance(m, Step) and m.learn_h for m in self.modules()):

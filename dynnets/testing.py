@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import jacrev, vmap
 
 from . import structure
+from .base import batched_jacobian
 from .checks import positive_real, real_array
 from .errors import ConfigError, ConfigTypeError, ShapeError
 from .linalg import vector_norm
@@ -37,13 +37,10 @@ EPS64 = torch.finfo(torch.float64).eps
 
 def as_float64(f):
     """A float64 version of f: a deep copy converted to float64 for Modules, f itself otherwise."""
-    if isinstance(f, nn.Module):
-        if all(p.dtype == torch.float64 for p in f.parameters()) and all(
-            b.dtype == torch.float64 for b in f.buffers() if b.is_floating_point()
-        ):
-            return f
-        return copy.deepcopy(f).to(torch.float64)
-    return f
+    if not isinstance(f, nn.Module):
+        return f
+    floating = [*f.parameters(), *(b for b in f.buffers() if b.is_floating_point())]
+    return f if all(t.dtype == torch.float64 for t in floating) else copy.deepcopy(f).to(torch.float64)
 
 
 def _points(x) -> torch.Tensor:
@@ -55,15 +52,8 @@ def _points(x) -> torch.Tensor:
 
 
 def jacobian(f, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-    """Batched Jacobian D f(x_i), shape (batch, m, n) with states flattened to vectors."""
-    f = as_float64(f)
-    x = _points(x)
-    shape = x.shape[1:]
-
-    def single(z):
-        return f(z.reshape(1, *shape)).reshape(-1)
-
-    return vmap(jacrev(single), chunk_size=chunk_size)(x.reshape(x.shape[0], -1)).detach()
+    """Batched Jacobian D f(x_i) in float64, shape (batch, m, n), states flattened (``batched_jacobian``)."""
+    return batched_jacobian(as_float64(f), _points(x), chunk_size).detach()
 
 
 def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
