@@ -81,15 +81,12 @@ def positive_real(name: str, value, error: type[Exception] = ConfigError, *, sym
     return real(name, value, error, symbol=symbol, positive=True)
 
 
-MAX_INIT_SCALE = 1e3
-
-
 def init_scale(value, positive: bool = False) -> float:
     """An initialisation scale relative to the variance-preserving one, in [0, 1e3] ((0, 1e3] with
     ``positive``)."""
     v = real("init_scale", value, minimum=None if positive else 0.0, positive=positive)
-    if v > MAX_INIT_SCALE:
-        raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
+    if v > 1e3:
+        raise ConfigError(f"init_scale must be <= 1000, got init_scale={v}")
     return v
 
 

@@ -122,32 +122,26 @@ def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if w.dim() != 2:
         raise ShapeError(f"matrix_bounds needs a matrix, got shape {tuple(w.shape)}")
     s = singular_values(w)
-    smin = s[-1] if w.shape[0] >= w.shape[1] else torch.zeros((), dtype=s.dtype, device=s.device)
+    smin = s[-1] if w.shape[0] >= w.shape[1] else s.new_zeros(())
     return smin, s[0]
 
 
 def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """Per-frequency channel matrices, shape (n1, n2, C_out, C_in), complex."""
     n1, n2 = check_conv_kernel(kernel, input_size)
-    sym = torch.fft.fft2(kernel, s=(n1, n2))  # zero-pads the kernel to the grid
-    return sym.permute(2, 3, 0, 1)
+    return torch.fft.fft2(kernel, s=(n1, n2)).permute(2, 3, 0, 1)  # fft2 zero-pads the kernel to the grid
 
 
 def conv_singular_values(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """All singular values of the circular convolution on the grid, shape (n1 * n2, min(C_out, C_in))."""
-    sym = conv_symbol(kernel, input_size)
-    return singular_values(sym).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
+    return singular_values(conv_symbol(kernel, input_size)).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
 
 
 def conv_bounds(kernel: torch.Tensor, input_size) -> tuple[torch.Tensor, torch.Tensor]:
     """(s_min, s_max) of the circular convolution as a map on R^(C_in n1 n2); s_min = 0 when C_out < C_in."""
     s = conv_singular_values(kernel, input_size)
-    smax = s[:, 0].max()
-    if kernel.shape[0] >= kernel.shape[1]:
-        smin = s[:, -1].min()
-    else:
-        smin = torch.zeros((), dtype=smax.dtype, device=smax.device)
-    return smin, smax
+    smin = s[:, -1].min() if kernel.shape[0] >= kernel.shape[1] else s.new_zeros(())
+    return smin, s[:, 0].max()
 
 
 def conv_spectral_norm(kernel: torch.Tensor, input_size) -> torch.Tensor:

@@ -184,9 +184,7 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
     if isinstance(prop, structure.LinearInvariant):
         return invariant_drift(f, x, prop.vector())
     if isinstance(prop, structure.QuadraticInvariant):
-        if prop.is_norm:
-            return norm_drift(f, x)
-        return quadratic_drift(f, x, prop.matrix())
+        return norm_drift(f, x) if prop.is_norm else quadratic_drift(f, x, prop.matrix())
     if isinstance(prop, structure.Lipschitz):
         if y is None:
             y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))
