@@ -77,8 +77,7 @@ def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> 
     n = len(index)
     for start in range(0, n, every):
         stop = min(start + every, n)
-        chunk = index[start:stop]
-        params = trainable(layers[i] for i in dict.fromkeys(chunk))
+        params = trainable(layers[i] for i in dict.fromkeys(index[start:stop]))
         segment_times = None if times is None else _segment_times(times[start:stop])
         x = _Segment.apply(run, (start, stop), x, segment_times, *params)
     return x
@@ -189,25 +188,22 @@ def run_reversible(layers, stretches, x: torch.Tensor) -> torch.Tensor:
     return _ReversibleFlow.apply(layers, tuple(stretches), x, *trainable(layers))
 
 
-class SavedTensorMeter:
+class SavedTensorMeter(torch.autograd.graph.saved_tensors_hooks):
     """Counts the bytes of tensors autograd saves for the backward (once per storage, until released), live
-    and at peak, as a context manager over ``saved_tensors_hooks``. Excluded: ``exclude`` (parameters),
-    tensors ``torch.utils.checkpoint`` hides, transients and allocator overhead (peak RSS: ``benchmarks.memory``).
+    and at peak, as a context manager. Excluded: ``exclude`` (parameters), tensors ``torch.utils.checkpoint``
+    hides, transients and allocator overhead (peak RSS: ``benchmarks.memory``).
     """
 
     def __init__(self, exclude=()):
+        super().__init__(self._pack, self._unpack)
         self._exclude = {p.untyped_storage().data_ptr() for p in exclude}
         self._live: dict[int, list] = {}
         self.live = 0
         self.peak = 0
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
 
     def __enter__(self):
-        self._hooks.__enter__()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc):
-        return self._hooks.__exit__(*exc)
 
     def _pack(self, t: torch.Tensor):
         storage = t.untyped_storage()

@@ -220,12 +220,11 @@ class Step(Layer):
         return self.method.inverse(self.field, y, self.h)
 
     def lipschitz_bound(self) -> float:
-        """Certified bound of this step's Lipschitz constant (``certified_bound``)."""
         return certified_bound(self._describe(), lambda: self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
-        h = f"{float(self.h if not self.learn_h else self.h.detach()):.4g}" + (" (learned)" if self.learn_h else "")
-        return f"method={self.method!r}, h={h}"
+        h = float(self.h.detach() if self.learn_h else self.h)
+        return f"method={self.method!r}, h={h:.4g}{' (learned)' if self.learn_h else ''}"
 
 
 class Flow(Layer):
