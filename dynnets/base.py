@@ -89,10 +89,8 @@ class Field(ExactConstants):
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.dim:
-            raise ShapeError(
-                f"{type(self).__name__} expects inputs whose last dimension is dim={self.dim}, "
-                f"got shape {tuple(x.shape)}"
-            )
+            raise ShapeError(f"{type(self).__name__} expects inputs whose last dimension is dim={self.dim}, "
+                             f"got shape {tuple(x.shape)}")
 
     def lipschitz_bound(self) -> float:
         """A certified upper bound of Lip(F) in the 2-norm (exact norms only)."""

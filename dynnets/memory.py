@@ -78,13 +78,13 @@ def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> 
     for start in range(0, n, every):
         stop = min(start + every, n)
         params = trainable(layers[i] for i in dict.fromkeys(index[start:stop]))
-        segment_times = None if times is None else _segment_times(times[start:stop])
+        segment_times = None if times is None else stack_times(times[start:stop])
         x = _Segment.apply(run, (start, stop), x, segment_times, *params)
     return x
 
 
-def _segment_times(times: list):
-    """A segment's start times: one float64 tensor when some are tensors (differentiable), else a tuple."""
+def stack_times(times: list):
+    """Start times as one float64 tensor when some are tensors (differentiable), else a tuple."""
     if any(isinstance(t, torch.Tensor) for t in times):
         return torch.stack([torch.as_tensor(t, dtype=torch.float64) for t in times])
     return tuple(times)
@@ -198,8 +198,7 @@ class SavedTensorMeter(torch.autograd.graph.saved_tensors_hooks):
         super().__init__(self._pack, self._unpack)
         self._exclude = {p.untyped_storage().data_ptr() for p in exclude}
         self._live: dict[int, list] = {}
-        self.live = 0
-        self.peak = 0
+        self.live = self.peak = 0
 
     def __enter__(self):
         super().__enter__()

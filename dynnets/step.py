@@ -72,8 +72,7 @@ class Step(Layer):
             raise ConfigTypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
         field = as_field(field)
         method.check(field)
-        self.field = field
-        self.method = method
+        self.field, self.method = field, method
         h0 = _check_step_size(h)
         if h_max is not None and learn_h is not True:
             raise ConfigError(f"h_max={h_max!r} bounds a learned step size, but learn_h={learn_h!r} (rule: h_max only "
@@ -379,9 +378,7 @@ class Flow(Layer):
             t = real("Flow.times' start time t", t, symbol="t")
         times, n = self._start_times(t), len(self._index)
         out = [times[k] for k in range(n + 1) if k % every == 0 or k == n]
-        if any(isinstance(v, torch.Tensor) for v in out):
-            return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in out])
-        return torch.tensor(out, dtype=torch.float64)
+        return torch.as_tensor(_memory.stack_times(out), dtype=torch.float64)
 
     def trajectory(self, x: torch.Tensor, t=0.0, every: int = 1) -> torch.Tensor:
         """The states x_0, x_k, x_2k, ..., x_n (k = ``every``, the last always included), shape
