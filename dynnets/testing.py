@@ -86,9 +86,8 @@ def _relative(error: torch.Tensor, scale: torch.Tensor) -> float:
 @torch.no_grad()
 def invariant_drift(f, x, c) -> float:
     """max_i | u^T f(x_i) - u^T x_i | / max(|x_i|, |f(x_i)|), u = c / |c| (scale-free)."""
-    f = as_float64(f)
-    x = _points(x)
-    u = torch.tensor(structure.LinearInvariant(c).c, dtype=torch.float64, device=x.device)
+    f, x = as_float64(f), _points(x)
+    u = structure.LinearInvariant(c).vector(device=x.device)
     flat = x.reshape(x.shape[0], -1)
     if u.numel() != flat.shape[1]:
         raise ShapeError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
@@ -100,8 +99,7 @@ def invariant_drift(f, x, c) -> float:
 @torch.no_grad()
 def norm_drift(f, x) -> float:
     """max_i | |f(x_i)| - |x_i| | / |x_i| (norms without overflow or underflow; a zero x_i counts absolutely)."""
-    f = as_float64(f)
-    x = _points(x)
+    f, x = as_float64(f), _points(x)
     before = vector_norm(x.reshape(x.shape[0], -1))
     after = vector_norm(f(x).reshape(x.shape[0], -1))
     return _relative((after - before).abs(), before)
@@ -112,8 +110,7 @@ def quadratic_drift(f, x, Q) -> float:
     """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(||x_i||^2, ||f(x_i)||^2)), Q symmetrised
     (the larger state sets the scale: an indefinite Q allows growing states). States are divided by their
     largest entry first (no overflow); a zero pair counts absolutely."""
-    f = as_float64(f)
-    x = _points(x)
+    f, x = as_float64(f), _points(x)
     flat = x.reshape(x.shape[0], -1)
     Q = real_array("Q", Q).to(x.device)
     if Q.shape != (flat.shape[1], flat.shape[1]):
@@ -136,8 +133,7 @@ def quadratic_drift(f, x, Q) -> float:
 @torch.no_grad()
 def lipschitz_ratio(f, x, y) -> float:
     """max_i ||f(x_i) - f(y_i)|| / ||x_i - y_i|| over paired rows (a lower bound of Lip(f))."""
-    f = as_float64(f)
-    x, y = _points(x), _points(y)
+    f, x, y = as_float64(f), _points(x), _points(y)
     if x.shape != y.shape:
         raise ShapeError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     num = (f(x) - f(y)).reshape(x.shape[0], -1).norm(dim=1)
