@@ -3,9 +3,7 @@
 Fields and methods never import each other: everything a method may ask of a field is declared on ``Field``
 with a default meaning "no such structure"; a trait's interface (``partition()``, ``skew(x)``, ...) is
 guaranteed by the declared trait (``Method.check`` refuses a field without it). A ``Layer`` is anything a
-``Flow`` composes, with defaults that claim nothing. A time-dependent field (``time_dependent = True``)
-implements ``forward(t, x)``; methods evaluate fields through ``at(t, x)`` and one without ``handles_time``
-refuses such a field. See docs/architecture.md.
+``Flow`` composes, with defaults that claim nothing. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -385,19 +383,16 @@ class Layer(ExactConstants):
         """The module whose parameters fix the layer's dtype and device (a Step: its field)."""
         return self
 
-    def reference_parameter(self) -> torch.Tensor | None:
-        """The first floating parameter of ``parameter_owner()``, or None. The slot is cached and read
-        through its module at every call, so a conversion or a replaced parameter is seen."""
+    def check_state(self, x, who=None) -> None:
+        """Refuse states that are not a non-empty floating tensor in the dtype and device of the first
+        floating parameter of ``parameter_owner()`` (``checks.check_state``; ``who``: a name or a callable
+        giving it); its slot is cached and read through its module at every call, so a conversion or a
+        replaced parameter is seen."""
         slot = self.__dict__.get("_parameter_slot")
         if slot is None or (slot and slot[0]._parameters.get(slot[1]) is None):
             slot = _first_parameter(self.parameter_owner())
             self.__dict__["_parameter_slot"] = slot  # not a submodule: kept out of nn.Module's registries
-        return slot[0]._parameters[slot[1]] if slot else None
-
-    def check_state(self, x, who=None) -> None:
-        """Refuse states that are not a non-empty floating tensor in the parameters' dtype and device
-        (``checks.check_state``; ``who``: a name or a callable giving it)."""
-        checks.check_state(x, who or type(self).__name__, self.reference_parameter())
+        checks.check_state(x, who or type(self).__name__, slot[0]._parameters[slot[1]] if slot else None)
 
     @property
     def time_dependent(self) -> bool:

@@ -1,8 +1,6 @@
 """Exact operator norms (SVD for dense matrices, the FFT symbol for circular 2-D convolutions) and the
-one circular padding / convolution every periodic layer uses.
-
-Every function is exact up to the round-off of an SVD, except ``power_iteration_norm``, an estimate from
-below that dynnets never certifies with.
+one circular padding / convolution every periodic layer uses; exact up to the round-off of an SVD, except
+``power_iteration_norm``.
 
 A kernel K (C_out, C_in, k1, k2), k1 and k2 odd, acts on x (C_in, n1, n2) by
 
