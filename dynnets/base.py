@@ -162,10 +162,9 @@ class Field(ExactConstants):
         <value, cotangent> w.r.t. params[i] (None if unused). The value is bitwise ``partition()``'s, so a
         reversible backward reconstructs exactly. Default: one ``torch.autograd.grad``; closed forms override."""
         _, f, g = self.partition()
-        fn = {"f": f, "g": g}[which]
         with torch.enable_grad():
             at = point.detach().requires_grad_(True)
-            value = fn(at)
+            value = {"f": f, "g": g}[which](at)
             got = torch.autograd.grad(value, [at, *params], cotangent, allow_unused=True)
         return value.detach(), got[0], list(got[1:])
 
@@ -459,8 +458,5 @@ def first_parameter(module: nn.Module) -> torch.Tensor | None:
 
 def _first_parameter(module: nn.Module) -> tuple:
     """(the module holding it, its name) of the first floating parameter in ``module``'s tree, or ()."""
-    for m in module.modules():
-        for name, p in m._parameters.items():
-            if p is not None and p.is_floating_point():
-                return (m, name)
-    return ()
+    return next(((m, name) for m in module.modules() for name, p in m._parameters.items()
+                 if p is not None and p.is_floating_point()), ())

@@ -95,12 +95,10 @@ def real_array(name: str, value, error: type[Exception] = ConfigError) -> torch.
     real entries (no string, bool or complex)."""
     if isinstance(value, (str, bytes)):
         raise error(f"{name} must be real numbers, got the string {value!r}")
+    _check_real_entries(name, value, error)
     if isinstance(value, torch.Tensor):
-        if value.is_complex() or value.dtype == torch.bool:
-            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
         out = value.detach().to("cpu", torch.float64)
     else:
-        _check_real_entries(name, value, error)
         try:
             out = torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as err:
@@ -117,7 +115,7 @@ def _check_real_entries(name: str, value, error) -> None:
     """Every leaf of nested sequences (or a numpy array's dtype) is a real number, not a bool or string."""
     if isinstance(value, torch.Tensor):
         if value.is_complex() or value.dtype == torch.bool:
-            raise error(f"{name} must be real numbers, got an entry of dtype {value.dtype}")
+            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
         return
     kind = getattr(getattr(value, "dtype", None), "kind", None)  # a numpy array
     if kind is not None:

@@ -47,9 +47,7 @@ def _representable_bounds(bound: float) -> dict:
     out = {}
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         t = torch.tensor(bound, dtype=dtype)
-        if float(t) > bound:
-            t = torch.nextafter(t, torch.zeros_like(t))
-        out[dtype] = float(t)
+        out[dtype] = float(torch.nextafter(t, torch.zeros_like(t)) if float(t) > bound else t)
     return out
 
 
