@@ -3,13 +3,12 @@
 * ``plain``: ordinary autograd; memory grows with depth.
 * ``reversible``: constant memory in depth for explicitly invertible steps: the forward keeps only the
   output, the backward reconstructs each step's input with its inverse and takes that step's VJP
-  (``Method.reversible_backward``; Gomez et al. 2017). The gradient is the discrete network's, exact up
-  to the reconstruction's round-off.
-* ``checkpoint``: segments of k steps run without a graph (``_Segment``) and are recomputed once in the
-  backward (Chen et al. 2016).
+  (``Method.reversible_backward``; Gomez et al. 2017): the discrete network's gradient up to round-off.
+* ``checkpoint``: segments of k steps run without a graph (``_Segment``), recomputed once in the backward
+  (Chen et al. 2016).
 
 In both saving modes a tensor a layer reads that is neither its input nor one of its ``parameters()`` gets
-no gradient; under ``torch.func`` transforms a Flow runs plain. Details and figures: docs/memory.md.
+no gradient. Details and figures: docs/memory.md.
 """
 
 from __future__ import annotations

@@ -274,7 +274,6 @@ class Flow(Layer):
 
     @property
     def steps(self) -> Sequence[nn.Module]:
-        """The steps in the order they are applied (weight-tied steps appear repeatedly)."""
         return tuple(self.layers[i] for i in self._index)
 
     def __len__(self) -> int:

@@ -11,6 +11,7 @@ properties; a Flow's guarantees are its steps' intersection, with Lipschitz cons
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,15 +56,12 @@ def _unit_of_line(vec: list[float]) -> tuple[float, ...]:
 
 def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
     """Q's canonical form: (Q + Q^T)/2 scaled to unit Frobenius norm, first non-zero entry positive."""
-    if isinstance(q, torch.Tensor):
-        rows = q.detach().to("cpu", torch.float64).tolist() if q.dim() == 2 else None
-    elif isinstance(q, (str, bytes)):
-        rows = None
-    else:
-        try:
+    rows = None
+    if isinstance(q, torch.Tensor) and q.dim() == 2:
+        rows = q.detach().to("cpu", torch.float64).tolist()
+    elif not isinstance(q, (str, bytes, torch.Tensor)):
+        with contextlib.suppress(TypeError):
             rows = [list(r) for r in q]
-        except TypeError:
-            rows = None
     if rows is None or not rows or any(len(r) != len(rows) for r in rows):
         raise ConfigError(f"a quadratic invariant needs a square matrix Q, got {q!r}")
     n = len(rows)

@@ -82,8 +82,7 @@ def invariant_drift(f, x, c) -> float:
     if u.numel() != flat.shape[1]:
         raise ShapeError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
     out = f(x).reshape(x.shape[0], -1)
-    scale = torch.maximum(vector_norm(flat), vector_norm(out))
-    return _relative((out @ u - flat @ u).abs(), scale)
+    return _relative((out @ u - flat @ u).abs(), torch.maximum(vector_norm(flat), vector_norm(out)))
 
 
 @torch.no_grad()
@@ -174,8 +173,7 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
     if isinstance(prop, structure.Lipschitz):
         if y is None:
             y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))
-        ratio = lipschitz_ratio(f, x, y)
-        return max(0.0, ratio - prop.L) / max(prop.L, EPS64)
+        return max(0.0, lipschitz_ratio(f, x, y) - prop.L) / max(prop.L, EPS64)
     raise ConfigTypeError(f"no measurement is known for property {prop!r}")
 
 
