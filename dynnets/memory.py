@@ -47,8 +47,7 @@ def default_segment(n: int, per_step: float = 1.0) -> int:
 
 def transforms_active() -> bool:
     """True inside a torch.func transform (vmap, grad, jacrev, jvp, ...)."""
-    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(probe()) if probe is not None else False
+    return torch._C._are_functorch_transforms_active()
 
 
 def runs(index) -> tuple[tuple[int, int], ...]:
@@ -222,13 +221,11 @@ class _Held:
 
     def __init__(self, meter: SavedTensorMeter, tensor: torch.Tensor, key: int, nbytes: int):
         self.meter, self.tensor, self.key = meter, tensor, key
-        entry = meter._live.get(key)
-        if entry is None:
-            meter._live[key] = [1, nbytes]
+        entry = meter._live.setdefault(key, [0, nbytes])
+        if entry[0] == 0:
             meter.live += nbytes
             meter.peak = max(meter.peak, meter.live)
-        else:
-            entry[0] += 1
+        entry[0] += 1
 
     def __del__(self):
         entry = self.meter._live[self.key]

@@ -52,8 +52,7 @@ def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
     n2 = J.shape[-1]
     if n2 % 2 or J.shape[-2] != n2:
         raise ShapeError(f"symplecticity needs a map of R^2n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
-    n = n2 // 2
-    eye = torch.eye(n, dtype=J.dtype, device=J.device)
+    eye = torch.eye(n2 // 2, dtype=J.dtype, device=J.device)
     zero = torch.zeros_like(eye)
     omega = torch.cat([torch.cat([zero, eye], 1), torch.cat([-eye, zero], 1)], 0)
     defect = J.transpose(-1, -2) @ omega @ J - omega
@@ -141,8 +140,7 @@ def inverse_defect(f, f_inverse, x, dtype=torch.float64) -> float:
     if dtype is not None:
         f, f_inverse = as_float64(f), as_float64(f_inverse)
         x = _points(x)
-    back = f_inverse(f(x))
-    err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
+    err = (f_inverse(f(x)) - x).reshape(x.shape[0], -1).norm(dim=1)
     return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
 
 
