@@ -234,8 +234,7 @@ def add_gradients(grads: dict, params, got) -> None:
     """grads[id(p)] += g for each parameter p and its gradient g (None: p did not contribute)."""
     for p, g in zip(params, got, strict=True):
         if g is not None:
-            key = id(p)
-            grads[key] = g if key not in grads else grads[key] + g
+            grads[id(p)] = g if id(p) not in grads else grads[id(p)] + g
 
 
 def recompute_backward(inverse, forward, y: torch.Tensor, grad_y: torch.Tensor, n: int, params, grads: dict):

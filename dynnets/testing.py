@@ -180,6 +180,5 @@ def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:
     n = (number of steps) * (state dimension); never asserts."""
     C = positive_real("verify's round-off factor C", C, symbol="C")
     x = _points(x)
-    steps = len(net) if hasattr(net, "__len__") else 1
-    n = steps * x[0].numel()
+    n = (len(net) if hasattr(net, "__len__") else 1) * x[0].numel()
     return [Check(p, measure(net, p, x), C * n * EPS64) for p in sorted(net.guarantees, key=repr)]
