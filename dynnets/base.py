@@ -3,9 +3,7 @@
 Fields and methods never import each other: everything a method may ask of a field is declared on ``Field``
 with a default meaning "no such structure"; a trait's interface (``partition()``, ``skew(x)``, ...) is
 guaranteed by the declared trait (``Method.check`` refuses a field without it). A ``Layer`` is anything a
-``Flow`` composes, with defaults that claim nothing. A time-dependent field (``time_dependent = True``)
-implements ``forward(t, x)``; methods evaluate fields through ``at(t, x)`` and one without ``handles_time``
-refuses such a field. See docs/architecture.md.
+``Flow`` composes, with defaults that claim nothing. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -41,9 +39,7 @@ class ExactConstants(nn.Module):
         exact = torch.as_tensor(value, dtype=torch.float64).detach().clone()
         if dtype is None:
             dtype = given.dtype if given is not None and given.is_floating_point() else torch.get_default_dtype()
-        if "_exact" not in self.__dict__:
-            self._exact = {}
-        self._exact[name] = exact
+        self.__dict__.setdefault("_exact", {})[name] = exact
         self.register_buffer(name, exact.to(dtype), persistent=persistent)
 
     def constant(self, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -91,10 +87,8 @@ class Field(ExactConstants):
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.dim:
-            raise ShapeError(
-                f"{type(self).__name__} expects inputs whose last dimension is dim={self.dim}, "
-                f"got shape {tuple(x.shape)}"
-            )
+            raise ShapeError(f"{type(self).__name__} expects inputs whose last dimension is dim={self.dim}, "
+                             f"got shape {tuple(x.shape)}")
 
     def lipschitz_bound(self) -> float:
         """A certified upper bound of Lip(F) in the 2-norm (exact norms only)."""
@@ -131,14 +125,9 @@ class Field(ExactConstants):
         return tuple(t for t in self.traits if isinstance(t, QuadraticInvariant))
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """DF(x_i) for every row of x, shape (batch, n, n) (states flattened), in x's dtype. Default: exact
-        ``torch.func.jacrev`` under ``vmap``; a field with a closed form overrides it."""
-        shape = x.shape[1:]
-
-        def single(z):
-            return self(z.reshape(1, *shape)).reshape(-1)
-
-        return torch.func.vmap(torch.func.jacrev(single))(x.reshape(x.shape[0], -1))
+        """DF(x_i) for every row of x, shape (batch, n, n) (states flattened), in x's dtype. Default:
+        ``batched_jacobian``; a field with a closed form overrides it."""
+        return batched_jacobian(self, x)
 
     def linearizer(self):
         """x -> ``Linearization`` of F at x with the current parameters, for a solver that evaluates F at many
@@ -173,10 +162,9 @@ class Field(ExactConstants):
         <value, cotangent> w.r.t. params[i] (None if unused). The value is bitwise ``partition()``'s, so a
         reversible backward reconstructs exactly. Default: one ``torch.autograd.grad``; closed forms override."""
         _, f, g = self.partition()
-        fn = {"f": f, "g": g}[which]
         with torch.enable_grad():
             at = point.detach().requires_grad_(True)
-            value = fn(at)
+            value = {"f": f, "g": g}[which](at)
             got = torch.autograd.grad(value, [at, *params], cotangent, allow_unused=True)
         return value.detach(), got[0], list(got[1:])
 
@@ -246,8 +234,7 @@ def add_gradients(grads: dict, params, got) -> None:
     """grads[id(p)] += g for each parameter p and its gradient g (None: p did not contribute)."""
     for p, g in zip(params, got, strict=True):
         if g is not None:
-            key = id(p)
-            grads[key] = g if key not in grads else grads[key] + g
+            grads[id(p)] = g if id(p) not in grads else grads[id(p)] + g
 
 
 def recompute_backward(inverse, forward, y: torch.Tensor, grad_y: torch.Tensor, n: int, params, grads: dict):
@@ -394,19 +381,16 @@ class Layer(ExactConstants):
         """The module whose parameters fix the layer's dtype and device (a Step: its field)."""
         return self
 
-    def reference_parameter(self) -> torch.Tensor | None:
-        """The first floating parameter of ``parameter_owner()``, or None. The slot is cached and read
-        through its module at every call, so a conversion or a replaced parameter is seen."""
+    def check_state(self, x, who=None) -> None:
+        """Refuse states that are not a non-empty floating tensor in the dtype and device of the first
+        floating parameter of ``parameter_owner()`` (``checks.check_state``; ``who``: a name or a callable
+        giving it); its slot is cached and read through its module at every call, so a conversion or a
+        replaced parameter is seen."""
         slot = self.__dict__.get("_parameter_slot")
         if slot is None or (slot and slot[0]._parameters.get(slot[1]) is None):
             slot = _first_parameter(self.parameter_owner())
             self.__dict__["_parameter_slot"] = slot  # not a submodule: kept out of nn.Module's registries
-        return slot[0]._parameters[slot[1]] if slot else None
-
-    def check_state(self, x, who=None) -> None:
-        """Refuse states that are not a non-empty floating tensor in the parameters' dtype and device
-        (``checks.check_state``; ``who``: a name or a callable giving it)."""
-        checks.check_state(x, who or type(self).__name__, self.reference_parameter())
+        checks.check_state(x, who or type(self).__name__, slot[0]._parameters[slot[1]] if slot else None)
 
     @property
     def time_dependent(self) -> bool:
@@ -441,6 +425,16 @@ class Layer(ExactConstants):
         return recompute_backward(self.inverse, self, y, grad_y, n, params, grads)
 
 
+def batched_jacobian(f, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """D f(x_i) for every row of x, shape (batch, m, n) with states flattened: exact ``torch.func.jacrev``
+    under ``vmap`` (``chunk_size`` rows at a time)."""
+    shape = x.shape[1:]
+
+    def single(z):
+        return f(z.reshape(1, *shape)).reshape(-1)
+
+    return torch.func.vmap(torch.func.jacrev(single), chunk_size=chunk_size)(x.reshape(x.shape[0], -1))
+
 
 def certified_bound(who: str, compute) -> float:
     """``compute()`` (a certified bound) as a finite float; NonFiniteWeightError naming ``who`` when a
@@ -463,8 +457,5 @@ def first_parameter(module: nn.Module) -> torch.Tensor | None:
 
 def _first_parameter(module: nn.Module) -> tuple:
     """(the module holding it, its name) of the first floating parameter in ``module``'s tree, or ()."""
-    for m in module.modules():
-        for name, p in m._parameters.items():
-            if p is not None and p.is_floating_point():
-                return (m, name)
-    return ()
+    return next(((m, name) for m in module.modules() for name, p in m._parameters.items()
+                 if p is not None and p.is_floating_point()), ())

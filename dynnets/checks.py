@@ -81,15 +81,12 @@ def positive_real(name: str, value, error: type[Exception] = ConfigError, *, sym
     return real(name, value, error, symbol=symbol, positive=True)
 
 
-MAX_INIT_SCALE = 1e3
-
-
 def init_scale(value, positive: bool = False) -> float:
     """An initialisation scale relative to the variance-preserving one, in [0, 1e3] ((0, 1e3] with
     ``positive``)."""
     v = real("init_scale", value, minimum=None if positive else 0.0, positive=positive)
-    if v > MAX_INIT_SCALE:
-        raise ConfigError(f"init_scale must be <= {MAX_INIT_SCALE:g}, got init_scale={v}")
+    if v > 1e3:
+        raise ConfigError(f"init_scale must be <= 1000, got init_scale={v}")
     return v
 
 
@@ -98,12 +95,10 @@ def real_array(name: str, value, error: type[Exception] = ConfigError) -> torch.
     real entries (no string, bool or complex)."""
     if isinstance(value, (str, bytes)):
         raise error(f"{name} must be real numbers, got the string {value!r}")
+    _check_real_entries(name, value, error)
     if isinstance(value, torch.Tensor):
-        if value.is_complex() or value.dtype == torch.bool:
-            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
         out = value.detach().to("cpu", torch.float64)
     else:
-        _check_real_entries(name, value, error)
         try:
             out = torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as err:
@@ -120,7 +115,7 @@ def _check_real_entries(name: str, value, error) -> None:
     """Every leaf of nested sequences (or a numpy array's dtype) is a real number, not a bool or string."""
     if isinstance(value, torch.Tensor):
         if value.is_complex() or value.dtype == torch.bool:
-            raise error(f"{name} must be real numbers, got an entry of dtype {value.dtype}")
+            raise error(f"{name} must be real numbers, got a tensor of dtype {value.dtype}")
         return
     kind = getattr(getattr(value, "dtype", None), "kind", None)  # a numpy array
     if kind is not None:

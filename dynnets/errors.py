@@ -24,9 +24,8 @@ class NotConvergedError(DynnetsError, ArithmeticError):
 
 
 class ToleranceError(DynnetsError, ArithmeticError):
-    """An error-controlled solve could not meet its tolerance: the step size fell below the time
-    resolution or the step budget ran out (the message names t, h and the error estimate); never returned
-    as a result."""
+    """An error-controlled solve could not meet its tolerance: the step size fell below the time resolution
+    or the step budget ran out (the message names t, h and the error estimate); never returned as a result."""
 
 
 class StepSizeError(DynnetsError, ValueError):

@@ -1,8 +1,6 @@
 """Exact operator norms (SVD for dense matrices, the FFT symbol for circular 2-D convolutions) and the
-one circular padding / convolution every periodic layer uses.
-
-Every function is exact up to the round-off of an SVD, except ``power_iteration_norm``, an estimate from
-below that dynnets never certifies with.
+one circular padding / convolution every periodic layer uses; exact up to the round-off of an SVD, except
+``power_iteration_norm``.
 
 A kernel K (C_out, C_in, k1, k2), k1 and k2 odd, acts on x (C_in, n1, n2) by
 
@@ -23,23 +21,10 @@ import torch.nn.functional as F
 from .checks import check_int
 from .errors import ConfigError, NonFiniteWeightError, ShapeError
 
-__all__ = [
-    "check_conv_kernel",
-    "circular_conv",
-    "circular_pad",
-    "circular_conv_adjoint",
-    "conv_operator_matrix",
-    "conv_singular_values",
-    "conv_spectral_norm",
-    "conv_symbol",
-    "cross_matrix",
-    "matrix_bounds",
-    "power_iteration_norm",
-    "shared_norms",
-    "singular_values",
-    "spectral_norm",
-    "vector_norm",
-]
+__all__ = ["check_conv_kernel", "circular_conv", "circular_pad", "circular_conv_adjoint",
+           "conv_operator_matrix", "conv_singular_values", "conv_spectral_norm", "conv_symbol",
+           "cross_matrix", "matrix_bounds", "power_iteration_norm", "shared_norms", "singular_values",
+           "spectral_norm", "vector_norm"]
 
 
 def check_grid(input_size) -> tuple[int, int]:
@@ -122,32 +107,26 @@ def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if w.dim() != 2:
         raise ShapeError(f"matrix_bounds needs a matrix, got shape {tuple(w.shape)}")
     s = singular_values(w)
-    smin = s[-1] if w.shape[0] >= w.shape[1] else torch.zeros((), dtype=s.dtype, device=s.device)
+    smin = s[-1] if w.shape[0] >= w.shape[1] else s.new_zeros(())
     return smin, s[0]
 
 
 def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """Per-frequency channel matrices, shape (n1, n2, C_out, C_in), complex."""
     n1, n2 = check_conv_kernel(kernel, input_size)
-    sym = torch.fft.fft2(kernel, s=(n1, n2))  # zero-pads the kernel to the grid
-    return sym.permute(2, 3, 0, 1)
+    return torch.fft.fft2(kernel, s=(n1, n2)).permute(2, 3, 0, 1)  # fft2 zero-pads the kernel to the grid
 
 
 def conv_singular_values(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """All singular values of the circular convolution on the grid, shape (n1 * n2, min(C_out, C_in))."""
-    sym = conv_symbol(kernel, input_size)
-    return singular_values(sym).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
+    return singular_values(conv_symbol(kernel, input_size)).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
 
 
 def conv_bounds(kernel: torch.Tensor, input_size) -> tuple[torch.Tensor, torch.Tensor]:
     """(s_min, s_max) of the circular convolution as a map on R^(C_in n1 n2); s_min = 0 when C_out < C_in."""
     s = conv_singular_values(kernel, input_size)
-    smax = s[:, 0].max()
-    if kernel.shape[0] >= kernel.shape[1]:
-        smin = s[:, -1].min()
-    else:
-        smin = torch.zeros((), dtype=smax.dtype, device=smax.device)
-    return smin, smax
+    smin = s[:, -1].min() if kernel.shape[0] >= kernel.shape[1] else s.new_zeros(())
+    return smin, s[:, 0].max()
 
 
 def conv_spectral_norm(kernel: torch.Tensor, input_size) -> torch.Tensor:

@@ -3,17 +3,17 @@
 * ``plain``: ordinary autograd; memory grows with depth.
 * ``reversible``: constant memory in depth for explicitly invertible steps: the forward keeps only the
   output, the backward reconstructs each step's input with its inverse and takes that step's VJP
-  (``Method.reversible_backward``; Gomez et al. 2017). The gradient is the discrete network's, exact up
-  to the reconstruction's round-off.
-* ``checkpoint``: segments of k steps run without a graph (``_Segment``) and are recomputed once in the
-  backward (Chen et al. 2016).
+  (``Method.reversible_backward``; Gomez et al. 2017): the discrete network's gradient up to round-off.
+* ``checkpoint``: segments of k steps run without a graph (``_Segment``), recomputed once in the backward
+  (Chen et al. 2016).
 
 In both saving modes a tensor a layer reads that is neither its input nor one of its ``parameters()`` gets
-no gradient; under ``torch.func`` transforms a Flow runs plain. Details and figures: docs/memory.md.
+no gradient. Details and figures: docs/memory.md.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import ExitStack, contextmanager
 
@@ -33,10 +33,8 @@ def check_mode(memory, checkpoint_every) -> tuple[str, int | None]:
         raise ConfigError(f"memory must be one of {', '.join(MODES)}; got memory={memory!r}")
     if checkpoint_every is not None:
         if memory != "checkpoint":
-            raise ConfigError(
-                f"checkpoint_every={checkpoint_every!r} only applies to memory='checkpoint', "
-                f"got memory={memory!r}"
-            )
+            raise ConfigError(f"checkpoint_every={checkpoint_every!r} only applies to memory='checkpoint', "
+                              f"got memory={memory!r}")
         check_int("checkpoint_every", checkpoint_every, minimum=1, maximum=MAX_STEPS)
     return memory, checkpoint_every
 
@@ -49,26 +47,12 @@ def default_segment(n: int, per_step: float = 1.0) -> int:
 
 def transforms_active() -> bool:
     """True inside a torch.func transform (vmap, grad, jacrev, jvp, ...)."""
-    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(probe()) if probe is not None else False
+    return torch._C._are_functorch_transforms_active()
 
 
 def runs(index) -> tuple[tuple[int, int], ...]:
     """``index`` as (layer, count) pairs of consecutive repeats (weight-tied stretches)."""
-    out: list[list[int]] = []
-    for i in index:
-        if out and out[-1][0] == i:
-            out[-1][1] += 1
-        else:
-            out.append([i, 1])
-    return tuple((i, count) for i, count in out)
-
-
-def apply_runs(layers, stretches, x: torch.Tensor) -> torch.Tensor:
-    """Apply (layer, count) stretches (a longer stretch by one ``advance(x, count)``)."""
-    for i, count in stretches:
-        x = layers[i](x) if count == 1 else layers[i].advance(x, count)
-    return x
+    return tuple((i, len(list(group))) for i, group in itertools.groupby(index))
 
 
 def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads: dict):
@@ -81,14 +65,7 @@ def reverse_runs(layers, stretches, y: torch.Tensor, grad_y: torch.Tensor, grads
 
 def trainable(layers) -> list[torch.nn.Parameter]:
     """The distinct parameters of ``layers`` that require grad, in order of first appearance."""
-    params: list[torch.nn.Parameter] = []
-    seen: set[int] = set()
-    for layer in layers:
-        for p in layer.parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-    return params
+    return list({id(p): p for layer in layers for p in layer.parameters() if p.requires_grad}.values())
 
 
 def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> torch.Tensor:
@@ -98,15 +75,14 @@ def run_checkpointed(run, layers, index, x: torch.Tensor, times, every: int) -> 
     n = len(index)
     for start in range(0, n, every):
         stop = min(start + every, n)
-        chunk = index[start:stop]
-        params = trainable(layers[i] for i in dict.fromkeys(chunk))
-        segment_times = None if times is None else _segment_times(times[start:stop])
+        params = trainable(layers[i] for i in dict.fromkeys(index[start:stop]))
+        segment_times = None if times is None else stack_times(times[start:stop])
         x = _Segment.apply(run, (start, stop), x, segment_times, *params)
     return x
 
 
-def _segment_times(times: list):
-    """A segment's start times: one float64 tensor when some are tensors (differentiable), else a tuple."""
+def stack_times(times: list):
+    """Start times as one float64 tensor when some are tensors (differentiable), else a tuple."""
     if any(isinstance(t, torch.Tensor) for t in times):
         return torch.stack([torch.as_tensor(t, dtype=torch.float64) for t in times])
     return tuple(times)
@@ -181,16 +157,18 @@ class _Replay:
 
 
 class _ReversibleFlow(torch.autograd.Function):
-    """y = the stretches applied to x; saves only y; backward by reconstruction. ``params``: the distinct
-    trainable parameters (inputs, so autograd routes their gradients here; tied ones accumulate)."""
+    """y = the stretches applied to x (a longer stretch by one ``advance``); saves only y; backward by
+    reconstruction. ``params``: the distinct trainable parameters (inputs, so autograd routes their gradients
+    here; tied ones accumulate)."""
 
     @staticmethod
     def forward(ctx, layers, stretches, x, *params):
         with own_parametrization_cache():
-            y = apply_runs(layers, stretches, x)
+            for i, count in stretches:
+                x = layers[i](x) if count == 1 else layers[i].advance(x, count)
         ctx.layers, ctx.stretches, ctx.params = layers, stretches, params
-        ctx.save_for_backward(y)
-        return y
+        ctx.save_for_backward(x)
+        return x
 
     @staticmethod
     @once_differentiable
@@ -208,25 +186,21 @@ def run_reversible(layers, stretches, x: torch.Tensor) -> torch.Tensor:
     return _ReversibleFlow.apply(layers, tuple(stretches), x, *trainable(layers))
 
 
-class SavedTensorMeter:
+class SavedTensorMeter(torch.autograd.graph.saved_tensors_hooks):
     """Counts the bytes of tensors autograd saves for the backward (once per storage, until released), live
-    and at peak, as a context manager over ``saved_tensors_hooks``. Excluded: ``exclude`` (parameters),
-    tensors ``torch.utils.checkpoint`` hides, transients and allocator overhead (peak RSS: ``benchmarks.memory``).
+    and at peak, as a context manager. Excluded: ``exclude`` (parameters), tensors ``torch.utils.checkpoint``
+    hides, transients and allocator overhead (peak RSS: ``benchmarks.memory``).
     """
 
     def __init__(self, exclude=()):
+        super().__init__(self._pack, self._unpack)
         self._exclude = {p.untyped_storage().data_ptr() for p in exclude}
         self._live: dict[int, list] = {}
-        self.live = 0
-        self.peak = 0
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+        self.live = self.peak = 0
 
     def __enter__(self):
-        self._hooks.__enter__()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc):
-        return self._hooks.__exit__(*exc)
 
     def _pack(self, t: torch.Tensor):
         storage = t.untyped_storage()
@@ -239,22 +213,6 @@ class SavedTensorMeter:
     def _unpack(held):
         return held.tensor if isinstance(held, _Held) else held
 
-    def _add(self, key: int, nbytes: int) -> None:
-        entry = self._live.get(key)
-        if entry is None:
-            self._live[key] = [1, nbytes]
-            self.live += nbytes
-            self.peak = max(self.peak, self.live)
-        else:
-            entry[0] += 1
-
-    def _release(self, key: int) -> None:
-        entry = self._live[key]
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.live -= entry[1]
-            del self._live[key]
-
 
 class _Held:
     """A saved tensor plus the bookkeeping that releases its bytes when autograd drops it."""
@@ -263,7 +221,15 @@ class _Held:
 
     def __init__(self, meter: SavedTensorMeter, tensor: torch.Tensor, key: int, nbytes: int):
         self.meter, self.tensor, self.key = meter, tensor, key
-        meter._add(key, nbytes)
+        entry = meter._live.setdefault(key, [0, nbytes])
+        if entry[0] == 0:
+            meter.live += nbytes
+            meter.peak = max(meter.peak, meter.live)
+        entry[0] += 1
 
     def __del__(self):
-        self.meter._release(self.key)
+        entry = self.meter._live[self.key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.meter.live -= entry[1]
+            del self.meter._live[self.key]

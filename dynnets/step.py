@@ -47,14 +47,8 @@ def _representable_bounds(bound: float) -> dict:
     out = {}
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         t = torch.tensor(bound, dtype=dtype)
-        if float(t) > bound:
-            t = torch.nextafter(t, torch.zeros_like(t))
-        out[dtype] = float(t)
+        out[dtype] = float(torch.nextafter(t, torch.zeros_like(t)) if float(t) > bound else t)
     return out
-
-
-def _inverse_softplus(y: float) -> float:
-    return y + math.log(-math.expm1(-y))
 
 
 class Step(Layer):
@@ -76,8 +70,7 @@ class Step(Layer):
             raise ConfigTypeError(f"method must be a dynnets.methods.Method, got {type(method).__name__}")
         field = as_field(field)
         method.check(field)
-        self.field = field
-        self.method = method
+        self.field, self.method = field, method
         h0 = _check_step_size(h)
         if h_max is not None and learn_h is not True:
             raise ConfigError(f"h_max={h_max!r} bounds a learned step size, but learn_h={learn_h!r} (rule: h_max only "
@@ -93,7 +86,7 @@ class Step(Layer):
             raise StepSizeError(f"initial step size h={h0} must be below h_max={self.h_max}")
         if self.learn_h:
             if self.h_max is None:
-                rho = _inverse_softplus(h0)
+                rho = h0 + math.log(-math.expm1(-h0))  # softplus^(-1)(h0)
             else:
                 rho = math.log(h0 / (self.h_max - h0))
                 self._h_bounds = _representable_bounds(self.h_max)
@@ -140,10 +133,8 @@ class Step(Layer):
         return self.method.step(self.field, x, self.h)
 
     def residual(self, x: torch.Tensor, y: torch.Tensor, t=0.0) -> torch.Tensor:
-        """r(x, y), zero exactly when y = step(x, t) (``Method.residual``): the loss of learning the step from
-        pairs (x, y) without solving it where the method allows (implicit midpoint: one field evaluation
-        instead of a Newton solve); the trained step keeps its guarantees, which hold for any parameters.
-        ShapeError unless y has x's shape; y is checked as x is."""
+        """r(x, y), zero exactly when y = step(x, t) (``Method.residual``): a loss for learning the step from
+        pairs (x, y) without solving it where the method allows; ShapeError unless y has x's shape."""
         self._check_call(x, t)
         self.check_state(y, self._describe)
         if y.shape != x.shape:
@@ -204,12 +195,10 @@ class Step(Layer):
 
     @property
     def time_dependent(self) -> bool:
-        """Whether the step's result depends on its start time t (a non-autonomous field)."""
         return self.field.time_dependent
 
     @property
     def duration(self):
-        """The time the step advances: h."""
         return self.h
 
     @property
@@ -228,12 +217,11 @@ class Step(Layer):
         return self.method.inverse(self.field, y, self.h)
 
     def lipschitz_bound(self) -> float:
-        """Certified bound of this step's Lipschitz constant (``certified_bound``)."""
         return certified_bound(self._describe(), lambda: self.method.lipschitz_bound(self.field, self.h))
 
     def extra_repr(self) -> str:
-        h = f"{float(self.h if not self.learn_h else self.h.detach()):.4g}" + (" (learned)" if self.learn_h else "")
-        return f"method={self.method!r}, h={h}"
+        h = float(self.h.detach() if self.learn_h else self.h)
+        return f"method={self.method!r}, h={h:.4g}{' (learned)' if self.learn_h else ''}"
 
 
 class Flow(Layer):
@@ -262,20 +250,16 @@ class Flow(Layer):
             if not isinstance(s, Layer):
                 raise ConfigTypeError(f"Flow step {i} must be a dynnets Step, Flow or other dynnets.base.Layer, "
                                       f"got {type(s).__name__}")
-        unique: list[nn.Module] = []
-        index = []
-        for s in steps:
-            k = next((k for k, u in enumerate(unique) if u is s), len(unique))
-            if k == len(unique):
-                unique.append(s)
-            index.append(k)
+        unique = list({id(s): s for s in steps}.values())
+        slot = {id(s): k for k, s in enumerate(unique)}
         self.layers = nn.ModuleList(unique)
-        self._index = tuple(index)
+        self._index = tuple(slot[id(s)] for s in steps)
         self._runs = _memory.runs(self._index)  # weight-tied stretches, advanced at once
         self._time_dependent = any(layer.time_dependent for layer in unique)
         self._parts_keys = tuple(layer.parts_key() if isinstance(layer, Step) else None for layer in unique)
         self.memory, every = _memory.check_mode(memory, checkpoint_every)
-        self.checkpoint_every = (every or _memory.default_segment(len(index))) if memory == "checkpoint" else None
+        self.checkpoint_every = ((every or _memory.default_segment(len(steps))) if memory == "checkpoint"
+                                 else None)
         if memory == "reversible":
             self._refuse_non_invertible("memory='reversible'")
             if self.time_dependent and any(isinstance(m, Step) and m.learn_h for m in self.modules()):
@@ -290,19 +274,16 @@ class Flow(Layer):
 
     @property
     def steps(self) -> Sequence[nn.Module]:
-        """The steps in the order they are applied (weight-tied steps appear repeatedly)."""
         return tuple(self.layers[i] for i in self._index)
 
     def __len__(self) -> int:
         return len(self._index)
 
     def __iter__(self):
-        """The steps in the order they are applied (``steps``)."""
         return iter(self.steps)
 
     @property
     def time_dependent(self) -> bool:
-        """Whether some step's result depends on its start time (a non-autonomous field)."""
         return self._time_dependent
 
     @property
@@ -319,7 +300,6 @@ class Flow(Layer):
         return self._run(x, self._start_times(t) if self.time_dependent else None, 0, len(self._index))
 
     def _run_per_sample(self, x: torch.Tensor, h) -> torch.Tensor:
-        """Every layer (Step or Flow) run with the per-sample h, plain autograd only."""
         if self.memory != "plain":
             raise ConfigError(f"a per-sample h needs memory='plain', this Flow has memory={self.memory!r} (rule: the "
                               "reversible and checkpointed backward use each step's own h)")
@@ -379,7 +359,7 @@ class Flow(Layer):
             return x
 
     def _stretches(self, start: int, stop: int):
-        """The weight-tied stretches of positions start, ..., stop - 1 (``dynnets.memory.runs``)."""
+        """The weight-tied stretches of positions start, ..., stop - 1."""
         return self._runs if (start, stop) == (0, len(self._index)) else _memory.runs(self._index[start:stop])
 
     def reversible_backward(self, y, grad_y, n: int, grads: dict):
@@ -395,9 +375,7 @@ class Flow(Layer):
             t = real("Flow.times' start time t", t, symbol="t")
         times, n = self._start_times(t), len(self._index)
         out = [times[k] for k in range(n + 1) if k % every == 0 or k == n]
-        if any(isinstance(v, torch.Tensor) for v in out):
-            return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in out])
-        return torch.tensor(out, dtype=torch.float64)
+        return torch.as_tensor(_memory.stack_times(out), dtype=torch.float64)
 
     def trajectory(self, x: torch.Tensor, t=0.0, every: int = 1) -> torch.Tensor:
         """The states x_0, x_k, x_2k, ..., x_n (k = ``every``, the last always included), shape
@@ -436,13 +414,10 @@ class Flow(Layer):
     def _refuse_non_invertible(self, what_needs: str) -> None:
         for k, layer in enumerate(self.layers):
             if not layer.invertible:
-                where = [pos for pos, i in enumerate(self._index) if i == k]
                 what = (f"{type(layer.field).__name__} with {layer.method.name}" if isinstance(layer, Step)
                         else "a nested Flow" if isinstance(layer, Flow) else f"a {type(layer).__name__}")
-                raise NotInvertibleError(
-                    f"{what_needs} needs every step explicitly invertible; step {where[0]} "
-                    f"({what}) is not"
-                )
+                raise NotInvertibleError(f"{what_needs} needs every step explicitly invertible; step "
+                                         f"{self._index.index(k)} ({what}) is not")
 
     def lipschitz_bound(self) -> float:
         """Product of the steps' certified bounds; NotCertifiedError naming the first step without one."""
@@ -451,8 +426,7 @@ class Flow(Layer):
             try:
                 per_layer.append(float(layer.lipschitz_bound()))
             except (NotCertifiedError, NonFiniteWeightError) as err:
-                where = self._index.index(k)
-                raise type(err)(f"Flow step {where} ({type(layer).__name__}): {err}") from None
+                raise type(err)(f"Flow step {self._index.index(k)} ({type(layer).__name__}): {err}") from None
         return math.prod((per_layer[i] for i in self._index), start=1.0)
 
     def extra_repr(self) -> str:
@@ -463,8 +437,8 @@ class Flow(Layer):
 
 
 def _apply_on_parts(layers, keys, stretches, x: torch.Tensor) -> torch.Tensor:
-    """``memory.apply_runs``, except that consecutive steps with one ``Step.parts_key`` work on the parts
-    (q, v): split once, joined once at the end, same arithmetic as step by step."""
+    """The stretches applied to x (a longer one by one ``advance``); consecutive steps with one
+    ``Step.parts_key`` work on the parts (q, v): split once, joined once at the end, same arithmetic."""
     parts, current = None, None
     for i, count in stretches:
         key = keys[i]

@@ -11,6 +11,7 @@ properties; a Flow's guarantees are its steps' intersection, with Lipschitz cons
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,21 +21,9 @@ import torch
 from .checks import as_real
 from .errors import ConfigError
 
-__all__ = [
-    "Affine",
-    "CanonicalHamiltonian",
-    "LinearInvariant",
-    "Lipschitz",
-    "Partitioned",
-    "PreservesVolume",
-    "Property",
-    "QuadraticInvariant",
-    "SeparableHamiltonian",
-    "SkewProduct",
-    "Symplectic",
-    "Trait",
-    "compose",
-]
+__all__ = ["Affine", "CanonicalHamiltonian", "LinearInvariant", "Lipschitz", "Partitioned", "PreservesVolume",
+           "Property", "QuadraticInvariant", "SeparableHamiltonian", "SkewProduct", "Symplectic", "Trait",
+           "compose"]
 
 
 def _finite_reals(values, what: str, kind: str) -> list[float]:
@@ -65,24 +54,14 @@ def _unit_of_line(vec: list[float]) -> tuple[float, ...]:
     return tuple(sign * v / norm for v in scaled)
 
 
-def _as_vector(c) -> tuple[float, ...]:
-    """c as the canonical unit vector of its line (c and a c, a != 0, are the same invariant)."""
-    if isinstance(c, torch.Tensor):
-        c = c.reshape(-1)
-    return _unit_of_line(_finite_reals(c, "linear invariant", "vector c"))
-
-
 def _as_symmetric(q) -> tuple[tuple[float, ...], ...]:
     """Q's canonical form: (Q + Q^T)/2 scaled to unit Frobenius norm, first non-zero entry positive."""
-    if isinstance(q, torch.Tensor):
-        rows = q.detach().to("cpu", torch.float64).tolist() if q.dim() == 2 else None
-    elif isinstance(q, (str, bytes)):
-        rows = None
-    else:
-        try:
+    rows = None
+    if isinstance(q, torch.Tensor) and q.dim() == 2:
+        rows = q.detach().to("cpu", torch.float64).tolist()
+    elif not isinstance(q, (str, bytes, torch.Tensor)):
+        with contextlib.suppress(TypeError):
             rows = [list(r) for r in q]
-        except TypeError:
-            rows = None
     if rows is None or not rows or any(len(r) != len(rows) for r in rows):
         raise ConfigError(f"a quadratic invariant needs a square matrix Q, got {q!r}")
     n = len(rows)
@@ -121,7 +100,7 @@ class LinearInvariant(Property, Trait):
     c: tuple[float, ...]
 
     def __init__(self, c):
-        object.__setattr__(self, "c", _as_vector(c))
+        object.__setattr__(self, "c", _unit_of_line(_finite_reals(c, "linear invariant", "vector c")))
 
     @classmethod
     def ones(cls, dim: int) -> LinearInvariant:
@@ -221,14 +200,9 @@ def compose(guarantee_sets: Iterable[frozenset]) -> frozenset:
     sets = [frozenset(s) for s in guarantee_sets]
     if not sets:
         return frozenset()
-    plain = [frozenset(p for p in s if not isinstance(p, Lipschitz)) for s in sets]
+    plain = (frozenset(p for p in s if not isinstance(p, Lipschitz)) for s in sets)
     result = set(frozenset.intersection(*plain))
-    constants = []
-    for s in sets:
-        ls = [p.L for p in s if isinstance(p, Lipschitz)]
-        if not ls:
-            break
-        constants.append(min(ls))
-    else:
+    constants = [min((p.L for p in s if isinstance(p, Lipschitz)), default=None) for s in sets]
+    if None not in constants:
         result.add(Lipschitz(math.prod(constants)))
     return frozenset(result)

@@ -12,38 +12,25 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import jacrev, vmap
 
 from . import structure
+from .base import batched_jacobian
 from .checks import positive_real, real_array
 from .errors import ConfigError, ConfigTypeError, ShapeError
 from .linalg import vector_norm
 
-__all__ = [
-    "EPS64",
-    "as_float64",
-    "invariant_drift",
-    "inverse_defect",
-    "jacobian",
-    "lipschitz_ratio",
-    "norm_drift",
-    "quadratic_drift",
-    "symplecticity_defect",
-    "volume_defect",
-]
+__all__ = ["EPS64", "as_float64", "invariant_drift", "inverse_defect", "jacobian", "lipschitz_ratio",
+           "norm_drift", "quadratic_drift", "symplecticity_defect", "volume_defect"]
 
 EPS64 = torch.finfo(torch.float64).eps
 
 
 def as_float64(f):
     """A float64 version of f: a deep copy converted to float64 for Modules, f itself otherwise."""
-    if isinstance(f, nn.Module):
-        if all(p.dtype == torch.float64 for p in f.parameters()) and all(
-            b.dtype == torch.float64 for b in f.buffers() if b.is_floating_point()
-        ):
-            return f
-        return copy.deepcopy(f).to(torch.float64)
-    return f
+    if not isinstance(f, nn.Module):
+        return f
+    floating = [*f.parameters(), *(b for b in f.buffers() if b.is_floating_point())]
+    return f if all(t.dtype == torch.float64 for t in floating) else copy.deepcopy(f).to(torch.float64)
 
 
 def _points(x) -> torch.Tensor:
@@ -55,15 +42,8 @@ def _points(x) -> torch.Tensor:
 
 
 def jacobian(f, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-    """Batched Jacobian D f(x_i), shape (batch, m, n) with states flattened to vectors."""
-    f = as_float64(f)
-    x = _points(x)
-    shape = x.shape[1:]
-
-    def single(z):
-        return f(z.reshape(1, *shape)).reshape(-1)
-
-    return vmap(jacrev(single), chunk_size=chunk_size)(x.reshape(x.shape[0], -1)).detach()
+    """Batched Jacobian D f(x_i) in float64, shape (batch, m, n), states flattened (``batched_jacobian``)."""
+    return batched_jacobian(as_float64(f), _points(x), chunk_size).detach()
 
 
 def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
@@ -72,8 +52,7 @@ def symplecticity_defect(f, x, chunk_size: int | None = None) -> float:
     n2 = J.shape[-1]
     if n2 % 2 or J.shape[-2] != n2:
         raise ShapeError(f"symplecticity needs a map of R^2n to itself, got Jacobians of shape {tuple(J.shape[1:])}")
-    n = n2 // 2
-    eye = torch.eye(n, dtype=J.dtype, device=J.device)
+    eye = torch.eye(n2 // 2, dtype=J.dtype, device=J.device)
     zero = torch.zeros_like(eye)
     omega = torch.cat([torch.cat([zero, eye], 1), torch.cat([-eye, zero], 1)], 0)
     defect = J.transpose(-1, -2) @ omega @ J - omega
@@ -96,22 +75,19 @@ def _relative(error: torch.Tensor, scale: torch.Tensor) -> float:
 @torch.no_grad()
 def invariant_drift(f, x, c) -> float:
     """max_i | u^T f(x_i) - u^T x_i | / max(|x_i|, |f(x_i)|), u = c / |c| (scale-free)."""
-    f = as_float64(f)
-    x = _points(x)
-    u = torch.tensor(structure.LinearInvariant(c).c, dtype=torch.float64, device=x.device)
+    f, x = as_float64(f), _points(x)
+    u = structure.LinearInvariant(c).vector(device=x.device)
     flat = x.reshape(x.shape[0], -1)
     if u.numel() != flat.shape[1]:
         raise ShapeError(f"c has {u.numel()} entries but states have {flat.shape[1]}")
     out = f(x).reshape(x.shape[0], -1)
-    scale = torch.maximum(vector_norm(flat), vector_norm(out))
-    return _relative((out @ u - flat @ u).abs(), scale)
+    return _relative((out @ u - flat @ u).abs(), torch.maximum(vector_norm(flat), vector_norm(out)))
 
 
 @torch.no_grad()
 def norm_drift(f, x) -> float:
     """max_i | |f(x_i)| - |x_i| | / |x_i| (norms without overflow or underflow; a zero x_i counts absolutely)."""
-    f = as_float64(f)
-    x = _points(x)
+    f, x = as_float64(f), _points(x)
     before = vector_norm(x.reshape(x.shape[0], -1))
     after = vector_norm(f(x).reshape(x.shape[0], -1))
     return _relative((after - before).abs(), before)
@@ -122,8 +98,7 @@ def quadratic_drift(f, x, Q) -> float:
     """max_i | f(x_i)^T Q f(x_i) - x_i^T Q x_i | / (||Q||_F max(||x_i||^2, ||f(x_i)||^2)), Q symmetrised
     (the larger state sets the scale: an indefinite Q allows growing states). States are divided by their
     largest entry first (no overflow); a zero pair counts absolutely."""
-    f = as_float64(f)
-    x = _points(x)
+    f, x = as_float64(f), _points(x)
     flat = x.reshape(x.shape[0], -1)
     Q = real_array("Q", Q).to(x.device)
     if Q.shape != (flat.shape[1], flat.shape[1]):
@@ -146,8 +121,7 @@ def quadratic_drift(f, x, Q) -> float:
 @torch.no_grad()
 def lipschitz_ratio(f, x, y) -> float:
     """max_i ||f(x_i) - f(y_i)|| / ||x_i - y_i|| over paired rows (a lower bound of Lip(f))."""
-    f = as_float64(f)
-    x, y = _points(x), _points(y)
+    f, x, y = as_float64(f), _points(x), _points(y)
     if x.shape != y.shape:
         raise ShapeError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     num = (f(x) - f(y)).reshape(x.shape[0], -1).norm(dim=1)
@@ -166,8 +140,7 @@ def inverse_defect(f, f_inverse, x, dtype=torch.float64) -> float:
     if dtype is not None:
         f, f_inverse = as_float64(f), as_float64(f_inverse)
         x = _points(x)
-    back = f_inverse(f(x))
-    err = (back - x).reshape(x.shape[0], -1).norm(dim=1)
+    err = (f_inverse(f(x)) - x).reshape(x.shape[0], -1).norm(dim=1)
     return float((err / x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1.0)).max())
 
 
@@ -194,14 +167,11 @@ def measure(f, prop: structure.Property, x: torch.Tensor, y: torch.Tensor | None
     if isinstance(prop, structure.LinearInvariant):
         return invariant_drift(f, x, prop.vector())
     if isinstance(prop, structure.QuadraticInvariant):
-        if prop.is_norm:
-            return norm_drift(f, x)
-        return quadratic_drift(f, x, prop.matrix())
+        return norm_drift(f, x) if prop.is_norm else quadratic_drift(f, x, prop.matrix())
     if isinstance(prop, structure.Lipschitz):
         if y is None:
             y = x + 1e-3 * torch.randn_like(torch.as_tensor(x, dtype=torch.float64))
-        ratio = lipschitz_ratio(f, x, y)
-        return max(0.0, ratio - prop.L) / max(prop.L, EPS64)
+        return max(0.0, lipschitz_ratio(f, x, y) - prop.L) / max(prop.L, EPS64)
     raise ConfigTypeError(f"no measurement is known for property {prop!r}")
 
 
@@ -210,6 +180,5 @@ def verify(net, x: torch.Tensor, C: float = 100.0) -> list[Check]:
     n = (number of steps) * (state dimension); never asserts."""
     C = positive_real("verify's round-off factor C", C, symbol="C")
     x = _points(x)
-    steps = len(net) if hasattr(net, "__len__") else 1
-    n = steps * x[0].numel()
+    n = (len(net) if hasattr(net, "__len__") else 1) * x[0].numel()
     return [Check(p, measure(net, p, x), C * n * EPS64) for p in sorted(net.guarantees, key=repr)]
