@@ -21,10 +21,23 @@ import torch.nn.functional as F
 from .checks import check_int
 from .errors import ConfigError, NonFiniteWeightError, ShapeError
 
-__all__ = ["check_conv_kernel", "circular_conv", "circular_pad", "circular_conv_adjoint",
-           "conv_operator_matrix", "conv_singular_values", "conv_spectral_norm", "conv_symbol",
-           "cross_matrix", "matrix_bounds", "power_iteration_norm", "shared_norms", "singular_values",
-           "spectral_norm", "vector_norm"]
+__all__ = [
+    "check_conv_kernel",
+    "circular_conv",
+    "circular_pad",
+    "circular_conv_adjoint",
+    "conv_operator_matrix",
+    "conv_singular_values",
+    "conv_spectral_norm",
+    "conv_symbol",
+    "cross_matrix",
+    "matrix_bounds",
+    "power_iteration_norm",
+    "shared_norms",
+    "singular_values",
+    "spectral_norm",
+    "vector_norm",
+]
 
 
 def check_grid(input_size) -> tuple[int, int]:

@@ -21,9 +21,21 @@ import torch
 from .checks import as_real
 from .errors import ConfigError
 
-__all__ = ["Affine", "CanonicalHamiltonian", "LinearInvariant", "Lipschitz", "Partitioned", "PreservesVolume",
-           "Property", "QuadraticInvariant", "SeparableHamiltonian", "SkewProduct", "Symplectic", "Trait",
-           "compose"]
+__all__ = [
+    "Affine",
+    "CanonicalHamiltonian",
+    "LinearInvariant",
+    "Lipschitz",
+    "Partitioned",
+    "PreservesVolume",
+    "Property",
+    "QuadraticInvariant",
+    "SeparableHamiltonian",
+    "SkewProduct",
+    "Symplectic",
+    "Trait",
+    "compose",
+]
 
 
 def _finite_reals(values, what: str, kind: str) -> list[float]:

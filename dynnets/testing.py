@@ -19,8 +19,18 @@ from .checks import positive_real, real_array
 from .errors import ConfigError, ConfigTypeError, ShapeError
 from .linalg import vector_norm
 
-__all__ = ["EPS64", "as_float64", "invariant_drift", "inverse_defect", "jacobian", "lipschitz_ratio",
-           "norm_drift", "quadratic_drift", "symplecticity_defect", "volume_defect"]
+__all__ = [
+    "EPS64",
+    "as_float64",
+    "invariant_drift",
+    "inverse_defect",
+    "jacobian",
+    "lipschitz_ratio",
+    "norm_drift",
+    "quadratic_drift",
+    "symplecticity_defect",
+    "volume_defect",
+]
 
 EPS64 = torch.finfo(torch.float64).eps
 
