@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dynnets.errors import ConfigError, DynnetsError
-from dynnets.train import Phase, fit
+from dynnets.train import Monitor, Phase, Stall, choose, fit, shard_loader
+from dynnets.train.phase import check_phase
 
 
 def _model():
@@ -83,6 +84,24 @@ def test_bad_option_is_refused_before_any_work(kwargs, words, tmp_path):
     assert calls == []
     assert all(torch.equal(before[k], v) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
     assert not (tmp_path / "run.ckpt").exists()
+
+
+@pytest.mark.parametrize("call, rule", [
+    (lambda: Monitor(len, every_seconds=0), "Monitor every_seconds must be positive and finite, got every_seconds=0.0"),
+    (lambda: Monitor(len, every_steps=0), "Monitor every_steps must be a positive integer, got 0"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(rtol=1))]), "stall rtol must be < 1, got rtol=1.0"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(rtol=-0.1))]), "stall rtol must be >= 0, got rtol=-0.1"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(every=0))]), "stall every must be a positive integer"),
+    (lambda: choose([1.0], float, limit=math.nan), "limit must be a number, not NaN, got limit=nan"),
+    (lambda: shard_loader([1.0, 2.0], global_batch_size=0), "global_batch_size must be a positive integer, got 0"),
+], ids=["every_seconds", "every_steps", "rtol-1", "rtol-negative", "stall-every", "limit-nan", "global_batch_size"])
+def test_bad_helper_arguments_are_refused(call, rule):
+    with pytest.raises(ConfigError, match=re.escape(rule)):
+        call()
+    # the edges of the same rules are accepted: an infinite limit is no limit, rtol = 0 is a strict decrease
+    assert choose([1.0, 3.0], float, limit=math.inf).index == 0
+    assert check_phase(Phase(stall=Stall(rtol=0.0))).stall.rtol == 0.0
+    assert Monitor(len, every_seconds=1e-3, every_steps=1).every_steps == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
