@@ -14,11 +14,11 @@ comparison with zero is relative to the magnitude of the terms summed (scale-awa
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, reduce
 
+from ..checks import check_int
 from ..errors import TableauError
 from . import stability, trees
 
@@ -34,9 +34,7 @@ def _zero(defect: float, scale: float, terms: int) -> bool:
 
 def check_claimed_order(order, name: str) -> int:
     """A claimed order must be a positive integer (not a bool, a float or nan)."""
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
-        raise TableauError(f"tableau {name!r}: a claimed order must be a positive integer, got order={order!r}")
-    return int(order)
+    return check_int(f"tableau {name!r}: a claimed order", order, minimum=1, error=TableauError)
 
 
 @dataclass(frozen=True)

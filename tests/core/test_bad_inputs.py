@@ -401,8 +401,14 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
     (lambda: dn.constraints.Normalize([0.0, 1.0], [1.0, 2.0, 3.0]), ConfigError, "broadcastable shapes"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=100), StepSizeError, "h_c=100 is not below"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=1.0), StepSizeError, "size h_E=0"),
+    (lambda: dn.constraints.ZeroPad(2, 3, axis=0), ConfigError, r"axis \(counted from the end\) must be an integer "
+     r"\(at most -1\), got 0"),
+    (lambda: dn.constraints.ZeroPad(2, 3, axis=True), ConfigError, r"at most -1\), got True"),
+    (lambda: dn.systems.stencils.identity(2), ConfigError, "kernel size must be a positive odd integer, got 2"),
+    (lambda: dn.systems.stencils.identity(1.0), ConfigError, "kernel size must be a positive integer, got 1.0"),
 ], ids=["h_max-without-learn_h", "tableau-string", "tableau-bool", "tableau-A-string", "gradient_euler_bound-nan",
-        "power-iteration-0", "normalize-lengths", "switching-pair-h_c-100", "switching-pair-seed-h_c-1"])
+        "power-iteration-0", "normalize-lengths", "switching-pair-h_c-100", "switching-pair-seed-h_c-1",
+        "zeropad-axis-0", "zeropad-axis-bool", "identity-even", "identity-float"])
 def test_accepted_nonsense_is_refused(call, error, rule):
     with pytest.raises(error, match=rule) as info:
         call()
