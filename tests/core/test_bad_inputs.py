@@ -393,9 +393,9 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
 
 @pytest.mark.parametrize("call, error, rule", [
     (lambda: dn.Step(F.Dense(3, 4), M.Euler(), 0.1, h_max=0.5), ConfigError, "h_max only with learn_h=True"),
-    (lambda: M.ButcherTableau.from_lists([[0.0]], ["1"]), TableauError, "real numbers, got '1'"),
-    (lambda: M.ButcherTableau.from_lists([[0]], [True]), TableauError, "real numbers, got True"),
-    (lambda: M.ButcherTableau.from_lists([["0.5"]], [1.0]), TableauError, "real numbers, got '0.5'"),
+    (lambda: M.ButcherTableau.from_lists([[0.0]], ["1"]), TableauError, "an entry of b must be a real number, got '1'"),
+    (lambda: M.ButcherTableau.from_lists([[0]], [True]), TableauError, "an entry of b must be a real number, got True"),
+    (lambda: M.ButcherTableau.from_lists([["0.5"]], [1.0]), TableauError, "an entry of row 0 of A must be a real number, got '0.5'"),
     (lambda: dn.constraints.gradient_euler_bound(math.nan, -1, 0.5, 1.0, (0.5, 1.0)), StepSizeError, "h=nan"),
     (lambda: dn.constraints.power_iteration_norm(torch.randn(3, 3), iterations=0), ConfigError, "iterations"),
     (lambda: dn.constraints.Normalize([0.0, 1.0], [1.0, 2.0, 3.0]), ConfigError, "broadcastable shapes"),

@@ -169,5 +169,5 @@ def test_shape_mismatch_rejected(a, b, c):
 def test_non_finite_and_non_numeric_rejected():
     with pytest.raises(TableauError, match="non-finite"):
         ButcherTableau.from_lists([[0, 0], [math.nan, 0]], [0.5, 0.5], c=[0, 0])
-    with pytest.raises(TableauError, match="real numbers"):
+    with pytest.raises(TableauError, match="an entry of b must be a real number, got .one."):
         ButcherTableau.from_lists([[0]], ["one"])
