@@ -133,8 +133,7 @@ class Runner:
         if args.torch_device.type not in self.devices:
             raise ConfigError(f"--device {args.device}: {self.name} runs on {', '.join(self.devices)} only")
         check_int("--threads", args.threads, minimum=1)
-        if not 0 <= args.seed <= MAX_SEED:
-            raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+        check_int("--seed", args.seed, minimum=0, maximum=MAX_SEED)
         seeds = getattr(args, "seeds", None)
         args.seed_list = parse_seeds(seeds) if seeds is not None else [args.seed]
         if args.out.exists() and not args.out.is_dir():
