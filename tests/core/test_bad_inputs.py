@@ -416,12 +416,14 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
      "a state_range end must be finite, got a state_range end=inf"),
     (lambda: dn.linalg.check_grid((4, 2.5)), ConfigError, "input_size n2 must be a positive integer .*got 2.5"),
     (lambda: CircularCNN(4, 2), ConfigError, "CircularCNN needs an odd kernel_size, got 2"),
+    (lambda: dn.systems.detest.TwoBody(0.99), ConfigError, "eccentricity must be < 0.99, got eccentricity=0.99"),
     (lambda: polynomial_convfd(dn.systems.stencils.laplacian("5pt", 1.0), kernel_size=5.0), ConfigError,
      "kernel_size must be a positive integer, got 5.0"),
 ], ids=["h_max-without-learn_h", "tableau-string", "tableau-bool", "tableau-A-string", "gradient_euler_bound-nan",
         "power-iteration-0", "normalize-lengths", "switching-pair-h_c-100", "switching-pair-seed-h_c-1",
         "zeropad-axis-0", "zeropad-axis-bool", "identity-even", "identity-float", "heat-alpha-0",
-        "state_range-reversed", "state_range-inf", "input_size-float", "cnn-even-kernel", "convfd-float-kernel"])
+        "state_range-reversed", "state_range-inf", "input_size-float", "cnn-even-kernel", "convfd-float-kernel",
+        "two-body-e-0.99"])
 def test_accepted_nonsense_is_refused(call, error, rule):
     with pytest.raises(error, match=rule) as info:
         call()
