@@ -59,7 +59,7 @@ def parse_seeds(text: str) -> list[int]:
                           "later run into the same --out adds more)")
     seeds = [s for a, b in ranges for s in range(a, b + 1)]
     if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2^63), got {seeds[:8]}")
+        raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2**64), got {seeds[:8]}")
     return seeds
 
 
