@@ -47,17 +47,20 @@ def check_bool(name: str, value) -> bool:
 
 
 def real(name: str, value, error: type[Exception] = ConfigError, *, symbol: str | None = None,
-         minimum: float | None = None, positive: bool = False) -> float:
-    """``value`` as a finite float: a real number (``as_real``); ``positive`` requires > 0, ``minimum``
-    requires >= minimum."""
+         minimum: float | None = None, positive: bool = False, below: float | None = None,
+         finite: bool = True) -> float:
+    """``value`` as a finite float (``finite=False``: or +-inf, never NaN): a real number (``as_real``);
+    ``positive`` requires > 0, ``minimum`` requires >= minimum, ``below`` requires < below."""
     shown = symbol or name
     v = as_real(name, value, error)
-    if not math.isfinite(v):
-        raise error(f"{name} must be finite, got {shown}={v}")
+    if not math.isfinite(v) and (finite or math.isnan(v)):
+        raise error(f"{name} must be {'finite' if finite else 'a number, not NaN'}, got {shown}={v}")
     if positive and not v > 0:
         raise error(f"{name} must be positive and finite, got {shown}={v}")
     if minimum is not None and v < minimum:
         raise error(f"{name} must be >= {minimum:g}, got {shown}={v}")
+    if below is not None and not v < below:
+        raise error(f"{name} must be < {below:g}, got {shown}={v}")
     return v
 
 

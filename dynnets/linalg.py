@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .checks import check_int
+from .checks import check_int, check_size
 from .errors import ConfigError, NonFiniteWeightError, ShapeError
 
 __all__ = [
@@ -42,12 +42,10 @@ __all__ = [
 
 def check_grid(input_size) -> tuple[int, int]:
     try:
-        n1, n2 = (int(v) for v in input_size)
+        n1, n2 = input_size
     except (TypeError, ValueError):
         raise ConfigError(f"input_size must be a pair (n1, n2) of positive ints, got {input_size!r}") from None
-    if n1 < 1 or n2 < 1:
-        raise ConfigError(f"input_size must be a pair (n1, n2) of positive ints, got {input_size!r}")
-    return n1, n2
+    return check_size("input_size n1", n1), check_size("input_size n2", n2)
 
 
 def check_conv_kernel(kernel: torch.Tensor, input_size) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import as_real
+from .checks import as_real, real
 from .errors import ConfigError
 
 __all__ = [
@@ -175,8 +175,7 @@ class Lipschitz(Property):
     L: float
 
     def __post_init__(self):
-        if not (math.isfinite(self.L) and self.L >= 0):
-            raise ConfigError(f"a Lipschitz constant must be finite and >= 0, got L={self.L}")
+        real("a Lipschitz constant", self.L, symbol="L", minimum=0.0)
 
 
 @dataclass(frozen=True)

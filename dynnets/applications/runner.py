@@ -59,7 +59,7 @@ def parse_seeds(text: str) -> list[int]:
                           "later run into the same --out adds more)")
     seeds = [s for a, b in ranges for s in range(a, b + 1)]
     if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2^63), got {seeds[:8]}")
+        raise ConfigError(f"--seeds {text!r}: seeds must be distinct integers in [0, 2**64), got {seeds[:8]}")
     return seeds
 
 
@@ -133,8 +133,7 @@ class Runner:
         if args.torch_device.type not in self.devices:
             raise ConfigError(f"--device {args.device}: {self.name} runs on {', '.join(self.devices)} only")
         check_int("--threads", args.threads, minimum=1)
-        if not 0 <= args.seed <= MAX_SEED:
-            raise ConfigError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+        check_int("--seed", args.seed, minimum=0, maximum=MAX_SEED)
         seeds = getattr(args, "seeds", None)
         args.seed_list = parse_seeds(seeds) if seeds is not None else [args.seed]
         if args.out.exists() and not args.out.is_dir():

@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 
 from .. import structure
 from ..base import Layer, certified_bound
-from ..checks import check_size, real_array
+from ..checks import check_int, check_size, real_array
 from ..errors import ConfigError, ShapeError
 from ..linalg import spectral_norm
 from .parametrize import Orthogonal, SpectralNormBound
@@ -81,8 +81,7 @@ class ZeroPad(_Bounded):
         check_size("size_out", size_out)
         if size_out < size_in:
             raise ConfigError(f"ZeroPad needs size_out >= size_in, got {size_out} < {size_in}")
-        if isinstance(axis, bool) or not isinstance(axis, int) or axis >= 0:
-            raise ConfigError(f"ZeroPad's axis counts from the end (-1 features, -3 image channels), got {axis!r}")
+        check_int("ZeroPad's axis (counted from the end)", axis, maximum=-1)
         self.size_in, self.size_out, self.axis = size_in, size_out, axis
 
     def forward(self, x):

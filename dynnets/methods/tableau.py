@@ -14,11 +14,11 @@ comparison with zero is relative to the magnitude of the terms summed (scale-awa
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, reduce
 
+from ..checks import as_real, check_int
 from ..errors import TableauError
 from . import stability, trees
 
@@ -34,9 +34,7 @@ def _zero(defect: float, scale: float, terms: int) -> bool:
 
 def check_claimed_order(order, name: str) -> int:
     """A claimed order must be a positive integer (not a bool, a float or nan)."""
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
-        raise TableauError(f"tableau {name!r}: a claimed order must be a positive integer, got order={order!r}")
-    return int(order)
+    return check_int(f"tableau {name!r}: a claimed order", order, minimum=1, error=TableauError)
 
 
 @dataclass(frozen=True)
@@ -151,16 +149,9 @@ def _rows(name: str, what: str, rows, of: str = "rows of real numbers") -> list:
 
 
 def _reals(name: str, what: str, values) -> tuple[float, ...]:
-    """One row of coefficients as floats; strings and bools (which float() accepts) are refused."""
-    out = []
-    for v in _rows(name, what, values, "real numbers"):
-        try:
-            if isinstance(v, (bool, str, bytes, complex)):
-                raise TypeError
-            out.append(float(v))  # a NaN or inf is reported with the shapes by _check_entries
-        except (TypeError, ValueError):
-            raise TableauError(f"tableau {name!r}: entries must be real numbers, got {v!r} in {what}") from None
-    return tuple(out)
+    """One row of coefficients as floats (a NaN or inf is reported with the shapes by _check_entries)."""
+    return tuple(as_real(f"tableau {name!r}: an entry of {what}", v, TableauError)
+                 for v in _rows(name, what, values, "real numbers"))
 
 
 def _check_entries(name: str, a, b, c) -> None:

@@ -10,7 +10,6 @@ import torch
 
 from ..base import PartitionedField
 from ..checks import real
-from ..errors import ConfigError
 from ..structure import Partitioned, SeparableHamiltonian
 from .ode import ConstantsField
 
@@ -26,10 +25,8 @@ class TwoBody(PartitionedField):
 
     def __init__(self, eccentricity: float = 0.5):
         super().__init__()
-        e = real("eccentricity", eccentricity, minimum=0.0)
-        if not e < 0.99:
-            raise ConfigError(f"eccentricity must lie in [0, 0.99] (closer to 1 the orbit passes the centre), got {e}")
-        self.eccentricity = e
+        # below 0.99: closer to 1 the orbit passes the centre
+        self.eccentricity = real("eccentricity", eccentricity, minimum=0.0, below=0.99)
 
     def f(self, p: torch.Tensor) -> torch.Tensor:
         return p

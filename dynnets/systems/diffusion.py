@@ -11,12 +11,10 @@ inequality puts its spectrum in [-(rho + 2 m1 - 1), 1 - 2 m0], so the rule is dt
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..base import Field
-from ..checks import positive_real
+from ..checks import positive_real, real
 from ..errors import ConfigError, ConfigTypeError, ShapeError
 from .grids import PeriodicGrid2D
 from .stencils import apply_taps, laplacian, stencil_symbol, stencil_taps
@@ -88,9 +86,9 @@ class FisherField2D(_Diffusion2D):
     def __init__(self, grid: PeriodicGrid2D, alpha: float = 0.01, stencil: str = "5pt",
                  state_range: tuple[float, float] = (0.0, 1.0)):
         super().__init__(grid, alpha, stencil)
-        m0, m1 = (float(v) for v in state_range)
-        if not (math.isfinite(m0) and math.isfinite(m1) and m0 <= m1):
-            raise ConfigError(f"state_range must be finite (m0, m1) with m0 <= m1, got {state_range!r}")
+        m0, m1 = (real("a state_range end", v) for v in state_range)
+        if not m0 <= m1:
+            raise ConfigError(f"state_range must be (m0, m1) with m0 <= m1, got {state_range!r}")
         self.state_range = (m0, m1)
 
     def reaction(self, u: torch.Tensor) -> torch.Tensor:

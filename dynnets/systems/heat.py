@@ -14,8 +14,8 @@ from fractions import Fraction
 import torch
 
 from ..base import Field
-from ..checks import real
-from ..errors import ConfigError, ConfigTypeError
+from ..checks import positive_real, real
+from ..errors import ConfigTypeError
 from ..structure import Affine
 from .grids import UniformGrid1D
 
@@ -38,10 +38,7 @@ class HeatField1D(Field):
         super().__init__()
         if not isinstance(grid, UniformGrid1D):
             raise ConfigTypeError(f"grid must be a dynnets.systems.UniformGrid1D, got {type(grid).__name__}")
-        alpha = real("alpha", alpha)
-        if alpha <= 0:
-            raise ConfigError(f"the diffusivity must be positive (heat equation u_t = alpha u_xx), got "
-                              f"alpha={alpha}")
+        alpha = positive_real("the diffusivity alpha", alpha, symbol="alpha")
         self.grid = grid
         self.dim = grid.n - 1  # the interior nodes
         self.dx = grid.dx

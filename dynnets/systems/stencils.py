@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..checks import positive_real
+from ..checks import check_int, positive_real
 from ..errors import ConfigError, ShapeError
 
 
@@ -133,7 +133,7 @@ def gradient(axis: str, order: str = "2", dx: float = 1.0, dtype=torch.float64) 
 
 def identity(size: int = 1, dtype=torch.float64) -> torch.Tensor:
     """The delta kernel of odd size ``size``: K * U = U."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+    if check_int("a kernel size", size, minimum=1) % 2 == 0:
         raise ConfigError(f"a kernel size must be a positive odd integer, got {size!r}")
     k = torch.zeros(size, size, dtype=dtype)
     k[size // 2, size // 2] = 1.0

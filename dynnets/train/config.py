@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ..checks import check_bool
+from ..checks import check_bool, check_int, positive_real
 from ..errors import ConfigError
 from .monitor import Monitor
-from .phase import Phase, check_phases, is_int, positive_finite
+from .phase import Phase, check_phases
 from .rng import MAX_SEED
 
 _DTYPES = {
@@ -113,10 +113,9 @@ def check_checkpoint_path(checkpoint) -> Path | None:
 
 def check_options(run: Options) -> Options:
     """The run options, validated and normalised (path resolved, device and dtype resolved)."""
-    if not is_int(run.checkpoint_every) or run.checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every={run.checkpoint_every!r} must be an integer >= 1")
-    if run.seed is not None and (not is_int(run.seed) or not 0 <= run.seed <= MAX_SEED):
-        raise ConfigError(f"seed={run.seed!r} must be None or an integer >= 0 and < 2**64")
+    check_int("checkpoint_every", run.checkpoint_every, minimum=1)
+    if run.seed is not None:
+        check_int("seed", run.seed, minimum=0, maximum=MAX_SEED)
     if run.timer not in TIMERS:
         raise ConfigError(f"timer={run.timer!r} must be one of {', '.join(map(repr, TIMERS))}")
     if run.monitor is not None and not isinstance(run.monitor, Monitor):
@@ -125,7 +124,7 @@ def check_options(run: Options) -> Options:
         raise ConfigError(f"desc={run.desc!r} must be None or a string")
     if run.on_step is not None and not callable(run.on_step):
         raise ConfigError(f"on_step must be None or callable, got {type(run.on_step).__name__}")
-    budget = None if run.time_budget is None else positive_finite("time_budget", run.time_budget)
+    budget = None if run.time_budget is None else positive_real("time_budget", run.time_budget)
     return replace(run, settings=_json_dict(run.settings), checkpoint=check_checkpoint_path(run.checkpoint),
                    time_budget=budget,
                    device=None if run.device is None else resolve_device(run.device), dtype=resolve_dtype(run.dtype),
@@ -167,8 +166,7 @@ def split_options(model, loss_fn, data, phases, options: dict) -> tuple[tuple[Ph
         steps = shorthand.get("steps")
         if steps is None:
             raise ConfigError("fit needs steps=N (one phase) or phases=[Phase(...), ...]")
-        if not is_int(steps) or steps < 1:
-            raise ConfigError(f"steps={steps!r} must be an integer >= 1")
+        check_int("steps", steps, minimum=1)
         phases = Phase(shorthand.get("optimizer", "adam"), steps, lr=shorthand.get("lr"),
                        schedule=shorthand.get("schedule"))
     phases = check_phases(phases)

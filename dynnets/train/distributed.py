@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from ..checks import check_int
 from ..errors import ConfigError
 from .config import resolve_device
 
@@ -137,8 +138,7 @@ def shard_loader(dataset, global_batch_size: int, *, seed: int = 0, shuffle: boo
     k is batch k of one process; ``perm`` depends only on ``seed`` and the epoch.
     """
     info = current()
-    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size < 1:
-        raise ConfigError(f"global_batch_size={global_batch_size!r} must be an integer >= 1")
+    global_batch_size = check_int("global_batch_size", global_batch_size, minimum=1)
     if global_batch_size % info.world_size:
         raise ConfigError(f"global_batch_size={global_batch_size} is not divisible by the world size "
                           f"{info.world_size} (rule: every rank takes the same number of samples)")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from ..checks import check_int
 from ..errors import ConfigError
 
 
@@ -66,8 +67,7 @@ class Ensemble(torch.nn.Module):
 
     def member(self, i: int) -> torch.nn.Module:
         """Member ``i`` as an ordinary module (a copy holding its trained parameters)."""
-        if not isinstance(i, int) or not 0 <= i < self.size:
-            raise ConfigError(f"member index {i!r} must be an integer in [0, {self.size})")
+        i = check_int("member index", i, minimum=0, maximum=self.size - 1)
         ref = self.stacked[0]
         module = copy.deepcopy(self._template[0]).to_empty(device=ref.device)
         module.load_state_dict({n: t[i].detach().clone() for n, t in self.params().items()})

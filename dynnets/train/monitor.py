@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int, positive_real
 from ..errors import ConfigError
 
 
@@ -47,11 +47,10 @@ class Monitor:
     def __post_init__(self):
         if not callable(self.fn):
             raise ConfigError(f"Monitor fn must be callable as fn(model) -> float, got {type(self.fn).__name__}")
-        s, n = self.every_seconds, self.every_steps
-        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, float)) or not (math.isfinite(s) and s > 0)):
-            raise ConfigError(f"Monitor every_seconds={s!r} must be None or positive and finite")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ConfigError(f"Monitor every_steps={n!r} must be None or an integer >= 1")
+        if self.every_seconds is not None:
+            positive_real("Monitor every_seconds", self.every_seconds, symbol="every_seconds")
+        if self.every_steps is not None:
+            check_int("Monitor every_steps", self.every_steps, minimum=1)
 
 
 class MonitorLog:

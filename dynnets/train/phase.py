@@ -5,13 +5,12 @@ optionally its own loss; ``check_phases`` validates them before any work and fil
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import torch
 
+from ..checks import check_int, positive_real, real
 from ..errors import ConfigError
 
 # the optimizer of each name (Levenberg-Marquardt is dynnets.train.lm)
@@ -57,16 +56,6 @@ class Phase:
     name: str | None = None
 
 
-def is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def positive_finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name}={value!r} must be a positive finite number")
-    return float(value)
-
-
 def _check_options(kind: str, options, where: str) -> dict:
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{where}options must be a dict, got {type(options).__name__}")
@@ -79,7 +68,7 @@ def _check_options(kind: str, options, where: str) -> dict:
     elif kind == "lm":
         options = {**LM_OPTIONS, **options}
         for key in LM_OPTIONS:
-            positive_finite(f"{where}{key}", options[key])
+            positive_real(f"{where}{key}", options[key], symbol=key)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}options has unknown key(s) {unknown} for optimizer {kind!r}")
@@ -97,9 +86,8 @@ def check_phase(phase, where: str = "") -> Phase:
         raise ConfigError(f"{where}lr={lr!r} given for optimizer 'lm', which has no learning rate (rule: set its "
                           "damping with options={'mu0': ...})")
     if kind != "lm":
-        lr = DEFAULT_LR[kind] if lr is None else positive_finite(f"{where}lr", lr)
-    if not is_int(phase.steps) or phase.steps < 0:
-        raise ConfigError(f"{where}steps={phase.steps!r} must be an integer >= 0")
+        lr = DEFAULT_LR[kind] if lr is None else positive_real(f"{where}lr", lr, symbol="lr")
+    check_int(f"{where}steps", phase.steps, minimum=0)
     if phase.schedule is not None and (kind == "lm" or not callable(phase.schedule)):
         raise ConfigError(f"{where}schedule must be None or a callable optimizer -> LRScheduler (and None for "
                           f"'lm'), got {type(phase.schedule).__name__}")
@@ -110,11 +98,8 @@ def check_phase(phase, where: str = "") -> Phase:
         if not isinstance(stall, Stall):
             raise ConfigError(f"{where}stall must be None or a dynnets.train.Stall, got "
                               f"{type(stall).__name__}")
-        if not is_int(stall.every) or stall.every < 1:
-            raise ConfigError(f"{where}stall every={stall.every!r} must be an integer >= 1")
-        rtol = stall.rtol
-        if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < 1:
-            raise ConfigError(f"{where}stall rtol={rtol!r} must be a number in [0, 1)")
+        check_int(f"{where}stall every", stall.every, minimum=1)
+        real(f"{where}stall rtol", stall.rtol, symbol="rtol", minimum=0.0, below=1.0)
     if phase.name is not None and not isinstance(phase.name, str):
         raise ConfigError(f"{where}name={phase.name!r} must be None or a string")
     return replace(phase, optimizer=kind, lr=lr, options=_check_options(kind, phase.options, where),

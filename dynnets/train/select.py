@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import real
 from ..errors import ConfigError, DivergenceError
 
 
@@ -58,8 +59,8 @@ def choose(candidates: Sequence, score: Callable, *, limit: float | None = None)
     are rejected, DivergenceError names each one's reason."""
     if len(candidates) == 0:
         raise ConfigError("choose needs at least one candidate")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Real) or math.isnan(limit)):
-        raise ConfigError(f"limit={limit!r} must be None or a number")
+    if limit is not None:
+        real("limit", limit, finite=False)
     scores, rejected = [], {}
     for i, candidate in enumerate(candidates):
         curve = _curve(score(candidate), i)

@@ -96,7 +96,7 @@ def test_bad_options_are_refused_before_any_work(tmp_path, capsys):
              (["--device", "cuda"], "cuda" if not torch.cuda.is_available() else "runs on cpu only"),
              (["--device", "bogus"], "not a device name"),
              (["--threads", "0"], "--threads"),
-             (["--seed", "-1"], "--seed"),
+             (["--seed", "-1"], "--seed must be an integer >= 0 (at most 18446744073709551615), got -1"),
              (["--out", str(afile)], "is a file"),
              (["--out", str(afile / "sub")], "cannot be created")]
     for argv, message in cases:

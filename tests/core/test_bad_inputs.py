@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import dynnets as dn
+from dynnets.applications.pde.baselines import CircularCNN
+from dynnets.applications.pde.construct import polynomial_convfd
 from dynnets.errors import (
     ConfigError,
     ConfigTypeError,
@@ -393,16 +395,35 @@ def test_a_step_size_that_is_inf_in_the_states_dtype_is_refused(h, dtype):
 
 @pytest.mark.parametrize("call, error, rule", [
     (lambda: dn.Step(F.Dense(3, 4), M.Euler(), 0.1, h_max=0.5), ConfigError, "h_max only with learn_h=True"),
-    (lambda: M.ButcherTableau.from_lists([[0.0]], ["1"]), TableauError, "real numbers, got '1'"),
-    (lambda: M.ButcherTableau.from_lists([[0]], [True]), TableauError, "real numbers, got True"),
-    (lambda: M.ButcherTableau.from_lists([["0.5"]], [1.0]), TableauError, "real numbers, got '0.5'"),
+    (lambda: M.ButcherTableau.from_lists([[0.0]], ["1"]), TableauError, "an entry of b must be a real number, got '1'"),
+    (lambda: M.ButcherTableau.from_lists([[0]], [True]), TableauError, "an entry of b must be a real number, got True"),
+    (lambda: M.ButcherTableau.from_lists([["0.5"]], [1.0]), TableauError, "an entry of row 0 of A must be a real number, got '0.5'"),
     (lambda: dn.constraints.gradient_euler_bound(math.nan, -1, 0.5, 1.0, (0.5, 1.0)), StepSizeError, "h=nan"),
     (lambda: dn.constraints.power_iteration_norm(torch.randn(3, 3), iterations=0), ConfigError, "iterations"),
     (lambda: dn.constraints.Normalize([0.0, 1.0], [1.0, 2.0, 3.0]), ConfigError, "broadcastable shapes"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=100), StepSizeError, "h_c=100 is not below"),
     (lambda: dn.constraints.switching_pair(4, 8, h_c=1.0), StepSizeError, "size h_E=0"),
+    (lambda: dn.constraints.ZeroPad(2, 3, axis=0), ConfigError, r"axis \(counted from the end\) must be an integer "
+     r"\(at most -1\), got 0"),
+    (lambda: dn.constraints.ZeroPad(2, 3, axis=True), ConfigError, r"at most -1\), got True"),
+    (lambda: dn.systems.stencils.identity(2), ConfigError, "kernel size must be a positive odd integer, got 2"),
+    (lambda: dn.systems.stencils.identity(1.0), ConfigError, "kernel size must be a positive integer, got 1.0"),
+    (lambda: dn.systems.HeatField1D(dn.systems.UniformGrid1D(0.0, 1.0, 6), alpha=0), ConfigError,
+     "the diffusivity alpha must be positive and finite, got alpha=0.0"),
+    (lambda: dn.systems.FisherField2D(dn.systems.PeriodicGrid2D(8), state_range=(1.0, 0.0)), ConfigError,
+     r"state_range must be \(m0, m1\) with m0 <= m1, got \(1.0, 0.0\)"),
+    (lambda: dn.systems.FisherField2D(dn.systems.PeriodicGrid2D(8), state_range=(0.0, math.inf)), ConfigError,
+     "a state_range end must be finite, got a state_range end=inf"),
+    (lambda: dn.linalg.check_grid((4, 2.5)), ConfigError, "input_size n2 must be a positive integer .*got 2.5"),
+    (lambda: CircularCNN(4, 2), ConfigError, "CircularCNN needs an odd kernel_size, got 2"),
+    (lambda: dn.systems.detest.TwoBody(0.99), ConfigError, "eccentricity must be < 0.99, got eccentricity=0.99"),
+    (lambda: polynomial_convfd(dn.systems.stencils.laplacian("5pt", 1.0), kernel_size=5.0), ConfigError,
+     "kernel_size must be a positive integer, got 5.0"),
 ], ids=["h_max-without-learn_h", "tableau-string", "tableau-bool", "tableau-A-string", "gradient_euler_bound-nan",
-        "power-iteration-0", "normalize-lengths", "switching-pair-h_c-100", "switching-pair-seed-h_c-1"])
+        "power-iteration-0", "normalize-lengths", "switching-pair-h_c-100", "switching-pair-seed-h_c-1",
+        "zeropad-axis-0", "zeropad-axis-bool", "identity-even", "identity-float", "heat-alpha-0",
+        "state_range-reversed", "state_range-inf", "input_size-float", "cnn-even-kernel", "convfd-float-kernel",
+        "two-body-e-0.99"])
 def test_accepted_nonsense_is_refused(call, error, rule):
     with pytest.raises(error, match=rule) as info:
         call()

@@ -53,6 +53,8 @@ def test_network_options_are_refused_before_any_work(options, rule, monkeypatch)
 @pytest.mark.parametrize("options, rule", [
     ({"seed": -1}, "seed"), ({"max_steps": 0}, "max_steps"), ({"max_steps": -5}, "max_steps"),
     ({"tol": float("nan")}, "tol"), ({"step_factor": "1"}, "step_factor"),
+    ({"step_factor": 1.72}, r"step_factor must be < 1.72, got step_factor=1.72"),
+    ({"step_factor": 0}, r"step_factor must be positive and finite, got step_factor=0.0"),
     ({"procedure": "paper", "start_norm": 0.0, "steps": 10}, "start_norm"),
     ({"procedure": "paper", "steps": True}, "steps"),
     ({"lr": float("nan")}, "takes no option 'lr'"), ({"procedure": "paper", "order": "x"}, "takes no option 'order'"),

@@ -29,9 +29,9 @@ def test_bad_invariant_vectors_rejected(c):
 
 
 def test_bad_lipschitz_constant_rejected():
-    with pytest.raises(ValueError, match="L=-1"):
+    with pytest.raises(ValueError, match="a Lipschitz constant must be >= 0, got L=-1"):
         Lipschitz(-1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a Lipschitz constant must be finite, got L=inf"):
         Lipschitz(math.inf)
 
 

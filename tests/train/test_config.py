@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dynnets.errors import ConfigError, DynnetsError
-from dynnets.train import Phase, fit
+from dynnets.train import Monitor, Phase, Stall, choose, fit, shard_loader
+from dynnets.train.phase import check_phase
 
 
 def _model():
@@ -27,26 +28,26 @@ CASES = [
     # (keyword arguments, words the message must contain)
     (dict(optimizer="adamw"), ["optimizer='adamw'", "'adam'", "'lbfgs'"]),
     (dict(optimizer=3), ["optimizer=3"]),
-    (dict(lr=0.0), ["lr=0.0", "positive finite"]),
-    (dict(lr=-1e-3), ["lr=-0.001", "positive finite"]),
-    (dict(lr=math.nan), ["lr=nan", "positive finite"]),
-    (dict(lr=math.inf), ["lr=inf", "positive finite"]),
-    (dict(lr="big"), ["lr='big'"]),
-    (dict(steps=0), ["steps=0", ">= 1"]),
-    (dict(steps=-5), ["steps=-5", ">= 1"]),
-    (dict(steps=2.5), ["steps=2.5", "integer"]),
-    (dict(steps=True), ["steps=True", "integer"]),
+    (dict(lr=0.0), ["lr must be positive and finite, got lr=0.0"]),
+    (dict(lr=-1e-3), ["lr must be positive and finite, got lr=-0.001"]),
+    (dict(lr=math.nan), ["lr must be finite, got lr=nan"]),
+    (dict(lr=math.inf), ["lr must be finite, got lr=inf"]),
+    (dict(lr="big"), ["lr must be a real number, got 'big'"]),
+    (dict(steps=0), ["steps must be a positive integer, got 0"]),
+    (dict(steps=-5), ["steps must be a positive integer, got -5"]),
+    (dict(steps=2.5), ["steps must be a positive integer, got 2.5"]),
+    (dict(steps=True), ["steps must be a positive integer, got True"]),
     (dict(device="gpu"), ["device='gpu'", "'cpu'"]),
     (dict(device="tpu:0"), ["device='tpu:0'"]),
     (dict(device=7), ["device=7"]),
     (dict(dtype="int32"), ["dtype='int32'", "floating-point"]),
     (dict(dtype=torch.int64), ["dtype=torch.int64", "floating-point"]),
     (dict(dtype="float128"), ["dtype='float128'"]),
-    (dict(checkpoint_every=0), ["checkpoint_every=0", ">= 1"]),
+    (dict(checkpoint_every=0), ["checkpoint_every must be a positive integer, got 0"]),
     (dict(clip_grad_norm=1.0), ["unknown option(s) ['clip_grad_norm']"]),
-    (dict(time_budget=0), ["time_budget=0", "positive finite"]),
-    (dict(seed=-1), ["seed=-1", ">= 0"]),
-    (dict(seed=1.5), ["seed=1.5"]),
+    (dict(time_budget=0), ["time_budget must be positive and finite, got time_budget=0.0"]),
+    (dict(seed=-1), ["seed must be an integer >= 0", "got -1"]),
+    (dict(seed=1.5), ["seed must be an integer", "got 1.5"]),
     (dict(resume="yes"), ["resume must be True or False, got 'yes'"]),
     (dict(phases=[Phase("lbfgs", 3, options={"max_iters": 5})]), ["max_iters", "unknown"]),
     (dict(phases=[Phase("lbfgs", 3, options={"line_search_fn": "armijo"})]), ["'armijo'", "strong_wolfe"]),
@@ -83,6 +84,24 @@ def test_bad_option_is_refused_before_any_work(kwargs, words, tmp_path):
     assert calls == []
     assert all(torch.equal(before[k], v) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
     assert not (tmp_path / "run.ckpt").exists()
+
+
+@pytest.mark.parametrize("call, rule", [
+    (lambda: Monitor(len, every_seconds=0), "Monitor every_seconds must be positive and finite, got every_seconds=0.0"),
+    (lambda: Monitor(len, every_steps=0), "Monitor every_steps must be a positive integer, got 0"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(rtol=1))]), "stall rtol must be < 1, got rtol=1.0"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(rtol=-0.1))]), "stall rtol must be >= 0, got rtol=-0.1"),
+    (lambda: fit(_model(), _loss, phases=[Phase(stall=Stall(every=0))]), "stall every must be a positive integer"),
+    (lambda: choose([1.0], float, limit=math.nan), "limit must be a number, not NaN, got limit=nan"),
+    (lambda: shard_loader([1.0, 2.0], global_batch_size=0), "global_batch_size must be a positive integer, got 0"),
+], ids=["every_seconds", "every_steps", "rtol-1", "rtol-negative", "stall-every", "limit-nan", "global_batch_size"])
+def test_bad_helper_arguments_are_refused(call, rule):
+    with pytest.raises(ConfigError, match=re.escape(rule)):
+        call()
+    # the edges of the same rules are accepted: an infinite limit is no limit, rtol = 0 is a strict decrease
+    assert choose([1.0, 3.0], float, limit=math.inf).index == 0
+    assert check_phase(Phase(stall=Stall(rtol=0.0))).stall.rtol == 0.0
+    assert Monitor(len, every_seconds=1e-3, every_steps=1).every_steps == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")

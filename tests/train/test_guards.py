@@ -71,7 +71,8 @@ def test_a_checkpoint_path_that_is_a_symlink_is_written_through_it(tmp_path):
 
 
 def test_seed_out_of_range_is_a_typed_error():
-    with pytest.raises(ConfigError, match=r"seed=1180591620717411303424 must be .* < 2\*\*64"):
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0 \(at most 18446744073709551615\), "
+                                          r"got 1180591620717411303424"):
         fit(_net(), _mse, steps=1, seed=2**70, progress=False)
     fit(_net(), _mse, steps=1, seed=2**64 - 1, progress=False)
 

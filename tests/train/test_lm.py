@@ -92,7 +92,7 @@ def test_bad_lm_options_are_refused_before_any_work(options, words):
 
 
 def test_lm_checkpoint_every_zero_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="checkpoint_every=0"):
+    with pytest.raises(ConfigError, match="checkpoint_every must be a positive integer, got 0"):
         fit(Decay(), _residual, phases=[Phase("lm", 3)], checkpoint=tmp_path / "a.ckpt", checkpoint_every=0)
 
 

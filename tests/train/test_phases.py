@@ -190,6 +190,8 @@ def test_multi_start_equals_independent_runs():
     # negative control: the members did move, differently
     assert not torch.equal(ens.member(0).state_dict()["0.weight"], members[0].state_dict()["0.weight"])
     assert ens(X).shape == (4, 32, 1)
+    with pytest.raises(ConfigError, match=r"member index must be an integer >= 0 \(at most 3\), got 4"):
+        ens.member(4)
     with pytest.raises(ConfigError, match="same parameter names and shapes"):
         Ensemble([_net(0, width=6), _net(0, width=5)])
 

@@ -116,8 +116,8 @@ def robust_eig(field: YiField, *, method=None, tol: float = 1e-10, order: str = 
     if order not in ("descending", "alternating"):
         raise ConfigError(f"order must be 'descending' or 'alternating', got {order!r}")
     max_steps = check_int("max_steps", max_steps, minimum=1)
-    if step_factor is not None and not (0 < real("step_factor", step_factor) < 1.72):
-        raise ConfigError(f"step_factor must be in (0, 1.72) for a monotone Cayley step, got {step_factor!r}")
+    if step_factor is not None:
+        real("step_factor", step_factor, positive=True, below=1.72)
     if method is not None:
         method.check(field)
     a = field.A.detach().cpu().numpy()

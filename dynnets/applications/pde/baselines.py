@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...checks import check_size
 from ...errors import ConfigError, ShapeError
 
 
@@ -15,8 +16,9 @@ class CircularCNN(nn.Module):
 
     def __init__(self, width: int = 4, kernel_size: int = 3):
         super().__init__()
-        if kernel_size % 2 == 0 or kernel_size < 1 or width < 1:
-            raise ConfigError(f"CircularCNN needs width >= 1 and an odd kernel_size, got {width}, {kernel_size}")
+        width, kernel_size = check_size("CircularCNN width", width), check_size("CircularCNN kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"CircularCNN needs an odd kernel_size, got {kernel_size}")
         self.r = kernel_size // 2
         self.conv1 = nn.Conv2d(1, width, kernel_size)
         self.conv2 = nn.Conv2d(width, 1, kernel_size)

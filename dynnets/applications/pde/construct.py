@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ...checks import real
+from ...checks import check_int, real
 from ...errors import ConfigError
 from ...fields.convfd import ConvFD
 from ...systems.stencils import check_stencil, identity, laplacian, pad_kernel
@@ -70,7 +70,7 @@ def polynomial_convfd(linear=None, terms: Sequence = (), *, kernel_size: int | N
     sizes = [d.shape[0] for _, fs in terms for d in fs]
     if not sizes:
         raise ConfigError("nothing to construct: give a linear stencil or at least one term")
-    k = max(sizes) if kernel_size is None else int(kernel_size)
+    k = max(sizes) if kernel_size is None else check_int("kernel_size", kernel_size, minimum=1)
     if k < max(sizes) or k % 2 == 0:
         raise ConfigError(f"kernel_size={kernel_size} must be odd and >= the largest stencil ({max(sizes)})")
 
