@@ -1,6 +1,4 @@
-"""Solving ODEs: ``solve(field, x0, t_eval, ...)`` by fixed steps of any method, or error-controlled with an
-embedded pair (``dynnets.methods.DormandPrince5``, ``BogackiShampine3``, ``DormandPrince853``) and a PI
-step-size controller; the result is a ``Solution`` whose accepted steps form a ``Flow``."""
+"""Solving ODEs: ``solve`` by fixed steps or error-controlled (module ``integrate``), and its ``Solution``."""
 
 from .controller import PIController
 from .integrate import solve

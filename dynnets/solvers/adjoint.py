@@ -1,11 +1,6 @@
 """Backpropagation through an error-controlled solve in memory independent of its number of steps
-(``dn.solve(..., memory="checkpoint")``): the discrete adjoint of the accepted steps, checkpointed.
-
-The solve runs once without a graph; its accepted steps are replayed bitwise in ``memory._Segment``s of
-``checkpoint_every`` steps (default ``segment_length``), each recomputed with a graph in the backward. The
-gradient is that of backpropagation through the solve, to round-off (unlike the continuous adjoint: no
-second tolerance, no backward integration of the state). Memory: ceil(N / k) states, the stages of k steps,
-the states at t_eval (docs/memory.md, "Solves")."""
+(``dn.solve(..., memory="checkpoint")``): the discrete adjoint of the accepted steps, replayed bitwise in
+``memory._Segment``s of ``checkpoint_every`` steps (default ``segment_length``); docs/memory.md, "Solves"."""
 
 from __future__ import annotations
 
@@ -27,8 +22,7 @@ def segment_length(n: int, stages: int, every: int | None) -> int:
 
 def replay_checkpointed(solution: Solution, x0: torch.Tensor, dense: bool, every: int | None) -> torch.Tensor:
     """The states of ``solution`` (an error-controlled solve from x0; ``dense`` as it was solved) at its
-    times, recomputed from its accepted steps in checkpointed segments of ``every`` steps (module
-    docstring)."""
+    times, recomputed from its accepted steps in checkpointed segments of ``every`` steps."""
     times = solution.t.tolist()
     targets = [tj - times[0] for tj in times]
     steps = step_times(solution.sizes, times[0])

@@ -1,9 +1,8 @@
 """Step-size control for embedded pairs: the scaled error norm, the PI controller and the first step.
 
 Error norm (Hairer, Norsett, Wanner I, II.4, (4.11)): the RMS of e_j / (atol + rtol max(|x_j|, |x'_j|)) over a
-state's components (``scaled_rms``), reduced over the batch by ``norm``: "worst" (default, the largest row:
-every row meets the tolerance) or "rms" (one RMS over the batch, torchdiffeq's; a row's error can be diluted
-by its neighbours). A step is accepted when the norm is at most 1.
+state's components (``scaled_rms``), reduced over the batch by ``norm``: "worst" (the largest row) or "rms"
+(one RMS over the batch; README, "The error norm"). A step is accepted when the norm is at most 1.
 
 PI controller (Gustafsson 1991; HNW I, II.4 and II, IV.2, (2.43c)): after an accepted step with error err_n,
 

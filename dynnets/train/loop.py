@@ -33,18 +33,10 @@ _POSTFIX_SECONDS = 0.1  # the progress bar's loss/lr text is refreshed at most t
 
 @dataclass
 class FitResult:
-    """What `fit` did.
-
-    losses:        loss at the start of every step (before its update), over the whole run including the
-                   steps done before a resume; under DDP the mean over ranks (LM: the sum over ranks).
-    steps_done:    steps taken over the whole run (less than the phases' total when the time budget
-                   stopped the run or a Levenberg-Marquardt phase could not progress).
-    seconds:       wall time of this call; train_seconds: training time by the run's timer (monitors,
-                   callbacks and checkpoint writes excluded).
-    resumed_from:  the checkpoint's step when this call resumed, else None.
-    stopped_early: True when time_budget ended the run.
-    end_loss:      loss of the returned parameters when known (LM steps and keep_best compute it), else None.
-    monitor:       the monitor's records {"step", "phase", "seconds", "value"} of this call.
+    """What `fit` did (docs/training.md). ``losses``: under DDP the mean over ranks (LM: the sum);
+    ``steps_done`` is below the phases' total when the time budget stopped the run (``stopped_early``) or a
+    Levenberg-Marquardt phase could not progress; ``monitor``: the monitor's records {"step", "phase",
+    "seconds", "value"} of this call.
     """
 
     losses: list[float]
@@ -65,18 +57,18 @@ class FitResult:
 class Training:
     """One run's state and loop; built by `fit` after every option has been checked."""
 
-    def __init__(self, model, loss_fn, data, phases: tuple[Phase, ...], run: Options, info: D.DistInfo,
-                 use_ddp: bool):
+    def __init__(self, model, loss_fn, data, phases: tuple[Phase, ...], run: Options, info: D.DistInfo):
         self.model, self.loss_fn, self.phases, self.run, self.info = model, loss_fn, phases, run, info
         self.source = BatchSource(data)
         self.steppers = [
             LevenbergMarquardt(p, model, p.loss or loss_fn, run.checkpoint) if p.optimizer == "lm"
-            else TorchStepper(p, model, p.loss or loss_fn, use_ddp, run.checkpoint) for p in phases]
+            else TorchStepper(p, model, p.loss or loss_fn, info.world_size > 1, run.checkpoint)
+            for p in phases]
         self.losses: list[float] = []
         self.step = self.phase = self.phase_step = 0
         self.best = self.resumed_from = None
 
-    def start(self, use_ddp: bool, dev) -> None:
+    def start(self, dev) -> None:
         """Resume from the checkpoint or seed a fresh run; then wrap the model for DDP."""
         run, info = self.run, self.info
         # recorded and compared by checkpoints only (after the dtype conversion); a run without one skips it
@@ -102,7 +94,7 @@ class Training:
         elif run.seed is not None:
             seed_everything(run.seed)
         self.model.train()
-        self.net = D.wrap_ddp(self.model, dev) if use_ddp else self.model
+        self.net = D.wrap_ddp(self.model, dev) if info.world_size > 1 else self.model
         # a list of batches already on the device, with no dtype to cast to, is used as it is
         self.move = not (self.source.indexed and run.dtype is None and
                          all(t.device == dev for t in tensors_of(self.source.data)))
@@ -242,25 +234,19 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Ph
     loss_fn: ``loss_fn(model, batch) -> scalar tensor`` (a residual tensor for a Levenberg-Marquardt phase).
              Under DDP it receives the DistributedDataParallel wrapper and must call it.
     data:    None (batch=None every step), a re-iterable of batches such as a DataLoader (cycled over
-             epochs), or a callable ``step -> batch`` (0-based step index). Tensors in a batch are moved to
-             the device, floating ones cast to the dtype.
+             epochs), or a callable ``step -> batch`` (0-based step index).
     phases:  a list of :class:`dynnets.train.Phase` run in order; or one phase by the keywords
              ``steps, optimizer, lr, schedule``.
-    options: checkpoint (a file path), checkpoint_every (100), resume (True), progress (True), device, dtype,
-             seed, time_budget (seconds by timer "wall" or "cpu"), keep_best, monitor (a Monitor), desc,
-             on_step(step, loss) (called on rank 0 after each step), settings (a dict of JSON-able values the
-             checkpoint records beside the run's own and a resume compares, e.g. an experiment's command-line
-             options). DistributedDataParallel is used when a process group with more than one rank is
-             initialised.
+    options: the run options of docs/training.md (``config.Options``); ``on_step(step, loss)`` is called on
+             rank 0 after each step.
 
     Raises ConfigError (bad options, before any work), NonFiniteLossError (before that step's update),
     CheckpointError / SettingsMismatchError (unusable checkpoint or other settings; nothing is loaded).
     """
     phases, run = split_options(model, loss_fn, data, phases, options)
     info = D.current()
-    use_ddp = info.world_size > 1
     dev = D.local_device(run.device if run.device is not None else next(model.parameters()).device)
-    training = Training(model, loss_fn, data, phases, run, info, use_ddp)  # may refuse a schedule: convert after
+    training = Training(model, loss_fn, data, phases, run, info)  # may refuse a schedule: convert after
     if run.dtype is not None or any(t.device != dev for t in itertools.chain(model.parameters(), model.buffers())):
         model.to(device=dev, dtype=run.dtype)  # in place: the optimizers keep the same Parameter objects
     if run.checkpoint is not None:  # refuse now a model state that could not be written/read back later
@@ -269,7 +255,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, data=None, *, phases: list[Ph
         except CheckpointError as e:
             raise ConfigError(str(e)) from None
     t0 = time.perf_counter()
-    training.start(use_ddp, dev)
+    training.start(dev)
     clock = Clock(run.timer)
     log = MonitorLog(run.monitor, clock)
     bar = tqdm(total=sum(p.steps for p in phases), initial=training.step, desc=run.desc or "fit", unit="step",
