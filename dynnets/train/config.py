@@ -63,7 +63,7 @@ def resolve_dtype(dtype) -> torch.dtype | None:
 
 @dataclass(frozen=True)
 class Options:
-    """How `fit` carries a run out (everything but its phases); see fit's docstring."""
+    """How `fit` carries a run out (everything but its phases); see docs/training.md."""
 
     checkpoint: str | os.PathLike | None = None
     checkpoint_every: int = 100

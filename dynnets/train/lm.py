@@ -1,13 +1,7 @@
-"""Levenberg-Marquardt as one more optimizer of `fit` (``Phase("lm", iterations)``): residual losses,
-full batch, any dtype (float64 recommended), DDP-aware.
-
-Gauss-Newton with Marquardt's damping (Nocedal & Wright, Numerical Optimization, sec. 10.3), for few
-parameters and many residuals r (the loss's return; minimised: sum(r**2)):
-
-    (J^T J + mu diag(J^T J) + mu tau max(diag J^T J) I) delta = -J^T r,   accept if ||r(theta + delta)|| < ||r(theta)||,
-
-J by torch.func.jacfwd; J^T J, J^T r and the losses summed over ranks. Accepted: mu <- max(mu / 3, 1e-15);
-rejected: mu *= 4; the phase ends once mu exceeds 1e15.
+"""Levenberg-Marquardt as one more optimizer of `fit` (``Phase("lm", iterations)``): Gauss-Newton with
+Marquardt's damping (Nocedal & Wright, Numerical Optimization, sec. 10.3) on the residual tensor r the loss
+returns, minimising sum(r**2); the system, J by torch.func.jacfwd, the damping rule (mu bounded by MU_MIN and
+MU_MAX) and the sums over ranks: docs/training.md, "Levenberg-Marquardt".
 """
 
 from __future__ import annotations

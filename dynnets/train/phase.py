@@ -34,16 +34,11 @@ class Stall:
 
 @dataclass(frozen=True)
 class Phase:
-    """``steps`` optimizer steps of ``optimizer``.
-
-    optimizer: "adam" | "sgd" | "rmsprop" | "lbfgs" | "lm" (Levenberg-Marquardt: the loss returns a residual tensor
-               and minimised is its sum of squares).
-    lr:        default 1e-3 (adam, sgd), 1e-2 (rmsprop, torch's default), 1.0 (lbfgs); LM has none (its damping is options["mu0"]).
-    schedule:  None or ``optimizer -> LRScheduler``, stepped once per step.
-    options:   keyword arguments of the optimizer: torch.optim.LBFGS's (default line_search_fn=
-               "strong_wolfe"), Adam's/SGD's other arguments, or LM's mu0 (1e-2) and tau (1e-9).
-    loss:      this phase's ``loss(model, batch)``; None = the run's loss.
-    stall:     a :class:`Stall` rule that resets the optimizer state when the loss stalls.
+    """``steps`` optimizer steps of ``optimizer`` ("adam", "sgd", "rmsprop", "lbfgs" or "lm"); ``lr`` None:
+    ``DEFAULT_LR`` (LM has none: its damping is options["mu0"]); ``schedule``: None or ``optimizer ->
+    LRScheduler``, stepped once per step; ``options``: the optimizer's other keyword arguments (defaults
+    ``LM_OPTIONS`` for LM, line_search_fn="strong_wolfe" for L-BFGS); ``loss``: this phase's own, None for the
+    run's; ``stall``: a :class:`Stall` rule. See docs/training.md, "Phases".
     """
 
     optimizer: str = "adam"

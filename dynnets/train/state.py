@@ -1,11 +1,8 @@
 """The training state a checkpoint stores (:func:`build_payload`: tensors, numbers, strings and containers,
 so ``torch.load(weights_only=True)`` reads it; ``phase`` is the number of phases once the run is finished,
 ``stepper`` None at the start of a phase, ``ranks`` one {"rng", "data"} record per rank), the run's settings
-it records, and resuming from it (every check first, then everything applied at once).
-
-The resume rule (docs/training.md): only a run with the same settings (:func:`settings`; the last phase's
-steps may grow) resumes; any difference raises one SettingsMismatchError listing every differing key with
-both values. Code is not compared.
+it records (:func:`settings`), and resuming from it (every check first, then everything applied at once)
+under the resume rule of docs/training.md.
 """
 
 from __future__ import annotations
