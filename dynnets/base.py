@@ -1,9 +1,7 @@
-"""The interfaces the core composes: a vector field ``Field``, a one-step ``Method``, and a ``Layer``.
-
-Fields and methods never import each other: everything a method may ask of a field is declared on ``Field``
-with a default meaning "no such structure"; a trait's interface (``partition()``, ``skew(x)``, ...) is
-guaranteed by the declared trait (``Method.check`` refuses a field without it). A ``Layer`` is anything a
-``Flow`` composes, with defaults that claim nothing. See docs/architecture.md.
+"""The interfaces the core composes: a vector field ``Field``, a one-step ``Method``, and a ``Layer``
+(anything a ``Flow`` composes, with defaults that claim nothing). A trait's interface (``partition()``,
+``skew(x)``, ...) is guaranteed by the declared trait (``Method.check`` refuses a field without it). See
+docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""How a Flow is backpropagated: ``plain``, ``reversible`` or ``checkpoint`` (``Flow(steps, memory=...)``).
-
-* ``plain``: ordinary autograd; memory grows with depth.
-* ``reversible``: constant memory in depth for explicitly invertible steps: the forward keeps only the
-  output, the backward reconstructs each step's input with its inverse and takes that step's VJP
-  (``Method.reversible_backward``; Gomez et al. 2017): the discrete network's gradient up to round-off.
-* ``checkpoint``: segments of k steps run without a graph (``_Segment``), recomputed once in the backward
-  (Chen et al. 2016).
-
-In both saving modes a tensor a layer reads that is neither its input nor one of its ``parameters()`` gets
-no gradient. Details and figures: docs/memory.md.
+"""How a Flow is backpropagated (``Flow(steps, memory=...)``): ``plain`` (ordinary autograd), ``reversible``
+(the backward reconstructs each step's input with its inverse, ``Method.reversible_backward``; Gomez et al.
+2017) or ``checkpoint`` (segments run without a graph, ``_Segment``, recomputed once in the backward; Chen et
+al. 2016). In both saving modes a tensor a layer reads that is neither its input nor one of its
+``parameters()`` gets no gradient. See docs/memory.md.
 """
 
 from __future__ import annotations
