@@ -68,7 +68,6 @@ class Ensemble(torch.nn.Module):
     def member(self, i: int) -> torch.nn.Module:
         """Member ``i`` as an ordinary module (a copy holding its trained parameters)."""
         i = check_int("member index", i, minimum=0, maximum=self.size - 1)
-        ref = self.stacked[0]
-        module = copy.deepcopy(self._template[0]).to_empty(device=ref.device)
+        module = copy.deepcopy(self._template[0]).to_empty(device=self.stacked[0].device)
         module.load_state_dict({n: t[i].detach().clone() for n, t in self.params().items()})
         return module

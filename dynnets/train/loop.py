@@ -107,18 +107,17 @@ class Training:
                                      f"rule: finite parameters){where}")
 
     def write_checkpoint(self) -> None:
-        run, info = self.run, self.info
         self.check_parameters()
         records = D.gather_objects({"rng": capture_rng(), "data": self.source.state()})
         error = None
-        if info.is_main:
+        if self.info.is_main:
             try:
-                save_checkpoint(run.checkpoint, build_payload(self, records))
+                save_checkpoint(self.run.checkpoint, build_payload(self, records))
             except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = e
         # also a barrier: no rank runs ahead (e.g. into a new fit that looks for this file) before it exists
         if not D.all_agree(error is None):
-            raise error or CheckpointError(f"checkpoint {run.checkpoint}: rank 0 failed to write it")
+            raise error or CheckpointError(f"checkpoint {self.run.checkpoint}: rank 0 failed to write it")
 
     def _take_step(self, stepper, dev) -> Outcome:
         batch = self.source.next(self.step)
