@@ -50,15 +50,11 @@ class PIController:
             raise ConfigError(f"PIController needs safety <= 1 and min_factor < 1 < max_factor, got safety={safety}, "
                               f"min_factor={low}, max_factor={high}")
 
-    def exponents(self, k: int) -> tuple[float, float]:
-        """(alpha, beta) for an error estimate of order k."""
-        beta = 0.1 / k if self.beta is None else self.beta
-        return (1.0 / k - 0.75 * beta if self.alpha is None else self.alpha), beta
-
     def accepted(self, h: float, err: float, previous: float, k: int, after_rejection: bool) -> float:
         """The next step size after an accepted step of size h with error err (previous: the error of
-        the step accepted before it, 1 at the start)."""
-        alpha, beta = self.exponents(k)
+        the step accepted before it, 1 at the start; k: the order of the error estimate)."""
+        beta = 0.1 / k if self.beta is None else self.beta
+        alpha = 1.0 / k - 0.75 * beta if self.alpha is None else self.alpha
         factor = self.safety * max(err, FLOOR) ** -alpha * max(previous, FLOOR) ** beta
         factor = min(self.max_factor, max(self.min_factor, factor))
         return h * (min(factor, 1.0) if after_rejection else factor)
