@@ -56,10 +56,9 @@ def solve(field, x0: torch.Tensor, t_eval, method: Method | None = None, *, h=No
     (``solution.with_time_gradient``); ``method``: default ``DormandPrince5()``; ``h`` (fixed steps) or
     ``rtol``/``atol`` (error control with an ``EmbeddedPair``, defaults ``DEFAULT_TOLERANCES``); ``norm``:
     "worst" (default) or "rms"; ``max_steps``: the most steps attempted; ``event``: g(t, x), one value per
-    state (error control only): its first zero is ``Solution.event_t`` / ``event_x`` (NaN where none,
-    differentiable); ``terminal`` (default True): stop once every state had its event; ``memory``: "plain",
-    "checkpoint" or "reversible" (fixed steps of an invertible method), as for a Flow. All options are
-    checked before any work."""
+    state (error control only; ``Solution.event_t``); ``terminal`` (default True): stop once every state had
+    its event; ``memory``: "plain", "checkpoint" or "reversible" (fixed steps of an invertible method), as for
+    a Flow. All options are checked before any work."""
     memory, checkpoint_every = check_mode(memory, checkpoint_every)
     field = as_field(field)
     times, t_tensor = _check_times(t_eval)

@@ -6,8 +6,7 @@ File layout (format version 1)::
     {"version": 1, "payload_bytes": N, "sha256": "<hex digest of the payload>"}\\n
     <N bytes: torch.save(payload)>
 
-read only after the header, length and SHA-256 check, with ``torch.load(weights_only=True)``; failures raise
-:class:`CheckpointError`. See docs/training.md.
+See docs/training.md.
 """
 
 from __future__ import annotations

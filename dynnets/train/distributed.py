@@ -154,8 +154,7 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
-    """The sum of ``value`` over ranks (a copy; ``value`` itself is untouched); ``value`` without a process
-    group. Used for sums that are split over ranks, e.g. the normal equations of Levenberg-Marquardt."""
+    """The sum of ``value`` over ranks (a copy; ``value`` itself is untouched; ``value`` with no group)."""
     out = value.detach().clone()
     info = current()
     if info.active and info.world_size > 1:

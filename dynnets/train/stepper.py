@@ -125,8 +125,7 @@ class TorchStepper(Stepper):
         self.loss_fn, self.use_ddp, self.checkpoint = loss_fn, use_ddp, checkpoint
         self.params = [p for p in model.parameters() if p.requires_grad]
         options = dict(phase.options)
-        # Adam: one fused kernel for every parameter instead of a loop (docs/training.md), unless the user
-        # chose an implementation or a parameter is outside the kernel's dtypes and devices
+        # Adam: one fused kernel for every parameter instead of a loop (docs/training.md)
         if (phase.optimizer == "adam" and "fused" not in options and "foreach" not in options
                 and all(p.dtype in _FUSED_DTYPES and p.device.type in ("cpu", "cuda") for p in self.params)):
             options["fused"] = True
