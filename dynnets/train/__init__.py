@@ -1,7 +1,5 @@
-"""Training runtime: the one optimisation loop `fit` (phases of Adam, SGD, L-BFGS or Levenberg-Marquardt;
-checkpoints that record the run's settings and resume exactly; DDP under torchrun; time budgets; restarts
-on stall; keep-best; monitoring), batched multi-start (`Ensemble`) and validation-based selection (`choose`).
-See docs/training.md for phases, Levenberg-Marquardt, multi-start, resuming a run and several processes.
+"""Training runtime: the one optimisation loop `fit` (module ``loop``), batched multi-start (`Ensemble`) and
+validation-based selection (`choose`). See docs/training.md.
 """
 
 from ..errors import CheckpointError, ConfigError, DivergenceError, NonFiniteLossError, SettingsMismatchError
