@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ...constraints.search import adversarial_lipschitz_search
 from ...errors import ConfigError, GuaranteeError
 from ...linalg import shared_norms
-from .attacks import certified, margins, pgd_l2, soundness_violations
+from .attacks import certified, margins, pgd_l2, project_l2, soundness_violations
 
 
 @contextlib.contextmanager
@@ -66,11 +66,8 @@ def autoattack_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, i
     finally:
         torch.set_default_dtype(default)
     # the attack ran in float32: project back onto the ball ||delta|| <= eps around x in x's own dtype
-    delta = adv - x
-    norm = delta.flatten(1).norm(dim=1).reshape(-1, *([1] * (x.dim() - 1)))
-    delta = delta * torch.clamp(eps / norm.clamp_min(1e-30), max=1.0)
     with torch.no_grad():
-        return robust & (margins(model(x + delta), labels) > 0)
+        return robust & (margins(model(x + project_l2(adv - x, eps)), labels) > 0)
 
 
 def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, eps_list, *, lipschitz: float, pgd_steps: int,

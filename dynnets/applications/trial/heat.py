@@ -107,15 +107,6 @@ def max_abs_errors(solution: nn.Module, times=(0.1, 0.3), n: int = 1001) -> dict
 LBFGS_CHUNK = 10  # L-BFGS iterations per step: the loss is checked (restart on stall, budget) every chunk
 
 
-def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
-    """Adam, then L-BFGS in chunks of LBFGS_CHUNK iterations, restarted when a chunk leaves the loss
-    unchanged to 4 digits."""
-    lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
-                  options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
-                               tolerance_grad=0.0, tolerance_change=0.0))
-    return [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
-
-
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
                      timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
                      device=None, progress: bool = False) -> dict:
@@ -135,8 +126,13 @@ def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: flo
         finish()  # the monitor sees the solution with its current best projection
         return max(max_abs_errors(s).values())
 
+    # Adam, then L-BFGS in chunks, restarted when a chunk leaves the loss unchanged to 4 digits
+    lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
+                  options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
+                               tolerance_grad=0.0, tolerance_change=0.0))
+    phases = [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
     wall = time.perf_counter()
-    result = fit(solution, loss, phases=recipe_phases(recipe), time_budget=time_budget, timer=timer, keep_best=True,
+    result = fit(solution, loss, phases=phases, time_budget=time_budget, timer=timer, keep_best=True,
                  monitor=Monitor(error, every_seconds=log_every), progress=progress, desc=f"heat trial ({recipe.name})")
     finish()
     wall = time.perf_counter() - wall
