@@ -1,12 +1,8 @@
-"""The one command line of every experiment and benchmark, and what a run shares: ``Runner(name, __doc__,
-headline={...})``, the experiment's own options on ``runner.parser``, ``run_cli(lambda argv:
-runner.main(run_seed, argv))`` with ``run_seed(args, seed, out) -> metrics`` (docs/architecture.md).
-
-Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
-naming the value and the rule, exit status 2 (``run_cli``); a non-finite headline number is a
-``DivergenceError``. Threads and the default dtype are restored afterwards; under torchrun only rank 0
-writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
-(``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
+"""The one command line of every experiment and benchmark, and what a run shares (how to write one:
+docs/architecture.md). Every option is validated (``--out`` proved writable) before any work; a non-finite
+headline number is a ``DivergenceError``. Threads and the default dtype are restored afterwards; under
+torchrun only rank 0 writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write
+``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
 from __future__ import annotations

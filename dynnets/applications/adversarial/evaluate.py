@@ -1,7 +1,5 @@
-"""One evaluation for every model: clean accuracy, L2-PGD, an optional AutoAttack cross-check (torchattacks
-3.5.1, installed with --no-deps: pip stays away from torch, and torchvision is not needed at run time) and
-certified accuracy at each radius, soundness asserted on every input, and the largest ||f(x) - f(y)|| /
-||x - y|| an adversarial search finds next to the bound L."""
+"""One evaluation for every model (the package docstring lists it); AutoAttack is torchattacks 3.5.1,
+installed with --no-deps: pip stays away from torch, and torchvision is not needed at run time."""
 
 from __future__ import annotations
 
