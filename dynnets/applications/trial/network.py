@@ -154,8 +154,7 @@ class LinearPDE:
 
 
 def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, fast: bool | None):
-    """None for the reverse-mode path (``fast`` False, or None where the fast one does not apply), else
-    (z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+    """None for the reverse-mode path, else (z, first, second, g, d): directions, g and d with derivatives."""
     if points.dim() != 2:
         raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
     usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
@@ -198,12 +197,7 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
     if parts is None:
         return lambda: pde.residual(solution, points)
     z, first, second, g, d = parts
-
-    def residual() -> torch.Tensor:
-        N, N1, N2 = solution.network.jet(z, first, second)
-        return pde.combine(_trial_derivs(g, d, N, N1, N2, first, second), z)
-
-    return residual
+    return lambda: pde.combine(_trial_derivs(g, d, *solution.network.jet(z, first, second), first, second), z)
 
 
 def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
