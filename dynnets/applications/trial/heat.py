@@ -1,9 +1,8 @@
 """The seed's heat problem solved by trial-function networks: two recipes, one training entry point.
 
 Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0, 1], u(x, 0) = sin(pi x),
-u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). ``PAPER_RECIPE`` is the seed's (MLP 2-50-20-1,
-Adam on the summed squared residual); ``DYNNETS_RECIPE`` a ``TrialNetwork`` in float64, Adam then L-BFGS,
-with the projection solved by variable projection (``network.ProjectedLoss``). Details: docs/heat.md.
+u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). The seed's ``PAPER_RECIPE`` and our
+``DYNNETS_RECIPE``: docs/heat.md.
 """
 
 from __future__ import annotations
