@@ -118,7 +118,6 @@ class Runner:
         p.add_argument("--threads", type=int, default=threads, help="torch intra-op threads for the run")
         self.parser = p
 
-    # ---- validation, before any work -----------------------------------------------------------
     def parse(self, argv=None) -> argparse.Namespace:
         args = self.parser.parse_args(argv)
         if args.dtype not in self.dtypes:
@@ -142,7 +141,6 @@ class Runner:
         return jsonable({k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
                          if k not in skip})
 
-    # ---- the run ----------------------------------------------------------------------------------
     def main(self, run_seed: Callable[[argparse.Namespace, int, Path], dict], argv=None,
              validate: Callable[[argparse.Namespace], None] | None = None) -> dict:
         """Parse and validate (``validate(args)``: the experiment's own rules), create ``--out``, then run
