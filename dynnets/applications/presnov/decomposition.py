@@ -13,8 +13,7 @@ import torch
 from ...checks import check_int
 from ...errors import ConfigError, ShapeError
 from ...fields import FunctionField
-from ...methods import RK4
-from ...step import Flow, Step
+from ..pde.data import reference_flow
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,9 +85,8 @@ def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: 
     slides' constructive proof (the distance to Phi^t_f(x) decays like 1/k)."""
     pieces = check_int("pieces", pieces, minimum=1)
     dim = x.shape[-1]
-    h = t / pieces / substeps
-    grad_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[0], dim), RK4(), h), substeps)
-    sphere_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[1], dim), RK4(), h), substeps)
+    grad_part = reference_flow(FunctionField(lambda y: decompose(f, y, n)[0], dim), t / pieces, substeps)
+    sphere_part = reference_flow(FunctionField(lambda y: decompose(f, y, n)[1], dim), t / pieces, substeps)
     for _ in range(pieces):
         x = grad_part(sphere_part(x))
     return x
