@@ -33,8 +33,7 @@ def linearised_response(field, states: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def linearised_symbol(field, states: torch.Tensor, n: int) -> torch.Tensor:
-    """lambda_c(xi) for each constant state c in ``states`` (1-D): complex (len(states), n, n), indexed like
-    ``torch.fft.fft2`` (see the module docstring)."""
+    """lambda_c(xi) per constant state c in ``states`` (1-D): complex (len(states), n, n), fft2 order."""
     return torch.fft.fft2(linearised_response(field, states, n))
 
 
