@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import re
 import statistics
 import sys
@@ -150,9 +149,7 @@ class Runner:
             validate(args)
         try:  # create --out and prove it writable with a probe file (os.access is not enough)
             args.out.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=args.out, prefix=".write-probe-")
-            os.close(fd)
-            os.unlink(probe)
+            tempfile.TemporaryFile(dir=args.out).close()
         except OSError as err:
             raise ConfigError(f"--out {args.out} cannot be created or written ({err.strerror or err}; "
                               "rule: a writable directory)") from None
