@@ -1,12 +1,8 @@
-"""The one command line of every experiment and benchmark, and what a run shares: ``Runner(name, __doc__,
-headline={...})``, the experiment's own options on ``runner.parser``, ``run_cli(lambda argv:
-runner.main(run_seed, argv))`` with ``run_seed(args, seed, out) -> metrics`` (docs/architecture.md).
-
-Every option is validated (``--out`` proved writable) before any work: a bad value is one ``error:`` line
-naming the value and the rule, exit status 2 (``run_cli``); a non-finite headline number is a
-``DivergenceError``. Threads and the default dtype are restored afterwards; under torchrun only rank 0
-writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write ``DIR/NAME.json``
-(``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
+"""The one command line of every experiment and benchmark, and what a run shares (how to write one:
+docs/architecture.md). Every option is validated (``--out`` proved writable) before any work; a non-finite
+headline number is a ``DivergenceError``. Threads and the default dtype are restored afterwards; under
+torchrun only rank 0 writes. Where seeds' results live in DIR: ``results_dir``. Benchmarks write
+``DIR/NAME.json`` (``NAME_quick.json`` with ``--quick``; default DIR ``benchmarks/results``), always rerun.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import re
 import statistics
 import sys
@@ -122,7 +117,6 @@ class Runner:
         p.add_argument("--threads", type=int, default=threads, help="torch intra-op threads for the run")
         self.parser = p
 
-    # ---- validation, before any work -----------------------------------------------------------
     def parse(self, argv=None) -> argparse.Namespace:
         args = self.parser.parse_args(argv)
         if args.dtype not in self.dtypes:
@@ -146,7 +140,6 @@ class Runner:
         return jsonable({k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
                          if k not in skip})
 
-    # ---- the run ----------------------------------------------------------------------------------
     def main(self, run_seed: Callable[[argparse.Namespace, int, Path], dict], argv=None,
              validate: Callable[[argparse.Namespace], None] | None = None) -> dict:
         """Parse and validate (``validate(args)``: the experiment's own rules), create ``--out``, then run
@@ -156,9 +149,7 @@ class Runner:
             validate(args)
         try:  # create --out and prove it writable with a probe file (os.access is not enough)
             args.out.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=args.out, prefix=".write-probe-")
-            os.close(fd)
-            os.unlink(probe)
+            tempfile.TemporaryFile(dir=args.out).close()
         except OSError as err:
             raise ConfigError(f"--out {args.out} cannot be created or written ({err.strerror or err}; "
                               "rule: a writable directory)") from None

@@ -22,8 +22,10 @@ def certified(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float, eps:
     return margins(logits, labels) > math.sqrt(2.0) * lipschitz * eps
 
 
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
+def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each row of ``delta`` scaled back into the ball ||delta_i||_2 <= eps (rows inside are unchanged)."""
+    norm = delta.flatten(1).norm(dim=1).reshape(-1, *([1] * (delta.dim() - 1)))
+    return delta * torch.clamp(eps / norm.clamp_min(1e-30), max=1.0)
 
 
 def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 20,
@@ -50,10 +52,8 @@ def pgd_l2(model, x: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: i
                     else (out.gather(1, target[:, None]) - out.gather(1, labels[:, None])).sum())
             (g,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
-                g = g / _bcast(g.flatten(1).norm(dim=1).clamp_min(1e-30), g)
-                delta = delta + step_size * g
-                norm = _bcast(delta.flatten(1).norm(dim=1), delta)
-                delta = delta * torch.clamp(eps / norm.clamp_min(1e-30), max=1.0)
+                g = g / g.flatten(1).norm(dim=1).clamp_min(1e-30).reshape(-1, *([1] * (g.dim() - 1)))
+                delta = project_l2(delta + step_size * g, eps)
                 if box is not None:
                     delta = (x + delta).clamp(*box) - x
                 robust &= margins(model(x + delta), labels) > 0

@@ -123,8 +123,7 @@ def _train_round(a, basis, x0, width, horizon, points, adam_steps, lbfgs_steps, 
 
 
 def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float):
-    """(residuals, the unit end points with ||A x - rho x|| <= tol not (mostly) in span(basis), in order of
-    residual, the basis extended by their orthonormalised parts)."""
+    """(residuals, accepted unit end points: residual <= tol, not mostly in span(basis); the new basis)."""
     rho = (ends * (ends @ a)).sum(1)
     res = (ends @ a - rho.unsqueeze(1) * ends).norm(dim=1)
     new = []
@@ -139,17 +138,16 @@ def _accept(a: torch.Tensor, ends: torch.Tensor, basis: torch.Tensor, tol: float
     return res, new, basis
 
 
-def _check_counts(seed, starts, width, points, adam_steps, lbfgs_steps, timer) -> tuple[int, ...]:
-    """network_eig's integer options (returned) and timer, checked."""
+def _check_counts(starts, width, points, adam_steps, lbfgs_steps, timer) -> tuple[int, ...]:
+    """network_eig's integer options (returned) and timer, checked (``yi_eig`` checks the seed)."""
     if timer not in TIMERS:
         raise ConfigError(f"timer={timer!r} must be one of {', '.join(map(repr, TIMERS))}")
-    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     starts, width, points, adam_steps, lbfgs_steps = (check_int(k, v, minimum=m) for k, v, m in (
         ("starts", starts, 1), ("width", width, 1), ("points", points, 1), ("adam_steps", adam_steps, 0),
         ("lbfgs_steps", lbfgs_steps, 0)))
     if adam_steps + lbfgs_steps == 0:
         raise ConfigError("adam_steps + lbfgs_steps must be at least 1 (no training would find no pair), got 0")
-    return seed, starts, width, points, adam_steps, lbfgs_steps
+    return starts, width, points, adam_steps, lbfgs_steps
 
 
 def _starts(x0, keep, basis: torch.Tensor, starts: int, gen) -> torch.Tensor:
@@ -167,8 +165,8 @@ def network_eig(field: YiField, *, seed: int = 0, starts: int = 8, width: int = 
     """Search eigenpairs of ``field.A`` (module docstring), horizon T = horizon / ||A||_F (scale free).
     ``time_budget`` (seconds by ``timer``, "wall" or "cpu") cuts the running round short, then ends the
     search. Run with torch.set_num_threads(1) (tiny tensors). Returns the pairs found (maybe fewer than n)."""
-    seed, starts, width, points, adam_steps, lbfgs_steps = _check_counts(
-        seed, starts, width, points, adam_steps, lbfgs_steps, timer)
+    starts, width, points, adam_steps, lbfgs_steps = _check_counts(
+        starts, width, points, adam_steps, lbfgs_steps, timer)
     horizon, lr, accept_tol = (positive_real(k, v) for k, v in
                                (("horizon", horizon), ("lr", lr), ("accept_tol", accept_tol)))
     causality = real("causality", causality, minimum=0.0)

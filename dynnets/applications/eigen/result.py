@@ -55,9 +55,8 @@ def accuracy(a, eigenvalues, eigenvectors, cluster_tol: float = 1e-9) -> dict:
     Lambda_i = <v_i, v_np>^2 / (|v_i|^2 |v_np|^2) - 1 (eq. 32), matched by index for a complete spectrum, else
     to the nearest reference eigenvalue; for a repeated one (within ``cluster_tol`` of max|lambda|) against
     its eigenspace E: |P_E v_i|^2 / |v_i|^2 - 1."""
-    a = torch.as_tensor(a).detach().cpu().double().numpy()
-    lam = torch.as_tensor(eigenvalues).detach().cpu().double().numpy().reshape(-1)
-    vec = torch.as_tensor(eigenvectors).detach().cpu().double().numpy().reshape(a.shape[0], -1)
+    a, lam, vec = (torch.as_tensor(v).detach().cpu().double().numpy() for v in (a, eigenvalues, eigenvectors))
+    lam, vec = lam.reshape(-1), vec.reshape(a.shape[0], -1)
     w, q = np.linalg.eigh(a)
     n, k = a.shape[0], lam.size
     idx = np.arange(n) if k == n else np.array([int(np.argmin(np.abs(w - x))) for x in lam], dtype=int)

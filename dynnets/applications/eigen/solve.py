@@ -44,8 +44,7 @@ def yi_eig(A, method=None, procedure: str = "robust", tol: float = 1e-10, seed: 
     rng = np.random.default_rng(check_int("seed", seed, minimum=0, maximum=2**63 - 1))
     if procedure == "paper":
         return solver(YiField(a.cpu()), rng=rng, device=a.device, **options)
-    big = float(a.abs().max())
-    exponent = 0 if big == 0.0 else math.frexp(big)[1]  # big = m 2^e with m in [1/2, 1)
+    exponent = math.frexp(float(a.abs().max()))[1]  # max |A_ij| = m 2^e with m in [1/2, 1) (e = 0 for A = 0)
     field = YiField(_times_power_of_two(a.cpu(), -exponent))
     own = dict(method=method, tol=tol, rng=rng) if procedure == "robust" else dict(seed=seed)
     result = solver(field, device=a.device, **own, **options)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...checks import check_size
 from ...errors import ConfigError, ShapeError
+from ...linalg import circular_pad
 
 
 class CircularCNN(nn.Module):
@@ -26,5 +26,4 @@ class CircularCNN(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if u.dim() != 4 or u.shape[1] != 1:
             raise ShapeError(f"CircularCNN expects (batch, 1, H, W), got {tuple(u.shape)}")
-        pad = (self.r,) * 4
-        return self.conv2(F.pad(torch.tanh(self.conv1(F.pad(u, pad, mode="circular"))), pad, mode="circular"))
+        return self.conv2(circular_pad(torch.tanh(self.conv1(circular_pad(u, self.r))), self.r))

@@ -11,10 +11,8 @@ is written as B * sigma(A * U) with no approximation, using
     x^m = relu(x)^m + (-1)^m relu(-x)^m                           (relu^m = "relu", "relu2", ...)
     x_1 ... x_m = 1/(2^(m-1) m!) sum_{eps in {+-1}^m, eps_1 = +1} (prod_j eps_j) (sum_j eps_j x_j)^m
 
-(polarisation; for m = 2: ab = ((a + b)^2 - (a - b)^2)/4). Each power of a stencil combination S * U
-takes two hidden channels (S and -S in A, one activation relu^m), so a product of m distinct factors
-needs 2^m channels and a power of a single stencil 2. All degree-1 terms are merged into L and cost two
-relu channels. B is a delta kernel (weights only at the centre).
+(polarisation). Each power of a stencil combination S * U takes the channel pair S, -S in A (activation
+relu^m); B is a delta kernel. Channel counts and tests: docs/fisher.md.
 
 Limits: scalar equations (one channel), products of at most 4 factors (activations up to relu4), no
 constant term (that would need a bias); anything else raises ConfigError naming the term.

@@ -67,7 +67,7 @@ def reference_flow(field, dt: float, substeps: int) -> Flow:
 
 @torch.no_grad()
 def reference_trajectories(field, u0: torch.Tensor, dt: float, steps: int, *, substeps: int = 16,
-                           batch: int = 64, progress=None) -> torch.Tensor:
+                           batch: int = 64) -> torch.Tensor:
     """Snapshots U(t_0 + k dt), k = 0..steps: shape (N, steps + 1, n, n), from u0 of shape (N, 1, n, n)."""
     flow = reference_flow(field, dt, substeps)
     out = torch.empty(u0.shape[0], steps + 1, *u0.shape[-2:], dtype=u0.dtype)
@@ -77,8 +77,6 @@ def reference_trajectories(field, u0: torch.Tensor, dt: float, steps: int, *, su
         for k in range(steps):
             u = flow(u)
             out[s:s + batch, k + 1] = u[:, 0]
-            if progress is not None:
-                progress.update(u.shape[0])
     return out
 
 

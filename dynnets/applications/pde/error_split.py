@@ -51,10 +51,9 @@ def _refine_last(u: torch.Tensor, factor: int) -> torch.Tensor:
     c = torch.fft.fft(u, dim=-1)
     out = torch.zeros(*u.shape[:-1], m, dtype=c.dtype, device=u.device)
     pos = (n + 1) // 2  # k = 0..pos-1 (non-negative, below Nyquist)
-    neg = n // 2 - 1 if n % 2 == 0 else (n - 1) // 2  # k = -neg..-1
+    neg = (n - 1) // 2  # k = -neg..-1 (below Nyquist)
     out[..., :pos] = c[..., :pos]
-    if neg:
-        out[..., m - neg:] = c[..., n - neg:]
+    out[..., m - neg:] = c[..., n - neg:]
     if n % 2 == 0:  # the Nyquist mode cos(pi x/dx) is split evenly between +n/2 and -n/2
         out[..., n // 2] = c[..., n // 2] / 2
         out[..., m - n // 2] = c[..., n // 2] / 2

@@ -5,8 +5,7 @@ eigenvalues are lambda_c(xi) = fft2(DF(c 1)[delta])(xi), xi the grid frequencies
 The PDE bounds them: Re lambda_c <= b(c) (``growth_bound``: 1 - 2c for Fisher, 0 for heat), and an Euler
 substep amplifies by |1 + h lambda| <= 1 + h max(b(c), 0). ``stability_residuals`` are hinge residuals, zero
 exactly when both hold at every probed c and xi (a Levenberg-Marquardt penalty); ``certificate`` reports both
-after training (for the tied ConvFD the symbol is affine in c, so the interval's end points certify it). A
-frozen-coefficient criterion at constant states, not a proof for every state.
+after training. A frozen-coefficient criterion at constant states, not a proof for every state.
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ def linearised_response(field, states: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def linearised_symbol(field, states: torch.Tensor, n: int) -> torch.Tensor:
-    """lambda_c(xi) for each constant state c in ``states`` (1-D): complex (len(states), n, n), indexed like
-    ``torch.fft.fft2`` (see the module docstring)."""
+    """lambda_c(xi) per constant state c in ``states`` (1-D): complex (len(states), n, n), fft2 order."""
     return torch.fft.fft2(linearised_response(field, states, n))
 
 

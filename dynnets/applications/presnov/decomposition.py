@@ -1,10 +1,6 @@
-"""Presnov decomposition of a vector field: f = grad U + X_S with x . X_S(x) = 0.
-
-With U(x) = int_0^1 x . f(t x) dt and g(t) = t x . f(t x), x . grad U(x) = int_0^1 g'(t) dt = x . f(x), so
-X_S = f - grad U is tangent to the spheres. With the N-point Gauss-Legendre rule, x . grad U_N = sum_i w_i
-g'(t_i): exact for a polynomial field of degree p once N >= (p + 1) / 2, else the rule's error on g'
-(``quadrature_error``). X_S(x) = S(x) x with the skew S(x) = (X_S x^T - x X_S^T) / |x|^2 (``sphere_skew``),
-so composing the flows of the two parts approximates the flow of f (Lie-Trotter, local error O(h^2)).
+"""Presnov decomposition of a vector field: f = grad U + X_S with x . X_S(x) = 0, U(x) = int_0^1 x . f(t x) dt
+by the N-point Gauss-Legendre rule (exact for a polynomial field of degree p once N >= (p + 1) / 2, else
+``quadrature_error``); X_S(x) = S(x) x with S skew (``sphere_skew``). The proof: docs/theory.md.
 """
 
 from __future__ import annotations
@@ -17,8 +13,7 @@ import torch
 from ...checks import check_int
 from ...errors import ConfigError, ShapeError
 from ...fields import FunctionField
-from ...methods import RK4
-from ...step import Flow, Step
+from ..pde.data import reference_flow
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,7 +44,6 @@ def potential(f: Field, x: torch.Tensor, n: int = 16) -> torch.Tensor:
 def decompose(f: Field, x: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad U(x), X_S(x)) with f = grad U + X_S; grad U by autograd through the quadrature sum (each U(x_b)
     depends on x_b alone, so the gradient of sum_b U(x_b) is the batch of gradients)."""
-    _check_points(x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         (grad_u,) = torch.autograd.grad(potential(f, xg, n).sum(), xg)
@@ -91,9 +85,8 @@ def trotter_flow(f: Field, x: torch.Tensor, t: float, pieces: int, *, substeps: 
     slides' constructive proof (the distance to Phi^t_f(x) decays like 1/k)."""
     pieces = check_int("pieces", pieces, minimum=1)
     dim = x.shape[-1]
-    h = t / pieces / substeps
-    grad_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[0], dim), RK4(), h), substeps)
-    sphere_part = Flow.repeat(Step(FunctionField(lambda y: decompose(f, y, n)[1], dim), RK4(), h), substeps)
+    grad_part = reference_flow(FunctionField(lambda y: decompose(f, y, n)[0], dim), t / pieces, substeps)
+    sphere_part = reference_flow(FunctionField(lambda y: decompose(f, y, n)[1], dim), t / pieces, substeps)
     for _ in range(pieces):
         x = grad_part(sphere_part(x))
     return x

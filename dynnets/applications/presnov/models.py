@@ -14,9 +14,7 @@ def presnov_flow(dim: int, n_steps: int, width: int, *, t: float = 1.0, signs: s
                  activation: str = "tanh") -> Flow:
     """G(+1), S, G(-1), S, ... (explicit Euler of ``Gradient(sign=s)``, Cayley of ``SpherePreserving``),
     n_steps / 2 of each; each family's steps span total time t. ``signs``: "alternate" (+1, -1, +1, ...) or
-    "negative" (all -1, the ablation): one sign only gives gradients of convex (or concave) potentials;
-    alternating ones approximate (Lie-Trotter) the flow of grad (V_+ - V_-), and differences of convex ridge
-    potentials are dense in C^2."""
+    "negative" (all -1, the ablation; why one sign is not enough: docs/theory.md)."""
     if check_int("n_steps", n_steps, minimum=1) % 2:
         raise ConfigError(f"n_steps must be even (gradient/sphere pairs), got n_steps={n_steps}")
     if signs not in ("alternate", "negative"):

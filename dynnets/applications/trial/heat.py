@@ -1,9 +1,8 @@
 """The seed's heat problem solved by trial-function networks: two recipes, one training entry point.
 
 Problem (Puleo, Svejda, Breitenstein 2022, sec. II.3): u_t = u_xx on [0, 1] x [0, 1], u(x, 0) = sin(pi x),
-u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). ``PAPER_RECIPE`` is the seed's (MLP 2-50-20-1,
-Adam on the summed squared residual); ``DYNNETS_RECIPE`` a ``TrialNetwork`` in float64, Adam then L-BFGS,
-with the projection solved by variable projection (``network.ProjectedLoss``). Details: docs/heat.md.
+u(0, t) = u(1, t) = 0, exact solution sin(pi x) exp(-pi^2 t). The seed's ``PAPER_RECIPE`` and our
+``DYNNETS_RECIPE``: docs/heat.md.
 """
 
 from __future__ import annotations
@@ -32,22 +31,10 @@ def heat_sine_exact(x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin(math.pi * x) * math.exp(-math.pi**2 * t)
 
 
-class PaperMLP(nn.Module):
-    """The seed's N (2-50-20-1, sigmoid), output (batch,); torch's init (the seed used TensorFlow's)."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 50), nn.Sigmoid(), nn.Linear(50, 20), nn.Sigmoid(),
-                                 nn.Linear(20, 1))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).squeeze(-1)
-
-
 @dataclass(frozen=True)
 class HeatTrialRecipe:
     name: str
-    network: str              # "flow" (TrialNetwork) or "paper-mlp" (PaperMLP)
+    network: str              # "flow" (TrialNetwork) or "paper-mlp" (the seed's MLP)
     dtype: torch.dtype
     points_per_axis: int
     interior_points: bool     # cell midpoints (True) or linspace with the faces (False, the seed)
@@ -81,8 +68,9 @@ def build_heat_trial(recipe: HeatTrialRecipe, seed: int, dtype: torch.dtype | No
     torch.manual_seed(seed)
     if recipe.network == "flow":
         net = TrialNetwork(2, recipe.width, recipe.depth, recipe.activation, output_scale=recipe.output_scale)
-    elif recipe.network == "paper-mlp":
-        net = PaperMLP()
+    elif recipe.network == "paper-mlp":  # the seed's N: 2-50-20-1, sigmoid, torch's init (the seed used TF's)
+        net = nn.Sequential(nn.Linear(2, 50), nn.Sigmoid(), nn.Linear(50, 20), nn.Sigmoid(), nn.Linear(20, 1),
+                            nn.Flatten(0))
     else:
         raise ConfigError(f"unknown network kind {recipe.network!r}; use 'flow' or 'paper-mlp'")
     solution, pde = heat_sine_trial(net.to(dtype=dtype, device=device))
@@ -107,15 +95,6 @@ def max_abs_errors(solution: nn.Module, times=(0.1, 0.3), n: int = 1001) -> dict
 LBFGS_CHUNK = 10  # L-BFGS iterations per step: the loss is checked (restart on stall, budget) every chunk
 
 
-def recipe_phases(recipe: HeatTrialRecipe) -> list[Phase]:
-    """Adam, then L-BFGS in chunks of LBFGS_CHUNK iterations, restarted when a chunk leaves the loss
-    unchanged to 4 digits."""
-    lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
-                  options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
-                               tolerance_grad=0.0, tolerance_change=0.0))
-    return [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
-
-
 def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: float = 20.0,
                      timer: str = "cpu", log_every: float = 0.5, dtype: torch.dtype | None = None,
                      device=None, progress: bool = False) -> dict:
@@ -135,8 +114,13 @@ def train_heat_trial(recipe: HeatTrialRecipe, seed: int = 0, *, time_budget: flo
         finish()  # the monitor sees the solution with its current best projection
         return max(max_abs_errors(s).values())
 
+    # Adam, then L-BFGS in chunks, restarted when a chunk leaves the loss unchanged to 4 digits
+    lbfgs = Phase("lbfgs", math.ceil(recipe.lbfgs_steps / LBFGS_CHUNK), lr=1.0, stall=Stall(every=1, rtol=1e-4),
+                  options=dict(max_iter=LBFGS_CHUNK, max_eval=LBFGS_CHUNK * 5 // 4, history_size=recipe.lbfgs_history,
+                               tolerance_grad=0.0, tolerance_change=0.0))
+    phases = [p for p in (Phase("adam", recipe.adam_steps, lr=recipe.adam_lr), lbfgs) if p.steps]
     wall = time.perf_counter()
-    result = fit(solution, loss, phases=recipe_phases(recipe), time_budget=time_budget, timer=timer, keep_best=True,
+    result = fit(solution, loss, phases=phases, time_budget=time_budget, timer=timer, keep_best=True,
                  monitor=Monitor(error, every_seconds=log_every), progress=progress, desc=f"heat trial ({recipe.name})")
     finish()
     wall = time.perf_counter() - wall

@@ -135,11 +135,6 @@ class LinearPDE:
             self.terms.append((tuple(coords.index(c) for c in key), coeff))
         self.source = source
 
-    @property
-    def pure_low_order(self) -> bool:
-        """Every term is u, a first derivative or a pure second derivative (fast path applies)."""
-        return all(len(a) <= 1 or (len(a) == 2 and a[0] == a[1]) for a, _ in self.terms)
-
     def combine(self, derivs: Mapping[tuple[int, ...], torch.Tensor], z: torch.Tensor, *,
                 source: bool = True) -> torch.Tensor:
         """sum_k a_k(z) D^k u (- f(z) with ``source``); derivatives of shape (n,) or (n, columns)."""
@@ -159,12 +154,12 @@ class LinearPDE:
 
 
 def _fast_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor, fast: bool | None):
-    """None for the reverse-mode path (``fast`` False, or None where the fast one does not apply), else
-    (z, first, second, g, d): the derivative directions needed and g, d with their derivatives (constants)."""
+    """None for the reverse-mode path, else (z, first, second, g, d): directions, g and d with derivatives."""
     if points.dim() != 2:
         raise ShapeError(f"collocation points must have shape (n, d), got {tuple(points.shape)}")
     usable = (isinstance(solution, TrialSolution) and isinstance(solution.network, TrialNetwork)
-              and solution.network.has_jet and pde.pure_low_order)
+              and solution.network.has_jet
+              and all(len(a) <= 1 or (len(a) == 2 and a[0] == a[1]) for a, _ in pde.terms))
     if fast and not usable:
         raise ConfigError("the fast residual needs a TrialSolution around a TrialNetwork with a jet-capable "
                           "activation and a PDE of first and pure second derivatives only")
@@ -202,12 +197,7 @@ def residual_function(solution: nn.Module, pde: LinearPDE, points: torch.Tensor,
     if parts is None:
         return lambda: pde.residual(solution, points)
     z, first, second, g, d = parts
-
-    def residual() -> torch.Tensor:
-        N, N1, N2 = solution.network.jet(z, first, second)
-        return pde.combine(_trial_derivs(g, d, N, N1, N2, first, second), z)
-
-    return residual
+    return lambda: pde.combine(_trial_derivs(g, d, *solution.network.jet(z, first, second), first, second), z)
 
 
 def linear_parts(solution: nn.Module, pde: LinearPDE, points: torch.Tensor) -> Callable:
