@@ -102,9 +102,7 @@ def check_checkpoint_path(checkpoint) -> Path | None:
     try:
         if not existing.is_dir():
             raise NotADirectoryError(20, "is a file, not a directory")
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".dynnets-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as e:
         raise ConfigError(f"checkpoint={str(checkpoint)!r} cannot be written: {existing}: {e.strerror} (rule: a "
                           "path whose parent is a writable directory)") from None
