@@ -93,7 +93,7 @@ def test_checkpoint_in_a_directory_that_cannot_be_written_is_refused(tmp_path, m
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     with pytest.raises(ConfigError, match="cannot be written: .*Permission denied"):
         fit(_net(), _mse, steps=2, checkpoint=tmp_path / "run.ckpt", progress=False)
     monkeypatch.undo()
