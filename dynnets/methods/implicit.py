@@ -2,11 +2,8 @@
 
     K_i = F(x + h sum_j a_ij K_j)   (solved by Newton's method, ``newton``),    x' = x + h sum_i b_i K_i
 
-Guarantees (Hairer, Lubich, Wanner, GNI IV.1-2, VI.4, V.2): every tableau conserves linear invariants; a
-symplectic tableau (``ButcherTableau.is_symplectic``, e.g. Gauss-Legendre) conserves quadratic invariants
-and is symplectic on every ``CanonicalHamiltonian`` field; a symmetric one (``is_symmetric``) is inverted
-by the same method with -h (``Flow.inverse``, ``memory="reversible"``, to the Newton tolerance). They hold
-for the step computed, as Newton reaches round-off or raises ``NotConvergedError``.
+The guarantees read off the tableau (GNI IV.1-2, VI.4, V.2) are docs/structure.md's; they hold for the step
+computed, as Newton reaches round-off or raises ``NotConvergedError``.
 
 A time-dependent field F(t, x) is integrated as the autonomous (x, s) -> (F(s, x), 1) (``_Autonomised``):
 the time component of stage i is exactly t + c_i h, so the guarantees hold for each map x -> Psi_(t, h)(x).

@@ -4,17 +4,10 @@ With states flattened to x in R^n and s stages K = (K_1, ..., K_s), per sample
 
     G(K) = K - F(X) = 0,     X_i = x + h sum_j a_ij K_j.
 
-Newton with the exact Jacobian (``Field.linearizer``: F and DF share their work): M dK = -G(K),
-M = I - h [a_ij DF(X_i)], from the explicit predictor or K = 0, with backtracking; unsolved samples are retried
-by continuation in h (``CONTINUATION`` sub-steps). A sample stops when Newton's correction (the error of h K
-to first order)
-
-    |h| max_i ||(M^-1 G)_i||_inf  <=  C eps max(||x||_inf, |h| max_i ||K_i||_inf),    C = 8
-
-(eps of x's dtype; G itself carries |h lambda| eps ||x|| of round-off on stiff fields) and no longer halves,
-or is below eps max(||x||, |h| ||K||); each sample returns its best iterate. A sample outside the tolerance
-after ``max_iterations`` and the continuation raises ``NotConvergedError`` naming h, the correction, the
-tolerance and the iterations. Backward: ``ift``.
+Newton with the exact Jacobian (``Field.linearizer``), M dK = -G(K), M = I - h [a_ij DF(X_i)], its start,
+backtracking, continuation in h and stopping rule (Newton's correction within TOLERANCE_FACTOR eps of the
+step's scale) are described in docs/structure.md ("The solve"). A sample outside the tolerance raises
+``NotConvergedError``; each sample returns its best iterate. Backward: ``ift``.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ from torch import nn
 
 from ..errors import NotConvergedError
 
-#: the C of the stopping rule C * eps * scale (module docstring; measured, benchmarks/README.md)
+#: the C of the stopping rule C * eps * scale (docs/structure.md, "The solve")
 TOLERANCE_FACTOR = 8.0
 #: step halvings of the backtracking line search per Newton iteration
 MAX_HALVINGS = 10

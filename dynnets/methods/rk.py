@@ -67,6 +67,8 @@ class ExplicitRK(TableauMethod):
         self.weights = nonzero(tableau.b)
         #: the field evaluations of one step: up to the last stage with a non-zero weight b_i
         self.stage_count = self.weights[-1][0] + 1
+        #: explicit Euler (one stage, b = (1)): x' = x + h F(x), whose field may know a sharper Lipschitz bound
+        self.is_euler = len(self._stages) == 1 and self.weights == ((0, 1.0),)
 
     def stages(self, field, x: torch.Tensor, h, t=None, ks: list | None = None, count: int | None = None) -> list:
         """k_len(ks), ..., k_(count-1) (default: up to the last stage b uses) appended to ``ks``; ``t``, the
@@ -93,11 +95,6 @@ class ExplicitRK(TableauMethod):
 
     def step(self, field, x: torch.Tensor, h, t=None) -> torch.Tensor:
         return self.combine(x, h, self.stages(field, x, h, t), self.weights)
-
-    @property
-    def is_euler(self) -> bool:
-        """True when the tableau is explicit Euler (one stage, b = (1)): x' = x + h F(x)."""
-        return len(self._stages) == 1 and self.weights == ((0, 1.0),)
 
     def guarantees(self, field, h) -> frozenset:
         props = set(field.linear_invariants())

@@ -5,10 +5,10 @@
       | b^T        step:     x' = x + h sum_i b_i k_i
 
 Computed from the coefficients, never declared: the order (rooted-tree conditions up to min(2 s, 10)
-vertices, ``trees``; ``order_of`` for any weight vector); ``is_explicit``; ``is_symplectic``
+vertices, ``trees``; ``order_of`` for any weight vector); ``first_implicit_entry``; ``is_symplectic``
 (b_i a_ij + b_j a_ji = b_i b_j, Cooper; GNI IV.2.1, VI.4.1); ``is_symmetric`` (a_(s+1-i)(s+1-j) + a_ij = b_j,
-b_(s+1-i) = b_i, so Psi_(-h) = Psi_h^(-1); GNI V.2.2); the stability function (``stability``). Every
-comparison with zero is relative to the magnitude of the terms summed (scale-aware).
+b_(s+1-i) = b_i, so Psi_(-h) = Psi_h^(-1); GNI V.2.2); the stability function and interval (``stability``).
+Every comparison with zero is relative to the magnitude of the terms summed (scale-aware).
 """
 
 from __future__ import annotations
@@ -102,13 +102,9 @@ class ButcherTableau:
             raise TableauError(f"tableau {self.name!r} claims order {claimed} but satisfies the order "
                                f"conditions only up to order {self.order}")
 
-    @property
-    def is_explicit(self) -> bool:
-        """A strictly lower triangular: each stage uses only earlier ones."""
-        return self.first_implicit_entry() is None
-
     def first_implicit_entry(self) -> tuple[int, int] | None:
-        """(i, j) of the first non-zero a_ij with j >= i, or None for an explicit tableau."""
+        """(i, j) of the first non-zero a_ij with j >= i, or None for an explicit (strictly lower triangular A)
+        tableau."""
         return next(((i, j) for i, row in enumerate(self.a) for j in range(i, self.stages) if row[j] != 0.0), None)
 
     @cached_property
@@ -130,10 +126,6 @@ class ButcherTableau:
             _zero(a[s - 1 - i][s - 1 - j] + a[i][j] - b[j], abs(a[s - 1 - i][s - 1 - j]) + abs(a[i][j]) + abs(b[j]), 3)
             for i in range(s) for j in range(s)
         )
-
-    def stability_function(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(numerator, denominator) coefficients, ascending, of R(z) (``stability.stability_function``)."""
-        return stability.stability_function(self.a, self.b)
 
     @cached_property
     def real_stability_interval(self) -> float:
@@ -217,7 +209,7 @@ class EmbeddedTableau(ButcherTableau):
             raise TableauError(f"pair {self.name!r}: one or two embedded weight vectors, got {len(self.embedded)}")
         if any(len(v) != self.stages for v in self.embedded):
             raise TableauError(f"pair {self.name!r}: each embedded weight vector needs {self.stages} entries")
-        if not self.is_explicit:
+        if self.first_implicit_entry() is not None:
             raise TableauError(f"pair {self.name!r}: an embedded pair must be explicit")
         if self.dense is not None and (len(self.dense) != self.stages or len({len(r) for r in self.dense}) != 1):
             raise TableauError(f"pair {self.name!r}: the dense output needs one row per stage ({self.stages}), "
