@@ -45,15 +45,12 @@ def atomic_write(path, write: Callable[[Path], object]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    try:
+    with contextlib.suppress(OSError):  # e.g. Windows cannot open a directory; the rename is still atomic there
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory; the rename is still atomic there
-        return path
-    try:
-        with contextlib.suppress(OSError):
+        try:
             os.fsync(fd)
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
     return path
 
 

@@ -29,7 +29,6 @@ __all__ = [
     "conv_operator_matrix",
     "conv_singular_values",
     "conv_spectral_norm",
-    "conv_symbol",
     "cross_matrix",
     "matrix_bounds",
     "power_iteration_norm",
@@ -122,15 +121,11 @@ def matrix_bounds(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return smin, s[0]
 
 
-def conv_symbol(kernel: torch.Tensor, input_size) -> torch.Tensor:
-    """Per-frequency channel matrices, shape (n1, n2, C_out, C_in), complex."""
-    n1, n2 = check_conv_kernel(kernel, input_size)
-    return torch.fft.fft2(kernel, s=(n1, n2)).permute(2, 3, 0, 1)  # fft2 zero-pads the kernel to the grid
-
-
 def conv_singular_values(kernel: torch.Tensor, input_size) -> torch.Tensor:
     """All singular values of the circular convolution on the grid, shape (n1 * n2, min(C_out, C_in))."""
-    return singular_values(conv_symbol(kernel, input_size)).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
+    n1, n2 = check_conv_kernel(kernel, input_size)
+    symbol = torch.fft.fft2(kernel, s=(n1, n2)).permute(2, 3, 0, 1)  # (n1, n2, C_out, C_in); fft2 zero-pads
+    return singular_values(symbol).reshape(-1, min(kernel.shape[0], kernel.shape[1]))
 
 
 def conv_bounds(kernel: torch.Tensor, input_size) -> tuple[torch.Tensor, torch.Tensor]:
