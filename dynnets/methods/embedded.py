@@ -70,9 +70,7 @@ class EmbeddedPair(ExplicitRK):
 class DormandPrince5(EmbeddedPair):
     """Dormand-Prince 5(4) (SciPy's RK45, torchdiffeq's dopri5): 7 stages, the last first-same-as-last (6
     evaluations per step), error estimate of order 5 in h, dense output of order 4 (Shampine 1986) or, with
-    ``dense_order=5``, of order 5 on 2 more stages evaluated only on steps that interpolate
-    (``tableaux.DORMAND_PRINCE_5_DENSE_5``; the same steps), making the states between steps and their
-    gradients as accurate as the steps'."""
+    ``dense_order=5``, of order 5 (``tableaux.DORMAND_PRINCE_5_DENSE_5``: the same steps)."""
 
     def __init__(self, dense_order: int = 4):
         dense_order = check_int("DormandPrince5 dense_order", dense_order, minimum=4, maximum=5)

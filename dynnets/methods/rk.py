@@ -36,7 +36,6 @@ class TableauMethod(Method):
 
     @property
     def real_stability_interval(self) -> float:
-        """r of the real stability interval [-r, 0] (from the tableau)."""
         return self.tableau.real_stability_interval
 
     def check_start_time(self, field, t) -> None:
