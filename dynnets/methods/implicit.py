@@ -77,9 +77,8 @@ class ImplicitRK(TableauMethod):
         return x + h * increment.reshape(x.shape)
 
     def residual(self, field, x: torch.Tensor, y: torch.Tensor, h, t=None) -> torch.Tensor:
-        """One stage (b_1 = 1): x' = x + h F(t + a h, x + a (x' - x)), a = a_11, is explicit in (x, y), so
-        r = x + h F(t + a h, x + a (y - x)) - y needs no Newton solve (implicit midpoint: a = 1/2, backward
-        Euler: a = 1): the pairs' defect costs one field evaluation. More stages: ``Method.residual``."""
+        """One stage: r = x + h F(t + a h, x + a (y - x)) - y, a = a_11, one field evaluation and no Newton
+        solve (docs/structure.md, learning from pairs). More stages: ``Method.residual``."""
         if self.tableau.stages != 1 or (field.time_dependent and t is None):
             return super().residual(field, x, y, h, t)  # step() names a missing start time
         a = self.tableau.a[0][0]

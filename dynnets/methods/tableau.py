@@ -178,7 +178,7 @@ class EmbeddedTableau(ButcherTableau):
 
     x(t + theta h) ~ x + h sum_i b_i(theta) k_i (extra stages have b_i = 0). Every order is computed by the
     rooted-tree conditions (the dense output's at fixed theta as the method (A / theta, b(theta) / theta),
-    minimum over theta = 1/4, 1/2, 3/4); ``from_lists`` refuses orders other than claimed (``TableauError``).
+    minimum over theta = 1/4, 1/2, 3/4).
     """
 
     embedded: tuple[tuple[float, ...], ...] = ()
@@ -186,7 +186,8 @@ class EmbeddedTableau(ButcherTableau):
 
     @classmethod
     def from_lists(cls, a, b, c=None, *, embedded=(), dense=None, name: str = "custom", orders=None):
-        """Build and validate; ``orders`` = (p, p-hat..., dense order) must equal the computed orders."""
+        """Build and validate; ``orders`` = (p, p-hat..., dense order) must equal the computed orders
+        (``TableauError``)."""
         base = ButcherTableau.from_lists(a, b, c, name=name)
         vectors = tuple(_reals(name, "an embedded weight vector", v) for v in _rows(name, "embedded", embedded))
         rows = None if dense is None else tuple(_reals(name, "a dense-output row", r) for r in _rows(name, "dense", dense))
@@ -232,11 +233,3 @@ class EmbeddedTableau(ButcherTableau):
                                              name=f"{self.name} dense output at theta={theta}").order
                    for theta in (0.25, 0.5, 0.75))
 
-
-def hermite_dense(b, first: int, last: int) -> tuple[tuple[float, ...], ...]:
-    """Cubic Hermite interpolant through x, x', k_first = F(x), k_last = F(x') as stage weights (order 3):
-    b(theta) = (3 th^2 - 2 th^3) b + (th - 2 th^2 + th^3) e_first + (th^3 - th^2) e_last."""
-    rows = [[0.0, 3.0 * bi, -2.0 * bi] for bi in b]
-    rows[first] = [v + w for v, w in zip(rows[first], (1.0, -2.0, 1.0))]
-    rows[last] = [v + w for v, w in zip(rows[last], (0.0, -1.0, 1.0))]
-    return tuple(tuple(row) for row in rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from . import dop853
-from .tableau import ButcherTableau, EmbeddedTableau, hermite_dense
+from .tableau import ButcherTableau, EmbeddedTableau
 
 __all__ = [
     "BOGACKI_SHAMPINE_3", "CLASSIC_RK4", "DORMAND_PRINCE_5", "DORMAND_PRINCE_5_DENSE_5", "DORMAND_PRINCE_853", "EULER",
@@ -81,10 +81,13 @@ DORMAND_PRINCE_5_DENSE_5 = EmbeddedTableau.from_lists(
 )
 _BS3_B = (2 / 9, 1 / 3, 4 / 9, 0)
 #: Bogacki-Shampine 3(2) (Appl. Math. Lett. 2 (1989) 321-325): the fourth stage is F(t + h, x'); second-order
-#: weights b-hat; the cubic Hermite dense output through x, x', F(x), F(x')
+#: weights b-hat; the cubic Hermite dense output through x, x', k_1 = F(x), k_4 = F(x'),
+#: b(theta) = (3 th^2 - 2 th^3) b + (th - 2 th^2 + th^3) e_1 + (th^3 - th^2) e_4
 BOGACKI_SHAMPINE_3 = EmbeddedTableau.from_lists(
     [[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 3 / 4, 0, 0], list(_BS3_B)], _BS3_B,
-    embedded=[(7 / 24, 1 / 4, 1 / 3, 1 / 8)], dense=hermite_dense(_BS3_B, 0, 3),
+    embedded=[(7 / 24, 1 / 4, 1 / 3, 1 / 8)],
+    dense=[(1, 3 * (2 / 9) - 2, 1 - 2 * (2 / 9)), (0, 3 * (1 / 3), -2 * (1 / 3)), (0, 3 * (4 / 9), -2 * (4 / 9)),
+           (0, -1, 1)],
     name="BogackiShampine3", orders=(3, 2, 3),
 )
 #: DOP853 (Hairer's code): order 8, embedded orders 5 and 3, dense output of order 7 on 3 extra stages
