@@ -6,8 +6,7 @@ only x, K, h and the parameters and solves the adjoint system once,
     M^T mu = K_bar,      M^T = I - h [a_ji J_j^T]_(ij),   J_i at the converged stages,
 
 then one VJP of F at the stages gives X_bar_i = J_i^T mu_i and the parameters' gradient; x_bar = sum_i
-X_bar_i, h_bar = sum_i X_bar_i . (A K)_i. With its vmap rule and parameters passed through
-``functional_call``, ``torch.func`` transforms see the exact derivative of the converged step.
+X_bar_i, h_bar = sum_i X_bar_i . (A K)_i. A vmap rule serves ``torch.func`` (docs/structure.md, Gradients).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ With states flattened to x in R^n and s stages K = (K_1, ..., K_s), per sample
 
 Newton with the exact Jacobian (``Field.linearizer``), M dK = -G(K), M = I - h [a_ij DF(X_i)], its start,
 backtracking, continuation in h and stopping rule (Newton's correction within TOLERANCE_FACTOR eps of the
-step's scale) are described in docs/structure.md ("The solve"). A sample outside the tolerance raises
-``NotConvergedError``; each sample returns its best iterate. Backward: ``ift``.
+step's scale) are docs/structure.md's ("The solve"). A sample outside the tolerance after ``max_iterations``
+and the continuation raises ``NotConvergedError``; the others return their best iterate. Backward: ``ift``.
 """
 
 from __future__ import annotations
