@@ -1,6 +1,6 @@
 """Certified bounds shared by the gradient-field families F(x) = sign * A^T sigma(A x + b): a family mixes in
-``GradientBounds`` with ``_weight()`` and ``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or
-FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
+``GradientBounds`` with ``weight_name``, A a matrix (exact SVD) or a circular-convolution kernel on the grid
+``input_size`` (exact FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
 without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
 step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
 """
@@ -13,7 +13,7 @@ import torch
 
 from ..checks import real
 from ..errors import ConfigError, NonFiniteWeightError, NotCertifiedError, StepSizeError
-from ..linalg import memoized
+from ..linalg import conv_bounds, matrix_bounds, memoized
 from .activations import activation_slopes
 
 SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
@@ -53,13 +53,14 @@ class GradientBounds:
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
-        return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(dtype))
+        return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(self._weight(dtype)))
 
-    def _weight(self) -> torch.Tensor:
-        return getattr(self, self.weight_name)
+    def _weight(self, dtype=None) -> torch.Tensor:
+        w = getattr(self, self.weight_name)
+        return w if dtype is None else w.to(dtype)
 
-    def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+    def _spectral_bounds(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return matrix_bounds(w) if w.dim() == 2 else conv_bounds(w, self.input_size)
 
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
