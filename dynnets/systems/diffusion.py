@@ -20,8 +20,8 @@ from .grids import PeriodicGrid2D
 from .stencils import apply_taps, laplacian, stencil_symbol, stencil_taps
 
 
-class _Diffusion2D(Field):
-    """alpha L * U (+ reaction in subclasses) on a periodic grid; no parameters."""
+class HeatField2D(Field):
+    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space; no parameters."""
 
     equation = "heat"
 
@@ -73,11 +73,7 @@ class _Diffusion2D(Field):
         return f"grid={self.grid!r}, alpha={self.alpha:.4g}, stencil={self.stencil!r}"
 
 
-class HeatField2D(_Diffusion2D):
-    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space."""
-
-
-class FisherField2D(_Diffusion2D):
+class FisherField2D(HeatField2D):
     """F(U) = alpha L * U + U - U^2 (Fisher-KPP); ``state_range`` = (m0, m1): the range of U the stability
     check covers."""
 
