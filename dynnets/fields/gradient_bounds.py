@@ -23,8 +23,9 @@ STEP_CAP = 1e6
 
 
 def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
-    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b): every argument a finite real
-    number (h >= 0, 0 <= smin <= smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
+    """Lip of x -> x + sign h A^T sigma(A x + b): max(|1 - h beta smax^2|, |1 - h a smin^2|) for sign -1, 1 +
+    h beta smax^2 for +1 (docs/lipschitz.md); every argument a finite real number (h >= 0, 0 <= smin <=
+    smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
     h = real("gradient_euler_bound's step size h", h, StepSizeError, symbol="h", minimum=0.0)
     smin = real("gradient_euler_bound's smin", smin, symbol="smin", minimum=0.0)
     smax = real("gradient_euler_bound's smax", smax, symbol="smax", minimum=smin)

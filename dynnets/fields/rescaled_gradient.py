@@ -1,13 +1,7 @@
-"""Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b), T diagonal and computed from A (dense and
-circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
-
-With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
-gradient-step bound (``gradient_bounds``) holds with B. The diagonal t_i = beta sum_j |(A A^T)_ij| q_j / q_i,
-q = exp(log_q) > 0 learned, dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so
-beta ||B||_2^2 <= 1 and h <= 2 is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens,
-Delattre, Allauzen, Hu (ICLR 2023). The certified bounds still use the exact s_min, s_max of B in float64. For
-circular convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T
-(offsets that wrap on a small grid only lower the operator's entries).
+"""Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b) (dense and circular-convolution forms), T
+diagonal, t_i = beta sum_j |(A A^T)_ij| q_j / q_i, q = exp(log_q) learned: beta ||T^{-1/2} A||_2^2 <= 1 for
+every A, so the explicit Euler step with h <= 2 is 1-Lipschitz (SLL, Araujo et al. ICLR 2023; proof and the
+conv form: docs/lipschitz.md). The certified bounds use the exact s_min, s_max of B = T^{-1/2} A in float64.
 """
 
 from __future__ import annotations
