@@ -1,5 +1,5 @@
-"""Certified Lipschitz bounds of explicit Euler steps of gradient fields (``gradient_euler_bound``) and the seed
-slides' contraction factor; the theorem and its proof: docs/lipschitz.md."""
+"""Certified Lipschitz bounds of explicit Euler steps of gradient fields (``gradient_euler_bound``) and the
+seed slides' contraction factor; the theorem and its proof: docs/lipschitz.md."""
 
 from __future__ import annotations
 

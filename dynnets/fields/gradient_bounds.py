@@ -1,8 +1,9 @@
 """Certified bounds shared by the gradient-field families F(x) = sign * A^T sigma(A x + b): a family mixes in
 ``GradientBounds`` with ``weight_name``, A a matrix (exact SVD) or a circular-convolution kernel on the grid
-``input_size`` (exact FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
-without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
-step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
+``input_size`` (exact FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)``
+(``gradient_euler_bound``; None without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for
+sign -1 (Euler's largest stable step is then its largest 1-Lipschitz step, to which
+``constraints.ContractiveStep`` clamps h).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class GradientBounds:
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
-        return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(self._weight(dtype)))
+        return memoized(self._weight(), ("spectral_bounds", dtype),
+                        lambda: self._spectral_bounds(self._weight(dtype)))
 
     def _weight(self, dtype=None) -> torch.Tensor:
         w = getattr(self, self.weight_name)

@@ -1,6 +1,6 @@
 """The fixed gradient field whose explicit Euler step with h = 1 is the MaxMin (GroupSort2) activation (Anil,
-Lucas, Grosse, ICML 2019): h = 1 is its contractive limit 2 / (beta ||A||^2), certified bound 1 (docs/lipschitz.md).
-"""
+Lucas, Grosse, ICML 2019): h = 1 is its contractive limit 2 / (beta ||A||^2), certified bound 1
+(docs/lipschitz.md)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class _Rescaled(GradientBounds, Field):
         w = self._weight(dtype)
         if w.dim() == 2:
             row_abs = (w @ w.T).abs()
-        else:  # sum over offsets s of |(K K^T)_ij(s)|: the kernel of K K^T is the cross-correlation of K with itself
+        else:  # sum over offsets s of |(K K^T)_ij(s)|, the kernel of K K^T being K's cross-correlation with K
             row_abs = F.conv2d(w, w, padding=(w.shape[-2] - 1, w.shape[-1] - 1)).abs().sum(dim=(-2, -1))
         q = torch.exp(self.log_q.to(row_abs.dtype))
         t = self.beta * (row_abs @ q) / q

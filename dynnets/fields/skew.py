@@ -136,8 +136,10 @@ class SkewField(Field):
         if self.dim < 2:
             raise ConfigError(f"{type(self).__name__} needs dim >= 2 ({why}), got dim={self.dim}")
         self.rank = rank
-        self.net = (UpperTriangleSkew(self.dim, self.width, activation, init_scale, bias_scale) if rank is None
-                    else LowRankSkew(self.dim, self.width, activation, rank, init_scale, bias_scale))
+        if rank is None:
+            self.net = UpperTriangleSkew(self.dim, self.width, activation, init_scale, bias_scale)
+        else:
+            self.net = LowRankSkew(self.dim, self.width, activation, rank, init_scale, bias_scale)
 
     def skew_factors(self, x: torch.Tensor) -> torch.Tensor | None:
         self.check_input(x)
