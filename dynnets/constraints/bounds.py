@@ -1,8 +1,5 @@
-"""Certified Lipschitz bounds of explicit Euler steps of gradient fields x -> x + s h A^T sigma(A x + b), for
-sigma monotone with difference quotients in [a, beta] (``gradient_euler_bound``): s = -1 (contractive):
-Lip <= max(|1 - h beta s_max^2|, |1 - h a s_min^2|), s = +1 (expansive): Lip <= 1 + h beta s_max^2 (s_min,
-s_max the exact singular values of A). Proofs: docs/lipschitz.md.
-"""
+"""Certified Lipschitz bounds of explicit Euler steps of gradient fields (``gradient_euler_bound``) and the
+seed slides' contraction factor; the theorem and its proof: docs/lipschitz.md."""
 
 from __future__ import annotations
 

@@ -62,9 +62,7 @@ class Normalize(_Bounded):
                               "finite and non-zero); it has no finite Lipschitz bound")
         return 1.0 / float(s)
 
-    @property
-    def invertible(self) -> bool:
-        return True
+    invertible = True
 
     def inverse(self, y):
         self._check_shape(y)

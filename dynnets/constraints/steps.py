@@ -1,7 +1,6 @@
 """Euler steps of gradient fields whose Lipschitz bound is certified by construction, and the switching pairs
-(expansive, contractive) built from them, 1-Lipschitz. A derived step size is capped at ``STEP_CAP`` (finite
-for a zero weight). Bounds are recomputed from the actual weights in float64 (exact SVD / FFT norms, at every
-call), never trusted from a parametrisation or clamp; they certify the real-arithmetic map of the parameters.
+(expansive, contractive) built from them, 1-Lipschitz (docs/lipschitz.md). Bounds are recomputed from the
+actual weights in float64 at every call, never trusted from a parametrisation or clamp.
 """
 
 from __future__ import annotations
@@ -98,14 +97,10 @@ class ExpansiveStep(Step):
                                 f"partner bound below 1, h_C < 2 / (beta ||A||^2); use a smaller h_c)")
 
     @property
-    def partner(self):
-        return None if self._partner is None else self._partner[0]
-
-    @property
     def h(self):
         if self._partner is None:
             return Step.h.fget(self)
-        p = self.partner
+        p = self._partner[0]
         hc = torch.as_tensor(p.h, dtype=torch.float64)
         if self.rule == "seed":
             lc = torch.sqrt(1.0 - hc + hc * hc)

@@ -20,8 +20,6 @@ import torch.nn.functional as F
 from ..checks import real
 from ..errors import ConfigError, NotCertifiedError
 
-_LOG2 = math.log(2.0)
-
 
 @dataclass(frozen=True)
 class Activation:
@@ -50,7 +48,7 @@ def _relu4(x: torch.Tensor) -> torch.Tensor:
 
 def _logcosh(z: torch.Tensor) -> torch.Tensor:
     a = z.abs()
-    return a + F.softplus(-2.0 * a) - _LOG2  # log cosh z without overflow
+    return a + F.softplus(-2.0 * a) - math.log(2.0)  # log cosh z without overflow
 
 
 def _tanh_slope(s):

@@ -69,10 +69,6 @@ class ConvGradient(GradientBounds, Field):
         out = linalg.circular_conv_adjoint(z, self.K)
         return out if self.sign == 1 else -out
 
-    def _spectral_bounds(self, dtype=None):
-        k = self.K if dtype is None else self.K.to(dtype)
-        return linalg.conv_bounds(k, self.input_size)
-
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
         if self.tied:

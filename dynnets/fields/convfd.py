@@ -62,23 +62,20 @@ class ConvFD(Field):
         # consecutive runs of equal activations, applied as slices (one call per run)
         acts = self.activations
         starts = [i for i, a in enumerate(acts) if i == 0 or a.name != acts[i - 1].name]
-        self._runs = [(s, e, self.activations[s]) for s, e in zip(starts, starts[1:] + [hidden])]
+        self._runs = [(s, e, acts[s]) for s, e in zip(starts, starts[1:] + [hidden])]
         self.dim = channels
         self.state_ndim = 3  # (batch, C, H, W)
         self.A = nn.Parameter(torch.randn(hidden, channels, k, k) / math.sqrt(channels * k * k))
         self.B = nn.Parameter(torch.randn(channels, hidden, k, k) * (checks.init_scale(init_scale) / math.sqrt(hidden * k * k)))
         if init == "mirrored":
-            self._mirror()
+            with torch.no_grad():
+                for first, second, sign in _mirror_pairs(self.activations):
+                    self.A[second] = -self.A[first]
+                    self.B[:, second] = sign * self.B[:, first]
         elif init != "random":
             raise ConfigError(f"init must be 'random' or 'mirrored', got {init!r}")
         self.a = nn.Parameter(torch.zeros(hidden)) if bias else None
         self.b = nn.Parameter(torch.zeros(channels)) if bias else None
-
-    def _mirror(self) -> None:
-        with torch.no_grad():
-            for first, second, sign in _mirror_pairs(self.activations):
-                self.A[second] = -self.A[first]
-                self.B[:, second] = sign * self.B[:, first]
 
     def check_input(self, u: torch.Tensor) -> None:
         if u.dim() != 4 or u.shape[1] != self.channels:

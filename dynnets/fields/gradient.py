@@ -13,7 +13,6 @@ from torch import nn
 from .. import checks
 from ..base import Field
 from ..checks import check_size
-from ..linalg import matrix_bounds
 from .activations import get_activation
 from .gradient_bounds import GradientBounds, check_sign
 
@@ -44,9 +43,6 @@ class Gradient(GradientBounds, Field):
         self.check_input(x)
         out = F.linear(self.activation.fn(F.linear(x, self.A, self.b)), self.A.t())
         return out if self.sign == 1 else -out
-
-    def _spectral_bounds(self, dtype=None):
-        return matrix_bounds(self.A if dtype is None else self.A.to(dtype))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, sign={self.sign:+d}, activation={self.activation.name!r}"

@@ -1,8 +1,9 @@
 """Certified bounds shared by the gradient-field families F(x) = sign * A^T sigma(A x + b): a family mixes in
-``GradientBounds`` with ``_weight()`` and ``_spectral_bounds(dtype)``, the exact (s_min, s_max) of A (SVD or
-FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)`` (``gradient_euler_bound``; None
-without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for sign -1 (Euler's largest stable
-step is then its largest 1-Lipschitz step, to which ``constraints.ContractiveStep`` clamps h).
+``GradientBounds`` with ``weight_name``, A a matrix (exact SVD) or a circular-convolution kernel on the grid
+``input_size`` (exact FFT symbol), and gets ``lipschitz_bound()``, ``euler_lipschitz_bound(h)``
+(``gradient_euler_bound``; None without a certified slope range) and ``stiffness()`` = beta ||A||_2^2 for
+sign -1 (Euler's largest stable step is then its largest 1-Lipschitz step, to which
+``constraints.ContractiveStep`` clamps h).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from ..checks import real
 from ..errors import ConfigError, NonFiniteWeightError, NotCertifiedError, StepSizeError
-from ..linalg import memoized
+from ..linalg import conv_bounds, matrix_bounds, memoized
 from .activations import activation_slopes
 
 SAFETY = 1.0 - 64 * torch.finfo(torch.float64).eps
@@ -23,8 +24,9 @@ STEP_CAP = 1e6
 
 
 def gradient_euler_bound(h: float, sign: int, smin: float, smax: float, slopes: tuple[float, float]) -> float:
-    """The bound of the module docstring for x -> x + sign h A^T sigma(A x + b): every argument a finite real
-    number (h >= 0, 0 <= smin <= smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
+    """Lip of x -> x + sign h A^T sigma(A x + b): max(|1 - h beta smax^2|, |1 - h a smin^2|) for sign -1, 1 +
+    h beta smax^2 for +1 (docs/lipschitz.md); every argument a finite real number (h >= 0, 0 <= smin <=
+    smax, slopes (a, beta) with 0 <= a <= beta), else a typed error."""
     h = real("gradient_euler_bound's step size h", h, StepSizeError, symbol="h", minimum=0.0)
     smin = real("gradient_euler_bound's smin", smin, symbol="smin", minimum=0.0)
     smax = real("gradient_euler_bound's smax", smax, symbol="smax", minimum=smin)
@@ -53,13 +55,15 @@ class GradientBounds:
 
     def spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (s_min, s_max) of the field's linear map, differentiable, in ``dtype``."""
-        return memoized(self._weight(), ("spectral_bounds", dtype), lambda: self._spectral_bounds(dtype))
+        return memoized(self._weight(), ("spectral_bounds", dtype),
+                        lambda: self._spectral_bounds(self._weight(dtype)))
 
-    def _weight(self) -> torch.Tensor:
-        return getattr(self, self.weight_name)
+    def _weight(self, dtype=None) -> torch.Tensor:
+        w = getattr(self, self.weight_name)
+        return w if dtype is None else w.to(dtype)
 
-    def _spectral_bounds(self, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+    def _spectral_bounds(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return matrix_bounds(w) if w.dim() == 2 else conv_bounds(w, self.input_size)
 
     @torch.no_grad()
     def lipschitz_bound(self) -> float:

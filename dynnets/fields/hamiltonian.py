@@ -94,6 +94,8 @@ class SeparableEnergies(PartitionedField):
     """x = (q, p) -> (grad T(p), -grad V(q)) with energy modules ``kinetic`` and ``potential_energy`` (None:
     zero part), each with ``value(z)``, ``grad(z)`` and ``kick(y, z, coefficients)``, set by subclasses."""
 
+    traits = frozenset({Partitioned(), SeparableHamiltonian()})
+
     def f(self, p: torch.Tensor) -> torch.Tensor:
         return self.kinetic.grad(p)
 
@@ -126,8 +128,6 @@ class Hamiltonian(SeparableEnergies):
     ``potential_energy=False`` (V = 0): a partitioned step is then one exact kick, a G-SympNet module (Jin et
     al., SympNets, 2020, Sec. 3.2). ``diagonal=True`` (width == dim): K = I, a = 0, T(p) = sum_i w_i
     Gamma(p_i) (the LA-SympNet activation module)."""
-
-    traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
     def __init__(self, dim: int, width: int, potential: str = "logcosh", *, init_scale: float = 0.5,
                  kinetic: bool = True, potential_energy: bool = True, diagonal: bool = False):
@@ -191,8 +191,7 @@ class GeneralHamiltonian(Field):
         self.check_input(x)
         return self.energy_net.value(x)
 
-    def extra_repr(self) -> str:
-        return f"dim={self.q_dim}, width={self.width}, potential={self.potential_kind!r}"
+    extra_repr = Hamiltonian.extra_repr
 
 
 class _Constants:

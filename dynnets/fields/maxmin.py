@@ -1,9 +1,6 @@
-"""The fixed gradient field whose explicit Euler step with h = 1 is the MaxMin (GroupSort2) activation.
-
-With the features paired along one axis, (u_i, v_i) = (x_{2i}, x_{2i+1}), and A x = v - u, the Euler step
-h = 1 of F(x) = -A^T relu(A x) is (max(u_i, v_i), min(u_i, v_i)) (Anil, Lucas, Grosse, ICML 2019).
-||A||_2^2 = 2, so h = 1 is the contractive limit 2 / (beta ||A||^2) and the certified bound is 1.
-"""
+"""The fixed gradient field whose explicit Euler step with h = 1 is the MaxMin (GroupSort2) activation (Anil,
+Lucas, Grosse, ICML 2019): h = 1 is its contractive limit 2 / (beta ||A||^2), certified bound 1
+(docs/lipschitz.md)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from .. import checks
 from ..base import scaled
 from ..checks import check_bool, check_size
 from ..errors import ConfigError
-from ..structure import Partitioned, SeparableHamiltonian
 from .hamiltonian import SeparableEnergies, add_product
 
 
@@ -68,8 +67,6 @@ class QuadraticHamiltonian(SeparableEnergies):
     ``kinetic`` / ``potential_energy``: which energy is present (at least one); ``bias``: the linear terms b;
     ``init_scale``: the standard deviation of S's entries (d, e) at initialisation (U: 1 / sqrt(dim)).
     """
-
-    traits = frozenset({Partitioned(), SeparableHamiltonian()})
 
     def __init__(self, dim: int, *, kinetic: bool = True, potential_energy: bool = True, rank: int | None = None,
                  bias: bool = False, init_scale: float = 0.1):

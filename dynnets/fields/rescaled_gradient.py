@@ -1,13 +1,7 @@
-"""Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b), T diagonal and computed from A (dense and
-circular-convolution forms): their explicit Euler step with h <= 2 is 1-Lipschitz for every A.
-
-With B = T^{-1/2} A, Psi(x) - Psi(y) = (I - h B^T D B)(x - y) (D the difference quotients of sigma), so the
-gradient-step bound (``gradient_bounds``) holds with B. The diagonal t_i = beta sum_j |(A A^T)_ij| q_j / q_i,
-q = exp(log_q) > 0 learned, dominates beta A A^T (by 2 |x_i x_j| <= q_j/q_i x_i^2 + q_i/q_j x_j^2), so
-beta ||B||_2^2 <= 1 and h <= 2 is 1-Lipschitz for any A: the SDP-based Lipschitz layer of Araujo, Havens,
-Delattre, Allauzen, Hu (ICLR 2023). The certified bounds still use the exact s_min, s_max of B in float64. For
-circular convolutions T has one scale per hidden channel, the row sums running over the kernel of K K^T
-(offsets that wrap on a small grid only lower the operator's entries).
+"""Rescaled gradient fields F(x) = -A^T T^{-1} sigma(A x + b) (dense and circular-convolution forms), T
+diagonal, t_i = beta sum_j |(A A^T)_ij| q_j / q_i, q = exp(log_q) learned: beta ||T^{-1/2} A||_2^2 <= 1 for
+every A, so the explicit Euler step with h <= 2 is 1-Lipschitz (SLL, Araujo et al. ICLR 2023; proof and the
+conv form: docs/lipschitz.md). The certified bounds use the exact s_min, s_max of B = T^{-1/2} A in float64.
 """
 
 from __future__ import annotations
@@ -41,14 +35,22 @@ class _Rescaled(GradientBounds, Field):
 
     def scaling(self, dtype=None) -> torch.Tensor:
         """The diagonal t of T (one entry per hidden unit or channel; 0 replaced by 1), in ``dtype``."""
-        row_abs = self._gram_abs(self._weight() if dtype is None else self._weight().to(dtype))
+        w = self._weight(dtype)
+        if w.dim() == 2:
+            row_abs = (w @ w.T).abs()
+        else:  # sum over offsets s of |(K K^T)_ij(s)|, the kernel of K K^T being K's cross-correlation with K
+            row_abs = F.conv2d(w, w, padding=(w.shape[-2] - 1, w.shape[-1] - 1)).abs().sum(dim=(-2, -1))
         q = torch.exp(self.log_q.to(row_abs.dtype))
         t = self.beta * (row_abs @ q) / q
         return torch.where(t > 0, t, torch.ones_like(t))
 
     def spectral_bounds(self, dtype=None):
         what = ("rescaled", dtype, id(self.log_q), self.log_q._version)
-        return linalg.memoized(self._weight(), what, lambda: self._spectral_bounds(dtype))
+        return linalg.memoized(self._weight(), what, lambda: self._spectral_bounds(self._weight(dtype)))
+
+    def _spectral_bounds(self, w):
+        """Those of B = T^{-1/2} A (module docstring)."""
+        return super()._spectral_bounds(w / self.scaling(w.dtype).sqrt().reshape(-1, *[1] * (w.dim() - 1)))
 
 
 class RescaledGradient(_Rescaled):
@@ -69,14 +71,6 @@ class RescaledGradient(_Rescaled):
         self.check_input(x)
         t = self.scaling(x.dtype)
         return -F.linear(self.activation.fn(F.linear(x, self.A, self.b)) / t, self.A.t())
-
-    @staticmethod
-    def _gram_abs(a: torch.Tensor) -> torch.Tensor:
-        return (a @ a.T).abs()
-
-    def _spectral_bounds(self, dtype=None):
-        a = self.A if dtype is None else self.A.to(dtype)
-        return linalg.matrix_bounds(a / self.scaling(a.dtype).sqrt()[:, None])
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, activation={self.activation.name!r}"
@@ -111,15 +105,6 @@ class ConvRescaledGradient(_Rescaled):
         t = self.scaling(x.dtype)[:, None, None]
         z = self.activation.fn(linalg.circular_conv(x, self.K, self.b)) / t
         return -linalg.circular_conv_adjoint(z, self.K).reshape(*lead, *x.shape[1:])
-
-    @staticmethod
-    def _gram_abs(k: torch.Tensor) -> torch.Tensor:
-        """sum over offsets s of |(K K^T)_ij(s)|: the kernel of K K^T is the cross-correlation of K with itself."""
-        return F.conv2d(k, k, padding=(k.shape[-2] - 1, k.shape[-1] - 1)).abs().sum(dim=(-2, -1))
-
-    def _spectral_bounds(self, dtype=None):
-        k = self.K if dtype is None else self.K.to(dtype)
-        return linalg.conv_bounds(k / self.scaling(k.dtype).sqrt()[:, None, None, None], self.input_size)
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, hidden={self.hidden}, input_size={self.input_size}, "

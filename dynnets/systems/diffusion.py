@@ -2,11 +2,9 @@
 heat U' = alpha L * U, Fisher U' = alpha L * U + U - U^2, L a Laplacian stencil (``stencils.laplacian``)
 applied with wrap-around on a ``PeriodicGrid2D``.
 
-Explicit Runge-Kutta steps need dt * stiffness() <= r, [-r, 0] the method's real stability interval. Heat:
-the eigenvalues of alpha L are its real symbol values <= 0 (exact), rho = max |alpha sigma| (8 alpha/dx^2
-for the 5-point stencil). Fisher: J(U) = alpha L + diag(1 - 2U); for U in ``state_range`` [m0, m1] Weyl's
-inequality puts its spectrum in [-(rho + 2 m1 - 1), 1 - 2 m0], so the rule is dt * (rho + max(0, 2 m1 - 1))
-<= r (a frozen-coefficient criterion; the positive part is the equation's own growth).
+Explicit Runge-Kutta steps need dt * stiffness() <= r, [-r, 0] the method's real stability interval: heat
+rho(alpha L) (the exact symbol maximum), Fisher rho + max(0, 2 m1 - 1) for U in ``state_range`` [m0, m1] (a
+frozen-coefficient criterion, by Weyl's inequality; docs/fisher.md).
 """
 
 from __future__ import annotations
@@ -20,8 +18,8 @@ from .grids import PeriodicGrid2D
 from .stencils import apply_taps, laplacian, stencil_symbol, stencil_taps
 
 
-class _Diffusion2D(Field):
-    """alpha L * U (+ reaction in subclasses) on a periodic grid; no parameters."""
+class HeatField2D(Field):
+    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space; no parameters."""
 
     equation = "heat"
 
@@ -73,11 +71,7 @@ class _Diffusion2D(Field):
         return f"grid={self.grid!r}, alpha={self.alpha:.4g}, stencil={self.stencil!r}"
 
 
-class HeatField2D(_Diffusion2D):
-    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space."""
-
-
-class FisherField2D(_Diffusion2D):
+class FisherField2D(HeatField2D):
     """F(U) = alpha L * U + U - U^2 (Fisher-KPP); ``state_range`` = (m0, m1): the range of U the stability
     check covers."""
 

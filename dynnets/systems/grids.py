@@ -23,17 +23,6 @@ class UniformGrid1D:
         self.a, self.b, self.n = a, b, n
         self.dx = (b - a) / n
 
-    @classmethod
-    def from_spacing(cls, a: float, b: float, dx: float) -> UniformGrid1D:
-        """The grid with spacing dx; (b - a)/dx must be an integer (to 1e-9 relative)."""
-        dx = positive_real("grid spacing dx", dx, symbol="dx")
-        ratio = (float(b) - float(a)) / dx
-        n = round(ratio)
-        if n < 2 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
-            raise ConfigError(f"grid spacing dx={dx} must divide [a, b] = [{a}, {b}] into an integer number "
-                              f">= 2 of intervals, got (b - a)/dx = {ratio}")
-        return cls(a, b, n)
-
     def nodes(self, dtype=torch.float64, device=None) -> torch.Tensor:
         """All n + 1 nodes, end points exact."""
         i = torch.arange(self.n + 1, dtype=dtype, device=device)

@@ -139,8 +139,8 @@ class RigidBody(Field):
         try:
             values = tuple(inertia)
         except TypeError:
-            values = None
-        if values is None or len(values) != 3:
+            values = ()
+        if len(values) != 3:
             raise ConfigError(f"inertia must be three positive moments (I1, I2, I3), got {inertia!r}")
         self.inertia = tuple(positive_real(f"inertia I{k + 1}", v) for k, v in enumerate(values))
         inverse = [[(1.0 / self.inertia[i]) if i == j else 0.0 for j in range(3)] for i in range(3)]

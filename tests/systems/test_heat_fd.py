@@ -36,7 +36,7 @@ def crank_nicolson(f, dt, n):
 
 
 def field(dx, **kw):
-    return HeatField1D(UniformGrid1D.from_spacing(0.0, 1.0, dx), **kw)
+    return HeatField1D(UniformGrid1D(0.0, 1.0, round(1.0 / dx)), **kw)
 
 
 def rel_error(dx, dt, t, method=None):
