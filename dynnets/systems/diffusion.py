@@ -18,8 +18,8 @@ from .grids import PeriodicGrid2D
 from .stencils import apply_taps, laplacian, stencil_symbol, stencil_taps
 
 
-class HeatField2D(Field):
-    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space; no parameters."""
+class _Diffusion2D(Field):
+    """alpha L * U (+ reaction in subclasses) on a periodic grid; no parameters."""
 
     equation = "heat"
 
@@ -71,7 +71,11 @@ class HeatField2D(Field):
         return f"grid={self.grid!r}, alpha={self.alpha:.4g}, stencil={self.stencil!r}"
 
 
-class FisherField2D(HeatField2D):
+class HeatField2D(_Diffusion2D):
+    """F(U) = alpha L * U: the 2-D periodic heat equation after FD discretisation in space."""
+
+
+class FisherField2D(_Diffusion2D):
     """F(U) = alpha L * U + U - U^2 (Fisher-KPP); ``state_range`` = (m0, m1): the range of U the stability
     check covers."""
 

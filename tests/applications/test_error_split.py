@@ -145,6 +145,7 @@ def test_with_the_pde_package_fisher_field():
 
     n, length = 16, 16 * 0.01
     fisher = FisherField2D(PeriodicGrid2D(n, length), ALPHA)
+    assert not isinstance(fisher, HeatField2D)  # siblings on one private base: Fisher is not the heat equation
     assert field_lipschitz(fisher)(0.0, 1.0) == pytest.approx(ALPHA * 8 / (length / n) ** 2 + 1.0, rel=1e-12)
     assert field_lipschitz(HeatField2D(PeriodicGrid2D(n, length), ALPHA))(0.0, 1.0) == pytest.approx(
         ALPHA * 8 / (length / n) ** 2, rel=1e-12)
