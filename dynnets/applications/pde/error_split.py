@@ -206,7 +206,8 @@ def _summary(p: dict, net_part: dict, field, states: torch.Tensor) -> dict:
     total, bound, order, dt = p["total"], p["bound_sum"], p["observed_order"], net_part["dt"]
     return {
         "norm": "max over pixels, per state; sup/mean over the test states",
-        "dt": dt, "dx": getattr(getattr(field, "grid", None), "dx", None), "states": int(states.shape[0]),
+        "dt": dt, "dx": field.grid.dx if isinstance(field, (HeatField2D, FisherField2D)) else None,
+        "states": int(states.shape[0]),
         "grid": states.shape[-1], "lipschitz": net_part["lipschitz"],
         "lipschitz_value_range": list(net_part["value_range"]),
         "exp_lip_dt": math.exp(net_part["lipschitz"] * dt),
